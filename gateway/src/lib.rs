@@ -1,0 +1,1 @@
+//! Roomcast gateway library (the `roomcast` binary is a thin CLI over it).
