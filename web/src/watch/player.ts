@@ -1,0 +1,257 @@
+// The watch page's player: hls.js in low-latency mode on /hls/{id}/index.m3u8, with
+// live/offline detection (the playlist is polled; 404 means offline) and error recovery.
+import Hls, { ErrorTypes, Events, type ErrorData } from 'hls.js';
+import { Store } from '../store';
+import { nextRecovery, type RecoveryAction, type RecoveryHistory } from './recovery';
+
+export type WatchStatus =
+  | 'connecting' // checking the playlist / loading
+  | 'live' // playing
+  | 'buffering' // live, but waiting for data
+  | 'offline' // no broadcast (playlist 404 or stream ended)
+  | 'unsupported'; // neither MSE nor native HLS
+
+export interface WatchState {
+  status: WatchStatus;
+  muted: boolean;
+  /** Autoplay was refused even muted: the user has to press play. */
+  needsPlay: boolean;
+  /** Seconds behind the live edge, when known. */
+  latency: number | null;
+  recoveries: number;
+  lastError: string | null;
+}
+
+export const OFFLINE_POLL_MS = 2000;
+export const LIVE_POLL_MS = 5000;
+
+export function playlistUrl(roomId: string): string {
+  return `/hls/${encodeURIComponent(roomId)}/index.m3u8`;
+}
+
+export class WatchPlayer {
+  readonly state: Store<WatchState>;
+  hls: Hls | null = null;
+  readonly video: HTMLVideoElement;
+  private readonly src: string;
+  private pollTimer: number | null = null;
+  private restartTimer: number | null = null;
+  private stopped = false;
+  private history: RecoveryHistory = { mediaRecoveries: [], networkRetries: [] };
+  private readonly onVideoEvent = () => this.fromVideo();
+
+  constructor(video: HTMLVideoElement, src: string) {
+    this.video = video;
+    this.src = src;
+    this.state = new Store<WatchState>({
+      status: 'connecting',
+      muted: true,
+      needsPlay: false,
+      latency: null,
+      recoveries: 0,
+      lastError: null,
+    });
+  }
+
+  start(): void {
+    const v = this.video;
+    v.muted = true;
+    v.autoplay = true;
+    v.playsInline = true;
+    for (const ev of ['playing', 'waiting', 'pause', 'ended', 'volumechange', 'timeupdate']) {
+      v.addEventListener(ev, this.onVideoEvent);
+    }
+    if (!Hls.isSupported() && !v.canPlayType('application/vnd.apple.mpegurl')) {
+      this.patch({ status: 'unsupported' });
+      return;
+    }
+    void this.poll();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.clearTimers();
+    for (const ev of ['playing', 'waiting', 'pause', 'ended', 'volumechange', 'timeupdate']) {
+      this.video.removeEventListener(ev, this.onVideoEvent);
+    }
+    this.teardown();
+  }
+
+  setMuted(muted: boolean): void {
+    this.video.muted = muted;
+    if (!muted) this.video.volume = Math.max(this.video.volume, 0.5);
+    this.play();
+  }
+
+  play(): void {
+    this.video.play().then(
+      () => this.patch({ needsPlay: false }),
+      (e: unknown) => {
+        if (e instanceof DOMException && e.name === 'NotAllowedError') this.patch({ needsPlay: true });
+      },
+    );
+  }
+
+  /** Jumps to the live edge. */
+  goLive(): void {
+    const pos = this.hls?.liveSyncPosition;
+    if (pos != null && Number.isFinite(pos)) this.video.currentTime = pos;
+    this.play();
+  }
+
+  private patch(p: Partial<WatchState>): void {
+    this.state.update((s) => ({ ...s, ...p }));
+  }
+
+  private clearTimers(): void {
+    if (this.pollTimer !== null) window.clearTimeout(this.pollTimer);
+    if (this.restartTimer !== null) window.clearTimeout(this.restartTimer);
+    this.pollTimer = this.restartTimer = null;
+  }
+
+  private schedulePoll(ms: number): void {
+    if (this.stopped) return;
+    if (this.pollTimer !== null) window.clearTimeout(this.pollTimer);
+    this.pollTimer = window.setTimeout(() => void this.poll(), ms);
+  }
+
+  /** 'live' when the playlist is there, 'offline' on 404, 'unknown' on other failures. */
+  private async checkPlaylist(): Promise<'live' | 'offline' | 'unknown'> {
+    try {
+      const res = await fetch(this.src, { cache: 'no-store' });
+      if (res.status === 404 || res.status === 410) return 'offline';
+      if (!res.ok) return 'unknown';
+      const text = await res.text();
+      // A finished broadcast with nothing after it is offline too.
+      if (text.includes('#EXT-X-ENDLIST') && !this.hls) return 'offline';
+      return 'live';
+    } catch {
+      return 'unknown';
+    }
+  }
+
+  private async poll(): Promise<void> {
+    this.pollTimer = null;
+    if (this.stopped) return;
+    const found = await this.checkPlaylist();
+    if (this.stopped) return;
+    if (found === 'offline') {
+      this.goOffline();
+    } else if (found === 'live' && !this.hls && this.video.src === '') {
+      this.load();
+    }
+    const playing = this.hls !== null || this.video.src !== '';
+    this.schedulePoll(playing ? LIVE_POLL_MS : OFFLINE_POLL_MS);
+  }
+
+  private goOffline(): void {
+    this.teardown();
+    this.patch({ status: 'offline', latency: null, needsPlay: false });
+  }
+
+  private teardown(): void {
+    if (this.hls) {
+      this.hls.destroy();
+      this.hls = null;
+    }
+    if (this.video.src) {
+      this.video.removeAttribute('src');
+      this.video.load();
+    }
+  }
+
+  private load(): void {
+    this.patch({ status: 'connecting', lastError: null });
+    if (!Hls.isSupported()) {
+      this.video.src = this.src; // Safari: native (LL-)HLS
+      this.play();
+      return;
+    }
+    const hls = new Hls({
+      lowLatencyMode: true,
+      backBufferLength: 30,
+      // Keep trying through short gaps (a compositor restart) before reporting a fatal error.
+      fragLoadPolicy: {
+        default: {
+          maxTimeToFirstByteMs: 10000,
+          maxLoadTimeMs: 20000,
+          timeoutRetry: { maxNumRetry: 4, retryDelayMs: 0, maxRetryDelayMs: 0 },
+          errorRetry: { maxNumRetry: 6, retryDelayMs: 500, maxRetryDelayMs: 4000 },
+        },
+      },
+    });
+    this.hls = hls;
+    this.history = { mediaRecoveries: [], networkRetries: [] };
+    hls.on(Events.MANIFEST_PARSED, () => this.play());
+    hls.on(Events.ERROR, (_e, data) => this.onHlsError(hls, data));
+    hls.attachMedia(this.video);
+    hls.loadSource(this.src);
+  }
+
+  private onHlsError(hls: Hls, data: ErrorData): void {
+    if (hls !== this.hls || this.stopped) return;
+    const what = `${data.type}/${data.details}${data.fatal ? ' (fatal)' : ''}`;
+    if (!data.fatal) {
+      console.debug('[watch] hls.js:', what);
+      return;
+    }
+    console.warn('[watch] hls.js:', what, data.error);
+    this.patch({ lastError: what });
+    const kind =
+      data.type === ErrorTypes.MEDIA_ERROR ? 'media' : data.type === ErrorTypes.NETWORK_ERROR ? 'network' : 'other';
+    const action: RecoveryAction = nextRecovery(this.history, kind, Date.now());
+    this.history = action.history;
+    this.patch({ recoveries: this.state.get().recoveries + 1 });
+    switch (action.do) {
+      case 'recover_media':
+        hls.recoverMediaError();
+        return;
+      case 'swap_codec_and_recover':
+        hls.swapAudioCodec();
+        hls.recoverMediaError();
+        return;
+      case 'check_then_restart_load':
+        // The playlist may be gone (broadcast stopped): find out before retrying.
+        void this.checkPlaylist().then((found) => {
+          if (hls !== this.hls || this.stopped) return;
+          if (found === 'offline') this.goOffline();
+          else this.restartLater(() => hls.startLoad(-1), action.delayMs);
+        });
+        return;
+      case 'rebuild':
+        this.teardown();
+        this.patch({ status: 'connecting' });
+        this.restartLater(() => void this.poll(), action.delayMs);
+        return;
+    }
+  }
+
+  private restartLater(fn: () => void, ms: number): void {
+    if (this.restartTimer !== null) window.clearTimeout(this.restartTimer);
+    this.restartTimer = window.setTimeout(() => {
+      this.restartTimer = null;
+      if (!this.stopped) fn();
+    }, ms);
+  }
+
+  private fromVideo(): void {
+    const v = this.video;
+    const s = this.state.get();
+    const latency = this.hls?.latency;
+    const p: Partial<WatchState> = {
+      muted: v.muted,
+      latency: latency != null && Number.isFinite(latency) && latency > 0 ? latency : null,
+    };
+    if (s.status !== 'offline' && s.status !== 'unsupported') {
+      if (v.ended) {
+        // The playlist ended (EXT-X-ENDLIST): offline until a new broadcast shows up.
+        this.goOffline();
+        return;
+      }
+      if (!v.paused && v.readyState >= 3) p.status = 'live';
+      else if (s.status === 'live' && !v.paused) p.status = 'buffering';
+    }
+    if (!v.paused) p.needsPlay = false;
+    this.patch(p);
+  }
+}
