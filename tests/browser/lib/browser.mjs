@@ -1,0 +1,49 @@
+// Debian's Chromium through playwright-core (never `playwright install`).
+import { chromium } from 'playwright-core';
+
+export const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
+
+// --allow-loopback-in-peer-connection: without it Chromium gathers no ICE candidates on 127.0.0.1.
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+];
+
+/** One browser process; Playwright gives it a fresh temporary profile (--user-data-dir). */
+export function launchChromium() {
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+}
+
+/**
+ * A page in its own context, with its console and errors kept for diagnostics.
+ * @param {import('playwright-core').Browser} browser
+ * @param {string} label
+ */
+export async function openPage(browser, label) {
+  const context = await browser.newContext({
+    viewport: { width: 1100, height: 720 },
+    permissions: ['camera', 'microphone'],
+  });
+  const page = await context.newPage();
+  const consoleLines = [];
+  const push = (line) => {
+    consoleLines.push(`${new Date().toISOString().slice(11, 23)} ${line}`);
+    if (consoleLines.length > 400) consoleLines.splice(0, consoleLines.length - 400);
+  };
+  page.on('console', (m) => push(`[${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => push(`[pageerror] ${e.stack ?? e}`));
+  page.on('requestfailed', (r) => push(`[requestfailed] ${r.method()} ${r.url()} ${r.failure()?.errorText ?? ''}`));
+  page.on('response', (r) => {
+    if (r.status() >= 400) push(`[http ${r.status()}] ${r.request().method()} ${r.url()}`);
+  });
+  return { label, context, page, consoleLines };
+}

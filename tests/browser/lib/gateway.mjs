@@ -1,0 +1,132 @@
+// Starts a real `roomcast serve` on a free loopback port and stops it (by PID) afterwards.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, createWriteStream, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const REPO = resolve(here, '..', '..', '..');
+export const OUT_DIR = resolve(here, '..', 'out');
+export const DEFAULT_BIN = '/var/tmp/roomcast-target/debug/roomcast';
+
+export function freePort() {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', fail);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => ok(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * @param {{ bin?: string, webDir?: string, extraArgs?: string[], name?: string }} [opts]
+ * @returns {Promise<{ url: string, port: number, pid: number, logTail: (n?: number) => string, stop: () => Promise<void> }>}
+ */
+export async function startGateway(opts = {}) {
+  const bin = opts.bin ?? process.env.ROOMCAST_BIN ?? DEFAULT_BIN;
+  const webDir = opts.webDir ?? process.env.ROOMCAST_WEB_DIR ?? join(REPO, 'web', 'dist');
+  if (!existsSync(bin)) {
+    throw new Error(`gateway binary not found at ${bin}: build it (cargo build -p roomcast) or set ROOMCAST_BIN`);
+  }
+  if (!existsSync(join(webDir, 'index.html'))) {
+    throw new Error(`${webDir}/index.html is missing: run "npm ci && npm run build" in web/ first`);
+  }
+  mkdirSync(OUT_DIR, { recursive: true });
+  const dataDir = mkdtempSync(join(tmpdir(), 'roomcast-browser-'));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const args = [
+    'serve',
+    '--listen', `127.0.0.1:${port}`,
+    '--udp-port', '0',
+    '--data-dir', dataDir,
+    '--web-dir', webDir,
+    ...(opts.extraArgs ?? []),
+  ];
+  const logPath = join(OUT_DIR, `gateway-${opts.name ?? 'test'}.log`);
+  const logFile = createWriteStream(logPath);
+  const lines = [];
+  const keep = (chunk) => {
+    logFile.write(chunk);
+    for (const l of chunk.toString().split('\n')) if (l) lines.push(l);
+    if (lines.length > 2000) lines.splice(0, lines.length - 2000);
+  };
+  const child = spawn(bin, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info', NO_COLOR: '1' },
+  });
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  let exited = null;
+  const exitPromise = new Promise((r) =>
+    child.on('exit', (code, signal) => {
+      exited = { code, signal };
+      r(exited);
+    }),
+  );
+  const logTail = (n = 60) => lines.slice(-n).join('\n');
+
+  const stop = async () => {
+    if (!exited && child.pid) {
+      try {
+        process.kill(child.pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+      const t = setTimeout(() => {
+        if (!exited && child.pid) {
+          try {
+            process.kill(child.pid, 'SIGKILL');
+          } catch {
+            // gone
+          }
+        }
+      }, 5000);
+      await exitPromise;
+      clearTimeout(t);
+    }
+    logFile.end();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+
+  const deadline = Date.now() + Number(process.env.ROOMCAST_START_TIMEOUT_MS ?? 30000);
+  let lastErr = '';
+  while (Date.now() < deadline) {
+    if (exited) {
+      await stop();
+      throw new Error(
+        `gateway exited during start-up (code ${exited.code}, signal ${exited.signal})\n` +
+          `command: ${bin} ${args.join(' ')}\n--- gateway log ---\n${logTail(80)}`,
+      );
+    }
+    try {
+      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
+      if (res.status === 200) return { url, port, pid: child.pid, logTail, logPath, stop };
+      lastErr = `HTTP ${res.status}`;
+    } catch (e) {
+      lastErr = String(e?.cause?.code ?? e);
+    }
+    await sleep(200);
+  }
+  await stop();
+  throw new Error(`gateway did not answer /healthz with 200 in time (last: ${lastErr})\n--- gateway log ---\n${logTail(80)}`);
+}
+
+/** POST/GET JSON against the gateway; throws with the body on a non-2xx status. */
+export async function api(base, method, path, body) {
+  const res = await fetch(base + path, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path} → HTTP ${res.status}: ${text}`);
+  return text ? JSON.parse(text) : null;
+}

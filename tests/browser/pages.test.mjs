@@ -1,0 +1,70 @@
+// The lobby and the watch page against a real gateway (no media needed).
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { launchChromium, openPage } from './lib/browser.mjs';
+import { OUT_DIR, api, startGateway } from './lib/gateway.mjs';
+
+describe('lobby and watch page', () => {
+  let gw;
+  let browser;
+  const pages = [];
+
+  before(async () => {
+    gw = await startGateway({ name: 'pages' });
+    browser = await launchChromium();
+  });
+
+  after(async () => {
+    for (const p of pages) await p.context.close().catch(() => undefined);
+    await browser?.close().catch(() => undefined);
+    await gw?.stop();
+  });
+
+  const dump = (p) => `--- console of ${p.label} ---\n${p.consoleLines.slice(-40).join('\n')}\n--- gateway ---\n${gw.logTail(40)}`;
+
+  it('the gateway serves the app for client-side routes', async () => {
+    for (const path of ['/', '/room/some-room', '/watch/some-room']) {
+      const res = await fetch(gw.url + path);
+      assert.equal(res.status, 200, `GET ${path}`);
+      assert.match(await res.text(), /<div id="root"><\/div>/, `GET ${path} is not index.html`);
+    }
+  });
+
+  it('the lobby creates a room and opens it', async () => {
+    const p = await openPage(browser, 'lobby');
+    pages.push(p);
+    await p.page.goto(gw.url + '/');
+    await p.page.getByLabel('Room name').fill('Lobby test');
+    await p.page.getByRole('button', { name: 'Create room' }).click();
+    try {
+      await p.page.waitForURL(/\/room\/[^/?]+$/, { timeout: 10000 });
+    } catch (e) {
+      await p.page.screenshot({ path: join(OUT_DIR, 'lobby-failed.png') }).catch(() => undefined);
+      console.error(dump(p));
+      throw e;
+    }
+    const id = decodeURIComponent(new URL(p.page.url()).pathname.split('/').pop());
+    const room = await api(gw.url, 'GET', `/api/rooms/${encodeURIComponent(id)}`);
+    assert.equal(room.name, 'Lobby test');
+    await p.page.getByLabel('Your name').waitFor({ timeout: 5000 });
+    await p.page.screenshot({ path: join(OUT_DIR, 'lobby-join-form.png') });
+  });
+
+  it('the watch page says offline when nothing is broadcast', async () => {
+    const room = await api(gw.url, 'POST', '/api/rooms', { name: 'watch test' });
+    const p = await openPage(browser, 'watch');
+    pages.push(p);
+    await p.page.goto(`${gw.url}/watch/${encodeURIComponent(room.id)}`);
+    try {
+      await p.page.waitForFunction(() => window.__watch?.state.status === 'offline', null, { timeout: 10000 });
+    } catch (e) {
+      await p.page.screenshot({ path: join(OUT_DIR, 'watch-failed.png') }).catch(() => undefined);
+      console.error(dump(p));
+      throw e;
+    }
+    assert.ok(await p.page.evaluate(() => window.__watch.video instanceof HTMLVideoElement));
+    assert.equal(await p.page.evaluate(() => window.__watch.hls), null);
+    await p.page.screenshot({ path: join(OUT_DIR, 'watch-offline.png') });
+  });
+});
