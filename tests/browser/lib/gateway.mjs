@@ -53,17 +53,20 @@ export async function startGateway(opts = {}) {
   const logPath = join(OUT_DIR, `gateway-${opts.name ?? 'test'}.log`);
   const logFile = createWriteStream(logPath);
   const lines = [];
-  const keep = (chunk) => {
+  const partial = { stdout: '', stderr: '' };
+  const keep = (stream) => (chunk) => {
     logFile.write(chunk);
-    for (const l of chunk.toString().split('\n')) if (l) lines.push(l);
+    const parts = (partial[stream] + chunk.toString()).split('\n');
+    partial[stream] = parts.pop() ?? '';
+    for (const l of parts) if (l) lines.push(l);
     if (lines.length > 2000) lines.splice(0, lines.length - 2000);
   };
   const child = spawn(bin, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info', NO_COLOR: '1' },
   });
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
+  child.stdout.on('data', keep('stdout'));
+  child.stderr.on('data', keep('stderr'));
   let exited = null;
   const exitPromise = new Promise((r) =>
     child.on('exit', (code, signal) => {
@@ -71,7 +74,7 @@ export async function startGateway(opts = {}) {
       r(exited);
     }),
   );
-  const logTail = (n = 60) => lines.slice(-n).join('\n');
+  const logTail = (n = 60) => [...lines, partial.stdout, partial.stderr].filter(Boolean).slice(-n).join('\n');
 
   const stop = async () => {
     if (!exited && child.pid) {
