@@ -1,1 +1,81 @@
-//! Roomcast gateway library (the `roomcast` binary is a thin CLI over it).
+//! Roomcast gateway: HTTP API, WebSocket signaling, rooms, and the SFU (str0m) workers.
+//! The `roomcast` binary is a thin CLI over [`start`].
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod rooms;
+pub mod sfu;
+pub mod signaling;
+pub mod web;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use config::Config;
+
+/// A running gateway; dropping it stops the HTTP server (the workers end with it).
+pub struct RunningServer {
+    pub http_addr: SocketAddr,
+    pub state: api::AppState,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+
+    pub async fn wait(mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Starts the SFU workers and the HTTP server.
+pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    let secret = auth::secret::load_or_create(&config.data_dir, config.jwt_secret.as_deref())?;
+    let worker_count = config.worker_count();
+    let mut workers = Vec::with_capacity(worker_count);
+    for i in 0..worker_count {
+        let port = if config.udp_port == 0 { 0 } else { config.udp_port.checked_add(i as u16).ok_or_else(|| anyhow::anyhow!("--udp-port too high for {worker_count} workers"))? };
+        workers.push(sfu::worker::spawn(i, sfu::WorkerConfig {
+            bind: SocketAddr::new(config.media_ip(), port),
+            announce_ip: config.announce_ip(),
+            ice_disconnect_timeout: config.ice_disconnect_timeout(),
+        })?);
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}; pick another --listen", config.listen))?;
+    let http_addr = listener.local_addr()?;
+    let state = api::AppState {
+        rooms: Arc::new(rooms::Rooms::new(worker_count)),
+        workers: Arc::new(workers),
+        tokens: auth::token::TokenKeys::from_secret(&secret),
+        config: Arc::new(config),
+    };
+    let app = api::router(state.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = rx.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    tracing::info!(%http_addr, workers = worker_count, "roomcast gateway listening");
+    Ok(RunningServer { http_addr, state, shutdown: Some(tx), task })
+}

@@ -1,0 +1,3 @@
+//! Authentication: join tokens and the signing secret.
+pub mod secret;
+pub mod token;

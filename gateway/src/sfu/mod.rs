@@ -1,0 +1,10 @@
+//! The SFU: str0m in RTP mode. Workers (threads, one UDP socket each) own rooms; rooms route
+//! producers to consumers. Pure decision logic lives in `forward`, `keyframe`, `negotiation`.
+pub mod forward;
+pub mod keyframe;
+pub mod negotiation;
+pub mod peer;
+pub mod room;
+pub mod worker;
+
+pub use worker::{Command, RoomSnapshot, WorkerConfig, WorkerHandle};

@@ -1,0 +1,77 @@
+//! One str0m `Rtc` (a WebRtcTransport in mediasoup's words) and the discipline of driving it:
+//! feed `Input::Timeout` as soon as its deadline passes or after we queued RTP on it,
+//! then drain its output until it asks for the next timeout.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use str0m::{Event, Input, Output, Rtc};
+
+pub struct Peer {
+    pub rtc: Rtc,
+    deadline: Instant,
+    /// Input was handled or RTP queued since the last drive.
+    dirty: bool,
+}
+
+impl Peer {
+    pub fn new(rtc: Rtc, now: Instant) -> Self {
+        Self { rtc, deadline: now, dirty: true }
+    }
+
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    pub fn needs_drive(&self, now: Instant) -> bool {
+        self.rtc.is_alive() && (self.dirty || self.deadline <= now)
+    }
+
+    pub fn handle_datagram(&mut self, input: Input) {
+        if let Err(e) = self.rtc.handle_input(input) {
+            tracing::warn!(error = %e, "peer rejected input; disconnecting it");
+            self.rtc.disconnect();
+        }
+        self.dirty = true;
+    }
+
+    /// Drives the Rtc: transmits what it wants sent, collects its events.
+    pub fn drive(&mut self, now: Instant, socket: &UdpSocket, events: &mut Vec<Event>) {
+        self.dirty = false;
+        if !self.rtc.is_alive() {
+            return;
+        }
+        if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+            tracing::warn!(error = %e, "peer failed on timeout; disconnecting it");
+            self.rtc.disconnect();
+            return;
+        }
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Transmit(t)) => send(socket, &t.contents, t.destination),
+                Ok(Output::Timeout(t)) => {
+                    // Never spin: a deadline in the past is served on the next loop turn.
+                    self.deadline = t.max(now + Duration::from_micros(100));
+                    return;
+                }
+                Ok(Output::Event(e)) => events.push(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "peer failed while polling; disconnecting it");
+                    self.rtc.disconnect();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn send(socket: &UdpSocket, bytes: &[u8], to: SocketAddr) {
+    if let Err(e) = socket.send_to(bytes, to) {
+        // A full socket buffer drops this datagram; NACK/RTX and keyframe requests repair it.
+        tracing::debug!(error = %e, %to, "UDP send failed");
+    }
+}

@@ -1,0 +1,475 @@
+//! A room on an SFU worker (a mediasoup Router): its participants, their producers
+//! (tracks they publish) and consumers (remote tracks they receive), and the routing between them.
+//!
+//! No sockets here: the worker hands in datagram-free events and drives the peers afterwards.
+
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::PayloadParams;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
+use str0m::rtp::{RtpPacket, RtpWrite};
+use str0m::{Candidate, Event, IceConnectionState, Rtc};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::forward::{Decision, Forwarder};
+use super::keyframe::starts_keyframe;
+use super::negotiation::{ConsumerState, OfferSlot};
+use super::peer::Peer;
+use crate::signaling::messages::{
+    ErrorCode, MediaKindName, ParticipantInfo, PcRole, ProducerInfo, ServerMsg, TrackInfo,
+};
+
+/// At most one keyframe request per producer in this interval.
+const PLI_INTERVAL: Duration = Duration::from_millis(300);
+
+pub struct Producer {
+    pub id: String,
+    pub mid: Mid,
+    pub kind: MediaKind,
+    params: Option<PayloadParams>,
+    last_pli: Option<Instant>,
+}
+
+pub struct Consumer {
+    pub producer_id: String,
+    pub producer_participant: String,
+    pub kind: MediaKind,
+    pub state: ConsumerState<Mid>,
+    forwarder: Forwarder,
+    pt: Option<Pt>,
+}
+
+pub struct Participant {
+    pub info: ParticipantInfo,
+    out: UnboundedSender<ServerMsg>,
+    pub publish: Option<Peer>,
+    pub subscribe: Peer,
+    pub producers: Vec<Producer>,
+    pub consumers: Vec<Consumer>,
+    offer_slot: OfferSlot,
+    pending_offer: Option<SdpPendingOffer>,
+    renegotiate: bool,
+    pub ice_lost_since: Option<Instant>,
+    next_producer: u32,
+}
+
+impl Participant {
+    pub fn send(&self, msg: ServerMsg) {
+        // A closed channel means the session is ending; the worker hears `Leave` next.
+        let _ = self.out.send(msg);
+    }
+
+    pub fn peer_mut(&mut self, role: PcRole) -> Option<&mut Peer> {
+        match role {
+            PcRole::Publish => self.publish.as_mut(),
+            PcRole::Subscribe => Some(&mut self.subscribe),
+        }
+    }
+
+    fn producer_infos(&self) -> impl Iterator<Item = ProducerInfo> + '_ {
+        self.producers.iter().map(|p| ProducerInfo {
+            id: p.id.clone(),
+            participant_id: self.info.id.clone(),
+            kind: kind_name(p.kind),
+        })
+    }
+
+    fn add_consumer(&mut self, producer: &ProducerInfo, kind: MediaKind) {
+        self.consumers.push(Consumer {
+            producer_id: producer.id.clone(),
+            producer_participant: producer.participant_id.clone(),
+            kind,
+            state: ConsumerState::ToAdd,
+            forwarder: Forwarder::new(kind == MediaKind::Video, rand::random()),
+            pt: None,
+        });
+        self.renegotiate = true;
+    }
+
+    fn drop_consumers_of(&mut self, producer_id: &str) {
+        self.consumers.retain_mut(|c| c.producer_id != producer_id || c.state.on_producer_gone());
+        self.renegotiate = true;
+    }
+
+    /// Sends a new subscribe offer if consumers changed and no offer is in flight.
+    pub fn negotiate_if_needed(&mut self, local_candidate: &Candidate) {
+        if !self.renegotiate {
+            return;
+        }
+        let any = self.consumers.iter().any(|c| c.state.needs_offer());
+        if !self.offer_slot.can_offer(any) {
+            self.renegotiate = self.offer_slot.in_flight() && any;
+            return;
+        }
+        self.renegotiate = false;
+        let mut change = self.subscribe.rtc.sdp_api();
+        for c in &mut self.consumers {
+            match c.state {
+                ConsumerState::ToAdd => {
+                    let mid = change.add_media(
+                        c.kind,
+                        Direction::SendOnly,
+                        Some(c.producer_participant.clone()),
+                        Some(c.producer_id.clone()),
+                        None,
+                    );
+                    c.state = ConsumerState::Offered(mid);
+                }
+                ConsumerState::ToStop(mid) => {
+                    change.stop_media(mid);
+                    c.state = ConsumerState::Stopping(mid);
+                }
+                _ => {}
+            }
+        }
+        let Some((offer, pending)) = change.apply() else {
+            return;
+        };
+        self.pending_offer = Some(pending);
+        self.offer_slot.offered();
+        self.subscribe.mark_dirty();
+        let tracks = self
+            .consumers
+            .iter()
+            .filter(|c| c.state.is_live())
+            .filter_map(|c| {
+                Some(TrackInfo {
+                    mid: c.state.mid()?.to_string(),
+                    producer_id: c.producer_id.clone(),
+                    participant_id: c.producer_participant.clone(),
+                    kind: kind_name(c.kind),
+                })
+            })
+            .collect();
+        self.send(ServerMsg::SubscribeOffer { sdp: offer.to_sdp_string(), tracks });
+        self.send(candidate_msg(PcRole::Subscribe, local_candidate));
+    }
+}
+
+pub struct Room {
+    pub id: String,
+    pub participants: Vec<Participant>,
+}
+
+/// What the room asks of the worker after handling something.
+#[derive(Default)]
+pub struct Effects {
+    /// Participants to remove (e.g. ICE lost too long); the worker tells their sessions.
+    pub remove: Vec<(String, ServerMsg)>,
+}
+
+impl Room {
+    pub fn new(id: String) -> Self {
+        Self { id, participants: Vec::new() }
+    }
+
+    fn index_of(&self, participant: &str) -> Option<usize> {
+        self.participants.iter().position(|p| p.info.id == participant)
+    }
+
+    pub fn get_mut(&mut self, participant: &str) -> Option<&mut Participant> {
+        self.participants.iter_mut().find(|p| p.info.id == participant)
+    }
+
+    pub fn snapshot(&self) -> (Vec<ParticipantInfo>, Vec<ProducerInfo>) {
+        (
+            self.participants.iter().map(|p| p.info.clone()).collect(),
+            self.participants.iter().flat_map(|p| p.producer_infos()).collect(),
+        )
+    }
+
+    pub fn join(&mut self, info: ParticipantInfo, out: UnboundedSender<ServerMsg>, subscribe: Rtc, now: Instant) {
+        let (participants, producers) = self.snapshot();
+        let _ = out.send(ServerMsg::Welcome {
+            protocol: crate::signaling::messages::PROTOCOL_VERSION,
+            room_id: self.id.clone(),
+            participant_id: info.id.clone(),
+            participants,
+            producers,
+        });
+        let mut me = Participant {
+            info: info.clone(),
+            out,
+            publish: None,
+            subscribe: Peer::new(subscribe, now),
+            producers: Vec::new(),
+            consumers: Vec::new(),
+            offer_slot: OfferSlot::default(),
+            pending_offer: None,
+            renegotiate: false,
+            ice_lost_since: None,
+            next_producer: 0,
+        };
+        for other in &self.participants {
+            other.send(ServerMsg::ParticipantJoined { participant: info.clone() });
+            for p in &other.producers {
+                let pi = ProducerInfo { id: p.id.clone(), participant_id: other.info.id.clone(), kind: kind_name(p.kind) };
+                me.add_consumer(&pi, p.kind);
+            }
+        }
+        self.participants.push(me);
+    }
+
+    pub fn remove(&mut self, participant: &str) -> Option<Participant> {
+        let idx = self.index_of(participant)?;
+        let mut gone = self.participants.remove(idx);
+        for p in &gone.producers {
+            for other in &mut self.participants {
+                other.drop_consumers_of(&p.id);
+                other.send(ServerMsg::ProducerRemoved { producer_id: p.id.clone(), participant_id: gone.info.id.clone() });
+            }
+        }
+        for other in &self.participants {
+            other.send(ServerMsg::ParticipantLeft { participant_id: gone.info.id.clone() });
+        }
+        if let Some(p) = gone.publish.as_mut() {
+            p.rtc.disconnect();
+        }
+        gone.subscribe.rtc.disconnect();
+        Some(gone)
+    }
+
+    /// `publish_offer`: create the publish transport on first use, answer the offer.
+    pub fn publish_offer(&mut self, participant: &str, sdp: &str, make_rtc: impl FnOnce() -> Rtc, local: &Candidate, now: Instant) {
+        let Some(p) = self.get_mut(participant) else { return };
+        let offer = match SdpOffer::from_sdp_string(sdp) {
+            Ok(o) => o,
+            Err(e) => return p.send(ServerMsg::error(ErrorCode::BadSdp, format!("publish_offer: the SDP did not parse ({e}); send a complete offer from createOffer()"))),
+        };
+        let fresh = p.publish.is_none();
+        let peer = p.publish.get_or_insert_with(|| Peer::new(make_rtc(), now));
+        match peer.rtc.sdp_api().accept_offer(offer) {
+            Ok(answer) => {
+                peer.mark_dirty();
+                p.send(ServerMsg::PublishAnswer { sdp: answer.to_sdp_string() });
+                p.send(candidate_msg(PcRole::Publish, local));
+            }
+            Err(e) => {
+                if fresh {
+                    p.publish = None;
+                }
+                p.send(ServerMsg::error(ErrorCode::BadSdp, format!("publish_offer: the offer was refused ({e}); offer sendonly Opus/VP8/H264 tracks")));
+            }
+        }
+    }
+
+    pub fn subscribe_answer(&mut self, participant: &str, sdp: &str, now: Instant) {
+        let Some(p) = self.get_mut(participant) else { return };
+        if !p.offer_slot.in_flight() {
+            return p.send(ServerMsg::error(ErrorCode::BadState, "subscribe_answer: there is no subscribe_offer waiting for an answer"));
+        }
+        let answer = match SdpAnswer::from_sdp_string(sdp) {
+            Ok(a) => a,
+            Err(e) => return p.send(ServerMsg::error(ErrorCode::BadSdp, format!("subscribe_answer: the SDP did not parse ({e}); answer the latest subscribe_offer"))),
+        };
+        let pending = p.pending_offer.take().expect("an offer in flight has its pending changes");
+        p.offer_slot.answered();
+        p.renegotiate = true;
+        if let Err(e) = p.subscribe.rtc.sdp_api().accept_answer(pending, answer) {
+            // Roll back to "needs an offer": the next offer carries the same changes again.
+            for c in &mut p.consumers {
+                c.state = match c.state {
+                    ConsumerState::Offered(_) => ConsumerState::ToAdd,
+                    ConsumerState::Stopping(m) => ConsumerState::ToStop(m),
+                    s => s,
+                };
+            }
+            return p.send(ServerMsg::error(ErrorCode::BadSdp, format!("subscribe_answer: the answer was refused ({e}); a new offer follows")));
+        }
+        p.subscribe.mark_dirty();
+        p.consumers.retain_mut(|c| c.state.on_answer());
+        // New video consumers need a keyframe to start.
+        let wanted: Vec<String> = p
+            .consumers
+            .iter()
+            .filter(|c| c.kind == MediaKind::Video && matches!(c.state, ConsumerState::Active(_)) && !c.forwarder.started())
+            .map(|c| c.producer_id.clone())
+            .collect();
+        for producer_id in wanted {
+            self.request_keyframe(&producer_id, now);
+        }
+    }
+
+    pub fn add_remote_candidate(&mut self, participant: &str, role: PcRole, candidate: &str) {
+        let Some(p) = self.get_mut(participant) else { return };
+        let text = candidate.trim().trim_start_matches("a=");
+        if text.is_empty() {
+            return; // end of candidates
+        }
+        let parsed = match Candidate::from_sdp_string(text) {
+            Ok(c) => c,
+            Err(e) => return p.send(ServerMsg::error(ErrorCode::BadCandidate, format!("candidate: could not parse ({e})"))),
+        };
+        match p.peer_mut(role) {
+            Some(peer) => {
+                peer.rtc.add_remote_candidate(parsed);
+                peer.mark_dirty();
+            }
+            None => p.send(ServerMsg::error(ErrorCode::BadState, "candidate: send publish_offer before publish candidates")),
+        }
+    }
+
+    /// Handles one str0m event from a participant's peer.
+    pub fn on_event(&mut self, participant: &str, role: PcRole, event: Event, now: Instant) {
+        match event {
+            Event::RtpPacket(pkt) if role == PcRole::Publish => self.forward(participant, pkt, now),
+            Event::MediaAdded(m) if role == PcRole::Publish => self.add_producer(participant, m.mid, m.kind),
+            Event::MediaChanged(m) if role == PcRole::Publish => {
+                if !m.direction.is_receiving() {
+                    self.remove_producer(participant, m.mid);
+                }
+            }
+            Event::KeyframeRequest(req) if role == PcRole::Subscribe => {
+                let producer = self.get_mut(participant).and_then(|p| {
+                    p.consumers.iter().find(|c| c.state.mid() == Some(req.mid)).map(|c| c.producer_id.clone())
+                });
+                if let Some(producer) = producer {
+                    self.request_keyframe(&producer, now);
+                }
+            }
+            Event::IceConnectionStateChange(state) => {
+                if let Some(p) = self.get_mut(participant) {
+                    match state {
+                        IceConnectionState::Disconnected => {
+                            p.ice_lost_since.get_or_insert(now);
+                            tracing::info!(room = %self.id, participant, ?role, "ICE disconnected; removing the participant if it does not come back");
+                        }
+                        _ => p.ice_lost_since = None,
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn add_producer(&mut self, participant: &str, mid: Mid, kind: MediaKind) {
+        let Some(p) = self.get_mut(participant) else { return };
+        if p.producers.iter().any(|x| x.mid == mid) {
+            return;
+        }
+        let id = format!("{}:{}", p.info.id, p.next_producer);
+        p.next_producer += 1;
+        p.producers.push(Producer { id: id.clone(), mid, kind, params: None, last_pli: None });
+        let info = ProducerInfo { id, participant_id: participant.to_owned(), kind: kind_name(kind) };
+        tracing::info!(room = %self.id, participant, producer = %info.id, ?kind, "producer added");
+        for other in &mut self.participants {
+            if other.info.id != participant {
+                other.add_consumer(&info, kind);
+            }
+            other.send(ServerMsg::ProducerAdded { producer: info.clone() });
+        }
+    }
+
+    fn remove_producer(&mut self, participant: &str, mid: Mid) {
+        let Some(p) = self.get_mut(participant) else { return };
+        let Some(idx) = p.producers.iter().position(|x| x.mid == mid) else { return };
+        let gone = p.producers.remove(idx);
+        for other in &mut self.participants {
+            other.drop_consumers_of(&gone.id);
+            other.send(ServerMsg::ProducerRemoved { producer_id: gone.id.clone(), participant_id: participant.to_owned() });
+        }
+    }
+
+    fn request_keyframe(&mut self, producer_id: &str, now: Instant) {
+        for p in &mut self.participants {
+            let Some(prod) = p.producers.iter_mut().find(|x| x.id == producer_id) else { continue };
+            if prod.last_pli.is_some_and(|t| now.duration_since(t) < PLI_INTERVAL) {
+                return;
+            }
+            prod.last_pli = Some(now);
+            let mid = prod.mid;
+            if let Some(peer) = p.publish.as_mut() {
+                if let Some(rx) = peer.rtc.direct_api().stream_rx_by_mid(mid, None) {
+                    rx.request_keyframe(KeyframeRequestKind::Pli);
+                    peer.mark_dirty();
+                }
+            }
+            return;
+        }
+    }
+
+    /// Forwards one RTP packet of a producer to every active consumer of it.
+    fn forward(&mut self, participant: &str, pkt: RtpPacket, now: Instant) {
+        let Some(from) = self.index_of(participant) else { return };
+        let publisher = &mut self.participants[from];
+        let Some(peer) = publisher.publish.as_mut() else { return };
+        let Some(mid) = peer.rtc.direct_api().stream_rx(&pkt.header.ssrc).map(|s| s.mid()) else { return };
+        let Some(producer) = publisher.producers.iter_mut().find(|p| p.mid == mid) else { return };
+        if producer.params.as_ref().is_none_or(|p| p.pt() != pkt.header.payload_type) {
+            producer.params = peer.rtc.codec_config().find(|p| p.pt() == pkt.header.payload_type).cloned();
+        }
+        let Some(params) = producer.params.clone() else { return };
+        let producer_id = producer.id.clone();
+        let is_video = producer.kind == MediaKind::Video;
+        let keyframe = starts_keyframe(params.spec().codec, &pkt.payload);
+        let mut ext = pkt.header.ext_vals.clone();
+        ext.mid = None;
+        ext.rid = None;
+        ext.rid_repair = None;
+
+        let mut needs_keyframe = false;
+        for (i, other) in self.participants.iter_mut().enumerate() {
+            if i == from {
+                continue;
+            }
+            let sub = &mut other.subscribe;
+            for c in other.consumers.iter_mut().filter(|c| c.producer_id == producer_id) {
+                let ConsumerState::Active(out_mid) = c.state else { continue };
+                if c.pt.is_none() {
+                    c.pt = sub.rtc.codec_config().match_params(params.clone()).map(|p| p.pt());
+                }
+                let Some(pt) = c.pt else { continue };
+                match c.forwarder.decide(*pkt.seq_no, keyframe) {
+                    Decision::Forward(seq) => {
+                        if let Some(tx) = sub.rtc.direct_api().stream_tx_by_mid(out_mid, None) {
+                            tx.write_rtp(
+                                RtpWrite::new(pt, seq.into(), pkt.header.timestamp, pkt.timestamp, pkt.payload.clone())
+                                    .marker(pkt.header.marker)
+                                    .ext_vals(ext.clone())
+                                    .nackable(is_video),
+                            );
+                            sub.mark_dirty();
+                        }
+                    }
+                    Decision::AwaitKeyframe => needs_keyframe = true,
+                    Decision::TooOld => {}
+                }
+            }
+        }
+        if needs_keyframe {
+            self.request_keyframe(&producer_id, now);
+        }
+    }
+
+    /// Periodic checks: participants whose ICE stayed lost too long, or whose transports died.
+    pub fn housekeeping(&mut self, now: Instant, ice_timeout: Duration) -> Effects {
+        let mut effects = Effects::default();
+        for p in &self.participants {
+            let lost = p.ice_lost_since.is_some_and(|t| now.duration_since(t) >= ice_timeout);
+            let dead = !p.subscribe.rtc.is_alive() || p.publish.as_ref().is_some_and(|x| !x.rtc.is_alive());
+            if lost || dead {
+                let why = if lost { "the media connection was lost for too long" } else { "the media connection failed" };
+                effects.remove.push((p.info.id.clone(), ServerMsg::fatal(ErrorCode::RoomClosed, format!("{why}; join the room again"))));
+            }
+        }
+        effects
+    }
+
+    pub fn negotiate(&mut self, local: &Candidate) {
+        for p in &mut self.participants {
+            p.negotiate_if_needed(local);
+        }
+    }
+}
+
+pub fn kind_name(kind: MediaKind) -> MediaKindName {
+    match kind {
+        MediaKind::Audio => MediaKindName::Audio,
+        MediaKind::Video => MediaKindName::Video,
+    }
+}
+
+fn candidate_msg(pc: PcRole, c: &Candidate) -> ServerMsg {
+    ServerMsg::Candidate { pc, candidate: c.to_sdp_string(), sdp_mid: None }
+}

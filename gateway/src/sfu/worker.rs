@@ -1,0 +1,301 @@
+//! An SFU worker: one thread owning one UDP socket and the rooms pinned to it.
+//!
+//! The loop: apply commands from signaling, drive every peer that has work (forwarding the
+//! events they raise, which queues RTP on other peers, which are then driven in turn),
+//! then wait for the next datagram no longer than the earliest peer deadline.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Input, Rtc, RtcConfig};
+use tokio::sync::{mpsc::UnboundedSender, oneshot};
+
+use super::room::Room;
+use crate::signaling::messages::{ClientMsg, ParticipantInfo, PcRole, ProducerInfo, ServerMsg};
+
+/// Longest wait for a datagram before commands are looked at again.
+const COMMAND_LATENCY: Duration = Duration::from_millis(5);
+const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(500);
+
+pub enum Command {
+    Join { room: String, info: ParticipantInfo, out: UnboundedSender<ServerMsg> },
+    Signal { room: String, participant: String, msg: ClientMsg },
+    Leave { room: String, participant: String },
+    Snapshot { room: String, reply: oneshot::Sender<RoomSnapshot> },
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RoomSnapshot {
+    pub participants: Vec<ParticipantInfo>,
+    pub producers: Vec<ProducerInfo>,
+}
+
+#[derive(Clone)]
+pub struct WorkerHandle {
+    pub index: usize,
+    pub udp_addr: SocketAddr,
+    tx: Sender<Command>,
+    alive: Arc<AtomicBool>,
+}
+
+impl WorkerHandle {
+    /// False if the worker thread is gone (its commands would be lost).
+    pub fn send(&self, cmd: Command) -> bool {
+        self.tx.send(cmd).is_ok()
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub bind: SocketAddr,
+    pub announce_ip: IpAddr,
+    pub ice_disconnect_timeout: Duration,
+}
+
+pub fn spawn(index: usize, config: WorkerConfig) -> anyhow::Result<WorkerHandle> {
+    let socket = UdpSocket::bind(config.bind)
+        .map_err(|e| anyhow::anyhow!("SFU worker {index}: cannot bind UDP {}: {e}; pick another --udp-port", config.bind))?;
+    let local = socket.local_addr()?;
+    let announced = SocketAddr::new(config.announce_ip, local.port());
+    let candidate = Candidate::host(announced, "udp")?;
+    let (tx, rx) = mpsc::channel();
+    let alive = Arc::new(AtomicBool::new(true));
+    let worker = Worker {
+        index,
+        socket,
+        local,
+        candidate,
+        rx,
+        rooms: HashMap::new(),
+        routes: HashMap::new(),
+        config,
+        events: Vec::new(),
+    };
+    let flag = alive.clone();
+    std::thread::Builder::new().name(format!("sfu-worker-{index}")).spawn(move || {
+        let _alive = AliveGuard(flag);
+        worker.run();
+    })?;
+    tracing::info!(worker = index, udp = %local, announced = %announced, "SFU worker started");
+    Ok(WorkerHandle { index, udp_addr: local, tx, alive })
+}
+
+/// Clears the alive flag when the thread ends, also by panic.
+struct AliveGuard(Arc<AtomicBool>);
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Where a datagram source was last seen: (room, participant, which transport).
+type Route = (String, String, PcRole);
+
+struct Worker {
+    index: usize,
+    socket: UdpSocket,
+    local: SocketAddr,
+    candidate: Candidate,
+    rx: Receiver<Command>,
+    rooms: HashMap<String, Room>,
+    routes: HashMap<SocketAddr, Route>,
+    config: WorkerConfig,
+    events: Vec<str0m::Event>,
+}
+
+pub fn rtc_config() -> RtcConfig {
+    Rtc::builder()
+        .set_rtp_mode(true)
+        .set_ice_lite(true)
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .enable_h264(true)
+}
+
+impl Worker {
+    fn run(mut self) {
+        let mut buf = vec![0u8; 2048];
+        let mut next_housekeeping = Instant::now() + HOUSEKEEPING_EVERY;
+        loop {
+            loop {
+                match self.rx.try_recv() {
+                    Ok(cmd) => self.handle_command(cmd),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        tracing::info!(worker = self.index, "SFU worker stopping: the gateway is gone");
+                        return;
+                    }
+                }
+            }
+            let now = Instant::now();
+            if now >= next_housekeeping {
+                self.housekeeping(now);
+                next_housekeeping = now + HOUSEKEEPING_EVERY;
+            }
+            self.drive_all(now);
+
+            let wake = self.earliest_deadline().min(now + COMMAND_LATENCY).min(next_housekeeping);
+            let wait = wake.saturating_duration_since(Instant::now()).max(Duration::from_micros(200));
+            let _ = self.socket.set_read_timeout(Some(wait));
+            match self.socket.recv_from(&mut buf) {
+                Ok((n, source)) => self.route_datagram(&buf[..n], source),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e) => tracing::debug!(worker = self.index, error = %e, "UDP receive failed"),
+            }
+        }
+    }
+
+    fn handle_command(&mut self, cmd: Command) {
+        let now = Instant::now();
+        match cmd {
+            Command::Join { room, info, out } => {
+                let mut rtc = rtc_config().build(now);
+                rtc.add_local_candidate(self.candidate.clone());
+                tracing::info!(worker = self.index, room = %room, participant = %info.id, "participant joined");
+                let r = self.rooms.entry(room.clone()).or_insert_with(|| Room::new(room.clone()));
+                r.join(info, out, rtc, now);
+                r.negotiate(&self.candidate);
+            }
+            Command::Signal { room, participant, msg } => {
+                let Some(r) = self.rooms.get_mut(&room) else { return };
+                match msg {
+                    ClientMsg::PublishOffer { sdp } => {
+                        let candidate = self.candidate.clone();
+                        r.publish_offer(&participant, &sdp, || {
+                            let mut rtc = rtc_config().build(now);
+                            rtc.add_local_candidate(candidate);
+                            rtc
+                        }, &self.candidate, now)
+                    }
+                    ClientMsg::SubscribeAnswer { sdp } => r.subscribe_answer(&participant, &sdp, now),
+                    ClientMsg::Candidate { pc, candidate, .. } => r.add_remote_candidate(&participant, pc, &candidate),
+                    ClientMsg::Leave => {
+                        self.remove_participant(&room, &participant);
+                        return;
+                    }
+                }
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    r.negotiate(&self.candidate);
+                }
+            }
+            Command::Leave { room, participant } => self.remove_participant(&room, &participant),
+            Command::Snapshot { room, reply } => {
+                let snap = self.rooms.get(&room).map(|r| {
+                    let (participants, producers) = r.snapshot();
+                    RoomSnapshot { participants, producers }
+                });
+                let _ = reply.send(snap.unwrap_or_default());
+            }
+        }
+    }
+
+    fn remove_participant(&mut self, room: &str, participant: &str) {
+        let Some(r) = self.rooms.get_mut(room) else { return };
+        if r.remove(participant).is_some() {
+            tracing::info!(worker = self.index, room, participant, "participant left");
+        }
+        r.negotiate(&self.candidate);
+        if r.participants.is_empty() {
+            self.rooms.remove(room);
+        }
+        self.routes.retain(|_, (rm, p, _)| !(rm == room && p == participant));
+    }
+
+    fn housekeeping(&mut self, now: Instant) {
+        let timeout = self.config.ice_disconnect_timeout;
+        let mut removals = Vec::new();
+        for (id, room) in &mut self.rooms {
+            for (participant, msg) in room.housekeeping(now, timeout).remove {
+                if let Some(p) = room.get_mut(&participant) {
+                    p.send(msg);
+                }
+                removals.push((id.clone(), participant));
+            }
+        }
+        for (room, participant) in removals {
+            tracing::warn!(worker = self.index, room = %room, participant = %participant, "removing participant: media connection lost");
+            self.remove_participant(&room, &participant);
+        }
+    }
+
+    /// Drives every peer with work until none raises events any more.
+    fn drive_all(&mut self, now: Instant) {
+        let mut pending: Vec<(String, String, PcRole, str0m::Event)> = Vec::new();
+        for _round in 0..64 {
+            for (room_id, room) in &mut self.rooms {
+                for p in &mut room.participants {
+                    for role in [PcRole::Publish, PcRole::Subscribe] {
+                        let Some(peer) = p.peer_mut(role) else { continue };
+                        if !peer.needs_drive(now) {
+                            continue;
+                        }
+                        peer.drive(now, &self.socket, &mut self.events);
+                        for e in self.events.drain(..) {
+                            pending.push((room_id.clone(), p.info.id.clone(), role, e));
+                        }
+                    }
+                }
+            }
+            if pending.is_empty() {
+                return;
+            }
+            for (room_id, participant, role, event) in pending.drain(..) {
+                if let Some(room) = self.rooms.get_mut(&room_id) {
+                    room.on_event(&participant, role, event, now);
+                }
+            }
+            for room in self.rooms.values_mut() {
+                room.negotiate(&self.candidate);
+            }
+        }
+    }
+
+    fn earliest_deadline(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(1);
+        self.rooms
+            .values()
+            .flat_map(|r| r.participants.iter())
+            .flat_map(|p| p.publish.iter().chain(std::iter::once(&p.subscribe)))
+            .map(|peer| peer.deadline())
+            .fold(far, Instant::min)
+    }
+
+    fn route_datagram(&mut self, bytes: &[u8], source: SocketAddr) {
+        let Ok(contents) = bytes.try_into() else { return };
+        let input = Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source, destination: self.local, contents });
+
+        // Fast path: the transport that last received from this address.
+        if let Some((room, participant, role)) = self.routes.get(&source).cloned() {
+            if let Some(peer) = self.rooms.get_mut(&room).and_then(|r| r.get_mut(&participant)).and_then(|p| p.peer_mut(role)) {
+                if peer.rtc.accepts(&input) {
+                    peer.handle_datagram(input);
+                    return;
+                }
+            }
+        }
+        // Slow path (new address, e.g. the first STUN binding request): ask every transport.
+        for (room_id, room) in &mut self.rooms {
+            for p in &mut room.participants {
+                for role in [PcRole::Publish, PcRole::Subscribe] {
+                    let Some(peer) = p.peer_mut(role) else { continue };
+                    if peer.rtc.accepts(&input) {
+                        peer.handle_datagram(input);
+                        self.routes.insert(source, (room_id.clone(), p.info.id.clone(), role));
+                        return;
+                    }
+                }
+            }
+        }
+        tracing::trace!(worker = self.index, %source, "datagram for no known transport dropped");
+    }
+}

@@ -1,0 +1,180 @@
+//! Signaling messages (protocol v1, see docs/protocol.md) and their validation.
+//!
+//! Parsing is a plain function over text so every bad-input case is unit-tested without sockets.
+
+use serde::{Deserialize, Serialize};
+
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Frames larger than this are refused with `too_large` (the session stays open).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Which of the participant's two PeerConnections a message is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PcRole {
+    Publish,
+    Subscribe,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMsg {
+    PublishOffer { sdp: String },
+    SubscribeAnswer { sdp: String },
+    Candidate {
+        pc: PcRole,
+        candidate: String,
+        #[serde(default)]
+        sdp_mid: Option<String>,
+    },
+    Leave,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantInfo {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerInfo {
+    pub id: String,
+    pub participant_id: String,
+    pub kind: MediaKindName,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaKindName {
+    Audio,
+    Video,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackInfo {
+    pub mid: String,
+    pub producer_id: String,
+    pub participant_id: String,
+    pub kind: MediaKindName,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    Welcome {
+        protocol: u32,
+        room_id: String,
+        participant_id: String,
+        participants: Vec<ParticipantInfo>,
+        producers: Vec<ProducerInfo>,
+    },
+    PublishAnswer { sdp: String },
+    SubscribeOffer { sdp: String, tracks: Vec<TrackInfo> },
+    Candidate { pc: PcRole, candidate: String, sdp_mid: Option<String> },
+    ParticipantJoined { participant: ParticipantInfo },
+    ParticipantLeft { participant_id: String },
+    ProducerAdded { producer: ProducerInfo },
+    ProducerRemoved { producer_id: String, participant_id: String },
+    Error { code: ErrorCode, message: String, fatal: bool },
+}
+
+impl ServerMsg {
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerMsg::Error { code, message: message.into(), fatal: false }
+    }
+    pub fn fatal(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerMsg::Error { code, message: message.into(), fatal: true }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    Malformed,
+    UnknownType,
+    TooLarge,
+    BinaryNotSupported,
+    BadSdp,
+    BadState,
+    BadCandidate,
+    RoomClosed,
+    Internal,
+}
+
+const KNOWN_TYPES: &[&str] = &["publish_offer", "subscribe_answer", "candidate", "leave"];
+
+/// Parses one text frame. The error is the `error` message to send back.
+pub fn parse_client_msg(text: &str) -> Result<ClientMsg, ServerMsg> {
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err(ServerMsg::error(
+            ErrorCode::TooLarge,
+            format!("message is {} bytes; the limit is {MAX_MESSAGE_BYTES}", text.len()),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| ServerMsg::error(ErrorCode::Malformed, format!("not valid JSON: {e}")))?;
+    let Some(kind) = value.get("type").and_then(|t| t.as_str()) else {
+        return Err(ServerMsg::error(
+            ErrorCode::Malformed,
+            "every message needs a string field `type` (see docs/protocol.md)",
+        ));
+    };
+    if !KNOWN_TYPES.contains(&kind) {
+        return Err(ServerMsg::error(
+            ErrorCode::UnknownType,
+            format!("unknown message type `{kind}`; known types: {}", KNOWN_TYPES.join(", ")),
+        ));
+    }
+    let kind = kind.to_owned();
+    serde_json::from_value(value)
+        .map_err(|e| ServerMsg::error(ErrorCode::Malformed, format!("`{kind}` message: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(r: Result<ClientMsg, ServerMsg>) -> ErrorCode {
+        match r {
+            Err(ServerMsg::Error { code, fatal: false, .. }) => code,
+            other => panic!("expected a non-fatal error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_documented_examples() {
+        assert_eq!(
+            parse_client_msg(r#"{"type":"publish_offer","sdp":"v=0"}"#).unwrap(),
+            ClientMsg::PublishOffer { sdp: "v=0".into() }
+        );
+        assert_eq!(
+            parse_client_msg(r#"{"type":"candidate","pc":"publish","candidate":"candidate:1 1 udp 1 127.0.0.1 5 typ host","sdp_mid":"0"}"#).unwrap(),
+            ClientMsg::Candidate {
+                pc: PcRole::Publish,
+                candidate: "candidate:1 1 udp 1 127.0.0.1 5 typ host".into(),
+                sdp_mid: Some("0".into())
+            }
+        );
+        assert_eq!(parse_client_msg(r#"{"type":"leave"}"#).unwrap(), ClientMsg::Leave);
+    }
+
+    #[test]
+    fn rejects_bad_input_with_the_right_code() {
+        assert_eq!(code(parse_client_msg("{not json")), ErrorCode::Malformed);
+        assert_eq!(code(parse_client_msg(r#"{"sdp":"x"}"#)), ErrorCode::Malformed);
+        assert_eq!(code(parse_client_msg(r#"{"type":7}"#)), ErrorCode::Malformed);
+        assert_eq!(code(parse_client_msg(r#"{"type":"dance"}"#)), ErrorCode::UnknownType);
+        assert_eq!(code(parse_client_msg(r#"{"type":"publish_offer"}"#)), ErrorCode::Malformed);
+        assert_eq!(code(parse_client_msg(r#"{"type":"candidate","pc":"sideways","candidate":""}"#)), ErrorCode::Malformed);
+        let big = format!(r#"{{"type":"publish_offer","sdp":"{}"}}"#, "a".repeat(MAX_MESSAGE_BYTES));
+        assert_eq!(code(parse_client_msg(&big)), ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn server_messages_serialize_with_type_tags() {
+        let json = serde_json::to_value(ServerMsg::ParticipantLeft { participant_id: "p-1".into() }).unwrap();
+        assert_eq!(json, serde_json::json!({"type": "participant_left", "participant_id": "p-1"}));
+        let json = serde_json::to_value(ServerMsg::error(ErrorCode::BadSdp, "x")).unwrap();
+        assert_eq!(json, serde_json::json!({"type": "error", "code": "bad_sdp", "message": "x", "fatal": false}));
+    }
+}

@@ -1,0 +1,3 @@
+//! WebSocket signaling: message types (pure) and the per-connection session task.
+pub mod messages;
+pub mod session;
