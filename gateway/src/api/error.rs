@@ -41,11 +41,11 @@ impl IntoResponse for ApiError {
 /// Turns axum's JSON extractor rejections (bad JSON, wrong content type, too large) into our shape.
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(r: axum::extract::rejection::JsonRejection) -> Self {
-        let status = r.status();
-        let code = match status {
-            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-            _ => "bad_request",
+        let (status, code) = match r.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            // Syntax and schema errors alike (axum says 422 for the latter): the request is bad.
+            _ => (StatusCode::BAD_REQUEST, "bad_request"),
         };
         Self::new(status, code, format!("{}; send a JSON body with Content-Type: application/json", r.body_text()))
     }

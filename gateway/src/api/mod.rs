@@ -28,13 +28,13 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
-        .route("/api/rooms", post(rooms::create))
-        .route("/api/rooms/{id}", get(rooms::get))
-        .route("/api/rooms/{id}/join", post(rooms::join))
+        .route("/rooms", post(rooms::create))
+        .route("/rooms/{id}", get(rooms::get))
+        .route("/rooms/{id}/join", post(rooms::join))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .fallback(|| async { error::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API endpoint; see docs/protocol.md") });
     Router::new()
-        .merge(api)
+        .nest("/api", api)
         .route("/ws", get(crate::signaling::session::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

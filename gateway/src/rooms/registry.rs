@@ -76,6 +76,13 @@ impl Rooms {
         Ok(entry)
     }
 
+    /// Undo `begin_session` for a connection that never opened (the token stays usable).
+    pub fn release_session(&self, room: &str, participant: &str) {
+        if let Some(state) = self.inner.lock().expect("rooms lock").get_mut(room) {
+            state.connected.remove(participant);
+        }
+    }
+
     pub fn end_session(&self, room: &str, participant: &str) {
         if let Some(state) = self.inner.lock().expect("rooms lock").get_mut(room) {
             state.connected.remove(participant);

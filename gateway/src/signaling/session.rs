@@ -2,6 +2,7 @@
 //! It validates frames, relays requests to the room's SFU worker and relays the worker's
 //! messages back. A bad frame gets an `error` back and changes nothing else.
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
@@ -25,7 +26,12 @@ pub struct WsQuery {
     token: Option<String>,
 }
 
-pub async fn upgrade(State(app): State<AppState>, Query(q): Query<WsQuery>, ws: WebSocketUpgrade) -> Response {
+/// Checks the token and the room before upgrading, so a bad token is a plain 401/404/409.
+pub async fn upgrade(
+    State(app): State<AppState>,
+    Query(q): Query<WsQuery>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
     let Some(token) = q.token else {
         return ApiError::unauthorized("missing ?token=; get one from POST /api/rooms/{id}/join").into_response();
     };
@@ -37,6 +43,13 @@ pub async fn upgrade(State(app): State<AppState>, Query(q): Query<WsQuery>, ws: 
         Ok(r) => r,
         Err(SessionError::UnknownRoom) => return ApiError::room_not_found().into_response(),
         Err(e) => return ApiError::conflict(e.to_string()).into_response(),
+    };
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => {
+            app.rooms.release_session(&claims.room, &claims.sub);
+            return ApiError::bad_request(format!("{}; connect with a WebSocket client", rejection.body_text())).into_response();
+        }
     };
     let worker = app.workers[room.worker].clone();
     ws.max_message_size(MAX_FRAME_BYTES)

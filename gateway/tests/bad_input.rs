@@ -1,0 +1,182 @@
+//! Bad input over real HTTP and WebSocket: each case gets a clear error, the session stays
+//! up, and another participant in the same room notices nothing.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use jsonwebtoken::{encode, EncodingKey, Header};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::{self, Message};
+
+const SECRET: &str = "bad-input-test-secret-0123456789abcdef";
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Env {
+    _server: roomcast::RunningServer,
+    base: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = roomcast::Config::for_tests(dir.path());
+    config.jwt_secret = Some(SECRET.into());
+    let server = roomcast::start(config).await.unwrap();
+    let base = format!("http://{}", server.http_addr);
+    Env { _server: server, base, http: reqwest::Client::new(), _dir: dir }
+}
+
+impl Env {
+    async fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        let r = self.http.post(format!("{}{path}", self.base)).header("content-type", "application/json").body(body.to_owned()).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn room(&self) -> String {
+        let (s, v) = self.post("/api/rooms", r#"{"name":"Test"}"#).await;
+        assert_eq!(s, 201);
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn join(&self, room: &str, name: &str) -> Value {
+        let (s, v) = self.post(&format!("/api/rooms/{room}/join"), &json!({"name": name}).to_string()).await;
+        assert_eq!(s, 200, "{v}");
+        v
+    }
+
+    fn ws_url(&self, token: &str) -> String {
+        format!("{}/ws?token={token}", self.base.replace("http://", "ws://"))
+    }
+
+    async fn connect(&self, token: &str) -> Result<Ws, u16> {
+        match tokio_tungstenite::connect_async(self.ws_url(token)).await {
+            Ok((ws, _)) => Ok(ws),
+            Err(tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+            Err(e) => panic!("unexpected connect error: {e}"),
+        }
+    }
+}
+
+async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a message within 5 s").expect("socket open").unwrap();
+        if let Message::Text(t) = msg {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
+async fn expect_error(ws: &mut Ws, code: &str) {
+    let v = next_json(ws).await;
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(v["code"], code, "{v}");
+    assert_eq!(v["fatal"], false, "{v}");
+    assert!(v["message"].as_str().unwrap().len() > 10, "errors say what to do: {v}");
+}
+
+async fn assert_quiet(ws: &mut Ws) {
+    match tokio::time::timeout(Duration::from_millis(300), ws.next()).await {
+        Err(_) => {}
+        Ok(m) => panic!("bystander got {m:?}"),
+    }
+}
+
+#[tokio::test]
+async fn http_api_errors() {
+    let e = env().await;
+    let (s, v) = e.post("/api/rooms/r-nope/join", "{}").await;
+    assert_eq!((s, v["error"].as_str()), (404, Some("room_not_found")));
+    let r = e.http.get(format!("{}/api/rooms/r-nope", e.base)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let (s, v) = e.post("/api/rooms", "{bad").await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("bad_request")));
+    let (s, _) = e.post("/api/rooms", &json!({"name": "x".repeat(65)}).to_string()).await;
+    assert_eq!(s, 400);
+    let (s, v) = e.post("/api/rooms", &json!({"name": "x".repeat(20_000)}).to_string()).await;
+    assert_eq!((s, v["error"].as_str()), (413, Some("too_large")));
+    let (s, _) = e.post("/api/rooms", r#"{"name":"ok","extra":1}"#).await;
+    assert_eq!(s, 400, "unknown fields are refused");
+}
+
+#[tokio::test]
+async fn tokens_are_checked_before_upgrade() {
+    let e = env().await;
+    let room = e.room().await;
+    let other_room = e.room().await;
+    assert_eq!(e.connect("garbage").await.err(), Some(401));
+
+    let now = roomcast::auth::token::unix_now();
+    let claims = |room: &str, nbf: u64, exp: u64| json!({"iss":"roomcast","sub":"p-x","room":room,"name":"X","role":"publisher","iat":now,"nbf":nbf,"exp":exp,"jti":"j"});
+    let sign = |c: &Value, secret: &str| encode(&Header::default(), c, &EncodingKey::from_secret(secret.as_bytes())).unwrap();
+    assert_eq!(e.connect(&sign(&claims(&room, now - 700, now - 100), SECRET)).await.err(), Some(401), "expired");
+    assert_eq!(e.connect(&sign(&claims(&room, now + 600, now + 900), SECRET)).await.err(), Some(401), "not yet valid");
+    assert_eq!(e.connect(&sign(&claims(&room, now, now + 600), "some-other-secret-0123456789abcdefgh")).await.err(), Some(401), "foreign signature");
+    assert_eq!(e.connect(&sign(&claims("r-unknown", now, now + 600), SECRET)).await.err(), Some(404), "unknown room");
+
+    // One live session per token; a token is dead after its participant left.
+    let token = e.join(&room, "Ada").await["token"].as_str().unwrap().to_owned();
+    let mut ws = e.connect(&token).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "welcome");
+    assert_eq!(e.connect(&token).await.err(), Some(409));
+    ws.send(Message::Text(r#"{"type":"leave"}"#.into())).await.unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(2), async { while ws.next().await.is_some() {} }).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(e.connect(&token).await.err(), Some(409), "replayed after leave");
+    let _ = other_room;
+}
+
+#[tokio::test]
+async fn bad_messages_get_errors_and_nobody_else_notices() {
+    let e = env().await;
+    let room = e.room().await;
+    let bystander_token = e.join(&room, "Bystander").await["token"].as_str().unwrap().to_owned();
+    let mut bystander = e.connect(&bystander_token).await.unwrap();
+    assert_eq!(next_json(&mut bystander).await["type"], "welcome");
+
+    let joined = e.join(&room, "Mallory").await;
+    let mut ws = e.connect(joined["token"].as_str().unwrap()).await.unwrap();
+    let welcome = next_json(&mut ws).await;
+    assert_eq!(welcome["type"], "welcome");
+    assert_eq!(welcome["participants"][0]["name"], "Bystander");
+    assert_eq!(next_json(&mut bystander).await["type"], "participant_joined");
+
+    let cases: Vec<(Message, &str)> = vec![
+        (Message::Text("{not json".into()), "malformed"),
+        (Message::Text(r#"{"no_type":1}"#.into()), "malformed"),
+        (Message::Text(r#"{"type":"teleport"}"#.into()), "unknown_type"),
+        (Message::Text(r#"{"type":"publish_offer"}"#.into()), "malformed"),
+        (Message::Text(json!({"type":"publish_offer","sdp":"x".repeat(70 * 1024)}).to_string().into()), "too_large"),
+        (Message::Binary(vec![1, 2, 3].into()), "binary_not_supported"),
+        (Message::Text(r#"{"type":"publish_offer","sdp":"v=0\r\nthis is not sdp\r\n"}"#.into()), "bad_sdp"),
+        (Message::Text(r#"{"type":"subscribe_answer","sdp":"v=0\r\n"}"#.into()), "bad_state"),
+        (Message::Text(r#"{"type":"candidate","pc":"subscribe","candidate":"candidate:nonsense"}"#.into()), "bad_candidate"),
+        (Message::Text(r#"{"type":"candidate","pc":"publish","candidate":"candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host"}"#.into()), "bad_state"),
+    ];
+    for (msg, code) in cases {
+        ws.send(msg).await.unwrap();
+        expect_error(&mut ws, code).await;
+    }
+    // Still up: a good offer (a real SDP from a str0m client) is answered.
+    let offer = client_offer();
+    ws.send(Message::Text(json!({"type":"publish_offer","sdp":offer}).to_string().into())).await.unwrap();
+    let answer = next_json(&mut ws).await;
+    assert_eq!(answer["type"], "publish_answer", "{answer}");
+    assert!(answer["sdp"].as_str().unwrap().contains("a=ice-lite"));
+    // The bystander heard nothing but the join (and the new producers, once media flows).
+    assert_quiet(&mut bystander).await;
+}
+
+/// A real sendonly audio+video offer, as a WebRTC client would send it.
+fn client_offer() -> String {
+    use str0m::media::{Direction, MediaKind};
+    let mut rtc = str0m::Rtc::builder().build(std::time::Instant::now());
+    rtc.add_local_candidate(str0m::Candidate::host("127.0.0.1:5000".parse().unwrap(), "udp").unwrap());
+    let mut change = rtc.sdp_api();
+    change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+    let (offer, _pending) = change.apply().unwrap();
+    offer.to_sdp_string()
+}
