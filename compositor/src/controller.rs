@@ -1,0 +1,522 @@
+//! The process's event loop: control lines from stdin, bus messages, a stats tick; items out
+//! to stdout through one writer thread (so frames never interleave).
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use serde_json::json;
+use tracing::{debug, error, info, warn};
+
+use crate::control::{self, Command, Kind, TrackSpec};
+use crate::output::{write_item, Item};
+use crate::pipeline::{Owner, Pipeline, Settings};
+use crate::room::{Effect, Room};
+
+/// Longest control line accepted (bytes); longer ones are reported and skipped.
+pub const MAX_LINE: usize = 64 * 1024;
+/// An input that fails is rebuilt this many times at most.
+const MAX_RESTARTS: u32 = 5;
+/// How long a shutdown waits for cmafmux to drain before giving up.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+enum Msg {
+    Line(Vec<u8>),
+    StdinEof,
+    Bus(gst::Message),
+    Tick,
+    OutputClosed,
+}
+
+#[derive(Default)]
+struct TrackHealth {
+    stalled: bool,
+    packets_at_stall: u64,
+    restarts: u32,
+}
+
+struct Controller {
+    room: Room,
+    pipeline: Pipeline,
+    items: mpsc::SyncSender<Item>,
+    health: HashMap<String, TrackHealth>,
+    errors: u64,
+    last_tick: Instant,
+    last_frames: u64,
+    shutting_down: Option<Instant>,
+}
+
+/// Run one broadcast until shutdown. Returns the process exit code.
+pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
+    let (ctl_tx, ctl_rx) = mpsc::channel::<Msg>();
+    let (item_tx, item_rx) = mpsc::sync_channel::<Item>(1024);
+
+    // stdout writer
+    let tx = ctl_tx.clone();
+    let writer = thread::Builder::new().name("stdout".into()).spawn(move || {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
+        for item in item_rx {
+            if let Err(e) = write_item(&mut out, &item).and_then(|_| out.flush()) {
+                warn!("stdout closed: {e}");
+                let _ = tx.send(Msg::OutputClosed);
+                break;
+            }
+        }
+    })?;
+
+    let pipeline = match Pipeline::new(settings.clone(), item_tx.clone()) {
+        Ok(p) => p,
+        Err(e) => {
+            error!("cannot build the pipeline: {e:#}");
+            let _ = item_tx.send(Item::event("fatal", json!({"message": format!("{e:#}")})));
+            drop(item_tx);
+            let _ = writer.join();
+            return Ok(1);
+        }
+    };
+
+    let tx = ctl_tx.clone();
+    pipeline.bus().set_sync_handler(move |_, msg| {
+        let _ = tx.send(Msg::Bus(msg.clone()));
+        gst::BusSyncReply::Drop
+    });
+
+    // stdin reader
+    let tx = ctl_tx.clone();
+    thread::Builder::new().name("stdin".into()).spawn(move || {
+        let stdin = std::io::stdin();
+        let mut input = stdin.lock();
+        loop {
+            let mut line = Vec::new();
+            match input.read_until(b'\n', &mut line) {
+                Ok(0) => break,
+                Ok(_) => {
+                    if tx.send(Msg::Line(line)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    warn!("stdin: {e}");
+                    break;
+                }
+            }
+        }
+        let _ = tx.send(Msg::StdinEof);
+    })?;
+
+    // stats tick
+    let tx = ctl_tx.clone();
+    thread::Builder::new().name("tick".into()).spawn(move || loop {
+        thread::sleep(stats_interval.min(Duration::from_millis(500)));
+        if tx.send(Msg::Tick).is_err() {
+            return;
+        }
+    })?;
+    drop(ctl_tx);
+
+    let mut c = Controller {
+        room: Room::new(settings.width, settings.height),
+        pipeline,
+        items: item_tx,
+        health: HashMap::new(),
+        errors: 0,
+        last_tick: Instant::now(),
+        last_frames: 0,
+        shutting_down: None,
+    };
+    if let Err(e) = c.pipeline.apply_scene(&c.room.scene()).and_then(|_| c.pipeline.play()) {
+        error!("cannot start the pipeline: {e:#}");
+        c.emit(Item::event("fatal", json!({"message": format!("{e:#}")})));
+        c.pipeline.stop();
+        drop(c);
+        let _ = writer.join();
+        return Ok(1);
+    }
+    info!(
+        width = settings.width,
+        height = settings.height,
+        fps = settings.fps,
+        "compositor started"
+    );
+    c.emit(Item::event(
+        "started",
+        json!({
+            "width": settings.width, "height": settings.height, "fps": settings.fps,
+            "part_ms": settings.part_ms, "segment_ms": settings.segment_ms,
+            "preset": settings.preset, "pid": std::process::id(),
+        }),
+    ));
+
+    let mut code = 0;
+    let mut last_stats = Instant::now();
+    loop {
+        let msg = match ctl_rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(m) => Some(m),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        match msg {
+            Some(Msg::Line(line)) => c.on_line(&line),
+            Some(Msg::StdinEof) => {
+                info!("stdin closed: shutting down");
+                c.begin_shutdown();
+            }
+            Some(Msg::Bus(m)) => match c.on_bus(&m) {
+                BusOutcome::Continue => {}
+                BusOutcome::Eos => {
+                    info!("end of stream");
+                    break;
+                }
+                BusOutcome::Fatal => {
+                    code = 1;
+                    break;
+                }
+            },
+            Some(Msg::Tick) => {
+                c.check_resumed();
+                if last_stats.elapsed() >= stats_interval {
+                    last_stats = Instant::now();
+                    c.stats();
+                }
+            }
+            Some(Msg::OutputClosed) => {
+                code = if c.shutting_down.is_some() { 0 } else { 1 };
+                break;
+            }
+            None => {}
+        }
+        if let Some(t) = c.shutting_down {
+            if t.elapsed() > SHUTDOWN_GRACE {
+                warn!("no EOS after {SHUTDOWN_GRACE:?}; stopping anyway");
+                break;
+            }
+        }
+    }
+    c.pipeline.stop();
+    c.emit(Item::event("stopped", json!({"code": code})));
+    drop(c);
+    let _ = writer.join();
+    Ok(code)
+}
+
+enum BusOutcome {
+    Continue,
+    Eos,
+    Fatal,
+}
+
+impl Controller {
+    fn emit(&self, item: Item) {
+        let _ = self.items.send(item);
+    }
+
+    fn report_error(&mut self, code: &str, message: String, extra: serde_json::Value) {
+        self.errors += 1;
+        let mut fields = json!({"code": code, "message": message});
+        if let (Some(f), serde_json::Value::Object(extra)) = (fields.as_object_mut(), extra) {
+            f.extend(extra);
+        }
+        self.emit(Item::event("error", fields));
+    }
+
+    fn on_line(&mut self, raw: &[u8]) {
+        if raw.len() > MAX_LINE {
+            warn!(len = raw.len(), "control line too long");
+            self.report_error(
+                "too_long",
+                format!("line of {} bytes (max {MAX_LINE})", raw.len()),
+                json!({}),
+            );
+            return;
+        }
+        let line = String::from_utf8_lossy(raw);
+        let line = line.trim();
+        if line.is_empty() {
+            return;
+        }
+        let op = control::op_of(line);
+        let result = control::parse_line(line).and_then(|cmd| {
+            let target = target_of(&cmd);
+            self.room.apply(cmd.clone()).map(|effects| (cmd, target, effects))
+        });
+        match result {
+            Ok((cmd, target, effects)) => {
+                debug!(?cmd, "control");
+                let ok = self.execute(effects);
+                if ok {
+                    self.emit(Item::event(
+                        "applied",
+                        json!({"op": op, "id": target}),
+                    ));
+                }
+            }
+            Err(e) => {
+                warn!(op = op.as_deref(), "bad control line: {e}");
+                self.report_error(e.code(), e.to_string(), json!({"op": op}));
+            }
+        }
+    }
+
+    /// Carry out effects; false if one failed (it has been reported and rolled back).
+    fn execute(&mut self, effects: Vec<Effect>) -> bool {
+        for effect in effects {
+            match effect {
+                Effect::AddPlaceholder {
+                    participant_id,
+                    name,
+                } => {
+                    if let Err(e) = self.pipeline.add_placeholder(&participant_id, &name) {
+                        // The participant still gets a tile position; log and carry on.
+                        error!("placeholder for {participant_id}: {e:#}");
+                        self.report_error(
+                            "placeholder",
+                            format!("{e:#}"),
+                            json!({"participant_id": participant_id}),
+                        );
+                    }
+                }
+                Effect::RemovePlaceholder { participant_id } => {
+                    self.pipeline.remove_placeholder(&participant_id)
+                }
+                Effect::AddInput(spec) => {
+                    if let Err(e) = self.pipeline.add_track(&spec) {
+                        error!(track_id = spec.track_id, "cannot add input: {e:#}");
+                        self.report_error(
+                            "input_failed",
+                            format!("{e:#}"),
+                            json!({"track_id": spec.track_id}),
+                        );
+                        // roll the room back so it matches the pipeline
+                        if let Ok(more) = self.room.apply(Command::RemoveTrack {
+                            track_id: spec.track_id.clone(),
+                        }) {
+                            self.execute(more);
+                        }
+                        return false;
+                    }
+                    self.health.insert(spec.track_id.clone(), TrackHealth::default());
+                    info!(track_id = spec.track_id, port = spec.rtp_port, codec = ?spec.codec, "input added");
+                }
+                Effect::RemoveInput { track_id, kind } => {
+                    self.pipeline.remove_track(&track_id);
+                    self.health.remove(&track_id);
+                    info!(track_id, kind = kind.as_str(), "input removed");
+                }
+                Effect::Layout(scene) => {
+                    if let Err(e) = self.pipeline.apply_scene(&scene) {
+                        error!("layout: {e:#}");
+                        self.report_error("layout", format!("{e:#}"), json!({}));
+                    }
+                }
+                Effect::Shutdown => self.begin_shutdown(),
+            }
+        }
+        true
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.shutting_down.is_none() {
+            self.shutting_down = Some(Instant::now());
+            self.pipeline.send_eos();
+        }
+    }
+
+    fn on_bus(&mut self, msg: &gst::Message) -> BusOutcome {
+        use gst::MessageView;
+        match msg.view() {
+            MessageView::Eos(_) => return BusOutcome::Eos,
+            MessageView::Latency(_) => self.pipeline.recalculate_latency(),
+            MessageView::Error(err) => {
+                let owner = msg
+                    .src()
+                    .map(|s| self.pipeline.owner_of(s))
+                    .unwrap_or(Owner::Output);
+                let text = format!(
+                    "{}: {} ({})",
+                    msg.src().map(|s| s.path_string().to_string()).unwrap_or_default(),
+                    err.error(),
+                    err.debug().unwrap_or_default()
+                );
+                match owner {
+                    Owner::Track(track_id) => {
+                        if self.room.track(&track_id).is_none() {
+                            debug!("error from a removed input: {text}");
+                            return BusOutcome::Continue;
+                        }
+                        warn!(track_id, "input error: {text}");
+                        self.report_error(
+                            "input_error",
+                            text,
+                            json!({"track_id": track_id}),
+                        );
+                        self.restart_input(&track_id);
+                    }
+                    Owner::Placeholder(pid) => {
+                        warn!(pid, "placeholder error: {text}");
+                        self.report_error("placeholder", text, json!({"participant_id": pid}));
+                    }
+                    Owner::Output => {
+                        if self.shutting_down.is_some() {
+                            warn!("error while shutting down: {text}");
+                            return BusOutcome::Eos;
+                        }
+                        error!("fatal pipeline error: {text}");
+                        self.errors += 1;
+                        self.emit(Item::event("fatal", json!({"message": text})));
+                        return BusOutcome::Fatal;
+                    }
+                }
+            }
+            MessageView::Warning(w) => {
+                warn!(
+                    "{}: {}",
+                    msg.src().map(|s| s.path_string().to_string()).unwrap_or_default(),
+                    w.error()
+                );
+            }
+            MessageView::Element(e) => {
+                if e.structure().map(|s| s.name() == "GstUDPSrcTimeout") == Some(true) {
+                    if let Some(Owner::Track(track_id)) = msg.src().map(|s| self.pipeline.owner_of(s)) {
+                        self.on_stall(&track_id);
+                    }
+                }
+            }
+            MessageView::StateChanged(s) => {
+                if msg.src().map(|o| o == self.pipeline.pipeline().upcast_ref::<gst::Object>())
+                    == Some(true)
+                {
+                    debug!("pipeline {:?} → {:?}", s.old(), s.current());
+                }
+            }
+            _ => {}
+        }
+        BusOutcome::Continue
+    }
+
+    fn on_stall(&mut self, track_id: &str) {
+        let packets = self.pipeline.packets(track_id).unwrap_or(0);
+        let Some(h) = self.health.get_mut(track_id) else { return };
+        if h.stalled {
+            return;
+        }
+        h.stalled = true;
+        h.packets_at_stall = packets;
+        let pid = self
+            .room
+            .track(track_id)
+            .map(|t| t.participant_id.clone())
+            .unwrap_or_default();
+        warn!(track_id, "input stalled");
+        self.emit(Item::event(
+            "input_stalled",
+            json!({"track_id": track_id, "participant_id": pid}),
+        ));
+    }
+
+    fn check_resumed(&mut self) {
+        let mut resumed = Vec::new();
+        for (tid, h) in self.health.iter_mut() {
+            if h.stalled {
+                if let Some(p) = self.pipeline.packets(tid) {
+                    if p > h.packets_at_stall {
+                        h.stalled = false;
+                        resumed.push(tid.clone());
+                    }
+                }
+            }
+        }
+        for tid in resumed {
+            info!(track_id = tid, "input resumed");
+            self.emit(Item::event("input_resumed", json!({"track_id": tid})));
+        }
+    }
+
+    fn restart_input(&mut self, track_id: &str) {
+        let Some(spec): Option<TrackSpec> = self.room.track(track_id).cloned() else { return };
+        let restarts = self.health.get(track_id).map(|h| h.restarts).unwrap_or(0);
+        self.pipeline.remove_track(track_id);
+        if restarts >= MAX_RESTARTS {
+            warn!(track_id, "input failed {restarts} times: leaving it out");
+            if let Ok(effects) = self.room.apply(Command::RemoveTrack {
+                track_id: track_id.to_string(),
+            }) {
+                self.execute(effects);
+            }
+            self.emit(Item::event("input_removed", json!({"track_id": track_id, "reason": "failed"})));
+            return;
+        }
+        match self.pipeline.add_track(&spec) {
+            Ok(()) => {
+                self.health.insert(
+                    track_id.to_string(),
+                    TrackHealth {
+                        restarts: restarts + 1,
+                        ..Default::default()
+                    },
+                );
+                let _ = self.pipeline.apply_scene(&self.room.scene());
+                info!(track_id, "input restarted");
+            }
+            Err(e) => {
+                self.report_error("input_failed", format!("{e:#}"), json!({"track_id": track_id}));
+                if let Ok(effects) = self.room.apply(Command::RemoveTrack {
+                    track_id: track_id.to_string(),
+                }) {
+                    self.execute(effects);
+                }
+            }
+        }
+    }
+
+    fn stats(&mut self) {
+        let counters = &self.pipeline.counters;
+        let frames = counters.frames_out.load(Ordering::Relaxed);
+        let dt = self.last_tick.elapsed().as_secs_f64();
+        let fps = if dt > 0.0 {
+            (frames - self.last_frames) as f64 / dt
+        } else {
+            0.0
+        };
+        self.last_tick = Instant::now();
+        self.last_frames = frames;
+        let stalled: Vec<&String> = self
+            .health
+            .iter()
+            .filter(|(_, h)| h.stalled)
+            .map(|(k, _)| k)
+            .collect();
+        let event = Item::event(
+            "stats",
+            json!({
+                "fps_out": (fps * 10.0).round() / 10.0,
+                "frames_out": frames,
+                "parts_out": counters.parts_out.load(Ordering::Relaxed),
+                "bytes_out": counters.bytes_out.load(Ordering::Relaxed),
+                "participants": self.room.participants().len(),
+                "video_inputs": self.room.count(Kind::Video),
+                "audio_inputs": self.room.count(Kind::Audio),
+                "stalled": stalled,
+                "errors": self.errors,
+                "stray_buffers": counters.stray_buffers.load(Ordering::Relaxed),
+            }),
+        );
+        self.emit(event);
+    }
+}
+
+/// The id a command is about, for the `applied` acknowledgement.
+fn target_of(cmd: &Command) -> Option<String> {
+    match cmd {
+        Command::AddParticipant { id, .. } | Command::RemoveParticipant { id } => Some(id.clone()),
+        Command::AddTrack(t) => Some(t.track_id.clone()),
+        Command::RemoveTrack { track_id } => Some(track_id.clone()),
+        Command::Shutdown => None,
+    }
+}

@@ -1,0 +1,695 @@
+//! The GStreamer edge: builds the live pipeline and carries out `room::Effect`s on it.
+//!
+//! ```text
+//! videotestsrc (live, alpha 0: drives the clock) ─┐
+//! empty slots / placeholders (live solid + name) ─┤
+//! per video track: udpsrc → rtpjitterbuffer →     ├─ compositor → x264enc ─┐
+//!   depay → avdec (pad scales, keeps aspect)    ──┘                        ├─ cmafmux → appsink
+//! audiotestsrc silence (live) ─┬─ audiomixer → avenc_aac ──────────────────┘
+//! per audio track: udpsrc → rtpjitterbuffer → rtpopusdepay → opusdec ──┘
+//! ```
+//! Inputs are bins added and removed while PLAYING; the output never restarts.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+
+use anyhow::{anyhow, Context, Result};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+
+use crate::cmaf::{Assembler, Flags};
+use crate::control::{Codec, Kind, TrackSpec};
+use crate::layout::Rect;
+use crate::output::Item;
+use crate::room::{Scene, ZORDER_BACKGROUND, ZORDER_EMPTY_SLOT, ZORDER_PLACEHOLDER};
+
+/// Output and tuning settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub part_ms: u64,
+    pub segment_ms: u64,
+    pub preset: String,
+    pub bitrate_kbps: u32,
+    pub x264_threads: u32,
+    pub jitter_ms: u32,
+    pub stall_ms: u64,
+    pub repeat_ms: u64,
+}
+
+/// Colours (ARGB) of the tiles.
+const PLACEHOLDER_ARGB: u32 = 0xff2b_2f3a;
+const EMPTY_SLOT_ARGB: u32 = 0xff1a_1c22;
+/// Resolution placeholders are drawn at (the compositor pad scales them to the tile).
+const PLACEHOLDER_W: i32 = 480;
+const PLACEHOLDER_H: i32 = 270;
+
+/// Extra aggregator latency of the muxer.
+const MUX_LATENCY_MS: u64 = 200;
+
+/// Counters shared with streaming threads.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub frames_out: AtomicU64,
+    pub parts_out: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub stray_buffers: AtomicU64,
+}
+
+/// One input bin and the mixer pad it feeds.
+struct Input {
+    bin: gst::Bin,
+    mixer: gst::Element,
+    mixer_pad: gst::Pad,
+    /// RTP packets received (for input_resumed and stats), for tracks only.
+    packets: Arc<AtomicU64>,
+}
+
+/// Where an element belongs, found from a bus message's source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    Track(String),
+    Placeholder(String),
+    Output,
+}
+
+pub struct Pipeline {
+    settings: Settings,
+    pipeline: gst::Pipeline,
+    vmix: gst::Element,
+    amix: gst::Element,
+    placeholders: HashMap<String, Input>,
+    empties: Vec<Input>,
+    tracks: HashMap<String, Input>,
+    /// bin name → owner, for bus messages.
+    owners: HashMap<String, Owner>,
+    next_id: u64,
+    pub counters: Arc<Counters>,
+}
+
+fn make(factory: &str, name: Option<&str>) -> Result<gst::Element> {
+    let mut b = gst::ElementFactory::make(factory);
+    if let Some(name) = name {
+        b = b.name(name);
+    }
+    b.build().with_context(|| format!("creating element {factory} (is its plugin installed?)"))
+}
+
+/// Escape a display name for textoverlay, which renders Pango markup.
+pub fn markup_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl Pipeline {
+    /// Build the pipeline (not yet playing). `items` receives init/part items from cmafmux.
+    pub fn new(settings: Settings, items: mpsc::SyncSender<Item>) -> Result<Pipeline> {
+        gst::init()?;
+        gstfmp4::plugin_register_static().context("registering cmafmux")?;
+        let s = &settings;
+        let pipeline = gst::Pipeline::with_name("roomcast");
+
+        // ---- video: background (drives the output), compositor, encoder
+        let vmix = gst::ElementFactory::make("compositor")
+            .name("vmix")
+            .property_from_str("background", "black")
+            .build()
+            .context("creating compositor")?;
+        let vcaps = gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .field("width", s.width as i32)
+            .field("height", s.height as i32)
+            .field("framerate", gst::Fraction::new(s.fps as i32, 1))
+            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+            .build();
+        let vcapsf = gst::ElementFactory::make("capsfilter")
+            .property("caps", &vcaps)
+            .build()?;
+        let vqueue = gst::ElementFactory::make("queue")
+            .name("venc-queue")
+            .property("max-size-buffers", 0u32)
+            .property("max-size-bytes", 0u32)
+            .property("max-size-time", 1_000_000_000u64)
+            .build()?;
+        let segment_frames = ((s.segment_ms * s.fps as u64) / 1000).max(1) as u32;
+        let x264 = gst::ElementFactory::make("x264enc")
+            .name("x264")
+            .property_from_str("speed-preset", &s.preset)
+            .property_from_str("tune", "zerolatency")
+            .property("bitrate", s.bitrate_kbps)
+            .property("key-int-max", segment_frames)
+            .property("threads", s.x264_threads)
+            // no scene-cut keyframes: every segment starts on a keyframe, nothing else does
+            .property("option-string", "scenecut=0")
+            .build()
+            .context("creating x264enc")?;
+        let hcaps = gst::ElementFactory::make("capsfilter")
+            .property(
+                "caps",
+                gst::Caps::builder("video/x-h264").field("profile", "high").build(),
+            )
+            .build()?;
+        let vmuxq = gst::ElementFactory::make("queue")
+            .property("max-size-buffers", 0u32)
+            .property("max-size-bytes", 0u32)
+            .property("max-size-time", 2_000_000_000u64)
+            .build()?;
+
+        // ---- audio: silence (keeps audio running), mixer, AAC
+        let amix = make("audiomixer", Some("amix"))?;
+        let acaps = gst::Caps::builder("audio/x-raw")
+            .field("format", "F32LE")
+            .field("layout", "interleaved")
+            .field("rate", 48_000i32)
+            .field("channels", 2i32)
+            .build();
+        let acapsf = gst::ElementFactory::make("capsfilter")
+            .property("caps", &acaps)
+            .build()?;
+        let aconv = make("audioconvert", None)?;
+        let aac = match gst::ElementFactory::make("avenc_aac")
+            .name("aac")
+            .property("bitrate", 128_000i32)
+            .build()
+        {
+            Ok(e) => e,
+            Err(_) => gst::ElementFactory::make("voaacenc")
+                .name("aac")
+                .property("bitrate", 128_000i32)
+                .build()
+                .context("creating an AAC encoder (avenc_aac or voaacenc)")?,
+        };
+        let amuxq = gst::ElementFactory::make("queue")
+            .property("max-size-buffers", 0u32)
+            .property("max-size-bytes", 0u32)
+            .property("max-size-time", 2_000_000_000u64)
+            .build()?;
+
+        // ---- mux + sink
+        let mux = gst::ElementFactory::make("isofmp4mux")
+            .name("mux")
+            // Half a frame short of the segment: fmp4mux 0.14.5 only closes a fragment when the
+            // next GOP starts strictly after the fragment end, so a keyframe landing exactly on
+            // the boundary would double every fragment. Keyframes still come every segment.
+            .property(
+                "fragment-duration",
+                gst::ClockTime::from_nseconds(s.segment_ms * 1_000_000 - 500_000_000 / s.fps as u64),
+            )
+            .property("chunk-duration", gst::ClockTime::from_mseconds(s.part_ms))
+            // Slack for the audio path (mixer + AAC framing) so a live timeout never drains a
+            // chunk before every stream has caught up (that breaks fragment boundaries).
+            .property("latency", gst::ClockTime::from_mseconds(MUX_LATENCY_MS))
+            .build()
+            .context("creating isofmp4mux")?;
+        let counters = Arc::new(Counters::default());
+        let appsink = gst_app::AppSink::builder()
+            .name("out")
+            .sync(false)
+            .buffer_list(true)
+            .build();
+        let assembler = Mutex::new(Assembler::new());
+        let c = counters.clone();
+        appsink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let mut asm = assembler.lock().unwrap();
+                    let mut out = Vec::new();
+                    let mut feed = |buf: &gst::BufferRef| {
+                        let f = buf.flags();
+                        let flags = Flags {
+                            discont: f.contains(gst::BufferFlags::DISCONT),
+                            header: f.contains(gst::BufferFlags::HEADER),
+                            delta_unit: f.contains(gst::BufferFlags::DELTA_UNIT),
+                            marker: f.contains(gst::BufferFlags::MARKER),
+                        };
+                        if let Ok(map) = buf.map_readable() {
+                            if let Some(item) = asm.push(
+                                flags,
+                                buf.pts().map(|t| t.nseconds()),
+                                buf.duration().map(|t| t.nseconds()),
+                                map.as_slice(),
+                            ) {
+                                out.push(item);
+                            }
+                        }
+                    };
+                    if let Some(list) = sample.buffer_list() {
+                        for buf in list.iter() {
+                            feed(buf);
+                        }
+                    } else if let Some(buf) = sample.buffer() {
+                        feed(buf);
+                    }
+                    c.stray_buffers.store(asm.stray, Ordering::Relaxed);
+                    drop(asm);
+                    for item in out {
+                        if let Item::Part(p) = &item {
+                            c.parts_out.fetch_add(1, Ordering::Relaxed);
+                            c.bytes_out.fetch_add(p.data.len() as u64, Ordering::Relaxed);
+                        }
+                        if items.send(item).is_err() {
+                            return Err(gst::FlowError::Eos);
+                        }
+                    }
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+
+        pipeline.add_many([
+            &vmix, &vcapsf, &vqueue, &x264, &hcaps, &vmuxq, &amix, &acapsf, &aconv, &aac,
+            &amuxq, &mux,
+        ])?;
+        pipeline.add(appsink.upcast_ref::<gst::Element>())?;
+        gst::Element::link_many([&vmix, &vcapsf, &vqueue, &x264, &hcaps, &vmuxq])?;
+        gst::Element::link_many([&amix, &acapsf, &aconv, &aac, &amuxq])?;
+        vmuxq.link(&mux)?;
+        amuxq.link(&mux)?;
+        mux.link(&appsink)?;
+
+        let c = counters.clone();
+        vmix.static_pad("src")
+            .ok_or_else(|| anyhow!("compositor has no src pad"))?
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                c.frames_out.fetch_add(1, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+
+        let mut p = Pipeline {
+            settings,
+            pipeline,
+            vmix,
+            amix,
+            placeholders: HashMap::new(),
+            empties: Vec::new(),
+            tracks: HashMap::new(),
+            owners: HashMap::new(),
+            next_id: 0,
+            counters,
+        };
+        p.add_background()?;
+        p.add_silence()?;
+        Ok(p)
+    }
+
+    pub fn bus(&self) -> gst::Bus {
+        self.pipeline.bus().expect("a pipeline has a bus")
+    }
+
+    pub fn pipeline(&self) -> &gst::Pipeline {
+        &self.pipeline
+    }
+
+    pub fn play(&self) -> Result<()> {
+        self.pipeline
+            .set_state(gst::State::Playing)
+            .context("setting the pipeline to PLAYING")?;
+        Ok(())
+    }
+
+    /// Ask every source to end; the bus gets EOS once cmafmux drained its last chunk.
+    pub fn send_eos(&self) {
+        self.pipeline.send_event(gst::event::Eos::new());
+    }
+
+    pub fn stop(&self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+
+    pub fn recalculate_latency(&self) {
+        let _ = self.pipeline.recalculate_latency();
+    }
+
+    fn fresh_name(&mut self, prefix: &str) -> String {
+        self.next_id += 1;
+        format!("{prefix}-{}", self.next_id)
+    }
+
+    fn video_src_caps(&self, width: i32, height: i32) -> gst::Caps {
+        gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .field("width", width)
+            .field("height", height)
+            .field("framerate", gst::Fraction::new(self.settings.fps as i32, 1))
+            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+            .build()
+    }
+
+    /// A live solid-colour source at the output frame rate, optionally with a centred label.
+    fn solid_bin(&mut self, name: &str, argb: u32, w: i32, h: i32, label: Option<&str>) -> Result<gst::Bin> {
+        let bin = gst::Bin::with_name(name);
+        let src = gst::ElementFactory::make("videotestsrc")
+            .property("is-live", true)
+            .property_from_str("pattern", "solid-color")
+            .property("foreground-color", argb)
+            .build()?;
+        let caps = gst::ElementFactory::make("capsfilter")
+            .property("caps", self.video_src_caps(w, h))
+            .build()?;
+        bin.add_many([&src, &caps])?;
+        src.link(&caps)?;
+        let mut last = caps;
+        if let Some(label) = label {
+            let text = gst::ElementFactory::make("textoverlay")
+                .property("text", markup_escape(label))
+                .property_from_str("valignment", "center")
+                .property_from_str("halignment", "center")
+                .property("font-desc", "Sans Bold 26")
+                .property("shaded-background", false)
+                .build()
+                .context("creating textoverlay (package gstreamer1.0-x)")?;
+            bin.add(&text)?;
+            last.link(&text)?;
+            last = text;
+        }
+        let pad = last.static_pad("src").unwrap();
+        bin.add_pad(&gst::GhostPad::with_target(&pad)?)?;
+        Ok(bin)
+    }
+
+    /// Add `bin` to the pipeline, link it to a new pad of `mixer`, start it.
+    fn attach(&self, bin: &gst::Bin, mixer: &gst::Element, props: &[(&str, glib_value::Value)]) -> Result<gst::Pad> {
+        self.pipeline.add(bin)?;
+        let pad = mixer
+            .request_pad_simple("sink_%u")
+            .ok_or_else(|| anyhow!("no request pad on {}", mixer.name()))?;
+        for (k, v) in props {
+            pad.set_property_from_value(k, v);
+        }
+        let linked = bin
+            .static_pad("src")
+            .ok_or_else(|| anyhow!("bin without src pad"))
+            .and_then(|src| src.link(&pad).map_err(|e| anyhow!("linking {}: {e:?}", bin.name())));
+        if let Err(e) = linked {
+            mixer.release_request_pad(&pad);
+            let _ = self.pipeline.remove(bin);
+            return Err(e);
+        }
+        if let Err(e) = bin.sync_state_with_parent() {
+            let _ = bin.set_state(gst::State::Null);
+            mixer.release_request_pad(&pad);
+            let _ = self.pipeline.remove(bin);
+            return Err(anyhow!("starting {}: {e}", bin.name()));
+        }
+        Ok(pad)
+    }
+
+    /// Stop an input, unlink it and give its mixer pad back.
+    fn detach(&self, input: Input) {
+        // NULL first: its streaming threads stop (the mixer consumes what they were pushing
+        // within a frame), so no buffer races the pad release and nothing posts not-linked.
+        let _ = input.bin.set_state(gst::State::Null);
+        if let Some(src) = input.bin.static_pad("src") {
+            let _ = src.unlink(&input.mixer_pad);
+        }
+        input.mixer.release_request_pad(&input.mixer_pad);
+        let _ = self.pipeline.remove(&input.bin);
+    }
+
+    fn add_background(&mut self) -> Result<()> {
+        // Transparent, tiny: it only guarantees the compositor always has a live input.
+        let bin = self.solid_bin("background", 0xff00_0000, 16, 16, None)?;
+        let pad = self.attach(
+            &bin,
+            &self.vmix.clone(),
+            &[
+                ("zorder", ZORDER_BACKGROUND.to_value()),
+                ("alpha", 0.0f64.to_value()),
+            ],
+        )?;
+        let _ = pad;
+        Ok(())
+    }
+
+    fn add_silence(&mut self) -> Result<()> {
+        let bin = gst::Bin::with_name("silence");
+        let src = gst::ElementFactory::make("audiotestsrc")
+            .property("is-live", true)
+            .property_from_str("wave", "silence")
+            .property("samplesperbuffer", 960i32)
+            .build()?;
+        let caps = gst::ElementFactory::make("capsfilter")
+            .property(
+                "caps",
+                gst::Caps::builder("audio/x-raw")
+                    .field("format", "F32LE")
+                    .field("layout", "interleaved")
+                    .field("rate", 48_000i32)
+                    .field("channels", 2i32)
+                    .build(),
+            )
+            .build()?;
+        bin.add_many([&src, &caps])?;
+        src.link(&caps)?;
+        bin.add_pad(&gst::GhostPad::with_target(&caps.static_pad("src").unwrap())?)?;
+        self.attach(&bin, &self.amix.clone(), &[])?;
+        Ok(())
+    }
+
+    pub fn add_placeholder(&mut self, participant_id: &str, name: &str) -> Result<()> {
+        let bin_name = self.fresh_name("ph");
+        let bin = self.solid_bin(&bin_name, PLACEHOLDER_ARGB, PLACEHOLDER_W, PLACEHOLDER_H, Some(name))?;
+        let pad = self.attach(
+            &bin,
+            &self.vmix.clone(),
+            &[
+                ("zorder", ZORDER_PLACEHOLDER.to_value()),
+                ("alpha", 0.0f64.to_value()),
+            ],
+        )?;
+        self.owners
+            .insert(bin_name, Owner::Placeholder(participant_id.to_string()));
+        self.placeholders.insert(
+            participant_id.to_string(),
+            Input {
+                bin,
+                mixer: self.vmix.clone(),
+                mixer_pad: pad,
+                packets: Arc::default(),
+            },
+        );
+        Ok(())
+    }
+
+    pub fn remove_placeholder(&mut self, participant_id: &str) {
+        if let Some(input) = self.placeholders.remove(participant_id) {
+            self.owners.remove(input.bin.name().as_str());
+            self.detach(input);
+        }
+    }
+
+    fn rtp_caps(spec: &TrackSpec) -> gst::Caps {
+        gst::Caps::builder("application/x-rtp")
+            .field("media", spec.kind.as_str())
+            .field("encoding-name", spec.codec.encoding_name())
+            .field("clock-rate", spec.clock_rate as i32)
+            .field("payload", spec.payload_type as i32)
+            .build()
+    }
+
+    pub fn add_track(&mut self, spec: &TrackSpec) -> Result<()> {
+        let bin_name = self.fresh_name("in");
+        let s = &self.settings;
+        let bin = gst::Bin::with_name(&bin_name);
+        let udpsrc = gst::ElementFactory::make("udpsrc")
+            .name(format!("{bin_name}-rtp"))
+            .property("address", "127.0.0.1")
+            .property("port", spec.rtp_port as i32)
+            .property("caps", Self::rtp_caps(spec))
+            .property("timeout", s.stall_ms * 1_000_000)
+            .property("buffer-size", 1i32 << 20)
+            .build()?;
+        let jb = gst::ElementFactory::make("rtpjitterbuffer")
+            .property("latency", s.jitter_ms)
+            .property("do-lost", true)
+            .property("drop-on-latency", true)
+            .build()?;
+        bin.add_many([&udpsrc, &jb])?;
+        udpsrc.link(&jb)?;
+        if let Some(rtcp_port) = spec.rtcp_port {
+            // Sender reports go to the jitterbuffer (clock skew / NTP mapping); also keeps
+            // the port bound so the gateway's RTCP has somewhere to land.
+            let rtcp = gst::ElementFactory::make("udpsrc")
+                .name(format!("{bin_name}-rtcp"))
+                .property("address", "127.0.0.1")
+                .property("port", rtcp_port as i32)
+                .property("caps", gst::Caps::new_empty_simple("application/x-rtcp"))
+                .build()?;
+            bin.add(&rtcp)?;
+            let sink = jb
+                .request_pad_simple("sink_rtcp")
+                .ok_or_else(|| anyhow!("rtpjitterbuffer has no sink_rtcp"))?;
+            rtcp.static_pad("src").unwrap().link(&sink)?;
+        }
+        let chain: Vec<gst::Element> = match spec.codec {
+            Codec::Vp8 => vec![
+                gst::ElementFactory::make("rtpvp8depay")
+                    .property("wait-for-keyframe", true)
+                    .build()?,
+                gst::ElementFactory::make("avdec_vp8")
+                    .property("max-threads", 1i32)
+                    .property("output-corrupt", false)
+                    .build()
+                    .or_else(|_| make("vp8dec", None))?,
+            ],
+            Codec::H264 => vec![
+                gst::ElementFactory::make("rtph264depay")
+                    .property("wait-for-keyframe", true)
+                    .build()?,
+                make("h264parse", None)?,
+                gst::ElementFactory::make("avdec_h264")
+                    .property("max-threads", 1i32)
+                    .property("output-corrupt", false)
+                    .build()?,
+            ],
+            Codec::Opus => vec![
+                make("rtpopusdepay", None)?,
+                gst::ElementFactory::make("opusdec").property("plc", true).build()?,
+                make("audioconvert", None)?,
+                make("audioresample", None)?,
+            ],
+        };
+        bin.add_many(&chain)?;
+        let mut prev = jb.clone();
+        for e in &chain {
+            prev.link(e)?;
+            prev = e.clone();
+        }
+        bin.add_pad(&gst::GhostPad::with_target(&prev.static_pad("src").unwrap())?)?;
+
+        let packets = Arc::new(AtomicU64::new(0));
+        let c = packets.clone();
+        udpsrc.static_pad("src").unwrap().add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+            move |_, _| {
+                c.fetch_add(1, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            },
+        );
+
+        let (mixer, props): (gst::Element, Vec<(&str, glib_value::Value)>) = match spec.kind {
+            Kind::Video => (
+                self.vmix.clone(),
+                vec![
+                    ("alpha", 0.0f64.to_value()),
+                    (
+                        "max-last-buffer-repeat",
+                        (self.settings.repeat_ms * 1_000_000).to_value(),
+                    ),
+                ],
+            ),
+            Kind::Audio => (self.amix.clone(), vec![]),
+        };
+        let pad = self.attach(&bin, &mixer, &props)?;
+        if spec.kind == Kind::Video {
+            pad.set_property_from_str("sizing-policy", "keep-aspect-ratio");
+        }
+        self.owners
+            .insert(bin_name, Owner::Track(spec.track_id.clone()));
+        self.tracks.insert(
+            spec.track_id.clone(),
+            Input {
+                bin,
+                mixer,
+                mixer_pad: pad,
+                packets,
+            },
+        );
+        Ok(())
+    }
+
+    pub fn remove_track(&mut self, track_id: &str) {
+        if let Some(input) = self.tracks.remove(track_id) {
+            self.owners.remove(input.bin.name().as_str());
+            self.detach(input);
+        }
+    }
+
+    /// RTP packets received so far on a track.
+    pub fn packets(&self, track_id: &str) -> Option<u64> {
+        self.tracks
+            .get(track_id)
+            .map(|i| i.packets.load(Ordering::Relaxed))
+    }
+
+    fn place(pad: &gst::Pad, rect: Rect, zorder: u32) {
+        pad.set_property("xpos", rect.x);
+        pad.set_property("ypos", rect.y);
+        pad.set_property("width", rect.width);
+        pad.set_property("height", rect.height);
+        pad.set_property("zorder", zorder);
+        pad.set_property("alpha", 1.0f64);
+    }
+
+    /// Move every tile to where `scene` says; grow the pool of empty-slot tiles as needed
+    /// and hide (alpha 0) the ones not used.
+    pub fn apply_scene(&mut self, scene: &Scene) -> Result<()> {
+        while self.empties.len() < scene.empty_slots.len() {
+            let name = self.fresh_name("empty");
+            let bin = self.solid_bin(&name, EMPTY_SLOT_ARGB, 32, 18, None)?;
+            let pad = self.attach(
+                &bin,
+                &self.vmix.clone(),
+                &[
+                    ("zorder", ZORDER_EMPTY_SLOT.to_value()),
+                    ("alpha", 0.0f64.to_value()),
+                ],
+            )?;
+            self.empties.push(Input {
+                bin,
+                mixer: self.vmix.clone(),
+                mixer_pad: pad,
+                packets: Arc::default(),
+            });
+        }
+        for (i, input) in self.empties.iter().enumerate() {
+            match scene.empty_slots.get(i) {
+                Some(rect) => Self::place(&input.mixer_pad, *rect, ZORDER_EMPTY_SLOT),
+                None => input.mixer_pad.set_property("alpha", 0.0f64),
+            }
+        }
+        for (pid, rect) in &scene.placeholders {
+            if let Some(input) = self.placeholders.get(pid) {
+                Self::place(&input.mixer_pad, *rect, ZORDER_PLACEHOLDER);
+            }
+        }
+        for (tid, rect, zorder) in &scene.videos {
+            if let Some(input) = self.tracks.get(tid) {
+                Self::place(&input.mixer_pad, *rect, *zorder);
+            }
+        }
+        Ok(())
+    }
+
+    /// Which input (if any) an element belongs to.
+    pub fn owner_of(&self, obj: &gst::Object) -> Owner {
+        let mut cur = Some(obj.clone());
+        while let Some(o) = cur {
+            if let Some(owner) = self.owners.get(o.name().as_str()) {
+                return owner.clone();
+            }
+            cur = o.parent();
+        }
+        Owner::Output
+    }
+}
+
+/// `glib::Value` re-exported under a name that reads well above.
+mod glib_value {
+    pub use gstreamer::glib::Value;
+}
