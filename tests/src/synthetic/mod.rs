@@ -1,0 +1,717 @@
+//! [`SyntheticParticipant`]: joins a room like a browser (HTTP join, WebSocket signaling,
+//! a publish and a subscribe PeerConnection), publishes a solid colour (VP8) and a sine tone
+//! (Opus), and decodes everyone else so a test can ask which colours and tones arrive.
+//!
+//! ```no_run
+//! # async fn demo(base: &str, room: &str) -> anyhow::Result<()> {
+//! use roomcast_e2e::synthetic::{Colour, SyntheticParticipant};
+//! use std::time::Duration;
+//! let red = SyntheticParticipant::join(base, room, "red", Colour::RED, 440.0).await?;
+//! let green = SyntheticParticipant::join(base, room, "green", Colour::GREEN, 660.0).await?;
+//! let green_id = green.participant_id().to_owned();
+//! red.wait_until(|s| s.remote(&green_id).is_some_and(|r| r.video_frames > 5), Duration::from_secs(10)).await?;
+//! red.leave().await;
+//! # Ok(()) }
+//! ```
+
+pub mod analysis;
+pub mod media;
+pub mod peer;
+pub mod signaling;
+pub mod tracks;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+
+pub use analysis::Colour;
+pub use media::{AudioStats, VideoStats};
+pub use peer::{PeerStatus, PublishCounters, TrackRecord};
+pub use signaling::{ClientMessage, Kind, Pc, ServerMessage, TrackInfo};
+
+use media::Encoder;
+use peer::{lock, Peer, PeerSender, PublishHandler, SubscribeHandler};
+
+/// How a synthetic participant joins and what it sends.
+#[derive(Debug, Clone)]
+pub struct JoinOptions {
+    pub name: String,
+    pub colour: Colour,
+    pub tone_hz: f32,
+    pub publish_audio: bool,
+    pub publish_video: bool,
+    /// Send a PLI when a received video track starts without a keyframe or has a gap, as a
+    /// browser does. Turn off to check that the SFU asks for keyframes by itself.
+    pub request_keyframes: bool,
+    /// How long to wait for `welcome` after the socket opens.
+    pub welcome_timeout: Duration,
+}
+
+impl JoinOptions {
+    pub fn new(name: impl Into<String>, colour: Colour, tone_hz: f32) -> Self {
+        JoinOptions {
+            name: name.into(),
+            colour,
+            tone_hz,
+            publish_audio: true,
+            publish_video: true,
+            request_keyframes: true,
+            welcome_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// A participant that only watches and listens (for benchmarks).
+    pub fn receive_only(name: impl Into<String>) -> Self {
+        JoinOptions { publish_audio: false, publish_video: false, ..Self::new(name, Colour::WHITE, 0.0) }
+    }
+
+    pub fn publish(mut self, audio: bool, video: bool) -> Self {
+        self.publish_audio = audio;
+        self.publish_video = video;
+        self
+    }
+
+    pub fn request_keyframes(mut self, yes: bool) -> Self {
+        self.request_keyframes = yes;
+        self
+    }
+}
+
+/// One signaling message as received.
+#[derive(Debug, Clone)]
+pub struct ReceivedMessage {
+    pub at: Instant,
+    pub message: ServerMessage,
+}
+
+/// The latest `subscribe_offer` and what became of it.
+#[derive(Debug, Clone)]
+pub struct SubscribeOfferRecord {
+    pub received_at: Instant,
+    pub sdp: String,
+    pub tracks: Vec<TrackInfo>,
+    /// Mids the SDP marks inactive (or rejects with port 0).
+    pub inactive_mids: Vec<String>,
+    /// When our answer went out; `None` if the offer could not be answered.
+    pub answered_at: Option<Instant>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct SignalingState {
+    room_id: Option<String>,
+    names: BTreeMap<String, String>,
+    left: BTreeSet<String>,
+    log: Vec<ReceivedMessage>,
+    offers_received: u64,
+    latest_offer: Option<SubscribeOfferRecord>,
+    errors: Vec<String>,
+    closed: Option<String>,
+}
+
+/// What one remote participant's media looks like from here.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RemoteMedia {
+    pub participant_id: String,
+    pub name: Option<String>,
+    /// `participant_left` was received.
+    pub left: bool,
+    /// Tracks of this participant in the latest answered `subscribe_offer`.
+    pub tracks_active: usize,
+    pub audio_tracks_active: usize,
+    pub video_tracks_active: usize,
+    /// When the subscription to its video track was answered (set up).
+    pub subscribed_at: Option<Instant>,
+    pub audio_subscribed_at: Option<Instant>,
+    /// Encoded video frames received / decoded.
+    pub video_frames_received: u64,
+    pub video_keyframes_received: u64,
+    pub video_frames: u64,
+    pub first_video_frame_at: Option<Instant>,
+    pub last_video_frame_at: Option<Instant>,
+    /// Mean colour of the latest decoded frame.
+    pub mean_rgb: Option<Colour>,
+    pub keyframe_requests_sent: u64,
+    pub audio_frames_received: u64,
+    pub audio_buffers: u64,
+    pub first_audio_at: Option<Instant>,
+    pub audio_freq_hz: Option<f32>,
+    pub audio_level: Option<f32>,
+}
+
+impl RemoteMedia {
+    /// From setting up the video subscription to the first decoded frame.
+    pub fn time_to_first_video_frame(&self) -> Option<Duration> {
+        Some(self.first_video_frame_at?.saturating_duration_since(self.subscribed_at?))
+    }
+
+    /// Decoding the given colour (within `tolerance` per channel) right now.
+    pub fn shows(&self, colour: Colour, tolerance: u8) -> bool {
+        self.mean_rgb.is_some_and(|c| c.is_close_to(colour, tolerance))
+    }
+
+    /// Hearing a tone within `tolerance_hz` of `tone_hz` right now.
+    pub fn sounds(&self, tone_hz: f32, tolerance_hz: f32) -> bool {
+        self.audio_freq_hz.is_some_and(|f| analysis::tone_matches(f, tone_hz, tolerance_hz))
+    }
+}
+
+/// A consistent picture of everything this participant receives.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub at: Instant,
+    pub remotes: BTreeMap<String, RemoteMedia>,
+    /// Tracks of the latest `subscribe_offer`.
+    pub latest_tracks: Vec<TrackInfo>,
+    pub latest_inactive_mids: Vec<String>,
+    pub offers_received: u64,
+    pub publish: Option<PeerStatus>,
+    pub subscribe: PeerStatus,
+    pub published: PublishCounters,
+    pub errors: Vec<String>,
+}
+
+impl Snapshot {
+    pub fn remote(&self, participant_id: &str) -> Option<&RemoteMedia> {
+        self.remotes.get(participant_id)
+    }
+
+    /// Producers (by participant) present in the latest subscribe offer.
+    pub fn participants_in_latest_offer(&self) -> BTreeSet<String> {
+        self.latest_tracks.iter().map(|t| t.participant_id.clone()).collect()
+    }
+}
+
+/// Plain view of one track record with its decoder statistics read out.
+#[derive(Debug, Clone)]
+pub struct TrackView {
+    pub record: TrackRecord,
+    pub video: Option<VideoStats>,
+    pub audio: Option<AudioStats>,
+}
+
+/// Per remote participant: the media of its current tracks (for each kind, the active track
+/// subscribed most recently; a participant with no active track keeps its last figures).
+pub fn summarize(
+    views: &[TrackView],
+    names: &BTreeMap<String, String>,
+    left: &BTreeSet<String>,
+) -> BTreeMap<String, RemoteMedia> {
+    let mut out: BTreeMap<String, RemoteMedia> = BTreeMap::new();
+    let mut ids: BTreeSet<&String> = names.keys().collect();
+    ids.extend(views.iter().map(|v| &v.record.info.participant_id));
+    for id in ids {
+        let mine: Vec<&TrackView> = views.iter().filter(|v| &v.record.info.participant_id == id).collect();
+        let active = |v: &&&TrackView| v.record.removed_at.is_none();
+        let pick = |kind: Kind| {
+            mine.iter()
+                .filter(|v| v.record.info.kind == kind)
+                .max_by_key(|v| (v.record.removed_at.is_none(), v.record.subscribed_at))
+                .copied()
+        };
+        let mut r = RemoteMedia {
+            participant_id: id.clone(),
+            name: names.get(id).cloned(),
+            left: left.contains(id),
+            tracks_active: mine.iter().filter(active).count(),
+            audio_tracks_active: mine.iter().filter(active).filter(|v| v.record.info.kind == Kind::Audio).count(),
+            video_tracks_active: mine.iter().filter(active).filter(|v| v.record.info.kind == Kind::Video).count(),
+            ..Default::default()
+        };
+        if let Some(v) = pick(Kind::Video) {
+            r.subscribed_at = Some(v.record.subscribed_at);
+            r.video_frames_received = v.record.frames_received;
+            r.video_keyframes_received = v.record.keyframes_received;
+            r.keyframe_requests_sent = v.record.keyframe_requests_sent;
+            if let Some(s) = &v.video {
+                r.video_frames = s.frames;
+                r.first_video_frame_at = s.first_frame_at;
+                r.last_video_frame_at = s.last_frame_at;
+                r.mean_rgb = s.mean_colour;
+            }
+        }
+        if let Some(a) = pick(Kind::Audio) {
+            r.audio_subscribed_at = Some(a.record.subscribed_at);
+            r.audio_frames_received = a.record.frames_received;
+            if let Some(s) = &a.audio {
+                r.audio_buffers = s.buffers;
+                r.first_audio_at = s.first_audio_at;
+                r.audio_freq_hz = s.frequency_hz;
+                r.audio_level = s.level_dbfs;
+            }
+        }
+        out.insert(id.clone(), r);
+    }
+    out
+}
+
+struct Shared {
+    signaling: Mutex<SignalingState>,
+    tracks: Arc<Mutex<Vec<TrackRecord>>>,
+    published: Arc<Mutex<PublishCounters>>,
+}
+
+/// A client that joins a room exactly as the room page does. See the module docs.
+pub struct SyntheticParticipant {
+    participant_id: String,
+    room_id: String,
+    name: String,
+    joined_at: Instant,
+    shared: Arc<Shared>,
+    outgoing: mpsc::UnboundedSender<ClientMessage>,
+    publish: Option<Peer>,
+    subscribe: Option<Peer>,
+    encoders: Vec<Encoder>,
+    signaling: Option<JoinHandle<()>>,
+}
+
+impl SyntheticParticipant {
+    /// Joins `room_id` on the gateway at `base_url` (e.g. `http://127.0.0.1:8080`),
+    /// publishing `colour` as video and a `tone_hz` sine as audio.
+    pub async fn join(base_url: &str, room_id: &str, name: &str, colour: Colour, tone_hz: f32) -> Result<Self> {
+        Self::join_with(base_url, room_id, JoinOptions::new(name, colour, tone_hz)).await
+    }
+
+    /// Joins with explicit options. Returns once `welcome` arrived and the publish offer (if
+    /// any) is sent; media starts flowing when the PeerConnections connect.
+    pub async fn join_with(base_url: &str, room_id: &str, opts: JoinOptions) -> Result<Self> {
+        media::init()?;
+        let http = reqwest::Client::new();
+        let joined = signaling::join_room(&http, base_url, room_id, &opts.name).await?;
+        let ws_url = signaling::resolve_ws_url(base_url, &joined.ws_url, &joined.token)?;
+        tracing::debug!(name = %opts.name, participant_id = %joined.participant_id, %ws_url, "joined over HTTP");
+
+        let shared = Arc::new(Shared {
+            signaling: Mutex::new(SignalingState::default()),
+            tracks: Arc::new(Mutex::new(vec![])),
+            published: Arc::new(Mutex::new(PublishCounters::default())),
+        });
+
+        let subscribe = Peer::start(
+            Pc::Subscribe,
+            SubscribeHandler::new(opts.request_keyframes, shared.tracks.clone()),
+            peer::channel(),
+        )
+        .await?;
+
+        let mut encoders = vec![];
+        let publishing = opts.publish_audio || opts.publish_video;
+        let publish = if publishing {
+            let (sender, receiver) = peer::channel();
+            let mut forcer = None;
+            if opts.publish_video {
+                let s = sender.clone();
+                let enc = Encoder::video(opts.colour, move |f| s.send_frame(f))?;
+                forcer = Some(enc.keyframe_forcer());
+                encoders.push(enc);
+            }
+            if opts.publish_audio {
+                let s = sender.clone();
+                encoders.push(Encoder::audio(opts.tone_hz, move |f| s.send_frame(f))?);
+            }
+            let handler = PublishHandler::new(
+                format!("{}-stream", joined.participant_id),
+                opts.publish_audio,
+                opts.publish_video,
+                forcer,
+                shared.published.clone(),
+            );
+            Some(Peer::start(Pc::Publish, handler, (sender, receiver)).await?)
+        } else {
+            None
+        };
+
+        let (ws, _) = tokio_tungstenite::connect_async(ws_url.as_str())
+            .await
+            .with_context(|| format!("opening the signaling socket {ws_url}"))?;
+        let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let (welcome_tx, welcome_rx) = oneshot::channel();
+        let task = tokio::spawn(run_signaling(
+            ws,
+            out_rx,
+            SignalingCtx {
+                name: opts.name.clone(),
+                shared: shared.clone(),
+                publish: publish.as_ref().map(|p| p.sender.clone()),
+                subscribe: subscribe.sender.clone(),
+                welcome: Some(welcome_tx),
+            },
+        ));
+
+        let welcome_id = match tokio::time::timeout(opts.welcome_timeout, welcome_rx).await {
+            Ok(Ok(id)) => id,
+            Ok(Err(_)) => {
+                let reason = lock(&shared.signaling).closed.clone().unwrap_or_default();
+                bail!("signaling ended before welcome: {reason}");
+            }
+            Err(_) => bail!("no welcome within {:?}", opts.welcome_timeout),
+        };
+        if welcome_id != joined.participant_id {
+            tracing::warn!(http = %joined.participant_id, ws = %welcome_id, "welcome names another participant id than the join response");
+        }
+
+        if let Some(p) = &publish {
+            let offer = p.sender.create_offer().await.context("creating the publish offer")?;
+            out_tx
+                .send(ClientMessage::PublishOffer { sdp: offer })
+                .map_err(|_| anyhow!("signaling ended before the publish offer"))?;
+        }
+
+        Ok(SyntheticParticipant {
+            participant_id: joined.participant_id,
+            room_id: room_id.to_owned(),
+            name: opts.name,
+            joined_at: Instant::now(),
+            shared,
+            outgoing: out_tx,
+            publish,
+            subscribe: Some(subscribe),
+            encoders,
+            signaling: Some(task),
+        })
+    }
+
+    pub fn participant_id(&self) -> &str {
+        &self.participant_id
+    }
+
+    pub fn room_id(&self) -> &str {
+        &self.room_id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn joined_at(&self) -> Instant {
+        self.joined_at
+    }
+
+    /// Every track record of the subscribe PeerConnection, with live decoder figures.
+    pub fn track_views(&self) -> Vec<TrackView> {
+        lock(&self.shared.tracks)
+            .iter()
+            .map(|r| TrackView {
+                record: r.clone(),
+                video: r.decoder.as_ref().and_then(|d| d.video()),
+                audio: r.decoder.as_ref().and_then(|d| d.audio()),
+            })
+            .collect()
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let views = self.track_views();
+        let sig = lock(&self.shared.signaling);
+        let mut names = sig.names.clone();
+        names.remove(&self.participant_id);
+        let mut remotes = summarize(&views, &names, &sig.left);
+        remotes.remove(&self.participant_id);
+        let (latest_tracks, latest_inactive_mids) = match &sig.latest_offer {
+            Some(o) => (o.tracks.clone(), o.inactive_mids.clone()),
+            None => (vec![], vec![]),
+        };
+        Snapshot {
+            at: Instant::now(),
+            remotes,
+            latest_tracks,
+            latest_inactive_mids,
+            offers_received: sig.offers_received,
+            publish: self.publish.as_ref().map(Peer::status),
+            subscribe: self.subscribe.as_ref().map(Peer::status).unwrap_or_default(),
+            published: lock(&self.shared.published).clone(),
+            errors: sig.errors.clone(),
+        }
+    }
+
+    /// Remote participants' media, by participant id.
+    pub fn remote(&self) -> BTreeMap<String, RemoteMedia> {
+        self.snapshot().remotes
+    }
+
+    /// Every signaling message received so far.
+    pub fn signaling_log(&self) -> Vec<ReceivedMessage> {
+        lock(&self.shared.signaling).log.clone()
+    }
+
+    pub fn latest_subscribe_offer(&self) -> Option<SubscribeOfferRecord> {
+        lock(&self.shared.signaling).latest_offer.clone()
+    }
+
+    /// Polls the snapshot every 20 ms until `cond` holds; on timeout the error shows the last
+    /// snapshot.
+    pub async fn wait_until(
+        &self,
+        mut cond: impl FnMut(&Snapshot) -> bool,
+        timeout: Duration,
+    ) -> Result<Snapshot> {
+        let end = Instant::now() + timeout;
+        loop {
+            let s = self.snapshot();
+            if cond(&s) {
+                return Ok(s);
+            }
+            if Instant::now() >= end {
+                bail!("{}: condition not met within {timeout:?}; last snapshot: {s:#?}", self.name);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Sends an arbitrary client message (for protocol tests).
+    pub fn send(&self, message: ClientMessage) -> Result<()> {
+        self.outgoing.send(message).map_err(|_| anyhow!("signaling has ended"))
+    }
+
+    /// Sends `leave`, closes the socket and both PeerConnections, stops the encoders.
+    pub async fn leave(mut self) {
+        let _ = self.outgoing.send(ClientMessage::Leave);
+        if let Some(task) = self.signaling.take() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(2), task).await.is_err() {
+                abort.abort();
+            }
+        }
+        self.encoders.clear();
+        if let Some(p) = self.publish.take() {
+            p.close().await;
+        }
+        if let Some(p) = self.subscribe.take() {
+            p.close().await;
+        }
+    }
+}
+
+impl Drop for SyntheticParticipant {
+    fn drop(&mut self) {
+        if let Some(task) = self.signaling.take() {
+            task.abort();
+        }
+        for p in self.publish.iter().chain(self.subscribe.iter()) {
+            p.sender.close();
+        }
+    }
+}
+
+struct SignalingCtx {
+    name: String,
+    shared: Arc<Shared>,
+    publish: Option<PeerSender>,
+    subscribe: PeerSender,
+    welcome: Option<oneshot::Sender<String>>,
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn run_signaling(ws: Ws, mut outgoing: mpsc::UnboundedReceiver<ClientMessage>, mut ctx: SignalingCtx) {
+    let (mut sink, mut stream) = ws.split();
+    let reason: String = loop {
+        tokio::select! {
+            out = outgoing.recv() => {
+                let Some(msg) = out else { break "participant dropped".into() };
+                let leaving = msg == ClientMessage::Leave;
+                let text = match serde_json::to_string(&msg) {
+                    Ok(t) => t,
+                    Err(e) => { tracing::warn!("serializing {msg:?}: {e}"); continue; }
+                };
+                if let Err(e) = sink.send(Message::text(text)).await {
+                    break format!("sending failed: {e}");
+                }
+                if leaving {
+                    let _ = sink.close().await;
+                    break "left".into();
+                }
+            }
+            incoming = stream.next() => {
+                let text = match incoming {
+                    None => break "server closed the socket".into(),
+                    Some(Err(e)) => break format!("socket error: {e}"),
+                    Some(Ok(Message::Text(t))) => t.to_string(),
+                    Some(Ok(Message::Close(frame))) => break format!("server closed the socket: {frame:?}"),
+                    Some(Ok(Message::Binary(_))) => {
+                        tracing::warn!(name = %ctx.name, "server sent a binary frame; the protocol has none");
+                        continue;
+                    }
+                    Some(Ok(_)) => continue,
+                };
+                match signaling::parse_server_message(&text) {
+                    Ok(msg) => {
+                        if let Some(reply) = handle_server_message(&mut ctx, &msg).await {
+                            match serde_json::to_string(&reply) {
+                                Ok(t) => {
+                                    if let Err(e) = sink.send(Message::text(t)).await {
+                                        break format!("sending failed: {e}");
+                                    }
+                                    if let ClientMessage::SubscribeAnswer { .. } = reply {
+                                        let mut sig = lock(&ctx.shared.signaling);
+                                        if let Some(o) = &mut sig.latest_offer {
+                                            o.answered_at = Some(Instant::now());
+                                        }
+                                    }
+                                }
+                                Err(e) => tracing::warn!("serializing the reply: {e}"),
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(name = %ctx.name, "{e:#}");
+                        lock(&ctx.shared.signaling).errors.push(format!("{e:#}"));
+                    }
+                }
+            }
+        }
+    };
+    tracing::debug!(name = %ctx.name, %reason, "signaling ended");
+    lock(&ctx.shared.signaling).closed = Some(reason);
+}
+
+/// Applies one server message; returns the message to send back, if any.
+async fn handle_server_message(ctx: &mut SignalingCtx, msg: &ServerMessage) -> Option<ClientMessage> {
+    let now = Instant::now();
+    tracing::debug!(name = %ctx.name, kind = msg.type_name(), "signaling message");
+    {
+        let mut sig = lock(&ctx.shared.signaling);
+        sig.log.push(ReceivedMessage { at: now, message: msg.clone() });
+        match msg {
+            ServerMessage::Welcome { room_id, participant_id, participants, protocol, .. } => {
+                if *protocol != signaling::PROTOCOL_VERSION {
+                    tracing::warn!(protocol, "server speaks another protocol version");
+                }
+                sig.room_id = Some(room_id.clone());
+                for p in participants {
+                    sig.names.insert(p.id.clone(), p.name.clone());
+                }
+                if let Some(tx) = ctx.welcome.take() {
+                    let _ = tx.send(participant_id.clone());
+                }
+            }
+            ServerMessage::ParticipantJoined { participant } => {
+                sig.names.insert(participant.id.clone(), participant.name.clone());
+                sig.left.remove(&participant.id);
+            }
+            ServerMessage::ParticipantLeft { participant_id } => {
+                sig.left.insert(participant_id.clone());
+            }
+            ServerMessage::Error { code, message, fatal } => {
+                tracing::warn!(name = %ctx.name, %code, %message, fatal, "server reported an error");
+                sig.errors.push(format!("{code}: {message}"));
+            }
+            _ => {}
+        }
+    }
+    match msg {
+        ServerMessage::PublishAnswer { sdp } => {
+            let Some(p) = &ctx.publish else {
+                lock(&ctx.shared.signaling).errors.push("publish_answer without a publish offer".into());
+                return None;
+            };
+            if let Err(e) = p.accept_answer(sdp.clone()).await {
+                tracing::warn!(name = %ctx.name, "publish answer: {e:#}");
+                lock(&ctx.shared.signaling).errors.push(format!("publish answer: {e:#}"));
+            }
+            None
+        }
+        ServerMessage::SubscribeOffer { sdp, tracks } => {
+            let inactive = tracks::inactive_mids(sdp);
+            let result = ctx.subscribe.accept_offer(sdp.clone(), tracks.clone()).await;
+            let mut sig = lock(&ctx.shared.signaling);
+            sig.offers_received += 1;
+            let error = result.as_ref().err().map(|e| format!("{e:#}"));
+            if let Some(e) = &error {
+                tracing::warn!(name = %ctx.name, "subscribe offer: {e}");
+                sig.errors.push(format!("subscribe offer: {e}"));
+            }
+            sig.latest_offer = Some(SubscribeOfferRecord {
+                received_at: now,
+                sdp: sdp.clone(),
+                tracks: tracks.clone(),
+                inactive_mids: inactive,
+                answered_at: None,
+                error,
+            });
+            result.ok().map(|sdp| ClientMessage::SubscribeAnswer { sdp })
+        }
+        ServerMessage::Candidate { pc, candidate, .. } => {
+            match pc {
+                Pc::Publish => {
+                    if let Some(p) = &ctx.publish {
+                        p.add_remote_candidate(candidate.clone());
+                    }
+                }
+                Pc::Subscribe => ctx.subscribe.add_remote_candidate(candidate.clone()),
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(mid: &str, pid: &str, kind: Kind, at: Instant, removed: bool) -> TrackRecord {
+        TrackRecord {
+            info: TrackInfo {
+                mid: mid.into(),
+                producer_id: format!("{pid}:{mid}"),
+                participant_id: pid.into(),
+                kind,
+            },
+            subscribed_at: at,
+            removed_at: removed.then_some(at),
+            frames_received: 10,
+            keyframes_received: 1,
+            first_frame_received_at: Some(at),
+            keyframe_requests_sent: 0,
+            decoder: None,
+            decoder_error: None,
+        }
+    }
+
+    #[test]
+    fn summary_prefers_active_and_recent_tracks() {
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_secs(1);
+        let video = |frames, colour| Some(VideoStats {
+            frames,
+            first_frame_at: Some(t1),
+            last_frame_at: Some(t1),
+            mean_colour: Some(colour),
+        });
+        let views = vec![
+            TrackView { record: record("0", "p-a", Kind::Video, t0, true), video: video(5, Colour::BLUE), audio: None },
+            TrackView { record: record("1", "p-a", Kind::Video, t1, false), video: video(7, Colour::RED), audio: None },
+            TrackView {
+                record: record("2", "p-a", Kind::Audio, t0, false),
+                video: None,
+                audio: Some(AudioStats { buffers: 3, frequency_hz: Some(440.0), level_dbfs: Some(-9.0), ..Default::default() }),
+            },
+            TrackView { record: record("3", "p-b", Kind::Video, t0, true), video: video(2, Colour::GREEN), audio: None },
+        ];
+        let names = BTreeMap::from([("p-a".to_owned(), "Ada".to_owned()), ("p-c".to_owned(), "Cy".to_owned())]);
+        let left = BTreeSet::from(["p-b".to_owned()]);
+        let s = summarize(&views, &names, &left);
+        let a = &s["p-a"];
+        assert_eq!(a.tracks_active, 2);
+        assert_eq!((a.audio_tracks_active, a.video_tracks_active), (1, 1));
+        assert_eq!(a.video_frames, 7);
+        assert!(a.shows(Colour::RED, 0));
+        assert!(a.sounds(440.0, 1.0));
+        assert_eq!(a.subscribed_at, Some(t1));
+        assert_eq!(a.time_to_first_video_frame(), Some(Duration::ZERO));
+        assert_eq!(a.name.as_deref(), Some("Ada"));
+        let b = &s["p-b"];
+        assert!(b.left);
+        assert_eq!(b.tracks_active, 0);
+        assert_eq!(b.video_frames, 2, "a gone participant keeps its last figures");
+        let c = &s["p-c"];
+        assert_eq!(c.tracks_active, 0);
+        assert_eq!(c.video_frames, 0);
+    }
+}
