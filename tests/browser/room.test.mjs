@@ -91,6 +91,15 @@ async function pageSnapshot() {
     video,
     audio,
     framesDecoded: video.reduce((n, v) => n + v.framesDecoded, 0),
+    // participant name → video frames decoded from that participant's m-line(s)
+    framesByName: Object.fromEntries(
+      s.participants.map((p) => [
+        p.name,
+        s.tracks
+          .filter((t) => t.participant_id === p.id && t.kind === 'video')
+          .reduce((n, t) => n + (video.find((v) => v.mid === t.mid)?.framesDecoded ?? 0), 0),
+      ]),
+    ),
     remoteTileNames: [...document.querySelectorAll('[data-testid="remote-tile"] .tile-name')].map((e) => e.textContent),
   };
 }
@@ -103,7 +112,7 @@ function signalingLog(p) {
     .catch((e) => [`(could not read the signaling log: ${e.message})`]);
 }
 
-describe('room page: two participants see each other', () => {
+describe('room page: participants see each other', () => {
   /** @type {Awaited<ReturnType<typeof startGateway>>} */
   let gw;
   /** @type {import('playwright-core').Browser} */
@@ -132,7 +141,9 @@ describe('room page: two participants see each other', () => {
     for (const p of pages) {
       const snap = await p.page.evaluate(pageSnapshot).catch((e) => ({ error: e.message }));
       parts.push(`\n--- page ${p.label}: state ---\n${JSON.stringify(snap, null, 2)}`);
-      parts.push(`--- page ${p.label}: last signaling frames ---\n${(await signalingLog(p)).join('\n')}`);
+      parts.push(`--- page ${p.label}: last signaling frames (page log) ---\n${(await signalingLog(p)).join('\n')}`);
+      const frames = p.wsFrames.slice(-12).map((f) => `${new Date(f.at).toISOString().slice(11, 23)} ${f.dir.padEnd(4)} ${f.text.length > 4000 ? `${f.text.slice(0, 4000)}…` : f.text}`);
+      parts.push(`--- page ${p.label}: last 12 WebSocket frames in full (SDP with \\r\\n) ---\n${frames.join('\n')}`);
       parts.push(`--- page ${p.label}: console (last 60) ---\n${p.consoleLines.slice(-60).join('\n')}`);
     }
     parts.push(`\n--- gateway log (last 60 lines; full log in ${gw.logPath}) ---\n${gw.logTail(60)}`);
@@ -147,57 +158,106 @@ describe('room page: two participants see each other', () => {
     }
   }
 
-  it('each page decodes the other page\'s video', async () => {
-    for (const label of ['A', 'B']) {
-      const p = await openPage(browser, label);
-      pages.push(p);
-      await p.page.goto(`${gw.url}/room/${encodeURIComponent(roomId)}?name=${label}&autojoin=1`);
-    }
-    const deadline = Date.now() + DECODE_TIMEOUT_MS;
-    let snaps = [];
-    while (Date.now() < deadline) {
-      snaps = await Promise.all(pages.map((p) => p.page.evaluate(pageSnapshot).catch((e) => ({ error: e.message }))));
-      if (snaps.every((s) => s.framesDecoded > 0)) break;
+  const byLabel = (label) => pages.find((p) => p.label === label);
+
+  async function joinAs(label) {
+    const p = await openPage(browser, label);
+    pages.push(p);
+    await p.page.goto(`${gw.url}/room/${encodeURIComponent(roomId)}?name=${label}&autojoin=1`);
+    return p;
+  }
+
+  /**
+   * Polls snapshots of the live pages until `done(snaps by label)` holds; on timeout prints
+   * diagnostics and fails with `describe(snaps)`.
+   */
+  async function waitFor(title, labels, done, explain, timeoutMs = DECODE_TIMEOUT_MS) {
+    const deadline = Date.now() + timeoutMs;
+    let snaps = {};
+    for (;;) {
+      const list = await Promise.all(
+        labels.map((l) => byLabel(l).page.evaluate(pageSnapshot).catch((e) => ({ error: e.message }))),
+      );
+      snaps = Object.fromEntries(labels.map((l, i) => [l, list[i]]));
+      if (done(snaps)) return snaps;
+      if (Date.now() >= deadline) break;
       await sleep(500);
     }
-    const ok = snaps.every((s) => s.framesDecoded > 0);
-    if (ok) await sleep(1000); // let a few frames paint before the screenshots
+    await screenshots('-failed');
+    console.error(await diagnostics(`${title}: not true after ${timeoutMs} ms`));
+    assert.fail(`${title}: ${explain(snaps)} (diagnostics above)`);
+  }
+
+  const frames = (snaps, viewer, of) => snaps[viewer]?.framesByName?.[of] ?? 0;
+
+  it("each page decodes the other page's video", async () => {
+    await joinAs('A');
+    await joinAs('B');
+    const snaps = await waitFor(
+      'A and B decode each other',
+      ['A', 'B'],
+      (s) => s.A.framesDecoded > 0 && s.B.framesDecoded > 0,
+      (s) => `A decoded ${s.A.framesDecoded ?? 0} frames, B decoded ${s.B.framesDecoded ?? 0}`,
+    );
+    await sleep(1000); // let a few frames paint before the screenshots
     await screenshots();
-    if (!ok) {
-      const who = pages.filter((_, i) => !(snaps[i].framesDecoded > 0)).map((p) => p.label);
-      const diag = await diagnostics(`no decoded video on page(s) ${who.join(', ')} after ${DECODE_TIMEOUT_MS} ms`);
-      console.error(diag);
-      assert.fail(`page(s) ${who.join(', ')} decoded no remote video frames within ${DECODE_TIMEOUT_MS} ms (diagnostics above)`);
-    }
-    for (const [i, s] of snaps.entries()) {
-      const other = pages[1 - i].label;
-      console.log(`page ${pages[i].label}: ${s.framesDecoded} frames decoded from ${JSON.stringify(s.video)}; pair ${s.subscribe?.selectedPair}`);
+    for (const [me, other] of [['A', 'B'], ['B', 'A']]) {
+      const s = snaps[me];
+      console.log(`page ${me}: ${s.framesDecoded} frames decoded: ${JSON.stringify(s.video)}; ICE pair ${s.subscribe?.selectedPair}`);
       assert.equal(s.phase, 'joined');
-      assert.ok(
-        s.participants.some((p) => p.startsWith(`${other} (`)),
-        `page ${pages[i].label} does not list ${other}: ${JSON.stringify(s.participants)}`,
-      );
-      assert.ok(s.remoteTileNames.includes(other), `page ${pages[i].label} has no tile named ${other}: ${JSON.stringify(s.remoteTileNames)}`);
+      assert.ok(s.participants.some((p) => p.startsWith(`${other} (`)), `page ${me} does not list ${other}: ${JSON.stringify(s.participants)}`);
+      assert.ok(s.remoteTileNames.includes(other), `page ${me} has no tile named ${other}: ${JSON.stringify(s.remoteTileNames)}`);
     }
   });
 
-  it('a tile goes away when its participant leaves', async (t) => {
+  it('a third participant sees both and is seen by both', async (t) => {
     if (pages.length < 2) return t.skip('needs the first test');
-    const [a, b] = pages;
-    await b.page.evaluate(() => window.__roomcast?.session.leave());
-    const deadline = Date.now() + 10000;
-    let names = [];
-    while (Date.now() < deadline) {
-      names = await a.page.evaluate(() =>
-        [...document.querySelectorAll('[data-testid="remote-tile"] .tile-name')].map((e) => e.textContent),
-      );
-      if (!names.includes('B')) break;
-      await sleep(250);
-    }
-    if (names.includes('B')) {
-      console.error(await diagnostics('tile of B still shown on A 10 s after B left'));
-      assert.fail(`page A still shows a tile for B after B left: ${JSON.stringify(names)}`);
-    }
+    await joinAs('C');
+    await waitFor(
+      'A, B and C decode each other',
+      ['A', 'B', 'C'],
+      (s) => frames(s, 'A', 'C') > 0 && frames(s, 'B', 'C') > 0 && frames(s, 'C', 'A') > 0 && frames(s, 'C', 'B') > 0,
+      (s) =>
+        `frames decoded: A←C ${frames(s, 'A', 'C')}, B←C ${frames(s, 'B', 'C')}, C←A ${frames(s, 'C', 'A')}, C←B ${frames(s, 'C', 'B')}`,
+    );
+    await screenshots('-three');
+  });
+
+  it('tiles go away when their participant leaves', async (t) => {
+    if (!byLabel('C')) return t.skip('needs the previous test');
+    await byLabel('C').page.evaluate(() => window.__roomcast?.session.leave());
+    await waitFor(
+      "C's tile disappears on A and B",
+      ['A', 'B'],
+      (s) => !s.A.remoteTileNames?.includes('C') && !s.B.remoteTileNames?.includes('C'),
+      (s) => `tiles: A ${JSON.stringify(s.A.remoteTileNames)}, B ${JSON.stringify(s.B.remoteTileNames)}`,
+      10000,
+    );
+    // The others still see each other.
+    const before = await waitFor('A still decodes B', ['A'], (s) => frames(s, 'A', 'B') > 0, () => 'no frames of B on A', 5000);
+    await sleep(1500);
+    await waitFor(
+      'A keeps decoding B after C left',
+      ['A', 'B'],
+      (s) => frames(s, 'A', 'B') > frames(before, 'A', 'B') && s.A.phase === 'joined' && s.B.phase === 'joined',
+      (s) => `A←B frames ${frames(before, 'A', 'B')} → ${frames(s, 'A', 'B')}; phases A ${s.A.phase}, B ${s.B.phase}`,
+      5000,
+    );
     await screenshots('-after-leave');
+  });
+
+  it('after everyone else left, a newcomer is still seen', async (t) => {
+    if (!byLabel('B')) return t.skip('needs the first test');
+    await byLabel('B').page.evaluate(() => window.__roomcast?.session.leave());
+    await waitFor('B leaves A alone', ['A'], (s) => (s.A.remoteTileNames ?? []).length === 0, (s) => `A still shows ${JSON.stringify(s.A.remoteTileNames)}`, 10000);
+    await sleep(1500); // the subscribe renegotiation for B's departure settles
+    await joinAs('D');
+    await waitFor(
+      'A and D decode each other',
+      ['A', 'D'],
+      (s) => frames(s, 'A', 'D') > 0 && frames(s, 'D', 'A') > 0,
+      (s) => `A←D ${frames(s, 'A', 'D')} frames, D←A ${frames(s, 'D', 'A')}; A phase ${s.A.phase} (${s.A.endReason ?? ''})`,
+    );
+    await screenshots('-newcomer');
   });
 });

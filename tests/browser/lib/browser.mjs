@@ -45,5 +45,16 @@ export async function openPage(browser, label) {
   page.on('response', (r) => {
     if (r.status() >= 400) push(`[http ${r.status()}] ${r.request().method()} ${r.url()}`);
   });
-  return { label, context, page, consoleLines };
+  // Every signaling frame, in full (the page's own log truncates long SDPs).
+  const wsFrames = [];
+  page.on('websocket', (ws) => {
+    const keep = (dir) => (f) => {
+      wsFrames.push({ at: Date.now(), dir, text: typeof f.payload === 'string' ? f.payload : `(binary ${f.payload.length} bytes)` });
+      if (wsFrames.length > 300) wsFrames.splice(0, wsFrames.length - 300);
+    };
+    ws.on('framereceived', keep('in'));
+    ws.on('framesent', keep('out'));
+    ws.on('close', () => wsFrames.push({ at: Date.now(), dir: 'info', text: 'socket closed' }));
+  });
+  return { label, context, page, consoleLines, wsFrames };
 }

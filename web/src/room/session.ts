@@ -187,7 +187,14 @@ export class RoomSession {
   }
 
   private createPc(name: PcName): RTCPeerConnection {
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+    // publish: we offer, so max-bundle (one transport). subscribe: the server offers and decides
+    // the bundling; 'balanced' also accepts offers without a BUNDLE group (e.g. every m-line
+    // rejected after the last remote participant left), which max-bundle refuses.
+    const pc = new RTCPeerConnection({
+      iceServers: this.iceServers,
+      bundlePolicy: name === 'publish' ? 'max-bundle' : 'balanced',
+      rtcpMuxPolicy: 'require',
+    });
     pc.onicecandidate = (e) => {
       if (this.ended) return;
       if (e.candidate) {

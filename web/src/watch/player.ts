@@ -122,6 +122,8 @@ export class WatchPlayer {
       if (res.status === 404 || res.status === 410) return 'offline';
       if (!res.ok) return 'unknown';
       const text = await res.text();
+      // Not a playlist at all (e.g. an HTML fallback page): nothing to play.
+      if (!text.trimStart().startsWith('#EXTM3U')) return 'offline';
       // A finished broadcast with nothing after it is offline too.
       if (text.includes('#EXT-X-ENDLIST') && !this.hls) return 'offline';
       return 'live';
