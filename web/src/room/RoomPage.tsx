@@ -24,10 +24,7 @@ export function RoomPage({ roomId, search }: { roomId: string; search: string })
       rememberName(clean);
       const s = new RoomSession(roomId);
       window.__roomcast = s.debugHandle();
-      setSession((old) => {
-        old?.leave();
-        return s;
-      });
+      setSession(s); // the effect below leaves the previous session
       void s.join(clean);
     },
     [roomId],
@@ -114,6 +111,11 @@ const PHASE_TEXT: Record<RoomState['phase'], string> = {
   failed: 'Could not join',
 };
 
+function phaseText(state: RoomState): string {
+  if (state.phase === 'failed' && state.wasJoined) return 'You are no longer in the room';
+  return PHASE_TEXT[state.phase];
+}
+
 function mediaBadges(state: RoomState): string[] {
   const b: string[] = [];
   if (state.mic === 'off') b.push('mic off');
@@ -139,7 +141,7 @@ function RoomView({ session, onRejoin }: { session: RoomSession; onRejoin: () =>
             Room <code>{state.roomId}</code>
           </h1>
           <p className="muted" role="status" aria-live="polite">
-            {PHASE_TEXT[state.phase]}
+            {phaseText(state)}
             {state.phase === 'joined' && ` · ${tiles.length + 1} in the room`}
             {state.phase === 'joined' && state.publishPcState !== 'none' && ` · sending: ${state.publishPcState}`}
           </p>
@@ -165,7 +167,7 @@ function RoomView({ session, onRejoin }: { session: RoomSession; onRejoin: () =>
 
       {!active && (
         <div className="card stack" role="alert">
-          <strong>{PHASE_TEXT[state.phase]}</strong>
+          <strong>{phaseText(state)}</strong>
           {state.endReason && <span>{state.endReason}</span>}
           <div className="row">
             <button type="button" className="primary" onClick={onRejoin}>

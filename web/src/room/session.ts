@@ -254,7 +254,7 @@ export class RoomSession {
       case 'error':
         log(`server error ${msg.code}: ${msg.message}${msg.fatal ? ' (fatal)' : ''}`);
         this.dispatch({ type: 'server', message: msg });
-        if (msg.fatal) this.end('failed', `${msg.code}: ${msg.message}`);
+        if (msg.fatal) this.end('failed', msg.message || msg.code);
         return;
       case 'participant_left':
         this.dispatch({ type: 'server', message: msg });

@@ -73,6 +73,9 @@ describe('roomReducer', () => {
     expect(s.notices).toHaveLength(MAX_NOTICES - 1);
     s = roomReducer(s, server({ type: 'error', code: 'room_closed', message: 'bye', fatal: true }));
     expect(s.phase).toBe('failed');
+    expect(s.wasJoined).toBe(true);
+    expect(s.endReason).toBe('bye');
+    expect(s.notices.map((n) => n.code)).not.toContain('room_closed');
     expect(roomReducer(s, { type: 'ended', phase: 'disconnected', reason: 'x' }).phase).toBe('failed');
   });
 });

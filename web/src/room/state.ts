@@ -37,6 +37,8 @@ export interface RoomState {
   notices: Notice[];
   /** Why the session ended, when phase is failed/disconnected. */
   endReason: string | null;
+  /** A welcome arrived at some point: "failed" then means removed, not "could not join". */
+  wasJoined: boolean;
 }
 
 export const MAX_NOTICES = 5;
@@ -56,6 +58,7 @@ export function initialRoomState(roomId: string, selfName = ''): RoomState {
     subscribePcState: 'none',
     notices: [],
     endReason: null,
+    wasJoined: false,
   };
 }
 
@@ -101,6 +104,7 @@ function applyServer(state: RoomState, msg: ServerMessage): RoomState {
         participants: msg.participants.filter((p) => p.id !== self),
         producers: msg.producers.filter((p) => p.participant_id !== self),
         endReason: null,
+        wasJoined: true,
       };
     }
     case 'participant_joined':
@@ -118,10 +122,10 @@ function applyServer(state: RoomState, msg: ServerMessage): RoomState {
       return { ...state, producers: upsertProducer(state.producers, msg.producer) };
     case 'producer_removed':
       return { ...state, producers: state.producers.filter((p) => p.id !== msg.producer_id) };
-    case 'error': {
-      const next = addNotice(state, msg.code, msg.message || msg.code);
-      return msg.fatal ? { ...next, phase: 'failed', endReason: `${msg.code}: ${msg.message}` } : next;
-    }
+    case 'error':
+      // A fatal error ends the session and is shown as the reason, not as a notice.
+      if (msg.fatal) return { ...state, phase: 'failed', endReason: msg.message || msg.code };
+      return addNotice(state, msg.code, msg.message || msg.code);
     // SDP and candidates are the session's business; they do not change the plain state.
     case 'publish_answer':
     case 'subscribe_offer':
