@@ -49,6 +49,22 @@ describe('lobby and watch page', () => {
     assert.equal(room.name, 'Lobby test');
     await p.page.getByLabel('Your name').waitFor({ timeout: 5000 });
     await p.page.screenshot({ path: join(OUT_DIR, 'lobby-join-form.png') });
+    // Join by hand: type a name, press Join.
+    await p.page.getByLabel('Your name').fill('Lobby User');
+    await p.page.getByRole('button', { name: 'Join' }).click();
+    try {
+      await p.page.waitForFunction(() => window.__roomcast?.state.phase === 'joined', null, { timeout: 10000 });
+    } catch (e) {
+      await p.page.screenshot({ path: join(OUT_DIR, 'lobby-join-failed.png') }).catch(() => undefined);
+      console.error(dump(p));
+      throw e;
+    }
+    const listed = await api(gw.url, 'GET', `/api/rooms/${encodeURIComponent(id)}`);
+    assert.ok(
+      JSON.stringify(listed.participants ?? []).includes('Lobby User'),
+      `GET /api/rooms/{id} does not list the participant: ${JSON.stringify(listed.participants)}`,
+    );
+    await p.page.evaluate(() => window.__roomcast.session.leave());
   });
 
   it('the playlist of a room that is not broadcasting is a 404', async (t) => {
