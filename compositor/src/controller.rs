@@ -68,6 +68,10 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
                 let _ = tx.send(Msg::OutputClosed);
                 break;
             }
+            // `stopped` is always the last item (the muxer may still hold a sender).
+            if matches!(&item, Item::Event(e) if e.get("event").and_then(|v| v.as_str()) == Some("stopped")) {
+                break;
+            }
         }
     })?;
 

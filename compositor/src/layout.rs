@@ -153,8 +153,9 @@ mod tests {
         let g = layout(1, 1280, 720);
         assert_eq!(g.slots.len(), 1);
         let s = g.slots[0];
-        assert!(s.width >= 1280 - 3 * 8 && s.height >= 720 - 3 * 8, "{s:?}");
-        assert_eq!(s.centre(), (640, 360));
+        assert!(s.width >= 1240 && s.height >= 696, "{s:?}");
+        let (cx, cy) = s.centre();
+        assert!((cx - 640).abs() <= 2 && (cy - 360).abs() <= 2, "{s:?}");
     }
 
     #[test]

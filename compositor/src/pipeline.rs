@@ -322,8 +322,14 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Ask every source to end; the bus gets EOS once cmafmux drained its last chunk.
-    pub fn send_eos(&self) {
+    /// Drop every RTP input, then ask the remaining (test) sources to end; the bus gets EOS
+    /// once the muxer drained its last chunk. (EOS sent into live RTP branches does not
+    /// reliably reach the mixers, so they go first.)
+    pub fn send_eos(&mut self) {
+        let ids: Vec<String> = self.tracks.keys().cloned().collect();
+        for id in ids {
+            self.remove_track(&id);
+        }
         self.pipeline.send_event(gst::event::Eos::new());
     }
 

@@ -305,8 +305,9 @@ mod tests {
             ]
         );
         let s = last_scene(&e);
-        // d moved into b's old slot
-        assert_eq!(s.placeholders[1].0, "d");
+        // c and d moved up one slot
+        let ids: Vec<_> = s.placeholders.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["a", "c", "d"]);
         assert_eq!(s.videos, vec![("d:0".to_string(), s.placeholders[2].1, ZORDER_VIDEO)]);
         assert_eq!(s.empty_slots.len(), 1);
         assert_eq!(room.tracks().len(), 1);
