@@ -1,8 +1,9 @@
 //! End to end: the real `roomcast-compositor` binary fed with VP8/Opus RTP from in-process
 //! GStreamer senders; its framed output is written to .mp4 files and decoded with ffmpeg.
 //!
-//! Phases: red/green/blue join (2x2 grid, 4th slot empty) → yellow joins at runtime
-//! (4 tiles) → green leaves (red, blue, yellow, empty slot). Output must keep flowing with
+//! Phases: red/green/blue join (2x2 grid, 4th slot empty) → yellow joins at runtime, over
+//! H.264 (4 tiles) → green leaves (red, blue, yellow, empty slot) → blue's sender dies (its
+//! tile shows the placeholder again, a stall is reported). Output must keep flowing with
 //! regular parts and no timestamp gaps throughout.
 
 use std::fs::File;
@@ -133,6 +134,19 @@ fn video_sender(argb: u32, port: u16) -> gst::Element {
          ! video/x-raw,width=320,height=180,framerate={FPS}/1 \
          ! vp8enc deadline=1 cpu-used=8 keyframe-max-dist={FPS} target-bitrate=300000 \
          ! rtpvp8pay pt=96 ! udpsink host=127.0.0.1 port={port} sync=false async=false"
+    );
+    let p = gst::parse::launch(&desc).unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    p
+}
+
+/// Same as `video_sender` but H.264 (covers the other depayloader/decoder).
+fn h264_sender(argb: u32, port: u16) -> gst::Element {
+    let desc = format!(
+        "videotestsrc is-live=true pattern=solid-color foreground-color={argb} \
+         ! video/x-raw,width=320,height=180,framerate={FPS}/1 \
+         ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={FPS} bitrate=300 threads=1 \
+         ! rtph264pay pt=102 config-interval=-1 ! udpsink host=127.0.0.1 port={port} sync=false async=false"
     );
     let p = gst::parse::launch(&desc).unwrap();
     p.set_state(gst::State::Playing).unwrap();
@@ -283,10 +297,10 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
     thread::sleep(Duration::from_secs(4));
     let t1 = Instant::now();
 
-    // a fourth participant joins at runtime
-    senders.push(video_sender(0xffff_ff00, ports[3]));
+    // a fourth participant joins at runtime, sending H.264
+    senders.push(h264_sender(0xffff_ff00, ports[3]));
     c.send(r#"{"op":"add_participant","id":"p3","name":"Yellow"}"#);
-    add_track(&mut c, "p3", "video", "VP8", 96, ports[3]);
+    add_track(&mut c, "p3", "video", "H264", 102, ports[3]);
     thread::sleep(Duration::from_secs(3));
     let t2 = Instant::now();
 
@@ -294,6 +308,11 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
     c.send(r#"{"op":"remove_participant","id":"p1"}"#);
     thread::sleep(Duration::from_secs(3));
     let t3 = Instant::now();
+
+    // blue's sender dies: its tile falls back to the placeholder, a stall is reported
+    senders[2].set_state(gst::State::Null).unwrap();
+    thread::sleep(Duration::from_secs(3));
+    let t4 = Instant::now();
 
     let log_path = c.log.clone();
     let (items, code) = c.finish();
@@ -318,10 +337,14 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
     assert_eq!(applied, 3 + 3 + 1 + 2 + 1 + 1, "applied acks: {events:?}");
     assert!(events.iter().any(|e| e["event"] == "stats" && e["fps_out"].as_f64().unwrap_or(0.0) > 0.0));
     assert_eq!(events.last().unwrap()["event"], "stopped");
+    assert!(
+        events.iter().any(|e| e["event"] == "input_stalled" && e["track_id"] == "p2:video"),
+        "stall reported: {events:?}"
+    );
 
     // ---- parts: regular, continuous, delivered without stalls
     let part_list: Vec<&Received> = parts(&items).collect();
-    assert!(part_list.len() >= 25, "only {} parts", part_list.len());
+    assert!(part_list.len() >= 33, "only {} parts", part_list.len());
     let frame_ns = 1_000_000_000u64 / FPS as u64;
     for p in &part_list[..part_list.len() - 1] {
         let d = p.header["duration_ns"].as_u64().unwrap();
@@ -337,7 +360,7 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
         assert!(gap < Duration::from_millis(1500), "output stalled for {gap:?}");
     }
     let segs = part_list.iter().filter(|p| p.header["segment_start"] == true).count();
-    assert!(segs >= 8, "{segs} segments");
+    assert!(segs >= 11, "{segs} segments");
     assert!(part_list
         .iter()
         .all(|p| p.header["independent"] == p.header["segment_start"]));
@@ -374,7 +397,7 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
         .lines()
         .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
         .collect();
-    assert!(times.len() as f64 >= 10.0 * FPS as f64, "{} video frames", times.len());
+    assert!(times.len() as f64 >= 13.0 * FPS as f64, "{} video frames", times.len());
     for w in times.windows(2) {
         let dt = w[1] - w[0];
         assert!(dt > 0.0 && dt < 2.5 / FPS as f64, "video timestamp gap {dt} s at {}", w[0]);
@@ -398,6 +421,7 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
         (t1, vec![Red, Green, Blue, Placeholder], "three participants"),
         (t2, vec![Red, Green, Blue, Yellow], "yellow joined"),
         (t3, vec![Red, Blue, Yellow, Placeholder], "green left"),
+        (t4, vec![Red, Placeholder, Yellow, Placeholder], "blue stalled"),
     ];
     for (i, (until, expected, what)) in phases.iter().enumerate() {
         let path = dir.join(format!("phase{i}.mp4"));
