@@ -49,6 +49,12 @@ pub struct JoinOptions {
     /// Send a PLI when a received video track starts without a keyframe or has a gap, as a
     /// browser does. Turn off to check that the SFU asks for keyframes by itself.
     pub request_keyframes: bool,
+    /// Decode what arrives (colours, tones). Off: only count received frames (cheap, for
+    /// benchmarks with many receivers).
+    pub decode: bool,
+    /// Send our host candidates as `candidate` messages (then end-of-candidates) after each
+    /// PeerConnection's first local description, as a browser does. They are also in the SDP.
+    pub trickle: bool,
     /// How long to wait for `welcome` after the socket opens.
     pub welcome_timeout: Duration,
 }
@@ -62,6 +68,8 @@ impl JoinOptions {
             publish_audio: true,
             publish_video: true,
             request_keyframes: true,
+            decode: true,
+            trickle: true,
             welcome_timeout: Duration::from_secs(5),
         }
     }
@@ -79,6 +87,16 @@ impl JoinOptions {
 
     pub fn request_keyframes(mut self, yes: bool) -> Self {
         self.request_keyframes = yes;
+        self
+    }
+
+    pub fn decode(mut self, yes: bool) -> Self {
+        self.decode = yes;
+        self
+    }
+
+    pub fn trickle(mut self, yes: bool) -> Self {
+        self.trickle = yes;
         self
     }
 }
@@ -174,7 +192,10 @@ pub struct Snapshot {
     pub publish: Option<PeerStatus>,
     pub subscribe: PeerStatus,
     pub published: PublishCounters,
+    /// `error` messages from the server and messages this client could not use.
     pub errors: Vec<String>,
+    /// Why the signaling socket ended, once it has.
+    pub signaling_closed: Option<String>,
 }
 
 impl Snapshot {
@@ -295,7 +316,7 @@ impl SyntheticParticipant {
 
         let subscribe = Peer::start(
             Pc::Subscribe,
-            SubscribeHandler::new(opts.request_keyframes, shared.tracks.clone()),
+            SubscribeHandler::new(opts.request_keyframes, opts.decode, shared.tracks.clone()),
             peer::channel(),
         )
         .await?;
@@ -340,6 +361,7 @@ impl SyntheticParticipant {
                 shared: shared.clone(),
                 publish: publish.as_ref().map(|p| p.sender.clone()),
                 subscribe: subscribe.sender.clone(),
+                subscribe_candidate: opts.trickle.then(|| subscribe.local_candidate.clone()),
                 welcome: Some(welcome_tx),
             },
         ));
@@ -358,9 +380,14 @@ impl SyntheticParticipant {
 
         if let Some(p) = &publish {
             let offer = p.sender.create_offer().await.context("creating the publish offer")?;
-            out_tx
-                .send(ClientMessage::PublishOffer { sdp: offer })
-                .map_err(|_| anyhow!("signaling ended before the publish offer"))?;
+            let mid = first_mid(&offer);
+            let mut messages = vec![ClientMessage::PublishOffer { sdp: offer }];
+            if opts.trickle {
+                messages.extend(trickle_messages(Pc::Publish, &p.local_candidate, mid));
+            }
+            for m in messages {
+                out_tx.send(m).map_err(|_| anyhow!("signaling ended before the publish offer"))?;
+            }
         }
 
         Ok(SyntheticParticipant {
@@ -426,6 +453,7 @@ impl SyntheticParticipant {
             subscribe: self.subscribe.as_ref().map(Peer::status).unwrap_or_default(),
             published: lock(&self.shared.published).clone(),
             errors: sig.errors.clone(),
+            signaling_closed: sig.closed.clone(),
         }
     }
 
@@ -498,11 +526,26 @@ impl Drop for SyntheticParticipant {
     }
 }
 
+/// The first `a=mid:` of an SDP.
+fn first_mid(sdp: &str) -> Option<String> {
+    tracks::parse_mlines(sdp).into_iter().find_map(|m| m.mid)
+}
+
+/// Our candidate, then end-of-candidates, for one PeerConnection.
+pub fn trickle_messages(pc: Pc, candidate: &str, sdp_mid: Option<String>) -> Vec<ClientMessage> {
+    vec![
+        ClientMessage::Candidate { pc, candidate: candidate.to_owned(), sdp_mid: sdp_mid.clone() },
+        ClientMessage::Candidate { pc, candidate: String::new(), sdp_mid },
+    ]
+}
+
 struct SignalingCtx {
     name: String,
     shared: Arc<Shared>,
     publish: Option<PeerSender>,
     subscribe: PeerSender,
+    /// Set until our subscribe candidate has been trickled (after the first answer).
+    subscribe_candidate: Option<String>,
     welcome: Option<oneshot::Sender<String>>,
 }
 
@@ -541,11 +584,13 @@ async fn run_signaling(ws: Ws, mut outgoing: mpsc::UnboundedReceiver<ClientMessa
                 };
                 match signaling::parse_server_message(&text) {
                     Ok(msg) => {
-                        if let Some(reply) = handle_server_message(&mut ctx, &msg).await {
+                        let mut failed = None;
+                        for reply in handle_server_message(&mut ctx, &msg).await {
                             match serde_json::to_string(&reply) {
                                 Ok(t) => {
                                     if let Err(e) = sink.send(Message::text(t)).await {
-                                        break format!("sending failed: {e}");
+                                        failed = Some(format!("sending failed: {e}"));
+                                        break;
                                     }
                                     if let ClientMessage::SubscribeAnswer { .. } = reply {
                                         let mut sig = lock(&ctx.shared.signaling);
@@ -556,6 +601,9 @@ async fn run_signaling(ws: Ws, mut outgoing: mpsc::UnboundedReceiver<ClientMessa
                                 }
                                 Err(e) => tracing::warn!("serializing the reply: {e}"),
                             }
+                        }
+                        if let Some(reason) = failed {
+                            break reason;
                         }
                     }
                     Err(e) => {
@@ -570,8 +618,8 @@ async fn run_signaling(ws: Ws, mut outgoing: mpsc::UnboundedReceiver<ClientMessa
     lock(&ctx.shared.signaling).closed = Some(reason);
 }
 
-/// Applies one server message; returns the message to send back, if any.
-async fn handle_server_message(ctx: &mut SignalingCtx, msg: &ServerMessage) -> Option<ClientMessage> {
+/// Applies one server message; returns the messages to send back, in order.
+async fn handle_server_message(ctx: &mut SignalingCtx, msg: &ServerMessage) -> Vec<ClientMessage> {
     let now = Instant::now();
     tracing::debug!(name = %ctx.name, kind = msg.type_name(), "signaling message");
     {
@@ -608,13 +656,13 @@ async fn handle_server_message(ctx: &mut SignalingCtx, msg: &ServerMessage) -> O
         ServerMessage::PublishAnswer { sdp } => {
             let Some(p) = &ctx.publish else {
                 lock(&ctx.shared.signaling).errors.push("publish_answer without a publish offer".into());
-                return None;
+                return vec![];
             };
             if let Err(e) = p.accept_answer(sdp.clone()).await {
                 tracing::warn!(name = %ctx.name, "publish answer: {e:#}");
                 lock(&ctx.shared.signaling).errors.push(format!("publish answer: {e:#}"));
             }
-            None
+            vec![]
         }
         ServerMessage::SubscribeOffer { sdp, tracks } => {
             let inactive = tracks::inactive_mids(sdp);
@@ -634,7 +682,16 @@ async fn handle_server_message(ctx: &mut SignalingCtx, msg: &ServerMessage) -> O
                 answered_at: None,
                 error,
             });
-            result.ok().map(|sdp| ClientMessage::SubscribeAnswer { sdp })
+            drop(sig);
+            let Ok(answer) = result else {
+                return vec![];
+            };
+            let mid = first_mid(&answer);
+            let mut out = vec![ClientMessage::SubscribeAnswer { sdp: answer }];
+            if let Some(c) = ctx.subscribe_candidate.take() {
+                out.extend(trickle_messages(Pc::Subscribe, &c, mid));
+            }
+            out
         }
         ServerMessage::Candidate { pc, candidate, .. } => {
             match pc {
@@ -645,9 +702,9 @@ async fn handle_server_message(ctx: &mut SignalingCtx, msg: &ServerMessage) -> O
                 }
                 Pc::Subscribe => ctx.subscribe.add_remote_candidate(candidate.clone()),
             }
-            None
+            vec![]
         }
-        _ => None,
+        _ => vec![],
     }
 }
 
@@ -672,6 +729,19 @@ mod tests {
             decoder: None,
             decoder_error: None,
         }
+    }
+
+    #[test]
+    fn trickle_is_candidate_then_end_of_candidates() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:a0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:v1\r\n";
+        let msgs = trickle_messages(Pc::Publish, "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host", first_mid(sdp));
+        assert_eq!(
+            serde_json::to_value(&msgs).unwrap(),
+            serde_json::json!([
+                {"type": "candidate", "pc": "publish", "candidate": "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host", "sdp_mid": "a0"},
+                {"type": "candidate", "pc": "publish", "candidate": "", "sdp_mid": "a0"}
+            ])
+        );
     }
 
     #[test]

@@ -29,6 +29,9 @@ use super::tracks::{diff_tracks, vp8_frame_is_keyframe, KeyframeGate};
 /// Least time between two keyframe requests for one received track (a browser does about this).
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 
+/// Longest wait without looking at the Rtc (its "nothing to do" deadline is far away).
+const MAX_IDLE: Duration = Duration::from_secs(1);
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -109,6 +112,8 @@ pub(crate) fn channel() -> (PeerSender, PeerReceiver) {
 /// A running PeerConnection task.
 pub(crate) struct Peer {
     pub(crate) sender: PeerSender,
+    /// Our host candidate (`candidate:...`), for trickling it as a browser would.
+    pub(crate) local_candidate: String,
     pub(crate) status: Arc<Mutex<PeerStatus>>,
     task: JoinHandle<()>,
 }
@@ -129,10 +134,11 @@ impl Peer {
             .enable_vp8(true)
             .build(Instant::now());
         let candidate = Candidate::host(local, "udp").map_err(|e| anyhow!("host candidate: {e}"))?;
+        let local_candidate = candidate.to_sdp_string();
         rtc.add_local_candidate(candidate);
         let status = Arc::new(Mutex::new(PeerStatus { local_addr: Some(local), ..Default::default() }));
         let task = tokio::spawn(run(role, rtc, socket, local, receiver, handler, status.clone()));
-        Ok(Peer { sender, status, task })
+        Ok(Peer { sender, local_candidate, status, task })
     }
 
     pub(crate) fn status(&self) -> PeerStatus {
@@ -195,8 +201,12 @@ async fn run<H: PeerHandler>(
                                         destination: local,
                                         contents,
                                     });
+                                    // One bad datagram does not end the connection; a dead
+                                    // Rtc is caught at the top of the loop.
                                     if rtc.accepts(&input) {
-                                        rtc.handle_input(input)?;
+                                        if let Err(e) = rtc.handle_input(input) {
+                                            tracing::debug!(?role, %source, "datagram refused: {e}");
+                                        }
                                     }
                                 }
                                 Err(e) => tracing::debug!(?role, %source, "ignoring datagram: {e}"),
@@ -205,7 +215,7 @@ async fn run<H: PeerHandler>(
                         Err(e) => tracing::debug!(?role, "UDP receive: {e}"),
                     }
                 }
-                _ = tokio::time::sleep_until(deadline.into()) => {}
+                _ = tokio::time::sleep_until(deadline.min(now + MAX_IDLE).into()) => {}
             }
             // Time moves on after every input, so queued media leaves now, not at the next
             // deadline.
@@ -500,6 +510,7 @@ struct Receiver {
 /// Subscribe side: answers offers, runs one decoder per active m-line.
 pub(crate) struct SubscribeHandler {
     request_keyframes: bool,
+    decode: bool,
     tracks: Vec<TrackInfo>,
     receivers: HashMap<String, Receiver>,
     records: Arc<Mutex<Vec<TrackRecord>>>,
@@ -507,9 +518,10 @@ pub(crate) struct SubscribeHandler {
 }
 
 impl SubscribeHandler {
-    pub(crate) fn new(request_keyframes: bool, records: Arc<Mutex<Vec<TrackRecord>>>) -> Self {
+    pub(crate) fn new(request_keyframes: bool, decode: bool, records: Arc<Mutex<Vec<TrackRecord>>>) -> Self {
         SubscribeHandler {
             request_keyframes,
+            decode,
             tracks: vec![],
             receivers: HashMap::new(),
             records,
@@ -531,11 +543,15 @@ impl PeerHandler for SubscribeHandler {
             }
         }
         for new in &diff.added {
-            let (decoder, error) = match Decoder::new(new.kind) {
-                Ok(d) => (Some(d), None),
-                Err(e) => {
-                    tracing::warn!(mid = %new.mid, "no decoder: {e:#}");
-                    (None, Some(format!("{e:#}")))
+            let (decoder, error) = if !self.decode {
+                (None, None)
+            } else {
+                match Decoder::new(new.kind) {
+                    Ok(d) => (Some(d), None),
+                    Err(e) => {
+                        tracing::warn!(mid = %new.mid, "no decoder: {e:#}");
+                        (None, Some(format!("{e:#}")))
+                    }
                 }
             };
             records.push(TrackRecord {
