@@ -169,6 +169,8 @@ async fn room_of_three_late_joiner_and_leaver() -> Result<()> {
             snap.latest_inactive_mids
         );
         let log = p.signaling_log();
+        let after: Vec<&str> = log.iter().filter(|m| m.at >= left_at).map(|m| m.message.type_name()).collect();
+        println!("{}: messages after red's leave: {after:?}", p.name());
         assert!(
             log.iter().any(|m| matches!(&m.message, ServerMessage::ParticipantLeft { participant_id } if participant_id == &red_id)),
             "{} got no participant_left for red",
@@ -207,8 +209,11 @@ async fn room_of_three_late_joiner_and_leaver() -> Result<()> {
     late.wait_until(|s| s.remote(&blue_id).is_some_and(|r| r.video_frames >= start + 5), Duration::from_secs(5)).await?;
 
     for p in people.iter().chain([&late]) {
-        let errors = p.snapshot().errors;
-        assert!(errors.is_empty(), "{} saw signaling errors: {errors:?}", p.name());
+        let s = p.snapshot();
+        assert!(s.errors.is_empty(), "{} saw signaling errors: {:?}", p.name(), s.errors);
+        if !s.unknown_messages.is_empty() {
+            println!("{}: messages this client does not know (protocol.md drift?): {:?}", p.name(), s.unknown_messages);
+        }
     }
     for p in people {
         p.leave().await;

@@ -130,6 +130,7 @@ struct SignalingState {
     offers_received: u64,
     latest_offer: Option<SubscribeOfferRecord>,
     errors: Vec<String>,
+    unknown: Vec<String>,
     closed: Option<String>,
 }
 
@@ -192,8 +193,10 @@ pub struct Snapshot {
     pub publish: Option<PeerStatus>,
     pub subscribe: PeerStatus,
     pub published: PublishCounters,
-    /// `error` messages from the server and messages this client could not use.
+    /// `error` messages from the server and server messages this client could not apply.
     pub errors: Vec<String>,
+    /// Frames of a type (or shape) this client does not know; ignored, as a browser would.
+    pub unknown_messages: Vec<String>,
     /// Why the signaling socket ended, once it has.
     pub signaling_closed: Option<String>,
 }
@@ -453,6 +456,7 @@ impl SyntheticParticipant {
             subscribe: self.subscribe.as_ref().map(Peer::status).unwrap_or_default(),
             published: lock(&self.shared.published).clone(),
             errors: sig.errors.clone(),
+            unknown_messages: sig.unknown.clone(),
             signaling_closed: sig.closed.clone(),
         }
     }
@@ -608,7 +612,7 @@ async fn run_signaling(ws: Ws, mut outgoing: mpsc::UnboundedReceiver<ClientMessa
                     }
                     Err(e) => {
                         tracing::warn!(name = %ctx.name, "{e:#}");
-                        lock(&ctx.shared.signaling).errors.push(format!("{e:#}"));
+                        lock(&ctx.shared.signaling).unknown.push(format!("{e:#}"));
                     }
                 }
             }

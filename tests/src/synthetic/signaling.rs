@@ -73,9 +73,15 @@ pub enum ServerMessage {
         participant_id: String,
         participants: Vec<ParticipantInfo>,
         producers: Vec<ProducerInfo>,
+        /// State of the room's broadcast (`stopped`, `starting`, `live`, ...).
+        #[serde(default)]
+        broadcast: Option<String>,
     },
     PublishAnswer {
         sdp: String,
+    },
+    BroadcastState {
+        state: String,
     },
     SubscribeOffer {
         sdp: String,
@@ -114,6 +120,7 @@ impl ServerMessage {
         match self {
             ServerMessage::Welcome { .. } => "welcome",
             ServerMessage::PublishAnswer { .. } => "publish_answer",
+            ServerMessage::BroadcastState { .. } => "broadcast_state",
             ServerMessage::SubscribeOffer { .. } => "subscribe_offer",
             ServerMessage::Candidate { .. } => "candidate",
             ServerMessage::ParticipantJoined { .. } => "participant_joined",
@@ -273,7 +280,20 @@ mod tests {
                     participant_id: "p-11aa".into(),
                     kind: Kind::Video
                 }],
+                broadcast: None,
             }
+        );
+        let with_broadcast = parse_server_message(
+            r#"{"type": "welcome", "protocol": 1, "room_id": "r-3f2a", "participant_id": "p-81c0",
+ "participants": [{"id": "p-11aa", "name": "Ada"}],
+ "producers": [{"id": "p-11aa:0", "participant_id": "p-11aa", "kind": "video"}],
+ "broadcast": "stopped"}"#,
+        )
+        .unwrap();
+        assert!(matches!(with_broadcast, ServerMessage::Welcome { broadcast: Some(b), .. } if b == "stopped"));
+        assert_eq!(
+            parse_server_message(r#"{"type": "broadcast_state", "state": "live"}"#).unwrap(),
+            ServerMessage::BroadcastState { state: "live".into() }
         );
         assert_eq!(
             parse_server_message(r#"{"type": "publish_answer", "sdp": "v=0\r\n..."}"#).unwrap(),
