@@ -585,7 +585,7 @@ impl PeerHandler for SubscribeHandler {
         let now = Instant::now();
         let Some(rx) = self.receivers.get_mut(&*data.mid) else {
             self.unknown_frames += 1;
-            if self.unknown_frames == 1 || self.unknown_frames % 100 == 0 {
+            if self.unknown_frames == 1 || self.unknown_frames.is_multiple_of(100) {
                 tracing::warn!(mid = %data.mid, count = self.unknown_frames, "media on an m-line that no track names");
             }
             return;
