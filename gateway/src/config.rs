@@ -40,6 +40,31 @@ pub struct Config {
     /// Seconds a participant's ICE may stay disconnected before it is removed.
     #[arg(long, env = "ROOMCAST_ICE_DISCONNECT_TIMEOUT", default_value_t = 30)]
     pub ice_disconnect_timeout_secs: u64,
+    /// The compositor binary (default: `roomcast-compositor` next to this executable).
+    #[arg(long, env = "ROOMCAST_COMPOSITOR_BIN")]
+    pub compositor_bin: Option<PathBuf>,
+    /// Local UDP ports for the RTP legs to compositors: first port of the range.
+    #[arg(long, env = "ROOMCAST_RTP_PORT_MIN", default_value_t = 41000)]
+    pub rtp_port_min: u16,
+    /// … and one past the last.
+    #[arg(long, env = "ROOMCAST_RTP_PORT_MAX", default_value_t = 49000)]
+    pub rtp_port_max: u16,
+    /// Broadcast picture size and rate.
+    #[arg(long, env = "ROOMCAST_BROADCAST_WIDTH", default_value_t = 1280)]
+    pub broadcast_width: u32,
+    #[arg(long, env = "ROOMCAST_BROADCAST_HEIGHT", default_value_t = 720)]
+    pub broadcast_height: u32,
+    #[arg(long, env = "ROOMCAST_BROADCAST_FPS", default_value_t = 30)]
+    pub broadcast_fps: u32,
+    /// LL-HLS part duration (200–1000 ms).
+    #[arg(long, env = "ROOMCAST_PART_MS", default_value_t = 333, value_parser = clap::value_parser!(u64).range(200..=1000))]
+    pub part_ms: u64,
+    /// HLS segment duration (a whole number of parts is best).
+    #[arg(long, env = "ROOMCAST_SEGMENT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(500..=6000))]
+    pub segment_ms: u64,
+    /// Consecutive compositor restarts before a broadcast is marked failed.
+    #[arg(long, env = "ROOMCAST_MAX_COMPOSITOR_RESTARTS", default_value_t = 5)]
+    pub max_compositor_restarts: u32,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "ROOMCAST_LOG_JSON", default_value_t = false)]
     pub log_json: bool,
@@ -60,6 +85,15 @@ impl Config {
             web_dir: PathBuf::from("web/dist"),
             jwt_secret: None,
             ice_disconnect_timeout_secs: 30,
+            compositor_bin: None,
+            rtp_port_min: 41000,
+            rtp_port_max: 49000,
+            broadcast_width: 1280,
+            broadcast_height: 720,
+            broadcast_fps: 30,
+            part_ms: 333,
+            segment_ms: 1000,
+            max_compositor_restarts: 5,
             log_json: false,
         }
     }
@@ -76,6 +110,16 @@ impl Config {
         self.workers
             .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
             .max(1)
+    }
+
+    pub fn output_format(&self) -> crate::broadcast::compositor::OutputFormat {
+        crate::broadcast::compositor::OutputFormat {
+            width: self.broadcast_width,
+            height: self.broadcast_height,
+            fps: self.broadcast_fps,
+            part: Duration::from_millis(self.part_ms),
+            segment: Duration::from_millis(self.segment_ms),
+        }
     }
 
     pub fn ice_disconnect_timeout(&self) -> Duration {

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod broadcast;
 pub mod config;
 pub mod rooms;
 pub mod sfu;
@@ -60,7 +61,16 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}; pick another --listen", config.listen))?;
     let http_addr = listener.local_addr()?;
+    let hls = hls_out::HlsStore::new();
+    let broadcasts = Arc::new(broadcast::Broadcasts::new(
+        hls.clone(),
+        broadcast::compositor::locate(config.compositor_bin.as_deref()),
+        config.output_format(),
+        config.rtp_port_min..config.rtp_port_max,
+        broadcast::policy::RestartPolicy { max_restarts: config.max_compositor_restarts, ..Default::default() },
+    ));
     let state = api::AppState {
+        broadcasts,
         rooms: Arc::new(rooms::Rooms::new(worker_count)),
         workers: Arc::new(workers),
         tokens: auth::token::TokenKeys::from_secret(&secret),

@@ -1,5 +1,6 @@
 //! The HTTP surface: router, shared state, health.
 
+pub mod broadcast;
 pub mod error;
 pub mod rooms;
 
@@ -8,6 +9,8 @@ use std::sync::Arc;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+
+use crate::broadcast::Broadcasts;
 use axum::Router;
 
 use crate::auth::token::TokenKeys;
@@ -24,6 +27,7 @@ pub struct AppState {
     pub rooms: Arc<Rooms>,
     pub workers: Arc<Vec<WorkerHandle>>,
     pub tokens: TokenKeys,
+    pub broadcasts: Arc<Broadcasts>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -31,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .route("/rooms", post(rooms::create))
         .route("/rooms/{id}", get(rooms::get))
         .route("/rooms/{id}/join", post(rooms::join))
+        .route("/rooms/{id}/broadcast", post(broadcast::start).delete(broadcast::stop).get(broadcast::status))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .fallback(|| async { error::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API endpoint; see docs/protocol.md") });
     Router::new()
@@ -38,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(crate::signaling::session::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .merge(hls_out::routes(state.broadcasts.hls.clone()))
         .merge(crate::web::routes(&state.config.web_dir))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

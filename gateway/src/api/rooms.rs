@@ -52,7 +52,7 @@ pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<
     Ok(Json(json!({
         "id": room.id, "name": room.name, "created_at": room.created_at,
         "participants": snapshot.participants, "producers": snapshot.producers,
-        "broadcast": "stopped",
+        "broadcast": app.broadcasts.state(&id),
     })))
 }
 

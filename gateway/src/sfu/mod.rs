@@ -2,9 +2,11 @@
 //! producers to consumers. Pure decision logic lives in `forward`, `keyframe`, `negotiation`.
 pub mod forward;
 pub mod keyframe;
+pub mod leg;
 pub mod negotiation;
 pub mod peer;
 pub mod room;
 pub mod worker;
 
+pub use room::LegEvent;
 pub use worker::{Command, RoomSnapshot, WorkerConfig, WorkerHandle};

@@ -3,10 +3,11 @@
 //!
 //! No sockets here: the worker hands in datagram-free events and drives the peers afterwards.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::format::PayloadParams;
+use str0m::format::{Codec, PayloadParams};
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
 use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, Rtc};
@@ -14,6 +15,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::forward::{Decision, Forwarder};
 use super::keyframe::starts_keyframe;
+use super::leg::Leg;
 use super::negotiation::{ConsumerState, OfferSlot};
 use super::peer::Peer;
 use crate::signaling::messages::{
@@ -117,7 +119,9 @@ impl Participant {
                     c.state = ConsumerState::Offered(mid);
                 }
                 ConsumerState::ToStop(mid) => {
-                    change.stop_media(mid);
+                    // `inactive`, not stopped: an offer whose every m-line is stopped (the last
+                    // producer left) makes Chrome tear the whole connection down.
+                    change.set_direction(mid, Direction::Inactive);
                     c.state = ConsumerState::Stopping(mid);
                 }
                 _ => {}
@@ -147,9 +151,24 @@ impl Participant {
     }
 }
 
+/// What a live room tells its broadcast (the compositor's supervisor).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegEvent {
+    ParticipantJoined { id: String, name: String },
+    ParticipantLeft { id: String },
+    /// A producer whose codec is known: the supervisor allocates ports and attaches a leg.
+    TrackAdded { producer_id: String, participant_id: String, kind: MediaKindName, codec: &'static str, payload_type: u8, clock_rate: u32 },
+    TrackRemoved { producer_id: String },
+}
+
 pub struct Room {
     pub id: String,
     pub participants: Vec<Participant>,
+    broadcast: Option<UnboundedSender<LegEvent>>,
+    legs: Vec<Leg>,
+    /// Plain datagrams (RTP legs, RTCP SRs) for the worker to send.
+    pub outbox: Vec<(SocketAddr, Vec<u8>)>,
+    broadcast_state: String,
 }
 
 /// What the room asks of the worker after handling something.
@@ -161,7 +180,58 @@ pub struct Effects {
 
 impl Room {
     pub fn new(id: String) -> Self {
-        Self { id, participants: Vec::new() }
+        Self { id, participants: Vec::new(), broadcast: None, legs: Vec::new(), outbox: Vec::new(), broadcast_state: "stopped".into() }
+    }
+
+    /// Tells everyone in the room (and later joiners) the broadcast's state.
+    pub fn set_broadcast_state(&mut self, state: String) {
+        if self.broadcast_state != state {
+            for p in &self.participants {
+                p.send(ServerMsg::BroadcastState { state: state.clone() });
+            }
+            self.broadcast_state = state;
+        }
+    }
+
+    pub fn is_broadcasting(&self) -> bool {
+        self.broadcast.is_some()
+    }
+
+    fn tell_broadcast(&self, event: LegEvent) {
+        if let Some(tx) = &self.broadcast {
+            let _ = tx.send(event);
+        }
+    }
+
+    /// Starts (or restarts, after a compositor restart) the broadcast: the supervisor hears
+    /// about everyone present and every track whose codec is known; old legs are dropped.
+    pub fn start_broadcast(&mut self, events: UnboundedSender<LegEvent>) {
+        self.legs.clear();
+        for p in &self.participants {
+            let _ = events.send(LegEvent::ParticipantJoined { id: p.info.id.clone(), name: p.info.name.clone() });
+            for prod in &p.producers {
+                if let Some(ev) = track_added(&p.info.id, prod) {
+                    let _ = events.send(ev);
+                }
+            }
+        }
+        self.broadcast = Some(events);
+    }
+
+    pub fn stop_broadcast(&mut self) {
+        self.broadcast = None;
+        self.legs.clear();
+    }
+
+    /// Sends this producer's packets to the compositor's ports from its next keyframe on.
+    pub fn attach_leg(&mut self, producer_id: &str, rtp_to: SocketAddr, rtcp_to: SocketAddr, now: Instant) {
+        let found = self.participants.iter().flat_map(|p| p.producers.iter()).find(|p| p.id == producer_id);
+        let Some(prod) = found else { return };
+        let Some(params) = &prod.params else { return };
+        let leg = Leg::new(producer_id.to_owned(), rtp_to, rtcp_to, prod.kind == MediaKind::Video, params.spec().clock_rate.get());
+        self.legs.retain(|l| l.producer_id != producer_id);
+        self.legs.push(leg);
+        self.request_keyframe(producer_id, now);
     }
 
     fn index_of(&self, participant: &str) -> Option<usize> {
@@ -187,6 +257,7 @@ impl Room {
             participant_id: info.id.clone(),
             participants,
             producers,
+            broadcast: self.broadcast_state.clone(),
         });
         let mut me = Participant {
             info: info.clone(),
@@ -201,6 +272,7 @@ impl Room {
             ice_lost_since: None,
             next_producer: 0,
         };
+        self.tell_broadcast(LegEvent::ParticipantJoined { id: info.id.clone(), name: info.name.clone() });
         for other in &self.participants {
             other.send(ServerMsg::ParticipantJoined { participant: info.clone() });
             for p in &other.producers {
@@ -215,6 +287,8 @@ impl Room {
         let idx = self.index_of(participant)?;
         let mut gone = self.participants.remove(idx);
         for p in &gone.producers {
+            self.legs.retain(|l| l.producer_id != p.id);
+            self.tell_broadcast(LegEvent::TrackRemoved { producer_id: p.id.clone() });
             for other in &mut self.participants {
                 other.drop_consumers_of(&p.id);
                 other.send(ServerMsg::ProducerRemoved { producer_id: p.id.clone(), participant_id: gone.info.id.clone() });
@@ -223,6 +297,7 @@ impl Room {
         for other in &self.participants {
             other.send(ServerMsg::ParticipantLeft { participant_id: gone.info.id.clone() });
         }
+        self.tell_broadcast(LegEvent::ParticipantLeft { id: gone.info.id.clone() });
         if let Some(p) = gone.publish.as_mut() {
             p.rtc.disconnect();
         }
@@ -365,6 +440,8 @@ impl Room {
         let Some(p) = self.get_mut(participant) else { return };
         let Some(idx) = p.producers.iter().position(|x| x.mid == mid) else { return };
         let gone = p.producers.remove(idx);
+        self.legs.retain(|l| l.producer_id != gone.id);
+        self.tell_broadcast(LegEvent::TrackRemoved { producer_id: gone.id.clone() });
         for other in &mut self.participants {
             other.drop_consumers_of(&gone.id);
             other.send(ServerMsg::ProducerRemoved { producer_id: gone.id.clone(), participant_id: participant.to_owned() });
@@ -397,7 +474,13 @@ impl Room {
         let Some(mid) = peer.rtc.direct_api().stream_rx(&pkt.header.ssrc).map(|s| s.mid()) else { return };
         let Some(producer) = publisher.producers.iter_mut().find(|p| p.mid == mid) else { return };
         if producer.params.as_ref().is_none_or(|p| p.pt() != pkt.header.payload_type) {
+            let first = producer.params.is_none();
             producer.params = peer.rtc.codec_config().find(|p| p.pt() == pkt.header.payload_type).cloned();
+            if first {
+                if let (Some(tx), Some(ev)) = (&self.broadcast, track_added(participant, producer)) {
+                    let _ = tx.send(ev);
+                }
+            }
         }
         let Some(params) = producer.params.clone() else { return };
         let producer_id = producer.id.clone();
@@ -437,6 +520,13 @@ impl Room {
                 }
             }
         }
+        for leg in self.legs.iter_mut().filter(|l| l.producer_id == producer_id) {
+            match leg.packet(*pkt.seq_no, keyframe, pkt.header.marker, *pkt.header.payload_type, pkt.header.timestamp, pkt.timestamp, &pkt.payload) {
+                Ok(datagram) => self.outbox.push((leg.rtp_to, datagram)),
+                Err(Decision::AwaitKeyframe) => needs_keyframe = true,
+                Err(_) => {}
+            }
+        }
         if needs_keyframe {
             self.request_keyframe(&producer_id, now);
         }
@@ -445,6 +535,11 @@ impl Room {
     /// Periodic checks: participants whose ICE stayed lost too long, or whose transports died.
     pub fn housekeeping(&mut self, now: Instant, ice_timeout: Duration) -> Effects {
         let mut effects = Effects::default();
+        for leg in &mut self.legs {
+            if let Some(sr) = leg.sender_report_due(now) {
+                self.outbox.push((leg.rtcp_to, sr));
+            }
+        }
         for p in &self.participants {
             let lost = p.ice_lost_since.is_some_and(|t| now.duration_since(t) >= ice_timeout);
             let dead = !p.subscribe.rtc.is_alive() || p.publish.as_ref().is_some_and(|x| !x.rtc.is_alive());
@@ -461,6 +556,24 @@ impl Room {
             p.negotiate_if_needed(local);
         }
     }
+}
+
+fn track_added(participant: &str, p: &Producer) -> Option<LegEvent> {
+    let params = p.params.as_ref()?;
+    let codec = match params.spec().codec {
+        Codec::Vp8 => "VP8",
+        Codec::H264 => "H264",
+        Codec::Opus => "opus",
+        _ => return None,
+    };
+    Some(LegEvent::TrackAdded {
+        producer_id: p.id.clone(),
+        participant_id: participant.to_owned(),
+        kind: kind_name(p.kind),
+        codec,
+        payload_type: *params.pt(),
+        clock_rate: params.spec().clock_rate.get(),
+    })
 }
 
 pub fn kind_name(kind: MediaKind) -> MediaKindName {

@@ -15,7 +15,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Input, Rtc, RtcConfig};
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
 
-use super::room::Room;
+use super::room::{LegEvent, Room};
 use crate::signaling::messages::{ClientMsg, ParticipantInfo, PcRole, ProducerInfo, ServerMsg};
 
 /// Longest wait for a datagram before commands are looked at again.
@@ -27,6 +27,11 @@ pub enum Command {
     Signal { room: String, participant: String, msg: ClientMsg },
     Leave { room: String, participant: String },
     Snapshot { room: String, reply: oneshot::Sender<RoomSnapshot> },
+    /// Start (or restart) sending the room's tracks to a broadcast; events say what to attach.
+    StartBroadcast { room: String, events: UnboundedSender<LegEvent> },
+    StopBroadcast { room: String },
+    BroadcastState { room: String, state: String },
+    AttachLeg { room: String, producer_id: String, rtp_to: SocketAddr, rtcp_to: SocketAddr },
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -189,6 +194,27 @@ impl Worker {
                 }
             }
             Command::Leave { room, participant } => self.remove_participant(&room, &participant),
+            Command::StartBroadcast { room, events } => {
+                self.rooms.entry(room.clone()).or_insert_with(|| Room::new(room.clone())).start_broadcast(events);
+            }
+            Command::StopBroadcast { room } => {
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    r.stop_broadcast();
+                    if r.participants.is_empty() {
+                        self.rooms.remove(&room);
+                    }
+                }
+            }
+            Command::BroadcastState { room, state } => {
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    r.set_broadcast_state(state);
+                }
+            }
+            Command::AttachLeg { room, producer_id, rtp_to, rtcp_to } => {
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    r.attach_leg(&producer_id, rtp_to, rtcp_to, now);
+                }
+            }
             Command::Snapshot { room, reply } => {
                 let snap = self.rooms.get(&room).map(|r| {
                     let (participants, producers) = r.snapshot();
@@ -205,7 +231,7 @@ impl Worker {
             tracing::info!(worker = self.index, room, participant, "participant left");
         }
         r.negotiate(&self.candidate);
-        if r.participants.is_empty() {
+        if r.participants.is_empty() && !r.is_broadcasting() {
             self.rooms.remove(room);
         }
         self.routes.retain(|_, (rm, p, _)| !(rm == room && p == participant));
@@ -222,6 +248,7 @@ impl Worker {
                 removals.push((id.clone(), participant));
             }
         }
+        self.flush_outboxes();
         for (room, participant) in removals {
             tracing::warn!(worker = self.index, room = %room, participant = %participant, "removing participant: media connection lost");
             self.remove_participant(&room, &participant);
@@ -256,6 +283,17 @@ impl Worker {
             }
             for room in self.rooms.values_mut() {
                 room.negotiate(&self.candidate);
+            }
+            self.flush_outboxes();
+        }
+    }
+
+    fn flush_outboxes(&mut self) {
+        for room in self.rooms.values_mut() {
+            for (to, datagram) in room.outbox.drain(..) {
+                if let Err(e) = self.socket.send_to(&datagram, to) {
+                    tracing::debug!(error = %e, %to, "plain RTP send failed");
+                }
             }
         }
     }

@@ -67,7 +67,11 @@ pub enum ServerMsg {
         participant_id: String,
         participants: Vec<ParticipantInfo>,
         producers: Vec<ProducerInfo>,
+        /// stopped | starting | live | restarting | failed
+        broadcast: String,
     },
+    /// The room's broadcast changed state.
+    BroadcastState { state: String },
     PublishAnswer { sdp: String },
     SubscribeOffer { sdp: String, tracks: Vec<TrackInfo> },
     Candidate { pc: PcRole, candidate: String, sdp_mid: Option<String> },

@@ -3,7 +3,7 @@
 //! messages back. A bad frame gets an `error` back and changes nothing else.
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
@@ -77,7 +77,11 @@ async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle) {
             out = out_rx.recv() => {
                 let Some(msg) = out else { break };
                 let fatal = matches!(msg, ServerMsg::Error { fatal: true, .. });
-                if sink.send(Message::Text(to_json(&msg).into())).await.is_err() || fatal {
+                if sink.send(Message::Text(to_json(&msg).into())).await.is_err() {
+                    break;
+                }
+                if fatal {
+                    let _ = sink.send(Message::Close(Some(CloseFrame { code: close_code::POLICY, reason: "session ended by the server".into() }))).await;
                     break;
                 }
             }

@@ -1,0 +1,34 @@
+//! Broadcast endpoints: start, stop, status of a room's broadcast.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::AppState;
+use crate::broadcast::BroadcastError;
+
+pub async fn start(State(app): State<AppState>, Path(id): Path<String>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let room = app.rooms.get(&id).ok_or_else(ApiError::room_not_found)?;
+    let worker = app.workers[room.worker].clone();
+    app.broadcasts.start(&id, worker).map_err(|e| match e {
+        BroadcastError::AlreadyLive => ApiError::conflict(e.to_string()),
+        BroadcastError::NotLive => ApiError::conflict(e.to_string()),
+    })?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"state": app.broadcasts.state(&id), "hls_url": format!("/hls/{id}/index.m3u8"), "watch_url": format!("/watch/{id}")}))))
+}
+
+pub async fn stop(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    app.rooms.get(&id).ok_or_else(ApiError::room_not_found)?;
+    app.broadcasts.stop(&id).map_err(|e| ApiError::conflict(e.to_string()))?;
+    Ok(Json(json!({"state": "stopped"})))
+}
+
+pub async fn status(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    app.rooms.get(&id).ok_or_else(ApiError::room_not_found)?;
+    Ok(Json(match app.broadcasts.status(&id) {
+        Some(s) => json!(s),
+        None => json!({"state": "stopped"}),
+    }))
+}

@@ -1,0 +1,111 @@
+//! Broadcasting a room: one supervised `roomcast-compositor` process per live room, fed by
+//! plain-RTP legs from the SFU, its CMAF output packaged by hls-out.
+
+pub mod compositor;
+pub mod policy;
+pub mod ports;
+pub mod supervisor;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use self::compositor::OutputFormat;
+use self::policy::{BroadcastState, RestartPolicy};
+use self::ports::PortAllocator;
+use crate::sfu::WorkerHandle;
+
+/// What ops and the API see of one broadcast.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub state: BroadcastState,
+    #[serde(skip)]
+    pub since: Instant,
+    pub restarts: u32,
+    pub parts: u64,
+    pub legs: usize,
+    pub pid: Option<u32>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BroadcastError {
+    #[error("the broadcast is already running; stop it first with DELETE")]
+    AlreadyLive,
+    #[error("the broadcast is not running")]
+    NotLive,
+}
+
+struct Running {
+    status: Arc<Mutex<Status>>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+pub struct Broadcasts {
+    inner: Mutex<HashMap<String, Running>>,
+    ports: Arc<Mutex<PortAllocator>>,
+    pub hls: Arc<hls_out::HlsStore>,
+    bin: PathBuf,
+    format: OutputFormat,
+    policy: RestartPolicy,
+}
+
+impl Broadcasts {
+    pub fn new(hls: Arc<hls_out::HlsStore>, bin: PathBuf, format: OutputFormat, ports: std::ops::Range<u16>, policy: RestartPolicy) -> Self {
+        Self { inner: Mutex::new(HashMap::new()), ports: Arc::new(Mutex::new(PortAllocator::new(ports))), hls, bin, format, policy }
+    }
+
+    pub fn start(&self, room: &str, worker: WorkerHandle) -> Result<(), BroadcastError> {
+        let mut inner = self.inner.lock().expect("broadcasts lock");
+        if inner.get(room).is_some_and(|r| r.status.lock().expect("status").state.is_running()) {
+            return Err(BroadcastError::AlreadyLive);
+        }
+        let status = Arc::new(Mutex::new(Status { state: BroadcastState::Starting, since: Instant::now(), restarts: 0, parts: 0, legs: 0, pid: None, last_error: None }));
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let part = self.format.part;
+        let sup = supervisor::Supervisor {
+            room: room.to_owned(),
+            worker,
+            hls: self.hls.open(room, hls_out::PackagerConfig { part_target: part, segment_target: self.format.segment, window_segments: 12 }),
+            ports: self.ports.clone(),
+            status: status.clone(),
+            bin: self.bin.clone(),
+            format: self.format.clone(),
+            policy: self.policy,
+        };
+        tokio::spawn(sup.run(stop_rx));
+        inner.insert(room.to_owned(), Running { status, stop: Some(stop_tx) });
+        tracing::info!(room, "broadcast starting");
+        Ok(())
+    }
+
+    pub fn stop(&self, room: &str) -> Result<(), BroadcastError> {
+        let mut inner = self.inner.lock().expect("broadcasts lock");
+        let running = inner.get_mut(room).ok_or(BroadcastError::NotLive)?;
+        let stop = running.stop.take().ok_or(BroadcastError::NotLive)?;
+        let _ = stop.send(());
+        inner.remove(room);
+        self.hls.close(room);
+        Ok(())
+    }
+
+    pub fn status(&self, room: &str) -> Option<Status> {
+        self.inner.lock().expect("broadcasts lock").get(room).map(|r| r.status.lock().expect("status").clone())
+    }
+
+    pub fn state(&self, room: &str) -> BroadcastState {
+        self.status(room).map_or(BroadcastState::Stopped, |s| s.state)
+    }
+
+    pub fn ports_in_use(&self) -> usize {
+        self.ports.lock().expect("ports lock").in_use()
+    }
+
+    pub fn uptime(status: &Status) -> Duration {
+        status.since.elapsed()
+    }
+}

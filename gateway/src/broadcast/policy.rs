@@ -1,0 +1,74 @@
+//! Pure decisions of the broadcast supervisor: its state, and when to restart a compositor.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BroadcastState {
+    Stopped,
+    Starting,
+    Live,
+    Restarting,
+    Failed,
+}
+
+impl BroadcastState {
+    /// What participants are told (signaling `broadcast_state`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BroadcastState::Stopped => "stopped",
+            BroadcastState::Starting => "starting",
+            BroadcastState::Live => "live",
+            BroadcastState::Restarting => "restarting",
+            BroadcastState::Failed => "failed",
+        }
+    }
+
+    pub fn is_running(self) -> bool {
+        matches!(self, BroadcastState::Starting | BroadcastState::Live | BroadcastState::Restarting)
+    }
+}
+
+/// Exponential backoff: the first retry at once, then 0.5 s, 1 s, 2 s … capped; after
+/// `max_restarts` consecutive failures the broadcast is marked failed instead of looping.
+#[derive(Debug, Clone, Copy)]
+pub struct RestartPolicy {
+    pub max_restarts: u32,
+    pub cap: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self { max_restarts: 5, cap: Duration::from_secs(30) }
+    }
+}
+
+impl RestartPolicy {
+    /// Delay before restart number `attempt` (1-based), or None: give up.
+    pub fn delay(&self, attempt: u32) -> Option<Duration> {
+        if attempt == 0 || attempt > self.max_restarts {
+            return None;
+        }
+        if attempt == 1 {
+            return Some(Duration::ZERO);
+        }
+        let ms = 500u64.saturating_mul(1u64 << (attempt - 2).min(20));
+        Some(Duration::from_millis(ms).min(self.cap))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_starts_at_once_doubles_caps_and_gives_up() {
+        let p = RestartPolicy { max_restarts: 10, cap: Duration::from_secs(30) };
+        let d: Vec<_> = (1..=10).map(|a| p.delay(a).unwrap().as_millis()).collect();
+        assert_eq!(d, vec![0, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+        assert_eq!(p.delay(11), None);
+        assert_eq!(p.delay(0), None);
+    }
+}

@@ -1,0 +1,133 @@
+//! A plain-RTP leg (mediasoup's PlainTransport): one producer's packets, unencrypted, to a local
+//! port of the compositor, with RTCP sender reports on the next port so audio and video can be
+//! lined up. The leg holds back until a keyframe, then rewrites sequence numbers like a consumer.
+
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::forward::{Decision, Forwarder};
+
+pub struct Leg {
+    pub producer_id: String,
+    pub rtp_to: SocketAddr,
+    pub rtcp_to: SocketAddr,
+    ssrc: u32,
+    clock_rate: u32,
+    forwarder: Forwarder,
+    packets: u32,
+    octets: u32,
+    /// The last forwarded packet's RTP time and arrival, to extrapolate the SR's RTP time.
+    last: Option<(u32, Instant)>,
+    last_sr: Option<Instant>,
+}
+
+impl Leg {
+    pub fn new(producer_id: String, rtp_to: SocketAddr, rtcp_to: SocketAddr, is_video: bool, clock_rate: u32) -> Self {
+        Self {
+            producer_id,
+            rtp_to,
+            rtcp_to,
+            ssrc: rand::random(),
+            clock_rate,
+            forwarder: Forwarder::new(is_video, rand::random()),
+            packets: 0,
+            octets: 0,
+            last: None,
+            last_sr: None,
+        }
+    }
+
+    pub fn started(&self) -> bool {
+        self.forwarder.started()
+    }
+
+    /// The datagram to send for one incoming packet, or why not.
+    pub fn packet(&mut self, in_seq: u64, starts_keyframe: bool, marker: bool, pt: u8, rtp_time: u32, arrival: Instant, payload: &[u8]) -> Result<Vec<u8>, Decision> {
+        let seq = match self.forwarder.decide(in_seq, starts_keyframe) {
+            Decision::Forward(seq) => seq,
+            other => return Err(other),
+        };
+        self.packets = self.packets.wrapping_add(1);
+        self.octets = self.octets.wrapping_add(payload.len() as u32);
+        self.last = Some((rtp_time, arrival));
+        Ok(rtp_packet(marker, pt, seq as u16, rtp_time, self.ssrc, payload))
+    }
+
+    /// A sender report, at most once a second, once media has flowed.
+    pub fn sender_report_due(&mut self, now: Instant) -> Option<Vec<u8>> {
+        let (rtp_time, arrival) = self.last?;
+        if self.last_sr.is_some_and(|t| now.duration_since(t).as_millis() < 1000) {
+            return None;
+        }
+        self.last_sr = Some(now);
+        let elapsed = now.saturating_duration_since(arrival);
+        let rtp_now = rtp_time.wrapping_add((elapsed.as_secs_f64() * self.clock_rate as f64) as u32);
+        Some(sender_report(self.ssrc, ntp_now(), rtp_now, self.packets, self.octets))
+    }
+}
+
+/// RFC 3550 RTP header (no CSRC, no extensions) + payload.
+pub fn rtp_packet(marker: bool, pt: u8, seq: u16, timestamp: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(12 + payload.len());
+    p.push(0x80);
+    p.push((u8::from(marker) << 7) | (pt & 0x7f));
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&timestamp.to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// RFC 3550 sender report without report blocks (28 bytes).
+pub fn sender_report(ssrc: u32, ntp: u64, rtp_time: u32, packets: u32, octets: u32) -> Vec<u8> {
+    let mut p = Vec::with_capacity(28);
+    p.push(0x80);
+    p.push(200);
+    p.extend_from_slice(&6u16.to_be_bytes()); // length in 32-bit words minus one
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(&ntp.to_be_bytes());
+    p.extend_from_slice(&rtp_time.to_be_bytes());
+    p.extend_from_slice(&packets.to_be_bytes());
+    p.extend_from_slice(&octets.to_be_bytes());
+    p
+}
+
+/// Wallclock as 64-bit NTP time (seconds since 1900 in the high word).
+fn ntp_now() -> u64 {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() + 2_208_988_800;
+    let frac = ((d.subsec_nanos() as u64) << 32) / 1_000_000_000;
+    (secs << 32) | frac
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtp_header_layout() {
+        let p = rtp_packet(true, 96, 0x1234, 0xdeadbeef, 7, &[9, 9]);
+        assert_eq!(p, vec![0x80, 0x80 | 96, 0x12, 0x34, 0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 7, 9, 9]);
+    }
+
+    #[test]
+    fn leg_waits_for_keyframe_and_reports() {
+        let addr: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let mut leg = Leg::new("p:0".into(), addr, addr, true, 90_000);
+        let now = Instant::now();
+        assert!(leg.sender_report_due(now).is_none(), "no SR before media");
+        assert_eq!(leg.packet(10, false, false, 96, 1000, now, &[1]).unwrap_err(), Decision::AwaitKeyframe);
+        let first = leg.packet(11, true, false, 96, 1000, now, &[1, 2, 3]).unwrap();
+        let second = leg.packet(12, false, true, 96, 1000, now, &[4]).unwrap();
+        let s1 = u16::from_be_bytes([first[2], first[3]]);
+        let s2 = u16::from_be_bytes([second[2], second[3]]);
+        assert_eq!(s2, s1.wrapping_add(1));
+        let sr = leg.sender_report_due(now + std::time::Duration::from_millis(500)).unwrap();
+        assert_eq!((sr.len(), sr[1]), (28, 200));
+        assert_eq!(u32::from_be_bytes(sr[20..24].try_into().unwrap()), 2, "packet count");
+        assert_eq!(u32::from_be_bytes(sr[24..28].try_into().unwrap()), 4, "octet count");
+        let rtp_in_sr = u32::from_be_bytes(sr[16..20].try_into().unwrap());
+        assert_eq!(rtp_in_sr, 1000 + 45_000, "extrapolated by 0.5 s at 90 kHz");
+        assert!(leg.sender_report_due(now + std::time::Duration::from_millis(900)).is_none(), "at most once a second");
+    }
+}
