@@ -1,0 +1,366 @@
+//! The registry of streams, one per room, and the writer handle the gateway feeds.
+//!
+//! Each stream is a [`Packager`] behind a `std::sync::Mutex` (held for microseconds, never
+//! across an await) plus a `tokio::sync::watch` channel bumped on every change. A request
+//! that has to wait subscribes to the channel and sleeps until the next change or its
+//! deadline: waiting costs a receiver and a timer entry, no thread and no polling.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::packager::{Packager, PackagerConfig, Part, PushOutcome, StreamStats};
+
+/// How long a closed stream's final playlist (with EXT-X-ENDLIST) stays served.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+
+/// All streams, keyed by room id.
+pub struct HlsStore {
+    me: Weak<HlsStore>,
+    grace: Duration,
+    streams: Mutex<HashMap<String, Arc<Stream>>>,
+}
+
+/// The gateway's handle to feed one stream. Cheap to clone.
+#[derive(Clone)]
+pub struct StreamWriter {
+    stream: Arc<Stream>,
+}
+
+pub(crate) struct Stream {
+    room: String,
+    state: Mutex<StreamState>,
+    changed: watch::Sender<u64>,
+}
+
+struct StreamState {
+    packager: Packager,
+    /// Set by `close`; the stream is removed `grace` later unless reopened.
+    closed_at: Option<Instant>,
+    /// Bumped by every open/close, so a stale removal timer leaves a reopened stream alone.
+    epoch: u64,
+    /// Drop reasons and over-target parts already logged at warn level (once per stream).
+    warned: u8,
+}
+
+/// Why a wait ended without its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WaitError {
+    Timeout,
+    Gone,
+}
+
+/// MSN of a brand-new stream's first segment: the wall clock in tenths of a second.
+///
+/// Media URLs are served `immutable`, so a room's URLs must never name different bytes, even
+/// for a later broadcast or after a gateway restart. A stream started later starts above any
+/// MSN an earlier stream reached unless its segments averaged under 100 ms.
+pub fn first_msn_at(now: SystemTime) -> u64 {
+    now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| (d.as_millis() / 100) as u64)
+}
+
+impl HlsStore {
+    pub fn new() -> Arc<Self> {
+        Self::with_grace(DEFAULT_GRACE)
+    }
+
+    /// A store whose closed streams stay `grace` before they are removed.
+    pub fn with_grace(grace: Duration) -> Arc<Self> {
+        Arc::new_cyclic(|me| HlsStore { me: me.clone(), grace, streams: Mutex::new(HashMap::new()) })
+    }
+
+    fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<Stream>>> {
+        self.streams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Creates the room's stream, or continues it (a closed stream in its grace period starts
+    /// again after a discontinuity; a live one is shared and keeps its first configuration).
+    pub fn open(&self, room: &str, config: PackagerConfig) -> StreamWriter {
+        let mut map = self.map();
+        self.purge_expired(&mut map);
+        if let Some(stream) = map.get(room) {
+            let stream = stream.clone();
+            drop(map);
+            stream.update(|s| {
+                if s.packager.config() != &config.sanitized() {
+                    warn!(room, ?config, kept = ?s.packager.config(), "hls: stream reopened with another config; keeping the first");
+                }
+                s.packager.reopen();
+                s.closed_at = None;
+                s.epoch += 1;
+            });
+            info!(room, "hls: stream continued");
+            return StreamWriter { stream };
+        }
+        let first_msn = first_msn_at(SystemTime::now());
+        let stream = Arc::new(Stream {
+            room: room.to_owned(),
+            state: Mutex::new(StreamState {
+                packager: Packager::new(config.clone(), first_msn),
+                closed_at: None,
+                epoch: 0,
+                warned: 0,
+            }),
+            changed: watch::Sender::new(0),
+        });
+        map.insert(room.to_owned(), stream.clone());
+        info!(room, first_msn, ?config, "hls: stream opened");
+        StreamWriter { stream }
+    }
+
+    /// The broadcast stopped: the segment in progress is closed, the playlist gets
+    /// EXT-X-ENDLIST, waiting requests are answered, and the stream is removed after the grace
+    /// period (unless `open` continues it first).
+    pub fn close(&self, room: &str) {
+        let mut map = self.map();
+        self.purge_expired(&mut map);
+        let Some(stream) = map.get(room).cloned() else { return };
+        drop(map);
+        let epoch = stream.update(|s| {
+            s.packager.end();
+            s.closed_at = Some(Instant::now());
+            s.epoch += 1;
+            s.epoch
+        });
+        info!(room, grace = ?self.grace, "hls: stream closed");
+        // Removal on time needs a runtime; without one, the next store access purges it.
+        if let (Ok(rt), Some(me)) = (tokio::runtime::Handle::try_current(), self.me.upgrade()) {
+            let room = room.to_owned();
+            let grace = self.grace;
+            rt.spawn(async move {
+                tokio::time::sleep(grace).await;
+                me.remove_closed(&room, epoch);
+            });
+        }
+    }
+
+    fn remove_closed(&self, room: &str, epoch: u64) {
+        let mut map = self.map();
+        let Some(stream) = map.get(room) else { return };
+        let remove = {
+            let s = stream.lock();
+            s.epoch == epoch && s.closed_at.is_some()
+        };
+        if remove {
+            map.remove(room);
+            debug!(room, "hls: closed stream removed");
+        }
+    }
+
+    fn purge_expired(&self, map: &mut HashMap<String, Arc<Stream>>) {
+        let grace = self.grace;
+        map.retain(|_, s| !s.lock().expired(grace));
+    }
+
+    pub(crate) fn get(&self, room: &str) -> Option<Arc<Stream>> {
+        let mut map = self.map();
+        let stream = map.get(room)?.clone();
+        if stream.lock().expired(self.grace) {
+            map.remove(room);
+            return None;
+        }
+        Some(stream)
+    }
+
+    /// Positions and counters of the room's stream, if it exists.
+    pub fn stats(&self, room: &str) -> Option<StreamStats> {
+        self.get(room).map(|s| s.stats())
+    }
+
+    /// Rooms with a stream (live, or closed and in their grace period).
+    pub fn rooms(&self) -> Vec<String> {
+        let mut map = self.map();
+        self.purge_expired(&mut map);
+        let mut rooms: Vec<String> = map.keys().cloned().collect();
+        rooms.sort();
+        rooms
+    }
+}
+
+impl StreamState {
+    fn expired(&self, grace: Duration) -> bool {
+        self.closed_at.is_some_and(|t| t.elapsed() >= grace)
+    }
+}
+
+impl Stream {
+    fn lock(&self) -> MutexGuard<'_, StreamState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads (or touches caches of) the packager; wakes nobody.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Packager) -> R) -> R {
+        f(&mut self.lock().packager)
+    }
+
+    /// Changes the stream and wakes every waiting request.
+    fn update<R>(&self, f: impl FnOnce(&mut StreamState) -> R) -> R {
+        let r = f(&mut self.lock());
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+        r
+    }
+
+    fn stats(&self) -> StreamStats {
+        let mut stats = self.lock().packager.stats();
+        stats.waiting_requests = self.changed.receiver_count();
+        stats
+    }
+
+    /// Waits until `f` answers (checked now and after every change) or the deadline passes.
+    pub(crate) async fn wait_until<T>(
+        &self,
+        deadline: tokio::time::Instant,
+        mut f: impl FnMut(&mut Packager) -> Option<T>,
+    ) -> Result<T, WaitError> {
+        if let Some(v) = self.with(&mut f) {
+            return Ok(v);
+        }
+        // Subscribe, then check again: a change between the two checks is not missed.
+        let mut rx = self.changed.subscribe();
+        loop {
+            if let Some(v) = self.with(&mut f) {
+                return Ok(v);
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(WaitError::Gone),
+                Err(_) => return Err(WaitError::Timeout),
+            }
+        }
+    }
+}
+
+impl StreamWriter {
+    pub fn room(&self) -> &str {
+        &self.stream.room
+    }
+
+    /// A new init segment (a compositor restart may bring a different one). Identical bytes
+    /// are ignored; different ones get a new `init-{n}.mp4` for the segments that follow.
+    pub fn init(&self, data: Bytes) {
+        let room = &self.stream.room;
+        let (changed, version) = {
+            let mut s = self.stream.lock();
+            let changed = s.packager.set_init(data);
+            (changed, s.packager.stats().init_version)
+        };
+        if changed {
+            self.stream.changed.send_modify(|v| *v = v.wrapping_add(1));
+            info!(room, ?version, "hls: new init segment");
+        }
+    }
+
+    /// Appends a part; `segment_start` closes the previous segment. Parts that cannot be
+    /// published (no init yet, stream closed, empty, or not independent where playback must
+    /// start) are dropped and counted.
+    pub fn push_part(&self, part: Part) -> PushOutcome {
+        let room = &self.stream.room;
+        let duration = part.duration;
+        self.stream.update(|s| {
+            let before = s.packager.stats().parts_over_target;
+            let outcome = s.packager.push_part(part, SystemTime::now());
+            let flag = match outcome {
+                PushOutcome::Dropped(reason) => {
+                    let bit = 1u8 << (reason as u8);
+                    if s.warned & bit == 0 {
+                        warn!(room, ?reason, "hls: part dropped (further drops of this kind logged at debug)");
+                    } else {
+                        debug!(room, ?reason, "hls: part dropped");
+                    }
+                    bit
+                }
+                PushOutcome::Published { .. } if s.packager.stats().parts_over_target > before => {
+                    if s.warned & 0x80 == 0 {
+                        warn!(room, ?duration, part_target = ?s.packager.config().part_target,
+                            "hls: part longer than PART-TARGET (published; check the compositor's chunk duration)");
+                    }
+                    0x80
+                }
+                PushOutcome::Published { .. } => 0,
+            };
+            s.warned |= flag;
+            outcome
+        })
+    }
+
+    /// The next segment starts after EXT-X-DISCONTINUITY (compositor restarted, timestamps
+    /// jump). The segment in progress is closed.
+    pub fn discontinuity(&self) {
+        self.stream.update(|s| s.packager.discontinuity());
+        debug!(room = %self.stream.room, "hls: discontinuity");
+    }
+
+    pub fn stats(&self) -> StreamStats {
+        self.stream.stats()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packager::DropReason;
+
+    fn part(start: bool) -> Part {
+        Part {
+            data: Bytes::from_static(b"moof+mdat"),
+            duration: Duration::from_millis(333),
+            independent: start,
+            segment_start: start,
+        }
+    }
+
+    #[test]
+    fn first_msn_follows_the_clock() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        assert_eq!(first_msn_at(t), 17_000_000_001);
+        assert!(first_msn_at(t + Duration::from_secs(60)) > first_msn_at(t) + 60 * 9);
+    }
+
+    #[test]
+    fn open_close_reopen_continues_numbering() {
+        let store = HlsStore::with_grace(Duration::from_secs(60));
+        let w = store.open("r-1", PackagerConfig::default());
+        w.init(Bytes::from_static(b"init"));
+        for i in 0..6 {
+            w.push_part(part(i % 3 == 0));
+        }
+        store.close("r-1");
+        let s = store.stats("r-1").unwrap();
+        assert!(s.ended);
+        let last = s.last_msn.unwrap();
+        assert_eq!(w.push_part(part(true)), PushOutcome::Dropped(DropReason::Ended));
+        let w2 = store.open("r-1", PackagerConfig::default());
+        assert!(matches!(w2.push_part(part(true)), PushOutcome::Published { msn, index: 0 } if msn == last + 1));
+        assert!(!store.stats("r-1").unwrap().ended);
+        assert_eq!(store.rooms(), ["r-1"]);
+        assert!(store.stats("r-2").is_none());
+    }
+
+    #[test]
+    fn closed_streams_expire_without_a_runtime() {
+        let store = HlsStore::with_grace(Duration::ZERO);
+        store.open("a", PackagerConfig::default());
+        store.open("b", PackagerConfig::default());
+        store.close("a");
+        assert!(store.stats("a").is_none());
+        assert_eq!(store.rooms(), ["b"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closed_stream_removed_after_grace_unless_reopened() {
+        let store = HlsStore::with_grace(Duration::from_secs(30));
+        store.open("a", PackagerConfig::default());
+        store.open("b", PackagerConfig::default());
+        store.close("a");
+        store.close("b");
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        store.open("b", PackagerConfig::default()); // continued: the old timer must not remove it
+        tokio::time::sleep(Duration::from_secs(25)).await;
+        assert_eq!(store.map().keys().count(), 1, "timer removed the closed stream");
+        assert!(store.stats("b").is_some());
+    }
+}
