@@ -99,6 +99,23 @@ fn make(factory: &str, name: Option<&str>) -> Result<gst::Element> {
     b.build().with_context(|| format!("creating element {factory} (is its plugin installed?)"))
 }
 
+/// Latency the mixers plan for from the start, so RTP inputs (jitterbuffer + decoder) that
+/// join later do not raise the pipeline latency (which would hiccup the output).
+fn input_latency_ns(s: &Settings) -> u64 {
+    (s.jitter_ms as u64 + 50) * 1_000_000
+}
+
+/// Bilinear scaling without dithering for tiles: the default (cubic, generic C path) is the
+/// most expensive part of compositing; bilinear runs on ORC and looks the same at tile sizes.
+fn scaler_config() -> gst::Structure {
+    use gstreamer_video::{VideoDitherMethod, VideoResamplerMethod};
+    gst::Structure::builder("GstVideoConverter")
+        .field("GstVideoConverter.resampler-method", VideoResamplerMethod::Linear)
+        .field("GstVideoConverter.chroma-resampler-method", VideoResamplerMethod::Linear)
+        .field("GstVideoConverter.dither-method", VideoDitherMethod::None)
+        .build()
+}
+
 /// Escape a display name for textoverlay, which renders Pango markup.
 pub fn markup_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -127,6 +144,7 @@ impl Pipeline {
         let vmix = gst::ElementFactory::make("compositor")
             .name("vmix")
             .property_from_str("background", "black")
+            .property("min-upstream-latency", input_latency_ns(s))
             .build()
             .context("creating compositor")?;
         let vcaps = gst::Caps::builder("video/x-raw")
@@ -170,7 +188,11 @@ impl Pipeline {
             .build()?;
 
         // ---- audio: silence (keeps audio running), mixer, AAC
-        let amix = make("audiomixer", Some("amix"))?;
+        let amix = gst::ElementFactory::make("audiomixer")
+            .name("amix")
+            .property("min-upstream-latency", input_latency_ns(s))
+            .build()
+            .context("creating audiomixer")?;
         let acaps = gst::Caps::builder("audio/x-raw")
             .field("format", "F32LE")
             .field("layout", "interleaved")
@@ -604,6 +626,9 @@ impl Pipeline {
         let pad = self.attach(&bin, &mixer, &props)?;
         if spec.kind == Kind::Video {
             pad.set_property_from_str("sizing-policy", "keep-aspect-ratio");
+            if std::env::var_os("XX_CUBIC").is_none() {
+                pad.set_property("converter-config", scaler_config());
+            }
         }
         self.owners
             .insert(bin_name, Owner::Track(spec.track_id.clone()));
