@@ -300,14 +300,14 @@ impl Packager {
         self.changed();
     }
 
-    /// The broadcast starts again on the same stream: numbering continues after a
-    /// discontinuity.
+    /// A broadcast (re)starts on this stream (a new producer: its timestamps start over).
+    /// Numbering continues; the segment in progress is closed, and the next one follows a
+    /// discontinuity. A closed stream is live again (EXT-X-ENDLIST goes away).
     pub fn reopen(&mut self) {
-        if self.ended {
-            self.ended = false;
-            self.break_timeline();
-            self.changed();
-        }
+        self.close_open();
+        self.ended = false;
+        self.break_timeline();
+        self.changed();
     }
 
     /// Appends a part. `now` is when it arrived (the segment's program date time is derived
@@ -629,8 +629,8 @@ mod tests {
         Part {
             data: Bytes::from(format!("{tag}:{i};")),
             duration: Duration::from_millis(if i % 3 == 2 { 334 } else { 333 }),
-            independent: i % 3 == 0,
-            segment_start: i % 3 == 0,
+            independent: i.is_multiple_of(3),
+            segment_start: i.is_multiple_of(3),
         }
     }
 
@@ -639,8 +639,8 @@ mod tests {
         for i in 0..n {
             *clock += 333;
             assert!(matches!(p.push_part(part(i, tag), now(*clock)), PushOutcome::Published { .. }));
-            check_invariants(&String::from_utf8(p.playlist(Delivery::Full).to_vec()).unwrap());
-            check_invariants(&String::from_utf8(p.playlist(Delivery::Delta).to_vec()).unwrap());
+            check_invariants(std::str::from_utf8(&p.playlist(Delivery::Full)).unwrap());
+            check_invariants(std::str::from_utf8(&p.playlist(Delivery::Delta)).unwrap());
         }
     }
 

@@ -44,9 +44,13 @@ pub fn routes<S: Clone + Send + Sync + 'static>(store: Arc<HlsStore>) -> Router<
         .max_age(Duration::from_secs(86_400));
     Router::new()
         .route("/hls/{room}/{file}", get(serve))
+        // Everything else under /hls answers here too (JSON 400/404), not the gateway's
+        // fallback. (A `/hls/{*rest}` catch-all would conflict with the route above.)
         .route("/hls", any(not_ours))
         .route("/hls/", any(not_ours))
-        .route("/hls/{*rest}", any(not_ours))
+        .route("/hls/{room}", any(not_ours))
+        .route("/hls/{room}/", any(not_ours))
+        .route("/hls/{room}/{file}/{*rest}", any(not_ours))
         .layer(cors)
         .with_state(store)
 }
@@ -269,7 +273,7 @@ mod tests {
             Directives::parse(&q(&[("_HLS_msn", "12"), ("_HLS_part", "2"), ("_HLS_skip", "YES"), ("x", "y")])),
             Ok(Directives { msn: Some(12), part: Some(2), skip: true })
         );
-        assert_eq!(Directives::parse(&q(&[("_HLS_skip", "v2")])).unwrap().skip, true);
+        assert!(Directives::parse(&q(&[("_HLS_skip", "v2")])).unwrap().skip);
         for bad in [
             &[("_HLS_msn", "x")][..],
             &[("_HLS_msn", "-1")],

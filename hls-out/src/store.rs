@@ -77,8 +77,9 @@ impl HlsStore {
         self.streams.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Creates the room's stream, or continues it (a closed stream in its grace period starts
-    /// again after a discontinuity; a live one is shared and keeps its first configuration).
+    /// Creates the room's stream, or continues an existing one (live, or closed and in its
+    /// grace period): numbering goes on, the next segment follows EXT-X-DISCONTINUITY, and the
+    /// first configuration is kept (PART-TARGET must not change).
     pub fn open(&self, room: &str, config: PackagerConfig) -> StreamWriter {
         let mut map = self.map();
         self.purge_expired(&mut map);
@@ -338,6 +339,24 @@ mod tests {
         assert!(!store.stats("r-1").unwrap().ended);
         assert_eq!(store.rooms(), ["r-1"]);
         assert!(store.stats("r-2").is_none());
+    }
+
+    #[test]
+    fn open_on_a_live_stream_breaks_the_timeline() {
+        let store = HlsStore::new();
+        let w = store.open("r-1", PackagerConfig::default());
+        w.init(Bytes::from_static(b"init"));
+        w.push_part(part(true));
+        w.push_part(part(false));
+        let first = w.stats().next_msn;
+        let w2 = store.open("r-1", PackagerConfig { window_segments: 3, ..PackagerConfig::default() });
+        assert_eq!(w2.stats().last_msn, Some(first), "segment in progress closed");
+        assert_eq!(w2.push_part(part(false)), PushOutcome::Dropped(DropReason::NotIndependent));
+        assert_eq!(w2.push_part(part(true)), PushOutcome::Published { msn: first + 1, index: 0 });
+        let s = store.get("r-1").unwrap();
+        let st = s.with(|p| p.playlist_state());
+        assert!(st.partial.unwrap().discontinuity);
+        assert_eq!(s.with(|p| p.config().window_segments), 10, "first config kept");
     }
 
     #[test]
