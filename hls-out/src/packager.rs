@@ -200,6 +200,9 @@ pub struct Packager {
     target_duration: u64,
     /// Start time of the next segment when it continues the previous one.
     next_pdt: Option<SystemTime>,
+    /// End time of the last closed segment: dates never go back, even across a
+    /// discontinuity.
+    last_pdt_end: Option<SystemTime>,
     ended: bool,
     segments_published: u64,
     parts_published: u64,
@@ -227,6 +230,7 @@ impl Packager {
             inits: Vec::new(),
             current_init: None,
             next_pdt: None,
+            last_pdt_end: None,
             ended: false,
             segments_published: 0,
             parts_published: 0,
@@ -346,7 +350,10 @@ impl Packager {
             None => {
                 let msn = self.next_msn;
                 self.next_msn += 1;
-                let pdt = self.next_pdt.unwrap_or_else(|| now.checked_sub(part.duration).unwrap_or(now));
+                let pdt = self.next_pdt.unwrap_or_else(|| {
+                    let started = now.checked_sub(part.duration).unwrap_or(now);
+                    self.last_pdt_end.map_or(started, |end| started.max(end))
+                });
                 let init_version = self.current_init.expect("checked above");
                 self.open.insert(OpenSegment {
                     msn,
@@ -377,6 +384,7 @@ impl Packager {
             parts.push(PartMeta { range: start..data.len(), duration: p.duration, independent: p.independent });
         }
         self.next_pdt = Some(open.pdt + open.duration);
+        self.last_pdt_end = self.next_pdt;
         self.target_duration = self.target_duration.max(playlist::ceil_secs(open.duration));
         self.segments.push_back(Segment {
             msn: open.msn,
@@ -738,12 +746,34 @@ mod tests {
         assert_eq!(pl.segments[2].map.as_ref().unwrap().uri, "init-2.mp4");
         assert_eq!(p.init(0), Some(Bytes::from_static(b"init-a")), "old init kept while used");
         // the first segment after a discontinuity re-anchors its date; later ones continue
-        assert_eq!(st.segments[2].program_date_time, Some(now(5 * 333 + 333 - 333)));
+        // (arrival of its first part minus its duration = 1.665 s, but not before the end of
+        // segment 1 = 1.666 s)
+        assert_eq!(st.segments[2].program_date_time, Some(now(1666)));
         assert_eq!(
             st.segments[3].program_date_time.unwrap(),
             st.segments[2].program_date_time.unwrap() + st.segments[2].duration
         );
         assert_eq!(st.segments[1].program_date_time.unwrap(), now(0) + Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn dates_never_go_back_across_a_discontinuity() {
+        let mut p = Packager::new(cfg(), 0);
+        p.set_init(Bytes::from_static(b"init"));
+        // parts arrive faster than real time: the dates run ahead of the clock
+        for i in 0..6 {
+            p.push_part(part(i, "a"), now(0));
+        }
+        p.discontinuity();
+        p.push_part(part(0, "b"), now(0));
+        let st = p.playlist_state();
+        let before = st.segments[1].program_date_time.unwrap() + st.segments[1].duration;
+        assert_eq!(st.partial.unwrap().program_date_time.unwrap(), before);
+        // a restart much later is dated by the clock again
+        p.discontinuity();
+        p.push_part(part(0, "c"), now(60_000));
+        let st = p.playlist_state();
+        assert_eq!(st.partial.unwrap().program_date_time.unwrap(), now(60_000 - 333));
     }
 
     #[test]
