@@ -143,10 +143,18 @@ impl PlaylistState {
     }
 
     /// How many leading segments a delta update replaces with EXT-X-SKIP: those that end at
-    /// least CAN-SKIP-UNTIL before the end of the playlist. The last segment is never skipped.
+    /// least CAN-SKIP-UNTIL before the end of the playlist. The last segment is never skipped,
+    /// and neither is a segment after EXT-X-DISCONTINUITY (nor anything after it), so the
+    /// delta's EXT-X-DISCONTINUITY-SEQUENCE and DISCONTINUITY tags number the remaining
+    /// segments exactly as the full playlist does.
     pub fn skippable_segments(&self) -> usize {
         let until = self.can_skip_until();
-        let n = self.distances_to_end().iter().take_while(|d| **d >= until).count();
+        let n = self
+            .distances_to_end()
+            .iter()
+            .zip(&self.segments)
+            .take_while(|(d, s)| **d >= until && !s.discontinuity)
+            .count();
         n.min(self.segments.len().saturating_sub(1))
     }
 
@@ -462,6 +470,20 @@ pub(crate) mod tests {
         // the rest is the same as the full playlist from segment 54 on
         let tail = |t: &str| t[t.find("#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:14:14").unwrap()..].to_owned();
         assert_eq!(tail(&full), tail(&delta));
+    }
+
+    #[test]
+    fn delta_update_never_skips_a_discontinuity() {
+        let mut st = state(50, 10, 1);
+        st.segments[2].discontinuity = true;
+        assert_eq!(st.skippable_segments(), 2);
+        let delta = render(&st, Delivery::Delta);
+        let pl = check_invariants(&delta);
+        assert!(delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=2\n"));
+        assert!(pl.segments[0].discontinuity, "the discontinuity is still in the delta");
+        st.segments[0].discontinuity = true;
+        assert_eq!(st.skippable_segments(), 0);
+        assert_eq!(render(&st, Delivery::Delta), render(&st, Delivery::Full));
     }
 
     #[test]
