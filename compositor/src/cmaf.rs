@@ -148,19 +148,38 @@ mod tests {
     #[test]
     fn exact_flag_sets() {
         assert_eq!(classify(INIT), Piece::Init);
-        assert_eq!(classify(FRAG), Piece::ChunkHeader { fragment_start: true });
-        assert_eq!(classify(CHUNK), Piece::ChunkHeader { fragment_start: false });
+        assert_eq!(
+            classify(FRAG),
+            Piece::ChunkHeader {
+                fragment_start: true
+            }
+        );
+        assert_eq!(
+            classify(CHUNK),
+            Piece::ChunkHeader {
+                fragment_start: false
+            }
+        );
         assert_eq!(classify(MEDIA), Piece::Media { last: false });
         assert_eq!(classify(LAST), Piece::Media { last: true });
         // a chunk header that also says MARKER is not something cmafmux sends
-        assert_eq!(classify(Flags { marker: true, ..CHUNK }), Piece::Unknown);
+        assert_eq!(
+            classify(Flags {
+                marker: true,
+                ..CHUNK
+            }),
+            Piece::Unknown
+        );
         assert_eq!(classify(Flags::default()), Piece::Unknown);
     }
 
     #[test]
     fn assembles_init_and_parts() {
         let mut a = Assembler::new();
-        assert_eq!(a.push(INIT, Some(0), None, b"ftypmoov"), Some(Item::Init(b"ftypmoov".to_vec())));
+        assert_eq!(
+            a.push(INIT, Some(0), None, b"ftypmoov"),
+            Some(Item::Init(b"ftypmoov".to_vec()))
+        );
         assert_eq!(a.push(FRAG, Some(10), Some(333), b"moof"), None);
         assert_eq!(a.push(MEDIA, None, None, b"mdat1"), None);
         let item = a.push(LAST, None, None, b"mdat2").unwrap();

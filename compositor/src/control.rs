@@ -178,7 +178,10 @@ pub fn parse_line(line: &str) -> Result<Command, ControlError> {
             check_id("id", &id)?;
             let name = name.unwrap_or_else(|| id.clone());
             if name.chars().count() > MAX_NAME_LEN {
-                return Err(invalid("name", format!("longer than {MAX_NAME_LEN} characters")));
+                return Err(invalid(
+                    "name",
+                    format!("longer than {MAX_NAME_LEN} characters"),
+                ));
             }
             if name.chars().any(char::is_control) {
                 return Err(invalid("name", "contains control characters"));
@@ -345,8 +348,14 @@ mod tests {
         for line in bad {
             assert!(parse_line(line).is_err(), "accepted {line}");
         }
-        let long = format!(r#"{{"op":"add_participant","id":"p","name":"{}"}}"#, "x".repeat(65));
-        assert!(matches!(parse_line(&long), Err(ControlError::Invalid { field: "name", .. })));
+        let long = format!(
+            r#"{{"op":"add_participant","id":"p","name":"{}"}}"#,
+            "x".repeat(65)
+        );
+        assert!(matches!(
+            parse_line(&long),
+            Err(ControlError::Invalid { field: "name", .. })
+        ));
     }
 
     #[test]

@@ -117,12 +117,14 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
 
     // stats tick
     let tx = ctl_tx.clone();
-    thread::Builder::new().name("tick".into()).spawn(move || loop {
-        thread::sleep(stats_interval.min(Duration::from_millis(500)));
-        if tx.send(Msg::Tick).is_err() {
-            return;
-        }
-    })?;
+    thread::Builder::new()
+        .name("tick".into())
+        .spawn(move || loop {
+            thread::sleep(stats_interval.min(Duration::from_millis(500)));
+            if tx.send(Msg::Tick).is_err() {
+                return;
+            }
+        })?;
     drop(ctl_tx);
 
     let mut c = Controller {
@@ -135,7 +137,11 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
         last_frames: 0,
         shutting_down: None,
     };
-    if let Err(e) = c.pipeline.apply_scene(&c.room.scene()).and_then(|_| c.pipeline.play()) {
+    if let Err(e) = c
+        .pipeline
+        .apply_scene(&c.room.scene())
+        .and_then(|_| c.pipeline.play())
+    {
         error!("cannot start the pipeline: {e:#}");
         c.emit(Item::event("fatal", json!({"message": format!("{e:#}")})));
         c.pipeline.stop();
@@ -248,17 +254,16 @@ impl Controller {
         let op = control::op_of(line);
         let result = control::parse_line(line).and_then(|cmd| {
             let target = target_of(&cmd);
-            self.room.apply(cmd.clone()).map(|effects| (cmd, target, effects))
+            self.room
+                .apply(cmd.clone())
+                .map(|effects| (cmd, target, effects))
         });
         match result {
             Ok((cmd, target, effects)) => {
                 debug!(?cmd, "control");
                 let ok = self.execute(effects);
                 if ok {
-                    self.emit(Item::event(
-                        "applied",
-                        json!({"op": op, "id": target}),
-                    ));
+                    self.emit(Item::event("applied", json!({"op": op, "id": target})));
                 }
             }
             Err(e) => {
@@ -305,7 +310,8 @@ impl Controller {
                         }
                         return false;
                     }
-                    self.health.insert(spec.track_id.clone(), TrackHealth::default());
+                    self.health
+                        .insert(spec.track_id.clone(), TrackHealth::default());
                     info!(track_id = spec.track_id, port = spec.rtp_port, codec = ?spec.codec, "input added");
                 }
                 Effect::RemoveInput { track_id, kind } => {
@@ -344,7 +350,9 @@ impl Controller {
                     .unwrap_or(Owner::Output);
                 let text = format!(
                     "{}: {} ({})",
-                    msg.src().map(|s| s.path_string().to_string()).unwrap_or_default(),
+                    msg.src()
+                        .map(|s| s.path_string().to_string())
+                        .unwrap_or_default(),
                     err.error(),
                     err.debug().unwrap_or_default()
                 );
@@ -355,16 +363,15 @@ impl Controller {
                             return BusOutcome::Continue;
                         }
                         warn!(track_id, "input error: {text}");
-                        self.report_error(
-                            "input_error",
-                            text,
-                            json!({"track_id": track_id}),
-                        );
+                        self.report_error("input_error", text, json!({"track_id": track_id}));
                         self.restart_input(&track_id);
                     }
                     Owner::Placeholder(pid) => {
                         warn!(pid, "placeholder error: {text}");
                         self.report_error("placeholder", text, json!({"participant_id": pid}));
+                    }
+                    Owner::Unknown => {
+                        warn!("error from an element no longer in use: {text}");
                     }
                     Owner::Output => {
                         if self.shutting_down.is_some() {
@@ -381,19 +388,25 @@ impl Controller {
             MessageView::Warning(w) => {
                 warn!(
                     "{}: {}",
-                    msg.src().map(|s| s.path_string().to_string()).unwrap_or_default(),
+                    msg.src()
+                        .map(|s| s.path_string().to_string())
+                        .unwrap_or_default(),
                     w.error()
                 );
             }
             MessageView::Element(e) => {
                 if e.structure().map(|s| s.name() == "GstUDPSrcTimeout") == Some(true) {
-                    if let Some(Owner::Track(track_id)) = msg.src().map(|s| self.pipeline.owner_of(s)) {
+                    if let Some(Owner::Track(track_id)) =
+                        msg.src().map(|s| self.pipeline.owner_of(s))
+                    {
                         self.on_stall(&track_id);
                     }
                 }
             }
             MessageView::StateChanged(s) => {
-                if msg.src().map(|o| o == self.pipeline.pipeline().upcast_ref::<gst::Object>())
+                if msg
+                    .src()
+                    .map(|o| o == self.pipeline.pipeline().upcast_ref::<gst::Object>())
                     == Some(true)
                 {
                     debug!("pipeline {:?} → {:?}", s.old(), s.current());
@@ -406,7 +419,9 @@ impl Controller {
 
     fn on_stall(&mut self, track_id: &str) {
         let packets = self.pipeline.packets(track_id).unwrap_or(0);
-        let Some(h) = self.health.get_mut(track_id) else { return };
+        let Some(h) = self.health.get_mut(track_id) else {
+            return;
+        };
         if h.stalled {
             return;
         }
@@ -443,7 +458,9 @@ impl Controller {
     }
 
     fn restart_input(&mut self, track_id: &str) {
-        let Some(spec): Option<TrackSpec> = self.room.track(track_id).cloned() else { return };
+        let Some(spec): Option<TrackSpec> = self.room.track(track_id).cloned() else {
+            return;
+        };
         let restarts = self.health.get(track_id).map(|h| h.restarts).unwrap_or(0);
         self.pipeline.remove_track(track_id);
         if restarts >= MAX_RESTARTS {
@@ -453,7 +470,10 @@ impl Controller {
             }) {
                 self.execute(effects);
             }
-            self.emit(Item::event("input_removed", json!({"track_id": track_id, "reason": "failed"})));
+            self.emit(Item::event(
+                "input_removed",
+                json!({"track_id": track_id, "reason": "failed"}),
+            ));
             return;
         }
         match self.pipeline.add_track(&spec) {
@@ -469,7 +489,11 @@ impl Controller {
                 info!(track_id, "input restarted");
             }
             Err(e) => {
-                self.report_error("input_failed", format!("{e:#}"), json!({"track_id": track_id}));
+                self.report_error(
+                    "input_failed",
+                    format!("{e:#}"),
+                    json!({"track_id": track_id}),
+                );
                 if let Ok(effects) = self.room.apply(Command::RemoveTrack {
                     track_id: track_id.to_string(),
                 }) {

@@ -101,7 +101,10 @@ mod tests {
         for (i, s) in g.slots.iter().enumerate() {
             // inside the canvas
             assert!(s.x >= 0 && s.y >= 0, "n={n} slot {i} {s:?}");
-            assert!(s.right() <= w as i32 && s.bottom() <= h as i32, "n={n} slot {i} {s:?}");
+            assert!(
+                s.right() <= w as i32 && s.bottom() <= h as i32,
+                "n={n} slot {i} {s:?}"
+            );
             // 16:9 within rounding
             let ratio = s.width as f64 / s.height as f64;
             assert!((ratio - 16.0 / 9.0).abs() < 0.03, "n={n} ratio {ratio}");

@@ -75,6 +75,8 @@ pub enum Owner {
     Track(String),
     Placeholder(String),
     Output,
+    /// Not (or no longer) in the pipeline: not fatal.
+    Unknown,
 }
 
 pub struct Pipeline {
@@ -85,7 +87,8 @@ pub struct Pipeline {
     placeholders: HashMap<String, Input>,
     empties: Vec<Input>,
     tracks: HashMap<String, Input>,
-    /// bin name → owner, for bus messages.
+    /// bin name → owner, for bus messages (kept after removal: names are never reused, and
+    /// late messages from a removed bin must not look like output errors).
     owners: HashMap<String, Owner>,
     next_id: u64,
     pub counters: Arc<Counters>,
@@ -96,7 +99,8 @@ fn make(factory: &str, name: Option<&str>) -> Result<gst::Element> {
     if let Some(name) = name {
         b = b.name(name);
     }
-    b.build().with_context(|| format!("creating element {factory} (is its plugin installed?)"))
+    b.build()
+        .with_context(|| format!("creating element {factory} (is its plugin installed?)"))
 }
 
 /// Latency the mixers plan for from the start, so RTP inputs (jitterbuffer + decoder) that
@@ -110,8 +114,14 @@ fn input_latency_ns(s: &Settings) -> u64 {
 fn scaler_config() -> gst::Structure {
     use gstreamer_video::{VideoDitherMethod, VideoResamplerMethod};
     gst::Structure::builder("GstVideoConverter")
-        .field("GstVideoConverter.resampler-method", VideoResamplerMethod::Linear)
-        .field("GstVideoConverter.chroma-resampler-method", VideoResamplerMethod::Linear)
+        .field(
+            "GstVideoConverter.resampler-method",
+            VideoResamplerMethod::Linear,
+        )
+        .field(
+            "GstVideoConverter.chroma-resampler-method",
+            VideoResamplerMethod::Linear,
+        )
         .field("GstVideoConverter.dither-method", VideoDitherMethod::None)
         .build()
 }
@@ -178,7 +188,9 @@ impl Pipeline {
         let hcaps = gst::ElementFactory::make("capsfilter")
             .property(
                 "caps",
-                gst::Caps::builder("video/x-h264").field("profile", "high").build(),
+                gst::Caps::builder("video/x-h264")
+                    .field("profile", "high")
+                    .build(),
             )
             .build()?;
         let vmuxq = gst::ElementFactory::make("queue")
@@ -229,7 +241,9 @@ impl Pipeline {
             // the boundary would double every fragment. Keyframes still come every segment.
             .property(
                 "fragment-duration",
-                gst::ClockTime::from_nseconds(s.segment_ms * 1_000_000 - 500_000_000 / s.fps as u64),
+                gst::ClockTime::from_nseconds(
+                    s.segment_ms * 1_000_000 - 500_000_000 / s.fps as u64,
+                ),
             )
             .property("chunk-duration", gst::ClockTime::from_mseconds(s.part_ms))
             // Slack for the audio path (mixer + AAC framing) so a live timeout never drains a
@@ -241,6 +255,8 @@ impl Pipeline {
         let appsink = gst_app::AppSink::builder()
             .name("out")
             .sync(false)
+            // live all the way: PLAYING at once, no preroll wait for the first chunk
+            .async_(false)
             .buffer_list(true)
             .build();
         let assembler = Mutex::new(Assembler::new());
@@ -282,7 +298,8 @@ impl Pipeline {
                     for item in out {
                         if let Item::Part(p) = &item {
                             c.parts_out.fetch_add(1, Ordering::Relaxed);
-                            c.bytes_out.fetch_add(p.data.len() as u64, Ordering::Relaxed);
+                            c.bytes_out
+                                .fetch_add(p.data.len() as u64, Ordering::Relaxed);
                         }
                         if items.send(item).is_err() {
                             return Err(gst::FlowError::Eos);
@@ -294,8 +311,8 @@ impl Pipeline {
         );
 
         pipeline.add_many([
-            &vmix, &vcapsf, &vqueue, &x264, &hcaps, &vmuxq, &amix, &acapsf, &aconv, &aac,
-            &amuxq, &mux,
+            &vmix, &vcapsf, &vqueue, &x264, &hcaps, &vmuxq, &amix, &acapsf, &aconv, &aac, &amuxq,
+            &mux,
         ])?;
         pipeline.add(appsink.upcast_ref::<gst::Element>())?;
         gst::Element::link_many([&vmix, &vcapsf, &vqueue, &x264, &hcaps, &vmuxq])?;
@@ -379,7 +396,14 @@ impl Pipeline {
     }
 
     /// A live solid-colour source at the output frame rate, optionally with a centred label.
-    fn solid_bin(&mut self, name: &str, argb: u32, w: i32, h: i32, label: Option<&str>) -> Result<gst::Bin> {
+    fn solid_bin(
+        &mut self,
+        name: &str,
+        argb: u32,
+        w: i32,
+        h: i32,
+        label: Option<&str>,
+    ) -> Result<gst::Bin> {
         let bin = gst::Bin::with_name(name);
         let src = gst::ElementFactory::make("videotestsrc")
             .property("is-live", true)
@@ -411,7 +435,19 @@ impl Pipeline {
     }
 
     /// Add `bin` to the pipeline, link it to a new pad of `mixer`, start it.
-    fn attach(&self, bin: &gst::Bin, mixer: &gst::Element, props: &[(&str, glib_value::Value)]) -> Result<gst::Pad> {
+    fn attach(
+        &self,
+        bin: &gst::Bin,
+        mixer: &gst::Element,
+        props: &[(&str, glib_value::Value)],
+    ) -> Result<gst::Pad> {
+        // READY on its own first: sockets are bound here, so a port that is taken fails
+        // before the bin touches the running pipeline (a child failing a state change inside
+        // the pipeline can wedge the pipeline's own state).
+        if bin.set_state(gst::State::Ready).is_err() {
+            let _ = bin.set_state(gst::State::Null);
+            return Err(anyhow!("cannot open {} (port in use?)", bin.name()));
+        }
         self.pipeline.add(bin)?;
         let pad = mixer
             .request_pad_simple("sink_%u")
@@ -422,7 +458,10 @@ impl Pipeline {
         let linked = bin
             .static_pad("src")
             .ok_or_else(|| anyhow!("bin without src pad"))
-            .and_then(|src| src.link(&pad).map_err(|e| anyhow!("linking {}: {e:?}", bin.name())));
+            .and_then(|src| {
+                src.link(&pad)
+                    .map_err(|e| anyhow!("linking {}: {e:?}", bin.name()))
+            });
         if let Err(e) = linked {
             mixer.release_request_pad(&pad);
             let _ = self.pipeline.remove(bin);
@@ -484,14 +523,24 @@ impl Pipeline {
             .build()?;
         bin.add_many([&src, &caps])?;
         src.link(&caps)?;
-        bin.add_pad(&gst::GhostPad::with_target(&caps.static_pad("src").unwrap())?)?;
+        bin.add_pad(&gst::GhostPad::with_target(
+            &caps.static_pad("src").unwrap(),
+        )?)?;
         self.attach(&bin, &self.amix.clone(), &[])?;
         Ok(())
     }
 
     pub fn add_placeholder(&mut self, participant_id: &str, name: &str) -> Result<()> {
         let bin_name = self.fresh_name("ph");
-        let bin = self.solid_bin(&bin_name, PLACEHOLDER_ARGB, PLACEHOLDER_W, PLACEHOLDER_H, Some(name))?;
+        let bin = self.solid_bin(
+            &bin_name,
+            PLACEHOLDER_ARGB,
+            PLACEHOLDER_W,
+            PLACEHOLDER_H,
+            Some(name),
+        )?;
+        self.owners
+            .insert(bin_name, Owner::Placeholder(participant_id.to_string()));
         let pad = self.attach(
             &bin,
             &self.vmix.clone(),
@@ -500,8 +549,6 @@ impl Pipeline {
                 ("alpha", 0.0f64.to_value()),
             ],
         )?;
-        self.owners
-            .insert(bin_name, Owner::Placeholder(participant_id.to_string()));
         self.placeholders.insert(
             participant_id.to_string(),
             Input {
@@ -516,7 +563,6 @@ impl Pipeline {
 
     pub fn remove_placeholder(&mut self, participant_id: &str) {
         if let Some(input) = self.placeholders.remove(participant_id) {
-            self.owners.remove(input.bin.name().as_str());
             self.detach(input);
         }
     }
@@ -543,6 +589,7 @@ impl Pipeline {
             .property("buffer-size", 1i32 << 20)
             .build()?;
         let jb = gst::ElementFactory::make("rtpjitterbuffer")
+            .name(format!("{bin_name}-jitterbuffer"))
             .property("latency", s.jitter_ms)
             .property("do-lost", true)
             .property("drop-on-latency", true)
@@ -587,18 +634,33 @@ impl Pipeline {
             ],
             Codec::Opus => vec![
                 make("rtpopusdepay", None)?,
-                gst::ElementFactory::make("opusdec").property("plc", true).build()?,
+                gst::ElementFactory::make("opusdec")
+                    .property("plc", true)
+                    .build()?,
                 make("audioconvert", None)?,
                 make("audioresample", None)?,
             ],
         };
+        for (i, e) in chain.iter().enumerate() {
+            e.set_property(
+                "name",
+                format!(
+                    "{bin_name}-{i}{}",
+                    e.factory()
+                        .map(|f| f.name().to_string())
+                        .unwrap_or_default()
+                ),
+            );
+        }
         bin.add_many(&chain)?;
         let mut prev = jb.clone();
         for e in &chain {
             prev.link(e)?;
             prev = e.clone();
         }
-        bin.add_pad(&gst::GhostPad::with_target(&prev.static_pad("src").unwrap())?)?;
+        bin.add_pad(&gst::GhostPad::with_target(
+            &prev.static_pad("src").unwrap(),
+        )?)?;
 
         let packets = Arc::new(AtomicU64::new(0));
         let c = packets.clone();
@@ -623,6 +685,10 @@ impl Pipeline {
             ),
             Kind::Audio => (self.amix.clone(), vec![]),
         };
+        // Known before it starts: a bin that fails to start still posts its error on the bus,
+        // and that must be attributed to the track, not to the output.
+        self.owners
+            .insert(bin_name, Owner::Track(spec.track_id.clone()));
         let pad = self.attach(&bin, &mixer, &props)?;
         if spec.kind == Kind::Video {
             pad.set_property_from_str("sizing-policy", "keep-aspect-ratio");
@@ -630,8 +696,6 @@ impl Pipeline {
                 pad.set_property("converter-config", scaler_config());
             }
         }
-        self.owners
-            .insert(bin_name, Owner::Track(spec.track_id.clone()));
         self.tracks.insert(
             spec.track_id.clone(),
             Input {
@@ -646,7 +710,6 @@ impl Pipeline {
 
     pub fn remove_track(&mut self, track_id: &str) {
         if let Some(input) = self.tracks.remove(track_id) {
-            self.owners.remove(input.bin.name().as_str());
             self.detach(input);
         }
     }
@@ -707,16 +770,27 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Which input (if any) an element belongs to.
+    /// Which input (if any) an element belongs to. Elements of an input bin are named
+    /// `<bin>-<role>`, so they stay attributable after the bin let go of them.
     pub fn owner_of(&self, obj: &gst::Object) -> Owner {
         let mut cur = Some(obj.clone());
         while let Some(o) = cur {
-            if let Some(owner) = self.owners.get(o.name().as_str()) {
+            let name = o.name();
+            if let Some(owner) = self.owners.get(name.as_str()) {
                 return owner.clone();
+            }
+            if let Some((bin, _role)) = name.rsplit_once('-') {
+                if let Some(owner) = self.owners.get(bin) {
+                    return owner.clone();
+                }
+            }
+            // a direct child of the pipeline that is no input: the output chain
+            if o.parent().as_ref() == Some(self.pipeline.upcast_ref::<gst::Object>()) {
+                return Owner::Output;
             }
             cur = o.parent();
         }
-        Owner::Output
+        Owner::Unknown
     }
 }
 

@@ -32,10 +32,18 @@ pub struct Scene {
 /// What the pipeline has to do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    AddPlaceholder { participant_id: String, name: String },
-    RemovePlaceholder { participant_id: String },
+    AddPlaceholder {
+        participant_id: String,
+        name: String,
+    },
+    RemovePlaceholder {
+        participant_id: String,
+    },
     AddInput(TrackSpec),
-    RemoveInput { track_id: String, kind: Kind },
+    RemoveInput {
+        track_id: String,
+        kind: Kind,
+    },
     Layout(Scene),
     Shutdown,
 }
@@ -141,7 +149,11 @@ impl Room {
                 Ok(effects)
             }
             Command::AddTrack(spec) => {
-                if !self.participants.iter().any(|p| p.id == spec.participant_id) {
+                if !self
+                    .participants
+                    .iter()
+                    .any(|p| p.id == spec.participant_id)
+                {
                     return Err(ControlError::UnknownParticipant(spec.participant_id));
                 }
                 if self.tracks.iter().any(|t| t.track_id == spec.track_id) {
@@ -250,13 +262,17 @@ mod tests {
         let mut room = Room::new(1280, 720);
         join(&mut room, "a");
         join(&mut room, "b");
-        let e = room.apply(Command::AddTrack(track("b:0", "b", Codec::Vp8, 40000))).unwrap();
+        let e = room
+            .apply(Command::AddTrack(track("b:0", "b", Codec::Vp8, 40000)))
+            .unwrap();
         assert!(matches!(&e[0], Effect::AddInput(t) if t.track_id == "b:0"));
         let s = last_scene(&e);
         let b_tile = s.placeholders[1].1;
         assert_eq!(s.videos, vec![("b:0".to_string(), b_tile, ZORDER_VIDEO)]);
         // a second video of the same participant stacks above
-        let e = room.apply(Command::AddTrack(track("b:1", "b", Codec::H264, 40002))).unwrap();
+        let e = room
+            .apply(Command::AddTrack(track("b:1", "b", Codec::H264, 40002)))
+            .unwrap();
         let s = last_scene(&e);
         assert_eq!(s.videos[1], ("b:1".to_string(), b_tile, ZORDER_VIDEO + 1));
     }
@@ -265,10 +281,16 @@ mod tests {
     fn audio_needs_no_layout() {
         let mut room = Room::new(1280, 720);
         join(&mut room, "a");
-        let e = room.apply(Command::AddTrack(track("a:a", "a", Codec::Opus, 40000))).unwrap();
+        let e = room
+            .apply(Command::AddTrack(track("a:a", "a", Codec::Opus, 40000)))
+            .unwrap();
         assert_eq!(e.len(), 1);
         assert_eq!(room.count(Kind::Audio), 1);
-        let e = room.apply(Command::RemoveTrack { track_id: "a:a".into() }).unwrap();
+        let e = room
+            .apply(Command::RemoveTrack {
+                track_id: "a:a".into(),
+            })
+            .unwrap();
         assert_eq!(
             e,
             vec![Effect::RemoveInput {
@@ -284,10 +306,15 @@ mod tests {
         for id in ["a", "b", "c", "d"] {
             join(&mut room, id);
         }
-        room.apply(Command::AddTrack(track("b:0", "b", Codec::Vp8, 40000))).unwrap();
-        room.apply(Command::AddTrack(track("b:a", "b", Codec::Opus, 40002))).unwrap();
-        room.apply(Command::AddTrack(track("d:0", "d", Codec::Vp8, 40004))).unwrap();
-        let e = room.apply(Command::RemoveParticipant { id: "b".into() }).unwrap();
+        room.apply(Command::AddTrack(track("b:0", "b", Codec::Vp8, 40000)))
+            .unwrap();
+        room.apply(Command::AddTrack(track("b:a", "b", Codec::Opus, 40002)))
+            .unwrap();
+        room.apply(Command::AddTrack(track("d:0", "d", Codec::Vp8, 40004)))
+            .unwrap();
+        let e = room
+            .apply(Command::RemoveParticipant { id: "b".into() })
+            .unwrap();
         assert_eq!(
             &e[..3],
             &[
@@ -308,7 +335,10 @@ mod tests {
         // c and d moved up one slot
         let ids: Vec<_> = s.placeholders.iter().map(|(id, _)| id.as_str()).collect();
         assert_eq!(ids, ["a", "c", "d"]);
-        assert_eq!(s.videos, vec![("d:0".to_string(), s.placeholders[2].1, ZORDER_VIDEO)]);
+        assert_eq!(
+            s.videos,
+            vec![("d:0".to_string(), s.placeholders[2].1, ZORDER_VIDEO)]
+        );
         assert_eq!(s.empty_slots.len(), 1);
         assert_eq!(room.tracks().len(), 1);
     }
@@ -328,7 +358,8 @@ mod tests {
             room.apply(Command::AddTrack(track("x:0", "x", Codec::Vp8, 40000))),
             Err(ControlError::UnknownParticipant("x".into()))
         );
-        room.apply(Command::AddTrack(track("a:0", "a", Codec::Vp8, 40000))).unwrap();
+        room.apply(Command::AddTrack(track("a:0", "a", Codec::Vp8, 40000)))
+            .unwrap();
         assert_eq!(
             room.apply(Command::AddTrack(track("a:0", "a", Codec::Vp8, 40010))),
             Err(ControlError::DuplicateTrack("a:0".into()))
@@ -338,7 +369,9 @@ mod tests {
             Err(ControlError::PortInUse(40001, "a:0".into()))
         );
         assert_eq!(
-            room.apply(Command::RemoveTrack { track_id: "zz".into() }),
+            room.apply(Command::RemoveTrack {
+                track_id: "zz".into()
+            }),
             Err(ControlError::UnknownTrack("zz".into()))
         );
         assert_eq!(

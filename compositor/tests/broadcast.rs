@@ -6,127 +6,20 @@
 //! tile shows the placeholder again, a stall is reported). Output must keep flowing with
 //! regular parts and no timestamp gaps throughout.
 
+mod common;
+
 use std::fs::File;
-use std::io::{BufReader, Write};
-use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::*;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use roomcast_compositor::layout::{layout, Rect};
-use roomcast_compositor::output::read_frame;
 use serde_json::Value;
-
-const W: u32 = 1280;
-const H: u32 = 720;
-const FPS: u32 = 15;
-
-struct Received {
-    header: Value,
-    body: Vec<u8>,
-    at: Instant,
-}
-
-struct Compositor {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    items: Arc<Mutex<Vec<Received>>>,
-    reader: Option<thread::JoinHandle<()>>,
-    log: PathBuf,
-}
-
-impl Compositor {
-    fn start(dir: &Path) -> Compositor {
-        let log = dir.join("compositor.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_roomcast-compositor"))
-            .args(["--width", &W.to_string(), "--height", &H.to_string()])
-            .args(["--fps", &FPS.to_string(), "--part-ms", "333", "--segment-ms", "1000"])
-            .args(["--preset", "ultrafast", "--stats-interval-ms", "1000"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(File::create(&log).unwrap())
-            .spawn()
-            .expect("spawn roomcast-compositor");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        let items = Arc::new(Mutex::new(Vec::new()));
-        let sink = items.clone();
-        let reader = thread::spawn(move || {
-            let mut r = BufReader::new(stdout);
-            while let Ok(Some((header, body))) = read_frame(&mut r) {
-                sink.lock().unwrap().push(Received {
-                    header,
-                    body,
-                    at: Instant::now(),
-                });
-            }
-        });
-        Compositor {
-            child,
-            stdin,
-            items,
-            reader: Some(reader),
-            log,
-        }
-    }
-
-    fn send(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().unwrap();
-        stdin.write_all(line.as_bytes()).unwrap();
-        stdin.write_all(b"\n").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&[Received]) -> bool) {
-        let t0 = Instant::now();
-        while t0.elapsed() < timeout {
-            if pred(&self.items.lock().unwrap()) {
-                return;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        panic!("timed out waiting for {what}; log:\n{}", self.log_text());
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn finish(mut self) -> (Vec<Received>, i32) {
-        self.send(r#"{"op":"shutdown"}"#);
-        drop(self.stdin.take());
-        let t0 = Instant::now();
-        let code = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status.code().unwrap_or(-1);
-            }
-            assert!(t0.elapsed() < Duration::from_secs(10), "compositor did not exit");
-            thread::sleep(Duration::from_millis(50));
-        };
-        self.reader.take().unwrap().join().unwrap();
-        let items = std::mem::take(&mut *self.items.lock().unwrap());
-        (items, code)
-    }
-}
-
-impl Drop for Compositor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn video_sender(argb: u32, port: u16) -> gst::Element {
     let desc = format!(
@@ -170,10 +63,6 @@ fn add_track(c: &mut Compositor, pid: &str, kind: &str, codec: &str, pt: u8, por
     ));
 }
 
-fn parts(items: &[Received]) -> impl Iterator<Item = &Received> {
-    items.iter().filter(|r| r.header["kind"] == "part")
-}
-
 /// init + the parts of the last complete-ish segment window before `until`, as an .mp4.
 fn snapshot_file(items: &[Received], until: Instant, path: &Path) {
     let init = items
@@ -183,8 +72,14 @@ fn snapshot_file(items: &[Received], until: Instant, path: &Path) {
     let before: Vec<&Received> = parts(items).filter(|r| r.at <= until).collect();
     let start = before
         .iter()
-        .rposition(|r| r.header["segment_start"] == true && r.at + Duration::from_millis(300) <= until)
-        .or_else(|| before.iter().rposition(|r| r.header["segment_start"] == true))
+        .rposition(|r| {
+            r.header["segment_start"] == true && r.at + Duration::from_millis(300) <= until
+        })
+        .or_else(|| {
+            before
+                .iter()
+                .rposition(|r| r.header["segment_start"] == true)
+        })
         .expect("a segment start before the snapshot");
     let mut f = File::create(path).unwrap();
     f.write_all(&init.body).unwrap();
@@ -201,9 +96,17 @@ fn last_frame(path: &Path) -> Vec<u8> {
         .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
         .output()
         .expect("ffmpeg (apt-get install ffmpeg)");
-    assert!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let frame = (W * H * 3) as usize;
-    assert!(out.stdout.len() >= frame, "no frame decoded from {}", path.display());
+    assert!(
+        out.stdout.len() >= frame,
+        "no frame decoded from {}",
+        path.display()
+    );
     out.stdout[out.stdout.len() - frame..].to_vec()
 }
 
@@ -250,7 +153,12 @@ fn check_tiles(frame: &[u8], expected: &[Tile], what: &str) {
     let grid = layout(expected.len(), W, H);
     assert_eq!(grid.slots.len(), expected.len(), "{what}: slot count");
     for (slot, want) in grid.slots.iter().zip(expected) {
-        let Rect { x, y, width, height } = *slot;
+        let Rect {
+            x,
+            y,
+            width,
+            height,
+        } = *slot;
         // video fills the tile: its centre; a placeholder has a centred name: sample higher up
         let (px, py) = if *want == Tile::Placeholder {
             (x + width / 4, y + height / 4)
@@ -272,8 +180,7 @@ fn check_tiles(frame: &[u8], expected: &[Tile], what: &str) {
 #[test]
 fn composites_a_changing_room_into_regular_cmaf_parts() {
     gst::init().unwrap();
-    let dir = std::env::temp_dir().join(format!("roomcast-compositor-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("broadcast");
     let t_start = Instant::now();
 
     let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
@@ -289,7 +196,9 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
         audio_sender(ports[4]),
     ];
     for (i, name) in ["Red", "Green", "Blue"].iter().enumerate() {
-        c.send(&format!(r#"{{"op":"add_participant","id":"p{i}","name":"{name}"}}"#));
+        c.send(&format!(
+            r#"{{"op":"add_participant","id":"p{i}","name":"{name}"}}"#
+        ));
         add_track(&mut c, &format!("p{i}"), "video", "VP8", 96, ports[i]);
     }
     add_track(&mut c, "p0", "audio", "opus", 111, ports[4]);
@@ -330,15 +239,21 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
         .collect();
     assert!(events.iter().any(|e| e["event"] == "started"));
     assert!(
-        events.iter().any(|e| e["event"] == "error" && e["code"] == "malformed"),
+        events
+            .iter()
+            .any(|e| e["event"] == "error" && e["code"] == "malformed"),
         "bad line reported: {events:?}"
     );
     let applied = events.iter().filter(|e| e["event"] == "applied").count();
     assert_eq!(applied, 3 + 3 + 1 + 2 + 1 + 1, "applied acks: {events:?}");
-    assert!(events.iter().any(|e| e["event"] == "stats" && e["fps_out"].as_f64().unwrap_or(0.0) > 0.0));
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "stats" && e["fps_out"].as_f64().unwrap_or(0.0) > 0.0));
     assert_eq!(events.last().unwrap()["event"], "stopped");
     assert!(
-        events.iter().any(|e| e["event"] == "input_stalled" && e["track_id"] == "p2:video"),
+        events
+            .iter()
+            .any(|e| e["event"] == "input_stalled" && e["track_id"] == "p2:video"),
         "stall reported: {events:?}"
     );
 
@@ -357,9 +272,15 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
     }
     for w in part_list.windows(2) {
         let gap = w[1].at.duration_since(w[0].at);
-        assert!(gap < Duration::from_millis(1500), "output stalled for {gap:?}");
+        assert!(
+            gap < Duration::from_millis(1500),
+            "output stalled for {gap:?}"
+        );
     }
-    let segs = part_list.iter().filter(|p| p.header["segment_start"] == true).count();
+    let segs = part_list
+        .iter()
+        .filter(|p| p.header["segment_start"] == true)
+        .count();
     assert!(segs >= 11, "{segs} segments");
     assert!(part_list
         .iter()
@@ -374,22 +295,47 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
         }
     }
     let probe = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "stream=codec_type,codec_name,width,height,sample_rate,channels", "-of", "json"])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,codec_name,width,height,sample_rate,channels",
+            "-of",
+            "json",
+        ])
         .arg(&full)
         .output()
         .expect("ffprobe");
     let probe: Value = serde_json::from_slice(&probe.stdout).unwrap();
     let streams = probe["streams"].as_array().unwrap();
-    let video = streams.iter().find(|s| s["codec_type"] == "video").expect("a video stream");
-    let audio = streams.iter().find(|s| s["codec_type"] == "audio").expect("an audio stream");
+    let video = streams
+        .iter()
+        .find(|s| s["codec_type"] == "video")
+        .expect("a video stream");
+    let audio = streams
+        .iter()
+        .find(|s| s["codec_type"] == "audio")
+        .expect("an audio stream");
     assert_eq!(video["codec_name"], "h264");
-    assert_eq!((video["width"].as_u64(), video["height"].as_u64()), (Some(W as u64), Some(H as u64)));
+    assert_eq!(
+        (video["width"].as_u64(), video["height"].as_u64()),
+        (Some(W as u64), Some(H as u64))
+    );
     assert_eq!(audio["codec_name"], "aac");
     assert_eq!(audio["sample_rate"], "48000");
     assert_eq!(audio["channels"], 2);
 
     let pts = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v", "-show_entries", "packet=pts_time", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "packet=pts_time",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(&full)
         .output()
         .unwrap();
@@ -397,10 +343,18 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
         .lines()
         .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
         .collect();
-    assert!(times.len() as f64 >= 13.0 * FPS as f64, "{} video frames", times.len());
+    assert!(
+        times.len() as f64 >= 13.0 * FPS as f64,
+        "{} video frames",
+        times.len()
+    );
     for w in times.windows(2) {
         let dt = w[1] - w[0];
-        assert!(dt > 0.0 && dt < 2.5 / FPS as f64, "video timestamp gap {dt} s at {}", w[0]);
+        assert!(
+            dt > 0.0 && dt < 2.5 / FPS as f64,
+            "video timestamp gap {dt} s at {}",
+            w[0]
+        );
     }
 
     // the Opus tone made it into the AAC track
@@ -410,7 +364,11 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
         .args(["-vn", "-f", "s16le", "-ac", "1", "-ar", "8000", "-"])
         .output()
         .unwrap();
-    let samples: Vec<i16> = pcm.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+    let samples: Vec<i16> = pcm
+        .stdout
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
     let tail = &samples[samples.len() / 2..];
     let rms = (tail.iter().map(|s| (*s as f64).powi(2)).sum::<f64>() / tail.len() as f64).sqrt();
     assert!(rms > 1000.0, "audio RMS {rms}: the tone is missing");
@@ -418,10 +376,18 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
     // ---- what the grid showed at the end of each phase
     use Tile::*;
     let phases = [
-        (t1, vec![Red, Green, Blue, Placeholder], "three participants"),
+        (
+            t1,
+            vec![Red, Green, Blue, Placeholder],
+            "three participants",
+        ),
         (t2, vec![Red, Green, Blue, Yellow], "yellow joined"),
         (t3, vec![Red, Blue, Yellow, Placeholder], "green left"),
-        (t4, vec![Red, Placeholder, Yellow, Placeholder], "blue stalled"),
+        (
+            t4,
+            vec![Red, Placeholder, Yellow, Placeholder],
+            "blue stalled",
+        ),
     ];
     for (i, (until, expected, what)) in phases.iter().enumerate() {
         let path = dir.join(format!("phase{i}.mp4"));

@@ -123,7 +123,12 @@ struct Measured {
     fps: f64,
 }
 
-fn measure(child: &Child, warmup: Duration, window: Duration, media_ns: impl Fn() -> u64) -> Result<Measured> {
+fn measure(
+    child: &Child,
+    warmup: Duration,
+    window: Duration,
+    media_ns: impl Fn() -> u64,
+) -> Result<Measured> {
     let hz = clock_ticks();
     thread::sleep(warmup);
     let pid = child.id();
@@ -144,8 +149,20 @@ fn measure(child: &Child, warmup: Duration, window: Duration, media_ns: impl Fn(
 
 fn run_compositor(exe: &Path, clip: &Path, n: usize, a: &Args) -> Result<Measured> {
     let mut child = Command::new(exe)
-        .args(["--width", &W.to_string(), "--height", &H.to_string(), "--fps", &FPS.to_string()])
-        .args(["--preset", &a.preset, "--encoder-threads", &a.threads.to_string()])
+        .args([
+            "--width",
+            &W.to_string(),
+            "--height",
+            &H.to_string(),
+            "--fps",
+            &FPS.to_string(),
+        ])
+        .args([
+            "--preset",
+            &a.preset,
+            "--encoder-threads",
+            &a.threads.to_string(),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -166,7 +183,10 @@ fn run_compositor(exe: &Path, clip: &Path, n: usize, a: &Args) -> Result<Measure
     let mut senders = Vec::new();
     for i in 0..n {
         let port = free_port();
-        writeln!(stdin, r#"{{"op":"add_participant","id":"p{i}","name":"Bench {i}"}}"#)?;
+        writeln!(
+            stdin,
+            r#"{{"op":"add_participant","id":"p{i}","name":"Bench {i}"}}"#
+        )?;
         writeln!(
             stdin,
             r#"{{"op":"add_track","track_id":"p{i}:v","participant_id":"p{i}","kind":"video","codec":"VP8","payload_type":96,"rtp_port":{port}}}"#
@@ -237,27 +257,55 @@ fn run_ffmpeg(clip: &Path, n: usize, a: &Args, dir: &Path) -> Result<Measured> {
     for _ in 0..n {
         cmd.args(["-re", "-i"]).arg(clip);
     }
-    cmd.args(["-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-filter_complex", &filter])
-        .args(["-map", "[vout]", "-map", &format!("{n}:a")])
-        .args(["-c:v", "libx264", "-preset", &a.preset, "-tune", "zerolatency"])
-        .args(["-b:v", "2500k", "-g", &FPS.to_string(), "-threads", &a.threads.to_string()])
-        .args(["-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000"])
-        .args(["-t", &a.seconds.to_string()])
-        .args(["-progress"])
-        .arg(&progress)
-        .args(["-f", "mp4", "-movflags", "frag_keyframe+empty_moov+default_base_moof", "-y", "/dev/null"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+    ])
+    .args(["-filter_complex", &filter])
+    .args(["-map", "[vout]", "-map", &format!("{n}:a")])
+    .args([
+        "-c:v",
+        "libx264",
+        "-preset",
+        &a.preset,
+        "-tune",
+        "zerolatency",
+    ])
+    .args([
+        "-b:v",
+        "2500k",
+        "-g",
+        &FPS.to_string(),
+        "-threads",
+        &a.threads.to_string(),
+    ])
+    .args(["-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000"])
+    .args(["-t", &a.seconds.to_string()])
+    .args(["-progress"])
+    .arg(&progress)
+    .args([
+        "-f",
+        "mp4",
+        "-movflags",
+        "frag_keyframe+empty_moov+default_base_moof",
+        "-y",
+        "/dev/null",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     let mut child = cmd.spawn().context("spawning ffmpeg")?;
     let prog = progress.clone();
     let media_ns = move || {
         std::fs::read_to_string(&prog)
             .ok()
             .and_then(|s| {
-                s.lines()
-                    .rev()
-                    .find_map(|l| l.strip_prefix("out_time_us=").and_then(|v| v.parse::<u64>().ok()))
+                s.lines().rev().find_map(|l| {
+                    l.strip_prefix("out_time_us=")
+                        .and_then(|v| v.parse::<u64>().ok())
+                })
             })
             .unwrap_or(0)
             * 1000
@@ -280,7 +328,10 @@ fn main() -> Result<()> {
         .unwrap()
         .join("roomcast-compositor");
     if !exe.exists() {
-        bail!("{} not found: build it first (cargo build --release -p roomcast-compositor)", exe.display());
+        bail!(
+            "{} not found: build it first (cargo build --release -p roomcast-compositor)",
+            exe.display()
+        );
     }
     let dir = std::env::temp_dir().join("roomcast-compositor-bench");
     std::fs::create_dir_all(&dir)?;

@@ -1,0 +1,155 @@
+//! Shared by the integration tests: spawn the real binary, talk to it, collect its output.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::{BufReader, Write};
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use roomcast_compositor::output::read_frame;
+use serde_json::Value;
+
+pub const W: u32 = 1280;
+pub const H: u32 = 720;
+pub const FPS: u32 = 15;
+
+pub struct Received {
+    pub header: Value,
+    pub body: Vec<u8>,
+    pub at: Instant,
+}
+
+pub struct Compositor {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    items: Arc<Mutex<Vec<Received>>>,
+    reader: Option<thread::JoinHandle<()>>,
+    pub log: PathBuf,
+}
+
+impl Compositor {
+    pub fn start(dir: &Path) -> Compositor {
+        Compositor::start_with(dir, &[])
+    }
+
+    pub fn start_with(dir: &Path, extra: &[&str]) -> Compositor {
+        let log = dir.join("compositor.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_roomcast-compositor"))
+            .args(["--width", &W.to_string(), "--height", &H.to_string()])
+            .args([
+                "--fps",
+                &FPS.to_string(),
+                "--part-ms",
+                "333",
+                "--segment-ms",
+                "1000",
+            ])
+            .args(["--preset", "ultrafast", "--stats-interval-ms", "1000"])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn roomcast-compositor");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().unwrap();
+        let items = Arc::new(Mutex::new(Vec::new()));
+        let sink = items.clone();
+        let reader = thread::spawn(move || {
+            let mut r = BufReader::new(stdout);
+            while let Ok(Some((header, body))) = read_frame(&mut r) {
+                sink.lock().unwrap().push(Received {
+                    header,
+                    body,
+                    at: Instant::now(),
+                });
+            }
+        });
+        Compositor {
+            child,
+            stdin,
+            items,
+            reader: Some(reader),
+            log,
+        }
+    }
+
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(line.as_bytes()).unwrap();
+        stdin.write_all(b"\n").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    pub fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&[Received]) -> bool) {
+        let t0 = Instant::now();
+        while t0.elapsed() < timeout {
+            if pred(&self.items.lock().unwrap()) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        panic!("timed out waiting for {what}; log:\n{}", self.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn finish(mut self) -> (Vec<Received>, i32) {
+        self.send(r#"{"op":"shutdown"}"#);
+        drop(self.stdin.take());
+        let t0 = Instant::now();
+        let code = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status.code().unwrap_or(-1);
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "compositor did not exit"
+            );
+            thread::sleep(Duration::from_millis(50));
+        };
+        self.reader.take().unwrap().join().unwrap();
+        let items = std::mem::take(&mut *self.items.lock().unwrap());
+        (items, code)
+    }
+}
+
+impl Drop for Compositor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn parts(items: &[Received]) -> impl Iterator<Item = &Received> {
+    items.iter().filter(|r| r.header["kind"] == "part")
+}
+
+pub fn events(items: &[Received]) -> Vec<&Value> {
+    items
+        .iter()
+        .filter(|r| r.header["kind"] == "event")
+        .map(|r| &r.header)
+        .collect()
+}
+
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("roomcast-compositor-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
