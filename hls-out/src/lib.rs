@@ -1,6 +1,6 @@
 //! LL-HLS packager: the compositor's fMP4/CMAF init segment and parts go in through a
 //! [`StreamWriter`]; segments, parts and playlists are kept in memory (a sliding window per
-//! room) and served by [`routes`] with blocking playlist reload and delta updates.
+//! room) and served by [`routes()`] with blocking playlist reload and delta updates.
 //!
 //! ```text
 //! gateway: let store = HlsStore::new();
@@ -13,7 +13,7 @@
 //!
 //! Modules: [`playlist`] (pure: playlist state → text, m3u8-rs plus the LL-HLS lines),
 //! [`packager`] (pure: one stream's state machine), [`store`] (the shared registry, locks and
-//! wake-ups), [`routes`] (HTTP), [`uri`] (the names).
+//! wake-ups), [`mod@routes`] (HTTP), [`uri`] (the names).
 
 pub mod packager;
 pub mod playlist;
