@@ -265,3 +265,42 @@ async fn receive_only_participant_publishes_nothing_and_decodes_everyone() -> Re
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
+
+/// Three join at the same moment: the server folds producer changes into later offers (never
+/// two in flight) and everyone still ends up decoding everyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_joins_converge() -> Result<()> {
+    init_logs();
+    let dir = scratch_dir("together")?;
+    let server = roomcast::start(roomcast::Config::for_tests(&dir)).await?;
+    let base = format!("http://{}", server.http_addr);
+    let room = signaling::create_room(&reqwest::Client::new(), &base, "e2e-together").await?;
+
+    let joins = SPECS.iter().map(|s| SyntheticParticipant::join(&base, &room, s.name, s.colour, s.tone_hz));
+    let people: Vec<SyntheticParticipant> =
+        futures_util::future::join_all(joins).await.into_iter().collect::<Result<_>>()?;
+    let t0 = Instant::now();
+    for (i, p) in people.iter().enumerate() {
+        let others: Vec<(&str, Colour, f32)> = people
+            .iter()
+            .zip(&SPECS)
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, (q, s))| (q.participant_id(), s.colour, s.tone_hz))
+            .collect();
+        wait_sees_and_hears(p, &others, Duration::from_secs(15)).await?;
+    }
+    println!("simultaneous joins: everyone decodes everyone {:?} after the joins returned", t0.elapsed());
+    for p in &people {
+        let s = p.snapshot();
+        println!("  {}: {} subscribe offer(s)", p.name(), s.offers_received);
+        assert!(s.errors.is_empty(), "{}: {:?}", p.name(), s.errors);
+        assert_eq!(s.latest_tracks.len(), 4, "{}: two tracks from each of the two others: {:?}", p.name(), s.latest_tracks);
+    }
+    for p in people {
+        p.leave().await;
+    }
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
