@@ -1,0 +1,254 @@
+//! Broadcast end to end: synthetic participants in a live room → SFU plain-RTP legs →
+//! `roomcast-compositor` → hls-out → the test reads `/hls/{id}/index.m3u8` like a player,
+//! decodes segments with ffmpeg and checks the picture tile by tile.
+//!
+//! Needs the compositor binary built (`cargo build -p roomcast-compositor`; tests/run.sh does)
+//! and ffmpeg/ffprobe. Run: `cargo test -p roomcast-e2e --test broadcast_e2e -- --nocapture`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use roomcast_compositor::layout::{layout, Rect};
+use roomcast_e2e::synthetic::{signaling, Colour, JoinOptions, SyntheticParticipant};
+
+const W: u32 = 1280;
+const H: u32 = 720;
+
+fn compositor_bin() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    for dir in exe.ancestors().skip(1).take(2) {
+        let p = dir.join("roomcast-compositor");
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    bail!("roomcast-compositor is not built next to {}; run `cargo build -p roomcast-compositor` first", exe.display())
+}
+
+struct Hls {
+    http: reqwest::Client,
+    base: String,
+    room: String,
+}
+
+struct Playlist {
+    text: String,
+    media_sequence: u64,
+    map_uri: String,
+    /// (msn, uri, duration seconds, discontinuity before it)
+    segments: Vec<(u64, String, f32, bool)>,
+}
+
+impl Hls {
+    async fn playlist(&self) -> Result<Option<Playlist>> {
+        let r = self.http.get(format!("{}/hls/{}/index.m3u8", self.base, self.room)).send().await?;
+        if !r.status().is_success() {
+            return Ok(None);
+        }
+        let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        ensure!(ct.contains("mpegurl"), "playlist content type {ct}");
+        let text = r.text().await?;
+        let pl = match m3u8_rs::parse_media_playlist_res(text.as_bytes()) {
+            Ok(pl) => pl,
+            Err(e) => bail!("playlist does not parse: {e:?}\n{text}"),
+        };
+        let map_uri = pl.segments.iter().find_map(|s| s.map.as_ref().map(|m| m.uri.clone())).unwrap_or_default();
+        let segments = pl
+            .segments
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (pl.media_sequence + i as u64, s.uri.clone(), s.duration, s.discontinuity))
+            .collect();
+        Ok(Some(Playlist { text, media_sequence: pl.media_sequence, map_uri, segments }))
+    }
+
+    async fn get(&self, uri: &str) -> Result<Vec<u8>> {
+        let url = if uri.starts_with('/') { format!("{}{uri}", self.base) } else { format!("{}/hls/{}/{uri}", self.base, self.room) };
+        let r = self.http.get(&url).send().await?;
+        ensure!(r.status().is_success(), "GET {url}: {}", r.status());
+        Ok(r.bytes().await?.to_vec())
+    }
+
+    /// Waits until the playlist lists a complete segment numbered at least `msn`.
+    async fn wait_segment(&self, msn: u64, timeout: Duration) -> Result<Playlist> {
+        let start = Instant::now();
+        loop {
+            if let Some(pl) = self.playlist().await? {
+                if pl.segments.last().is_some_and(|s| s.0 >= msn) {
+                    return Ok(pl);
+                }
+            }
+            ensure!(start.elapsed() < timeout, "no segment {msn} within {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Init + segment as one playable fMP4 file, decoded by ffmpeg to one RGB frame.
+    async fn frame(&self, pl: &Playlist, msn: u64, dir: &std::path::Path) -> Result<Frame> {
+        let seg = pl.segments.iter().find(|s| s.0 == msn).context("segment in playlist")?;
+        let mut file = self.get(&pl.map_uri).await?;
+        file.extend(self.get(&seg.1).await?);
+        let path = dir.join(format!("seg-{msn}.mp4"));
+        std::fs::write(&path, &file)?;
+        let probe = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-show_entries", "stream=codec_type,codec_name,width,height", "-of", "compact"])
+            .arg(&path)
+            .output()
+            .context("running ffprobe (apt-get install ffmpeg)")?;
+        let streams = String::from_utf8_lossy(&probe.stdout).to_string();
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(&path)
+            .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+            .output()?;
+        ensure!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
+        ensure!(out.stdout.len() == (W * H * 3) as usize, "decoded {} bytes, expected a {W}x{H} RGB frame ({streams})", out.stdout.len());
+        Ok(Frame { rgb: out.stdout, streams })
+    }
+}
+
+struct Frame {
+    rgb: Vec<u8>,
+    streams: String,
+}
+
+impl Frame {
+    /// Mean colour of a 24x24 patch a quarter of the way into the tile (clear of the name label).
+    fn tile_colour(&self, r: &Rect) -> Colour {
+        let (cx, cy) = (r.x + r.width / 4, r.y + r.height / 4);
+        let (mut sr, mut sg, mut sb, mut n) = (0u64, 0u64, 0u64, 0u64);
+        for y in cy - 12..cy + 12 {
+            for x in cx - 12..cx + 12 {
+                let i = ((y as u32 * W + x as u32) * 3) as usize;
+                sr += self.rgb[i] as u64;
+                sg += self.rgb[i + 1] as u64;
+                sb += self.rgb[i + 2] as u64;
+                n += 1;
+            }
+        }
+        Colour { r: (sr / n) as u8, g: (sg / n) as u8, b: (sb / n) as u8 }
+    }
+
+    fn tiles(&self, n: usize) -> Vec<Colour> {
+        layout(n, W, H).slots.iter().map(|r| self.tile_colour(r)).collect()
+    }
+}
+
+fn close(a: Colour, b: Colour) -> bool {
+    let d = |x: u8, y: u8| (x as i32 - y as i32).abs();
+    d(a.r, b.r) < 60 && d(a.g, b.g) < 60 && d(a.b, b.b) < 60
+}
+
+/// A placeholder or empty slot: dark and grey, nobody's colour.
+fn is_placeholder(c: Colour) -> bool {
+    c.r < 90 && c.g < 90 && c.b < 90
+}
+
+fn describe(tiles: &[Colour]) -> String {
+    tiles.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" ")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_room_grid_with_join_and_leave() -> Result<()> {
+    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into())).with_test_writer().try_init();
+    let dir = std::env::temp_dir().join(format!("roomcast-broadcast-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut config = roomcast::Config::for_tests(&dir);
+    config.compositor_bin = Some(compositor_bin()?);
+    let server = roomcast::start(config).await?;
+    let base = format!("http://{}", server.http_addr);
+    let http = reqwest::Client::new();
+    let room = signaling::create_room(&http, &base, "broadcast-e2e").await?;
+    let hls = Hls { http: http.clone(), base: base.clone(), room: room.clone() };
+
+    // Three publishers. They don't decode each other (saves CPU; the SFU test covers that).
+    let opts = |name: &str, colour, tone| JoinOptions::new(name, colour, tone).decode(false);
+    let mut people = vec![
+        SyntheticParticipant::join_with(&base, &room, opts("red", Colour::RED, 440.0)).await?,
+        SyntheticParticipant::join_with(&base, &room, opts("green", Colour::GREEN, 660.0)).await?,
+        SyntheticParticipant::join_with(&base, &room, opts("blue", Colour::BLUE, 880.0)).await?,
+    ];
+
+    let started = Instant::now();
+    let r = http.post(format!("{base}/api/rooms/{room}/broadcast")).send().await?;
+    ensure!(r.status().as_u16() == 202, "start broadcast: {}", r.status());
+    let again = http.post(format!("{base}/api/rooms/{room}/broadcast")).send().await?;
+    ensure!(again.status().as_u16() == 409, "second start must conflict");
+
+    // Wait for a segment that shows all three colours (legs start at each publisher's next keyframe).
+    let mut pl = hls.wait_segment(0, Duration::from_secs(30)).await?;
+    let first_msn = pl.segments[0].0;
+    let mut msn = first_msn;
+    let expected3 = [Colour::RED, Colour::GREEN, Colour::BLUE];
+    let frame = loop {
+        pl = hls.wait_segment(msn, Duration::from_secs(20)).await?;
+        let f = hls.frame(&pl, msn, &dir).await?;
+        let tiles = f.tiles(3);
+        if expected3.iter().zip(&tiles).all(|(e, t)| close(*e, *t)) {
+            break f;
+        }
+        println!("segment {msn}: tiles {} (waiting for all three)", describe(&tiles));
+        ensure!(msn < first_msn + 15, "three colours never appeared; last tiles {}", describe(&tiles));
+        msn += 1;
+    };
+    println!("all three colours in segment {msn}, {:?} after POST broadcast", started.elapsed());
+    ensure!(frame.streams.contains("codec_name=h264") && frame.streams.contains("width=1280") && frame.streams.contains("height=720"), "video stream: {}", frame.streams);
+    ensure!(frame.streams.contains("codec_name=aac"), "audio stream: {}", frame.streams);
+    let tiles = frame.tiles(3);
+    ensure!(is_placeholder(tiles[3]), "the empty 4th slot shows a placeholder, got {}", tiles[3]);
+    ensure!(pl.text.contains("#EXT-X-PART:"), "LL-HLS parts are listed");
+
+    // A fourth participant: within 3 segments the grid has four tiles, the fourth yellow.
+    let last_before = hls.playlist().await?.context("playlist")?.segments.last().unwrap().0;
+    people.push(SyntheticParticipant::join_with(&base, &room, opts("yellow", Colour::YELLOW, 550.0)).await?);
+    let expected4 = [Colour::RED, Colour::GREEN, Colour::BLUE, Colour::YELLOW];
+    let mut msn = last_before + 1;
+    loop {
+        let pl = hls.wait_segment(msn, Duration::from_secs(10)).await?;
+        let tiles = hls.frame(&pl, msn, &dir).await?.tiles(4);
+        if expected4.iter().zip(&tiles).all(|(e, t)| close(*e, *t)) {
+            println!("yellow tile in segment {msn}, {} segment(s) after the join", msn - last_before);
+            break;
+        }
+        println!("segment {msn}: tiles {}", describe(&tiles));
+        ensure!(msn < last_before + 3, "no yellow 4th tile within 3 segments of the join (last tiles {})", describe(&tiles));
+        msn += 1;
+    }
+
+    // Red leaves: its tile goes away; the others move up in join order.
+    let last_before = hls.playlist().await?.context("playlist")?.segments.last().unwrap().0;
+    people.remove(0).leave().await;
+    let expected_after = [Colour::GREEN, Colour::BLUE, Colour::YELLOW];
+    let mut msn = last_before + 1;
+    loop {
+        let pl = hls.wait_segment(msn, Duration::from_secs(10)).await?;
+        let tiles = hls.frame(&pl, msn, &dir).await?.tiles(3);
+        if expected_after.iter().zip(&tiles).all(|(e, t)| close(*e, *t)) && is_placeholder(tiles[3]) {
+            println!("red gone in segment {msn}, {} segment(s) after leaving", msn - last_before);
+            break;
+        }
+        ensure!(msn < last_before + 4, "red's tile did not go away (tiles {})", describe(&tiles));
+        msn += 1;
+    }
+
+    // Regular segment durations, contiguous numbering, no discontinuity through join and leave.
+    let pl = hls.wait_segment(msn + 1, Duration::from_secs(10)).await?;
+    let complete: Vec<_> = pl.segments.iter().collect();
+    for w in complete.windows(2) {
+        ensure!(w[1].0 == w[0].0 + 1, "MSN gap: {} then {}", w[0].0, w[1].0);
+    }
+    for (n, _, d, disc) in &complete {
+        ensure!(!disc, "no discontinuity expected (segment {n})");
+        ensure!((0.8..=1.25).contains(d), "segment {n} lasts {d} s (target 1 s)\n{}", pl.text);
+    }
+    println!("segments {}..={}: durations {:?}", pl.media_sequence, complete.last().unwrap().0, complete.iter().map(|s| s.2).collect::<Vec<_>>());
+
+    let r = http.delete(format!("{base}/api/rooms/{room}/broadcast")).send().await?;
+    ensure!(r.status().is_success(), "stop broadcast: {}", r.status());
+    for p in people {
+        p.leave().await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
