@@ -372,8 +372,8 @@ impl SyntheticParticipant {
         let welcome_id = match tokio::time::timeout(opts.welcome_timeout, welcome_rx).await {
             Ok(Ok(id)) => id,
             Ok(Err(_)) => {
-                let reason = lock(&shared.signaling).closed.clone().unwrap_or_default();
-                bail!("signaling ended before welcome: {reason}");
+                let sig = lock(&shared.signaling);
+                bail!("no welcome: socket {:?}, errors {:?}", sig.closed, sig.errors);
             }
             Err(_) => bail!("no welcome within {:?}", opts.welcome_timeout),
         };
@@ -652,6 +652,10 @@ async fn handle_server_message(ctx: &mut SignalingCtx, msg: &ServerMessage) -> V
             ServerMessage::Error { code, message, fatal } => {
                 tracing::warn!(name = %ctx.name, %code, %message, fatal, "server reported an error");
                 sig.errors.push(format!("{code}: {message}"));
+                if *fatal {
+                    // A fatal error before `welcome` fails the join at once.
+                    ctx.welcome.take();
+                }
             }
             _ => {}
         }
