@@ -394,23 +394,17 @@ impl Controller {
                     w.error()
                 );
             }
-            MessageView::Element(e) => {
-                if e.structure().map(|s| s.name() == "GstUDPSrcTimeout") == Some(true) {
-                    if let Some(Owner::Track(track_id)) =
-                        msg.src().map(|s| self.pipeline.owner_of(s))
-                    {
-                        self.on_stall(&track_id);
-                    }
+            MessageView::Element(e)
+                if e.structure().map(|s| s.name() == "GstUDPSrcTimeout") == Some(true) =>
+            {
+                if let Some(Owner::Track(track_id)) = msg.src().map(|s| self.pipeline.owner_of(s)) {
+                    self.on_stall(&track_id);
                 }
             }
-            MessageView::StateChanged(s) => {
-                if msg
-                    .src()
-                    .map(|o| o == self.pipeline.pipeline().upcast_ref::<gst::Object>())
-                    == Some(true)
-                {
-                    debug!("pipeline {:?} → {:?}", s.old(), s.current());
-                }
+            MessageView::StateChanged(s)
+                if msg.src() == Some(self.pipeline.pipeline().upcast_ref::<gst::Object>()) =>
+            {
+                debug!("pipeline {:?} → {:?}", s.old(), s.current());
             }
             _ => {}
         }

@@ -346,8 +346,8 @@ fn main() -> Result<()> {
         thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
     println!(
-        "{:>5}  {:>22}  {:>22}  {:>9}  {}",
-        "tiles", "roomcast cpu / rt / fps", "ffmpeg cpu / rt / fps", "cpu ratio", "loadavg"
+        "{:>5}  {:>22}  {:>22}  {:>9}  loadavg",
+        "tiles", "roomcast cpu / rt / fps", "ffmpeg cpu / rt / fps", "cpu ratio"
     );
     for &n in &a.tiles {
         eprintln!("{n} tiles: roomcast-compositor …");
