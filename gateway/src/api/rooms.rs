@@ -22,6 +22,16 @@ pub struct NameBody {
     name: Option<String>,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    #[serde(default)]
+    name: Option<String>,
+    /// Start the broadcast when the first participant publishes.
+    #[serde(default)]
+    auto_broadcast: bool,
+}
+
 fn clean_name(name: Option<String>, default: &str) -> Result<String, ApiError> {
     let name = name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()).unwrap_or_else(|| default.to_owned());
     if name.chars().count() > MAX_NAME_CHARS {
@@ -33,12 +43,12 @@ fn clean_name(name: Option<String>, default: &str) -> Result<String, ApiError> {
     Ok(name)
 }
 
-pub async fn create(State(app): State<AppState>, body: Result<Json<NameBody>, JsonRejection>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn create(State(app): State<AppState>, body: Result<Json<CreateBody>, JsonRejection>) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(body) = body?;
     let name = clean_name(body.name, "Room")?;
-    let room = app.rooms.create(name);
+    let room = app.rooms.create(name, body.auto_broadcast);
     tracing::info!(room = %room.id, worker = room.worker, "room created");
-    Ok((StatusCode::CREATED, Json(json!({"id": room.id, "name": room.name}))))
+    Ok((StatusCode::CREATED, Json(json!({"id": room.id, "name": room.name, "auto_broadcast": room.auto_broadcast}))))
 }
 
 pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
@@ -50,7 +60,7 @@ pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<
         RoomSnapshot::default()
     };
     Ok(Json(json!({
-        "id": room.id, "name": room.name, "created_at": room.created_at,
+        "id": room.id, "name": room.name, "created_at": room.created_at, "auto_broadcast": room.auto_broadcast,
         "participants": snapshot.participants, "producers": snapshot.producers,
         "broadcast": app.broadcasts.state(&id),
     })))

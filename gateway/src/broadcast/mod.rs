@@ -71,6 +71,7 @@ impl Broadcasts {
             room: room.to_owned(),
             worker,
             hls: self.hls.open(room, hls_out::PackagerConfig { part_target: part, segment_target: self.format.segment, window_segments: 12 }),
+            hls_store: self.hls.clone(),
             ports: self.ports.clone(),
             status: status.clone(),
             bin: self.bin.clone(),

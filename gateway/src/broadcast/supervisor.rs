@@ -24,6 +24,7 @@ pub struct Supervisor {
     pub room: String,
     pub worker: WorkerHandle,
     pub hls: hls_out::StreamWriter,
+    pub hls_store: Arc<hls_out::HlsStore>,
     pub ports: Arc<Mutex<PortAllocator>>,
     pub status: Arc<Mutex<Status>>,
     pub bin: PathBuf,
@@ -69,6 +70,8 @@ impl Supervisor {
                         tracing::error!(room = %self.room, error = %why, attempts = attempt - 1, "compositor keeps failing; broadcast marked failed. Check the compositor logs above, then stop and start the broadcast");
                         self.set(|s| s.state = BroadcastState::Failed);
                         self.worker.send(Command::StopBroadcast { room: self.room.clone() });
+                        // Viewers get an ended playlist rather than waiting on a dead stream.
+                        self.hls_store.close(&self.room);
                         let _ = stop.await;
                         break;
                     };

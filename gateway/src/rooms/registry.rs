@@ -13,6 +13,8 @@ pub struct RoomEntry {
     pub id: String,
     pub name: String,
     pub created_at: u64,
+    /// Start the broadcast by itself when someone first publishes.
+    pub auto_broadcast: bool,
     #[serde(skip)]
     pub worker: usize,
 }
@@ -44,7 +46,7 @@ impl Rooms {
         Self { workers: workers.max(1), inner: Mutex::new(HashMap::new()) }
     }
 
-    pub fn create(&self, name: String) -> RoomEntry {
+    pub fn create(&self, name: String, auto_broadcast: bool) -> RoomEntry {
         let mut inner = self.inner.lock().expect("rooms lock");
         // Pin to the worker with the fewest rooms.
         let mut load = vec![0usize; self.workers];
@@ -54,7 +56,7 @@ impl Rooms {
             }
         }
         let worker = (0..self.workers).min_by_key(|&w| load[w]).unwrap_or(0);
-        let entry = RoomEntry { id: new_id("r"), name, created_at: unix_now(), worker };
+        let entry = RoomEntry { id: new_id("r"), name, created_at: unix_now(), auto_broadcast, worker };
         inner.insert(entry.id.clone(), RoomState { entry: Some(entry.clone()), ..Default::default() });
         entry
     }
@@ -103,7 +105,7 @@ mod tests {
     #[test]
     fn one_session_per_participant_and_no_rejoin_after_leave() {
         let rooms = Rooms::new(2);
-        let r = rooms.create("Standup".into());
+        let r = rooms.create("Standup".into(), false);
         assert_eq!(rooms.begin_session("r-nope", "p-1"), Err(SessionError::UnknownRoom));
         assert!(rooms.begin_session(&r.id, "p-1").is_ok());
         assert_eq!(rooms.begin_session(&r.id, "p-1"), Err(SessionError::AlreadyConnected));
@@ -114,8 +116,8 @@ mod tests {
     #[test]
     fn rooms_spread_over_workers() {
         let rooms = Rooms::new(2);
-        let a = rooms.create("a".into());
-        let b = rooms.create("b".into());
+        let a = rooms.create("a".into(), false);
+        let b = rooms.create("b".into(), false);
         assert_ne!(a.worker, b.worker);
     }
 }

@@ -14,6 +14,7 @@ use super::messages::{parse_client_msg, ClientMsg, ErrorCode, ParticipantInfo, S
 use crate::api::error::ApiError;
 use crate::api::AppState;
 use crate::auth::token::Claims;
+use crate::broadcast::policy::BroadcastState;
 use crate::rooms::SessionError;
 use crate::sfu::{Command, WorkerHandle};
 
@@ -55,12 +56,12 @@ pub async fn upgrade(
     ws.max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| async move {
-            run(socket, claims.clone(), worker).await;
+            run(socket, claims.clone(), worker, app.clone()).await;
             app.rooms.end_session(&claims.room, &claims.sub);
         })
 }
 
-async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle) {
+async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: AppState) {
     let room = claims.room.clone();
     let participant = claims.sub.clone();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ServerMsg>();
@@ -77,6 +78,11 @@ async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle) {
             out = out_rx.recv() => {
                 let Some(msg) = out else { break };
                 let fatal = matches!(msg, ServerMsg::Error { fatal: true, .. });
+                if let ServerMsg::ProducerAdded { producer } = &msg {
+                    if producer.participant_id == participant {
+                        auto_broadcast(&app, &room, &worker);
+                    }
+                }
                 if sink.send(Message::Text(to_json(&msg).into())).await.is_err() {
                     break;
                 }
@@ -113,6 +119,14 @@ async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle) {
     }
     worker.send(Command::Leave { room: room.clone(), participant: participant.clone() });
     tracing::info!(%room, %participant, "signaling session closed");
+}
+
+/// Rooms created with `auto_broadcast` go live when someone first publishes.
+fn auto_broadcast(app: &AppState, room: &str, worker: &WorkerHandle) {
+    let wanted = app.rooms.get(room).is_some_and(|r| r.auto_broadcast);
+    if wanted && app.broadcasts.state(room) == BroadcastState::Stopped && app.broadcasts.start(room, worker.clone()).is_ok() {
+        tracing::info!(%room, "broadcast started automatically: first producer");
+    }
 }
 
 fn to_json(msg: &ServerMsg) -> String {
