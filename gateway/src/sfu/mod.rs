@@ -6,7 +6,9 @@ pub mod leg;
 pub mod negotiation;
 pub mod peer;
 pub mod room;
+pub mod stats;
 pub mod worker;
 
 pub use room::LegEvent;
+pub use stats::WorkerStats;
 pub use worker::{Command, RoomSnapshot, WorkerConfig, WorkerHandle};

@@ -18,6 +18,7 @@ use super::keyframe::starts_keyframe;
 use super::leg::Leg;
 use super::negotiation::{ConsumerState, OfferSlot};
 use super::peer::Peer;
+use super::stats::WorkerStats;
 use crate::signaling::messages::{
     ErrorCode, MediaKindName, ParticipantInfo, PcRole, ProducerInfo, ServerMsg, TrackInfo,
 };
@@ -231,7 +232,7 @@ impl Room {
         let leg = Leg::new(producer_id.to_owned(), rtp_to, rtcp_to, prod.kind == MediaKind::Video, params.spec().clock_rate.get());
         self.legs.retain(|l| l.producer_id != producer_id);
         self.legs.push(leg);
-        self.request_keyframe(producer_id, now);
+        self.request_keyframe(producer_id, now, None);
     }
 
     fn index_of(&self, participant: &str) -> Option<usize> {
@@ -362,7 +363,7 @@ impl Room {
             .map(|c| c.producer_id.clone())
             .collect();
         for producer_id in wanted {
-            self.request_keyframe(&producer_id, now);
+            self.request_keyframe(&producer_id, now, None);
         }
     }
 
@@ -386,9 +387,15 @@ impl Room {
     }
 
     /// Handles one str0m event from a participant's peer.
-    pub fn on_event(&mut self, participant: &str, role: PcRole, event: Event, now: Instant) {
+    pub fn on_event(&mut self, participant: &str, role: PcRole, event: Event, now: Instant, stats: &WorkerStats) {
         match event {
-            Event::RtpPacket(pkt) if role == PcRole::Publish => self.forward(participant, pkt, now),
+            Event::RtpPacket(pkt) if role == PcRole::Publish => {
+                WorkerStats::add(&stats.rtp_packets_in, 1);
+                WorkerStats::add(&stats.rtp_bytes_in, pkt.payload.len() as u64);
+                let (packets, bytes) = self.forward(participant, pkt, now, stats);
+                WorkerStats::add(&stats.rtp_packets_out, packets);
+                WorkerStats::add(&stats.rtp_bytes_out, bytes);
+            }
             Event::MediaAdded(m) if role == PcRole::Publish => self.add_producer(participant, m.mid, m.kind),
             Event::MediaChanged(m) if role == PcRole::Publish => {
                 if !m.direction.is_receiving() {
@@ -400,7 +407,7 @@ impl Room {
                     p.consumers.iter().find(|c| c.state.mid() == Some(req.mid)).map(|c| c.producer_id.clone())
                 });
                 if let Some(producer) = producer {
-                    self.request_keyframe(&producer, now);
+                    self.request_keyframe(&producer, now, Some(stats));
                 }
             }
             Event::IceConnectionStateChange(state) => {
@@ -448,7 +455,7 @@ impl Room {
         }
     }
 
-    fn request_keyframe(&mut self, producer_id: &str, now: Instant) {
+    fn request_keyframe(&mut self, producer_id: &str, now: Instant, stats: Option<&WorkerStats>) {
         for p in &mut self.participants {
             let Some(prod) = p.producers.iter_mut().find(|x| x.id == producer_id) else { continue };
             if prod.last_pli.is_some_and(|t| now.duration_since(t) < PLI_INTERVAL) {
@@ -460,6 +467,9 @@ impl Room {
                 if let Some(rx) = peer.rtc.direct_api().stream_rx_by_mid(mid, None) {
                     rx.request_keyframe(KeyframeRequestKind::Pli);
                     peer.mark_dirty();
+                    if let Some(stats) = stats {
+                        WorkerStats::add(&stats.keyframe_requests, 1);
+                    }
                 }
             }
             return;
@@ -467,12 +477,14 @@ impl Room {
     }
 
     /// Forwards one RTP packet of a producer to every active consumer of it.
-    fn forward(&mut self, participant: &str, pkt: RtpPacket, now: Instant) {
-        let Some(from) = self.index_of(participant) else { return };
+    /// Returns the packets and payload bytes sent to consumers.
+    fn forward(&mut self, participant: &str, pkt: RtpPacket, now: Instant, stats: &WorkerStats) -> (u64, u64) {
+        let none = (0, 0);
+        let Some(from) = self.index_of(participant) else { return none };
         let publisher = &mut self.participants[from];
-        let Some(peer) = publisher.publish.as_mut() else { return };
-        let Some(mid) = peer.rtc.direct_api().stream_rx(&pkt.header.ssrc).map(|s| s.mid()) else { return };
-        let Some(producer) = publisher.producers.iter_mut().find(|p| p.mid == mid) else { return };
+        let Some(peer) = publisher.publish.as_mut() else { return none };
+        let Some(mid) = peer.rtc.direct_api().stream_rx(&pkt.header.ssrc).map(|s| s.mid()) else { return none };
+        let Some(producer) = publisher.producers.iter_mut().find(|p| p.mid == mid) else { return none };
         if producer.params.as_ref().is_none_or(|p| p.pt() != pkt.header.payload_type) {
             let first = producer.params.is_none();
             producer.params = peer.rtc.codec_config().find(|p| p.pt() == pkt.header.payload_type).cloned();
@@ -482,7 +494,7 @@ impl Room {
                 }
             }
         }
-        let Some(params) = producer.params.clone() else { return };
+        let Some(params) = producer.params.clone() else { return none };
         let producer_id = producer.id.clone();
         let is_video = producer.kind == MediaKind::Video;
         let keyframe = starts_keyframe(params.spec().codec, &pkt.payload);
@@ -492,6 +504,7 @@ impl Room {
         ext.rid_repair = None;
 
         let mut needs_keyframe = false;
+        let mut sent = 0u64;
         for (i, other) in self.participants.iter_mut().enumerate() {
             if i == from {
                 continue;
@@ -513,6 +526,7 @@ impl Room {
                                     .nackable(is_video),
                             );
                             sub.mark_dirty();
+                            sent += 1;
                         }
                     }
                     Decision::AwaitKeyframe => needs_keyframe = true,
@@ -528,8 +542,13 @@ impl Room {
             }
         }
         if needs_keyframe {
-            self.request_keyframe(&producer_id, now);
+            self.request_keyframe(&producer_id, now, Some(stats));
         }
+        (sent, sent * pkt.payload.len() as u64)
+    }
+
+    pub fn leg_count(&self) -> usize {
+        self.legs.len()
     }
 
     /// Periodic checks: participants whose ICE stayed lost too long, or whose transports died.

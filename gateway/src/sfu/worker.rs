@@ -16,6 +16,7 @@ use str0m::{Candidate, Input, Rtc, RtcConfig};
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
 
 use super::room::{LegEvent, Room};
+use super::stats::WorkerStats;
 use crate::signaling::messages::{ClientMsg, ParticipantInfo, PcRole, ProducerInfo, ServerMsg};
 
 /// Longest wait for a datagram before commands are looked at again.
@@ -46,6 +47,7 @@ pub struct WorkerHandle {
     pub udp_addr: SocketAddr,
     tx: Sender<Command>,
     alive: Arc<AtomicBool>,
+    pub stats: Arc<WorkerStats>,
 }
 
 impl WorkerHandle {
@@ -74,7 +76,9 @@ pub fn spawn(index: usize, config: WorkerConfig) -> anyhow::Result<WorkerHandle>
     let candidate = Candidate::host(announced, "udp")?;
     let (tx, rx) = mpsc::channel();
     let alive = Arc::new(AtomicBool::new(true));
+    let stats = Arc::new(WorkerStats::default());
     let worker = Worker {
+        stats: stats.clone(),
         index,
         socket,
         local,
@@ -91,7 +95,7 @@ pub fn spawn(index: usize, config: WorkerConfig) -> anyhow::Result<WorkerHandle>
         worker.run();
     })?;
     tracing::info!(worker = index, udp = %local, announced = %announced, "SFU worker started");
-    Ok(WorkerHandle { index, udp_addr: local, tx, alive })
+    Ok(WorkerHandle { index, udp_addr: local, tx, alive, stats })
 }
 
 /// Clears the alive flag when the thread ends, also by panic.
@@ -115,6 +119,7 @@ struct Worker {
     routes: HashMap<SocketAddr, Route>,
     config: WorkerConfig,
     events: Vec<str0m::Event>,
+    stats: Arc<WorkerStats>,
 }
 
 pub fn rtc_config() -> RtcConfig {
@@ -132,6 +137,7 @@ impl Worker {
         let mut buf = vec![0u8; 2048];
         let mut next_housekeeping = Instant::now() + HOUSEKEEPING_EVERY;
         loop {
+            WorkerStats::add(&self.stats.loop_turns, 1);
             loop {
                 match self.rx.try_recv() {
                     Ok(cmd) => self.handle_command(cmd),
@@ -249,6 +255,7 @@ impl Worker {
             }
         }
         self.flush_outboxes();
+        self.refresh_gauges();
         for (room, participant) in removals {
             tracing::warn!(worker = self.index, room = %room, participant = %participant, "removing participant: media connection lost");
             self.remove_participant(&room, &participant);
@@ -278,7 +285,7 @@ impl Worker {
             }
             for (room_id, participant, role, event) in pending.drain(..) {
                 if let Some(room) = self.rooms.get_mut(&room_id) {
-                    room.on_event(&participant, role, event, now);
+                    room.on_event(&participant, role, event, now, &self.stats);
                 }
             }
             for room in self.rooms.values_mut() {
@@ -288,8 +295,19 @@ impl Worker {
         }
     }
 
+    fn refresh_gauges(&self) {
+        let s = &self.stats;
+        let participants = self.rooms.values().flat_map(|r| r.participants.iter());
+        WorkerStats::set(&s.rooms, self.rooms.len() as u64);
+        WorkerStats::set(&s.participants, participants.clone().count() as u64);
+        WorkerStats::set(&s.producers, participants.clone().map(|p| p.producers.len() as u64).sum());
+        WorkerStats::set(&s.consumers, participants.map(|p| p.consumers.len() as u64).sum());
+        WorkerStats::set(&s.legs, self.rooms.values().map(|r| r.leg_count() as u64).sum());
+    }
+
     fn flush_outboxes(&mut self) {
         for room in self.rooms.values_mut() {
+            WorkerStats::add(&self.stats.leg_packets_out, room.outbox.len() as u64);
             for (to, datagram) in room.outbox.drain(..) {
                 if let Err(e) = self.socket.send_to(&datagram, to) {
                     tracing::debug!(error = %e, %to, "plain RTP send failed");
@@ -309,6 +327,7 @@ impl Worker {
     }
 
     fn route_datagram(&mut self, bytes: &[u8], source: SocketAddr) {
+        WorkerStats::add(&self.stats.datagrams_in, 1);
         let Ok(contents) = bytes.try_into() else { return };
         let input = Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source, destination: self.local, contents });
 
@@ -334,6 +353,7 @@ impl Worker {
                 }
             }
         }
+        WorkerStats::add(&self.stats.datagrams_unrouted, 1);
         tracing::trace!(worker = self.index, %source, "datagram for no known transport dropped");
     }
 }

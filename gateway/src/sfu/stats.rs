@@ -1,0 +1,38 @@
+//! Counters a worker publishes for metrics and ops (atomics: read from any thread, never locked).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    // Gauges, refreshed by the worker's housekeeping.
+    pub rooms: AtomicU64,
+    pub participants: AtomicU64,
+    pub producers: AtomicU64,
+    pub consumers: AtomicU64,
+    pub legs: AtomicU64,
+    // Counters.
+    pub rtp_packets_in: AtomicU64,
+    pub rtp_bytes_in: AtomicU64,
+    pub rtp_packets_out: AtomicU64,
+    pub rtp_bytes_out: AtomicU64,
+    pub leg_packets_out: AtomicU64,
+    pub keyframe_requests: AtomicU64,
+    pub datagrams_in: AtomicU64,
+    pub datagrams_unrouted: AtomicU64,
+    /// Loop iterations; a stuck worker stops counting (the liveness check reads it).
+    pub loop_turns: AtomicU64,
+}
+
+impl WorkerStats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn set(gauge: &AtomicU64, v: u64) {
+        gauge.store(v, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
