@@ -598,6 +598,14 @@ impl PeerHandler for SubscribeHandler {
         {
             let mut records = lock(&self.records);
             if let Some(rec) = records.get_mut(rx.record) {
+                if rec.frames_received < 3 || is_key {
+                    tracing::debug!(
+                        mid = %data.mid, producer = %rec.info.producer_id, n = rec.frames_received,
+                        key = is_key, contiguous = data.contiguous, seq = ?data.seq_range,
+                        since_subscribe = ?now.saturating_duration_since(rec.subscribed_at),
+                        "received frame"
+                    );
+                }
                 rec.frames_received += 1;
                 rec.first_frame_received_at.get_or_insert(now);
                 if is_key {
