@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod broadcast;
 pub mod config;
+pub mod metrics;
 pub mod rooms;
 pub mod sfu;
 pub mod signaling;
@@ -23,12 +24,27 @@ pub struct RunningServer {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// How long shutdown waits for in-flight HTTP requests before it cuts them off.
+const HTTP_SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl RunningServer {
+    /// Graceful shutdown (SIGTERM): refuse new rooms, joins and broadcasts; stop every
+    /// broadcast (compositors are asked to exit, playlists get EXT-X-ENDLIST, waiting viewers
+    /// are answered); then stop the HTTP server, giving in-flight requests a few seconds.
     pub async fn shutdown(mut self) {
+        tracing::info!("shutdown: draining (no new rooms, joins or broadcasts)");
+        let report = api::ops::drain_node(&self.state).await;
+        tracing::info!(stopped = ?report.stopped, still_running = ?report.still_running, "shutdown: broadcasts stopped");
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let _ = (&mut self.task).await;
+        match tokio::time::timeout(HTTP_SHUTDOWN_WAIT, &mut self.task).await {
+            Ok(_) => tracing::info!("shutdown: HTTP server stopped"),
+            Err(_) => {
+                tracing::warn!(wait = ?HTTP_SHUTDOWN_WAIT, "shutdown: HTTP requests still open; closing them");
+                self.task.abort();
+            }
+        }
     }
 
     pub async fn wait(mut self) {
@@ -75,6 +91,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         workers: Arc::new(workers),
         tokens: auth::token::TokenKeys::from_secret(&secret),
         config: Arc::new(config),
+        ops: Arc::new(api::ops::OpsState::default()),
+        metrics: metrics::Metrics::new(),
     };
     let app = api::router(state.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

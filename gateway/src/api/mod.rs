@@ -2,12 +2,14 @@
 
 pub mod broadcast;
 pub mod error;
+pub mod ops;
 pub mod rooms;
 
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
+use axum::handler::Handler;
 use axum::routing::{get, post};
 
 use crate::broadcast::Broadcasts;
@@ -28,14 +30,23 @@ pub struct AppState {
     pub workers: Arc<Vec<WorkerHandle>>,
     pub tokens: TokenKeys,
     pub broadcasts: Arc<Broadcasts>,
+    /// Draining flag and what the ops API remembers.
+    pub ops: Arc<ops::OpsState>,
+    /// Counters kept as things happen (the rest of /metrics is read at scrape time).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub fn router(state: AppState) -> Router {
+    // A draining node takes no new rooms, joins or broadcasts (503).
+    let draining = axum::middleware::from_fn_with_state(state.clone(), ops::refuse_when_draining);
     let api = Router::new()
-        .route("/rooms", post(rooms::create))
+        .route("/rooms", post(rooms::create.layer(draining.clone())))
         .route("/rooms/{id}", get(rooms::get))
-        .route("/rooms/{id}/join", post(rooms::join))
-        .route("/rooms/{id}/broadcast", post(broadcast::start).delete(broadcast::stop).get(broadcast::status))
+        .route("/rooms/{id}/join", post(rooms::join.layer(draining.clone())))
+        .route("/rooms/{id}/broadcast", post(broadcast::start.layer(draining)).delete(broadcast::stop).get(broadcast::status))
+        .route("/ops/pipelines", get(ops::list))
+        .route("/ops/pipelines/{room}/restart", post(ops::restart))
+        .route("/ops/drain", post(ops::drain).delete(ops::undrain))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .fallback(|| async { error::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API endpoint; see docs/protocol.md") });
     Router::new()
@@ -43,17 +54,70 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(crate::signaling::session::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(crate::metrics::handler))
         .merge(hls_out::routes(state.broadcasts.hls.clone()))
         .merge(crate::web::routes(&state.config.web_dir))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::count_requests))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }
 
+/// The span of one HTTP request: method, path and the room it is about. Never the query
+/// string: `/ws?token=…` carries a bearer token.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let path = req.uri().path();
+    match room_of_path(path) {
+        Some(room) => tracing::info_span!("request", method = %req.method(), path, room),
+        None => tracing::info_span!("request", method = %req.method(), path),
+    }
+}
+
+/// The room id a request path names, if any.
+fn room_of_path(path: &str) -> Option<&str> {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let room = match parts.as_slice() {
+        ["api", "rooms", id, ..] | ["api", "ops", "pipelines", id, ..] | ["hls", id, ..] | ["room", id] | ["watch", id] => *id,
+        _ => return None,
+    };
+    (!room.is_empty()).then_some(room)
+}
+
+/// Ready when not draining, every SFU worker runs, and RTP ports are left for compositor legs.
 async fn readyz(State(app): State<AppState>) -> (StatusCode, String) {
+    let mut problems = Vec::new();
+    if app.ops.is_draining() {
+        problems.push("draining: this node takes no new rooms (DELETE /api/ops/drain to resume)".to_owned());
+    }
     let dead: Vec<usize> = app.workers.iter().filter(|w| !w.is_alive()).map(|w| w.index).collect();
-    if dead.is_empty() {
-        (StatusCode::OK, "ready".into())
+    if !dead.is_empty() {
+        problems.push(format!("SFU workers down: {dead:?}; restart the gateway"));
+    }
+    let capacity = crate::metrics::port_pairs(app.config.rtp_port_min, app.config.rtp_port_max);
+    let in_use = app.broadcasts.ports_in_use();
+    if in_use >= capacity {
+        problems.push(format!("no free RTP port pairs ({in_use} of {capacity} in use); widen --rtp-port-min/--rtp-port-max or stop a broadcast"));
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, format!("ready: {} SFU workers, {in_use}/{capacity} RTP port pairs in use", app.workers.len()))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("SFU workers down: {dead:?}; restart the gateway"))
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}", problems.join("; ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::room_of_path;
+
+    #[test]
+    fn request_spans_name_the_room_from_the_path() {
+        assert_eq!(room_of_path("/api/rooms/r-1/join"), Some("r-1"));
+        assert_eq!(room_of_path("/api/rooms/r-1"), Some("r-1"));
+        assert_eq!(room_of_path("/api/ops/pipelines/r-2/restart"), Some("r-2"));
+        assert_eq!(room_of_path("/hls/r-3/index.m3u8"), Some("r-3"));
+        assert_eq!(room_of_path("/watch/r-4"), Some("r-4"));
+        assert_eq!(room_of_path("/api/rooms"), None);
+        assert_eq!(room_of_path("/api/ops/pipelines"), None);
+        assert_eq!(room_of_path("/ws"), None);
+        assert_eq!(room_of_path("/room/"), None);
     }
 }

@@ -1,3 +1,4 @@
-//! Authentication: join tokens and the signing secret.
+//! Authentication: join tokens, ops access, and the signing secret.
+pub mod ops;
 pub mod secret;
 pub mod token;

@@ -1,0 +1,237 @@
+//! The ops API (`/api/ops/...`): list the node's pipelines, restart one, drain the node.
+//! Every endpoint needs an ops-role token for room `*` or the API key (see `auth::ops`):
+//! nothing sent or a bad token → 401, a valid token of another role or room → 403.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::auth::ops::{OpsAuthError, OpsCaller};
+use crate::broadcast::policy::BroadcastState;
+use crate::broadcast::{Broadcasts, Status};
+use crate::sfu::Command;
+
+/// How long `drain` (and shutdown) waits for stopped compositors to exit.
+const COMPOSITOR_EXIT_WAIT: Duration = Duration::from_secs(5);
+/// How long a pipeline listing waits for a worker's room snapshot.
+const SNAPSHOT_WAIT: Duration = Duration::from_millis(500);
+
+/// Node-wide ops state.
+#[derive(Debug, Default)]
+pub struct OpsState {
+    draining: AtomicBool,
+}
+
+impl OpsState {
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Returns whether the node was already draining.
+    pub fn set_draining(&self, on: bool) -> bool {
+        self.draining.swap(on, Ordering::Relaxed)
+    }
+}
+
+/// One pipeline (a room's broadcast), as `GET /api/ops/pipelines` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pipeline {
+    pub room: String,
+    pub state: BroadcastState,
+    /// Seconds since the last state change (a restart starts it again).
+    pub uptime_secs: f64,
+    pub restarts: u32,
+    /// CMAF parts the current broadcast has published.
+    pub parts: u64,
+    /// Plain-RTP legs (producer tracks) feeding the compositor.
+    pub legs: usize,
+    pub pid: Option<u32>,
+    pub last_error: Option<String>,
+    /// The SFU worker the room lives on, and how many people are in it (None: unknown).
+    pub worker: Option<usize>,
+    pub participants: Option<usize>,
+    /// The room's HLS stream: positions, counters, requests waiting (None: no stream).
+    pub hls: Option<hls_out::StreamStats>,
+}
+
+/// The rooms that have a broadcast (running, failed, or stopping), sorted.
+pub fn pipeline_rooms(app: &AppState) -> Vec<String> {
+    let mut rooms = app.broadcasts.rooms();
+    rooms.sort();
+    rooms
+}
+
+/// Every pipeline with its status, without asking the SFU workers (for metrics).
+pub fn pipeline_statuses(app: &AppState) -> Vec<(String, Status)> {
+    pipeline_rooms(app).into_iter().filter_map(|room| app.broadcasts.status(&room).map(|s| (room, s))).collect()
+}
+
+async fn participants(app: &AppState, room: &str, worker: usize) -> Option<usize> {
+    let (reply, rx) = oneshot::channel();
+    if !app.workers.get(worker)?.send(Command::Snapshot { room: room.to_owned(), reply }) {
+        return None;
+    }
+    tokio::time::timeout(SNAPSHOT_WAIT, rx).await.ok()?.ok().map(|s| s.participants.len())
+}
+
+pub async fn pipelines_now(app: &AppState) -> Vec<Pipeline> {
+    let mut out = Vec::new();
+    for (room, s) in pipeline_statuses(app) {
+        let worker = app.rooms.get(&room).map(|r| r.worker);
+        let participants = match worker {
+            Some(w) => participants(app, &room, w).await,
+            None => None,
+        };
+        out.push(Pipeline {
+            uptime_secs: (Broadcasts::uptime(&s).as_secs_f64() * 10.0).round() / 10.0,
+            state: s.state,
+            restarts: s.restarts,
+            parts: s.parts,
+            legs: s.legs,
+            pid: s.pid,
+            last_error: s.last_error,
+            worker,
+            participants,
+            hls: app.broadcasts.hls.stats(&room),
+            room,
+        });
+    }
+    out
+}
+
+/// Ops access or the right 401/403.
+pub fn require_ops(app: &AppState, headers: &HeaderMap) -> Result<OpsCaller, ApiError> {
+    let auth = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    crate::auth::ops::check(auth, &app.tokens, app.config.api_key.as_deref()).map_err(|e| {
+        tracing::warn!(error = %e, "ops API call refused");
+        match e {
+            OpsAuthError::Forbidden { .. } => ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string()),
+            _ => ApiError::unauthorized(e.to_string()),
+        }
+    })
+}
+
+/// `GET /api/ops/pipelines`
+pub async fn list(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    require_ops(&app, &headers)?;
+    let pipelines = pipelines_now(&app).await;
+    Ok(Json(json!({"draining": app.ops.is_draining(), "pipelines": pipelines})))
+}
+
+/// `POST /api/ops/pipelines/{room}/restart`: a new compositor for the room; the room and its
+/// viewers keep going (the HLS timeline continues after a discontinuity).
+pub async fn restart(State(app): State<AppState>, headers: HeaderMap, Path(room): Path<String>) -> Result<Json<Value>, ApiError> {
+    let caller = require_ops(&app, &headers)?;
+    app.rooms.get(&room).ok_or_else(ApiError::room_not_found)?;
+    let Some(status) = app.broadcasts.status(&room) else {
+        return Err(ApiError::conflict("this room has no broadcast; start one with POST /api/rooms/{id}/broadcast"));
+    };
+    tracing::info!(%room, %caller, state = status.state.as_str(), restarts = status.restarts, "ops: pipeline restart requested");
+    let how = if status.state == BroadcastState::Failed {
+        // A failed broadcast has no compositor left to replace: start it again (the HLS
+        // stream continues if it is still in its grace period).
+        let worker = app.rooms.get(&room).and_then(|r| app.workers.get(r.worker).cloned()).ok_or_else(ApiError::room_not_found)?;
+        if app.ops.is_draining() {
+            return Err(ApiError::unavailable("this node is draining; a failed broadcast is not started again here"));
+        }
+        let _ = app.broadcasts.stop(&room);
+        app.broadcasts.start(&room, worker).map_err(|e| ApiError::conflict(e.to_string()))?;
+        "started again after failing"
+    } else {
+        app.broadcasts.restart(&room).map_err(|e| ApiError::conflict(format!("{e}; start it with POST /api/rooms/{{id}}/broadcast")))?;
+        "compositor replaced"
+    };
+    tracing::info!(%room, %caller, how, "ops: pipeline restarted");
+    Ok(Json(json!({"room": room, "restarted": true, "how": how, "state": app.broadcasts.state(&room)})))
+}
+
+/// What a drain did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DrainReport {
+    pub already_draining: bool,
+    /// Rooms whose broadcast was stopped.
+    pub stopped: Vec<String>,
+    /// Compositors still running when the wait ended (pids).
+    pub still_running: Vec<u32>,
+}
+
+/// Stops taking new rooms, joins and broadcasts, stops every broadcast (compositors are asked
+/// to shut down; playlists get EXT-X-ENDLIST) and waits a little for the compositors to exit.
+pub async fn drain_node(app: &AppState) -> DrainReport {
+    let already_draining = app.ops.set_draining(true);
+    let mut report = DrainReport { already_draining, ..Default::default() };
+    let mut pids = Vec::new();
+    for (room, status) in pipeline_statuses(app) {
+        match app.broadcasts.stop(&room) {
+            Ok(()) => {
+                tracing::info!(%room, state = status.state.as_str(), pid = ?status.pid, "drain: broadcast stopped");
+                pids.extend(status.pid);
+                report.stopped.push(room);
+            }
+            Err(e) => tracing::debug!(%room, error = %e, "drain: broadcast already ending"),
+        }
+    }
+    let deadline = Instant::now() + COMPOSITOR_EXIT_WAIT;
+    loop {
+        pids.retain(|&pid| process_exists(pid));
+        if pids.is_empty() || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if !pids.is_empty() {
+        tracing::warn!(?pids, "drain: compositors still running after {COMPOSITOR_EXIT_WAIT:?}; they are killed when their supervisors give up waiting");
+    }
+    report.still_running = pids;
+    report
+}
+
+fn process_exists(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        false
+    }
+}
+
+/// `POST /api/ops/drain`
+pub async fn drain(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let caller = require_ops(&app, &headers)?;
+    tracing::info!(%caller, "ops: drain requested; new rooms, joins and broadcasts are refused from now on");
+    let report = drain_node(&app).await;
+    tracing::info!(stopped = report.stopped.len(), still_running = report.still_running.len(), "ops: drain done");
+    Ok(Json(json!({"draining": true, "already_draining": report.already_draining, "stopped": report.stopped, "still_running": report.still_running})))
+}
+
+/// `DELETE /api/ops/drain`: take new rooms again (stopped broadcasts stay stopped).
+pub async fn undrain(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let caller = require_ops(&app, &headers)?;
+    let was = app.ops.set_draining(false);
+    tracing::info!(%caller, was_draining = was, "ops: drain cancelled; new rooms are accepted again");
+    Ok(Json(json!({"draining": false, "was_draining": was})))
+}
+
+/// Middleware for the endpoints that bring new load (create a room, join, start a broadcast):
+/// a draining node answers 503 so clients go to another node.
+pub async fn refuse_when_draining(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    if app.ops.is_draining() {
+        tracing::debug!(path = req.uri().path(), "refused: node draining");
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining",
+            "this node is draining (shutting down or being deployed) and takes no new rooms, joins or broadcasts; use another node or try again later",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}

@@ -1,0 +1,239 @@
+//! `/metrics` in the Prometheus text format (OpenMetrics flavour), with `prometheus-client`.
+//!
+//! Nothing in the SFU or the broadcast code is hooked: at scrape time a collector reads the
+//! workers' atomics (`WorkerStats`), the broadcasts' statuses, the port allocator and the HLS
+//! store. The only metric kept here is the HTTP request counter, fed by a middleware.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use crate::api::AppState;
+use crate::broadcast::policy::BroadcastState;
+use crate::broadcast::Status;
+use crate::sfu::stats::WorkerStats;
+
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Metrics that are counted as things happen (the rest is read at scrape time).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Labels: route (a coarse group, never a room id), method, status.
+    http_requests: Family<Vec<(&'static str, String)>, Counter>,
+    scrapes: AtomicU64,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    pub fn count_request(&self, route: &'static str, method: &str, status: u16) {
+        let labels = vec![("route", route.to_owned()), ("method", method.to_owned()), ("status", status.to_string())];
+        self.http_requests.get_or_create(&labels).inc();
+    }
+}
+
+/// The coarse route group of a path, for the request counter (bounded label values).
+pub fn route_group(path: &str) -> &'static str {
+    let mut parts = path.trim_start_matches('/').split('/');
+    match (parts.next().unwrap_or(""), parts.next()) {
+        ("api", Some("ops")) => "ops",
+        ("api", Some("rooms")) => match (parts.next(), parts.next()) {
+            (None, _) => "rooms",
+            (Some(_), None) => "room",
+            (Some(_), Some("join")) => "join",
+            (Some(_), Some("broadcast")) => "broadcast",
+            _ => "api_other",
+        },
+        ("api", _) => "api_other",
+        ("ws", _) => "ws",
+        ("hls", _) => "hls",
+        ("metrics", _) => "metrics",
+        ("healthz", _) | ("readyz", _) => "health",
+        _ => "web",
+    }
+}
+
+/// Middleware: counts every request by route group, method and status.
+pub async fn count_requests(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let route = route_group(req.uri().path());
+    let method = req.method().as_str().to_owned();
+    let response = next.run(req).await;
+    app.metrics.count_request(route, &method, response.status().as_u16());
+    response
+}
+
+/// `GET /metrics`
+pub async fn handler(State(app): State<AppState>) -> Response {
+    match render(&app) {
+        Ok(body) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "metrics could not be encoded");
+            (StatusCode::INTERNAL_SERVER_ERROR, "metrics could not be encoded; see the gateway log").into_response()
+        }
+    }
+}
+
+/// The whole exposition, as of now.
+pub fn render(app: &AppState) -> Result<String, fmt::Error> {
+    app.metrics.scrapes.fetch_add(1, Ordering::Relaxed);
+    let mut registry = Registry::with_prefix("roomcast");
+    registry.register("http_requests", "HTTP requests answered, by route group, method and status", app.metrics.http_requests.clone());
+    registry.register_collector(Box::new(Snapshot::take(app)));
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry)?;
+    Ok(out)
+}
+
+/// What the collector reads, taken once per scrape.
+struct Snapshot {
+    workers: Vec<(usize, bool, Arc<WorkerStats>)>,
+    pipelines: Vec<(String, Status)>,
+    hls: Vec<(String, hls_out::StreamStats)>,
+    ports_in_use: usize,
+    port_pairs: usize,
+    draining: bool,
+}
+
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot").field("workers", &self.workers.len()).field("pipelines", &self.pipelines.len()).finish()
+    }
+}
+
+impl Snapshot {
+    fn take(app: &AppState) -> Self {
+        let pipelines = crate::api::ops::pipeline_statuses(app);
+        let hls = app.broadcasts.hls.rooms().into_iter().filter_map(|r| app.broadcasts.hls.stats(&r).map(|s| (r, s))).collect();
+        Snapshot {
+            workers: app.workers.iter().map(|w| (w.index, w.is_alive(), w.stats.clone())).collect(),
+            pipelines,
+            hls,
+            ports_in_use: app.broadcasts.ports_in_use(),
+            port_pairs: port_pairs(app.config.rtp_port_min, app.config.rtp_port_max),
+            draining: app.ops.is_draining(),
+        }
+    }
+}
+
+/// RTP port pairs the configured range holds (even RTP port, odd RTCP).
+pub fn port_pairs(min: u16, max: u16) -> usize {
+    let start = min + (min % 2);
+    (max.saturating_sub(start) / 2) as usize
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, rows: &[(Labels, i64)]) -> fmt::Result {
+    let mut m = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, v) in rows {
+        ConstGauge::new(*v).encode(m.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, rows: &[(Labels, u64)]) -> fmt::Result {
+    let mut m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, v) in rows {
+        ConstCounter::new(*v).encode(m.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+fn plain_gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> fmt::Result {
+    ConstGauge::new(v).encode(e.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+const STATES: [BroadcastState; 5] = [BroadcastState::Starting, BroadcastState::Live, BroadcastState::Restarting, BroadcastState::Failed, BroadcastState::Stopped];
+
+impl Collector for Snapshot {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let w = |i: usize| vec![("worker", i.to_string())];
+        let worker_rows = |f: &dyn Fn(&WorkerStats) -> &AtomicU64| -> Vec<(Labels, u64)> {
+            self.workers.iter().map(|(i, _, s)| (w(*i), WorkerStats::get(f(s)))).collect()
+        };
+        let as_gauge = |rows: Vec<(Labels, u64)>| -> Vec<(Labels, i64)> { rows.into_iter().map(|(l, v)| (l, v as i64)).collect() };
+
+        // SFU workers.
+        gauge(&mut e, "sfu_worker_up", "1 while the SFU worker thread runs", &self.workers.iter().map(|(i, up, _)| (w(*i), *up as i64)).collect::<Vec<_>>())?;
+        gauge(&mut e, "sfu_rooms", "Rooms on the SFU worker", &as_gauge(worker_rows(&|s| &s.rooms)))?;
+        gauge(&mut e, "sfu_participants", "Participants on the SFU worker", &as_gauge(worker_rows(&|s| &s.participants)))?;
+        gauge(&mut e, "sfu_producers", "Producers (published tracks) on the SFU worker", &as_gauge(worker_rows(&|s| &s.producers)))?;
+        gauge(&mut e, "sfu_consumers", "Consumers (forwarded tracks) on the SFU worker", &as_gauge(worker_rows(&|s| &s.consumers)))?;
+        gauge(&mut e, "sfu_legs", "Plain-RTP legs to compositors on the SFU worker", &as_gauge(worker_rows(&|s| &s.legs)))?;
+        counter(&mut e, "sfu_rtp_packets_in", "RTP packets received from publishers", &worker_rows(&|s| &s.rtp_packets_in))?;
+        counter(&mut e, "sfu_rtp_bytes_in", "RTP payload bytes received from publishers", &worker_rows(&|s| &s.rtp_bytes_in))?;
+        counter(&mut e, "sfu_rtp_packets_out", "RTP packets forwarded to subscribers", &worker_rows(&|s| &s.rtp_packets_out))?;
+        counter(&mut e, "sfu_rtp_bytes_out", "RTP payload bytes forwarded to subscribers", &worker_rows(&|s| &s.rtp_bytes_out))?;
+        counter(&mut e, "sfu_leg_packets_out", "RTP packets sent on plain-RTP legs to compositors", &worker_rows(&|s| &s.leg_packets_out))?;
+        counter(&mut e, "sfu_keyframe_requests", "Keyframe requests (PLI) sent to publishers", &worker_rows(&|s| &s.keyframe_requests))?;
+        counter(&mut e, "sfu_datagrams_in", "UDP datagrams received by the SFU worker", &worker_rows(&|s| &s.datagrams_in))?;
+        counter(&mut e, "sfu_datagrams_unrouted", "UDP datagrams no peer accepted", &worker_rows(&|s| &s.datagrams_unrouted))?;
+        counter(&mut e, "sfu_loop_turns", "SFU worker loop iterations (stops growing when a worker is stuck)", &worker_rows(&|s| &s.loop_turns))?;
+
+        // Broadcasts (pipelines).
+        let by_state: Vec<(Labels, i64)> = STATES
+            .iter()
+            .map(|st| (vec![("state", st.as_str().to_owned())], self.pipelines.iter().filter(|(_, s)| s.state == *st).count() as i64))
+            .collect();
+        gauge(&mut e, "broadcasts", "Broadcasts by state", &by_state)?;
+        let room = |r: &str| vec![("room", r.to_owned())];
+        counter(&mut e, "broadcast_restarts", "Compositor restarts of the room's broadcast", &self.pipelines.iter().map(|(r, s)| (room(r), s.restarts as u64)).collect::<Vec<_>>())?;
+        counter(&mut e, "broadcast_parts", "CMAF parts the room's compositor published", &self.pipelines.iter().map(|(r, s)| (room(r), s.parts)).collect::<Vec<_>>())?;
+        gauge(&mut e, "broadcast_legs", "Plain-RTP legs feeding the room's compositor", &self.pipelines.iter().map(|(r, s)| (room(r), s.legs as i64)).collect::<Vec<_>>())?;
+        gauge(&mut e, "broadcast_uptime_seconds", "Seconds since the room's broadcast last changed state", &self.pipelines.iter().map(|(r, s)| (room(r), s.since.elapsed().as_secs() as i64)).collect::<Vec<_>>())?;
+        plain_gauge(&mut e, "rtp_ports_in_use", "RTP port pairs allocated to compositor legs", self.ports_in_use as i64)?;
+        plain_gauge(&mut e, "rtp_ports_capacity", "RTP port pairs in the configured range", self.port_pairs as i64)?;
+
+        // HLS streams.
+        gauge(&mut e, "hls_waiting_requests", "Playlist/part requests waiting (blocking reload, preload hints)", &self.hls.iter().map(|(r, s)| (room(r), s.waiting_requests as i64)).collect::<Vec<_>>())?;
+        counter(&mut e, "hls_parts_published", "Parts the room's HLS stream published", &self.hls.iter().map(|(r, s)| (room(r), s.parts_published)).collect::<Vec<_>>())?;
+        counter(&mut e, "hls_segments_published", "Segments the room's HLS stream published", &self.hls.iter().map(|(r, s)| (room(r), s.segments_published)).collect::<Vec<_>>())?;
+        counter(&mut e, "hls_parts_dropped", "Parts the packager dropped", &self.hls.iter().map(|(r, s)| (room(r), s.parts_dropped)).collect::<Vec<_>>())?;
+        gauge(&mut e, "hls_discontinuity_sequence", "Discontinuities in the room's HLS stream (one per compositor restart)", &self.hls.iter().map(|(r, s)| (room(r), s.discontinuity_sequence as i64)).collect::<Vec<_>>())?;
+        gauge(&mut e, "hls_bytes_in_memory", "Media bytes the room's HLS stream holds", &self.hls.iter().map(|(r, s)| (room(r), s.bytes_in_memory as i64)).collect::<Vec<_>>())?;
+
+        plain_gauge(&mut e, "draining", "1 while the node is draining (no new rooms)", self.draining as i64)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_groups_never_carry_ids() {
+        assert_eq!(route_group("/api/rooms"), "rooms");
+        assert_eq!(route_group("/api/rooms/r-1"), "room");
+        assert_eq!(route_group("/api/rooms/r-1/join"), "join");
+        assert_eq!(route_group("/api/rooms/r-1/broadcast"), "broadcast");
+        assert_eq!(route_group("/api/ops/pipelines/r-1/restart"), "ops");
+        assert_eq!(route_group("/api/nope"), "api_other");
+        assert_eq!(route_group("/hls/r-1/index.m3u8"), "hls");
+        assert_eq!(route_group("/ws"), "ws");
+        assert_eq!(route_group("/readyz"), "health");
+        assert_eq!(route_group("/metrics"), "metrics");
+        assert_eq!(route_group("/room/r-1"), "web");
+    }
+
+    #[test]
+    fn port_pairs_of_a_range() {
+        assert_eq!(port_pairs(41000, 49000), 4000);
+        assert_eq!(port_pairs(41001, 41005), 1);
+        assert_eq!(port_pairs(5, 3), 0);
+    }
+}
