@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod rooms;
 pub mod sfu;
 pub mod signaling;
+pub mod store;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -45,6 +46,7 @@ impl RunningServer {
                 self.task.abort();
             }
         }
+        self.state.rooms.flush().await;
     }
 
     pub async fn wait(mut self) {
@@ -60,9 +62,26 @@ impl Drop for RunningServer {
     }
 }
 
+/// Replaces SFU worker threads that died (a panic in one room must not end the others' calls).
+/// Holds the list weakly: when the gateway is dropped, the monitor and the workers end.
+fn spawn_worker_monitor(workers: std::sync::Weak<Vec<sfu::WorkerHandle>>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            let Some(workers) = workers.upgrade() else { return };
+            for w in workers.iter() {
+                w.respawn_if_dead();
+            }
+        }
+    });
+}
+
 /// Starts the SFU workers and the HTTP server.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let secret = auth::secret::load_or_create(&config.data_dir, config.jwt_secret.as_deref())?;
+    let store_location = store::Location::from_config(config.store.as_deref(), &config.data_dir);
+    let store = store::open(&store_location).await?;
     let worker_count = config.worker_count();
     let mut workers = Vec::with_capacity(worker_count);
     for i in 0..worker_count {
@@ -85,15 +104,19 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         config.rtp_port_min..config.rtp_port_max,
         broadcast::policy::RestartPolicy { max_restarts: config.max_compositor_restarts, ..Default::default() },
     ));
+    let rooms = rooms::Rooms::with_store(worker_count, store.clone());
+    let loaded = rooms.load().await?;
+    tracing::info!(store = store.kind(), at = %store_location.display(), rooms = loaded, "store open");
     let state = api::AppState {
         broadcasts,
-        rooms: Arc::new(rooms::Rooms::new(worker_count)),
+        rooms: Arc::new(rooms),
         workers: Arc::new(workers),
         tokens: auth::token::TokenKeys::from_secret(&secret),
         config: Arc::new(config),
         ops: Arc::new(api::ops::OpsState::default()),
         metrics: metrics::Metrics::new(),
     };
+    spawn_worker_monitor(Arc::downgrade(&state.workers));
     let app = api::router(state.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {

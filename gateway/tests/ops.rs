@@ -214,8 +214,55 @@ async fn drain_refuses_new_rooms_stops_broadcasts_and_undrain_resumes() {
     assert_eq!(s, 200);
 }
 
+/// With the real compositor (when it is built next to the test binary): an ops restart
+/// replaces the process, the room's HLS stream goes on (MSN never back, new parts soon).
+#[tokio::test]
+async fn ops_restart_of_a_live_pipeline_replaces_the_compositor() {
+    let bin = roomcast::broadcast::compositor::locate(None);
+    if !bin.is_file() {
+        eprintln!("skipped: no roomcast-compositor next to the test binary (build it with `cargo build -p roomcast-compositor`)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = roomcast::Config::for_tests(dir.path());
+    config.jwt_secret = Some(SECRET.into());
+    config.compositor_bin = Some(bin);
+    config.broadcast_width = 320;
+    config.broadcast_height = 180;
+    config.broadcast_fps = 15;
+    let server = roomcast::start(config).await.unwrap();
+    let env = Env { base: format!("http://{}", server.http_addr), server: Some(server), http: reqwest::Client::new(), keys: TokenKeys::from_secret(SECRET.as_bytes()), _dir: dir };
+    let room = env.room().await;
+    env.start_broadcast(&room).await;
+    let before = env.wait_state(&room, "live").await;
+    let old_pid = before["pid"].as_u64().unwrap();
+
+    let (s, v) = env.call(reqwest::Method::POST, &format!("/api/ops/pipelines/{room}/restart"), Some(&env.ops_token())).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["how"], "compositor replaced");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last_msn = before["hls"]["next_msn"].as_u64().unwrap();
+    loop {
+        let list = env.pipelines().await;
+        let p = &list["pipelines"][0];
+        let msn = p["hls"]["next_msn"].as_u64().unwrap();
+        assert!(msn >= last_msn, "MSN went back: {last_msn} → {msn}");
+        last_msn = msn;
+        let replaced = p["pid"].as_u64().is_some_and(|pid| pid != old_pid) && p["restarts"] == 1;
+        if replaced && p["state"] == "live" && p["hls"]["parts_published"].as_u64() > before["hls"]["parts_published"].as_u64().map(|n| n + 3) {
+            assert_eq!(p["hls"]["ended"], false, "{p}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no new compositor publishing parts: {list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A parsed sample: name, labels, value.
+type Sample = (String, Vec<(String, String)>, f64);
+
 /// One sample line of the text format: `name{label="value",...} value`.
-fn parse_sample(line: &str) -> Result<(String, Vec<(String, String)>, f64), String> {
+fn parse_sample(line: &str) -> Result<Sample, String> {
     let name_end = line.find(['{', ' ']).ok_or("no value")?;
     let name = &line[..name_end];
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') || name.starts_with(|c: char| c.is_ascii_digit()) {

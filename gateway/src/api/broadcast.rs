@@ -7,7 +7,9 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::AppState;
+use crate::auth::token::unix_now;
 use crate::broadcast::BroadcastError;
+use crate::store::{BroadcastEnd, Write};
 
 pub async fn start(State(app): State<AppState>, Path(id): Path<String>) -> Result<(StatusCode, Json<Value>), ApiError> {
     let room = app.rooms.get(&id).ok_or_else(ApiError::room_not_found)?;
@@ -16,12 +18,17 @@ pub async fn start(State(app): State<AppState>, Path(id): Path<String>) -> Resul
         BroadcastError::AlreadyLive => ApiError::conflict(e.to_string()),
         BroadcastError::NotLive => ApiError::conflict(e.to_string()),
     })?;
+    app.rooms.record(Write::BroadcastStarted { room: id.clone(), at: unix_now() });
     Ok((StatusCode::ACCEPTED, Json(json!({"state": app.broadcasts.state(&id), "hls_url": format!("/hls/{id}/index.m3u8"), "watch_url": format!("/watch/{id}")}))))
 }
 
 pub async fn stop(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     app.rooms.get(&id).ok_or_else(ApiError::room_not_found)?;
+    let restarts = app.broadcasts.status(&id).map_or(0, |s| s.restarts);
     app.broadcasts.stop(&id).map_err(|e| ApiError::conflict(e.to_string()))?;
+    // No viewer counter exists yet, so the peak is recorded as 0.
+    let end = BroadcastEnd { stopped_at: unix_now(), restarts, viewers_peak: 0 };
+    app.rooms.record(Write::BroadcastStopped { room: id.clone(), end });
     Ok(Json(json!({"state": "stopped"})))
 }
 

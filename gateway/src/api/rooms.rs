@@ -46,7 +46,10 @@ fn clean_name(name: Option<String>, default: &str) -> Result<String, ApiError> {
 pub async fn create(State(app): State<AppState>, body: Result<Json<CreateBody>, JsonRejection>) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(body) = body?;
     let name = clean_name(body.name, "Room")?;
-    let room = app.rooms.create(name, body.auto_broadcast);
+    let room = app.rooms.create_stored(name, body.auto_broadcast).await.map_err(|e| {
+        tracing::error!(error = %e, "cannot store a new room");
+        ApiError::unavailable(format!("the room could not be saved: {e}"))
+    })?;
     tracing::info!(room = %room.id, worker = room.worker, "room created");
     Ok((StatusCode::CREATED, Json(json!({"id": room.id, "name": room.name, "auto_broadcast": room.auto_broadcast}))))
 }

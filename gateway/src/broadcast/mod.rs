@@ -43,6 +43,7 @@ pub enum BroadcastError {
 struct Running {
     status: Arc<Mutex<Status>>,
     stop: Option<oneshot::Sender<()>>,
+    restart: tokio::sync::mpsc::UnboundedSender<()>,
 }
 
 pub struct Broadcasts {
@@ -78,8 +79,9 @@ impl Broadcasts {
             format: self.format.clone(),
             policy: self.policy,
         };
-        tokio::spawn(sup.run(stop_rx));
-        inner.insert(room.to_owned(), Running { status, stop: Some(stop_tx) });
+        let (restart_tx, restart_rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(sup.run(stop_rx, restart_rx));
+        inner.insert(room.to_owned(), Running { status, stop: Some(stop_tx), restart: restart_tx });
         tracing::info!(room, "broadcast starting");
         Ok(())
     }
@@ -92,6 +94,22 @@ impl Broadcasts {
         inner.remove(room);
         self.hls.close(room);
         Ok(())
+    }
+
+    /// Restarts the room's compositor (ops): the room notices nothing, viewers see one
+    /// discontinuity. Not counted against the failure budget.
+    pub fn restart(&self, room: &str) -> Result<(), BroadcastError> {
+        let inner = self.inner.lock().expect("broadcasts lock");
+        let running = inner.get(room).ok_or(BroadcastError::NotLive)?;
+        if !running.status.lock().expect("status").state.is_running() {
+            return Err(BroadcastError::NotLive);
+        }
+        running.restart.send(()).map_err(|_| BroadcastError::NotLive)
+    }
+
+    /// Rooms with a broadcast (running or failed).
+    pub fn rooms(&self) -> Vec<String> {
+        self.inner.lock().expect("broadcasts lock").keys().cloned().collect()
     }
 
     pub fn status(&self, room: &str) -> Option<Status> {

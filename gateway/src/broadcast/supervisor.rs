@@ -36,29 +36,44 @@ pub struct Supervisor {
 /// from the worker, so nothing is replayed from here).
 #[derive(Default)]
 struct Roster {
+    participants: Vec<String>,
     tracks: HashMap<String, PortPair>,
 }
 
 enum Exit {
     Stopped,
     Died(String),
+    /// Ops asked for a restart: not a failure, the retry budget is untouched.
+    Restart,
 }
 
+/// No part for this many part durations means the compositor is stuck.
+const STALL_PARTS: u32 = 3;
+/// Publishing parts for this long makes a run healthy (it resets the retry budget).
+const HEALTHY_RUN: Duration = Duration::from_secs(1);
+/// A compositor that produces nothing this long after starting is stuck too.
+const FIRST_PART_TIMEOUT: Duration = Duration::from_secs(15);
+
 impl Supervisor {
-    pub async fn run(self, mut stop: oneshot::Receiver<()>) {
+    pub async fn run(self, mut stop: oneshot::Receiver<()>, mut restart: mpsc::UnboundedReceiver<()>) {
         let mut attempt = 0u32;
         loop {
             self.set(|s| s.state = if attempt == 0 { BroadcastState::Starting } else { BroadcastState::Restarting });
-            let started = Instant::now();
-            let exit = match Compositor::spawn(&self.bin, &self.format, &self.room) {
-                Ok(c) => self.run_once(c, &mut stop).await,
-                Err(e) => Exit::Died(format!("cannot start {}: {e}", self.bin.display())),
+            let (exit, healthy) = match Compositor::spawn(&self.bin, &self.format, &self.room) {
+                Ok(c) => self.run_once(c, &mut stop, &mut restart).await,
+                Err(e) => (Exit::Died(format!("cannot start {}: {e}", self.bin.display())), false),
             };
             match exit {
                 Exit::Stopped => break,
+                Exit::Restart => {
+                    tracing::info!(room = %self.room, "compositor restarted on request");
+                    self.set(|s| s.restarts += 1);
+                    self.hls.discontinuity();
+                }
                 Exit::Died(why) => {
-                    // A compositor that ran a while earns a fresh retry budget.
-                    if started.elapsed() > Duration::from_secs(30) {
+                    // A compositor that published media for a while was healthy: its death is a
+                    // fresh failure (first retry at once). Only runs that never get going add up.
+                    if healthy {
                         attempt = 0;
                     }
                     attempt += 1;
@@ -109,24 +124,52 @@ impl Supervisor {
         }
     }
 
-    async fn run_once(&self, mut comp: Compositor, stop: &mut oneshot::Receiver<()>) -> Exit {
+    /// Runs one compositor process until it ends; says how it ended and whether it was healthy.
+    async fn run_once(&self, mut comp: Compositor, stop: &mut oneshot::Receiver<()>, restart: &mut mpsc::UnboundedReceiver<()>) -> (Exit, bool) {
         self.set(|s| s.pid = comp.pid());
         let (events_tx, mut events) = mpsc::unbounded_channel();
         // The worker replays everyone present and every known track, and drops old legs.
         if !self.worker.send(Command::StartBroadcast { room: self.room.clone(), events: events_tx }) {
             comp.kill().await;
-            return Exit::Died("the room's SFU worker is down".into());
+            return (Exit::Died("the room's SFU worker is down".into()), false);
         }
         let mut roster = Roster::default();
         let (attach_tx, mut attach_rx) = mpsc::unbounded_channel::<String>();
+        let spawned = Instant::now();
+        let mut last_part: Option<Instant> = None;
+        let mut first_part: Option<Instant> = None;
+        let stall_after = self.format.part * STALL_PARTS;
+        let mut watchdog = tokio::time::interval(self.format.part / 2);
         let exit = loop {
             tokio::select! {
                 _ = &mut *stop => {
                     comp.shutdown().await;
                     break Exit::Stopped;
                 }
+                Some(()) = restart.recv() => {
+                    comp.kill().await;
+                    break Exit::Restart;
+                }
+                _ = watchdog.tick() => {
+                    let stalled = match last_part {
+                        Some(t) => t.elapsed() > stall_after,
+                        None => spawned.elapsed() > FIRST_PART_TIMEOUT,
+                    };
+                    if stalled {
+                        let since = last_part.unwrap_or(spawned).elapsed();
+                        comp.kill().await;
+                        break Exit::Died(format!("stalled: no part for {} ms", since.as_millis()));
+                    }
+                }
                 ev = events.recv() => {
-                    let Some(ev) = ev else { break Exit::Died("the SFU worker stopped sending room events".into()) };
+                    let Some(ev) = ev else {
+                        // The SFU worker died: keep the compositor (placeholders, never a stall),
+                        // forget the old legs, and attach to the replacement worker.
+                        match self.reattach(&mut comp, &mut roster).await {
+                            Ok(new_events) => { events = new_events; continue; }
+                            Err(why) => break Exit::Died(why),
+                        }
+                    };
                     if let Err(e) = self.on_event(&mut comp, &mut roster, ev, &attach_tx).await {
                         break Exit::Died(format!("control channel: {e}"));
                     }
@@ -140,6 +183,8 @@ impl Supervisor {
                 item = comp.next_item() => match item {
                     Ok(Some(Item::Init(data))) => self.hls.init(data),
                     Ok(Some(Item::Part { data, independent, segment_start, duration })) => {
+                        last_part = Some(Instant::now());
+                        first_part.get_or_insert_with(Instant::now);
                         self.hls.push_part(hls_out::Part { data, duration, independent, segment_start });
                         self.set(|s| { s.state = BroadcastState::Live; s.parts += 1; });
                     }
@@ -159,16 +204,46 @@ impl Supervisor {
             ports.release(pair);
         }
         self.set(|s| s.legs = 0);
-        exit
+        let healthy = matches!((first_part, last_part), (Some(a), Some(b)) if b.duration_since(a) >= HEALTHY_RUN);
+        (exit, healthy)
+    }
+
+    async fn reattach(&self, comp: &mut Compositor, roster: &mut Roster) -> Result<mpsc::UnboundedReceiver<LegEvent>, String> {
+        tracing::warn!(room = %self.room, "SFU worker lost; the broadcast shows placeholders until participants are back");
+        for (producer_id, pair) in roster.tracks.drain() {
+            comp.send(&json!({"op": "remove_track", "track_id": producer_id})).await.map_err(|e| format!("control channel: {e}"))?;
+            self.ports.lock().expect("ports lock").release(pair);
+        }
+        for id in roster.participants.drain(..) {
+            comp.send(&json!({"op": "remove_participant", "id": id})).await.map_err(|e| format!("control channel: {e}"))?;
+        }
+        self.set(|s| s.legs = 0);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.worker.is_alive() {
+                let (tx, rx) = mpsc::unbounded_channel();
+                if self.worker.send(Command::StartBroadcast { room: self.room.clone(), events: tx }) {
+                    // Participants rejoin the new worker; their state reaches the compositor as they do.
+                    self.worker.send(Command::BroadcastState { room: self.room.clone(), state: self.status.lock().expect("status").state.as_str().to_owned() });
+                    return Ok(rx);
+                }
+            }
+            if Instant::now() > deadline {
+                return Err("the SFU worker did not come back within 10 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     async fn on_event(&self, comp: &mut Compositor, roster: &mut Roster, ev: LegEvent, attach: &mpsc::UnboundedSender<String>) -> std::io::Result<()> {
         match ev {
             LegEvent::ParticipantJoined { id, name } => {
                 comp.send(&json!({"op": "add_participant", "id": id, "name": name})).await?;
+                roster.participants.push(id);
             }
             LegEvent::ParticipantLeft { id } => {
                 comp.send(&json!({"op": "remove_participant", "id": id})).await?;
+                roster.participants.retain(|p| *p != id);
             }
             LegEvent::TrackAdded { producer_id, participant_id, kind, codec, payload_type, clock_rate } => {
                 let pair = match self.ports.lock().expect("ports lock").allocate() {

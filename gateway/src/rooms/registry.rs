@@ -1,12 +1,15 @@
 //! The room registry: room ids and names, the worker a room is pinned to, and which
 //! participants have a live signaling session (one session per join token's participant).
+//! With a store, rooms are written through to it and loaded back at start, and session and
+//! broadcast records go to it through its [`Writer`] (never blocking the caller).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::auth::token::unix_now;
+use crate::auth::token::{unix_now, JOIN_TOKEN_TTL};
+use crate::store::{RoomRecord, RoomSettings, Store, StoreError, Write, Writer};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RoomEntry {
@@ -36,29 +39,91 @@ pub enum SessionError {
     Ended,
 }
 
+struct Persistence {
+    store: Arc<dyn Store>,
+    writer: Writer,
+}
+
 pub struct Rooms {
     workers: usize,
     inner: Mutex<HashMap<String, RoomState>>,
+    persistence: Option<Persistence>,
 }
 
 impl Rooms {
+    /// Rooms in memory only (unit tests).
     pub fn new(workers: usize) -> Self {
-        Self { workers: workers.max(1), inner: Mutex::new(HashMap::new()) }
+        Self { workers: workers.max(1), inner: Mutex::new(HashMap::new()), persistence: None }
     }
 
+    /// Rooms kept in `store`; call [`Rooms::load`] next. Needs a tokio runtime (the writer task).
+    pub fn with_store(workers: usize, store: Arc<dyn Store>) -> Self {
+        let writer = Writer::spawn(store.clone());
+        Self { persistence: Some(Persistence { store, writer }), ..Self::new(workers) }
+    }
+
+    /// Loads the store's rooms that have not ended, so their links work after a restart, and
+    /// the participants who left them recently, so their join tokens stay used up.
+    /// Returns how many rooms were loaded.
+    pub async fn load(&self) -> Result<usize, StoreError> {
+        let Some(p) = &self.persistence else { return Ok(0) };
+        let rooms = p.store.open_rooms().await?;
+        let tokens_valid_since = unix_now().saturating_sub(JOIN_TOKEN_TTL.as_secs());
+        for room in &rooms {
+            let ended: HashSet<String> = p
+                .store
+                .sessions(&room.id)
+                .await?
+                .into_iter()
+                .filter(|s| s.left_at.is_some() && s.joined_at >= tokens_valid_since)
+                .map(|s| s.participant)
+                .collect();
+            let mut inner = self.inner.lock().expect("rooms lock");
+            let worker = least_loaded_worker(&inner, self.workers);
+            let entry = RoomEntry { id: room.id.clone(), name: room.name.clone(), created_at: room.created_at, auto_broadcast: room.settings.auto_broadcast, worker };
+            inner.insert(room.id.clone(), RoomState { entry: Some(entry), connected: HashSet::new(), ended });
+        }
+        Ok(rooms.len())
+    }
+
+    /// Creates a room in memory only; [`Rooms::create_stored`] also writes it to the store.
     pub fn create(&self, name: String, auto_broadcast: bool) -> RoomEntry {
         let mut inner = self.inner.lock().expect("rooms lock");
-        // Pin to the worker with the fewest rooms.
-        let mut load = vec![0usize; self.workers];
-        for s in inner.values() {
-            if let Some(e) = &s.entry {
-                load[e.worker] += 1;
-            }
-        }
-        let worker = (0..self.workers).min_by_key(|&w| load[w]).unwrap_or(0);
+        let worker = least_loaded_worker(&inner, self.workers);
         let entry = RoomEntry { id: new_id("r"), name, created_at: unix_now(), auto_broadcast, worker };
         inner.insert(entry.id.clone(), RoomState { entry: Some(entry.clone()), ..Default::default() });
         entry
+    }
+
+    /// Creates a room and waits until the store has it; if the store fails, the room is not created.
+    pub async fn create_stored(&self, name: String, auto_broadcast: bool) -> Result<RoomEntry, StoreError> {
+        let entry = self.create(name, auto_broadcast);
+        if let Some(p) = &self.persistence {
+            if let Err(e) = p.store.create_room(&room_record(&entry)).await {
+                self.inner.lock().expect("rooms lock").remove(&entry.id);
+                return Err(e);
+            }
+        }
+        Ok(entry)
+    }
+
+    /// The store, if there is one (for reads and awaited writes).
+    pub fn store(&self) -> Option<&Arc<dyn Store>> {
+        self.persistence.as_ref().map(|p| &p.store)
+    }
+
+    /// Queues a write to the store without waiting; a no-op without a store.
+    pub fn record(&self, write: Write) {
+        if let Some(p) = &self.persistence {
+            p.writer.send(write);
+        }
+    }
+
+    /// Waits until the writes queued so far are in the store.
+    pub async fn flush(&self) {
+        if let Some(p) = &self.persistence {
+            p.writer.flush().await;
+        }
     }
 
     pub fn get(&self, id: &str) -> Option<RoomEntry> {
@@ -93,6 +158,27 @@ impl Rooms {
     }
 }
 
+/// New rooms go to the worker with the fewest rooms.
+fn least_loaded_worker(rooms: &HashMap<String, RoomState>, workers: usize) -> usize {
+    let mut load = vec![0usize; workers];
+    for e in rooms.values().filter_map(|s| s.entry.as_ref()) {
+        if let Some(n) = load.get_mut(e.worker) {
+            *n += 1;
+        }
+    }
+    (0..workers).min_by_key(|&w| load[w]).unwrap_or(0)
+}
+
+fn room_record(entry: &RoomEntry) -> RoomRecord {
+    RoomRecord {
+        id: entry.id.clone(),
+        name: entry.name.clone(),
+        settings: RoomSettings { auto_broadcast: entry.auto_broadcast },
+        created_at: entry.created_at,
+        ended_at: None,
+    }
+}
+
 pub fn new_id(prefix: &str) -> String {
     let n: u64 = rand::random();
     format!("{prefix}-{:012x}", n & 0xffff_ffff_ffff)
@@ -111,6 +197,33 @@ mod tests {
         assert_eq!(rooms.begin_session(&r.id, "p-1"), Err(SessionError::AlreadyConnected));
         rooms.end_session(&r.id, "p-1");
         assert_eq!(rooms.begin_session(&r.id, "p-1"), Err(SessionError::Ended));
+    }
+
+    #[tokio::test]
+    async fn load_restores_rooms_and_used_tokens() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store: Arc<dyn Store> = Arc::new(crate::store::sqlite::SqliteStore::open(&dir.path().join("s.sqlite3")).await.expect("open"));
+        let before = Rooms::with_store(2, store.clone());
+        let r = before.create_stored("Standup".into(), true).await.expect("stored");
+        let gone = before.create_stored("Gone".into(), false).await.expect("stored");
+        store.end_room(&gone.id, unix_now()).await.expect("end");
+        let now = unix_now();
+        let session = |p: &str| crate::store::SessionRecord {
+            room: r.id.clone(), participant: p.into(), name: p.into(), role: "publisher".into(),
+            user_agent: None, joined_at: now, left_at: None, stats: None,
+        };
+        before.record(Write::SessionJoined(Box::new(session("p-left"))));
+        before.record(Write::SessionLeft { room: r.id.clone(), participant: "p-left".into(), at: now });
+        before.record(Write::SessionJoined(Box::new(session("p-cut"))));
+        before.flush().await;
+
+        let after = Rooms::with_store(2, store);
+        assert_eq!(after.load().await.expect("load"), 1);
+        let loaded = after.get(&r.id).expect("room loaded");
+        assert_eq!((loaded.name.as_str(), loaded.auto_broadcast, loaded.created_at), ("Standup", true, r.created_at));
+        assert!(after.get(&gone.id).is_none(), "ended rooms stay ended");
+        assert_eq!(after.begin_session(&r.id, "p-left"), Err(SessionError::Ended));
+        assert!(after.begin_session(&r.id, "p-cut").is_ok(), "a session cut by the restart may reconnect");
     }
 
     #[test]

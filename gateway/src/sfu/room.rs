@@ -498,6 +498,10 @@ impl Room {
         let producer_id = producer.id.clone();
         let is_video = producer.kind == MediaKind::Video;
         let keyframe = starts_keyframe(params.spec().codec, &pkt.payload);
+        if keyframe && is_video {
+            // The request was answered: a consumer that starts now may ask again at once.
+            producer.last_pli = None;
+        }
         let mut ext = pkt.header.ext_vals.clone();
         ext.mid = None;
         ext.rid = None;

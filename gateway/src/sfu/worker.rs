@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use str0m::net::{Protocol, Receive};
@@ -33,6 +33,8 @@ pub enum Command {
     StopBroadcast { room: String },
     BroadcastState { room: String, state: String },
     AttachLeg { room: String, producer_id: String, rtp_to: SocketAddr, rtcp_to: SocketAddr },
+    /// Fault injection: the worker thread panics (tests of worker recovery).
+    Panic,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -41,23 +43,65 @@ pub struct RoomSnapshot {
     pub producers: Vec<ProducerInfo>,
 }
 
+/// A worker slot. Holders keep one clone for the life of a room; when the worker thread dies,
+/// `respawn_if_dead` starts a replacement on the same UDP address with the same counters, and
+/// every clone talks to the replacement (its `generation` changes so holders can re-attach).
 #[derive(Clone)]
 pub struct WorkerHandle {
     pub index: usize,
     pub udp_addr: SocketAddr,
+    pub stats: Arc<WorkerStats>,
+    config: WorkerConfig,
+    thread: Arc<RwLock<WorkerThread>>,
+}
+
+struct WorkerThread {
     tx: Sender<Command>,
     alive: Arc<AtomicBool>,
-    pub stats: Arc<WorkerStats>,
+    generation: u64,
 }
 
 impl WorkerHandle {
-    /// False if the worker thread is gone (its commands would be lost).
+    /// False if the worker thread is gone (the command is lost; the holder re-attaches later).
     pub fn send(&self, cmd: Command) -> bool {
-        self.tx.send(cmd).is_ok()
+        self.thread.read().expect("worker slot").tx.send(cmd).is_ok()
     }
 
     pub fn is_alive(&self) -> bool {
-        self.alive.load(Ordering::Relaxed)
+        self.thread.read().expect("worker slot").alive.load(Ordering::Relaxed)
+    }
+
+    /// Changes each time the worker thread is replaced.
+    pub fn generation(&self) -> u64 {
+        self.thread.read().expect("worker slot").generation
+    }
+
+    /// Replaces a dead worker thread; true if it did. Its rooms are gone with it: sessions and
+    /// broadcasts notice the new generation and join again.
+    pub fn respawn_if_dead(&self) -> bool {
+        let mut slot = self.thread.write().expect("worker slot");
+        if slot.alive.load(Ordering::Relaxed) {
+            return false;
+        }
+        let config = WorkerConfig { bind: self.udp_addr, ..self.config.clone() };
+        match start_thread(self.index, config, self.stats.clone()) {
+            Ok((_, tx, alive)) => {
+                slot.tx = tx;
+                slot.alive = alive;
+                slot.generation += 1;
+                tracing::warn!(worker = self.index, generation = slot.generation, "SFU worker replaced after it died; its participants are rejoining");
+                true
+            }
+            Err(e) => {
+                tracing::error!(worker = self.index, error = %e, "cannot restart SFU worker; will retry");
+                false
+            }
+        }
+    }
+
+    /// Fault injection for tests: makes the worker thread panic.
+    pub fn inject_panic(&self) {
+        self.send(Command::Panic);
     }
 }
 
@@ -69,6 +113,18 @@ pub struct WorkerConfig {
 }
 
 pub fn spawn(index: usize, config: WorkerConfig) -> anyhow::Result<WorkerHandle> {
+    let stats = Arc::new(WorkerStats::default());
+    let (local, tx, alive) = start_thread(index, config.clone(), stats.clone())?;
+    Ok(WorkerHandle {
+        index,
+        udp_addr: local,
+        stats,
+        config,
+        thread: Arc::new(RwLock::new(WorkerThread { tx, alive, generation: 0 })),
+    })
+}
+
+fn start_thread(index: usize, config: WorkerConfig, stats: Arc<WorkerStats>) -> anyhow::Result<(SocketAddr, Sender<Command>, Arc<AtomicBool>)> {
     let socket = UdpSocket::bind(config.bind)
         .map_err(|e| anyhow::anyhow!("SFU worker {index}: cannot bind UDP {}: {e}; pick another --udp-port", config.bind))?;
     let local = socket.local_addr()?;
@@ -76,9 +132,8 @@ pub fn spawn(index: usize, config: WorkerConfig) -> anyhow::Result<WorkerHandle>
     let candidate = Candidate::host(announced, "udp")?;
     let (tx, rx) = mpsc::channel();
     let alive = Arc::new(AtomicBool::new(true));
-    let stats = Arc::new(WorkerStats::default());
     let worker = Worker {
-        stats: stats.clone(),
+        stats,
         index,
         socket,
         local,
@@ -95,7 +150,7 @@ pub fn spawn(index: usize, config: WorkerConfig) -> anyhow::Result<WorkerHandle>
         worker.run();
     })?;
     tracing::info!(worker = index, udp = %local, announced = %announced, "SFU worker started");
-    Ok(WorkerHandle { index, udp_addr: local, tx, alive, stats })
+    Ok((local, tx, alive))
 }
 
 /// Clears the alive flag when the thread ends, also by panic.
@@ -221,6 +276,7 @@ impl Worker {
                     r.attach_leg(&producer_id, rtp_to, rtcp_to, now);
                 }
             }
+            Command::Panic => panic!("SFU worker {}: fault injected", self.index),
             Command::Snapshot { room, reply } => {
                 let snap = self.rooms.get(&room).map(|r| {
                     let (participants, producers) = r.snapshot();

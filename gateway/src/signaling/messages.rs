@@ -72,6 +72,9 @@ pub enum ServerMsg {
     },
     /// The room's broadcast changed state.
     BroadcastState { state: String },
+    /// The media server for this room restarted: close both PeerConnections; a new `welcome`
+    /// follows on this socket, then publish again as after the first one.
+    Reconnect { reason: String },
     PublishAnswer { sdp: String },
     SubscribeOffer { sdp: String, tracks: Vec<TrackInfo> },
     Candidate { pc: PcRole, candidate: String, sdp_mid: Option<String> },

@@ -5,6 +5,8 @@
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
+use axum::http::header::USER_AGENT;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -13,14 +15,18 @@ use tokio::sync::mpsc;
 use super::messages::{parse_client_msg, ClientMsg, ErrorCode, ParticipantInfo, ServerMsg, MAX_MESSAGE_BYTES};
 use crate::api::error::ApiError;
 use crate::api::AppState;
-use crate::auth::token::Claims;
+use crate::auth::token::{unix_now, Claims};
 use crate::broadcast::policy::BroadcastState;
 use crate::rooms::SessionError;
 use crate::sfu::{Command, WorkerHandle};
+use crate::store::{SessionRecord, Write};
 
 /// Frames above this close the socket (protocol error); frames between MAX_MESSAGE_BYTES and
 /// this get a `too_large` error and the session continues.
 const MAX_FRAME_BYTES: usize = 1024 * 1024;
+
+/// User agents are stored for the call log; longer ones are cut.
+const MAX_USER_AGENT_CHARS: usize = 256;
 
 #[derive(Deserialize)]
 pub struct WsQuery {
@@ -31,6 +37,7 @@ pub struct WsQuery {
 pub async fn upgrade(
     State(app): State<AppState>,
     Query(q): Query<WsQuery>,
+    headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let Some(token) = q.token else {
@@ -53,11 +60,14 @@ pub async fn upgrade(
         }
     };
     let worker = app.workers[room.worker].clone();
+    let user_agent = headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect());
     ws.max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| async move {
+            app.rooms.record(Write::SessionJoined(Box::new(session_record(&claims, user_agent))));
             run(socket, claims.clone(), worker, app.clone()).await;
             app.rooms.end_session(&claims.room, &claims.sub);
+            app.rooms.record(Write::SessionLeft { room: claims.room.clone(), participant: claims.sub.clone(), at: unix_now() });
         })
 }
 
@@ -73,8 +83,25 @@ async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: AppSt
         return;
     }
     tracing::info!(%room, %participant, "signaling session open");
+    let mut generation = worker.generation();
+    let mut watchdog = tokio::time::interval(std::time::Duration::from_millis(100));
     loop {
         tokio::select! {
+            _ = watchdog.tick() => {
+                // The room's SFU worker was replaced: its media state is gone. Tell the client
+                // to drop its PeerConnections and join the new worker on this same socket.
+                let now = worker.generation();
+                if now != generation && worker.is_alive() {
+                    generation = now;
+                    tracing::info!(%room, %participant, "rejoining the restarted SFU worker");
+                    let reconnect = ServerMsg::Reconnect { reason: "the media server restarted; reconnecting".into() };
+                    if sink.send(Message::Text(to_json(&reconnect).into())).await.is_err() {
+                        break;
+                    }
+                    let info = ParticipantInfo { id: participant.clone(), name: claims.name.clone() };
+                    worker.send(Command::Join { room: room.clone(), info, out: out_tx.clone() });
+                }
+            }
             out = out_rx.recv() => {
                 let Some(msg) = out else { break };
                 let fatal = matches!(msg, ServerMsg::Error { fatal: true, .. });
@@ -126,6 +153,22 @@ fn auto_broadcast(app: &AppState, room: &str, worker: &WorkerHandle) {
     let wanted = app.rooms.get(room).is_some_and(|r| r.auto_broadcast);
     if wanted && app.broadcasts.state(room) == BroadcastState::Stopped && app.broadcasts.start(room, worker.clone()).is_ok() {
         tracing::info!(%room, "broadcast started automatically: first producer");
+        app.rooms.record(Write::BroadcastStarted { room: room.to_owned(), at: unix_now() });
+    }
+}
+
+/// What the store keeps of this session when it opens.
+fn session_record(claims: &Claims, user_agent: Option<String>) -> SessionRecord {
+    let role = serde_json::to_value(claims.role).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    SessionRecord {
+        room: claims.room.clone(),
+        participant: claims.sub.clone(),
+        name: claims.name.clone(),
+        role,
+        user_agent,
+        joined_at: unix_now(),
+        left_at: None,
+        stats: None,
     }
 }
 
