@@ -184,6 +184,12 @@ async fn drain_refuses_new_rooms_stops_broadcasts_and_undrain_resumes() {
     assert_eq!(v["draining"], true);
     assert_eq!(v["already_draining"], false);
     assert_eq!(v["stopped"], json!([room]));
+    // The store's broadcast record is closed, as a DELETE would close it.
+    let rooms = &env.server.as_ref().unwrap().state.rooms;
+    rooms.flush().await;
+    let records = rooms.store().expect("embedded store").broadcasts(&room).await.unwrap();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(records[0].stopped_at.is_some() && records[0].restarts == 2, "{records:?}");
 
     let (s, v) = env.call(reqwest::Method::POST, "/api/rooms", None).await;
     assert_eq!(s, 503, "{v}");

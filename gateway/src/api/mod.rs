@@ -82,7 +82,11 @@ fn room_of_path(path: &str) -> Option<&str> {
     (!room.is_empty()).then_some(room)
 }
 
-/// Ready when not draining, every SFU worker runs, and RTP ports are left for compositor legs.
+/// How long `/readyz` waits for the store to answer.
+const STORE_PROBE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Ready when not draining, every SFU worker runs, RTP ports are left for compositor legs, and
+/// the store answers a read.
 async fn readyz(State(app): State<AppState>) -> (StatusCode, String) {
     let mut problems = Vec::new();
     if app.ops.is_draining() {
@@ -96,6 +100,13 @@ async fn readyz(State(app): State<AppState>) -> (StatusCode, String) {
     let in_use = app.broadcasts.ports_in_use();
     if in_use >= capacity {
         problems.push(format!("no free RTP port pairs ({in_use} of {capacity} in use); widen --rtp-port-min/--rtp-port-max or stop a broadcast"));
+    }
+    if let Some(store) = app.rooms.store() {
+        match tokio::time::timeout(STORE_PROBE_WAIT, store.room("r-readyz-probe")).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => problems.push(format!("store unreachable: {e}")),
+            Err(_) => problems.push(format!("store ({}) did not answer within {STORE_PROBE_WAIT:?}; check --store", store.kind())),
+        }
     }
     if problems.is_empty() {
         (StatusCode::OK, format!("ready: {} SFU workers, {in_use}/{capacity} RTP port pairs in use", app.workers.len()))

@@ -17,9 +17,11 @@ use tokio::sync::oneshot;
 use super::error::ApiError;
 use super::AppState;
 use crate::auth::ops::{OpsAuthError, OpsCaller};
+use crate::auth::token::unix_now;
 use crate::broadcast::policy::BroadcastState;
 use crate::broadcast::{Broadcasts, Status};
 use crate::sfu::Command;
+use crate::store::{BroadcastEnd, Write};
 
 /// How long `drain` (and shutdown) waits for stopped compositors to exit.
 const COMPOSITOR_EXIT_WAIT: Duration = Duration::from_secs(5);
@@ -144,8 +146,11 @@ pub async fn restart(State(app): State<AppState>, headers: HeaderMap, Path(room)
         if app.ops.is_draining() {
             return Err(ApiError::unavailable("this node is draining; a failed broadcast is not started again here"));
         }
-        let _ = app.broadcasts.stop(&room);
+        if app.broadcasts.stop(&room).is_ok() {
+            record_stopped(&app, &room, &status);
+        }
         app.broadcasts.start(&room, worker).map_err(|e| ApiError::conflict(e.to_string()))?;
+        app.rooms.record(Write::BroadcastStarted { room: room.clone(), at: unix_now() });
         "started again after failing"
     } else {
         app.broadcasts.restart(&room).map_err(|e| ApiError::conflict(format!("{e}; start it with POST /api/rooms/{{id}}/broadcast")))?;
@@ -153,6 +158,13 @@ pub async fn restart(State(app): State<AppState>, headers: HeaderMap, Path(room)
     };
     tracing::info!(%room, %caller, how, "ops: pipeline restarted");
     Ok(Json(json!({"room": room, "restarted": true, "how": how, "state": app.broadcasts.state(&room)})))
+}
+
+/// Closes the room's broadcast record in the store (as `DELETE …/broadcast` does).
+fn record_stopped(app: &AppState, room: &str, status: &Status) {
+    // No viewer counter exists yet, so the peak is recorded as 0.
+    let end = BroadcastEnd { stopped_at: unix_now(), restarts: status.restarts, viewers_peak: 0 };
+    app.rooms.record(Write::BroadcastStopped { room: room.to_owned(), end });
 }
 
 /// What a drain did.
@@ -175,6 +187,7 @@ pub async fn drain_node(app: &AppState) -> DrainReport {
         match app.broadcasts.stop(&room) {
             Ok(()) => {
                 tracing::info!(%room, state = status.state.as_str(), pid = ?status.pid, "drain: broadcast stopped");
+                record_stopped(app, &room, &status);
                 pids.extend(status.pid);
                 report.stopped.push(room);
             }
