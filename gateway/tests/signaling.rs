@@ -1,5 +1,5 @@
-//! Bad input over real HTTP and WebSocket: each case gets a clear error, the session stays
-//! up, and another participant in the same room notices nothing.
+//! Signaling over real HTTP and WebSocket: bad input gets a clear error, the session stays up,
+//! and another participant in the same room notices nothing; chat, reactions and mute state relay.
 
 use std::time::Duration;
 
@@ -179,4 +179,44 @@ fn client_offer() -> String {
     change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
     let (offer, _pending) = change.apply().unwrap();
     offer.to_sdp_string()
+}
+
+#[tokio::test]
+async fn chat_reactions_and_mute_state_reach_the_room() {
+    let e = env().await;
+    let room = e.room().await;
+    let a_token = e.join(&room, "Ada").await["token"].as_str().unwrap().to_owned();
+    let mut a = e.connect(&a_token).await.unwrap();
+    assert_eq!(next_json(&mut a).await["type"], "welcome");
+    let b_token = e.join(&room, "Bob").await["token"].as_str().unwrap().to_owned();
+    let mut b = e.connect(&b_token).await.unwrap();
+    assert_eq!(next_json(&mut b).await["type"], "welcome");
+    assert_eq!(next_json(&mut a).await["type"], "participant_joined");
+
+    a.send(Message::Text(r#"{"type":"chat","text":"hello room"}"#.into())).await.unwrap();
+    for ws in [&mut a, &mut b] {
+        let v = next_json(ws).await;
+        assert_eq!((v["type"].as_str(), v["text"].as_str(), v["name"].as_str()), (Some("chat"), Some("hello room"), Some("Ada")), "{v}");
+    }
+    b.send(Message::Text(r#"{"type":"reaction","emoji":"👏"}"#.into())).await.unwrap();
+    for ws in [&mut a, &mut b] {
+        let v = next_json(ws).await;
+        assert_eq!((v["type"].as_str(), v["emoji"].as_str()), (Some("reaction"), Some("👏")), "{v}");
+    }
+    a.send(Message::Text(r#"{"type":"media_state","audio_muted":true,"video_muted":false}"#.into())).await.unwrap();
+    let v = next_json(&mut b).await;
+    assert_eq!((v["type"].as_str(), v["audio_muted"].as_bool()), (Some("media_state"), Some(true)), "{v}");
+    assert_quiet(&mut a).await; // the sender does not get its own mute state back
+
+    // A third participant learns the mute state from its welcome.
+    let c_token = e.join(&room, "Cy").await["token"].as_str().unwrap().to_owned();
+    let mut c = e.connect(&c_token).await.unwrap();
+    let welcome = next_json(&mut c).await;
+    let ada = welcome["participants"].as_array().unwrap().iter().find(|p| p["name"] == "Ada").unwrap().clone();
+    assert_eq!(ada["audio_muted"], true, "{welcome}");
+
+    // Bad chat is refused for the sender only.
+    a.send(Message::Text(json!({"type":"chat","text":"x".repeat(2001)}).to_string().into())).await.unwrap();
+    let _joined = next_json(&mut a).await; // participant_joined (Cy)
+    expect_error(&mut a, "malformed").await;
 }

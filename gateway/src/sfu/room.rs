@@ -367,6 +367,30 @@ impl Room {
         }
     }
 
+    /// Chat, reactions and mute state: relayed to the room as they are (already validated).
+    pub fn relay(&mut self, participant: &str, msg: &crate::signaling::messages::ClientMsg) {
+        use crate::signaling::messages::ClientMsg;
+        let Some(p) = self.get_mut(participant) else { return };
+        let (out, include_sender) = match msg {
+            ClientMsg::Chat { text } => (
+                ServerMsg::Chat { participant_id: participant.to_owned(), name: p.info.name.clone(), text: text.clone(), ts: crate::auth::token::unix_now() },
+                true,
+            ),
+            ClientMsg::Reaction { emoji } => (ServerMsg::Reaction { participant_id: participant.to_owned(), emoji: emoji.clone() }, true),
+            ClientMsg::MediaState { audio_muted, video_muted } => {
+                p.info.audio_muted = *audio_muted;
+                p.info.video_muted = *video_muted;
+                (ServerMsg::MediaState { participant_id: participant.to_owned(), audio_muted: *audio_muted, video_muted: *video_muted }, false)
+            }
+            _ => return,
+        };
+        for other in &self.participants {
+            if include_sender || other.info.id != participant {
+                other.send(out.clone());
+            }
+        }
+    }
+
     pub fn add_remote_candidate(&mut self, participant: &str, role: PcRole, candidate: &str) {
         let Some(p) = self.get_mut(participant) else { return };
         let text = candidate.trim().trim_start_matches("a=");

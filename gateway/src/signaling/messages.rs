@@ -28,12 +28,50 @@ pub enum ClientMsg {
         sdp_mid: Option<String>,
     },
     Leave,
+    /// A chat message to everyone in the room.
+    Chat { text: String },
+    /// An emoji reaction shown briefly to everyone.
+    Reaction { emoji: String },
+    /// The sender's microphone/camera mute state, shown on its tile by the others.
+    MediaState {
+        audio_muted: bool,
+        video_muted: bool,
+    },
+}
+
+pub const MAX_CHAT_CHARS: usize = 2000;
+pub const MAX_EMOJI_CHARS: usize = 16;
+
+impl ClientMsg {
+    /// Checks the limits serde cannot express.
+    fn validate(self) -> Result<Self, ServerMsg> {
+        match &self {
+            ClientMsg::Chat { text } if text.trim().is_empty() || text.chars().count() > MAX_CHAT_CHARS => Err(ServerMsg::error(
+                ErrorCode::Malformed,
+                format!("chat: the text must have 1 to {MAX_CHAT_CHARS} characters"),
+            )),
+            ClientMsg::Reaction { emoji } if emoji.is_empty() || emoji.chars().count() > MAX_EMOJI_CHARS || emoji.chars().any(char::is_control) => {
+                Err(ServerMsg::error(ErrorCode::Malformed, format!("reaction: send one emoji (at most {MAX_EMOJI_CHARS} characters)")))
+            }
+            _ => Ok(self),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParticipantInfo {
     pub id: String,
     pub name: String,
+    #[serde(default)]
+    pub audio_muted: bool,
+    #[serde(default)]
+    pub video_muted: bool,
+}
+
+impl ParticipantInfo {
+    pub fn new(id: impl Into<String>, name: impl Into<String>) -> Self {
+        Self { id: id.into(), name: name.into(), audio_muted: false, video_muted: false }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +110,9 @@ pub enum ServerMsg {
     },
     /// The room's broadcast changed state.
     BroadcastState { state: String },
+    Chat { participant_id: String, name: String, text: String, ts: u64 },
+    Reaction { participant_id: String, emoji: String },
+    MediaState { participant_id: String, audio_muted: bool, video_muted: bool },
     /// The media server for this room restarted: close both PeerConnections; a new `welcome`
     /// follows on this socket, then publish again as after the first one.
     Reconnect { reason: String },
@@ -108,7 +149,7 @@ pub enum ErrorCode {
     Internal,
 }
 
-const KNOWN_TYPES: &[&str] = &["publish_offer", "subscribe_answer", "candidate", "leave"];
+const KNOWN_TYPES: &[&str] = &["publish_offer", "subscribe_answer", "candidate", "leave", "chat", "reaction", "media_state"];
 
 /// Parses one text frame. The error is the `error` message to send back.
 pub fn parse_client_msg(text: &str) -> Result<ClientMsg, ServerMsg> {
@@ -133,8 +174,9 @@ pub fn parse_client_msg(text: &str) -> Result<ClientMsg, ServerMsg> {
         ));
     }
     let kind = kind.to_owned();
-    serde_json::from_value(value)
-        .map_err(|e| ServerMsg::error(ErrorCode::Malformed, format!("`{kind}` message: {e}")))
+    serde_json::from_value::<ClientMsg>(value)
+        .map_err(|e| ServerMsg::error(ErrorCode::Malformed, format!("`{kind}` message: {e}")))?
+        .validate()
 }
 
 #[cfg(test)]
@@ -163,6 +205,11 @@ mod tests {
             }
         );
         assert_eq!(parse_client_msg(r#"{"type":"leave"}"#).unwrap(), ClientMsg::Leave);
+        assert_eq!(parse_client_msg(r#"{"type":"chat","text":"hi"}"#).unwrap(), ClientMsg::Chat { text: "hi".into() });
+        assert_eq!(
+            parse_client_msg(r#"{"type":"media_state","audio_muted":true,"video_muted":false}"#).unwrap(),
+            ClientMsg::MediaState { audio_muted: true, video_muted: false }
+        );
     }
 
     #[test]
@@ -175,6 +222,10 @@ mod tests {
         assert_eq!(code(parse_client_msg(r#"{"type":"candidate","pc":"sideways","candidate":""}"#)), ErrorCode::Malformed);
         let big = format!(r#"{{"type":"publish_offer","sdp":"{}"}}"#, "a".repeat(MAX_MESSAGE_BYTES));
         assert_eq!(code(parse_client_msg(&big)), ErrorCode::TooLarge);
+        assert_eq!(code(parse_client_msg(r#"{"type":"chat","text":"   "}"#)), ErrorCode::Malformed);
+        let long = format!(r#"{{"type":"chat","text":"{}"}}"#, "x".repeat(MAX_CHAT_CHARS + 1));
+        assert_eq!(code(parse_client_msg(&long)), ErrorCode::Malformed);
+        assert_eq!(code(parse_client_msg(r#"{"type":"reaction","emoji":"a very long reaction text"}"#)), ErrorCode::Malformed);
     }
 
     #[test]
