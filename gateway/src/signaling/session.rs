@@ -76,7 +76,7 @@ async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: AppSt
     let participant = claims.sub.clone();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ServerMsg>();
     let (mut sink, mut stream) = socket.split();
-    let info = ParticipantInfo { id: participant.clone(), name: claims.name.clone() };
+    let info = ParticipantInfo::new(participant.clone(), claims.name.clone());
     if !worker.send(Command::Join { room: room.clone(), info, out: out_tx.clone() }) {
         let msg = ServerMsg::fatal(ErrorCode::Internal, "the media worker for this room is down; try again shortly");
         let _ = sink.send(Message::Text(to_json(&msg).into())).await;
@@ -98,7 +98,7 @@ async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: AppSt
                     if sink.send(Message::Text(to_json(&reconnect).into())).await.is_err() {
                         break;
                     }
-                    let info = ParticipantInfo { id: participant.clone(), name: claims.name.clone() };
+                    let info = ParticipantInfo::new(participant.clone(), claims.name.clone());
                     worker.send(Command::Join { room: room.clone(), info, out: out_tx.clone() });
                 }
             }
