@@ -52,6 +52,7 @@ struct OpsArgs {
     /// (works on the gateway's own machine).
     #[arg(long, env = "ROOMCAST_DATA_DIR", default_value = "roomcast-data", global = true)]
     data_dir: std::path::PathBuf,
+    /// … or from this token secret (the gateway's --jwt-secret).
     #[arg(long, env = "ROOMCAST_JWT_SECRET", hide_env_values = true, global = true)]
     jwt_secret: Option<String>,
     /// Print the API's JSON instead of a table.
