@@ -6,8 +6,9 @@
 //! Receive: per remote track `appsrc → decoder → appsink`; the appsink callback records
 //! counts, timing, the mean colour of the latest frame and the dominant tone and level.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, Context, Result};
 use gstreamer as gst;
@@ -116,14 +117,77 @@ pub struct Encoder {
     _pipeline: OwnedPipeline,
     sink: gst_app::AppSink,
     kind: Kind,
+    /// Video only: the source (its colour can change) and the colour flips made so far.
+    source: Option<gst::Element>,
+    flips: Arc<Mutex<FlipState>>,
+}
+
+/// One change of the published colour, from the request to the first encoded frame that
+/// shows it leaving the encoder (handed to the PeerConnection).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlipRecord {
+    pub id: u64,
+    pub colour: Colour,
+    pub requested_at: Instant,
+    /// Presentation time (in the encoder's stream) of the first frame in the new colour.
+    pub pts: Duration,
+    /// When that frame, encoded, was handed on to be sent.
+    pub sent_at: Instant,
+    /// The same instant by the wall clock, to compare with other processes (a browser).
+    pub sent_wall: SystemTime,
+    /// The frame was a keyframe (a flip forces one).
+    pub keyframe: bool,
+}
+
+#[derive(Debug, Clone)]
+struct PendingFlip {
+    id: u64,
+    colour: Colour,
+    requested_at: Instant,
+    /// Y, U, V of the last raw frame before the request: the first frame that differs is
+    /// the first in the new colour.
+    baseline: Option<[u8; 3]>,
+    /// Set by the probe: the presentation time of the first raw frame in the new colour.
+    pts: Option<gst::ClockTime>,
+}
+
+#[derive(Debug, Default)]
+struct FlipState {
+    next_id: u64,
+    /// Y, U, V at the centre of the latest raw frame seen by the encoder.
+    last_sample: Option<[u8; 3]>,
+    pending: Vec<PendingFlip>,
+    done: Vec<FlipRecord>,
+}
+
+/// A raw frame "differs" from a baseline when one of Y, U, V moved by more than this.
+const FLIP_THRESHOLD: u8 = 24;
+
+/// Y, U, V at the centre of a raw planar YUV frame (I420).
+fn centre_yuv(buffer: &gst::BufferRef, info: &gst_video::VideoInfo) -> Option<[u8; 3]> {
+    let map = buffer.map_readable().ok()?;
+    let data = map.as_slice();
+    let (w, h) = (info.width() as usize, info.height() as usize);
+    let mut out = [0u8; 3];
+    for (plane, value) in out.iter_mut().enumerate() {
+        let (x, y) = if plane == 0 { (w / 2, h / 2) } else { (w / 4, h / 4) };
+        let offset = *info.offset().get(plane)?;
+        let stride = usize::try_from(*info.stride().get(plane)?).ok()?;
+        *value = *data.get(offset + y * stride + x)?;
+    }
+    Some(out)
+}
+
+fn differs(a: [u8; 3], b: [u8; 3]) -> bool {
+    a.iter().zip(b).any(|(x, y)| x.abs_diff(y) > FLIP_THRESHOLD)
 }
 
 /// `gst-launch` description of the video publisher.
 pub fn video_encoder_description(colour: Colour) -> String {
     format!(
-        "videotestsrc pattern=solid-color foreground-color={:#010x} is-live=true \
+        "videotestsrc name=src pattern=solid-color foreground-color={:#010x} is-live=true \
          ! video/x-raw,format=I420,width=320,height=240,framerate=15/1 \
-         ! vp8enc deadline=1 cpu-used=8 keyframe-max-dist=60 lag-in-frames=0 \
+         ! vp8enc name=enc deadline=1 cpu-used=8 keyframe-max-dist=60 lag-in-frames=0 \
            end-usage=cbr target-bitrate=300000 error-resilient=default \
          ! appsink name=sink sync=false max-buffers=30 drop=true",
         colour.argb()
@@ -141,7 +205,7 @@ pub fn audio_encoder_description(tone_hz: f32) -> String {
 }
 
 impl Encoder {
-    /// Solid `colour`, 320x240 at 15 fps, VP8.
+    /// Solid `colour`, 320x240 at 15 fps, VP8. The colour can change later ([`Encoder::set_colour`]).
     pub fn video(colour: Colour, on_frame: impl FnMut(EncodedFrame) + Send + 'static) -> Result<Self> {
         Self::start(&video_encoder_description(colour), Kind::Video, on_frame)
     }
@@ -158,6 +222,45 @@ impl Encoder {
     ) -> Result<Self> {
         let pipeline = launch(description)?;
         let sink: gst_app::AppSink = by_name(&pipeline, "sink")?;
+        let flips = Arc::new(Mutex::new(FlipState::default()));
+        let source = match kind {
+            Kind::Video => {
+                let source: gst::Element = by_name(&pipeline, "src")?;
+                let enc: gst::Element = by_name(&pipeline, "enc")?;
+                let pad = enc.static_pad("sink").context("vp8enc has no sink pad")?;
+                let enc_src = enc.static_pad("src").context("vp8enc has no src pad")?.downgrade();
+                let state = flips.clone();
+                // Watches the raw frames going into the encoder: the first one that shows a
+                // requested colour is made a keyframe (the encoder takes a force-key-unit
+                // request on its src pad synchronously and applies it to the next frame: this one).
+                pad.add_probe(gst::PadProbeType::BUFFER, move |pad, probe| {
+                    let Some(buffer) = probe.buffer() else { return gst::PadProbeReturn::Ok };
+                    let Some(info) = pad.current_caps().and_then(|c| gst_video::VideoInfo::from_caps(&c).ok()) else {
+                        return gst::PadProbeReturn::Ok;
+                    };
+                    let Some(sample) = centre_yuv(buffer, &info) else { return gst::PadProbeReturn::Ok };
+                    let mut st = lock(&state);
+                    st.last_sample = Some(sample);
+                    let mut force = false;
+                    for p in st.pending.iter_mut().filter(|p| p.pts.is_none()) {
+                        if p.baseline.is_none_or(|b| differs(b, sample)) {
+                            p.pts = buffer.pts();
+                            force = true;
+                        }
+                    }
+                    drop(st);
+                    if force {
+                        if let Some(src) = enc_src.upgrade() {
+                            src.send_event(gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build());
+                        }
+                    }
+                    gst::PadProbeReturn::Ok
+                });
+                Some(source)
+            }
+            Kind::Audio => None,
+        };
+        let state = flips.clone();
         sink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {
@@ -168,19 +271,42 @@ impl Encoder {
                     let Ok(map) = buffer.map_readable() else {
                         return Err(gst::FlowError::Error);
                     };
+                    let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
                     on_frame(EncodedFrame {
                         kind,
                         data: map.as_slice().to_vec(),
                         pts: buffer.pts().map(|t| Duration::from_nanos(t.nseconds())).unwrap_or_default(),
-                        keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+                        keyframe,
                     });
+                    if kind == Kind::Video {
+                        let (sent_at, sent_wall) = (Instant::now(), SystemTime::now());
+                        let mut st = lock(&state);
+                        let pts = buffer.pts();
+                        // A frame at or after the first new-colour frame completes the flip
+                        // (the encoder may skip none here, but never count a later one early).
+                        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut st.pending)
+                            .into_iter()
+                            .partition(|p| p.pts.is_some() && pts.is_some() && pts >= p.pts);
+                        st.pending = waiting;
+                        for p in ready {
+                            st.done.push(FlipRecord {
+                                id: p.id,
+                                colour: p.colour,
+                                requested_at: p.requested_at,
+                                pts: Duration::from_nanos(pts.map(|t| t.nseconds()).unwrap_or_default()),
+                                sent_at,
+                                sent_wall,
+                                keyframe,
+                            });
+                        }
+                    }
                     Ok(gst::FlowSuccess::Ok)
                 })
                 .build(),
         );
         let owned = OwnedPipeline(pipeline);
         play(&owned.0)?;
-        Ok(Encoder { _pipeline: owned, sink, kind })
+        Ok(Encoder { _pipeline: owned, sink, kind, source, flips })
     }
 
     pub fn kind(&self) -> Kind {
@@ -189,6 +315,32 @@ impl Encoder {
 
     pub fn keyframe_forcer(&self) -> KeyframeForcer {
         KeyframeForcer { sink: self.sink.clone() }
+    }
+
+    /// Video: changes the solid colour from the next frame on; that frame is a keyframe.
+    /// Returns the flip's id; [`Encoder::flip`] tells when its first frame was sent.
+    pub fn set_colour(&self, colour: Colour) -> Result<u64> {
+        let source = self.source.as_ref().context("only a video encoder has a colour")?;
+        let id = {
+            let mut st = lock(&self.flips);
+            st.next_id += 1;
+            let id = st.next_id;
+            let baseline = st.last_sample;
+            st.pending.push(PendingFlip { id, colour, requested_at: Instant::now(), baseline, pts: None });
+            id
+        };
+        source.set_property("foreground-color", colour.argb());
+        Ok(id)
+    }
+
+    /// The flip `id` once its first frame has been sent.
+    pub fn flip(&self, id: u64) -> Option<FlipRecord> {
+        lock(&self.flips).done.iter().find(|f| f.id == id).cloned()
+    }
+
+    /// Every completed flip, oldest first.
+    pub fn flips(&self) -> Vec<FlipRecord> {
+        lock(&self.flips).done.clone()
     }
 }
 
@@ -215,17 +367,97 @@ pub struct AudioStats {
     pub level_dbfs: Option<f32>,
 }
 
+/// Decoded video frames after some instant (see [`DecoderStats::video_since`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FramesSince {
+    pub frames: u64,
+    pub first_at: Option<Instant>,
+    pub last_at: Option<Instant>,
+    /// Mean colour of each of those frames, in order (frames whose colour could not be read
+    /// are counted but not listed).
+    pub colours: Vec<Colour>,
+}
+
+impl FramesSince {
+    /// Adds another track's frames (e.g. the same participant before and after a reconnect).
+    pub fn merge(&mut self, other: FramesSince) {
+        self.frames += other.frames;
+        self.first_at = match (self.first_at, other.first_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if other.last_at > self.last_at {
+            self.last_at = other.last_at;
+            self.colours.extend(other.colours);
+        } else {
+            let mut c = other.colours;
+            c.extend(std::mem::take(&mut self.colours));
+            self.colours = c;
+        }
+    }
+
+    /// Colour of the latest frame.
+    pub fn last_colour(&self) -> Option<Colour> {
+        self.colours.last().copied()
+    }
+}
+
+/// Decoded frames remembered per video decoder for [`DecoderStats::video_since`]
+/// (68 s at 15 fps).
+const VIDEO_HISTORY: usize = 1024;
+
+/// A video decoder's figures and its recent frames.
+#[derive(Debug, Default)]
+pub struct VideoState {
+    pub stats: VideoStats,
+    history: VecDeque<(Instant, Option<Colour>)>,
+}
+
+impl VideoState {
+    fn frame(&mut self, at: Instant, colour: Option<Colour>) {
+        self.stats.frames += 1;
+        self.stats.first_frame_at.get_or_insert(at);
+        self.stats.last_frame_at = Some(at);
+        if colour.is_some() {
+            self.stats.mean_colour = colour;
+        }
+        if self.history.len() == VIDEO_HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back((at, colour));
+    }
+
+    fn since(&self, t: Instant) -> FramesSince {
+        let mut out = FramesSince::default();
+        for (at, colour) in self.history.iter().filter(|(at, _)| *at > t) {
+            out.frames += 1;
+            out.first_at.get_or_insert(*at);
+            out.last_at = Some(*at);
+            out.colours.extend(*colour);
+        }
+        out
+    }
+}
+
 /// Live statistics of one decoder, shared with whoever wants to look.
 #[derive(Debug, Clone)]
 pub enum DecoderStats {
-    Video(Arc<Mutex<VideoStats>>),
+    Video(Arc<Mutex<VideoState>>),
     Audio(Arc<Mutex<AudioStats>>),
 }
 
 impl DecoderStats {
     pub fn video(&self) -> Option<VideoStats> {
         match self {
-            DecoderStats::Video(s) => Some(lock(s).clone()),
+            DecoderStats::Video(s) => Some(lock(s).stats.clone()),
+            DecoderStats::Audio(_) => None,
+        }
+    }
+
+    /// Video frames decoded after `t` (within the last 1024 frames).
+    pub fn video_since(&self, t: Instant) -> Option<FramesSince> {
+        match self {
+            DecoderStats::Video(s) => Some(lock(s).since(t)),
             DecoderStats::Audio(_) => None,
         }
     }
@@ -272,7 +504,7 @@ impl Decoder {
         let pipeline = launch(video_decoder_description())?;
         let src: gst_app::AppSrc = by_name(&pipeline, "src")?;
         let sink: gst_app::AppSink = by_name(&pipeline, "sink")?;
-        let stats = Arc::new(Mutex::new(VideoStats::default()));
+        let stats = Arc::new(Mutex::new(VideoState::default()));
         let shared = stats.clone();
         sink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
@@ -280,13 +512,7 @@ impl Decoder {
                     let now = Instant::now();
                     let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
                     let colour = sample_mean_colour(&sample);
-                    let mut s = lock(&shared);
-                    s.frames += 1;
-                    s.first_frame_at.get_or_insert(now);
-                    s.last_frame_at = Some(now);
-                    if colour.is_some() {
-                        s.mean_colour = colour;
-                    }
+                    lock(&shared).frame(now, colour);
                     Ok(gst::FlowSuccess::Ok)
                 })
                 .build(),
@@ -433,6 +659,49 @@ mod tests {
             let level = got.level_dbfs.expect("a level");
             assert!(level > -20.0 && level < 0.0, "level {level} dBFS");
         }
+    }
+
+    /// `set_colour`: the flip record names the first encoded frame in the new colour: it
+    /// decodes to the new colour and the frame before it to the old one.
+    #[test]
+    fn colour_flip_names_the_first_frame_in_the_new_colour() {
+        let (tx, rx) = mpsc::channel();
+        let enc = Encoder::video(Colour::RED, move |f| {
+            let _ = tx.send(f);
+        })
+        .unwrap();
+        let mut dec = Decoder::video().unwrap();
+        let mut decode = |f: &EncodedFrame| {
+            let before = dec.stats().video().unwrap().frames;
+            dec.push(&f.data).unwrap();
+            wait_for("the frame decoded", Duration::from_secs(5), || {
+                let s = dec.stats().video().unwrap();
+                (s.frames > before).then_some(s.mean_colour)
+            })
+            .unwrap_or_else(|| panic!("frame {:?} decoded without a readable colour", f.pts))
+        };
+        for _ in 0..5 {
+            let f = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+            assert!(decode(&f).is_close_to(Colour::RED, 12));
+        }
+        let id = enc.set_colour(Colour::GREEN).unwrap();
+        let mut last_red = None;
+        let flip = loop {
+            let f = rx.recv_timeout(Duration::from_secs(5)).expect("frames");
+            let colour = decode(&f);
+            if let Some(flip) = enc.flip(id) {
+                assert_eq!(flip.pts, f.pts, "the flip is recorded as its frame leaves the encoder");
+                assert!(colour.is_close_to(Colour::GREEN, 12), "the flip frame decodes as {colour}");
+                assert!(flip.keyframe, "a flip forces a keyframe");
+                break flip;
+            }
+            assert!(colour.is_close_to(Colour::RED, 12), "a frame before the flip decodes as {colour}");
+            last_red = Some(f.pts);
+        };
+        assert!(last_red.is_some_and(|p| p < flip.pts));
+        assert!(flip.sent_at >= flip.requested_at && flip.sent_at - flip.requested_at < Duration::from_millis(500));
+        assert_eq!(flip.colour, Colour::GREEN);
+        assert_eq!(enc.flips().len(), 1);
     }
 
     /// A keyframe request makes the encoder emit a keyframe long before its 60-frame GOP ends.

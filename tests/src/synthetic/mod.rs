@@ -31,11 +31,11 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
 pub use analysis::Colour;
-pub use media::{AudioStats, VideoStats};
+pub use media::{AudioStats, FlipRecord, FramesSince, VideoStats};
 pub use peer::{PeerStatus, PublishCounters, TrackRecord};
 pub use signaling::{ClientMessage, Kind, Pc, ServerMessage, TrackInfo};
 
-use media::Encoder;
+use media::{Encoder, KeyframeForcer};
 use peer::{lock, Peer, PeerSender, PublishHandler, SubscribeHandler};
 
 /// How a synthetic participant joins and what it sends.
@@ -121,9 +121,25 @@ pub struct SubscribeOfferRecord {
     pub error: Option<String>,
 }
 
+/// One `reconnect` from the server and how it went.
+#[derive(Debug, Clone)]
+pub struct ReconnectRecord {
+    pub at: Instant,
+    pub reason: String,
+    /// When the new `welcome` arrived.
+    pub welcome_at: Option<Instant>,
+    /// When the new publish offer went out.
+    pub publish_offer_at: Option<Instant>,
+}
+
 #[derive(Debug, Default)]
 struct SignalingState {
     room_id: Option<String>,
+    welcomes: u64,
+    reconnects: Vec<ReconnectRecord>,
+    /// Messages of the old media session that arrived after `reconnect`, before the new
+    /// `welcome` (ignored: they belong to PeerConnections that are gone).
+    stale_messages: u64,
     names: BTreeMap<String, String>,
     left: BTreeSet<String>,
     log: Vec<ReceivedMessage>,
@@ -148,10 +164,17 @@ pub struct RemoteMedia {
     /// When the subscription to its video track was answered (set up).
     pub subscribed_at: Option<Instant>,
     pub audio_subscribed_at: Option<Instant>,
-    /// Encoded video frames received / decoded.
+    /// Encoded video frames received / decoded on the current video track.
     pub video_frames_received: u64,
     pub video_keyframes_received: u64,
     pub video_frames: u64,
+    /// Decoded / received video frames over every video track of this participant so far
+    /// (continuous across renegotiations and reconnects).
+    pub video_frames_total: u64,
+    pub video_frames_received_total: u64,
+    /// Video tracks of this participant subscribed so far (one more after each reconnect).
+    pub video_subscriptions: usize,
+    pub last_video_frame_received_at: Option<Instant>,
     pub first_video_frame_at: Option<Instant>,
     pub last_video_frame_at: Option<Instant>,
     /// Mean colour of the latest decoded frame.
@@ -190,6 +213,12 @@ pub struct Snapshot {
     pub latest_tracks: Vec<TrackInfo>,
     pub latest_inactive_mids: Vec<String>,
     pub offers_received: u64,
+    /// `welcome` messages received: 1, plus one per reconnect.
+    pub welcomes: u64,
+    /// `reconnect` messages received, oldest first.
+    pub reconnects: Vec<ReconnectRecord>,
+    pub stale_messages: u64,
+    /// The current PeerConnections (new ones after a reconnect).
     pub publish: Option<PeerStatus>,
     pub subscribe: PeerStatus,
     pub published: PublishCounters,
@@ -204,6 +233,11 @@ pub struct Snapshot {
 impl Snapshot {
     pub fn remote(&self, participant_id: &str) -> Option<&RemoteMedia> {
         self.remotes.get(participant_id)
+    }
+
+    /// When the latest `reconnect` arrived.
+    pub fn last_reconnect_at(&self) -> Option<Instant> {
+        self.reconnects.last().map(|r| r.at)
     }
 
     /// Producers (by participant) present in the latest subscribe offer.
@@ -248,6 +282,12 @@ pub fn summarize(
             video_tracks_active: mine.iter().filter(active).filter(|v| v.record.info.kind == Kind::Video).count(),
             ..Default::default()
         };
+        for v in mine.iter().filter(|v| v.record.info.kind == Kind::Video) {
+            r.video_subscriptions += 1;
+            r.video_frames_received_total += v.record.frames_received;
+            r.video_frames_total += v.video.as_ref().map_or(0, |s| s.frames);
+            r.last_video_frame_received_at = r.last_video_frame_received_at.max(v.record.last_frame_received_at);
+        }
         if let Some(v) = pick(Kind::Video) {
             r.subscribed_at = Some(v.record.subscribed_at);
             r.video_frames_received = v.record.frames_received;
@@ -275,13 +315,80 @@ pub fn summarize(
     out
 }
 
+/// The two PeerConnections of the current media session (replaced on `reconnect`).
+#[derive(Default)]
+struct Peers {
+    publish: Option<Peer>,
+    subscribe: Option<Peer>,
+}
+
 struct Shared {
     signaling: Mutex<SignalingState>,
     tracks: Arc<Mutex<Vec<TrackRecord>>>,
     published: Arc<Mutex<PublishCounters>>,
+    peers: Mutex<Peers>,
+    /// Where the encoders hand their frames: the current publish PeerConnection.
+    publish_route: Arc<Mutex<Option<PeerSender>>>,
+}
+
+/// What it takes to (re)build the PeerConnections.
+#[derive(Clone)]
+struct MediaSetup {
+    opts: JoinOptions,
+    stream_id: String,
+    forcer: Option<KeyframeForcer>,
+}
+
+impl MediaSetup {
+    fn publishing(&self) -> bool {
+        self.opts.publish_audio || self.opts.publish_video
+    }
+
+    /// Starts a subscribe and (when publishing) a publish PeerConnection and routes the
+    /// encoders' frames to the new publish one.
+    async fn start_peers(&self, shared: &Shared) -> Result<Peers> {
+        let subscribe = Peer::start(
+            Pc::Subscribe,
+            SubscribeHandler::new(self.opts.request_keyframes, self.opts.decode, shared.tracks.clone()),
+            peer::channel(),
+        )
+        .await?;
+        let publish = if self.publishing() {
+            let (sender, receiver) = peer::channel();
+            let handler = PublishHandler::new(
+                self.stream_id.clone(),
+                self.opts.publish_audio,
+                self.opts.publish_video,
+                self.forcer.clone(),
+                shared.published.clone(),
+            );
+            let peer = Peer::start(Pc::Publish, handler, (sender.clone(), receiver)).await?;
+            *lock(&shared.publish_route) = Some(sender);
+            Some(peer)
+        } else {
+            None
+        };
+        Ok(Peers { publish, subscribe: Some(subscribe) })
+    }
+}
+
+/// The publish offer (and our candidate, when trickling) to send after a `welcome`.
+async fn publish_offer_messages(sender: &PeerSender, candidate: &str, trickle: bool) -> Result<Vec<ClientMessage>> {
+    let offer = sender.create_offer().await.context("creating the publish offer")?;
+    let mid = first_mid(&offer);
+    let mut messages = vec![ClientMessage::PublishOffer { sdp: offer }];
+    if trickle {
+        messages.extend(trickle_messages(Pc::Publish, candidate, mid));
+    }
+    Ok(messages)
 }
 
 /// A client that joins a room exactly as the room page does. See the module docs.
+///
+/// On `reconnect` (the room's SFU worker was replaced) it closes both PeerConnections, opens
+/// new ones, and after the new `welcome` publishes and subscribes again; per remote
+/// participant the figures continue ([`RemoteMedia::video_frames_total`],
+/// [`SyntheticParticipant::video_since`]).
 pub struct SyntheticParticipant {
     participant_id: String,
     room_id: String,
@@ -289,8 +396,6 @@ pub struct SyntheticParticipant {
     joined_at: Instant,
     shared: Arc<Shared>,
     outgoing: mpsc::UnboundedSender<ClientMessage>,
-    publish: Option<Peer>,
-    subscribe: Option<Peer>,
     encoders: Vec<Encoder>,
     signaling: Option<JoinHandle<()>>,
 }
@@ -315,41 +420,34 @@ impl SyntheticParticipant {
             signaling: Mutex::new(SignalingState::default()),
             tracks: Arc::new(Mutex::new(vec![])),
             published: Arc::new(Mutex::new(PublishCounters::default())),
+            peers: Mutex::new(Peers::default()),
+            publish_route: Arc::new(Mutex::new(None)),
         });
 
-        let subscribe = Peer::start(
-            Pc::Subscribe,
-            SubscribeHandler::new(opts.request_keyframes, opts.decode, shared.tracks.clone()),
-            peer::channel(),
-        )
-        .await?;
-
         let mut encoders = vec![];
-        let publishing = opts.publish_audio || opts.publish_video;
-        let publish = if publishing {
-            let (sender, receiver) = peer::channel();
-            let mut forcer = None;
-            if opts.publish_video {
-                let s = sender.clone();
-                let enc = Encoder::video(opts.colour, move |f| s.send_frame(f))?;
-                forcer = Some(enc.keyframe_forcer());
-                encoders.push(enc);
+        let mut forcer = None;
+        let route = |shared: &Arc<Shared>| {
+            let route = shared.publish_route.clone();
+            move |f| {
+                if let Some(s) = lock(&route).as_ref() {
+                    s.send_frame(f);
+                }
             }
-            if opts.publish_audio {
-                let s = sender.clone();
-                encoders.push(Encoder::audio(opts.tone_hz, move |f| s.send_frame(f))?);
-            }
-            let handler = PublishHandler::new(
-                format!("{}-stream", joined.participant_id),
-                opts.publish_audio,
-                opts.publish_video,
-                forcer,
-                shared.published.clone(),
-            );
-            Some(Peer::start(Pc::Publish, handler, (sender, receiver)).await?)
-        } else {
-            None
         };
+        if opts.publish_video {
+            let enc = Encoder::video(opts.colour, route(&shared))?;
+            forcer = Some(enc.keyframe_forcer());
+            encoders.push(enc);
+        }
+        if opts.publish_audio {
+            encoders.push(Encoder::audio(opts.tone_hz, route(&shared))?);
+        }
+        let setup = MediaSetup { opts: opts.clone(), stream_id: format!("{}-stream", joined.participant_id), forcer };
+        let peers = setup.start_peers(&shared).await?;
+        let publish_sender = peers.publish.as_ref().map(|p| p.sender.clone());
+        let subscribe_sender = peers.subscribe.as_ref().map(|p| p.sender.clone()).context("a subscribe PeerConnection")?;
+        let subscribe_candidate = peers.subscribe.as_ref().map(|p| p.local_candidate.clone());
+        *lock(&shared.peers) = peers;
 
         let (ws, _) = tokio_tungstenite::connect_async(ws_url.as_str())
             .await
@@ -362,10 +460,12 @@ impl SyntheticParticipant {
             SignalingCtx {
                 name: opts.name.clone(),
                 shared: shared.clone(),
-                publish: publish.as_ref().map(|p| p.sender.clone()),
-                subscribe: subscribe.sender.clone(),
-                subscribe_candidate: opts.trickle.then(|| subscribe.local_candidate.clone()),
+                setup,
+                publish: publish_sender,
+                subscribe: subscribe_sender,
+                subscribe_candidate: subscribe_candidate.filter(|_| opts.trickle),
                 welcome: Some(welcome_tx),
+                awaiting_welcome: false,
             },
         ));
 
@@ -381,14 +481,10 @@ impl SyntheticParticipant {
             tracing::warn!(http = %joined.participant_id, ws = %welcome_id, "welcome names another participant id than the join response");
         }
 
-        if let Some(p) = &publish {
-            let offer = p.sender.create_offer().await.context("creating the publish offer")?;
-            let mid = first_mid(&offer);
-            let mut messages = vec![ClientMessage::PublishOffer { sdp: offer }];
-            if opts.trickle {
-                messages.extend(trickle_messages(Pc::Publish, &p.local_candidate, mid));
-            }
-            for m in messages {
+        // The first publish offer. (After a reconnect the signaling task sends it.)
+        let publish = lock(&shared.peers).publish.as_ref().map(|p| (p.sender.clone(), p.local_candidate.clone()));
+        if let Some((sender, candidate)) = publish {
+            for m in publish_offer_messages(&sender, &candidate, opts.trickle).await? {
                 out_tx.send(m).map_err(|_| anyhow!("signaling ended before the publish offer"))?;
             }
         }
@@ -400,11 +496,52 @@ impl SyntheticParticipant {
             joined_at: Instant::now(),
             shared,
             outgoing: out_tx,
-            publish,
-            subscribe: Some(subscribe),
             encoders,
             signaling: Some(task),
         })
+    }
+
+    fn video_encoder(&self) -> Result<&Encoder> {
+        self.encoders.iter().find(|e| e.kind() == Kind::Video).context("this participant publishes no video")
+    }
+
+    /// Changes the published colour from the next frame on and forces a keyframe; returns
+    /// the flip's id (see [`SyntheticParticipant::wait_flip_sent`]).
+    pub fn set_colour(&self, colour: Colour) -> Result<u64> {
+        self.video_encoder()?.set_colour(colour)
+    }
+
+    /// Waits until the first frame of flip `id` has been handed to the publish PeerConnection.
+    pub async fn wait_flip_sent(&self, id: u64, timeout: Duration) -> Result<FlipRecord> {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(f) = self.video_encoder()?.flip(id) {
+                return Ok(f);
+            }
+            if Instant::now() >= end {
+                bail!("{}: flip {id} not sent within {timeout:?}", self.name);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Every colour flip sent so far.
+    pub fn flips(&self) -> Vec<FlipRecord> {
+        self.encoders.iter().find(|e| e.kind() == Kind::Video).map(Encoder::flips).unwrap_or_default()
+    }
+
+    /// Video frames decoded from `participant_id` after `t`, over all of its video tracks
+    /// (across renegotiations and reconnects; the last 1024 frames of each track).
+    pub fn video_since(&self, participant_id: &str, t: Instant) -> FramesSince {
+        let mut out = FramesSince::default();
+        for r in lock(&self.shared.tracks).iter() {
+            if r.info.participant_id == participant_id && r.info.kind == Kind::Video {
+                if let Some(f) = r.decoder.as_ref().and_then(|d| d.video_since(t)) {
+                    out.merge(f);
+                }
+            }
+        }
+        out
     }
 
     pub fn participant_id(&self) -> &str {
@@ -446,14 +583,18 @@ impl SyntheticParticipant {
             Some(o) => (o.tracks.clone(), o.inactive_mids.clone()),
             None => (vec![], vec![]),
         };
+        let peers = lock(&self.shared.peers);
         Snapshot {
             at: Instant::now(),
             remotes,
             latest_tracks,
             latest_inactive_mids,
             offers_received: sig.offers_received,
-            publish: self.publish.as_ref().map(Peer::status),
-            subscribe: self.subscribe.as_ref().map(Peer::status).unwrap_or_default(),
+            welcomes: sig.welcomes,
+            reconnects: sig.reconnects.clone(),
+            stale_messages: sig.stale_messages,
+            publish: peers.publish.as_ref().map(Peer::status),
+            subscribe: peers.subscribe.as_ref().map(Peer::status).unwrap_or_default(),
             published: lock(&self.shared.published).clone(),
             errors: sig.errors.clone(),
             unknown_messages: sig.unknown.clone(),
@@ -510,10 +651,8 @@ impl SyntheticParticipant {
             }
         }
         self.encoders.clear();
-        if let Some(p) = self.publish.take() {
-            p.close().await;
-        }
-        if let Some(p) = self.subscribe.take() {
+        let peers = std::mem::take(&mut *lock(&self.shared.peers));
+        for p in [peers.publish, peers.subscribe].into_iter().flatten() {
             p.close().await;
         }
     }
@@ -524,7 +663,8 @@ impl Drop for SyntheticParticipant {
         if let Some(task) = self.signaling.take() {
             task.abort();
         }
-        for p in self.publish.iter().chain(self.subscribe.iter()) {
+        let peers = lock(&self.shared.peers);
+        for p in peers.publish.iter().chain(peers.subscribe.iter()) {
             p.sender.close();
         }
     }
@@ -546,11 +686,69 @@ pub fn trickle_messages(pc: Pc, candidate: &str, sdp_mid: Option<String>) -> Vec
 struct SignalingCtx {
     name: String,
     shared: Arc<Shared>,
+    setup: MediaSetup,
     publish: Option<PeerSender>,
     subscribe: PeerSender,
     /// Set until our subscribe candidate has been trickled (after the first answer).
     subscribe_candidate: Option<String>,
     welcome: Option<oneshot::Sender<String>>,
+    /// Between `reconnect` and the new `welcome`.
+    awaiting_welcome: bool,
+}
+
+impl SignalingCtx {
+    /// `reconnect`: the old PeerConnections are dead on the server's side. Close them (in
+    /// the background), mark their tracks removed, and start new ones for the new `welcome`.
+    async fn reconnect(&mut self, reason: &str) {
+        let now = Instant::now();
+        tracing::info!(name = %self.name, %reason, "reconnecting: new PeerConnections");
+        self.awaiting_welcome = true;
+        for r in lock(&self.shared.tracks).iter_mut() {
+            r.removed_at.get_or_insert(now);
+        }
+        *lock(&self.shared.publish_route) = None;
+        let old = std::mem::take(&mut *lock(&self.shared.peers));
+        for p in [old.publish, old.subscribe].into_iter().flatten() {
+            tokio::spawn(p.close());
+        }
+        match self.setup.start_peers(&self.shared).await {
+            Ok(peers) => {
+                self.publish = peers.publish.as_ref().map(|p| p.sender.clone());
+                if let Some(s) = &peers.subscribe {
+                    self.subscribe = s.sender.clone();
+                    self.subscribe_candidate = self.setup.opts.trickle.then(|| s.local_candidate.clone());
+                }
+                *lock(&self.shared.peers) = peers;
+            }
+            Err(e) => {
+                tracing::warn!(name = %self.name, "reconnect: {e:#}");
+                lock(&self.shared.signaling).errors.push(format!("reconnect: {e:#}"));
+            }
+        }
+    }
+
+    /// After the `welcome` that follows a `reconnect`: publish again.
+    async fn republish(&mut self) -> Vec<ClientMessage> {
+        self.awaiting_welcome = false;
+        let offer = {
+            let peers = lock(&self.shared.peers);
+            peers.publish.as_ref().map(|p| (p.sender.clone(), p.local_candidate.clone()))
+        };
+        let Some((sender, candidate)) = offer else { return vec![] };
+        match publish_offer_messages(&sender, &candidate, self.setup.opts.trickle).await {
+            Ok(messages) => {
+                if let Some(r) = lock(&self.shared.signaling).reconnects.last_mut() {
+                    r.publish_offer_at = Some(Instant::now());
+                }
+                messages
+            }
+            Err(e) => {
+                tracing::warn!(name = %self.name, "reconnect: {e:#}");
+                lock(&self.shared.signaling).errors.push(format!("reconnect: {e:#}"));
+                vec![]
+            }
+        }
+    }
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -634,6 +832,12 @@ async fn handle_server_message(ctx: &mut SignalingCtx, msg: &ServerMessage) -> V
                 if *protocol != signaling::PROTOCOL_VERSION {
                     tracing::warn!(protocol, "server speaks another protocol version");
                 }
+                sig.welcomes += 1;
+                if ctx.awaiting_welcome {
+                    if let Some(r) = sig.reconnects.last_mut() {
+                        r.welcome_at = Some(now);
+                    }
+                }
                 sig.room_id = Some(room_id.clone());
                 for p in participants {
                     sig.names.insert(p.id.clone(), p.name.clone());
@@ -657,10 +861,30 @@ async fn handle_server_message(ctx: &mut SignalingCtx, msg: &ServerMessage) -> V
                     ctx.welcome.take();
                 }
             }
+            ServerMessage::Reconnect { reason } => {
+                sig.reconnects.push(ReconnectRecord {
+                    at: now,
+                    reason: reason.clone(),
+                    welcome_at: None,
+                    publish_offer_at: None,
+                });
+            }
+            ServerMessage::PublishAnswer { .. } | ServerMessage::SubscribeOffer { .. } | ServerMessage::Candidate { .. }
+                if ctx.awaiting_welcome =>
+            {
+                tracing::debug!(name = %ctx.name, kind = msg.type_name(), "ignoring a message of the media session before the reconnect");
+                sig.stale_messages += 1;
+                return vec![];
+            }
             _ => {}
         }
     }
     match msg {
+        ServerMessage::Reconnect { reason } => {
+            ctx.reconnect(reason).await;
+            vec![]
+        }
+        ServerMessage::Welcome { .. } if ctx.awaiting_welcome => ctx.republish().await,
         ServerMessage::PublishAnswer { sdp } => {
             let Some(p) = &ctx.publish else {
                 lock(&ctx.shared.signaling).errors.push("publish_answer without a publish offer".into());
@@ -733,6 +957,7 @@ mod tests {
             frames_received: 10,
             keyframes_received: 1,
             first_frame_received_at: Some(at),
+            last_frame_received_at: Some(at),
             keyframe_requests_sent: 0,
             decoder: None,
             decoder_error: None,
@@ -779,6 +1004,8 @@ mod tests {
         assert_eq!(a.tracks_active, 2);
         assert_eq!((a.audio_tracks_active, a.video_tracks_active), (1, 1));
         assert_eq!(a.video_frames, 7);
+        assert_eq!((a.video_frames_total, a.video_subscriptions), (12, 2), "totals count every video track");
+        assert_eq!(a.video_frames_received_total, 20);
         assert!(a.shows(Colour::RED, 0));
         assert!(a.sounds(440.0, 1.0));
         assert_eq!(a.subscribed_at, Some(t1));

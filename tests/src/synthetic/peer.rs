@@ -495,6 +495,7 @@ pub struct TrackRecord {
     pub frames_received: u64,
     pub keyframes_received: u64,
     pub first_frame_received_at: Option<Instant>,
+    pub last_frame_received_at: Option<Instant>,
     pub keyframe_requests_sent: u64,
     pub decoder: Option<DecoderStats>,
     pub decoder_error: Option<String>,
@@ -561,6 +562,7 @@ impl PeerHandler for SubscribeHandler {
                 frames_received: 0,
                 keyframes_received: 0,
                 first_frame_received_at: None,
+                last_frame_received_at: None,
                 keyframe_requests_sent: 0,
                 decoder: decoder.as_ref().map(Decoder::stats),
                 decoder_error: error,
@@ -608,6 +610,7 @@ impl PeerHandler for SubscribeHandler {
                 }
                 rec.frames_received += 1;
                 rec.first_frame_received_at.get_or_insert(now);
+                rec.last_frame_received_at = Some(now);
                 if is_key {
                     rec.keyframes_received += 1;
                 }

@@ -83,6 +83,11 @@ pub enum ServerMessage {
     BroadcastState {
         state: String,
     },
+    /// The room's media server restarted: close both PeerConnections; a new `welcome`
+    /// follows on the same socket, then publish and subscribe again as after the first one.
+    Reconnect {
+        reason: String,
+    },
     SubscribeOffer {
         sdp: String,
         tracks: Vec<TrackInfo>,
@@ -121,6 +126,7 @@ impl ServerMessage {
             ServerMessage::Welcome { .. } => "welcome",
             ServerMessage::PublishAnswer { .. } => "publish_answer",
             ServerMessage::BroadcastState { .. } => "broadcast_state",
+            ServerMessage::Reconnect { .. } => "reconnect",
             ServerMessage::SubscribeOffer { .. } => "subscribe_offer",
             ServerMessage::Candidate { .. } => "candidate",
             ServerMessage::ParticipantJoined { .. } => "participant_joined",
@@ -294,6 +300,10 @@ mod tests {
         assert_eq!(
             parse_server_message(r#"{"type": "broadcast_state", "state": "live"}"#).unwrap(),
             ServerMessage::BroadcastState { state: "live".into() }
+        );
+        assert_eq!(
+            parse_server_message(r#"{"type": "reconnect", "reason": "the media server restarted; reconnecting"}"#).unwrap(),
+            ServerMessage::Reconnect { reason: "the media server restarted; reconnecting".into() }
         );
         assert_eq!(
             parse_server_message(r#"{"type": "publish_answer", "sdp": "v=0\r\n..."}"#).unwrap(),
