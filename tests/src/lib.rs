@@ -3,3 +3,16 @@
 //! and decode what they receive, so tests and benchmarks can check what arrives.
 
 pub mod synthetic;
+
+/// The `roomcast-compositor` binary of this build (tests give it to the in-process gateway).
+/// `tests/run.sh` builds it; run `cargo build -p roomcast-compositor` before these tests by hand.
+pub fn compositor_bin() -> anyhow::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    for dir in exe.ancestors().skip(1).take(2) {
+        let p = dir.join("roomcast-compositor");
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    anyhow::bail!("roomcast-compositor is not built next to {}; run `cargo build -p roomcast-compositor` first", exe.display())
+}

@@ -5,26 +5,15 @@
 //! Needs the compositor binary built (`cargo build -p roomcast-compositor`; tests/run.sh does)
 //! and ffmpeg/ffprobe. Run: `cargo test -p roomcast-e2e --test broadcast_e2e -- --nocapture`.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use roomcast_compositor::layout::{layout, Rect};
+use roomcast_e2e::compositor_bin;
 use roomcast_e2e::synthetic::{signaling, Colour, JoinOptions, SyntheticParticipant};
 
 const W: u32 = 1280;
 const H: u32 = 720;
-
-fn compositor_bin() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    for dir in exe.ancestors().skip(1).take(2) {
-        let p = dir.join("roomcast-compositor");
-        if p.is_file() {
-            return Ok(p);
-        }
-    }
-    bail!("roomcast-compositor is not built next to {}; run `cargo build -p roomcast-compositor` first", exe.display())
-}
 
 struct Hls {
     http: reqwest::Client,

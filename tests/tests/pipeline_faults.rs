@@ -10,19 +10,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
+use roomcast_e2e::compositor_bin;
 use roomcast_e2e::synthetic::{signaling, Colour, JoinOptions, SyntheticParticipant};
-
-fn compositor_bin() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    for dir in exe.ancestors().skip(1).take(2) {
-        let p = dir.join("roomcast-compositor");
-        if p.is_file() {
-            return Ok(p);
-        }
-    }
-    bail!("roomcast-compositor is not built next to {}; run `cargo build -p roomcast-compositor` first", exe.display())
-}
 
 struct Env {
     server: roomcast::RunningServer,
