@@ -74,3 +74,19 @@ export async function joinRoom(roomId: string, name: string): Promise<JoinRespon
     ice_servers: Array.isArray(res.ice_servers) ? res.ice_servers : [],
   };
 }
+
+export interface BroadcastStart {
+  state: string;
+  hls_url?: string;
+  watch_url?: string;
+}
+
+/** Starts the room's broadcast (`POST /api/rooms/{id}/broadcast`); 409 when it already runs. */
+export function startBroadcast(roomId: string): Promise<BroadcastStart> {
+  return request('POST', `/api/rooms/${encodeURIComponent(roomId)}/broadcast`, {});
+}
+
+/** Stops the room's broadcast (`DELETE /api/rooms/{id}/broadcast`); 409 when it is not running. */
+export function stopBroadcast(roomId: string): Promise<{ state: string }> {
+  return request('DELETE', `/api/rooms/${encodeURIComponent(roomId)}/broadcast`);
+}

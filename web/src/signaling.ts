@@ -9,7 +9,11 @@ export type MediaKind = 'audio' | 'video';
 export interface ParticipantInfo {
   id: string;
   name: string;
+  audio_muted?: boolean;
+  video_muted?: boolean;
 }
+
+export type BroadcastState = 'stopped' | 'starting' | 'live' | 'restarting' | 'failed';
 
 export interface ProducerInfo {
   id: string;
@@ -29,7 +33,10 @@ export type ClientMessage =
   | { type: 'publish_offer'; sdp: string }
   | { type: 'subscribe_answer'; sdp: string }
   | { type: 'candidate'; pc: PcName; candidate: string; sdp_mid: string | null }
-  | { type: 'leave' };
+  | { type: 'leave' }
+  | { type: 'chat'; text: string }
+  | { type: 'reaction'; emoji: string }
+  | { type: 'media_state'; audio_muted: boolean; video_muted: boolean };
 
 // Server → client
 export type ServerMessage =
@@ -40,7 +47,13 @@ export type ServerMessage =
       participant_id: string;
       participants: ParticipantInfo[];
       producers: ProducerInfo[];
+      broadcast: BroadcastState;
     }
+  | { type: 'broadcast_state'; state: BroadcastState }
+  | { type: 'chat'; participant_id: string; name: string; text: string; ts: number }
+  | { type: 'reaction'; participant_id: string; emoji: string }
+  | { type: 'media_state'; participant_id: string; audio_muted: boolean; video_muted: boolean }
+  | { type: 'reconnect'; reason: string }
   | { type: 'publish_answer'; sdp: string }
   | { type: 'subscribe_offer'; sdp: string; tracks: TrackInfo[] }
   | { type: 'candidate'; pc: PcName; candidate: string; sdp_mid: string | null }
@@ -57,9 +70,21 @@ type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isStr = (v: unknown): v is string => typeof v === 'string';
 
+const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
+
 function participant(v: unknown): ParticipantInfo | null {
   if (!isObj(v) || !isStr(v.id)) return null;
-  return { id: v.id, name: isStr(v.name) ? v.name : v.id };
+  const p: ParticipantInfo = { id: v.id, name: isStr(v.name) ? v.name : v.id };
+  if (isBool(v.audio_muted)) p.audio_muted = v.audio_muted;
+  if (isBool(v.video_muted)) p.video_muted = v.video_muted;
+  return p;
+}
+
+const BROADCAST_STATES: readonly BroadcastState[] = ['stopped', 'starting', 'live', 'restarting', 'failed'];
+
+/** An unknown broadcast state (a newer server) is shown as `stopped` rather than refused. */
+function broadcastState(v: unknown): BroadcastState {
+  return BROADCAST_STATES.find((s) => s === v) ?? 'stopped';
 }
 
 function kind(v: unknown): MediaKind | null {
@@ -117,9 +142,38 @@ export function parseServerMessage(text: string): ParseResult {
           participant_id: v.participant_id,
           participants,
           producers,
+          broadcast: broadcastState(v.broadcast),
         },
       };
     }
+    case 'broadcast_state':
+      if (!isStr(v.state)) return bad('missing state');
+      return { ok: true, message: { type: 'broadcast_state', state: broadcastState(v.state) } };
+    case 'chat':
+      if (!isStr(v.participant_id) || !isStr(v.text)) return bad('missing participant_id or text');
+      return {
+        ok: true,
+        message: {
+          type: 'chat',
+          participant_id: v.participant_id,
+          name: isStr(v.name) ? v.name : v.participant_id,
+          text: v.text,
+          ts: typeof v.ts === 'number' ? v.ts : Math.floor(Date.now() / 1000),
+        },
+      };
+    case 'reaction':
+      if (!isStr(v.participant_id) || !isStr(v.emoji)) return bad('missing participant_id or emoji');
+      return { ok: true, message: { type: 'reaction', participant_id: v.participant_id, emoji: v.emoji } };
+    case 'media_state':
+      if (!isStr(v.participant_id) || !isBool(v.audio_muted) || !isBool(v.video_muted)) {
+        return bad('missing participant_id, audio_muted or video_muted');
+      }
+      return {
+        ok: true,
+        message: { type: 'media_state', participant_id: v.participant_id, audio_muted: v.audio_muted, video_muted: v.video_muted },
+      };
+    case 'reconnect':
+      return { ok: true, message: { type: 'reconnect', reason: isStr(v.reason) ? v.reason : '' } };
     case 'publish_answer':
       if (!isStr(v.sdp)) return bad('missing sdp');
       return { ok: true, message: { type: 'publish_answer', sdp: v.sdp } };
@@ -256,8 +310,18 @@ export class SignalingClient {
     return true;
   }
 
-  close(): void {
-    if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000, 'leave');
+  /** Closes the socket; no more events are delivered after this. */
+  close(code = 1000, reason = 'leave'): void {
+    const ws = this.ws;
+    if (!ws) return;
+    ws.onopen = ws.onmessage = ws.onclose = null;
+    if (ws.readyState <= WebSocket.OPEN) ws.close(code, reason);
+    this.record('info', `closed by us: ${reason}`);
+  }
+
+  /** Closes the socket as if the network dropped it: onClose fires (tests and diagnostics). */
+  drop(): void {
+    if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close(4000, 'dropped (test)');
   }
 
   private record(dir: LogEntry['dir'], text: string): void {

@@ -1,9 +1,17 @@
-import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
+import { ApiError, startBroadcast, stopBroadcast } from '../api';
+import type { BroadcastState } from '../signaling';
 import { navigate, roomPath, watchPath } from '../routes';
 import { useStore } from '../store';
+import { ChatPanel } from './ChatPanel';
+import { DevicePickers, useDevices } from './DevicePickers';
+import { BroadcastIcon, CameraIcon, ChatIcon, LeaveIcon, LinkIcon, MicIcon, ScreenIcon, SettingsIcon, SmileIcon } from './icons';
+import { gridLayout, orderTiles } from './layout';
+import { loadSettings, type MediaSettings } from './media';
 import { cleanName, guestName, parseRoomParams, rememberName, rememberedName } from './params';
-import { RoomSession, type RoomDebugHandle } from './session';
-import { remoteTiles, type RoomState } from './state';
+import { PreJoin, type JoinChoice } from './PreJoin';
+import { RoomSession, SELF_KEY, type RoomDebugHandle } from './session';
+import { REACTION_MS, remoteTiles, unreadCount, type RoomState, type TileModel } from './state';
 import { VideoTile } from './VideoTile';
 
 declare global {
@@ -12,34 +20,40 @@ declare global {
   }
 }
 
+export const REACTIONS = ['👍', '👏', '😂', '❤️', '🎉', '😮'];
+
 export function RoomPage({ roomId, search }: { roomId: string; search: string }) {
   const params = parseRoomParams(search);
   const [name, setName] = useState(() => params.name ?? rememberedName() ?? guestName());
+  const [settings, setSettings] = useState<MediaSettings>(() => {
+    const s = loadSettings();
+    return params.preset ? { ...s, preset: params.preset } : s;
+  });
   const [session, setSession] = useState<RoomSession | null>(null);
   const autojoined = useRef(false);
 
   const join = useCallback(
-    (displayName: string) => {
+    (displayName: string, choice: JoinChoice | null) => {
       const clean = cleanName(displayName) || guestName();
       rememberName(clean);
-      const s = new RoomSession(roomId);
+      const s = new RoomSession(roomId, settings);
       window.__roomcast = s.debugHandle();
       setSession(s); // the effect below leaves the previous session
-      void s.join(clean);
+      void s.join({ name: clean, settings, media: choice?.media, audioMuted: choice?.audioMuted, videoMuted: choice?.videoMuted });
     },
-    [roomId],
+    [roomId, settings],
   );
 
   useEffect(() => {
     if (params.autojoin && !autojoined.current) {
       autojoined.current = true;
-      join(name);
+      join(name, null);
     }
     // Only on first render: autojoin is a page-load decision.
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
 
-  // Leave when the page goes away or the route changes.
+  // Leave cleanly when the tab closes or the route changes (the server frees the seat at once).
   useEffect(() => {
     if (!session) return;
     const onHide = () => session.leave();
@@ -51,61 +65,25 @@ export function RoomPage({ roomId, search }: { roomId: string; search: string })
   }, [session]);
 
   if (!session) {
-    return <JoinForm roomId={roomId} name={name} setName={setName} onJoin={() => join(name)} />;
+    return (
+      <PreJoin
+        roomId={roomId}
+        name={name}
+        setName={setName}
+        settings={settings}
+        setSettings={setSettings}
+        onJoin={(choice) => join(name, choice)}
+      />
+    );
   }
-  return <RoomView session={session} onRejoin={() => join(name)} />;
-}
-
-function JoinForm(props: { roomId: string; name: string; setName: (n: string) => void; onJoin: () => void }) {
-  const { roomId, name, setName, onJoin } = props;
-  const submit = (e: FormEvent) => {
-    e.preventDefault();
-    onJoin();
-  };
-  return (
-    <main className="page narrow">
-      <h1>Join room</h1>
-      <p className="muted">
-        Room <code>{roomId}</code>
-      </p>
-      <form onSubmit={submit} className="card stack">
-        <label htmlFor="display-name">Your name</label>
-        <input
-          id="display-name"
-          name="name"
-          value={name}
-          maxLength={64}
-          autoComplete="nickname"
-          autoFocus
-          required
-          onChange={(e) => setName(e.target.value)}
-        />
-        <p className="hint">Your browser will ask to use your camera and microphone.</p>
-        <button type="submit" className="primary">
-          Join
-        </button>
-      </form>
-      <p>
-        <a href={watchPath(roomId)} onClick={linkTo(watchPath(roomId))}>
-          Watch the broadcast instead
-        </a>
-      </p>
-    </main>
-  );
-}
-
-function linkTo(path: string) {
-  return (e: React.MouseEvent) => {
-    if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
-    e.preventDefault();
-    navigate(path);
-  };
+  return <RoomView session={session} onRejoin={() => join(name, null)} />;
 }
 
 const PHASE_TEXT: Record<RoomState['phase'], string> = {
   idle: 'Not joined',
   joining: 'Joining…',
   joined: 'In the room',
+  reconnecting: 'Reconnecting…',
   disconnected: 'Disconnected',
   left: 'You left the room',
   failed: 'Could not join',
@@ -116,43 +94,97 @@ function phaseText(state: RoomState): string {
   return PHASE_TEXT[state.phase];
 }
 
-function mediaBadges(state: RoomState): string[] {
-  const b: string[] = [];
-  if (state.mic === 'off') b.push('mic off');
-  if (state.mic === 'unavailable') b.push('no mic');
-  if (state.camera === 'off') b.push('camera off');
-  return b;
+const BROADCAST_TEXT: Record<BroadcastState, string> = {
+  stopped: 'Not live',
+  starting: 'Going live…',
+  live: 'Live',
+  restarting: 'Live · recovering…',
+  failed: 'Broadcast failed',
+};
+
+interface Tile {
+  key: string;
+  kind: 'camera' | 'screen';
+  local: boolean;
+  model?: TileModel;
+}
+
+/** The grid's size, for the layout. */
+function useSize(ref: React.RefObject<HTMLElement | null>): { width: number; height: number } {
+  const [size, setSize] = useState({ width: 0, height: 0 });
+  useLayoutEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    const update = () => setSize({ width: el.clientWidth, height: el.clientHeight });
+    update();
+    const ro = new ResizeObserver(update);
+    ro.observe(el);
+    return () => ro.disconnect();
+  }, [ref]);
+  return size;
 }
 
 function RoomView({ session, onRejoin }: { session: RoomSession; onRejoin: () => void }) {
   const state = useStore(session.state);
   const local = useStore(session.localStream);
+  const screen = useStore(session.screenStream);
   const remote = useStore(session.remoteStreams);
+  const live = useStore(session.live);
+  const settings = useStore(session.settings);
   const [audioBlocked, setAudioBlocked] = useState(false);
-  const tiles = remoteTiles(state);
-  const active = state.phase === 'joining' || state.phase === 'joined';
-  const roomUrl = `${window.location.origin}${roomPath(state.roomId)}`;
+  const [panel, setPanel] = useState<'none' | 'chat' | 'settings'>('none');
+  const [chatSeen, setChatSeen] = useState(0);
+  const stageRef = useRef<HTMLDivElement>(null);
+  const size = useSize(stageRef);
+  const remoteModels = remoteTiles(state);
+  const inRoom = state.phase === 'joining' || state.phase === 'joined' || state.phase === 'reconnecting';
+
+  // Reactions fade out.
+  useEffect(() => {
+    if (state.reactions.length === 0) return;
+    const t = window.setTimeout(() => session.expireReactions(), REACTION_MS / 4);
+    return () => window.clearTimeout(t);
+  }, [state.reactions, session]);
+
+  // The chat counts as read while it is open.
+  const lastChatId = state.chat.length ? state.chat[state.chat.length - 1].id : 0;
+  useEffect(() => {
+    if (panel === 'chat') setChatSeen(lastChatId);
+  }, [panel, lastChatId]);
+  const unread = panel === 'chat' ? 0 : unreadCount(state.chat, chatSeen);
+
+  const tiles: Tile[] = orderTiles([
+    { key: SELF_KEY, kind: 'camera' as const, local: true },
+    ...(screen ? [{ key: 'self/screen', kind: 'screen' as const, local: true }] : []),
+    ...remoteModels.map((m) => ({ key: m.key, kind: m.kind, local: false, model: m })),
+  ]);
+  const layout = gridLayout(tiles.length, size.width, size.height);
+  const reactionsOf = (pid: string | null) =>
+    pid ? state.reactions.filter((r) => r.participantId === pid).map((r) => ({ id: r.id, emoji: r.emoji })) : [];
+
+  const inviteUrl = `${window.location.origin}${roomPath(state.roomId)}`;
+  const watchUrl = `${window.location.origin}${watchPath(state.roomId)}`;
 
   return (
-    <main className="page room">
+    <main className={`room-page ${panel !== 'none' ? 'with-panel' : ''}`}>
       <header className="room-header">
-        <div>
+        <div className="room-title">
           <h1>
             Room <code>{state.roomId}</code>
           </h1>
-          <p className="muted" role="status" aria-live="polite">
+          <p className="muted" role="status" aria-live="polite" data-testid="room-status">
             {phaseText(state)}
-            {state.phase === 'joined' && ` · ${tiles.length + 1} in the room`}
-            {state.phase === 'joined' && state.publishPcState !== 'none' && ` · sending: ${state.publishPcState}`}
+            {state.phase === 'joined' && ` · ${remoteModels.filter((t) => t.kind === 'camera').length + 1} in the room`}
           </p>
         </div>
-        <nav className="row">
-          <CopyButton text={roomUrl} label="Copy invite link" />
-          <a className="button" href={watchPath(state.roomId)} target="_blank" rel="noreferrer">
-            Open watch page
-          </a>
-        </nav>
+        <div className="row">
+          <BroadcastControls session={session} state={state} />
+          <CopyButton text={inviteUrl} label="Copy invite link" />
+          <CopyButton text={watchUrl} label="Copy watch link" />
+        </div>
       </header>
+
+      {state.phase === 'reconnecting' && <ReconnectBanner session={session} state={state} />}
 
       <Notices session={session} state={state} />
 
@@ -165,8 +197,8 @@ function RoomView({ session, onRejoin }: { session: RoomSession; onRejoin: () =>
         </div>
       )}
 
-      {!active && (
-        <div className="card stack" role="alert">
+      {!inRoom && (
+        <div className="card stack ended" role="alert">
           <strong>{phaseText(state)}</strong>
           {state.endReason && <span>{state.endReason}</span>}
           <div className="row">
@@ -174,73 +206,281 @@ function RoomView({ session, onRejoin }: { session: RoomSession; onRejoin: () =>
               {state.phase === 'left' ? 'Join again' : 'Rejoin'}
             </button>
             <button type="button" onClick={() => navigate('/')}>
-              Back to lobby
+              Back to the start page
             </button>
           </div>
         </div>
       )}
 
-      {active && (
-        <>
-          <section className="grid" aria-label="Participants">
-            <VideoTile
-              stream={local}
-              name={state.selfName}
-              suffix="(you)"
-              muted
-              mirrored
-              placeholder={state.camera === 'pending' ? 'Starting camera…' : 'Camera off'}
-              badges={mediaBadges(state)}
-              testId="local-tile"
-              participantId={state.selfId ?? undefined}
-            />
-            {tiles.map((t) => (
-              <VideoTile
-                key={t.participantId}
-                stream={remote.get(t.participantId) ?? null}
-                name={t.name}
-                muted={audioBlocked}
-                placeholder={t.hasVideo ? 'Connecting…' : 'No video'}
-                badges={t.hasAudio || !t.hasVideo ? [] : ['no audio']}
-                onAutoplayBlocked={() => setAudioBlocked(true)}
-                testId="remote-tile"
-                participantId={t.participantId}
-              />
-            ))}
-          </section>
-          {tiles.length === 0 && state.phase === 'joined' && (
-            <p className="muted">Nobody else is here yet. Share the invite link.</p>
+      {inRoom && (
+        <div className="room-body">
+          <div className="stage" ref={stageRef}>
+            <section
+              className="grid"
+              aria-label="Participants"
+              style={{
+                gridTemplateColumns: `repeat(${Math.max(1, layout.columns)}, ${layout.tileWidth ? `${layout.tileWidth}px` : 'minmax(0, 1fr)'})`,
+              }}
+            >
+              {tiles.map((t) => {
+                const sizeStyle = layout.tileWidth ? { width: layout.tileWidth, height: layout.tileHeight } : undefined;
+                if (t.local && t.kind === 'camera') {
+                  return (
+                    <VideoTile
+                      key={t.key}
+                      stream={local}
+                      name={state.selfName}
+                      suffix="(you)"
+                      muted
+                      mirrored
+                      placeholder={state.camera === 'pending' ? 'Starting camera…' : state.camera === 'unavailable' ? 'No camera' : 'Camera off'}
+                      audioMuted={state.mic === 'off' || state.mic === 'unavailable'}
+                      videoMuted={state.camera === 'off'}
+                      speaking={live.speaker === SELF_KEY}
+                      quality={live.quality.get(SELF_KEY) ?? null}
+                      reactions={reactionsOf(state.selfId)}
+                      testId="local-tile"
+                      participantId={state.selfId ?? undefined}
+                      style={sizeStyle}
+                    />
+                  );
+                }
+                if (t.local) {
+                  return (
+                    <VideoTile
+                      key={t.key}
+                      stream={screen}
+                      name={state.selfName}
+                      suffix="· your screen"
+                      muted
+                      screen
+                      placeholder="Starting screen share…"
+                      testId="local-screen-tile"
+                      style={sizeStyle}
+                    />
+                  );
+                }
+                const m = t.model!;
+                return (
+                  <VideoTile
+                    key={t.key}
+                    stream={remote.get(m.key) ?? null}
+                    name={m.name}
+                    suffix={m.kind === 'screen' ? '· screen' : undefined}
+                    muted={audioBlocked || m.kind === 'screen'}
+                    screen={m.kind === 'screen'}
+                    placeholder={state.phase === 'reconnecting' ? 'Reconnecting…' : m.hasVideo ? 'Connecting…' : 'No video'}
+                    audioMuted={m.kind === 'camera' ? m.audioMuted : undefined}
+                    videoMuted={m.kind === 'camera' ? m.videoMuted : undefined}
+                    speaking={m.kind === 'camera' && live.speaker === m.participantId}
+                    quality={live.quality.get(m.key) ?? null}
+                    reactions={m.kind === 'camera' ? reactionsOf(m.participantId) : undefined}
+                    sinkId={settings.speakerId}
+                    onAutoplayBlocked={() => setAudioBlocked(true)}
+                    testId={m.kind === 'screen' ? 'screen-tile' : 'remote-tile'}
+                    participantId={m.participantId}
+                    style={sizeStyle}
+                  />
+                );
+              })}
+            </section>
+            {remoteModels.length === 0 && state.phase === 'joined' && (
+              <p className="muted alone">Nobody else is here yet. Share the invite link.</p>
+            )}
+          </div>
+          {panel === 'chat' && (
+            <ChatPanel messages={state.chat} onSend={(t) => session.sendChat(t)} onClose={() => setPanel('none')} disabled={state.phase !== 'joined'} />
           )}
-          <Controls session={session} state={state} />
-        </>
+          {panel === 'settings' && <SettingsPanel session={session} settings={settings} onClose={() => setPanel('none')} />}
+        </div>
       )}
+
+      {inRoom && <Controls session={session} state={state} panel={panel} setPanel={setPanel} unread={unread} />}
     </main>
   );
 }
 
-function Controls({ session, state }: { session: RoomSession; state: RoomState }) {
+function ReconnectBanner({ session, state }: { session: RoomSession; state: RoomState }) {
+  const info = state.reconnect;
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    const t = window.setInterval(() => setNow(Date.now()), 500);
+    return () => window.clearInterval(t);
+  }, []);
+  const wait = info?.retryAt ? Math.max(0, Math.ceil((info.retryAt - now) / 1000)) : null;
+  return (
+    <div className="banner reconnecting" role="alert" data-testid="reconnecting">
+      <span className="spinner" aria-hidden="true" />
+      <span>
+        <strong>Reconnecting…</strong> {info?.reason}
+        {info && info.attempt > 0 && ` (attempt ${info.attempt}${wait ? `, next try in ${wait} s` : ''})`}
+      </span>
+      {wait !== null && wait > 0 && (
+        <button type="button" onClick={() => session.retryNow()}>
+          Retry now
+        </button>
+      )}
+    </div>
+  );
+}
+
+function BroadcastControls({ session, state }: { session: RoomSession; state: RoomState }) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const running = state.broadcast !== 'stopped' && state.broadcast !== 'failed';
+  const toggle = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      if (running) {
+        await stopBroadcast(state.roomId);
+        session.setBroadcastState('stopped');
+      } else {
+        const r = await startBroadcast(state.roomId);
+        if (state.broadcast === 'stopped' || state.broadcast === 'failed') {
+          session.setBroadcastState(r.state === 'live' ? 'live' : 'starting');
+        }
+      }
+    } catch (e) {
+      // 409: someone else started/stopped it meanwhile; the broadcast_state message corrects us.
+      if (!(e instanceof ApiError && e.status === 409)) setError(e instanceof Error ? e.message : String(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <div className="broadcast-controls row">
+      <span className={`live-pill ${state.broadcast}`} data-testid="broadcast-state" data-state={state.broadcast}>
+        {BROADCAST_TEXT[state.broadcast]}
+      </span>
+      <button type="button" className={running ? 'danger' : 'primary'} disabled={busy || state.phase !== 'joined'} onClick={() => void toggle()}>
+        <BroadcastIcon /> {running ? 'Stop broadcast' : 'Go live'}
+      </button>
+      {error && (
+        <span className="error" role="alert">
+          {error}
+        </span>
+      )}
+    </div>
+  );
+}
+
+function SettingsPanel({ session, settings, onClose }: { session: RoomSession; settings: MediaSettings; onClose: () => void }) {
+  const local = useStore(session.localStream);
+  const devices = useDevices(local);
+  return (
+    <aside className="side-panel" aria-label="Settings" data-testid="settings-panel">
+      <header className="side-header">
+        <h2>Settings</h2>
+        <button type="button" className="link" aria-label="Close settings" onClick={onClose}>
+          ×
+        </button>
+      </header>
+      <DevicePickers settings={settings} devices={devices} onChange={(next) => void session.changeSettings(next)} idPrefix="call" />
+    </aside>
+  );
+}
+
+function Controls(props: {
+  session: RoomSession;
+  state: RoomState;
+  panel: 'none' | 'chat' | 'settings';
+  setPanel: (p: 'none' | 'chat' | 'settings') => void;
+  unread: number;
+}) {
+  const { session, state, panel, setPanel, unread } = props;
+  const [picker, setPicker] = useState(false);
   const micOn = state.mic === 'ok';
   const camOn = state.camera === 'ok';
+  const sharing = state.screen !== 'off';
+  const canShare = typeof navigator.mediaDevices?.getDisplayMedia === 'function';
+  const joined = state.phase === 'joined';
+
+  // Keyboard shortcuts (not while typing): m = microphone, v = camera.
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const el = e.target as HTMLElement | null;
+      if (e.ctrlKey || e.metaKey || e.altKey || el?.closest('input, textarea, select')) return;
+      if (e.key === 'm' && (state.mic === 'ok' || state.mic === 'off')) session.setMicEnabled(state.mic !== 'ok');
+      if (e.key === 'v' && (state.camera === 'ok' || state.camera === 'off')) void session.setCameraEnabled(state.camera !== 'ok');
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, [session, state.mic, state.camera]);
+
   return (
     <div className="controls" role="toolbar" aria-label="Call controls">
       <button
         type="button"
+        className={`toggle ${micOn ? '' : 'off'}`}
         aria-pressed={!micOn}
+        aria-keyshortcuts="m"
+        title="Mute / unmute (m)"
         disabled={state.mic !== 'ok' && state.mic !== 'off'}
         onClick={() => session.setMicEnabled(!micOn)}
       >
-        {micOn ? 'Mute' : 'Unmute'}
+        <MicIcon off={!micOn} /> {micOn ? 'Mute' : 'Unmute'}
       </button>
       <button
         type="button"
+        className={`toggle ${camOn ? '' : 'off'}`}
         aria-pressed={!camOn}
+        aria-keyshortcuts="v"
+        title="Camera on / off (v)"
         disabled={state.camera !== 'ok' && state.camera !== 'off'}
-        onClick={() => session.setCameraEnabled(!camOn)}
+        onClick={() => void session.setCameraEnabled(!camOn)}
       >
-        {camOn ? 'Stop camera' : 'Start camera'}
+        <CameraIcon off={!camOn} /> {camOn ? 'Stop camera' : 'Start camera'}
+      </button>
+      {canShare && (
+        <button
+          type="button"
+          className={sharing ? 'toggle active' : 'toggle'}
+          aria-pressed={sharing}
+          disabled={!joined || state.screen === 'starting'}
+          onClick={() => void (sharing ? session.stopScreenShare() : session.startScreenShare())}
+        >
+          <ScreenIcon /> {sharing ? 'Stop sharing' : 'Share screen'}
+        </button>
+      )}
+      <div className="reaction-picker-wrap">
+        <button type="button" aria-expanded={picker} aria-haspopup="true" disabled={!joined} onClick={() => setPicker(!picker)}>
+          <SmileIcon /> React
+        </button>
+        {picker && (
+          <div className="reaction-picker" role="group" aria-label="Reactions">
+            {REACTIONS.map((emoji) => (
+              <button
+                key={emoji}
+                type="button"
+                aria-label={`React with ${emoji}`}
+                onClick={() => {
+                  session.sendReaction(emoji);
+                  setPicker(false);
+                }}
+                onKeyDown={(e) => {
+                  if (e.key === 'Escape') setPicker(false);
+                }}
+              >
+                {emoji}
+              </button>
+            ))}
+          </div>
+        )}
+      </div>
+      <button type="button" aria-pressed={panel === 'chat'} onClick={() => setPanel(panel === 'chat' ? 'none' : 'chat')}>
+        <ChatIcon /> Chat
+        {unread > 0 && (
+          <span className="count" aria-label={`${unread} unread`} data-testid="unread">
+            {unread}
+          </span>
+        )}
+      </button>
+      <button type="button" aria-pressed={panel === 'settings'} onClick={() => setPanel(panel === 'settings' ? 'none' : 'settings')}>
+        <SettingsIcon /> Settings
       </button>
       <button type="button" className="danger" onClick={() => session.leave()}>
-        Leave
+        <LeaveIcon /> Leave
       </button>
     </div>
   );
@@ -253,12 +493,7 @@ function Notices({ session, state }: { session: RoomSession; state: RoomState })
       {state.notices.map((n) => (
         <li key={n.id} className="notice" data-code={n.code}>
           <span>{n.message}</span>
-          <button
-            type="button"
-            className="link"
-            aria-label="Dismiss message"
-            onClick={() => session.dismissNotice(n.id)}
-          >
+          <button type="button" className="link" aria-label="Dismiss message" onClick={() => session.dismissNotice(n.id)}>
             ×
           </button>
         </li>
@@ -279,8 +514,8 @@ function CopyButton({ text, label }: { text: string; label: string }) {
     }
   };
   return (
-    <button type="button" onClick={() => void copy()}>
-      {done ? 'Copied' : label}
+    <button type="button" onClick={() => void copy()} title={text}>
+      <LinkIcon /> {done ? 'Copied' : label}
     </button>
   );
 }

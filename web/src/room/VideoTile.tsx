@@ -1,20 +1,34 @@
 import { useEffect, useRef, useState } from 'react';
+import { describeQuality, type Quality } from './quality';
+import type { TileQuality } from './stats';
+import { MicIcon, SignalBars } from './icons';
 
 export interface VideoTileProps {
   stream: MediaStream | null;
   name: string;
-  /** Extra text after the name, e.g. "(you)". */
+  /** Extra text after the name, e.g. "(you)" or "· screen". */
   suffix?: string;
+  /** Play without sound (our own tiles, screen shares, or autoplay blocked). */
   muted: boolean;
   mirrored?: boolean;
+  /** A screen share: the whole picture is shown (contain), not cropped. */
+  screen?: boolean;
   /** What to say when there is no picture. */
   placeholder: string;
-  /** Status icons shown next to the name (e.g. mic off). */
-  badges?: string[];
+  /** The participant says its microphone is muted / camera is off. */
+  audioMuted?: boolean;
+  videoMuted?: boolean;
+  speaking?: boolean;
+  quality?: TileQuality | null;
+  /** Emojis to float over the tile. */
+  reactions?: { id: number; emoji: string }[];
+  /** Audio output device (setSinkId). */
+  sinkId?: string | null;
   /** Called when the browser refused to play with sound; the tile falls back to muted. */
   onAutoplayBlocked?: () => void;
   testId?: string;
   participantId?: string;
+  style?: React.CSSProperties;
 }
 
 function initials(name: string): string {
@@ -31,8 +45,7 @@ function useHasPicture(stream: MediaStream | null): boolean {
       setHas(false);
       return;
     }
-    const update = () =>
-      setHas(stream.getVideoTracks().some((t) => t.readyState === 'live' && !t.muted && t.enabled));
+    const update = () => setHas(stream.getVideoTracks().some((t) => t.readyState === 'live' && !t.muted && t.enabled));
     update();
     const tracks = stream.getVideoTracks();
     for (const t of tracks) {
@@ -57,10 +70,13 @@ function useHasPicture(stream: MediaStream | null): boolean {
   return has;
 }
 
+const BARS: Record<Quality, number> = { good: 3, fair: 2, poor: 1, unknown: 0 };
+
 export function VideoTile(props: VideoTileProps) {
-  const { stream, name, suffix, muted, mirrored, placeholder, badges, onAutoplayBlocked, testId, participantId } = props;
+  const { stream, name, suffix, muted, mirrored, screen, placeholder, audioMuted, videoMuted, speaking, quality, reactions } = props;
+  const { sinkId, onAutoplayBlocked, testId, participantId, style } = props;
   const ref = useRef<HTMLVideoElement>(null);
-  const hasPicture = useHasPicture(stream);
+  const hasPicture = useHasPicture(stream) && !videoMuted;
   const blockedRef = useRef(onAutoplayBlocked);
   blockedRef.current = onAutoplayBlocked;
 
@@ -89,24 +105,56 @@ export function VideoTile(props: VideoTileProps) {
     if (!muted && video.srcObject) video.play().catch(() => undefined);
   }, [muted]);
 
+  useEffect(() => {
+    const video = ref.current as (HTMLVideoElement & { setSinkId?: (id: string) => Promise<void> }) | null;
+    if (!video || muted || !video.setSinkId) return;
+    video.setSinkId(sinkId ?? '').catch((e: unknown) => console.warn('[roomcast] setSinkId failed:', e));
+  }, [sinkId, muted]);
+
+  const q = quality?.quality ?? 'unknown';
+  const qualityText = describeQuality(q, quality?.sample ?? null);
+  const classes = ['tile', screen ? 'screen' : '', speaking ? 'speaking' : ''].filter(Boolean).join(' ');
   return (
-    <figure className="tile" data-testid={testId} data-participant-id={participantId}>
-      <video ref={ref} className={mirrored ? 'mirrored' : undefined} autoPlay playsInline aria-label={`Video of ${name}`} />
+    <figure
+      className={classes}
+      data-testid={testId}
+      data-participant-id={participantId}
+      data-audio-muted={audioMuted ? 'true' : 'false'}
+      data-video-muted={videoMuted ? 'true' : 'false'}
+      data-speaking={speaking ? 'true' : 'false'}
+      data-quality={q}
+      style={style}
+    >
+      <video ref={ref} className={mirrored ? 'mirrored' : undefined} autoPlay playsInline aria-label={`Video of ${name}${suffix ? ` ${suffix}` : ''}`} />
       {!hasPicture && (
         <div className="tile-placeholder" aria-hidden="true">
           <span className="avatar">{initials(name)}</span>
-          <span className="placeholder-text">{placeholder}</span>
+          <span className="placeholder-text">{videoMuted ? 'Camera off' : placeholder}</span>
+        </div>
+      )}
+      {reactions && reactions.length > 0 && (
+        <div className="tile-reactions" aria-hidden="true">
+          {reactions.map((r) => (
+            <span key={r.id} className="reaction-bubble">
+              {r.emoji}
+            </span>
+          ))}
         </div>
       )}
       <figcaption className="tile-label">
+        {audioMuted && (
+          <span className="tile-muted" role="img" aria-label="Microphone muted" title="Microphone muted" data-testid="muted-icon">
+            <MicIcon off />
+          </span>
+        )}
         <span className="tile-name">{name}</span>
         {suffix && <span className="tile-suffix"> {suffix}</span>}
-        {badges?.map((b) => (
-          <span key={b} className="badge">
-            {b}
-          </span>
-        ))}
       </figcaption>
+      {quality !== undefined && (
+        <span className={`tile-quality q-${q}`} role="img" aria-label={qualityText} title={qualityText}>
+          <SignalBars level={BARS[q]} />
+        </span>
+      )}
     </figure>
   );
 }

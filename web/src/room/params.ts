@@ -1,8 +1,12 @@
 // Query parameters of the room page: ?name=Ada prefills the display name, ?autojoin=1 joins
-// without asking (used by tests and links from other tools).
+// without the lobby (used by tests and links from other tools), ?preset=low picks the quality.
+import { parsePreset, type PresetId } from './presets';
+
 export interface RoomParams {
   name: string | null;
   autojoin: boolean;
+  /** ?preset=hd|sd|low: the video quality preset (overrides the remembered one). */
+  preset: PresetId | null;
 }
 
 export const MAX_NAME_LENGTH = 64;
@@ -11,7 +15,7 @@ export function parseRoomParams(search: string): RoomParams {
   const q = new URLSearchParams(search);
   const name = cleanName(q.get('name') ?? '');
   const auto = (q.get('autojoin') ?? '').toLowerCase();
-  return { name: name || null, autojoin: auto === '1' || auto === 'true' || auto === 'yes' };
+  return { name: name || null, autojoin: auto === '1' || auto === 'true' || auto === 'yes', preset: parsePreset(q.get('preset')) };
 }
 
 /** Trims, collapses whitespace and caps the length of a display name. */

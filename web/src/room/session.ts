@@ -1,62 +1,145 @@
-// One participant's session in a room: the join request, the signaling socket and the two
-// PeerConnections (publish: we offer; subscribe: the server offers). The plain state lives in
-// state.ts; this file is the I/O shell around it.
+// One participant's session in a room: the join request, the signaling socket, the two
+// PeerConnections (publish: we offer; subscribe: the server offers), local media and the
+// reconnect logic. The plain state lives in state.ts; this file is the I/O shell around it.
+//
+// Connection loss:
+// - the server sends `reconnect` (its media worker restarted): close both PeerConnections and
+//   wait on the same socket for the next `welcome`, then publish again;
+// - the socket closes, or a PeerConnection fails (ICE/DTLS): "reconnecting…", then a full
+//   re-join (new POST join, new socket) with exponential backoff and jitter (backoff.ts).
 import { joinRoom, ApiError } from '../api';
-import {
-  SignalingClient,
-  resolveWsUrl,
-  type PcName,
-  type ServerMessage,
-  type TrackInfo,
-  type LogEntry,
-} from '../signaling';
+import { SignalingClient, resolveWsUrl, type ClientMessage, type PcName, type ServerMessage, type TrackInfo, type LogEntry } from '../signaling';
 import { Store } from '../store';
-import { acquireLocalMedia, preferVp8, type LocalMedia } from './media';
+import { MAX_RECONNECT_ATTEMPTS, backoffDelay } from './backoff';
+import {
+  DEFAULT_SETTINGS,
+  acquireLocalMedia,
+  describeMediaError,
+  openCamera,
+  openMicrophone,
+  openScreen,
+  preferVp8,
+  saveSettings,
+  type LocalMedia,
+  type MediaSettings,
+} from './media';
+import { PRESETS, SCREEN_MAX_BITRATE, videoConstraints, videoSendParameters, type VideoSource } from './presets';
 import { SerialQueue } from './queue';
-import { initialRoomState, roomReducer, type RoomAction, type RoomState } from './state';
+import { NO_SPEAKER, nextActiveSpeaker, type SpeakerState } from './speaker';
+import { QualityTracker, readStats, type TileQuality } from './stats';
+import { initialRoomState, remoteTiles, roomReducer, type RoomAction, type RoomState } from './state';
 
 type RemoteCandidate = { candidate: string; sdp_mid: string | null };
+
+/** The tile key of our own camera tile in `live.quality` and `live.speaker`. */
+export const SELF_KEY = 'self';
+
+export interface LiveStats {
+  /** Tile key (participant id, screen key, or SELF_KEY) → connection quality. */
+  quality: ReadonlyMap<string, TileQuality>;
+  /** Participant id (or SELF_KEY) of the active speaker. */
+  speaker: string | null;
+  /** Tile key → video frames decoded so far (remote tiles). */
+  framesDecoded: ReadonlyMap<string, number>;
+}
 
 export interface RoomDebugHandle {
   readonly participantId: string | null;
   readonly publishPc: RTCPeerConnection | null;
   readonly subscribePc: RTCPeerConnection | null;
   readonly state: RoomState;
+  readonly live: LiveStats;
   /** The last signaling frames (in, out, info). */
   readonly log: LogEntry[];
   readonly session: RoomSession;
 }
 
+export interface JoinOptions {
+  name: string;
+  settings?: MediaSettings;
+  /** Camera + microphone the lobby already opened for its preview; the session takes them over. */
+  media?: LocalMedia | null;
+  audioMuted?: boolean;
+  videoMuted?: boolean;
+}
+
+/** A PeerConnection that stays "disconnected" this long is treated as failed. */
+const DISCONNECTED_GRACE_MS = 6000;
+/** After `reconnect`, the server's new `welcome` should come quickly; else re-join. */
+const WELCOME_AFTER_RECONNECT_MS = 15000;
+const STATS_INTERVAL_MS = 1000;
+
 function log(...args: unknown[]): void {
   console.info('[roomcast]', ...args);
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
 }
 
 export class RoomSession {
   readonly roomId: string;
   readonly state: Store<RoomState>;
+  /** Our camera + microphone tracks (the local preview). */
   readonly localStream = new Store<MediaStream | null>(null);
-  /** participant id → a stream of that participant's received tracks. */
+  /** Our screen share, while sharing. */
+  readonly screenStream = new Store<MediaStream | null>(null);
+  /** Tile key → the stream that tile plays (see remoteTiles). */
   readonly remoteStreams = new Store<ReadonlyMap<string, MediaStream>>(new Map());
+  readonly live = new Store<LiveStats>({ quality: new Map(), speaker: null, framesDecoded: new Map() });
+  readonly settings: Store<MediaSettings>;
 
   publishPc: RTCPeerConnection | null = null;
   subscribePc: RTCPeerConnection | null = null;
   private signaling: SignalingClient | null = null;
-  private media: Promise<LocalMedia> | null = null;
+  private name = '';
+  private media: Promise<void> | null = null;
   private iceServers: RTCIceServer[] = [];
   private ended = false;
-  private welcomed = false;
-  private publishStarted = false;
-  private readonly pending: Record<PcName, RemoteCandidate[]> = { publish: [], subscribe: [] };
-  private readonly publishQueue = new SerialQueue((e, label) => this.fail('publish', label, e));
-  private readonly subscribeQueue = new SerialQueue((e, label) => this.fail('subscribe', label, e));
+  /** Bumped on every (re)connect: events of older sockets and PeerConnections are ignored. */
+  private epoch = 0;
+  private welcomedEpoch = -1;
+  private awaitingWelcome = false;
+  private attempt = 0;
+  private retryTimer: number | null = null;
+  private welcomeTimer: number | null = null;
+  private statsTimer: number | null = null;
+  private readonly disconnectTimers: Record<PcName, number | null> = { publish: null, subscribe: null };
+  private pending: Record<PcName, RemoteCandidate[]> = { publish: [], subscribe: [] };
+  private publishQueue = this.newQueue('publish');
+  private subscribeQueue = this.newQueue('subscribe');
 
-  constructor(roomId: string) {
+  private camTrack: MediaStreamTrack | null = null;
+  private micTrack: MediaStreamTrack | null = null;
+  private screenTrack: MediaStreamTrack | null = null;
+  private cameraTx: RTCRtpTransceiver | null = null;
+  private micTx: RTCRtpTransceiver | null = null;
+  private screenTx: RTCRtpTransceiver | null = null;
+  private audioMuted = false;
+  private videoMuted = false;
+  private hasCamera = true;
+  private hasMic = true;
+
+  private readonly qualityTracker = new QualityTracker();
+  private speakerState: SpeakerState = NO_SPEAKER;
+  private statsBusy = false;
+
+  constructor(roomId: string, settings: MediaSettings = DEFAULT_SETTINGS) {
     this.roomId = roomId;
     this.state = new Store(initialRoomState(roomId));
+    this.settings = new Store(settings);
   }
 
   get signalingLog(): LogEntry[] {
     return this.signaling?.log ?? [];
+  }
+
+  get isAudioMuted(): boolean {
+    return this.audioMuted;
+  }
+
+  get isVideoMuted(): boolean {
+    return this.videoMuted;
   }
 
   debugHandle(): RoomDebugHandle {
@@ -75,6 +158,9 @@ export class RoomSession {
       get state() {
         return session.state.get();
       },
+      get live() {
+        return session.live.get();
+      },
       get log() {
         return session.signalingLog;
       },
@@ -91,99 +177,204 @@ export class RoomSession {
     this.dispatch({ type: 'notice', code, message });
   }
 
-  private fail(pc: PcName, label: string, e: unknown): void {
-    const msg = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-    console.error('[roomcast]', `${pc} ${label} failed:`, e);
-    this.notice(`${pc}_failed`, `${label} failed: ${msg}`);
+  private newQueue(pc: PcName): SerialQueue {
+    return new SerialQueue((e, label) => this.fail(pc, label, e));
   }
 
-  /** Joins the room as `name`. Resolves once the join request is done (media and ICE go on). */
-  async join(name: string): Promise<void> {
-    this.dispatch({ type: 'joining', name });
-    this.media = acquireLocalMedia().then((m) => {
-      if (this.ended) {
-        m.stream?.getTracks().forEach((t) => t.stop());
-        return m;
-      }
-      this.localStream.set(m.stream);
-      this.dispatch({ type: 'media', camera: m.camera, mic: m.mic });
-      if (m.problem) this.notice('media', m.problem);
-      return m;
-    });
+  private fail(pc: PcName, label: string, e: unknown): void {
+    if (this.ended) return;
+    console.error('[roomcast]', `${pc} ${label} failed:`, e);
+    this.notice(`${pc}_failed`, `${label} failed: ${errorText(e)}`);
+  }
 
-    let join;
-    try {
-      join = await joinRoom(this.roomId, name);
-    } catch (e) {
-      const reason =
-        e instanceof ApiError
-          ? e.status === 404
-            ? 'This room does not exist (or was closed).'
-            : `${e.message} (${e.code})`
-          : String(e);
-      this.end('failed', reason);
+  private send(msg: ClientMessage): boolean {
+    return this.signaling?.send(msg) ?? false;
+  }
+
+  // ---- join, leave, reconnect ----
+
+  /** Joins the room. Resolves once the first join request is done (media and ICE go on). */
+  async join(options: JoinOptions): Promise<void> {
+    this.name = options.name;
+    if (options.settings) this.settings.set(options.settings);
+    this.audioMuted = options.audioMuted ?? false;
+    this.videoMuted = options.videoMuted ?? false;
+    this.dispatch({ type: 'joining', name: options.name });
+    this.media = this.takeMedia(options);
+    this.startStats();
+    await this.connect();
+  }
+
+  private async takeMedia(options: JoinOptions): Promise<void> {
+    const m =
+      options.media ??
+      (await acquireLocalMedia(this.settings.get(), { video: !this.videoMuted, audio: true }));
+    if (this.ended) {
+      m.stream?.getTracks().forEach((t) => t.stop());
       return;
     }
-    if (this.ended) return;
+    this.camTrack = m.stream?.getVideoTracks()[0] ?? null;
+    this.micTrack = m.stream?.getAudioTracks()[0] ?? null;
+    this.hasCamera = m.camera !== 'unavailable';
+    this.hasMic = m.mic !== 'unavailable';
+    if (!this.camTrack) this.videoMuted = true;
+    if (!this.micTrack) this.audioMuted = true;
+    if (this.micTrack) this.micTrack.enabled = !this.audioMuted;
+    this.publishLocalStream();
+    this.dispatch({
+      type: 'media',
+      camera: this.camTrack ? (this.videoMuted ? 'off' : 'ok') : m.camera === 'unavailable' ? 'unavailable' : 'off',
+      mic: this.micTrack ? (this.audioMuted ? 'off' : 'ok') : m.mic === 'unavailable' ? 'unavailable' : 'off',
+    });
+    if (m.problem) this.notice('media', m.problem);
+  }
+
+  private publishLocalStream(): void {
+    const tracks = [this.camTrack, this.micTrack].filter((t): t is MediaStreamTrack => t !== null);
+    this.localStream.set(tracks.length ? new MediaStream(tracks) : null);
+  }
+
+  private async connect(): Promise<void> {
+    const epoch = ++this.epoch;
+    let join;
+    try {
+      join = await joinRoom(this.roomId, this.name);
+    } catch (e) {
+      if (this.ended || epoch !== this.epoch) return;
+      const gone = e instanceof ApiError && e.status === 404;
+      const reason = e instanceof ApiError ? (gone ? 'This room does not exist (or was closed).' : `${e.message} (${e.code})`) : String(e);
+      const retryable = !gone && !(e instanceof ApiError && e.status >= 400 && e.status < 500 && e.status !== 429);
+      if (this.state.get().wasJoined && retryable) this.scheduleReconnect(`Cannot get back into the room: ${reason}`);
+      else this.end('failed', reason);
+      return;
+    }
+    if (this.ended || epoch !== this.epoch) return;
     log('joined over HTTP as', join.participant_id);
     this.iceServers = join.ice_servers;
     this.dispatch({ type: 'joined_http', participantId: join.participant_id });
-
-    this.publishPc = this.createPc('publish');
-    this.subscribePc = this.createPc('subscribe');
-
     const url = resolveWsUrl(join.ws_url, join.token, window.location.href);
-    this.signaling = new SignalingClient(url, {
-      onMessage: (m) => this.onMessage(m),
+    const signaling = new SignalingClient(url, {
+      onMessage: (m) => {
+        if (epoch === this.epoch) this.onMessage(m, epoch);
+      },
       onBadMessage: (reason) => this.notice('bad_message', `Ignored a message from the server: ${reason}`),
       onClose: (ev) => {
-        if (this.ended) return;
-        const why = this.welcomed
-          ? `The connection to the server was lost (code ${ev.code}${ev.reason ? `: ${ev.reason}` : ''}).`
-          : `Could not open the signaling connection (code ${ev.code}${ev.reason ? `: ${ev.reason}` : ''}).`;
-        this.end(this.welcomed ? 'disconnected' : 'failed', why);
+        if (epoch === this.epoch) this.onSocketClosed(ev);
       },
     });
-    this.signaling.connect();
+    this.signaling = signaling;
+    signaling.connect();
+  }
+
+  private onSocketClosed(ev: { code: number; reason: string }): void {
+    if (this.ended) return;
+    const detail = `code ${ev.code}${ev.reason ? `: ${ev.reason}` : ''}`;
+    if (!this.state.get().wasJoined) {
+      this.end('failed', `Could not open the signaling connection (${detail}).`);
+      return;
+    }
+    this.scheduleReconnect(`The connection to the server was lost (${detail}).`);
+  }
+
+  /** Drops the current connection (socket and media) and re-joins after a backoff delay. */
+  private scheduleReconnect(reason: string): void {
+    if (this.ended || this.retryTimer !== null) return;
+    this.epoch++; // everything of the old connection is now stale
+    this.clearWelcomeTimer();
+    this.awaitingWelcome = false;
+    if (this.signaling) {
+      this.signaling.send({ type: 'leave' }); // the server frees our old seat at once
+      this.signaling.close(1000, 'reconnecting');
+      this.signaling = null;
+    }
+    this.teardownPeers();
+    if (this.attempt >= MAX_RECONNECT_ATTEMPTS) {
+      this.end('disconnected', `${reason} Gave up after ${this.attempt} attempts.`);
+      return;
+    }
+    const delay = backoffDelay(this.attempt);
+    this.attempt++;
+    log(`reconnecting in ${delay} ms (attempt ${this.attempt}): ${reason}`);
+    this.dispatch({ type: 'reconnecting', attempt: this.attempt, reason, retryAt: Date.now() + delay });
+    this.retryTimer = window.setTimeout(() => {
+      this.retryTimer = null;
+      if (!this.ended) void this.connect();
+    }, delay);
+  }
+
+  /** Reconnects now (the "Retry now" button). */
+  retryNow(): void {
+    if (this.ended || this.retryTimer === null) return;
+    window.clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    void this.connect();
   }
 
   /** Leaves the room: tells the server, closes everything, stops the camera. */
   leave(): void {
     if (this.ended) return;
-    this.signaling?.send({ type: 'leave' });
+    this.send({ type: 'leave' });
     this.end('left', null);
+  }
+
+  /** Test hook: drops the signaling socket as a network failure would. */
+  dropConnectionForTest(): void {
+    this.signaling?.drop();
   }
 
   dismissNotice(id: number): void {
     this.dispatch({ type: 'dismiss_notice', id });
   }
 
-  setMicEnabled(enabled: boolean): void {
-    const tracks = this.localStream.get()?.getAudioTracks() ?? [];
-    tracks.forEach((t) => (t.enabled = enabled));
-    if (tracks.length) this.dispatch({ type: 'media', camera: this.state.get().camera, mic: enabled ? 'ok' : 'off' });
-  }
-
-  setCameraEnabled(enabled: boolean): void {
-    const tracks = this.localStream.get()?.getVideoTracks() ?? [];
-    tracks.forEach((t) => (t.enabled = enabled));
-    if (tracks.length) this.dispatch({ type: 'media', camera: enabled ? 'ok' : 'off', mic: this.state.get().mic });
-  }
-
   private end(phase: 'disconnected' | 'left' | 'failed', reason: string | null): void {
     if (this.ended) return;
     this.ended = true;
+    this.epoch++;
     log(`session ended: ${phase}${reason ? ` (${reason})` : ''}`);
+    if (this.retryTimer !== null) window.clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.clearWelcomeTimer();
+    if (this.statsTimer !== null) window.clearInterval(this.statsTimer);
+    this.statsTimer = null;
     this.signaling?.close();
-    this.publishPc?.close();
-    this.subscribePc?.close();
-    this.localStream.get()?.getTracks().forEach((t) => t.stop());
-    void this.media?.then((m) => m.stream?.getTracks().forEach((t) => t.stop()));
+    this.teardownPeers();
+    for (const t of [this.camTrack, this.micTrack, this.screenTrack]) t?.stop();
+    this.camTrack = this.micTrack = this.screenTrack = null;
+    void this.media?.then(() => {
+      for (const t of [this.camTrack, this.micTrack]) t?.stop();
+    });
     this.localStream.set(null);
-    this.remoteStreams.set(new Map());
-    this.dispatch({ type: 'pc_state', pc: 'publish', state: 'closed' });
-    this.dispatch({ type: 'pc_state', pc: 'subscribe', state: 'closed' });
+    this.screenStream.set(null);
+    this.dispatch({ type: 'media', screen: 'off' });
     this.dispatch({ type: 'ended', phase, reason });
+  }
+
+  private clearWelcomeTimer(): void {
+    if (this.welcomeTimer !== null) window.clearTimeout(this.welcomeTimer);
+    this.welcomeTimer = null;
+  }
+
+  /** Closes both PeerConnections (our local tracks stay: they are published again). */
+  private teardownPeers(): void {
+    for (const pc of [this.publishPc, this.subscribePc]) {
+      if (!pc) continue;
+      pc.onicecandidate = pc.onconnectionstatechange = pc.oniceconnectionstatechange = pc.ontrack = null;
+      pc.close();
+    }
+    for (const name of ['publish', 'subscribe'] as const) {
+      const t = this.disconnectTimers[name];
+      if (t !== null) window.clearTimeout(t);
+      this.disconnectTimers[name] = null;
+    }
+    this.publishPc = this.subscribePc = null;
+    this.cameraTx = this.micTx = this.screenTx = null;
+    this.pending = { publish: [], subscribe: [] };
+    this.publishQueue = this.newQueue('publish');
+    this.subscribeQueue = this.newQueue('subscribe');
+    this.qualityTracker.reset();
+    if (this.remoteStreams.get().size) this.remoteStreams.set(new Map());
+    this.dispatch({ type: 'pc_state', pc: 'publish', state: 'none' });
+    this.dispatch({ type: 'pc_state', pc: 'subscribe', state: 'none' });
   }
 
   private createPc(name: PcName): RTCPeerConnection {
@@ -195,25 +386,36 @@ export class RoomSession {
       bundlePolicy: name === 'publish' ? 'max-bundle' : 'balanced',
       rtcpMuxPolicy: 'require',
     });
+    const current = () => !this.ended && (name === 'publish' ? this.publishPc : this.subscribePc) === pc;
     pc.onicecandidate = (e) => {
-      if (this.ended) return;
+      if (!current()) return;
       if (e.candidate) {
         if (!e.candidate.candidate) return; // Chrome's per-generation end marker; we send our own below
-        this.signaling?.send({
-          type: 'candidate',
-          pc: name,
-          candidate: e.candidate.candidate,
-          sdp_mid: e.candidate.sdpMid ?? this.firstMid(pc),
-        });
+        this.send({ type: 'candidate', pc: name, candidate: e.candidate.candidate, sdp_mid: e.candidate.sdpMid ?? this.firstMid(pc) });
       } else {
-        this.signaling?.send({ type: 'candidate', pc: name, candidate: '', sdp_mid: this.firstMid(pc) });
+        this.send({ type: 'candidate', pc: name, candidate: '', sdp_mid: this.firstMid(pc) });
       }
     };
     pc.onconnectionstatechange = () => {
       log(`${name} pc connection: ${pc.connectionState}`);
-      if (!this.ended) this.dispatch({ type: 'pc_state', pc: name, state: pc.connectionState });
-      if (pc.connectionState === 'failed' && !this.ended) {
-        this.notice(`${name}_ice`, `The ${name} media connection failed (ICE/DTLS).`);
+      if (!current()) return;
+      this.dispatch({ type: 'pc_state', pc: name, state: pc.connectionState });
+      const timer = this.disconnectTimers[name];
+      if (pc.connectionState !== 'disconnected' && timer !== null) {
+        window.clearTimeout(timer);
+        this.disconnectTimers[name] = null;
+      }
+      if (pc.connectionState === 'failed') {
+        this.scheduleReconnect(`The ${name === 'publish' ? 'sending' : 'receiving'} media connection failed (ICE/DTLS).`);
+      } else if (pc.connectionState === 'disconnected' && timer === null) {
+        this.disconnectTimers[name] = window.setTimeout(() => {
+          this.disconnectTimers[name] = null;
+          if (current() && pc.connectionState === 'disconnected') {
+            this.scheduleReconnect(`The ${name === 'publish' ? 'sending' : 'receiving'} media connection was lost.`);
+          }
+        }, DISCONNECTED_GRACE_MS);
+      } else if (pc.connectionState === 'connected' && this.attempt > 0) {
+        this.attempt = 0; // media flows again: the next loss starts the backoff from the beginning
       }
     };
     pc.oniceconnectionstatechange = () => log(`${name} pc ice: ${pc.iceConnectionState}`);
@@ -227,28 +429,48 @@ export class RoomSession {
     return pc.getTransceivers().find((t) => t.mid !== null)?.mid ?? '0';
   }
 
-  private onMessage(msg: ServerMessage): void {
+  private onMessage(msg: ServerMessage, epoch: number): void {
     if (this.ended) return;
     if (msg.type !== 'candidate') log('<-', msg.type);
     switch (msg.type) {
       case 'welcome':
-        if (this.welcomed) {
+        if (this.welcomedEpoch === epoch && !this.awaitingWelcome) {
           this.notice('bad_message', 'Ignored a second welcome message.');
           return;
         }
-        this.welcomed = true;
+        this.welcomedEpoch = epoch;
+        this.awaitingWelcome = false;
+        this.clearWelcomeTimer();
         this.dispatch({ type: 'server', message: msg });
-        this.startPublishing();
+        this.setupPeers();
         return;
-      case 'publish_answer':
-        this.publishQueue.push('publish_answer', () => this.applyPublishAnswer(msg.sdp));
+      case 'reconnect':
+        // The server's media worker restarted: our PeerConnections are dead. A new welcome
+        // follows on this socket; if it does not, re-join from scratch.
+        log(`server asks to reconnect: ${msg.reason}`);
+        this.teardownPeers();
+        this.awaitingWelcome = true;
+        this.dispatch({ type: 'server', message: msg });
+        this.clearWelcomeTimer();
+        this.welcomeTimer = window.setTimeout(() => {
+          this.welcomeTimer = null;
+          if (this.awaitingWelcome) this.scheduleReconnect('The server did not take us back after its restart.');
+        }, WELCOME_AFTER_RECONNECT_MS);
         return;
-      case 'subscribe_offer':
-        this.subscribeQueue.push('subscribe_offer', () => this.answerSubscribeOffer(msg.sdp, msg.tracks));
+      case 'publish_answer': {
+        const pc = this.publishPc;
+        this.publishQueue.push('publish_answer', () => this.applyPublishAnswer(pc, msg.sdp));
         return;
+      }
+      case 'subscribe_offer': {
+        const pc = this.subscribePc;
+        this.subscribeQueue.push('subscribe_offer', () => this.answerSubscribeOffer(pc, msg.sdp, msg.tracks));
+        return;
+      }
       case 'candidate': {
+        const pc = msg.pc === 'publish' ? this.publishPc : this.subscribePc;
         const queue = msg.pc === 'publish' ? this.publishQueue : this.subscribeQueue;
-        queue.push(`${msg.pc} candidate`, () => this.addRemoteCandidate(msg.pc, msg));
+        queue.push(`${msg.pc} candidate`, () => this.addRemoteCandidate(msg.pc, pc, msg));
         return;
       }
       case 'error':
@@ -256,112 +478,298 @@ export class RoomSession {
         this.dispatch({ type: 'server', message: msg });
         if (msg.fatal) this.end('failed', msg.message || msg.code);
         return;
-      case 'participant_left':
-        this.dispatch({ type: 'server', message: msg });
-        this.dropRemoteStream(msg.participant_id);
-        return;
       default:
         this.dispatch({ type: 'server', message: msg });
+        if (msg.type === 'participant_left' || msg.type === 'producer_removed') this.refreshRemoteStreams();
     }
   }
 
-  // ---- publish ----
-
-  private startPublishing(): void {
-    if (this.publishStarted) return;
-    this.publishStarted = true;
+  /** After a welcome: fresh PeerConnections, publish our tracks, tell our mute state. */
+  private setupPeers(): void {
+    this.teardownPeers();
+    this.publishPc = this.createPc('publish');
+    this.subscribePc = this.createPc('subscribe');
+    const pc = this.publishPc;
     this.publishQueue.push('publish_offer', async () => {
-      const media = await this.media;
-      const pc = this.publishPc;
-      if (this.ended || !pc || !media) return;
-      const stream = media.stream;
-      if (!stream || stream.getTracks().length === 0) {
+      await this.media;
+      if (this.ended || pc !== this.publishPc) return;
+      if (this.audioMuted || this.videoMuted) this.sendMediaState();
+      if (!this.hasCamera && !this.hasMic && !this.screenTrack) {
         this.notice('not_publishing', 'Nobody can see or hear you: no camera or microphone.');
         return;
       }
-      for (const track of stream.getTracks()) {
-        const tr = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
-        if (track.kind === 'video') preferVp8(tr);
+      const stream = this.localStream.get() ?? new MediaStream();
+      // The camera m-line comes first (others tell camera from screen by producer order) and
+      // stays even while the camera is off, so turning it on again needs no renegotiation.
+      if (this.hasCamera) {
+        this.cameraTx = pc.addTransceiver(this.camTrack ?? 'video', {
+          direction: 'sendonly',
+          streams: [stream],
+          sendEncodings: [{ maxBitrate: PRESETS[this.settings.get().preset].maxBitrate }],
+        });
+        preferVp8(this.cameraTx);
       }
+      if (this.hasMic) {
+        this.micTx = pc.addTransceiver(this.micTrack ?? 'audio', { direction: 'sendonly', streams: [stream] });
+      }
+      if (this.screenTrack) this.addScreenTransceiver(pc, this.screenTrack);
       await this.sendPublishOffer(pc);
     });
   }
 
-  private async sendPublishOffer(pc: RTCPeerConnection): Promise<void> {
-    const offer = await pc.createOffer();
-    await pc.setLocalDescription(offer);
-    const sdp = pc.localDescription?.sdp ?? offer.sdp ?? '';
-    this.signaling?.send({ type: 'publish_offer', sdp });
+  private sendMediaState(): void {
+    this.send({ type: 'media_state', audio_muted: this.audioMuted, video_muted: this.videoMuted });
   }
 
-  private async applyPublishAnswer(sdp: string): Promise<void> {
-    const pc = this.publishPc;
-    if (!pc || this.ended) return;
+  // ---- publish ----
+
+  private async sendPublishOffer(pc: RTCPeerConnection): Promise<void> {
+    const offer = await pc.createOffer();
+    if (pc !== this.publishPc) return;
+    await pc.setLocalDescription(offer);
+    const sdp = pc.localDescription?.sdp ?? offer.sdp ?? '';
+    this.send({ type: 'publish_offer', sdp });
+  }
+
+  private async applyPublishAnswer(pc: RTCPeerConnection | null, sdp: string): Promise<void> {
+    if (!pc || this.ended || pc !== this.publishPc) return;
     if (pc.signalingState !== 'have-local-offer') {
       this.notice('bad_state', `Ignored a publish_answer: no offer outstanding (state ${pc.signalingState}).`);
       return;
     }
     await pc.setRemoteDescription({ type: 'answer', sdp });
     await this.flushCandidates('publish', pc);
+    await this.applySendParameters();
+  }
+
+  /** Bitrate caps per preset and degradation preference (camera balanced, screen keeps resolution). */
+  private async applySendParameters(): Promise<void> {
+    const preset = this.settings.get().preset;
+    const apply = async (tx: RTCRtpTransceiver | null, source: VideoSource) => {
+      if (!tx || tx.currentDirection === 'stopped') return;
+      try {
+        await tx.sender.setParameters(videoSendParameters(tx.sender.getParameters(), source, preset));
+      } catch (e) {
+        // Older browsers refuse degradationPreference: keep the bitrate cap at least.
+        try {
+          const p = tx.sender.getParameters();
+          const fixed = videoSendParameters(p, source, preset);
+          delete (fixed as { degradationPreference?: unknown }).degradationPreference;
+          await tx.sender.setParameters(fixed);
+        } catch {
+          log(`setParameters(${source}) failed: ${errorText(e)}`);
+        }
+      }
+    };
+    await apply(this.cameraTx, 'camera');
+    await apply(this.screenTx, 'screen');
+  }
+
+  // ---- local media controls ----
+
+  setMicEnabled(enabled: boolean): void {
+    if (!this.micTrack || this.ended) return;
+    this.audioMuted = !enabled;
+    this.micTrack.enabled = enabled;
+    this.dispatch({ type: 'media', mic: enabled ? 'ok' : 'off' });
+    this.sendMediaState();
+  }
+
+  /** Camera off stops the camera (its light goes off); on opens it again. No renegotiation. */
+  async setCameraEnabled(enabled: boolean): Promise<void> {
+    if (this.ended || !this.hasCamera) return;
+    if (!enabled) {
+      this.videoMuted = true;
+      this.dispatch({ type: 'media', camera: 'off' });
+      this.sendMediaState();
+      const old = this.camTrack;
+      this.camTrack = null;
+      this.publishLocalStream();
+      await this.cameraTx?.sender.replaceTrack(null).catch(() => undefined);
+      old?.stop();
+      return;
+    }
+    this.dispatch({ type: 'media', camera: 'pending' });
+    try {
+      const track = await openCamera(this.settings.get());
+      if (this.ended) {
+        track.stop();
+        return;
+      }
+      this.camTrack?.stop();
+      this.camTrack = track;
+      this.videoMuted = false;
+      this.publishLocalStream();
+      await this.cameraTx?.sender.replaceTrack(track);
+      this.dispatch({ type: 'media', camera: 'ok' });
+      this.sendMediaState();
+    } catch (e) {
+      this.dispatch({ type: 'media', camera: 'off' });
+      this.notice('media', `Could not start the camera: ${describeMediaError(e)}.`);
+    }
+  }
+
+  /** Switches camera, microphone, speaker or preset mid-call (replaceTrack: no renegotiation). */
+  async changeSettings(next: Partial<MediaSettings>): Promise<void> {
+    const before = this.settings.get();
+    const after = { ...before, ...next };
+    this.settings.set(after);
+    saveSettings(after);
+    if (this.ended) return;
+    try {
+      if (after.cameraId !== before.cameraId && this.camTrack && !this.videoMuted) {
+        const track = await openCamera(after);
+        const old = this.camTrack;
+        this.camTrack = track;
+        await this.cameraTx?.sender.replaceTrack(track);
+        old.stop();
+        this.publishLocalStream();
+      } else if (after.preset !== before.preset && this.camTrack) {
+        await this.camTrack.applyConstraints(videoConstraints(after.preset));
+      }
+      if (after.micId !== before.micId && this.micTrack) {
+        const track = await openMicrophone(after);
+        track.enabled = !this.audioMuted;
+        const old = this.micTrack;
+        this.micTrack = track;
+        await this.micTx?.sender.replaceTrack(track);
+        old.stop();
+        this.publishLocalStream();
+      }
+      if (after.preset !== before.preset) await this.applySendParameters();
+    } catch (e) {
+      this.notice('media', `Could not switch the device: ${describeMediaError(e)}.`);
+    }
+  }
+
+  /** Starts a screen share: a separate producer (a new sendonly m-line and a new publish_offer). */
+  async startScreenShare(): Promise<void> {
+    if (this.ended || this.screenTrack) return;
+    this.dispatch({ type: 'media', screen: 'starting' });
+    let track: MediaStreamTrack;
+    try {
+      track = await openScreen();
+    } catch (e) {
+      this.dispatch({ type: 'media', screen: 'off' });
+      if (!(e instanceof DOMException && e.name === 'NotAllowedError')) {
+        this.notice('screen', `Could not share the screen: ${describeMediaError(e)}.`);
+      }
+      return;
+    }
+    if (this.ended) {
+      track.stop();
+      return;
+    }
+    this.screenTrack = track;
+    track.addEventListener('ended', () => void this.stopScreenShare()); // "Stop sharing" in the browser
+    this.screenStream.set(new MediaStream([track]));
+    this.dispatch({ type: 'media', screen: 'on' });
+    const pc = this.publishPc;
+    if (!pc) return; // published with the next welcome
+    this.publishQueue.push('screen share', async () => {
+      if (pc !== this.publishPc || this.screenTrack !== track) return;
+      this.addScreenTransceiver(pc, track);
+      await this.sendPublishOffer(pc);
+    });
+  }
+
+  private addScreenTransceiver(pc: RTCPeerConnection, track: MediaStreamTrack): void {
+    this.screenTx = pc.addTransceiver(track, {
+      direction: 'sendonly',
+      streams: [new MediaStream([track])],
+      sendEncodings: [{ maxBitrate: SCREEN_MAX_BITRATE }],
+    });
+    preferVp8(this.screenTx);
+  }
+
+  /** Stops the screen share: its m-line goes inactive (the producer is removed) with a new offer. */
+  async stopScreenShare(): Promise<void> {
+    const track = this.screenTrack;
+    if (!track) return;
+    this.screenTrack = null;
+    track.stop();
+    this.screenStream.set(null);
+    this.dispatch({ type: 'media', screen: 'off' });
+    const pc = this.publishPc;
+    const tx = this.screenTx;
+    this.screenTx = null;
+    if (!pc || !tx || this.ended) return;
+    await this.publishQueue.push('stop screen share', async () => {
+      if (pc !== this.publishPc) return;
+      await tx.sender.replaceTrack(null);
+      tx.direction = 'inactive';
+      await this.sendPublishOffer(pc);
+    });
+  }
+
+  // ---- chat, reactions ----
+
+  sendChat(text: string): boolean {
+    const t = text.trim();
+    if (!t || this.ended) return false;
+    return this.send({ type: 'chat', text: t.slice(0, 2000) });
+  }
+
+  sendReaction(emoji: string): boolean {
+    if (this.ended) return false;
+    return this.send({ type: 'reaction', emoji });
+  }
+
+  expireReactions(now = Date.now()): void {
+    this.dispatch({ type: 'expire_reactions', now });
+  }
+
+  setBroadcastState(state: RoomState['broadcast']): void {
+    this.dispatch({ type: 'broadcast', state });
   }
 
   // ---- subscribe ----
 
-  private async answerSubscribeOffer(sdp: string, tracks: TrackInfo[]): Promise<void> {
-    const pc = this.subscribePc;
-    if (!pc || this.ended) return;
+  private async answerSubscribeOffer(pc: RTCPeerConnection | null, sdp: string, tracks: TrackInfo[]): Promise<void> {
+    if (!pc || this.ended || pc !== this.subscribePc) return;
     await pc.setRemoteDescription({ type: 'offer', sdp });
     const answer = await pc.createAnswer();
     await pc.setLocalDescription(answer);
-    if (this.ended) return;
-    this.signaling?.send({ type: 'subscribe_answer', sdp: pc.localDescription?.sdp ?? answer.sdp ?? '' });
+    if (this.ended || pc !== this.subscribePc) return;
+    this.send({ type: 'subscribe_answer', sdp: pc.localDescription?.sdp ?? answer.sdp ?? '' });
     await this.flushCandidates('subscribe', pc);
     this.dispatch({ type: 'tracks_applied', tracks });
-    this.refreshRemoteStreams(pc, tracks);
+    this.refreshRemoteStreams();
   }
 
-  /** Rebuilds participant → stream from the transceivers the latest offer maps to producers. */
-  private refreshRemoteStreams(pc: RTCPeerConnection, tracks: TrackInfo[]): void {
-    const byMid = new Map(tracks.map((t) => [t.mid, t]));
-    const perParticipant = new Map<string, MediaStreamTrack[]>();
+  /** Rebuilds tile key → stream from the transceivers the latest offer maps to producers. */
+  private refreshRemoteStreams(): void {
+    const pc = this.subscribePc;
+    if (!pc) return;
+    const receivers = new Map<string, MediaStreamTrack>();
     for (const tr of pc.getTransceivers()) {
       if (!tr.mid || tr.currentDirection === 'inactive' || tr.currentDirection === 'stopped') continue;
-      const info = byMid.get(tr.mid);
-      if (!info) continue;
-      const list = perParticipant.get(info.participant_id) ?? [];
-      list.push(tr.receiver.track);
-      perParticipant.set(info.participant_id, list);
+      receivers.set(tr.mid, tr.receiver.track);
     }
     const previous = this.remoteStreams.get();
     const next = new Map<string, MediaStream>();
-    let changed = previous.size !== perParticipant.size;
-    for (const [pid, list] of perParticipant) {
-      const old = previous.get(pid);
+    let changed = false;
+    for (const tile of remoteTiles(this.state.get())) {
+      const list = tile.mids.map((m) => receivers.get(m)).filter((t): t is MediaStreamTrack => t !== undefined);
+      if (list.length === 0) continue;
+      const old = previous.get(tile.key);
       const oldIds = old ? old.getTracks().map((t) => t.id).sort().join(',') : '';
       const newIds = list.map((t) => t.id).sort().join(',');
       if (old && oldIds === newIds) {
-        next.set(pid, old);
+        next.set(tile.key, old);
       } else {
-        next.set(pid, new MediaStream(list));
+        next.set(tile.key, new MediaStream(list));
         changed = true;
       }
     }
-    if (changed) this.remoteStreams.set(next);
-  }
-
-  private dropRemoteStream(participantId: string): void {
-    const current = this.remoteStreams.get();
-    if (!current.has(participantId)) return;
-    const next = new Map(current);
-    next.delete(participantId);
-    this.remoteStreams.set(next);
+    if (changed || next.size !== previous.size) this.remoteStreams.set(next);
   }
 
   // ---- candidates ----
 
-  private async addRemoteCandidate(name: PcName, c: RemoteCandidate): Promise<void> {
-    const pc = name === 'publish' ? this.publishPc : this.subscribePc;
-    if (!pc || this.ended || !c.candidate) return; // empty = end of candidates: nothing to do (ICE-lite server)
+  private async addRemoteCandidate(name: PcName, pc: RTCPeerConnection | null, c: RemoteCandidate): Promise<void> {
+    const currentPc = name === 'publish' ? this.publishPc : this.subscribePc;
+    if (!pc || pc !== currentPc || this.ended || !c.candidate) return; // empty = end of candidates (ICE-lite server)
     if (!pc.remoteDescription) {
       this.pending[name].push(c);
       return;
@@ -383,6 +791,50 @@ export class RoomSession {
     } catch (e) {
       // The server's candidates are also in its SDP, so a rejected duplicate is harmless.
       console.warn('[roomcast]', `${name}: could not add server candidate ${c.candidate}:`, e);
+    }
+  }
+
+  // ---- stats: quality and active speaker ----
+
+  private startStats(): void {
+    if (this.statsTimer !== null) return;
+    this.statsTimer = window.setInterval(() => void this.pollStats(), STATS_INTERVAL_MS);
+  }
+
+  private async pollStats(): Promise<void> {
+    if (this.ended || this.statsBusy || this.state.get().phase !== 'joined') return;
+    this.statsBusy = true;
+    try {
+      const state = this.state.get();
+      const tiles = remoteTiles(state);
+      const tileOfMid = new Map<string, { key: string; participantId: string; kind: 'audio' | 'video' }>();
+      for (const t of state.tracks) {
+        const tile = tiles.find((x) => x.mids.includes(t.mid));
+        if (tile) tileOfMid.set(t.mid, { key: tile.key, participantId: t.participant_id, kind: t.kind });
+      }
+      const now = Date.now();
+      const r = await readStats(this.publishPc, this.subscribePc, tileOfMid, now);
+      if (this.ended) return;
+      const counters = new Map(r.remote);
+      if (r.local) counters.set(SELF_KEY, r.local);
+      const byKey = new Map(tiles.map((t) => [t.key, t]));
+      const quality = this.qualityTracker.update(
+        counters,
+        (key) => (key === SELF_KEY ? r.localRttMs : r.subscribeRttMs),
+        (key) => (key === SELF_KEY ? !this.videoMuted && this.camTrack !== null : (byKey.get(key)?.hasVideo ?? false) && !byKey.get(key)?.videoMuted),
+        now,
+      );
+      const levels = new Map(r.levels);
+      for (const t of tiles) if (t.audioMuted) levels.delete(t.participantId);
+      if (r.localLevel !== null && !this.audioMuted) levels.set(SELF_KEY, r.localLevel);
+      // Participants without audio still count as present (so a departed speaker is cleared).
+      for (const t of tiles) if (!levels.has(t.participantId) && t.kind === 'camera') levels.set(t.participantId, 0);
+      this.speakerState = nextActiveSpeaker(levels, this.speakerState, now);
+      this.live.set({ quality, speaker: this.speakerState.id, framesDecoded: r.framesDecoded });
+    } catch (e) {
+      log(`getStats failed: ${errorText(e)}`);
+    } finally {
+      this.statsBusy = false;
     }
   }
 }

@@ -1,16 +1,18 @@
 // Room state as plain data and a pure reducer over it. No WebRTC, no sockets: the session
 // (session.ts) feeds it events and renders from it.
-import type { ParticipantInfo, ProducerInfo, ServerMessage, TrackInfo } from '../signaling';
+import type { BroadcastState, ParticipantInfo, ProducerInfo, ServerMessage, TrackInfo } from '../signaling';
 
 export type Phase =
-  | 'idle' // not joined yet (name form)
+  | 'idle' // not joined yet (the pre-join lobby)
   | 'joining' // HTTP join + WebSocket connecting
   | 'joined' // welcome received
-  | 'disconnected' // socket closed unexpectedly
+  | 'reconnecting' // lost the server or the media; trying to get back in
+  | 'disconnected' // gave up reconnecting
   | 'left' // the user left
   | 'failed'; // could not join, or a fatal error
 
 export type MediaStatus = 'pending' | 'ok' | 'unavailable' | 'off';
+export type ScreenStatus = 'off' | 'starting' | 'on';
 
 export interface Notice {
   id: number;
@@ -19,20 +21,53 @@ export interface Notice {
   at: number;
 }
 
+export interface ChatMessage {
+  id: number;
+  participantId: string;
+  name: string;
+  text: string;
+  /** Server time, unix seconds. */
+  ts: number;
+  self: boolean;
+}
+
+export interface Reaction {
+  id: number;
+  participantId: string;
+  emoji: string;
+  /** Local receive time (ms). */
+  at: number;
+}
+
+export interface ReconnectInfo {
+  /** 1-based attempt number (0 while waiting for the server's welcome after `reconnect`). */
+  attempt: number;
+  reason: string;
+  /** When the next attempt starts (ms), or null when waiting for the server. */
+  retryAt: number | null;
+}
+
 export interface RoomState {
   phase: Phase;
   roomId: string;
   selfId: string | null;
   selfName: string;
-  /** Remote participants in join order. */
+  /** Remote participants in join order (with their mute flags). */
   participants: ParticipantInfo[];
   producers: ProducerInfo[];
   /** The mid → producer map of the last applied subscribe offer. */
   tracks: TrackInfo[];
   camera: MediaStatus;
   mic: MediaStatus;
+  screen: ScreenStatus;
+  broadcast: BroadcastState;
   publishPcState: RTCPeerConnectionState | 'none';
   subscribePcState: RTCPeerConnectionState | 'none';
+  chat: ChatMessage[];
+  reactions: Reaction[];
+  reconnect: ReconnectInfo | null;
+  /** How many times this session got back in after a connection loss. */
+  reconnects: number;
   /** Non-fatal problems, newest last (at most MAX_NOTICES). */
   notices: Notice[];
   /** Why the session ended, when phase is failed/disconnected. */
@@ -42,6 +77,8 @@ export interface RoomState {
 }
 
 export const MAX_NOTICES = 5;
+export const MAX_CHAT = 200;
+export const REACTION_MS = 4000;
 
 export function initialRoomState(roomId: string, selfName = ''): RoomState {
   return {
@@ -54,8 +91,14 @@ export function initialRoomState(roomId: string, selfName = ''): RoomState {
     tracks: [],
     camera: 'pending',
     mic: 'pending',
+    screen: 'off',
+    broadcast: 'stopped',
     publishPcState: 'none',
     subscribePcState: 'none',
+    chat: [],
+    reactions: [],
+    reconnect: null,
+    reconnects: 0,
     notices: [],
     endReason: null,
     wasJoined: false,
@@ -63,20 +106,23 @@ export function initialRoomState(roomId: string, selfName = ''): RoomState {
 }
 
 export type RoomAction =
-  | { type: 'server'; message: ServerMessage }
+  | { type: 'server'; message: ServerMessage; at?: number }
   | { type: 'joining'; name: string }
   | { type: 'joined_http'; participantId: string }
-  | { type: 'media'; camera: MediaStatus; mic: MediaStatus }
+  | { type: 'media'; camera?: MediaStatus; mic?: MediaStatus; screen?: ScreenStatus }
   | { type: 'pc_state'; pc: 'publish' | 'subscribe'; state: RTCPeerConnectionState | 'none' }
   | { type: 'tracks_applied'; tracks: TrackInfo[] }
+  | { type: 'reconnecting'; attempt: number; reason: string; retryAt: number | null }
+  | { type: 'broadcast'; state: BroadcastState }
+  | { type: 'expire_reactions'; now: number }
   | { type: 'notice'; code: string; message: string; at?: number }
   | { type: 'dismiss_notice'; id: number }
   | { type: 'ended'; phase: 'disconnected' | 'left' | 'failed'; reason: string | null };
 
-let nextNoticeId = 1;
+let nextId = 1;
 
 function addNotice(state: RoomState, code: string, message: string, at = Date.now()): RoomState {
-  const notices = [...state.notices, { id: nextNoticeId++, code, message, at }];
+  const notices = [...state.notices, { id: nextId++, code, message, at }];
   return { ...state, notices: notices.slice(-MAX_NOTICES) };
 }
 
@@ -84,7 +130,7 @@ function upsertParticipant(list: ParticipantInfo[], p: ParticipantInfo): Partici
   const i = list.findIndex((x) => x.id === p.id);
   if (i < 0) return [...list, p];
   const copy = list.slice();
-  copy[i] = p;
+  copy[i] = { ...copy[i], ...p };
   return copy;
 }
 
@@ -92,10 +138,11 @@ function upsertProducer(list: ProducerInfo[], p: ProducerInfo): ProducerInfo[] {
   return [...list.filter((x) => x.id !== p.id), p];
 }
 
-function applyServer(state: RoomState, msg: ServerMessage): RoomState {
+function applyServer(state: RoomState, msg: ServerMessage, at: number): RoomState {
   switch (msg.type) {
     case 'welcome': {
       const self = msg.participant_id;
+      const again = state.wasJoined;
       return {
         ...state,
         phase: 'joined',
@@ -103,6 +150,10 @@ function applyServer(state: RoomState, msg: ServerMessage): RoomState {
         roomId: msg.room_id || state.roomId,
         participants: msg.participants.filter((p) => p.id !== self),
         producers: msg.producers.filter((p) => p.participant_id !== self),
+        tracks: [],
+        broadcast: msg.broadcast,
+        reconnect: null,
+        reconnects: again && state.phase === 'reconnecting' ? state.reconnects + 1 : state.reconnects,
         endReason: null,
         wasJoined: true,
       };
@@ -116,12 +167,51 @@ function applyServer(state: RoomState, msg: ServerMessage): RoomState {
         participants: state.participants.filter((p) => p.id !== msg.participant_id),
         producers: state.producers.filter((p) => p.participant_id !== msg.participant_id),
         tracks: state.tracks.filter((t) => t.participant_id !== msg.participant_id),
+        reactions: state.reactions.filter((r) => r.participantId !== msg.participant_id),
       };
     case 'producer_added':
       if (msg.producer.participant_id === state.selfId) return state;
       return { ...state, producers: upsertProducer(state.producers, msg.producer) };
     case 'producer_removed':
       return { ...state, producers: state.producers.filter((p) => p.id !== msg.producer_id) };
+    case 'media_state': {
+      if (msg.participant_id === state.selfId) return state;
+      const i = state.participants.findIndex((p) => p.id === msg.participant_id);
+      if (i < 0) return state;
+      const participants = state.participants.slice();
+      participants[i] = { ...participants[i], audio_muted: msg.audio_muted, video_muted: msg.video_muted };
+      return { ...state, participants };
+    }
+    case 'chat': {
+      const m: ChatMessage = {
+        id: nextId++,
+        participantId: msg.participant_id,
+        name: msg.name,
+        text: msg.text,
+        ts: msg.ts,
+        self: msg.participant_id === state.selfId,
+      };
+      return { ...state, chat: [...state.chat, m].slice(-MAX_CHAT) };
+    }
+    case 'reaction':
+      return {
+        ...state,
+        reactions: [
+          ...state.reactions.filter((r) => at - r.at < REACTION_MS),
+          { id: nextId++, participantId: msg.participant_id, emoji: msg.emoji, at },
+        ].slice(-30),
+      };
+    case 'broadcast_state':
+      return { ...state, broadcast: msg.state };
+    case 'reconnect':
+      // The session closes its PeerConnections; the server's next welcome brings us back.
+      return {
+        ...state,
+        phase: 'reconnecting',
+        tracks: [],
+        reactions: [],
+        reconnect: { attempt: 0, reason: msg.reason || 'The media server restarted.', retryAt: null },
+      };
     case 'error':
       // A fatal error ends the session and is shown as the reason, not as a notice.
       if (msg.fatal) return { ...state, phase: 'failed', endReason: msg.message || msg.code };
@@ -137,45 +227,141 @@ function applyServer(state: RoomState, msg: ServerMessage): RoomState {
 export function roomReducer(state: RoomState, action: RoomAction): RoomState {
   switch (action.type) {
     case 'server':
-      return applyServer(state, action.message);
+      return applyServer(state, action.message, action.at ?? Date.now());
     case 'joining':
-      return { ...initialRoomState(state.roomId, action.name), phase: 'joining', notices: state.notices };
+      return {
+        ...initialRoomState(state.roomId, action.name),
+        phase: 'joining',
+        notices: state.notices,
+        camera: state.camera,
+        mic: state.mic,
+      };
     case 'joined_http':
       return { ...state, selfId: action.participantId || state.selfId };
     case 'media':
-      return { ...state, camera: action.camera, mic: action.mic };
+      return {
+        ...state,
+        camera: action.camera ?? state.camera,
+        mic: action.mic ?? state.mic,
+        screen: action.screen ?? state.screen,
+      };
     case 'pc_state':
       return action.pc === 'publish'
         ? { ...state, publishPcState: action.state }
         : { ...state, subscribePcState: action.state };
     case 'tracks_applied':
       return { ...state, tracks: action.tracks };
+    case 'reconnecting':
+      if (state.phase === 'left' || state.phase === 'failed' || state.phase === 'disconnected') return state;
+      return {
+        ...state,
+        phase: 'reconnecting',
+        tracks: [],
+        reactions: [],
+        publishPcState: 'none',
+        subscribePcState: 'none',
+        reconnect: { attempt: action.attempt, reason: action.reason, retryAt: action.retryAt },
+      };
+    case 'broadcast':
+      return { ...state, broadcast: action.state };
+    case 'expire_reactions': {
+      const reactions = state.reactions.filter((r) => action.now - r.at < REACTION_MS);
+      return reactions.length === state.reactions.length ? state : { ...state, reactions };
+    }
     case 'notice':
       return addNotice(state, action.code, action.message, action.at);
     case 'dismiss_notice':
       return { ...state, notices: state.notices.filter((n) => n.id !== action.id) };
     case 'ended':
       if (state.phase === 'failed' && action.phase === 'disconnected') return state;
-      return { ...state, phase: action.phase, endReason: action.reason ?? state.endReason };
+      if (state.phase === 'left') return state;
+      return { ...state, phase: action.phase, endReason: action.reason ?? state.endReason, reconnect: null };
   }
 }
 
-export interface TileModel {
-  participantId: string;
-  name: string;
-  /** The producers of this participant that a subscribe m-line currently carries. */
-  hasVideo: boolean;
-  hasAudio: boolean;
+/** "p-11aa:3" → 3; ids without a number sort after the numbered ones, in their list order. */
+function producerIndex(id: string): number {
+  const m = /:(\d+)$/.exec(id);
+  return m ? Number(m[1]) : Number.MAX_SAFE_INTEGER;
 }
 
-/** One tile per remote participant, in join order. */
+/**
+ * Which of each participant's video producers is the camera and which are screen shares.
+ * The protocol does not label producers, so the convention is: a participant's first video
+ * producer (lowest producer number) is its camera; any later video producer is a screen share.
+ * (The web client always publishes its camera first; a re-join publishes it first again.)
+ * Returns producer id → role.
+ */
+export function videoRoles(producers: ProducerInfo[]): Map<string, 'camera' | 'screen'> {
+  const byParticipant = new Map<string, ProducerInfo[]>();
+  for (const p of producers) {
+    if (p.kind !== 'video') continue;
+    const list = byParticipant.get(p.participant_id) ?? [];
+    list.push(p);
+    byParticipant.set(p.participant_id, list);
+  }
+  const roles = new Map<string, 'camera' | 'screen'>();
+  for (const list of byParticipant.values()) {
+    const sorted = list
+      .map((p, i) => ({ p, i }))
+      .sort((a, b) => producerIndex(a.p.id) - producerIndex(b.p.id) || a.i - b.i);
+    sorted.forEach(({ p }, i) => roles.set(p.id, i === 0 ? 'camera' : 'screen'));
+  }
+  return roles;
+}
+
+export interface TileModel {
+  /** Stable key: the participant id for a camera tile, `<participant>/screen/<producer>` for a screen. */
+  key: string;
+  participantId: string;
+  name: string;
+  kind: 'camera' | 'screen';
+  /** A subscribe m-line currently carries this tile's video / the participant's audio. */
+  hasVideo: boolean;
+  hasAudio: boolean;
+  audioMuted: boolean;
+  videoMuted: boolean;
+  /** The mids whose tracks this tile plays. */
+  mids: string[];
+}
+
+export const screenKey = (participantId: string, producerId: string) => `${participantId}/screen/${producerId}`;
+
+/** Camera tiles (one per remote participant, in join order) and screen-share tiles. */
 export function remoteTiles(state: RoomState): TileModel[] {
-  return state.participants.map((p) => ({
-    participantId: p.id,
-    name: p.name,
-    hasVideo: state.tracks.some((t) => t.participant_id === p.id && t.kind === 'video'),
-    hasAudio: state.tracks.some((t) => t.participant_id === p.id && t.kind === 'audio'),
-  }));
+  const roles = videoRoles(state.producers);
+  const out: TileModel[] = [];
+  for (const p of state.participants) {
+    const mine = state.tracks.filter((t) => t.participant_id === p.id);
+    const camera = mine.filter((t) => t.kind === 'video' && roles.get(t.producer_id) !== 'screen');
+    const audio = mine.filter((t) => t.kind === 'audio');
+    out.push({
+      key: p.id,
+      participantId: p.id,
+      name: p.name,
+      kind: 'camera',
+      hasVideo: camera.length > 0,
+      hasAudio: audio.length > 0,
+      audioMuted: p.audio_muted === true,
+      videoMuted: p.video_muted === true,
+      mids: [...camera, ...audio].map((t) => t.mid),
+    });
+    for (const t of mine) {
+      if (t.kind !== 'video' || roles.get(t.producer_id) !== 'screen') continue;
+      out.push({
+        key: screenKey(p.id, t.producer_id),
+        participantId: p.id,
+        name: p.name,
+        kind: 'screen',
+        hasVideo: true,
+        hasAudio: false,
+        audioMuted: false,
+        videoMuted: false,
+        mids: [t.mid],
+      });
+    }
+  }
+  return out;
 }
 
 /** Groups the mids of a subscribe offer by participant: participant id → mids. */
@@ -187,4 +373,9 @@ export function midsByParticipant(tracks: TrackInfo[]): Map<string, string[]> {
     else out.set(t.participant_id, [t.mid]);
   }
   return out;
+}
+
+/** Chat messages that arrived after `seenId` and were not sent by us (for the unread badge). */
+export function unreadCount(chat: ChatMessage[], seenId: number): number {
+  return chat.filter((m) => m.id > seenId && !m.self).length;
 }
