@@ -18,9 +18,15 @@ export const CHROMIUM_ARGS = [
   '--allow-loopback-in-peer-connection',
 ];
 
-/** One browser process; Playwright gives it a fresh temporary profile (--user-data-dir). */
-export function launchChromium() {
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+/**
+ * One browser process; Playwright gives it a fresh temporary profile (--user-data-dir).
+ * `extraArgs` replace same-named switches of CHROMIUM_ARGS (e.g.
+ * `--use-fake-device-for-media-stream=device-count=2` for two fake cameras).
+ */
+export function launchChromium(extraArgs = []) {
+  const names = new Set(extraArgs.map((a) => a.split('=')[0]));
+  const args = [...CHROMIUM_ARGS.filter((a) => !names.has(a.split('=')[0])), ...extraArgs];
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args });
 }
 
 /**
@@ -28,9 +34,9 @@ export function launchChromium() {
  * @param {import('playwright-core').Browser} browser
  * @param {string} label
  */
-export async function openPage(browser, label) {
+export async function openPage(browser, label, { viewport = { width: 1100, height: 720 } } = {}) {
   const context = await browser.newContext({
-    viewport: { width: 1100, height: 720 },
+    viewport,
     permissions: ['camera', 'microphone'],
   });
   const page = await context.newPage();

@@ -24,6 +24,7 @@ const idle = new Store<WatchState>({
   needsPlay: false,
   latency: null,
   recoveries: 0,
+  fatalErrors: 0,
   lastError: null,
 });
 

@@ -19,6 +19,8 @@ export interface WatchState {
   /** Seconds behind the live edge, when known. */
   latency: number | null;
   recoveries: number;
+  /** Fatal hls.js errors seen (each one triggers a recovery). */
+  fatalErrors: number;
   lastError: string | null;
 }
 
@@ -49,6 +51,7 @@ export class WatchPlayer {
       needsPlay: false,
       latency: null,
       recoveries: 0,
+      fatalErrors: 0,
       lastError: null,
     });
   }
@@ -198,7 +201,7 @@ export class WatchPlayer {
       return;
     }
     console.warn('[watch] hls.js:', what, data.error);
-    this.patch({ lastError: what });
+    this.patch({ lastError: what, fatalErrors: this.state.get().fatalErrors + 1 });
     const kind =
       data.type === ErrorTypes.MEDIA_ERROR ? 'media' : data.type === ErrorTypes.NETWORK_ERROR ? 'network' : 'other';
     const action: RecoveryAction = nextRecovery(this.history, kind, Date.now());
