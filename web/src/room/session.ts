@@ -827,8 +827,9 @@ export class RoomSession {
       const levels = new Map(r.levels);
       for (const t of tiles) if (t.audioMuted) levels.delete(t.participantId);
       if (r.localLevel !== null && !this.audioMuted) levels.set(SELF_KEY, r.localLevel);
-      // Participants without audio still count as present (so a departed speaker is cleared).
-      for (const t of tiles) if (!levels.has(t.participantId) && t.kind === 'camera') levels.set(t.participantId, 0);
+      // Unmuted participants without a level yet count as present and silent; muted ones and
+      // those who left are absent, which clears their highlight at once.
+      for (const t of tiles) if (!levels.has(t.participantId) && t.kind === 'camera' && !t.audioMuted) levels.set(t.participantId, 0);
       this.speakerState = nextActiveSpeaker(levels, this.speakerState, now);
       this.live.set({ quality, speaker: this.speakerState.id, framesDecoded: r.framesDecoded });
     } catch (e) {

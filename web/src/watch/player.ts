@@ -2,6 +2,7 @@
 // live/offline detection (the playlist is polled; 404 means offline) and error recovery.
 import Hls, { ErrorTypes, Events, type ErrorData } from 'hls.js';
 import { Store } from '../store';
+import { programDelay } from './readout';
 import { nextRecovery, type RecoveryAction, type RecoveryHistory } from './recovery';
 
 export type WatchStatus =
@@ -16,8 +17,14 @@ export interface WatchState {
   muted: boolean;
   /** Autoplay was refused even muted: the user has to press play. */
   needsPlay: boolean;
-  /** Seconds behind the live edge, when known. */
+  /** Seconds behind the live edge of the playlist (hls.js `latency`), when known. */
   latency: number | null;
+  /**
+   * Seconds between the wall clock and the program date time of the frame on screen: how far
+   * behind real time the picture is (includes encoding and packaging), when the playlist
+   * carries EXT-X-PROGRAM-DATE-TIME.
+   */
+  delay: number | null;
   recoveries: number;
   /** Fatal hls.js errors seen (each one triggers a recovery). */
   fatalErrors: number;
@@ -50,6 +57,7 @@ export class WatchPlayer {
       muted: true,
       needsPlay: false,
       latency: null,
+      delay: null,
       recoveries: 0,
       fatalErrors: 0,
       lastError: null,
@@ -151,7 +159,7 @@ export class WatchPlayer {
 
   private goOffline(): void {
     this.teardown();
-    this.patch({ status: 'offline', latency: null, needsPlay: false });
+    this.patch({ status: 'offline', latency: null, delay: null, needsPlay: false });
   }
 
   private teardown(): void {
@@ -243,9 +251,11 @@ export class WatchPlayer {
     const v = this.video;
     const s = this.state.get();
     const latency = this.hls?.latency;
+    const playing = this.hls?.playingDate;
     const p: Partial<WatchState> = {
       muted: v.muted,
       latency: latency != null && Number.isFinite(latency) && latency > 0 ? latency : null,
+      delay: programDelay(playing ? playing.getTime() : null, Date.now()),
     };
     if (s.status !== 'offline' && s.status !== 'unsupported') {
       if (v.ended) {

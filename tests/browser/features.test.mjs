@@ -1,0 +1,255 @@
+// The room as people use it (issue 4): join by link through the lobby (preview, device and
+// quality pickers), three participants see each other, mute shows on the others' tiles, chat and
+// reactions arrive, a screen share appears on the others and goes away, switching the camera
+// keeps the call, four people in a room, go live from the room and watch it.
+// Saves the screenshots docs/screenshots/{lobby,room,watch}.png (the README links them).
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { REPO } from './lib/gateway.mjs';
+import { frames, roomFixture, screenFrames, sleep } from './lib/room.mjs';
+
+const SHOTS = process.env.ROOMCAST_SCREENSHOT_DIR ?? join(REPO, 'docs', 'screenshots');
+const LIVE_TIMEOUT_MS = Number(process.env.ROOMCAST_LIVE_TIMEOUT_MS ?? 45000);
+
+const tileOf = (snap, name, testId = 'remote-tile') => snap?.tiles?.find((t) => t.name === name && t.testId === testId);
+
+describe('room features', () => {
+  // Three fake cameras, so the device switch has somewhere to go. (Chromium's fake_device_1
+  // delivers Y16 depth frames, which WebRTC does not encode; fake_device_2 is MJPEG.)
+  const fx = roomFixture('features', { chromiumArgs: ['--use-fake-device-for-media-stream=device-count=3'] });
+  const done = new Set();
+  const needs = (t, step) => {
+    if (!done.has(step)) {
+      t.skip(`needs "${step}"`);
+      return false;
+    }
+    return true;
+  };
+
+  before(async () => {
+    mkdirSync(SHOTS, { recursive: true });
+    await fx.setup();
+  });
+  after(() => fx.teardown());
+
+  it('joins by link through the lobby (preview, device pickers, quality preset)', async () => {
+    const ada = await fx.open('Ada');
+    const { page } = ada;
+    await page.goto(fx.roomUrl());
+    await page.getByTestId('lobby').waitFor({ timeout: 10000 });
+    // The preview plays and the device lists are filled once permission is there.
+    await page.waitForFunction(() => (document.querySelector('video[aria-label="Your camera preview"]')?.readyState ?? 0) >= 2, null, { timeout: 15000 });
+    await page.waitForFunction(() => document.querySelectorAll('#lobby-camera option').length >= 3, null, { timeout: 10000 });
+    await page.getByLabel('Video quality').selectOption('low');
+    await page.waitForFunction(() => (document.querySelector('video[aria-label="Your camera preview"]')?.videoWidth ?? 0) === 320, null, { timeout: 10000 });
+    await page.getByLabel('Your name').fill('Ada');
+    await sleep(500); // the level meter moves
+    await page.screenshot({ path: join(SHOTS, 'lobby.png') });
+    await page.getByRole('button', { name: 'Join now' }).click();
+    await page.waitForFunction(() => window.__roomcast?.state.phase === 'joined', null, { timeout: 15000 });
+    const s = await fx.snapshots(['Ada']);
+    assert.equal(s.Ada.selfName, 'Ada');
+    await fx.waitFor('Ada publishes 320×180', ['Ada'], (s) => s.Ada.outbound.some((o) => o.kind === 'video' && o.frameWidth === 320), (s) => JSON.stringify(s.Ada.outbound));
+    done.add('lobby');
+  });
+
+  it('three participants see each other', async (t) => {
+    if (!needs(t, 'lobby')) return;
+    await fx.joinAs('Ben');
+    await fx.joinAs('Cleo');
+    const names = ['Ada', 'Ben', 'Cleo'];
+    const pairs = names.flatMap((v) => names.filter((o) => o !== v).map((o) => [v, o]));
+    await fx.waitFor(
+      'Ada, Ben and Cleo decode each other',
+      names,
+      (s) => pairs.every(([v, o]) => frames(s, v, o) > 0),
+      (s) => pairs.map(([v, o]) => `${v}←${o} ${frames(s, v, o)}`).join(', '),
+    );
+    done.add('three');
+  });
+
+  it("mute and camera off show on the others' tiles", async (t) => {
+    if (!needs(t, 'three')) return;
+    const ada = fx.byLabel('Ada').page;
+    await ada.getByRole('button', { name: 'Mute', exact: true }).click();
+    await fx.waitFor(
+      "Ada's tile shows muted on Ben and Cleo",
+      ['Ben', 'Cleo'],
+      (s) => tileOf(s.Ben, 'Ada')?.mutedIcon && tileOf(s.Cleo, 'Ada')?.mutedIcon,
+      (s) => `Ben: ${JSON.stringify(tileOf(s.Ben, 'Ada'))}, Cleo: ${JSON.stringify(tileOf(s.Cleo, 'Ada'))}`,
+      10000,
+    );
+    await ada.getByRole('button', { name: 'Unmute', exact: true }).click();
+    await fx.waitFor(
+      "Ada's muted icon goes away",
+      ['Ben', 'Cleo'],
+      (s) => tileOf(s.Ben, 'Ada')?.mutedIcon === false && tileOf(s.Cleo, 'Ada')?.mutedIcon === false,
+      (s) => `Ben: ${JSON.stringify(tileOf(s.Ben, 'Ada'))}`,
+      10000,
+    );
+    await ada.getByRole('button', { name: 'Stop camera' }).click();
+    await fx.waitFor('Ben sees Ada camera off', ['Ben'], (s) => tileOf(s.Ben, 'Ada')?.videoMuted, (s) => JSON.stringify(tileOf(s.Ben, 'Ada')), 10000);
+    const off = await fx.snapshots(['Ben']);
+    await ada.getByRole('button', { name: 'Start camera' }).click();
+    await fx.waitFor(
+      "Ada's camera is back on Ben's page",
+      ['Ben'],
+      (s) => tileOf(s.Ben, 'Ada')?.videoMuted === false && frames(s, 'Ben', 'Ada') > frames(off, 'Ben', 'Ada') + 10,
+      (s) => `tile ${JSON.stringify(tileOf(s.Ben, 'Ada'))}; frames ${frames(off, 'Ben', 'Ada')} → ${frames(s, 'Ben', 'Ada')}`,
+    );
+    done.add('mute');
+  });
+
+  it('chat messages and reactions arrive', async (t) => {
+    if (!needs(t, 'three')) return;
+    const ben = fx.byLabel('Ben').page;
+    await ben.getByRole('button', { name: /^Chat/ }).click();
+    await ben.getByLabel('Message').fill('Hello from Ben! Can everyone hear me?');
+    await ben.getByLabel('Message').press('Enter');
+    const s = await fx.waitFor(
+      'Ada and Cleo get the chat message',
+      ['Ada', 'Cleo', 'Ben'],
+      (s) => ['Ada', 'Cleo', 'Ben'].every((l) => s[l].chat.includes('Ben: Hello from Ben! Can everyone hear me?')),
+      (s) => `Ada ${JSON.stringify(s.Ada.chat)}, Cleo ${JSON.stringify(s.Cleo.chat)}`,
+      10000,
+    );
+    assert.equal(s.Ada.chat.length, 1);
+    // Unread badge on a closed chat.
+    await fx.byLabel('Ada').page.getByTestId('unread').filter({ hasText: '1' }).waitFor({ timeout: 5000 });
+    const cleo = fx.byLabel('Cleo').page;
+    await cleo.getByRole('button', { name: 'React' }).click();
+    await cleo.getByRole('button', { name: 'React with 👏' }).click();
+    await fx.waitFor('Ada sees Cleo clap', ['Ada'], (s) => s.Ada.reactions.includes('Cleo 👏'), (s) => JSON.stringify(s.Ada.reactions), 5000);
+    await ben.getByRole('button', { name: 'Close chat' }).click();
+    done.add('chat');
+  });
+
+  it('a screen share appears on the others and goes away when it stops', async (t) => {
+    if (!needs(t, 'three')) return;
+    const ada = fx.byLabel('Ada').page;
+    await ada.getByRole('button', { name: 'Share screen' }).click();
+    const s = await fx.waitFor(
+      "Ben and Cleo decode Ada's screen in its own tile",
+      ['Ben', 'Cleo'],
+      (s) => s.Ben.screenTileNames.includes('Ada') && s.Cleo.screenTileNames.includes('Ada') && screenFrames(s, 'Ben', 'Ada') > 0 && screenFrames(s, 'Cleo', 'Ada') > 0,
+      (s) => `screen tiles Ben ${JSON.stringify(s.Ben.screenTileNames)}, Cleo ${JSON.stringify(s.Cleo.screenTileNames)}; frames Ben ${screenFrames(s, 'Ben', 'Ada')}, Cleo ${screenFrames(s, 'Cleo', 'Ada')}`,
+    );
+    assert.deepEqual(s.Ben.remoteTileNames.filter((n) => n === 'Ada'), ['Ada'], 'the camera tile stays');
+    await fx.screenshots('-screen-share');
+    await ada.getByRole('button', { name: 'Stop sharing' }).click();
+    const before = await fx.snapshots(['Ben']);
+    await fx.waitFor(
+      'the screen tile goes away; the camera keeps going',
+      ['Ben', 'Cleo'],
+      (s) => s.Ben.screenTileNames.length === 0 && s.Cleo.screenTileNames.length === 0 && frames(s, 'Ben', 'Ada') > frames(before, 'Ben', 'Ada'),
+      (s) => `screen tiles Ben ${JSON.stringify(s.Ben.screenTileNames)}, Cleo ${JSON.stringify(s.Cleo.screenTileNames)}`,
+      15000,
+    );
+    done.add('screen');
+  });
+
+  it('switching the camera and microphone mid-call keeps the call', async (t) => {
+    if (!needs(t, 'three')) return;
+    const ben = fx.byLabel('Ben').page;
+    const senderLabels = () =>
+      ben.evaluate(() => Object.fromEntries(window.__roomcast.publishPc.getSenders().filter((s) => s.track).map((s) => [s.track.kind, s.track.label])));
+    const labelsBefore = await senderLabels();
+    await ben.getByRole('button', { name: 'Settings' }).click();
+    const camera = ben.getByLabel('Camera', { exact: true });
+    const options = await camera.locator('option').allTextContents();
+    const other = options.find((o) => o === 'fake_device_2') ?? options.find((o) => o !== labelsBefore.video);
+    assert.ok(other, `a second camera to switch to: ${JSON.stringify(options)} (sending ${labelsBefore.video})`);
+    const before = await fx.snapshots(['Ada']);
+    await camera.selectOption({ label: other });
+    const mics = await ben.getByLabel('Microphone', { exact: true }).locator('option').allTextContents();
+    const otherMic = mics.find((m) => m !== labelsBefore.audio);
+    if (otherMic) await ben.getByLabel('Microphone', { exact: true }).selectOption({ label: otherMic });
+    await ben.waitForFunction((label) => window.__roomcast.publishPc.getSenders().some((s) => s.track?.label === label), other, { timeout: 10000 });
+    if (otherMic) await ben.waitForFunction((label) => window.__roomcast.publishPc.getSenders().some((s) => s.track?.label === label), otherMic, { timeout: 10000 });
+    const labelsAfter = await senderLabels();
+    await fx.waitFor(
+      "Ada keeps decoding Ben's video after the switch",
+      ['Ada', 'Ben'],
+      (s) => frames(s, 'Ada', 'Ben') > frames(before, 'Ada', 'Ben') + 30 && s.Ben.phase === 'joined',
+      (s) => `Ada←Ben frames ${frames(before, 'Ada', 'Ben')} → ${frames(s, 'Ada', 'Ben')}`,
+    );
+    console.log(`device switch: camera ${labelsBefore.video} → ${labelsAfter.video}, microphone ${labelsBefore.audio} → ${labelsAfter.audio}; no renegotiation, the call went on`);
+    assert.equal(labelsAfter.video, other);
+    if (otherMic) assert.equal(labelsAfter.audio, otherMic);
+    await ben.getByRole('button', { name: 'Close settings' }).click();
+    done.add('switch');
+  });
+
+  it('four participants: everyone sees everyone (screenshot of the room)', async (t) => {
+    if (!needs(t, 'three')) return;
+    await fx.joinAs('Dev');
+    const names = ['Ada', 'Ben', 'Cleo', 'Dev'];
+    await fx.waitFor(
+      'Dev and the others decode each other',
+      names,
+      (s) => ['Ada', 'Ben', 'Cleo'].every((o) => frames(s, 'Dev', o) > 0 && frames(s, o, 'Dev') > 0),
+      (s) => ['Ada', 'Ben', 'Cleo'].map((o) => `Dev←${o} ${frames(s, 'Dev', o)}, ${o}←Dev ${frames(s, o, 'Dev')}`).join('; '),
+    );
+    // Quality indicators have measured something by now.
+    await fx.waitFor('quality known on Ada', ['Ada'], (s) => s.Ada.tiles.filter((x) => x.testId === 'remote-tile').every((x) => x.quality !== 'unknown'), (s) => JSON.stringify(s.Ada.tiles), 10000);
+    done.add('four');
+  });
+
+  it('go live from the room; the watch page plays; stop', async (t) => {
+    if (!needs(t, 'three')) return;
+    const ada = fx.byLabel('Ada').page;
+    await ada.getByRole('button', { name: 'Go live' }).click();
+    const labels = fx.pages.map((p) => p.label);
+    await fx.waitFor(
+      'everyone in the room sees the broadcast live',
+      labels,
+      (s) => labels.every((l) => s[l].broadcast === 'live'),
+      (s) => labels.map((l) => `${l}: ${s[l].broadcast}`).join(', '),
+      LIVE_TIMEOUT_MS,
+    );
+    if (done.has('four')) {
+      // The room as the docs show it: four people, one muted, chat open, live.
+      await ada.getByRole('button', { name: 'Mute', exact: true }).click();
+      await fx.byLabel('Ben').page.getByRole('button', { name: /^Chat/ }).click();
+      await fx.waitFor('Ben shows Ada muted', ['Ben'], (s) => tileOf(s.Ben, 'Ada')?.mutedIcon, () => 'no muted icon', 5000);
+      await sleep(600);
+      await fx.byLabel('Ben').page.screenshot({ path: join(SHOTS, 'room.png') });
+    }
+    const viewer = await fx.open('viewer', { viewport: { width: 1000, height: 680 } });
+    await viewer.page.goto(`${fx.gw.url}/watch/${encodeURIComponent(fx.roomId)}`);
+    const deadline = Date.now() + LIVE_TIMEOUT_MS;
+    let st = null;
+    let first = null;
+    while (Date.now() < deadline) {
+      st = await viewer.page.evaluate(() => ({
+        status: window.__watch?.state.status,
+        t: window.__watch?.video.currentTime ?? 0,
+        latency: window.__watch?.state.latency,
+        delay: window.__watch?.state.delay,
+      }));
+      if (st.status === 'live') {
+        first ??= st.t;
+        if (st.t > first + 2) break;
+      }
+      await sleep(400);
+    }
+    if (!(st?.status === 'live' && st.t > (first ?? Infinity) + 2)) {
+      console.error(await fx.diagnostics('the watch page did not play'));
+      assert.fail(`watch page: ${JSON.stringify(st)}`);
+    }
+    await viewer.page.getByTestId('latency').waitFor({ timeout: 5000 });
+    await viewer.page.screenshot({ path: join(SHOTS, 'watch.png') });
+    console.log(`watch page: live, ${st.latency?.toFixed?.(2) ?? '?'} s behind the live edge, ${st.delay?.toFixed?.(2) ?? '?'} s behind real time (program date time)`);
+    // Unmute and full screen work from the player's controls.
+    await viewer.page.getByRole('button', { name: 'Unmute' }).click();
+    await viewer.page.waitForFunction(() => window.__watch.video.muted === false, null, { timeout: 5000 });
+    await viewer.page.getByRole('button', { name: 'Full screen' }).click();
+    await viewer.page.waitForFunction(() => document.fullscreenElement?.classList.contains('player'), null, { timeout: 5000 });
+    await viewer.page.getByRole('button', { name: 'Exit full screen' }).click();
+    await ada.getByRole('button', { name: 'Stop broadcast' }).click();
+    await fx.waitFor('the broadcast stopped', ['Ada', 'Ben'], (s) => s.Ada.broadcast === 'stopped' && s.Ben.broadcast === 'stopped', (s) => `${s.Ada.broadcast}, ${s.Ben.broadcast}`, 15000);
+    await viewer.page.waitForFunction(() => window.__watch?.state.status === 'offline', null, { timeout: 30000 });
+  });
+});
