@@ -59,6 +59,9 @@ describe('lobby and watch page', () => {
       console.error(dump(p));
       throw e;
     }
+    // The creator's browser kept the room's host key (gateways with host roles) and joined as host.
+    const role = await p.page.evaluate(() => window.__roomcast.session.role);
+    assert.ok(role === null || role === 'host', `the creator joins as host (role ${role})`);
     const listed = await api(gw.url, 'GET', `/api/rooms/${encodeURIComponent(id)}`);
     assert.ok(
       JSON.stringify(listed.participants ?? []).includes('Lobby User'),

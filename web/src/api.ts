@@ -3,6 +3,8 @@
 export interface Room {
   id: string;
   name: string;
+  /** Given to the creator only (gateways with host roles): joining with it makes a host. */
+  host_key?: string;
 }
 
 export interface JoinResponse {
@@ -10,6 +12,8 @@ export interface JoinResponse {
   participant_id: string;
   ws_url: string;
   ice_servers: RTCIceServer[];
+  /** 'host' | 'publisher' … when the gateway says. */
+  role: string | null;
 }
 
 /** An HTTP error from the gateway: `{"error": code, "message": ...}` with a status. */
@@ -25,14 +29,13 @@ export class ApiError extends Error {
   }
 }
 
-async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+async function request<T>(method: string, path: string, body?: unknown, token?: string | null): Promise<T> {
   let res: Response;
+  const headers: Record<string, string> = {};
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (token) headers.Authorization = `Bearer ${token}`;
   try {
-    res = await fetch(path, {
-      method,
-      headers: body === undefined ? undefined : { 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   } catch (e) {
     throw new ApiError(0, 'network', `Cannot reach the server (${String(e)}).`);
   }
@@ -56,22 +59,46 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
   return data as T;
 }
 
-export function createRoom(name: string): Promise<Room> {
-  return request<Room>('POST', '/api/rooms', { name });
+export async function createRoom(name: string): Promise<Room> {
+  const room = await request<Room>('POST', '/api/rooms', { name });
+  if (typeof room.host_key === 'string' && room.host_key) rememberHostKey(room.id, room.host_key);
+  return room;
+}
+
+const hostKeyItem = (roomId: string) => `roomcast.host.${roomId}`;
+
+/** The creator's host key of a room, kept in this browser so a (re)join makes a host. */
+export function rememberHostKey(roomId: string, key: string): void {
+  try {
+    window.localStorage.setItem(hostKeyItem(roomId), key);
+  } catch {
+    // private mode: the creator joins as a normal participant
+  }
+}
+
+export function hostKey(roomId: string): string | null {
+  try {
+    return window.localStorage.getItem(hostKeyItem(roomId));
+  } catch {
+    return null;
+  }
 }
 
 export function getRoom(id: string): Promise<Room & { participants?: unknown[]; broadcast?: string }> {
   return request('GET', `/api/rooms/${encodeURIComponent(id)}`);
 }
 
-export async function joinRoom(roomId: string, name: string): Promise<JoinResponse> {
-  const res = await request<Partial<JoinResponse>>('POST', `/api/rooms/${encodeURIComponent(roomId)}/join`, { name });
+export async function joinRoom(roomId: string, name: string, key: string | null = hostKey(roomId)): Promise<JoinResponse> {
+  // host_key only when there is one: older gateways refuse unknown fields.
+  const body = key ? { name, host_key: key } : { name };
+  const res = await request<Partial<JoinResponse>>('POST', `/api/rooms/${encodeURIComponent(roomId)}/join`, body);
   if (typeof res.token !== 'string') throw new ApiError(200, 'bad_response', 'join: response has no token');
   return {
     token: res.token,
     participant_id: typeof res.participant_id === 'string' ? res.participant_id : '',
     ws_url: typeof res.ws_url === 'string' ? res.ws_url : '/ws',
     ice_servers: Array.isArray(res.ice_servers) ? res.ice_servers : [],
+    role: typeof res.role === 'string' ? res.role : null,
   };
 }
 
@@ -82,11 +109,12 @@ export interface BroadcastStart {
 }
 
 /** Starts the room's broadcast (`POST /api/rooms/{id}/broadcast`); 409 when it already runs. */
-export function startBroadcast(roomId: string): Promise<BroadcastStart> {
-  return request('POST', `/api/rooms/${encodeURIComponent(roomId)}/broadcast`, {});
+/** `token`: our join token (a host token may control the broadcast on gateways with an API key). */
+export function startBroadcast(roomId: string, token: string | null): Promise<BroadcastStart> {
+  return request('POST', `/api/rooms/${encodeURIComponent(roomId)}/broadcast`, {}, token);
 }
 
 /** Stops the room's broadcast (`DELETE /api/rooms/{id}/broadcast`); 409 when it is not running. */
-export function stopBroadcast(roomId: string): Promise<{ state: string }> {
-  return request('DELETE', `/api/rooms/${encodeURIComponent(roomId)}/broadcast`);
+export function stopBroadcast(roomId: string, token: string | null): Promise<{ state: string }> {
+  return request('DELETE', `/api/rooms/${encodeURIComponent(roomId)}/broadcast`, undefined, token);
 }

@@ -333,17 +333,18 @@ function BroadcastControls({ session, state }: { session: RoomSession; state: Ro
     setError(null);
     try {
       if (running) {
-        await stopBroadcast(state.roomId);
+        await stopBroadcast(state.roomId, session.token);
         session.setBroadcastState('stopped');
       } else {
-        const r = await startBroadcast(state.roomId);
+        const r = await startBroadcast(state.roomId, session.token);
         if (state.broadcast === 'stopped' || state.broadcast === 'failed') {
           session.setBroadcastState(r.state === 'live' ? 'live' : 'starting');
         }
       }
     } catch (e) {
       // 409: someone else started/stopped it meanwhile; the broadcast_state message corrects us.
-      if (!(e instanceof ApiError && e.status === 409)) setError(e instanceof Error ? e.message : String(e));
+      if (e instanceof ApiError && (e.status === 401 || e.status === 403)) setError('Only the room’s host can start or stop the broadcast.');
+      else if (!(e instanceof ApiError && e.status === 409)) setError(e instanceof Error ? e.message : String(e));
     } finally {
       setBusy(false);
     }

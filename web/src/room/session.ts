@@ -91,6 +91,9 @@ export class RoomSession {
 
   publishPc: RTCPeerConnection | null = null;
   subscribePc: RTCPeerConnection | null = null;
+  /** Our current join token and role (for host calls such as the broadcast controls). */
+  token: string | null = null;
+  role: string | null = null;
   private signaling: SignalingClient | null = null;
   private name = '';
   private media: Promise<void> | null = null;
@@ -249,8 +252,10 @@ export class RoomSession {
       return;
     }
     if (this.ended || epoch !== this.epoch) return;
-    log('joined over HTTP as', join.participant_id);
+    log('joined over HTTP as', join.participant_id, join.role ?? '');
     this.iceServers = join.ice_servers;
+    this.token = join.token;
+    this.role = join.role;
     this.dispatch({ type: 'joined_http', participantId: join.participant_id });
     const url = resolveWsUrl(join.ws_url, join.token, window.location.href);
     const signaling = new SignalingClient(url, {
