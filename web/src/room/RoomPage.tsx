@@ -391,6 +391,15 @@ function Controls(props: {
 }) {
   const { session, state, panel, setPanel, unread } = props;
   const [picker, setPicker] = useState(false);
+  const pickerRef = useRef<HTMLDivElement>(null);
+  const reactButton = useRef<HTMLButtonElement>(null);
+  useEffect(() => {
+    if (picker) pickerRef.current?.querySelector('button')?.focus();
+  }, [picker]);
+  const closePicker = () => {
+    setPicker(false);
+    reactButton.current?.focus();
+  };
   const micOn = state.mic === 'ok';
   const camOn = state.camera === 'ok';
   const sharing = state.screen !== 'off';
@@ -444,12 +453,17 @@ function Controls(props: {
           <ScreenIcon /> {sharing ? 'Stop sharing' : 'Share screen'}
         </button>
       )}
-      <div className="reaction-picker-wrap">
-        <button type="button" aria-expanded={picker} aria-haspopup="true" disabled={!joined} onClick={() => setPicker(!picker)}>
+      <div
+        className="reaction-picker-wrap"
+        onKeyDown={(e) => {
+          if (e.key === 'Escape' && picker) closePicker();
+        }}
+      >
+        <button ref={reactButton} type="button" aria-expanded={picker} aria-haspopup="true" disabled={!joined} onClick={() => setPicker(!picker)}>
           <SmileIcon /> React
         </button>
         {picker && (
-          <div className="reaction-picker" role="group" aria-label="Reactions">
+          <div className="reaction-picker" role="group" aria-label="Reactions" ref={pickerRef}>
             {REACTIONS.map((emoji) => (
               <button
                 key={emoji}
@@ -457,10 +471,7 @@ function Controls(props: {
                 aria-label={`React with ${emoji}`}
                 onClick={() => {
                   session.sendReaction(emoji);
-                  setPicker(false);
-                }}
-                onKeyDown={(e) => {
-                  if (e.key === 'Escape') setPicker(false);
+                  closePicker();
                 }}
               >
                 {emoji}

@@ -37,13 +37,14 @@ describe('classifyQuality', () => {
   it('fair on moderate loss, RTT or a thin video stream', () => {
     expect(q(30, 3, 600)).toBe('fair');
     expect(q(300, 0, 600)).toBe('fair');
-    expect(q(30, 0, 60)).toBe('fair');
+    expect(q(30, 0, 30)).toBe('fair');
+    expect(q(30, 0, 60)).toBe('good');
   });
   it('poor on heavy loss, long RTT or a starved video stream; the worst wins', () => {
     expect(q(30, 10, 600)).toBe('poor');
     expect(q(800, 0, 600)).toBe('poor');
     expect(q(30, 0, 10)).toBe('poor');
-    expect(q(300, 10, 60)).toBe('poor');
+    expect(q(300, 10, 30)).toBe('poor');
   });
   it('ignores bitrate when no video is expected (camera off, audio only)', () => {
     expect(q(30, 0, 5, false)).toBe('good');

@@ -42,7 +42,11 @@ export interface QualityThresholds {
   poorLossPct: number;
   fairRttMs: number;
   poorRttMs: number;
-  /** Video below this bitrate (while it is expected to flow) is fair / poor. */
+  /**
+   * Video below this bitrate (while it is expected to flow) is fair / poor. Kept low: a still
+   * or simple picture at 180p legitimately needs only a few dozen kbit/s; what these catch is
+   * video that has (nearly) stopped.
+   */
   fairKbps: number;
   poorKbps: number;
 }
@@ -52,8 +56,8 @@ export const THRESHOLDS: QualityThresholds = {
   poorLossPct: 8,
   fairRttMs: 250,
   poorRttMs: 500,
-  fairKbps: 100,
-  poorKbps: 30,
+  fairKbps: 40,
+  poorKbps: 15,
 };
 
 /**
