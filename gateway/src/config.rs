@@ -65,6 +65,25 @@ pub struct Config {
     /// Consecutive compositor restarts before a broadcast is marked failed.
     #[arg(long, env = "ROOMCAST_MAX_COMPOSITOR_RESTARTS", default_value_t = 5)]
     pub max_compositor_restarts: u32,
+    /// Browser origins allowed to call the API and open signaling sockets (comma-separated,
+    /// e.g. https://app.example.com). Empty: same-origin pages and non-browser clients only.
+    #[arg(long, env = "ROOMCAST_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Most participants connected to one room at once.
+    #[arg(long, env = "ROOMCAST_MAX_PARTICIPANTS", default_value_t = 50)]
+    pub max_participants: usize,
+    /// Joins per client IP per minute (0: unlimited).
+    #[arg(long, env = "ROOMCAST_JOINS_PER_MINUTE", default_value_t = 120)]
+    pub joins_per_minute: u32,
+    /// Signaling messages per second per connection (bursts of twice that are allowed).
+    #[arg(long, env = "ROOMCAST_MESSAGES_PER_SECOND", default_value_t = 50)]
+    pub messages_per_second: u32,
+    /// coturn `static-auth-secret`: join responses then carry time-limited TURN credentials.
+    #[arg(long, env = "ROOMCAST_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+    /// TURN URLs for those credentials (comma-separated, e.g. turn:turn.example.com:3478).
+    #[arg(long, env = "ROOMCAST_TURN_URLS", value_delimiter = ',')]
+    pub turn_urls: Vec<String>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "ROOMCAST_LOG_JSON", default_value_t = false)]
     pub log_json: bool,
@@ -94,6 +113,12 @@ impl Config {
             part_ms: 333,
             segment_ms: 1000,
             max_compositor_restarts: 5,
+            allowed_origins: Vec::new(),
+            max_participants: 50,
+            joins_per_minute: 0,
+            messages_per_second: 50,
+            turn_secret: None,
+            turn_urls: Vec::new(),
             log_json: false,
         }
     }

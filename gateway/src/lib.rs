@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod broadcast;
 pub mod config;
+pub mod limits;
 pub mod metrics;
 pub mod rooms;
 pub mod sfu;
@@ -107,6 +108,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let rooms = rooms::Rooms::with_store(worker_count, store.clone());
     let loaded = rooms.load().await?;
     tracing::info!(store = store.kind(), at = %store_location.display(), rooms = loaded, "store open");
+    let config_joins_per_minute = config.joins_per_minute;
     let state = api::AppState {
         broadcasts,
         rooms: Arc::new(rooms),
@@ -115,12 +117,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         config: Arc::new(config),
         ops: Arc::new(api::ops::OpsState::default()),
         metrics: metrics::Metrics::new(),
+        joins: Arc::new(limits::JoinLimiter::new(config_joins_per_minute)),
     };
     spawn_worker_monitor(Arc::downgrade(&state.workers));
     let app = api::router(state.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+        // Connect info: joins are limited per client IP.
+        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(async {
             let _ = rx.await;
         });
         if let Err(e) = serve.await {

@@ -57,13 +57,14 @@ impl Env {
     }
 
     async fn room(&self) -> String {
-        let (s, v) = self.call(reqwest::Method::POST, "/api/rooms", None).await;
+        // With --api-key set, creating rooms is a server-to-server call.
+        let (s, v) = self.call(reqwest::Method::POST, "/api/rooms", Some(API_KEY)).await;
         assert_eq!(s, 201, "{v}");
         v["id"].as_str().unwrap().to_owned()
     }
 
     async fn start_broadcast(&self, room: &str) {
-        let (s, v) = self.call(reqwest::Method::POST, &format!("/api/rooms/{room}/broadcast"), None).await;
+        let (s, v) = self.call(reqwest::Method::POST, &format!("/api/rooms/{room}/broadcast"), Some(API_KEY)).await;
         assert_eq!(s, 202, "{v}");
     }
 
@@ -92,7 +93,7 @@ impl Env {
 async fn ops_endpoints_need_an_ops_token_or_the_api_key() {
     let env = env().await;
     let room = env.room().await;
-    let (_, join) = env.call(reqwest::Method::POST, &format!("/api/rooms/{room}/join"), None).await;
+    let (_, join) = env.call(reqwest::Method::POST, &format!("/api/rooms/{room}/join"), Some(API_KEY)).await;
     let publisher = join["token"].as_str().unwrap().to_owned();
     let ops_for_one_room = env.keys.mint(&room, "p-x", "Ops", Role::Ops, Duration::from_secs(600));
     let host_for_all = env.keys.mint("*", "p-y", "Host", Role::Host, Duration::from_secs(600));

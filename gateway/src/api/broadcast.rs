@@ -1,18 +1,21 @@
 //! Broadcast endpoints: start, stop, status of a room's broadcast.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
+use super::rooms::authorization;
 use super::AppState;
+use crate::auth::access;
 use crate::auth::token::unix_now;
 use crate::broadcast::BroadcastError;
 use crate::store::{BroadcastEnd, Write};
 
-pub async fn start(State(app): State<AppState>, Path(id): Path<String>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn start(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<(StatusCode, Json<Value>), ApiError> {
     let room = app.rooms.get(&id).ok_or_else(ApiError::room_not_found)?;
+    access::host_call(authorization(&headers), app.config.api_key.as_deref(), &app.tokens, &id)?;
     let worker = app.workers[room.worker].clone();
     app.broadcasts.start(&id, worker).map_err(|e| match e {
         BroadcastError::AlreadyLive => ApiError::conflict(e.to_string()),
@@ -22,8 +25,9 @@ pub async fn start(State(app): State<AppState>, Path(id): Path<String>) -> Resul
     Ok((StatusCode::ACCEPTED, Json(json!({"state": app.broadcasts.state(&id), "hls_url": format!("/hls/{id}/index.m3u8"), "watch_url": format!("/watch/{id}")}))))
 }
 
-pub async fn stop(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn stop(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     app.rooms.get(&id).ok_or_else(ApiError::room_not_found)?;
+    access::host_call(authorization(&headers), app.config.api_key.as_deref(), &app.tokens, &id)?;
     let restarts = app.broadcasts.status(&id).map_or(0, |s| s.restarts);
     app.broadcasts.stop(&id).map_err(|e| ApiError::conflict(e.to_string()))?;
     // No viewer counter exists yet, so the peak is recorded as 0.

@@ -27,8 +27,26 @@ impl ApiError {
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", message)
     }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+    pub fn rate_limited(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+    }
+    pub fn room_full(max: usize) -> Self {
+        Self::new(StatusCode::CONFLICT, "room_full", format!("the room has its maximum of {max} participants; try again when someone leaves"))
+    }
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+}
+
+impl From<crate::auth::access::Denied> for ApiError {
+    fn from(d: crate::auth::access::Denied) -> Self {
+        match d {
+            crate::auth::access::Denied::Unauthenticated(m) => Self::unauthorized(m),
+            crate::auth::access::Denied::Forbidden(m) => Self::forbidden(m),
+        }
     }
 }
 

@@ -4,6 +4,7 @@ pub mod broadcast;
 pub mod error;
 pub mod ops;
 pub mod rooms;
+pub mod security;
 
 use std::sync::Arc;
 
@@ -34,6 +35,8 @@ pub struct AppState {
     pub ops: Arc<ops::OpsState>,
     /// Counters kept as things happen (the rest of /metrics is read at scrape time).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Joins per client IP.
+    pub joins: Arc<crate::limits::JoinLimiter>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -49,7 +52,11 @@ pub fn router(state: AppState) -> Router {
         .route("/ops/drain", post(ops::drain).delete(ops::undrain))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .fallback(|| async { error::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API endpoint; see docs/protocol.md") });
-    Router::new()
+    let api = match security::cors(&state.config.allowed_origins) {
+        Some(cors) => api.layer(cors),
+        None => api,
+    };
+    let router = Router::new()
         .nest("/api", api)
         .route("/ws", get(crate::signaling::session::upgrade))
         .route("/healthz", get(|| async { "ok" }))
@@ -58,8 +65,8 @@ pub fn router(state: AppState) -> Router {
         .merge(hls_out::routes(state.broadcasts.hls.clone()))
         .merge(crate::web::routes(&state.config.web_dir))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::count_requests))
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
-        .with_state(state)
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span));
+    security::with_security_headers(router).with_state(state)
 }
 
 /// The span of one HTTP request: method, path and the room it is about. Never the query

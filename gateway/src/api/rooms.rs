@@ -1,6 +1,9 @@
 //! Room endpoints: create, inspect, join.
 
-use axum::extract::{rejection::JsonRejection, Path, State};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{rejection::JsonRejection, ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
@@ -9,7 +12,9 @@ use tokio::sync::oneshot;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::auth::token::{Role, JOIN_TOKEN_TTL};
+use crate::auth::access;
+use crate::auth::token::{unix_now, Role, JOIN_TOKEN_TTL};
+use crate::auth::turn::{turn_credentials, IceServer};
 use crate::rooms::registry::new_id;
 use crate::sfu::{Command, RoomSnapshot};
 
@@ -17,9 +22,19 @@ const MAX_NAME_CHARS: usize = 64;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct NameBody {
+pub struct JoinBody {
     #[serde(default)]
     name: Option<String>,
+    /// The room's host key (from room creation): the token then has the host role.
+    #[serde(default)]
+    host_key: Option<String>,
+}
+
+/// TURN credentials outlive the join token a little, so a call set up late still relays.
+const TURN_TTL: std::time::Duration = std::time::Duration::from_secs(12 * 60 * 60);
+
+pub fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok())
 }
 
 #[derive(Deserialize, Default)]
@@ -43,7 +58,8 @@ fn clean_name(name: Option<String>, default: &str) -> Result<String, ApiError> {
     Ok(name)
 }
 
-pub async fn create(State(app): State<AppState>, body: Result<Json<CreateBody>, JsonRejection>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn create(State(app): State<AppState>, headers: HeaderMap, body: Result<Json<CreateBody>, JsonRejection>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    access::server_call(authorization(&headers), app.config.api_key.as_deref())?;
     let Json(body) = body?;
     let name = clean_name(body.name, "Room")?;
     let room = app.rooms.create_stored(name, body.auto_broadcast).await.map_err(|e| {
@@ -51,7 +67,9 @@ pub async fn create(State(app): State<AppState>, body: Result<Json<CreateBody>, 
         ApiError::unavailable(format!("the room could not be saved: {e}"))
     })?;
     tracing::info!(room = %room.id, worker = room.worker, "room created");
-    Ok((StatusCode::CREATED, Json(json!({"id": room.id, "name": room.name, "auto_broadcast": room.auto_broadcast}))))
+    // The host key goes to the creator only: joining with it makes a host.
+    let host_key = app.tokens.host_key(&room.id);
+    Ok((StatusCode::CREATED, Json(json!({"id": room.id, "name": room.name, "auto_broadcast": room.auto_broadcast, "host_key": host_key}))))
 }
 
 pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
@@ -72,20 +90,40 @@ pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<
 pub async fn join(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Result<Json<NameBody>, JsonRejection>,
+    body: Result<Json<JoinBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    access::server_call(authorization(&headers), app.config.api_key.as_deref())?;
+    if !app.joins.allow(peer.ip(), Instant::now()) {
+        return Err(ApiError::rate_limited("too many joins from this address; wait a minute and try again"));
+    }
     let Json(body) = body?;
     let room = app.rooms.get(&id).ok_or_else(ApiError::room_not_found)?;
+    if app.rooms.connected(&id) >= app.config.max_participants {
+        return Err(ApiError::room_full(app.config.max_participants));
+    }
     let participant = new_id("p");
     let name = clean_name(body.name, &format!("Guest {}", &participant[2..6]))?;
-    let token = app.tokens.mint(&room.id, &participant, &name, Role::Publisher, JOIN_TOKEN_TTL);
+    let role = match body.host_key.as_deref() {
+        Some(key) if app.tokens.is_host_key(&room.id, key) => Role::Host,
+        Some(_) => return Err(ApiError::forbidden("that host key is not this room's")),
+        None => Role::Publisher,
+    };
+    let token = app.tokens.mint(&room.id, &participant, &name, role, JOIN_TOKEN_TTL);
+    let ice_servers: Vec<IceServer> = match &app.config.turn_secret {
+        Some(secret) if !app.config.turn_urls.is_empty() => {
+            vec![turn_credentials(secret.as_bytes(), &app.config.turn_urls, &participant, TURN_TTL, unix_now())]
+        }
+        _ => Vec::new(),
+    };
     let host = headers.get("host").and_then(|h| h.to_str().ok()).map(str::to_owned).unwrap_or_else(|| app.config.listen.to_string());
     Ok(Json(json!({
         "token": token,
         "participant_id": participant,
         "ws_url": format!("ws://{host}/ws?token={token}"),
-        "ice_servers": [],
+        "ice_servers": ice_servers,
+        "role": role,
         "expires_in": JOIN_TOKEN_TTL.as_secs(),
     })))
 }

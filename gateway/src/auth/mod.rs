@@ -1,4 +1,6 @@
 //! Authentication: join tokens, ops access, and the signing secret.
+pub mod access;
 pub mod ops;
 pub mod secret;
 pub mod token;
+pub mod turn;

@@ -44,11 +44,7 @@ impl OpsAuthError {
 
 /// Checks an `Authorization` header value for ops access.
 pub fn check(authorization: Option<&str>, tokens: &TokenKeys, api_key: Option<&str>) -> Result<OpsCaller, OpsAuthError> {
-    let bearer = authorization
-        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or(OpsAuthError::Missing)?;
+    let bearer = super::access::bearer(authorization).ok_or(OpsAuthError::Missing)?;
     if let Some(key) = api_key.filter(|k| !k.is_empty()) {
         if constant_time_eq(bearer.as_bytes(), key.as_bytes()) {
             return Ok(OpsCaller::ApiKey);
@@ -68,7 +64,7 @@ pub fn authorize(claims: &Claims) -> Result<OpsCaller, OpsAuthError> {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -49,11 +49,27 @@ pub enum TokenError {
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    secret: std::sync::Arc<[u8]>,
 }
 
 impl TokenKeys {
     pub fn from_secret(secret: &[u8]) -> Self {
-        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret) }
+        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), secret: secret.into() }
+    }
+
+    /// The room's host key: whoever holds it joins as host. Derived from the server secret
+    /// (HMAC of the room id), so it needs no storage and survives restarts.
+    pub fn host_key(&self, room: &str) -> String {
+        use base64::Engine;
+        use hmac::{Hmac, KeyInit, Mac};
+        let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&self.secret).expect("HMAC takes any key length");
+        mac.update(b"roomcast host key\0");
+        mac.update(room.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
+    pub fn is_host_key(&self, room: &str, key: &str) -> bool {
+        super::ops::constant_time_eq(self.host_key(room).as_bytes(), key.as_bytes())
     }
 
     pub fn mint(&self, room: &str, participant: &str, name: &str, role: Role, ttl: Duration) -> String {

@@ -143,6 +143,11 @@ impl Rooms {
         Ok(entry)
     }
 
+    /// Participants connected to the room now.
+    pub fn connected(&self, room: &str) -> usize {
+        self.inner.lock().expect("rooms lock").get(room).map_or(0, |s| s.connected.len())
+    }
+
     /// Undo `begin_session` for a connection that never opened (the token stays usable).
     pub fn release_session(&self, room: &str, participant: &str) {
         if let Some(state) = self.inner.lock().expect("rooms lock").get_mut(room) {

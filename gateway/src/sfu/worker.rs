@@ -246,6 +246,8 @@ impl Worker {
                     ClientMsg::SubscribeAnswer { sdp } => r.subscribe_answer(&participant, &sdp, now),
                     ClientMsg::Candidate { pc, candidate, .. } => r.add_remote_candidate(&participant, pc, &candidate),
                     ClientMsg::Chat { .. } | ClientMsg::Reaction { .. } | ClientMsg::MediaState { .. } => r.relay(&participant, &msg),
+                    // Answered by the signaling session itself.
+                    ClientMsg::RefreshToken => {}
                     ClientMsg::Leave => {
                         self.remove_participant(&room, &participant);
                         return;

@@ -37,6 +37,8 @@ pub enum ClientMsg {
         audio_muted: bool,
         video_muted: bool,
     },
+    /// Ask for a fresh token (same room, participant and role) before this one expires.
+    RefreshToken,
 }
 
 pub const MAX_CHAT_CHARS: usize = 2000;
@@ -116,6 +118,8 @@ pub enum ServerMsg {
     /// The media server for this room restarted: close both PeerConnections; a new `welcome`
     /// follows on this socket, then publish again as after the first one.
     Reconnect { reason: String },
+    /// A fresh token (answer to `refresh_token`).
+    Token { token: String, expires_in: u64 },
     PublishAnswer { sdp: String },
     SubscribeOffer { sdp: String, tracks: Vec<TrackInfo> },
     Candidate { pc: PcRole, candidate: String, sdp_mid: Option<String> },
@@ -146,10 +150,11 @@ pub enum ErrorCode {
     BadState,
     BadCandidate,
     RoomClosed,
+    RateLimited,
     Internal,
 }
 
-const KNOWN_TYPES: &[&str] = &["publish_offer", "subscribe_answer", "candidate", "leave", "chat", "reaction", "media_state"];
+const KNOWN_TYPES: &[&str] = &["publish_offer", "subscribe_answer", "candidate", "leave", "chat", "reaction", "media_state", "refresh_token"];
 
 /// Parses one text frame. The error is the `error` message to send back.
 pub fn parse_client_msg(text: &str) -> Result<ClientMsg, ServerMsg> {

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use super::messages::{parse_client_msg, ClientMsg, ErrorCode, ParticipantInfo, ServerMsg, MAX_MESSAGE_BYTES};
 use crate::api::error::ApiError;
 use crate::api::AppState;
-use crate::auth::token::{unix_now, Claims};
+use crate::auth::token::{unix_now, Claims, JOIN_TOKEN_TTL};
 use crate::broadcast::policy::BroadcastState;
 use crate::rooms::SessionError;
 use crate::sfu::{Command, WorkerHandle};
@@ -52,6 +52,12 @@ pub async fn upgrade(
         Err(SessionError::UnknownRoom) => return ApiError::room_not_found().into_response(),
         Err(e) => return ApiError::conflict(e.to_string()).into_response(),
     };
+    let origin = headers.get(axum::http::header::ORIGIN).and_then(|v| v.to_str().ok());
+    let host = headers.get(axum::http::header::HOST).and_then(|v| v.to_str().ok());
+    if !crate::api::security::origin_allowed(origin, host, &app.config.allowed_origins) {
+        app.rooms.release_session(&claims.room, &claims.sub);
+        return ApiError::forbidden("this page's origin may not open signaling sockets; add it to --allowed-origins").into_response();
+    }
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => {
@@ -84,6 +90,8 @@ async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: AppSt
     }
     tracing::info!(%room, %participant, "signaling session open");
     let mut generation = worker.generation();
+    let per_second = f64::from(app.config.messages_per_second.max(1));
+    let mut rate = crate::limits::TokenBucket::new(per_second, per_second * 2.0, std::time::Instant::now());
     let mut watchdog = tokio::time::interval(std::time::Duration::from_millis(100));
     loop {
         tokio::select! {
@@ -119,9 +127,18 @@ async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: AppSt
                 }
             }
             frame = stream.next() => {
+                let counts = matches!(frame, Some(Ok(Message::Text(_) | Message::Binary(_))));
+                if counts && !rate.try_take(std::time::Instant::now()) {
+                    let _ = out_tx.send(ServerMsg::error(ErrorCode::RateLimited, format!("more than {} messages a second; this one was dropped, slow down", app.config.messages_per_second)));
+                    continue;
+                }
                 let reply = match frame {
                     Some(Ok(Message::Text(text))) => match parse_client_msg(text.as_str()) {
                         Ok(ClientMsg::Leave) => break,
+                        Ok(ClientMsg::RefreshToken) => {
+                            let token = app.tokens.mint(&room, &participant, &claims.name, claims.role, JOIN_TOKEN_TTL);
+                            Some(ServerMsg::Token { token, expires_in: JOIN_TOKEN_TTL.as_secs() })
+                        }
                         Ok(msg) => {
                             worker.send(Command::Signal { room: room.clone(), participant: participant.clone(), msg });
                             None

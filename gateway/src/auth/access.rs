@@ -1,0 +1,83 @@
+//! Who may call what. With `--api-key` set, room creation and joins (which mint tokens) are
+//! server-to-server calls that need the key, and broadcast control needs the key or a host
+//! token of that room. Without a key the node is an open demo: anyone may do all of it.
+
+use super::ops::constant_time_eq;
+use super::token::{Role, TokenKeys};
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Denied {
+    /// No or wrong credentials (401).
+    Unauthenticated(&'static str),
+    /// Valid credentials without the right (403).
+    Forbidden(&'static str),
+}
+
+/// The token of an `Authorization: Bearer …` header value.
+pub fn bearer(authorization: Option<&str>) -> Option<&str> {
+    authorization
+        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+fn is_api_key(authorization: Option<&str>, api_key: &str) -> bool {
+    bearer(authorization).is_some_and(|b| constant_time_eq(b.as_bytes(), api_key.as_bytes()))
+}
+
+/// Creating rooms and minting join tokens.
+pub fn server_call(authorization: Option<&str>, api_key: Option<&str>) -> Result<(), Denied> {
+    match api_key.filter(|k| !k.is_empty()) {
+        None => Ok(()),
+        Some(key) if is_api_key(authorization, key) => Ok(()),
+        Some(_) => Err(Denied::Unauthenticated("this call needs the API key: send Authorization: Bearer <--api-key>")),
+    }
+}
+
+/// Starting or stopping a room's broadcast, removing participants.
+pub fn host_call(authorization: Option<&str>, api_key: Option<&str>, tokens: &TokenKeys, room: &str) -> Result<(), Denied> {
+    let Some(key) = api_key.filter(|k| !k.is_empty()) else { return Ok(()) };
+    if is_api_key(authorization, key) {
+        return Ok(());
+    }
+    let token = bearer(authorization).ok_or(Denied::Unauthenticated("send Authorization: Bearer <host token or API key>"))?;
+    let claims = tokens.verify(token).map_err(|_| Denied::Unauthenticated("the token is not valid or has expired"))?;
+    if claims.room == room && claims.role == Role::Host {
+        Ok(())
+    } else {
+        Err(Denied::Forbidden("only this room's host (or the API key) may do this"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn open_without_a_key_and_guarded_with_one() {
+        let keys = TokenKeys::from_secret(b"0123456789abcdef0123456789abcdef");
+        assert_eq!(server_call(None, None), Ok(()));
+        assert!(matches!(server_call(None, Some("k")), Err(Denied::Unauthenticated(_))));
+        assert!(matches!(server_call(Some("Bearer nope"), Some("k")), Err(Denied::Unauthenticated(_))));
+        assert_eq!(server_call(Some("Bearer k"), Some("k")), Ok(()));
+
+        let host = keys.mint("r-1", "p-1", "H", Role::Host, Duration::from_secs(60));
+        let publisher = keys.mint("r-1", "p-2", "P", Role::Publisher, Duration::from_secs(60));
+        let other_host = keys.mint("r-2", "p-3", "H", Role::Host, Duration::from_secs(60));
+        assert_eq!(host_call(Some(&format!("Bearer {host}")), Some("k"), &keys, "r-1"), Ok(()));
+        assert!(matches!(host_call(Some(&format!("Bearer {publisher}")), Some("k"), &keys, "r-1"), Err(Denied::Forbidden(_))));
+        assert!(matches!(host_call(Some(&format!("Bearer {other_host}")), Some("k"), &keys, "r-1"), Err(Denied::Forbidden(_))));
+        assert_eq!(host_call(Some("Bearer k"), Some("k"), &keys, "r-1"), Ok(()));
+        assert_eq!(host_call(None, None, &keys, "r-1"), Ok(()));
+    }
+
+    #[test]
+    fn host_keys_are_per_room_and_stable() {
+        let keys = TokenKeys::from_secret(b"0123456789abcdef0123456789abcdef");
+        let k1 = keys.host_key("r-1");
+        assert_eq!(k1, TokenKeys::from_secret(b"0123456789abcdef0123456789abcdef").host_key("r-1"));
+        assert_ne!(k1, keys.host_key("r-2"));
+        assert!(keys.is_host_key("r-1", &k1) && !keys.is_host_key("r-2", &k1));
+    }
+}
