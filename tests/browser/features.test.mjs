@@ -137,6 +137,19 @@ describe('room features', () => {
       (s) => `screen tiles Ben ${JSON.stringify(s.Ben.screenTileNames)}, Cleo ${JSON.stringify(s.Cleo.screenTileNames)}; frames Ben ${screenFrames(s, 'Ben', 'Ada')}, Cleo ${screenFrames(s, 'Cleo', 'Ada')}`,
     );
     assert.deepEqual(s.Ben.remoteTileNames.filter((n) => n === 'Ada'), ['Ada'], 'the camera tile stays');
+    // Sender parameters: the preset's bitrate cap; camera balanced, screen keeps its resolution.
+    const params = await ada.evaluate(() =>
+      window.__roomcast.publishPc
+        .getSenders()
+        .filter((x) => x.track?.kind === 'video')
+        .map((x) => ({ label: x.track.label, maxBitrate: x.getParameters().encodings[0]?.maxBitrate, pref: x.getParameters().degradationPreference })),
+    );
+    const cam = params.find((x) => x.label.startsWith('fake_device'));
+    const scr = params.find((x) => !x.label.startsWith('fake_device'));
+    assert.equal(cam?.maxBitrate, 200000, `camera sender: ${JSON.stringify(params)}`);
+    assert.equal(scr?.maxBitrate, 1200000, `screen sender: ${JSON.stringify(params)}`);
+    if (cam?.pref !== undefined) assert.equal(cam.pref, 'balanced');
+    if (scr?.pref !== undefined) assert.equal(scr.pref, 'maintain-resolution');
     await fx.screenshots('-screen-share');
     await ada.getByRole('button', { name: 'Stop sharing' }).click();
     const before = await fx.snapshots(['Ben']);
@@ -192,6 +205,8 @@ describe('room features', () => {
       (s) => ['Ada', 'Ben', 'Cleo'].every((o) => frames(s, 'Dev', o) > 0 && frames(s, o, 'Dev') > 0),
       (s) => ['Ada', 'Ben', 'Cleo'].map((o) => `Dev←${o} ${frames(s, 'Dev', o)}, ${o}←Dev ${frames(s, o, 'Dev')}`).join('; '),
     );
+    // Someone is highlighted as the active speaker at some point (the fake microphones beep).
+    await fx.waitFor('an active speaker on Ada', ['Ada'], (s) => s.Ada.live?.speaker != null, (s) => JSON.stringify(s.Ada.live), 15000);
     // Quality indicators have measured something by now.
     await fx.waitFor('quality known on Ada', ['Ada'], (s) => s.Ada.tiles.filter((x) => x.testId === 'remote-tile').every((x) => x.quality !== 'unknown'), (s) => JSON.stringify(s.Ada.tiles), 10000);
     done.add('four');
