@@ -112,4 +112,16 @@ describe('room page: reconnecting', () => {
     upstream.onclose = null;
     await sleep(0);
   });
+
+  it('closing the page sends leave (pagehide) and the others drop its tile', async (t) => {
+    if (fx.pages.length < 2) return t.skip('needs the first test');
+    const a = fx.byLabel('A');
+    // The event a closing tab fires (frames sent while a page unloads are not reported to the
+    // test, so the page stays and only the event is fired).
+    await a.page.evaluate(() => window.dispatchEvent(new PageTransitionEvent('pagehide', { persisted: false })));
+    await fx.waitFor("B drops A's tile", ['B'], (s) => !s.B.remoteTileNames.includes('A'), (s) => JSON.stringify(s.B.remoteTileNames), 10000);
+    const sent = a.wsFrames.filter((f) => f.dir === 'out').map((f) => f.text.slice(0, 60));
+    assert.ok(sent.includes('{"type":"leave"}'), `A sent leave: last frames ${JSON.stringify(sent.slice(-3))}`);
+    assert.equal(await a.page.evaluate(() => window.__roomcast.state.phase), 'left');
+  });
 });
