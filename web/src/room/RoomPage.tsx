@@ -36,12 +36,14 @@ export function RoomPage({ roomId, search }: { roomId: string; search: string })
     (displayName: string, choice: JoinChoice | null) => {
       const clean = cleanName(displayName) || guestName();
       rememberName(clean);
-      const s = new RoomSession(roomId, settings);
+      // A rejoin keeps the devices chosen during the call.
+      const current = session?.settings.get() ?? settings;
+      const s = new RoomSession(roomId, current);
       window.__roomcast = s.debugHandle();
       setSession(s); // the effect below leaves the previous session
-      void s.join({ name: clean, settings, media: choice?.media, audioMuted: choice?.audioMuted, videoMuted: choice?.videoMuted });
+      void s.join({ name: clean, settings: current, media: choice?.media, audioMuted: choice?.audioMuted, videoMuted: choice?.videoMuted });
     },
-    [roomId, settings],
+    [roomId, settings, session],
   );
 
   useEffect(() => {
