@@ -14,6 +14,8 @@ export interface JoinResponse {
   ice_servers: RTCIceServer[];
   /** 'host' | 'publisher' … when the gateway says. */
   role: string | null;
+  /** Seconds the token is valid (gateways that refresh tokens over signaling). */
+  expires_in: number | null;
 }
 
 /** An HTTP error from the gateway: `{"error": code, "message": ...}` with a status. */
@@ -99,6 +101,7 @@ export async function joinRoom(roomId: string, name: string, key: string | null 
     ws_url: typeof res.ws_url === 'string' ? res.ws_url : '/ws',
     ice_servers: Array.isArray(res.ice_servers) ? res.ice_servers : [],
     role: typeof res.role === 'string' ? res.role : null,
+    expires_in: typeof res.expires_in === 'number' && res.expires_in > 0 ? res.expires_in : null,
   };
 }
 

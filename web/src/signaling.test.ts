@@ -74,3 +74,31 @@ describe('resolveWsUrl', () => {
     expect(resolveWsUrl('http://h:1/ws?token=a', 'a', page)).toBe('ws://h:1/ws?token=a');
   });
 });
+
+describe('protocol additions', () => {
+  it('parses token, reconnect, media_state, chat, reaction and broadcast_state', () => {
+    const ok = (v: unknown) => {
+      const r = parseServerMessage(JSON.stringify(v));
+      expect(r.ok).toBe(true);
+      return r.ok ? r.message : null;
+    };
+    expect(ok({ type: 'token', token: 'eyJ', expires_in: 600 })).toEqual({ type: 'token', token: 'eyJ', expires_in: 600 });
+    expect(ok({ type: 'reconnect', reason: 'x' })).toEqual({ type: 'reconnect', reason: 'x' });
+    expect(ok({ type: 'media_state', participant_id: 'p', audio_muted: true, video_muted: false })).toMatchObject({ audio_muted: true });
+    expect(ok({ type: 'chat', participant_id: 'p', name: 'Ada', text: 'hi', ts: 5 })).toMatchObject({ name: 'Ada', text: 'hi', ts: 5 });
+    expect(ok({ type: 'reaction', participant_id: 'p', emoji: '👏' })).toMatchObject({ emoji: '👏' });
+    expect(ok({ type: 'broadcast_state', state: 'live' })).toEqual({ type: 'broadcast_state', state: 'live' });
+    // A state a newer server invents reads as stopped rather than breaking the page.
+    expect(ok({ type: 'broadcast_state', state: 'paused' })).toEqual({ type: 'broadcast_state', state: 'stopped' });
+    expect(ok({ type: 'welcome', participant_id: 'p', participants: [{ id: 'a', name: 'A', audio_muted: true }], producers: [], broadcast: 'live' })).toMatchObject({
+      broadcast: 'live',
+      participants: [{ id: 'a', name: 'A', audio_muted: true }],
+    });
+  });
+
+  it('refuses malformed additions', () => {
+    expect(parseServerMessage(JSON.stringify({ type: 'token' })).ok).toBe(false);
+    expect(parseServerMessage(JSON.stringify({ type: 'media_state', participant_id: 'p' })).ok).toBe(false);
+    expect(parseServerMessage(JSON.stringify({ type: 'chat', participant_id: 'p' })).ok).toBe(false);
+  });
+});

@@ -34,6 +34,7 @@ export type ClientMessage =
   | { type: 'subscribe_answer'; sdp: string }
   | { type: 'candidate'; pc: PcName; candidate: string; sdp_mid: string | null }
   | { type: 'leave' }
+  | { type: 'refresh_token' }
   | { type: 'chat'; text: string }
   | { type: 'reaction'; emoji: string }
   | { type: 'media_state'; audio_muted: boolean; video_muted: boolean };
@@ -54,6 +55,7 @@ export type ServerMessage =
   | { type: 'reaction'; participant_id: string; emoji: string }
   | { type: 'media_state'; participant_id: string; audio_muted: boolean; video_muted: boolean }
   | { type: 'reconnect'; reason: string }
+  | { type: 'token'; token: string; expires_in: number | null }
   | { type: 'publish_answer'; sdp: string }
   | { type: 'subscribe_offer'; sdp: string; tracks: TrackInfo[] }
   | { type: 'candidate'; pc: PcName; candidate: string; sdp_mid: string | null }
@@ -174,6 +176,12 @@ export function parseServerMessage(text: string): ParseResult {
       };
     case 'reconnect':
       return { ok: true, message: { type: 'reconnect', reason: isStr(v.reason) ? v.reason : '' } };
+    case 'token':
+      if (!isStr(v.token) || !v.token) return bad('missing token');
+      return {
+        ok: true,
+        message: { type: 'token', token: v.token, expires_in: typeof v.expires_in === 'number' && v.expires_in > 0 ? v.expires_in : null },
+      };
     case 'publish_answer':
       if (!isStr(v.sdp)) return bad('missing sdp');
       return { ok: true, message: { type: 'publish_answer', sdp: v.sdp } };

@@ -107,6 +107,9 @@ export class RoomSession {
   private retryTimer: number | null = null;
   private welcomeTimer: number | null = null;
   private statsTimer: number | null = null;
+  private refreshTimer: number | null = null;
+  /** Seconds the current token lives, when the gateway refreshes tokens over signaling. */
+  private tokenLifetime: number | null = null;
   private readonly disconnectTimers: Record<PcName, number | null> = { publish: null, subscribe: null };
   private pending: Record<PcName, RemoteCandidate[]> = { publish: [], subscribe: [] };
   private publishQueue = this.newQueue('publish');
@@ -256,6 +259,7 @@ export class RoomSession {
     this.iceServers = join.ice_servers;
     this.token = join.token;
     this.role = join.role;
+    this.tokenLifetime = join.expires_in;
     this.dispatch({ type: 'joined_http', participantId: join.participant_id });
     const url = resolveWsUrl(join.ws_url, join.token, window.location.href);
     const signaling = new SignalingClient(url, {
@@ -341,6 +345,8 @@ export class RoomSession {
     this.clearWelcomeTimer();
     if (this.statsTimer !== null) window.clearInterval(this.statsTimer);
     this.statsTimer = null;
+    if (this.refreshTimer !== null) window.clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
     this.signaling?.close();
     this.teardownPeers();
     for (const t of [this.camTrack, this.micTrack, this.screenTrack]) t?.stop();
@@ -352,6 +358,18 @@ export class RoomSession {
     this.screenStream.set(null);
     this.dispatch({ type: 'media', screen: 'off' });
     this.dispatch({ type: 'ended', phase, reason });
+  }
+
+  /** Asks for a fresh token at 70 % of the current one's life (gateways whose tokens expire). */
+  private scheduleTokenRefresh(): void {
+    if (this.refreshTimer !== null) window.clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
+    if (this.ended || !this.tokenLifetime) return;
+    const ms = Math.max(30_000, this.tokenLifetime * 700);
+    this.refreshTimer = window.setTimeout(() => {
+      this.refreshTimer = null;
+      if (!this.ended) this.send({ type: 'refresh_token' });
+    }, ms);
   }
 
   private clearWelcomeTimer(): void {
@@ -448,6 +466,13 @@ export class RoomSession {
         this.clearWelcomeTimer();
         this.dispatch({ type: 'server', message: msg });
         this.setupPeers();
+        this.scheduleTokenRefresh();
+        return;
+      case 'token':
+        // The answer to refresh_token: host calls (broadcast controls) use the fresh one.
+        this.token = msg.token;
+        if (msg.expires_in) this.tokenLifetime = msg.expires_in;
+        this.scheduleTokenRefresh();
         return;
       case 'reconnect':
         // The server's media worker restarted: our PeerConnections are dead. A new welcome

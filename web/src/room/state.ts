@@ -216,7 +216,8 @@ function applyServer(state: RoomState, msg: ServerMessage, at: number): RoomStat
       // A fatal error ends the session and is shown as the reason, not as a notice.
       if (msg.fatal) return { ...state, phase: 'failed', endReason: msg.message || msg.code };
       return addNotice(state, msg.code, msg.message || msg.code);
-    // SDP and candidates are the session's business; they do not change the plain state.
+    // SDP, candidates and tokens are the session's business; they do not change the plain state.
+    case 'token':
     case 'publish_answer':
     case 'subscribe_offer':
     case 'candidate':
