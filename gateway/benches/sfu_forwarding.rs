@@ -47,6 +47,7 @@ async fn run(k: usize, seconds: u64) -> anyhow::Result<RunResult> {
     let dir = std::env::temp_dir().join(format!("roomcast-bench-{}", std::process::id()));
     let mut config = roomcast::Config::for_tests(&dir);
     config.workers = Some(1);
+    config.max_participants = k + 10;
     let server = roomcast::start(config).await?;
     let base = format!("http://{}", server.http_addr);
     let http = reqwest::Client::new();

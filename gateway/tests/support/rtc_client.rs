@@ -45,7 +45,8 @@ pub struct Controls {
 pub async fn client_with(base: String, room: String, publisher: bool, counters: Arc<Counters>, controls: Controls) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let join: Value = http.post(format!("{base}/api/rooms/{room}/join")).json(&json!({"name": if publisher { "pub" } else { "sub" }})).send().await?.json().await?;
-    let (mut ws, _) = tokio_tungstenite::connect_async(join["ws_url"].as_str().unwrap()).await?;
+    let ws_url = join["ws_url"].as_str().ok_or_else(|| anyhow::anyhow!("join refused: {join}"))?;
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await?;
     let socket = UdpSocket::bind("127.0.0.1:0").await?;
     let local = socket.local_addr()?;
     let mut rtc = Rtc::builder().set_rtp_mode(true).clear_codecs().enable_vp8(true).enable_opus(true, false).build(Instant::now());
