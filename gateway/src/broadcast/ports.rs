@@ -18,6 +18,12 @@ pub struct PortPair {
     pub rtcp: u16,
 }
 
+/// True if both ports of the pair can be bound on loopback now (no other process holds them).
+pub fn pair_is_free(pair: PortPair) -> bool {
+    let bind = |port| std::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, port)).is_ok();
+    bind(pair.rtp) && bind(pair.rtcp)
+}
+
 #[derive(Debug)]
 pub struct PortAllocator {
     range: Range<u16>,
@@ -34,11 +40,16 @@ impl PortAllocator {
     }
 
     pub fn allocate(&mut self) -> Result<PortPair, PortsExhausted> {
+        self.allocate_where(|_| true)
+    }
+
+    /// Like `allocate`, skipping pairs `usable` refuses (e.g. ports another process holds).
+    pub fn allocate_where(&mut self, usable: impl Fn(PortPair) -> bool) -> Result<PortPair, PortsExhausted> {
         let pairs = (self.range.end.saturating_sub(self.range.start)) / 2;
         for i in 0..pairs {
             let offset = (self.cursor - self.range.start) / 2;
             let rtp = self.range.start + ((offset + i) % pairs) * 2;
-            if !self.in_use.contains(&rtp) {
+            if !self.in_use.contains(&rtp) && usable(PortPair { rtp, rtcp: rtp + 1 }) {
                 self.in_use.insert(rtp);
                 let next = rtp + 2;
                 self.cursor = if next + 1 < self.range.end { next } else { self.range.start };
@@ -83,6 +94,14 @@ mod tests {
         let p1 = a.allocate().unwrap();
         a.release(p1);
         assert_ne!(a.allocate().unwrap(), p1);
+    }
+
+    #[test]
+    fn pairs_refused_by_the_probe_are_skipped() {
+        let mut a = PortAllocator::new(50000..50010);
+        let p = a.allocate_where(|p| p.rtp != 50000 && p.rtp != 50002).unwrap();
+        assert_eq!(p.rtp, 50004);
+        assert!(a.allocate_where(|_| false).is_err());
     }
 
     #[test]

@@ -246,7 +246,7 @@ impl Supervisor {
                 roster.participants.retain(|p| *p != id);
             }
             LegEvent::TrackAdded { producer_id, participant_id, kind, codec, payload_type, clock_rate } => {
-                let pair = match self.ports.lock().expect("ports lock").allocate() {
+                let pair = match self.ports.lock().expect("ports lock").allocate_where(super::ports::pair_is_free) {
                     Ok(p) => p,
                     Err(e) => {
                         tracing::error!(room = %self.room, producer = %producer_id, error = %e, "track left out of the broadcast");
