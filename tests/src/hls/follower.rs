@@ -211,12 +211,14 @@ impl Follower {
             if pl.ended {
                 break;
             }
-            // 2. The preload hint, when it is the part we want: its bytes come as it completes.
+            // 2. The preload hint, when it is the part we want (or the next segment's first
+            // while ours is still open): its bytes come as soon as it is complete.
             if let (Some(h), false) = (pl.preload_hint.clone(), need_independent) {
-                if h.part == want && map.is_some() {
-                    let entry = PartEntry { msn: h.part.msn, index: h.part.index, uri: h.uri, duration: 0.0, independent: false };
+                let next_segment = PartId { msn: want.msn + 1, index: 0 };
+                if (h.part == want || (h.part == next_segment && want.index > 0)) && map.is_some() {
+                    let entry = PartEntry { msn: h.part.msn, index: h.part.index, uri: h.uri, duration: 0.0, independent: h.part.index == 0 };
                     if let Some(f) = self.fetch_part(&entry, true).await? {
-                        want = PartId { msn: want.msn, index: want.index + 1 };
+                        want = PartId { msn: h.part.msn, index: h.part.index + 1 };
                         if tx.send(HlsEvent::Part(f)).is_err() {
                             break;
                         }

@@ -29,6 +29,15 @@ pub struct PartId {
     pub index: u32,
 }
 
+impl PartId {
+    /// The (segment, part) a URI names in hls-out's scheme, `part-{msn}.{part}.m4s`.
+    pub fn from_uri(uri: &str) -> Option<PartId> {
+        let name = uri.rsplit('/').next()?.split('?').next()?;
+        let (msn, index) = name.strip_prefix("part-")?.strip_suffix(".m4s")?.split_once('.')?;
+        Some(PartId { msn: msn.parse().ok()?, index: index.parse().ok()? })
+    }
+}
+
 impl std::fmt::Display for PartId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}.{}", self.msn, self.index)
@@ -51,6 +60,9 @@ pub struct SegmentEntry {
 /// `EXT-X-PRELOAD-HINT:TYPE=PART`: the part the server will publish next.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreloadHint {
+    /// From the URI when it follows hls-out's naming (the server may hint the next
+    /// segment's first part while the current one is still open); otherwise the next
+    /// position in the segment in progress.
     pub part: PartId,
     pub uri: String,
 }
@@ -198,9 +210,10 @@ pub fn parse(text: &str) -> Result<LivePlaylist> {
         } else if let Some(v) = line.strip_prefix("#EXT-X-PRELOAD-HINT:") {
             let a = attributes(v);
             if attr(&a, "TYPE") == Some("PART") {
+                let uri = attr(&a, "URI").context("EXT-X-PRELOAD-HINT without URI")?.to_owned();
                 pl.preload_hint = Some(PreloadHint {
-                    part: PartId { msn: cur, index: parts.len() as u32 },
-                    uri: attr(&a, "URI").context("EXT-X-PRELOAD-HINT without URI")?.to_owned(),
+                    part: PartId::from_uri(&uri).unwrap_or(PartId { msn: cur, index: parts.len() as u32 }),
+                    uri,
                 });
             }
         } else if line == "#EXT-X-ENDLIST" {
@@ -289,6 +302,17 @@ seg-17952609231.m4s
             assert!((f64::from(t.duration) - o.duration).abs() < 1e-4);
             assert_eq!(t.discontinuity, o.discontinuity);
         }
+    }
+
+    #[test]
+    fn a_hint_may_name_the_next_segment() {
+        let text = "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:7\n#EXT-X-PART:DURATION=0.333,URI=\"part-7.0.m4s\",INDEPENDENT=YES\n#EXT-X-PART:DURATION=0.333,URI=\"part-7.1.m4s\"\n#EXT-X-PART:DURATION=0.333,URI=\"part-7.2.m4s\"\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part-8.0.m4s\"\n";
+        let pl = parse(text).unwrap();
+        assert_eq!(pl.preload_hint.unwrap().part, PartId { msn: 8, index: 0 });
+        let other = parse(&text.replace("part-8.0.m4s", "next.mp4")).unwrap();
+        assert_eq!(other.preload_hint.unwrap().part, PartId { msn: 7, index: 3 }, "positional without hls-out's naming");
+        assert_eq!(PartId::from_uri("/hls/r/part-12.3.m4s"), Some(PartId { msn: 12, index: 3 }));
+        assert_eq!(PartId::from_uri("seg-12.m4s"), None);
     }
 
     #[test]
