@@ -55,7 +55,7 @@ echo "SecantusDB (pid $MONGO_PID) at $ROOMCAST_TEST_MONGODB_URI"
 
 echo "== Rust: build and test the workspace"
 cargo build --workspace --all-targets
-cargo test --workspace -- --test-threads=1
+cargo test --workspace --no-fail-fast -- --test-threads=1
 
 echo "== browser tests (headless Chromium)"
 export ROOMCAST_BIN="$CARGO_TARGET_DIR/debug/roomcast"

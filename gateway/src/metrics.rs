@@ -180,6 +180,9 @@ impl Collector for Snapshot {
         counter(&mut e, "sfu_rtp_bytes_out", "RTP payload bytes forwarded to subscribers", &worker_rows(&|s| &s.rtp_bytes_out))?;
         counter(&mut e, "sfu_leg_packets_out", "RTP packets sent on plain-RTP legs to compositors", &worker_rows(&|s| &s.leg_packets_out))?;
         counter(&mut e, "sfu_keyframe_requests", "Keyframe requests (PLI) sent to publishers", &worker_rows(&|s| &s.keyframe_requests))?;
+        counter(&mut e, "sfu_nacks_sent", "NACKs sent to publishers (lost packets asked for again)", &worker_rows(&|s| &s.nacks_sent))?;
+        counter(&mut e, "sfu_nacks_received", "NACKs received from subscribers (answered from the RTX cache)", &worker_rows(&|s| &s.nacks_received))?;
+        gauge(&mut e, "sfu_ingress_loss_ppm", "Worst publisher packet loss in the last stats interval (parts per million)", &as_gauge(worker_rows(&|s| &s.ingress_loss_ppm)))?;
         counter(&mut e, "sfu_datagrams_in", "UDP datagrams received by the SFU worker", &worker_rows(&|s| &s.datagrams_in))?;
         counter(&mut e, "sfu_datagrams_unrouted", "UDP datagrams no peer accepted", &worker_rows(&|s| &s.datagrams_unrouted))?;
         counter(&mut e, "sfu_loop_turns", "SFU worker loop iterations (stops growing when a worker is stuck)", &worker_rows(&|s| &s.loop_turns))?;
@@ -194,6 +197,8 @@ impl Collector for Snapshot {
         counter(&mut e, "broadcast_restarts", "Compositor restarts of the room's broadcast", &self.pipelines.iter().map(|(r, s)| (room(r), s.restarts as u64)).collect::<Vec<_>>())?;
         counter(&mut e, "broadcast_parts", "CMAF parts the room's compositor published", &self.pipelines.iter().map(|(r, s)| (room(r), s.parts)).collect::<Vec<_>>())?;
         gauge(&mut e, "broadcast_legs", "Plain-RTP legs feeding the room's compositor", &self.pipelines.iter().map(|(r, s)| (room(r), s.legs as i64)).collect::<Vec<_>>())?;
+        gauge(&mut e, "broadcast_fps_out_milli", "Frames per second the room's compositor outputs (x1000)", &self.pipelines.iter().map(|(r, s)| (room(r), (s.fps_out.unwrap_or(0.0) * 1000.0) as i64)).collect::<Vec<_>>())?;
+        gauge(&mut e, "broadcast_stalled_inputs", "Compositor inputs with no media now (shown as placeholders)", &self.pipelines.iter().map(|(r, s)| (room(r), s.stalled_inputs as i64)).collect::<Vec<_>>())?;
         gauge(&mut e, "broadcast_uptime_seconds", "Seconds since the room's broadcast last changed state", &self.pipelines.iter().map(|(r, s)| (room(r), s.since.elapsed().as_secs() as i64)).collect::<Vec<_>>())?;
         plain_gauge(&mut e, "rtp_ports_in_use", "RTP port pairs allocated to compositor legs", self.ports_in_use as i64)?;
         plain_gauge(&mut e, "rtp_ports_capacity", "RTP port pairs in the configured range", self.port_pairs as i64)?;

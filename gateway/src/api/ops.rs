@@ -59,6 +59,9 @@ pub struct Pipeline {
     pub legs: usize,
     pub pid: Option<u32>,
     pub last_error: Option<String>,
+    /// Frames per second out of the compositor, and inputs stalled (placeholders) now.
+    pub fps_out: Option<f64>,
+    pub stalled_inputs: usize,
     /// The SFU worker the room lives on, and how many people are in it (None: unknown).
     pub worker: Option<usize>,
     pub participants: Option<usize>,
@@ -101,6 +104,8 @@ pub async fn pipelines_now(app: &AppState) -> Vec<Pipeline> {
             parts: s.parts,
             legs: s.legs,
             pid: s.pid,
+            fps_out: s.fps_out,
+            stalled_inputs: s.stalled_inputs,
             last_error: s.last_error,
             worker,
             participants,

@@ -30,6 +30,9 @@ pub struct Status {
     pub legs: usize,
     pub pid: Option<u32>,
     pub last_error: Option<String>,
+    /// From the compositor's last stats report: frames out per second, inputs stalled now.
+    pub fps_out: Option<f64>,
+    pub stalled_inputs: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +68,7 @@ impl Broadcasts {
         if inner.get(room).is_some_and(|r| r.status.lock().expect("status").state.is_running()) {
             return Err(BroadcastError::AlreadyLive);
         }
-        let status = Arc::new(Mutex::new(Status { state: BroadcastState::Starting, since: Instant::now(), restarts: 0, parts: 0, legs: 0, pid: None, last_error: None }));
+        let status = Arc::new(Mutex::new(Status { state: BroadcastState::Starting, since: Instant::now(), restarts: 0, parts: 0, legs: 0, pid: None, last_error: None, fps_out: None, stalled_inputs: 0 }));
         let (stop_tx, stop_rx) = oneshot::channel();
         let part = self.format.part;
         let sup = supervisor::Supervisor {

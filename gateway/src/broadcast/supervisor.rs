@@ -190,6 +190,12 @@ impl Supervisor {
                     }
                     Ok(Some(Item::Event(ev))) => {
                         tracing::debug!(room = %self.room, event = %ev, "compositor event");
+                        if ev["event"] == "stats" {
+                            self.set(|s| {
+                                s.fps_out = ev["fps_out"].as_f64();
+                                s.stalled_inputs = ev["stalled"].as_array().map_or(0, Vec::len);
+                            });
+                        }
                         if ev["event"] == "error" {
                             self.set(|s| s.last_error = ev["message"].as_str().map(str::to_owned));
                         }

@@ -32,6 +32,8 @@ pub struct Producer {
     pub kind: MediaKind,
     params: Option<PayloadParams>,
     last_pli: Option<Instant>,
+    /// str0m's cumulative NACK count at the last stats event (metrics count the growth).
+    nacks: u64,
 }
 
 pub struct Consumer {
@@ -41,6 +43,7 @@ pub struct Consumer {
     pub state: ConsumerState<Mid>,
     forwarder: Forwarder,
     pt: Option<Pt>,
+    nacks: u64,
 }
 
 pub struct Participant {
@@ -86,6 +89,7 @@ impl Participant {
             state: ConsumerState::ToAdd,
             forwarder: Forwarder::new(kind == MediaKind::Video, rand::random()),
             pt: None,
+            nacks: 0,
         });
         self.renegotiate = true;
     }
@@ -434,6 +438,21 @@ impl Room {
                     self.request_keyframe(&producer, now, Some(stats));
                 }
             }
+            Event::MediaIngressStats(s) if role == PcRole::Publish => {
+                if let Some(prod) = self.get_mut(participant).and_then(|p| p.producers.iter_mut().find(|x| x.mid == s.mid)) {
+                    WorkerStats::add(&stats.nacks_sent, s.nacks.saturating_sub(prod.nacks));
+                    prod.nacks = s.nacks;
+                }
+                if let Some(loss) = s.loss {
+                    stats.ingress_loss_ppm.fetch_max((loss.clamp(0.0, 1.0) * 1e6) as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            Event::MediaEgressStats(s) if role == PcRole::Subscribe => {
+                if let Some(c) = self.get_mut(participant).and_then(|p| p.consumers.iter_mut().find(|c| c.state.mid() == Some(s.mid))) {
+                    WorkerStats::add(&stats.nacks_received, s.nacks.saturating_sub(c.nacks));
+                    c.nacks = s.nacks;
+                }
+            }
             Event::IceConnectionStateChange(state) => {
                 if let Some(p) = self.get_mut(participant) {
                     match state {
@@ -456,7 +475,7 @@ impl Room {
         }
         let id = format!("{}:{}", p.info.id, p.next_producer);
         p.next_producer += 1;
-        p.producers.push(Producer { id: id.clone(), mid, kind, params: None, last_pli: None });
+        p.producers.push(Producer { id: id.clone(), mid, kind, params: None, last_pli: None, nacks: 0 });
         let info = ProducerInfo { id, participant_id: participant.to_owned(), kind: kind_name(kind) };
         tracing::info!(room = %self.id, participant, producer = %info.id, ?kind, "producer added");
         for other in &mut self.participants {

@@ -17,6 +17,11 @@ pub struct WorkerStats {
     pub rtp_bytes_out: AtomicU64,
     pub leg_packets_out: AtomicU64,
     pub keyframe_requests: AtomicU64,
+    /// NACKs sent to publishers / received from subscribers (retransmissions asked for).
+    pub nacks_sent: AtomicU64,
+    pub nacks_received: AtomicU64,
+    /// Worst incoming packet loss reported in the last stats interval, in parts per million.
+    pub ingress_loss_ppm: AtomicU64,
     pub datagrams_in: AtomicU64,
     pub datagrams_unrouted: AtomicU64,
     /// Loop iterations; a stuck worker stops counting (the liveness check reads it).

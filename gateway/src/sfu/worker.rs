@@ -143,6 +143,7 @@ fn start_thread(index: usize, config: WorkerConfig, stats: Arc<WorkerStats>) -> 
         routes: HashMap::new(),
         config,
         events: Vec::new(),
+        housekeeping_turns: 0,
     };
     let flag = alive.clone();
     std::thread::Builder::new().name(format!("sfu-worker-{index}")).spawn(move || {
@@ -175,6 +176,7 @@ struct Worker {
     config: WorkerConfig,
     events: Vec<str0m::Event>,
     stats: Arc<WorkerStats>,
+    housekeeping_turns: u64,
 }
 
 pub fn rtc_config() -> RtcConfig {
@@ -185,6 +187,8 @@ pub fn rtc_config() -> RtcConfig {
         .enable_opus(true, false)
         .enable_vp8(true)
         .enable_h264(true)
+        // Per-stream stats (loss, NACKs) once a second, for metrics.
+        .set_stats_interval(Some(Duration::from_secs(1)))
 }
 
 impl Worker {
@@ -354,7 +358,12 @@ impl Worker {
         }
     }
 
-    fn refresh_gauges(&self) {
+    fn refresh_gauges(&mut self) {
+        // The loss gauge is the worst seen in a 5 s window (stats arrive once a second).
+        self.housekeeping_turns += 1;
+        if self.housekeeping_turns % 10 == 0 {
+            WorkerStats::set(&self.stats.ingress_loss_ppm, 0);
+        }
         let s = &self.stats;
         let participants = self.rooms.values().flat_map(|r| r.participants.iter());
         WorkerStats::set(&s.rooms, self.rooms.len() as u64);
