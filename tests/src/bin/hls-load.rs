@@ -950,12 +950,18 @@ async fn bench_main() -> Result<()> {
         );
     }
     println!("\n== closed-loop throughput (playlist + one of the newest parts, repeated) ==");
-    println!("server    conns    req/s     MB/s  server CPU%  server RSS MB  client CPU%  machine busy  latency p50 / p99 (ms)  errors");
+    println!("server    conns    req/s     MB/s  server CPU%  CPU µs/req  server RSS MB  client CPU%  machine busy  latency p50 / p99 (ms)  errors");
     for t in &report.throughput {
         let d = t.request_latency.map(|d| format!("{:>6.1} / {:>7.1}", d.p50_ms, d.p99_ms)).unwrap_or_else(|| "-".into());
         println!(
-            "{:<8}  {:>5}  {:>7.0}  {:>7.1}  {:>11.0}  {:>13.0}  {:>11.0}  {:>11.0}%  {:>22}  {:>6}",
-            t.server, t.connections, t.requests_per_s, t.mbytes_per_s, t.server_cpu_percent, t.server_rss_max_mb, t.client_cpu_percent, t.machine_busy_percent, d, t.errors
+            "{:<8}  {:>5}  {:>7.0}  {:>7.1}  {:>11.0}  {:>10.1}  {:>13.0}  {:>11.0}  {:>11.0}%  {:>22}  {:>6}",
+            t.server,
+            t.connections,
+            t.requests_per_s,
+            t.mbytes_per_s,
+            t.server_cpu_percent,
+            t.server_cpu_percent * 1e4 / t.requests_per_s.max(1.0),
+            t.server_rss_max_mb, t.client_cpu_percent, t.machine_busy_percent, d, t.errors
         );
     }
     println!("load average (1 min): {:?} at start, {:?} at the end; open-file limit {}", report.load_average_1m_start, report.load_average_1m_end, report.open_file_limit);
