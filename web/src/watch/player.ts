@@ -182,6 +182,9 @@ export class WatchPlayer {
     }
     const hls = new Hls({
       lowLatencyMode: true,
+      // Catch up to the live edge (PART-HOLD-BACK) by playing slightly faster when behind;
+      // without this hls.js stays at 1.0x and drifts behind after every stall.
+      maxLiveSyncPlaybackRate: 1.5,
       backBufferLength: 30,
       // Keep trying through short gaps (a compositor restart) before reporting a fatal error.
       fragLoadPolicy: {
