@@ -83,6 +83,8 @@ describe('broadcast: room → compositor → LL-HLS → watch page', () => {
         status: window.__watch?.state.status,
         t: window.__watch?.video.currentTime ?? 0,
         low: window.__watch?.hls?.config.lowLatencyMode ?? null,
+        width: window.__watch?.video.videoWidth ?? 0,
+        height: window.__watch?.video.videoHeight ?? 0,
         latency: window.__watch?.state.latency,
       }));
       if (st.status === 'live') {
@@ -97,6 +99,7 @@ describe('broadcast: room → compositor → LL-HLS → watch page', () => {
       assert.fail(`watch page: status ${st?.status}, currentTime ${st?.t} (diagnostics above)`);
     }
     assert.equal(st.low, true, 'hls.js runs in low-latency mode');
+    assert.deepEqual([st.width, st.height], [1280, 720], 'the broadcast plays at 1280x720');
     console.log(`watch page live; ${st.latency?.toFixed?.(2) ?? '?'} s behind the live edge`);
 
     const stopped = await broadcast('DELETE');
