@@ -45,23 +45,15 @@ impl OpsState {
     }
 }
 
-/// One pipeline (a room's broadcast), as `GET /api/ops/pipelines` shows it.
+/// One pipeline (a room's broadcast), as `GET /api/ops/pipelines` shows it: the broadcast's
+/// status (state, restarts, parts, legs, pid, fps, last error) plus where it lives.
 #[derive(Debug, Clone, Serialize)]
 pub struct Pipeline {
     pub room: String,
-    pub state: BroadcastState,
+    #[serde(flatten)]
+    pub status: Status,
     /// Seconds since the last state change (a restart starts it again).
     pub uptime_secs: f64,
-    pub restarts: u32,
-    /// CMAF parts the current broadcast has published.
-    pub parts: u64,
-    /// Plain-RTP legs (producer tracks) feeding the compositor.
-    pub legs: usize,
-    pub pid: Option<u32>,
-    pub last_error: Option<String>,
-    /// Frames per second out of the compositor, and inputs stalled (placeholders) now.
-    pub fps_out: Option<f64>,
-    pub stalled_inputs: usize,
     /// The SFU worker the room lives on, and how many people are in it (None: unknown).
     pub worker: Option<usize>,
     pub participants: Option<usize>,
@@ -99,14 +91,7 @@ pub async fn pipelines_now(app: &AppState) -> Vec<Pipeline> {
         };
         out.push(Pipeline {
             uptime_secs: (Broadcasts::uptime(&s).as_secs_f64() * 10.0).round() / 10.0,
-            state: s.state,
-            restarts: s.restarts,
-            parts: s.parts,
-            legs: s.legs,
-            pid: s.pid,
-            fps_out: s.fps_out,
-            stalled_inputs: s.stalled_inputs,
-            last_error: s.last_error,
+            status: s,
             worker,
             participants,
             hls: app.broadcasts.hls.stats(&room),
