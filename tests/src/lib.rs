@@ -19,3 +19,17 @@ pub fn compositor_bin() -> anyhow::Result<std::path::PathBuf> {
     }
     anyhow::bail!("roomcast-compositor is not built next to {}; run `cargo build -p roomcast-compositor` first", exe.display())
 }
+
+/// Test logs at `warn` (or `RUST_LOG`), captured per test; safe to call from every test.
+pub fn init_test_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+}
+
+/// A fresh directory under the system temp dir, unique per process, tag and instant.
+pub fn scratch_dir(tag: &str) -> anyhow::Result<std::path::PathBuf> {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
+    let dir = std::env::temp_dir().join(format!("roomcast-e2e-{tag}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

@@ -140,9 +140,8 @@ fn describe(tiles: &[Colour]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_room_grid_with_join_and_leave() -> Result<()> {
-    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into())).with_test_writer().try_init();
-    let dir = std::env::temp_dir().join(format!("roomcast-broadcast-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    roomcast_e2e::init_test_logs();
+    let dir = roomcast_e2e::scratch_dir("broadcast")?;
     let mut config = roomcast::Config::for_tests(&dir);
     config.compositor_bin = Some(compositor_bin()?);
     let server = roomcast::start(config).await?;

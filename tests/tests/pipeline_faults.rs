@@ -23,9 +23,8 @@ struct Env {
 }
 
 async fn env(tag: &str, compositor: PathBuf, max_restarts: u32) -> Result<Env> {
-    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into())).with_test_writer().try_init();
-    let dir = std::env::temp_dir().join(format!("roomcast-faults-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    roomcast_e2e::init_test_logs();
+    let dir = roomcast_e2e::scratch_dir(tag)?;
     let mut config = roomcast::Config::for_tests(&dir);
     config.compositor_bin = Some(compositor);
     config.max_compositor_restarts = max_restarts;
@@ -144,8 +143,7 @@ async fn stalled_compositor_is_restarted_by_the_watchdog() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn always_crashing_compositor_ends_failed_not_in_a_loop() -> Result<()> {
-    let dir = std::env::temp_dir().join(format!("roomcast-crasher-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    let dir = roomcast_e2e::scratch_dir("crasher")?;
     let crasher = dir.join("crashing-compositor");
     std::fs::write(&crasher, "#!/bin/sh\necho 'simulated crash' >&2\nexit 3\n")?;
     std::process::Command::new("chmod").arg("+x").arg(&crasher).status()?;

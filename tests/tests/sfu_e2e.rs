@@ -27,19 +27,6 @@ const SPECS: [Spec; 3] = [
 ];
 const LATE: Spec = Spec { name: "late", colour: Colour::YELLOW, tone_hz: 550.0 };
 
-fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
-}
-
-fn scratch_dir(tag: &str) -> Result<std::path::PathBuf> {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
-    let dir = std::env::temp_dir().join(format!("roomcast-e2e-{tag}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
-
 /// `who` decodes every participant of `others` in the right colour and hears its tone.
 async fn wait_sees_and_hears(
     who: &SyntheticParticipant,
@@ -63,8 +50,8 @@ async fn wait_sees_and_hears(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn room_of_three_late_joiner_and_leaver() -> Result<()> {
-    init_logs();
-    let dir = scratch_dir("sfu")?;
+    roomcast_e2e::init_test_logs();
+    let dir = roomcast_e2e::scratch_dir("sfu")?;
     let server = roomcast::start(roomcast::Config::for_tests(&dir)).await?;
     let base = format!("http://{}", server.http_addr);
     let http = reqwest::Client::new();
@@ -227,8 +214,8 @@ async fn room_of_three_late_joiner_and_leaver() -> Result<()> {
 /// A receive-only participant (as benchmarks use) publishes nothing and decodes everyone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receive_only_participant_publishes_nothing_and_decodes_everyone() -> Result<()> {
-    init_logs();
-    let dir = scratch_dir("recvonly")?;
+    roomcast_e2e::init_test_logs();
+    let dir = roomcast_e2e::scratch_dir("recvonly")?;
     let server = roomcast::start(roomcast::Config::for_tests(&dir)).await?;
     let base = format!("http://{}", server.http_addr);
     let room = signaling::create_room(&reqwest::Client::new(), &base, "e2e-recvonly").await?;
@@ -270,8 +257,8 @@ async fn receive_only_participant_publishes_nothing_and_decodes_everyone() -> Re
 /// two in flight) and everyone still ends up decoding everyone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simultaneous_joins_converge() -> Result<()> {
-    init_logs();
-    let dir = scratch_dir("together")?;
+    roomcast_e2e::init_test_logs();
+    let dir = roomcast_e2e::scratch_dir("together")?;
     let server = roomcast::start(roomcast::Config::for_tests(&dir)).await?;
     let base = format!("http://{}", server.http_addr);
     let room = signaling::create_room(&reqwest::Client::new(), &base, "e2e-together").await?;

@@ -17,19 +17,6 @@ const TONE_TOLERANCE_HZ: f32 = 15.0;
 /// Issue 7: "they are all receiving each other's media again within 3 s".
 const RECOVERY_LIMIT: Duration = Duration::from_secs(3);
 
-fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
-}
-
-fn scratch_dir(tag: &str) -> Result<std::path::PathBuf> {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
-    let dir = std::env::temp_dir().join(format!("roomcast-e2e-{tag}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
-
 struct Member {
     p: SyntheticParticipant,
     colour: Colour,
@@ -50,8 +37,8 @@ fn receives(s: &Snapshot, id: &str, colour: Colour, tone: Option<f32>, since: Op
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_panic_three_participants_recover_within_3s_other_room_undisturbed() -> Result<()> {
-    init_logs();
-    let dir = scratch_dir("failover")?;
+    roomcast_e2e::init_test_logs();
+    let dir = roomcast_e2e::scratch_dir("failover")?;
     let server = roomcast::start(roomcast::Config::for_tests(&dir)).await?;
     let base = format!("http://{}", server.http_addr);
     let http = reqwest::Client::new();
