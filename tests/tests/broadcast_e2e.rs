@@ -73,8 +73,8 @@ impl Hls {
         }
     }
 
-    /// Init + segment as one playable fMP4 file, decoded by ffmpeg to one RGB frame.
-    async fn frame(&self, pl: &Playlist, msn: u64, dir: &std::path::Path) -> Result<Frame> {
+    /// Init + segment as one playable fMP4 file, decoded by ffmpeg to RGB frames.
+    async fn frames(&self, pl: &Playlist, msn: u64, dir: &std::path::Path) -> Result<Segment> {
         let seg = pl.segments.iter().find(|s| s.0 == msn).context("segment in playlist")?;
         let mut file = self.get(&pl.map_uri).await?;
         file.extend(self.get(&seg.1).await?);
@@ -89,17 +89,37 @@ impl Hls {
         let out = std::process::Command::new("ffmpeg")
             .args(["-v", "error", "-i"])
             .arg(&path)
-            .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+            .args(["-an", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
             .output()?;
         ensure!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
-        ensure!(out.stdout.len() == (W * H * 3) as usize, "decoded {} bytes, expected a {W}x{H} RGB frame ({streams})", out.stdout.len());
-        Ok(Frame { rgb: out.stdout, streams })
+        let size = (W * H * 3) as usize;
+        ensure!(!out.stdout.is_empty() && out.stdout.len() % size == 0, "decoded {} bytes, not whole {W}x{H} RGB frames ({streams})", out.stdout.len());
+        let frames = out.stdout.chunks(size).map(|c| Frame { rgb: c.to_vec() }).collect();
+        let _ = std::fs::remove_file(&path);
+        Ok(Segment { frames, streams })
+    }
+}
+
+/// One decoded segment.
+struct Segment {
+    frames: Vec<Frame>,
+    streams: String,
+}
+
+impl Segment {
+    /// What a viewer sees at the end of the segment.
+    fn last(&self) -> &Frame {
+        self.frames.last().expect("at least one frame")
+    }
+
+    /// Index of the first frame whose tiles match, for the log.
+    fn first_matching(&self, n: usize, ok: impl Fn(&[Colour]) -> bool) -> Option<usize> {
+        self.frames.iter().position(|f| ok(&f.tiles(n)))
     }
 }
 
 struct Frame {
     rgb: Vec<u8>,
-    streams: String,
 }
 
 impl Frame {
@@ -169,21 +189,22 @@ async fn live_room_grid_with_join_and_leave() -> Result<()> {
     let first_msn = pl.segments[0].0;
     let mut msn = first_msn;
     let expected3 = [Colour::RED, Colour::GREEN, Colour::BLUE];
-    let frame = loop {
+    let segment = loop {
         pl = hls.wait_segment(msn, Duration::from_secs(20)).await?;
-        let f = hls.frame(&pl, msn, &dir).await?;
-        let tiles = f.tiles(3);
+        let seg = hls.frames(&pl, msn, &dir).await?;
+        let tiles = seg.last().tiles(3);
         if expected3.iter().zip(&tiles).all(|(e, t)| close(*e, *t)) {
-            break f;
+            break seg;
         }
         println!("segment {msn}: tiles {} (waiting for all three)", describe(&tiles));
         ensure!(msn < first_msn + 15, "three colours never appeared; last tiles {}", describe(&tiles));
         msn += 1;
     };
     println!("all three colours in segment {msn}, {:?} after POST broadcast", started.elapsed());
-    ensure!(frame.streams.contains("codec_name=h264") && frame.streams.contains("width=1280") && frame.streams.contains("height=720"), "video stream: {}", frame.streams);
-    ensure!(frame.streams.contains("codec_name=aac"), "audio stream: {}", frame.streams);
-    let tiles = frame.tiles(3);
+    ensure!(segment.streams.contains("codec_name=h264") && segment.streams.contains("width=1280") && segment.streams.contains("height=720"), "video stream: {}", segment.streams);
+    ensure!(segment.streams.contains("codec_name=aac"), "audio stream: {}", segment.streams);
+    ensure!((28..=32).contains(&segment.frames.len()), "a 1 s segment at 30 fps, got {} frames", segment.frames.len());
+    let tiles = segment.last().tiles(3);
     ensure!(is_placeholder(tiles[3]), "the empty 4th slot shows a placeholder, got {}", tiles[3]);
     ensure!(pl.text.contains("#EXT-X-PART:"), "LL-HLS parts are listed");
 
@@ -194,9 +215,11 @@ async fn live_room_grid_with_join_and_leave() -> Result<()> {
     let mut msn = last_before + 1;
     loop {
         let pl = hls.wait_segment(msn, Duration::from_secs(10)).await?;
-        let tiles = hls.frame(&pl, msn, &dir).await?.tiles(4);
+        let seg = hls.frames(&pl, msn, &dir).await?;
+        let tiles = seg.last().tiles(4);
         if expected4.iter().zip(&tiles).all(|(e, t)| close(*e, *t)) {
-            println!("yellow tile in segment {msn}, {} segment(s) after the join", msn - last_before);
+            let from = seg.first_matching(4, |t| expected4.iter().zip(t).all(|(e, t)| close(*e, *t)));
+            println!("yellow tile in segment {msn} from frame {from:?}, {} segment(s) after the join", msn - last_before);
             break;
         }
         println!("segment {msn}: tiles {}", describe(&tiles));
@@ -211,7 +234,7 @@ async fn live_room_grid_with_join_and_leave() -> Result<()> {
     let mut msn = last_before + 1;
     loop {
         let pl = hls.wait_segment(msn, Duration::from_secs(10)).await?;
-        let tiles = hls.frame(&pl, msn, &dir).await?.tiles(3);
+        let tiles = hls.frames(&pl, msn, &dir).await?.last().tiles(3);
         if expected_after.iter().zip(&tiles).all(|(e, t)| close(*e, *t)) && is_placeholder(tiles[3]) {
             println!("red gone in segment {msn}, {} segment(s) after leaving", msn - last_before);
             break;
