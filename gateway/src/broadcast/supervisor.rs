@@ -17,8 +17,6 @@ use super::ports::{PortAllocator, PortPair};
 use super::Status;
 use crate::sfu::{Command, LegEvent, WorkerHandle};
 
-/// Gives the compositor time to bind a new track's port before packets (and the keyframe) arrive.
-const ATTACH_DELAY: Duration = Duration::from_millis(300);
 
 pub struct Supervisor {
     pub room: String,
@@ -134,7 +132,6 @@ impl Supervisor {
             return (Exit::Died("the room's SFU worker is down".into()), false);
         }
         let mut roster = Roster::default();
-        let (attach_tx, mut attach_rx) = mpsc::unbounded_channel::<String>();
         let spawned = Instant::now();
         let mut last_part: Option<Instant> = None;
         let mut first_part: Option<Instant> = None;
@@ -170,14 +167,8 @@ impl Supervisor {
                             Err(why) => break Exit::Died(why),
                         }
                     };
-                    if let Err(e) = self.on_event(&mut comp, &mut roster, ev, &attach_tx).await {
+                    if let Err(e) = self.on_event(&mut comp, &mut roster, ev).await {
                         break Exit::Died(format!("control channel: {e}"));
-                    }
-                }
-                Some(producer_id) = attach_rx.recv() => {
-                    if let Some(pair) = roster.tracks.get(&producer_id) {
-                        let to = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-                        self.worker.send(Command::AttachLeg { room: self.room.clone(), producer_id, rtp_to: to(pair.rtp), rtcp_to: to(pair.rtcp) });
                     }
                 }
                 item = comp.next_item() => match item {
@@ -195,6 +186,14 @@ impl Supervisor {
                                 s.fps_out = ev["fps_out"].as_f64();
                                 s.stalled_inputs = ev["stalled"].as_array().map_or(0, Vec::len);
                             });
+                        }
+                        if ev["event"] == "applied" && ev["op"] == "add_track" {
+                            // The compositor has bound the track's ports: start the leg now, so
+                            // the keyframe the SFU asks for on attach lands on a listening socket.
+                            if let Some((producer_id, pair)) = ev["id"].as_str().and_then(|id| roster.tracks.get_key_value(id)) {
+                                let to = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+                                self.worker.send(Command::AttachLeg { room: self.room.clone(), producer_id: producer_id.clone(), rtp_to: to(pair.rtp), rtcp_to: to(pair.rtcp) });
+                            }
                         }
                         if ev["event"] == "error" {
                             self.set(|s| s.last_error = ev["message"].as_str().map(str::to_owned));
@@ -241,7 +240,7 @@ impl Supervisor {
         }
     }
 
-    async fn on_event(&self, comp: &mut Compositor, roster: &mut Roster, ev: LegEvent, attach: &mpsc::UnboundedSender<String>) -> std::io::Result<()> {
+    async fn on_event(&self, comp: &mut Compositor, roster: &mut Roster, ev: LegEvent) -> std::io::Result<()> {
         match ev {
             LegEvent::ParticipantJoined { id, name } => {
                 comp.send(&json!({"op": "add_participant", "id": id, "name": name})).await?;
@@ -265,11 +264,7 @@ impl Supervisor {
                 comp.send(&cmd).await?;
                 roster.tracks.insert(producer_id.clone(), pair);
                 self.set(|s| s.legs = roster.tracks.len());
-                let attach = attach.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(ATTACH_DELAY).await;
-                    let _ = attach.send(producer_id);
-                });
+                // The leg starts when the compositor says `applied` (see run_once).
             }
             LegEvent::TrackRemoved { producer_id } => {
                 if let Some(pair) = roster.tracks.remove(&producer_id) {
