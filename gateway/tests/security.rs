@@ -196,3 +196,25 @@ async fn message_rate_turn_and_token_refresh() {
     ws.send(Message::Text(r#"{"type":"chat","text":"after a pause"}"#.into())).await.unwrap();
     assert_eq!(next_json(&mut ws).await["text"], "after a pause");
 }
+
+#[tokio::test]
+async fn e2ee_rooms_forward_but_cannot_be_broadcast() {
+    let e = env(|_| {}).await;
+    let (s, v) = e.post("/api/rooms", json!({"name": "Secret", "e2ee": true, "auto_broadcast": true}), None).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("bad_request")), "e2ee + auto_broadcast contradict: {v}");
+    let (s, room) = e.post("/api/rooms", json!({"name": "Secret", "e2ee": true}), None).await;
+    assert_eq!((s, room["e2ee"].as_bool()), (201, Some(true)), "{room}");
+    let id = room["id"].as_str().unwrap();
+    let info: Value = e.http.get(format!("{}/api/rooms/{id}", e.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(info["e2ee"], true);
+    let (_, join) = e.post(&format!("/api/rooms/{id}/join"), json!({"name": "A"}), None).await;
+    assert_eq!(join["e2ee"], true, "the client learns it must encrypt: {join}");
+    let (s, v) = e.post(&format!("/api/rooms/{id}/broadcast"), json!({}), None).await;
+    assert_eq!((s, v["error"].as_str()), (409, Some("e2ee_room")), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("end-to-end encrypted"), "the API says why: {v}");
+    let status: Value = e.http.get(format!("{}/api/rooms/{id}/broadcast", e.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(status["state"], "stopped");
+    // A plain room next to it still broadcasts.
+    let (_, plain) = e.post("/api/rooms", json!({"name": "Plain"}), None).await;
+    assert_eq!(e.post(&format!("/api/rooms/{}/broadcast", plain["id"].as_str().unwrap()), json!({}), None).await.0, 202);
+}

@@ -16,6 +16,13 @@ use crate::store::{BroadcastEnd, Write};
 pub async fn start(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<(StatusCode, Json<Value>), ApiError> {
     let room = app.rooms.get(&id).ok_or_else(ApiError::room_not_found)?;
     access::host_call(authorization(&headers), app.config.api_key.as_deref(), &app.tokens, &id)?;
+    if room.settings.e2ee {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "e2ee_room",
+            "this room is end-to-end encrypted: the gateway cannot see its media, so it cannot be broadcast; create a room without e2ee to broadcast",
+        ));
+    }
     let worker = app.workers[room.worker].clone();
     app.broadcasts.start(&id, worker).map_err(|e| match e {
         BroadcastError::AlreadyLive => ApiError::conflict(e.to_string()),

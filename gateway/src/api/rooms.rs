@@ -17,6 +17,7 @@ use crate::auth::token::{unix_now, Role, JOIN_TOKEN_TTL};
 use crate::auth::turn::{turn_credentials, IceServer};
 use crate::rooms::registry::new_id;
 use crate::sfu::{Command, RoomSnapshot};
+use crate::store::RoomSettings;
 
 const MAX_NAME_CHARS: usize = 64;
 
@@ -45,6 +46,12 @@ pub struct CreateBody {
     /// Start the broadcast when the first participant publishes.
     #[serde(default)]
     auto_broadcast: bool,
+    /// Viewers need a viewer token (`POST /api/rooms/{id}/viewer-token`).
+    #[serde(default)]
+    private: bool,
+    /// The browsers encrypt media end to end; such a room cannot be broadcast.
+    #[serde(default)]
+    e2ee: bool,
 }
 
 fn clean_name(name: Option<String>, default: &str) -> Result<String, ApiError> {
@@ -62,14 +69,19 @@ pub async fn create(State(app): State<AppState>, headers: HeaderMap, body: Resul
     access::server_call(authorization(&headers), app.config.api_key.as_deref())?;
     let Json(body) = body?;
     let name = clean_name(body.name, "Room")?;
-    let room = app.rooms.create_stored(name, body.auto_broadcast).await.map_err(|e| {
+    if body.e2ee && body.auto_broadcast {
+        return Err(ApiError::bad_request("an end-to-end encrypted room cannot be broadcast, so it cannot have auto_broadcast"));
+    }
+    let settings = RoomSettings { auto_broadcast: body.auto_broadcast, private: body.private, e2ee: body.e2ee };
+    let room = app.rooms.create_stored(name, settings).await.map_err(|e| {
         tracing::error!(error = %e, "cannot store a new room");
         ApiError::unavailable(format!("the room could not be saved: {e}"))
     })?;
     tracing::info!(room = %room.id, worker = room.worker, "room created");
     // The host key goes to the creator only: joining with it makes a host.
     let host_key = app.tokens.host_key(&room.id);
-    Ok((StatusCode::CREATED, Json(json!({"id": room.id, "name": room.name, "auto_broadcast": room.auto_broadcast, "host_key": host_key}))))
+    Ok((StatusCode::CREATED, Json(json!({"id": room.id, "name": room.name, "auto_broadcast": room.settings.auto_broadcast,
+        "private": room.settings.private, "e2ee": room.settings.e2ee, "host_key": host_key}))))
 }
 
 pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
@@ -81,7 +93,8 @@ pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<
         RoomSnapshot::default()
     };
     Ok(Json(json!({
-        "id": room.id, "name": room.name, "created_at": room.created_at, "auto_broadcast": room.auto_broadcast,
+        "id": room.id, "name": room.name, "created_at": room.created_at,
+        "auto_broadcast": room.settings.auto_broadcast, "private": room.settings.private, "e2ee": room.settings.e2ee,
         "participants": snapshot.participants, "producers": snapshot.producers,
         "broadcast": app.broadcasts.state(&id),
     })))
@@ -124,6 +137,7 @@ pub async fn join(
         "ws_url": format!("ws://{host}/ws?token={token}"),
         "ice_servers": ice_servers,
         "role": role,
+        "e2ee": room.settings.e2ee,
         "expires_in": JOIN_TOKEN_TTL.as_secs(),
     })))
 }

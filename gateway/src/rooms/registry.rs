@@ -16,8 +16,8 @@ pub struct RoomEntry {
     pub id: String,
     pub name: String,
     pub created_at: u64,
-    /// Start the broadcast by itself when someone first publishes.
-    pub auto_broadcast: bool,
+    #[serde(flatten)]
+    pub settings: RoomSettings,
     #[serde(skip)]
     pub worker: usize,
 }
@@ -80,24 +80,24 @@ impl Rooms {
                 .collect();
             let mut inner = self.inner.lock().expect("rooms lock");
             let worker = least_loaded_worker(&inner, self.workers);
-            let entry = RoomEntry { id: room.id.clone(), name: room.name.clone(), created_at: room.created_at, auto_broadcast: room.settings.auto_broadcast, worker };
+            let entry = RoomEntry { id: room.id.clone(), name: room.name.clone(), created_at: room.created_at, settings: room.settings.clone(), worker };
             inner.insert(room.id.clone(), RoomState { entry: Some(entry), connected: HashSet::new(), ended });
         }
         Ok(rooms.len())
     }
 
     /// Creates a room in memory only; [`Rooms::create_stored`] also writes it to the store.
-    pub fn create(&self, name: String, auto_broadcast: bool) -> RoomEntry {
+    pub fn create(&self, name: String, settings: RoomSettings) -> RoomEntry {
         let mut inner = self.inner.lock().expect("rooms lock");
         let worker = least_loaded_worker(&inner, self.workers);
-        let entry = RoomEntry { id: new_id("r"), name, created_at: unix_now(), auto_broadcast, worker };
+        let entry = RoomEntry { id: new_id("r"), name, created_at: unix_now(), settings, worker };
         inner.insert(entry.id.clone(), RoomState { entry: Some(entry.clone()), ..Default::default() });
         entry
     }
 
     /// Creates a room and waits until the store has it; if the store fails, the room is not created.
-    pub async fn create_stored(&self, name: String, auto_broadcast: bool) -> Result<RoomEntry, StoreError> {
-        let entry = self.create(name, auto_broadcast);
+    pub async fn create_stored(&self, name: String, settings: RoomSettings) -> Result<RoomEntry, StoreError> {
+        let entry = self.create(name, settings);
         if let Some(p) = &self.persistence {
             if let Err(e) = p.store.create_room(&room_record(&entry)).await {
                 self.inner.lock().expect("rooms lock").remove(&entry.id);
@@ -178,7 +178,7 @@ fn room_record(entry: &RoomEntry) -> RoomRecord {
     RoomRecord {
         id: entry.id.clone(),
         name: entry.name.clone(),
-        settings: RoomSettings { auto_broadcast: entry.auto_broadcast },
+        settings: entry.settings.clone(),
         created_at: entry.created_at,
         ended_at: None,
     }
@@ -196,7 +196,7 @@ mod tests {
     #[test]
     fn one_session_per_participant_and_no_rejoin_after_leave() {
         let rooms = Rooms::new(2);
-        let r = rooms.create("Standup".into(), false);
+        let r = rooms.create("Standup".into(), RoomSettings::default());
         assert_eq!(rooms.begin_session("r-nope", "p-1"), Err(SessionError::UnknownRoom));
         assert!(rooms.begin_session(&r.id, "p-1").is_ok());
         assert_eq!(rooms.begin_session(&r.id, "p-1"), Err(SessionError::AlreadyConnected));
@@ -209,8 +209,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let store: Arc<dyn Store> = Arc::new(crate::store::sqlite::SqliteStore::open(&dir.path().join("s.sqlite3")).await.expect("open"));
         let before = Rooms::with_store(2, store.clone());
-        let r = before.create_stored("Standup".into(), true).await.expect("stored");
-        let gone = before.create_stored("Gone".into(), false).await.expect("stored");
+        let r = before.create_stored("Standup".into(), RoomSettings { auto_broadcast: true, private: true, ..Default::default() }).await.expect("stored");
+        let gone = before.create_stored("Gone".into(), RoomSettings::default()).await.expect("stored");
         store.end_room(&gone.id, unix_now()).await.expect("end");
         let now = unix_now();
         let session = |p: &str| crate::store::SessionRecord {
@@ -225,7 +225,7 @@ mod tests {
         let after = Rooms::with_store(2, store);
         assert_eq!(after.load().await.expect("load"), 1);
         let loaded = after.get(&r.id).expect("room loaded");
-        assert_eq!((loaded.name.as_str(), loaded.auto_broadcast, loaded.created_at), ("Standup", true, r.created_at));
+        assert_eq!((loaded.name.as_str(), loaded.settings.auto_broadcast, loaded.settings.private, loaded.created_at), ("Standup", true, true, r.created_at));
         assert!(after.get(&gone.id).is_none(), "ended rooms stay ended");
         assert_eq!(after.begin_session(&r.id, "p-left"), Err(SessionError::Ended));
         assert!(after.begin_session(&r.id, "p-cut").is_ok(), "a session cut by the restart may reconnect");
@@ -234,8 +234,8 @@ mod tests {
     #[test]
     fn rooms_spread_over_workers() {
         let rooms = Rooms::new(2);
-        let a = rooms.create("a".into(), false);
-        let b = rooms.create("b".into(), false);
+        let a = rooms.create("a".into(), RoomSettings::default());
+        let b = rooms.create("b".into(), RoomSettings::default());
         assert_ne!(a.worker, b.worker);
     }
 }

@@ -168,7 +168,7 @@ async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: AppSt
 /// Rooms created with `auto_broadcast` go live when someone first publishes.
 fn auto_broadcast(app: &AppState, room: &str, worker: &WorkerHandle) {
     // A draining node starts nothing new.
-    let wanted = app.rooms.get(room).is_some_and(|r| r.auto_broadcast) && !app.ops.is_draining();
+    let wanted = app.rooms.get(room).is_some_and(|r| r.settings.auto_broadcast && !r.settings.e2ee) && !app.ops.is_draining();
     if wanted && app.broadcasts.state(room) == BroadcastState::Stopped && app.broadcasts.start(room, worker.clone()).is_ok() {
         tracing::info!(%room, "broadcast started automatically: first producer");
         app.rooms.record(Write::BroadcastStarted { room: room.to_owned(), at: unix_now() });

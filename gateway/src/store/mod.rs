@@ -24,6 +24,11 @@ pub const SQLITE_FILE: &str = "roomcast.sqlite3";
 pub struct RoomSettings {
     /// Start the broadcast when someone first publishes.
     pub auto_broadcast: bool,
+    /// Viewers need a `viewer` token, and HLS URLs a signed, expiring query parameter.
+    pub private: bool,
+    /// Media is end-to-end encrypted by the browsers: the SFU forwards it as usual, but the
+    /// gateway cannot decode it, so the room cannot be broadcast.
+    pub e2ee: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
