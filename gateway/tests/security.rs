@@ -218,3 +218,75 @@ async fn e2ee_rooms_forward_but_cannot_be_broadcast() {
     let (_, plain) = e.post("/api/rooms", json!({"name": "Plain"}), None).await;
     assert_eq!(e.post(&format!("/api/rooms/{}/broadcast", plain["id"].as_str().unwrap()), json!({}), None).await.0, 202);
 }
+
+/// Reads messages until one of `kind` arrives (others, like `participant_joined`, are skipped).
+async fn next_of<S: StreamExt<Item = Result<Message, tungstenite::Error>> + Unpin>(ws: &mut S, kind: &str) -> Value {
+    loop {
+        let m = next_json(ws).await;
+        if m["type"] == kind {
+            return m;
+        }
+    }
+}
+
+#[tokio::test]
+async fn host_removes_participants() {
+    let e = env(|c| c.api_key = Some(KEY.into())).await;
+    let (_, room) = e.post("/api/rooms", json!({"name": "Moderated"}), Some(KEY)).await;
+    let id = room["id"].as_str().unwrap();
+    let join = |name: &'static str, host: bool| {
+        let body = if host { json!({"name": name, "host_key": room["host_key"]}) } else { json!({"name": name}) };
+        let e = &e;
+        async move { e.post(&format!("/api/rooms/{id}/join"), body, Some(KEY)).await.1 }
+    };
+    let (host, guest, other) = (join("Host", true).await, join("Guest", false).await, join("Other", false).await);
+    let mut hs = e.ws(host["token"].as_str().unwrap(), None).await.unwrap();
+    let mut gs = e.ws(guest["token"].as_str().unwrap(), None).await.unwrap();
+    let mut os = e.ws(other["token"].as_str().unwrap(), None).await.unwrap();
+    for ws in [&mut hs, &mut gs, &mut os] {
+        assert_eq!(next_json(ws).await["type"], "welcome");
+    }
+    let guest_id = guest["participant_id"].as_str().unwrap();
+
+    // Not a host: refused, nobody removed.
+    os.send(Message::Text(json!({"type": "remove_participant", "participant_id": guest_id}).to_string().into())).await.unwrap();
+    assert_eq!(next_of(&mut os, "error").await["code"], "forbidden");
+    // The host: unknown ids and itself are refused with a reason.
+    hs.send(Message::Text(json!({"type": "remove_participant", "participant_id": "p-nobody"}).to_string().into())).await.unwrap();
+    assert_eq!(next_of(&mut hs, "error").await["code"], "unknown_participant");
+    hs.send(Message::Text(json!({"type": "remove_participant", "participant_id": host["participant_id"]}).to_string().into())).await.unwrap();
+    assert_eq!(next_of(&mut hs, "error").await["code"], "malformed");
+
+    hs.send(Message::Text(json!({"type": "remove_participant", "participant_id": guest_id}).to_string().into())).await.unwrap();
+    let removed = next_of(&mut gs, "removed").await;
+    assert!(removed["reason"].as_str().unwrap().contains("host"), "{removed}");
+    // Then the server closes the guest's socket.
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match gs.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the removed participant's socket is closed");
+    for ws in [&mut hs, &mut os] {
+        assert_eq!(next_of(ws, "participant_left").await["participant_id"], guest_id);
+    }
+    assert_eq!(e.ws(guest["token"].as_str().unwrap(), None).await.err(), Some(409), "a removed participant's token is used up");
+
+    // The HTTP twin: a publisher token may not, the host token may; a second removal is a 404.
+    let other_id = other["participant_id"].as_str().unwrap();
+    let del = |bearer: String| e.http.delete(format!("{}/api/rooms/{id}/participants/{other_id}", e.base)).bearer_auth(bearer).send();
+    assert_eq!(del(other["token"].as_str().unwrap().to_owned()).await.unwrap().status().as_u16(), 403);
+    assert_eq!(del(host["token"].as_str().unwrap().to_owned()).await.unwrap().status().as_u16(), 204);
+    assert_eq!(next_of(&mut os, "removed").await["type"], "removed");
+    assert_eq!(next_of(&mut hs, "participant_left").await["participant_id"], other_id);
+    let r = del(KEY.to_owned()).await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "participant_not_found");
+    // The host is unaffected.
+    hs.send(Message::Text(r#"{"type":"chat","text":"still here"}"#.into())).await.unwrap();
+    assert_eq!(next_of(&mut hs, "chat").await["text"], "still here");
+}

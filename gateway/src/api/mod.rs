@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/rooms", post(rooms::create.layer(draining.clone())))
         .route("/rooms/{id}", get(rooms::get))
         .route("/rooms/{id}/join", post(rooms::join.layer(draining.clone())))
+        .route("/rooms/{id}/participants/{pid}", axum::routing::delete(rooms::remove_participant))
         .route("/rooms/{id}/broadcast", post(broadcast::start.layer(draining)).delete(broadcast::stop).get(broadcast::status))
         .route("/ops/pipelines", get(ops::list))
         .route("/ops/pipelines/{room}/restart", post(ops::restart))

@@ -100,6 +100,19 @@ pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<
     })))
 }
 
+/// `DELETE /api/rooms/{id}/participants/{pid}`: the host (or the API key) removes someone.
+/// They get `removed` on their socket, the others `participant_left`, and their token is used up.
+pub async fn remove_participant(State(app): State<AppState>, Path((id, pid)): Path<(String, String)>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
+    let room = app.rooms.get(&id).ok_or_else(ApiError::room_not_found)?;
+    access::host_call(authorization(&headers), app.config.api_key.as_deref(), &app.tokens, &id)?;
+    let worker = &app.workers[room.worker];
+    if crate::signaling::session::remove_participant(worker, &id, &pid, "the host removed you from the room").await {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(StatusCode::NOT_FOUND, "participant_not_found", format!("nobody with id {pid:?} is in room {id}")))
+    }
+}
+
 pub async fn join(
     State(app): State<AppState>,
     Path(id): Path<String>,

@@ -243,6 +243,10 @@ impl Room {
         self.participants.iter().position(|p| p.info.id == participant)
     }
 
+    pub fn get(&self, participant: &str) -> Option<&Participant> {
+        self.participants.iter().find(|p| p.info.id == participant)
+    }
+
     pub fn get_mut(&mut self, participant: &str) -> Option<&mut Participant> {
         self.participants.iter_mut().find(|p| p.info.id == participant)
     }

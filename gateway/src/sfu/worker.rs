@@ -27,6 +27,9 @@ pub enum Command {
     Join { room: String, info: ParticipantInfo, out: UnboundedSender<ServerMsg> },
     Signal { room: String, participant: String, msg: ClientMsg },
     Leave { room: String, participant: String },
+    /// The host (or the API key) removes a participant: it is told why, then dropped.
+    /// `reply` says whether the participant was in the room.
+    Remove { room: String, participant: String, reason: String, reply: oneshot::Sender<bool> },
     Snapshot { room: String, reply: oneshot::Sender<RoomSnapshot> },
     /// Start (or restart) sending the room's tracks to a broadcast; events say what to attach.
     StartBroadcast { room: String, events: UnboundedSender<LegEvent> },
@@ -251,7 +254,7 @@ impl Worker {
                     ClientMsg::Candidate { pc, candidate, .. } => r.add_remote_candidate(&participant, pc, &candidate),
                     ClientMsg::Chat { .. } | ClientMsg::Reaction { .. } | ClientMsg::MediaState { .. } => r.relay(&participant, &msg),
                     // Answered by the signaling session itself.
-                    ClientMsg::RefreshToken => {}
+                    ClientMsg::RefreshToken | ClientMsg::RemoveParticipant { .. } => {}
                     ClientMsg::Leave => {
                         self.remove_participant(&room, &participant);
                         return;
@@ -262,6 +265,14 @@ impl Worker {
                 }
             }
             Command::Leave { room, participant } => self.remove_participant(&room, &participant),
+            Command::Remove { room, participant, reason, reply } => {
+                let found = self.rooms.get(&room).and_then(|r| r.get(&participant)).map(|p| p.send(ServerMsg::Removed { reason }));
+                if found.is_some() {
+                    tracing::info!(worker = self.index, room = %room, participant = %participant, "participant removed by the host");
+                    self.remove_participant(&room, &participant);
+                }
+                let _ = reply.send(found.is_some());
+            }
             Command::StartBroadcast { room, events } => {
                 self.rooms.entry(room.clone()).or_insert_with(|| Room::new(room.clone())).start_broadcast(events);
             }

@@ -39,6 +39,8 @@ pub enum ClientMsg {
     },
     /// Ask for a fresh token (same room, participant and role) before this one expires.
     RefreshToken,
+    /// Host only: remove another participant from the room.
+    RemoveParticipant { participant_id: String },
 }
 
 pub const MAX_CHAT_CHARS: usize = 2000;
@@ -118,6 +120,9 @@ pub enum ServerMsg {
     /// The media server for this room restarted: close both PeerConnections; a new `welcome`
     /// follows on this socket, then publish again as after the first one.
     Reconnect { reason: String },
+    /// You were removed from the room by its host; the server closes the socket next and the
+    /// join token is used up.
+    Removed { reason: String },
     /// A fresh token (answer to `refresh_token`).
     Token { token: String, expires_in: u64 },
     PublishAnswer { sdp: String },
@@ -151,10 +156,14 @@ pub enum ErrorCode {
     BadCandidate,
     RoomClosed,
     RateLimited,
+    /// The token's role may not do that (e.g. `remove_participant` without the host role).
+    Forbidden,
+    /// `remove_participant` named nobody in the room.
+    UnknownParticipant,
     Internal,
 }
 
-const KNOWN_TYPES: &[&str] = &["publish_offer", "subscribe_answer", "candidate", "leave", "chat", "reaction", "media_state", "refresh_token"];
+const KNOWN_TYPES: &[&str] = &["publish_offer", "subscribe_answer", "candidate", "leave", "chat", "reaction", "media_state", "refresh_token", "remove_participant"];
 
 /// Parses one text frame. The error is the `error` message to send back.
 pub fn parse_client_msg(text: &str) -> Result<ClientMsg, ServerMsg> {
@@ -215,6 +224,11 @@ mod tests {
             parse_client_msg(r#"{"type":"media_state","audio_muted":true,"video_muted":false}"#).unwrap(),
             ClientMsg::MediaState { audio_muted: true, video_muted: false }
         );
+        assert_eq!(
+            parse_client_msg(r#"{"type":"remove_participant","participant_id":"p-2"}"#).unwrap(),
+            ClientMsg::RemoveParticipant { participant_id: "p-2".into() }
+        );
+        assert!(parse_client_msg(r#"{"type":"remove_participant"}"#).is_err(), "the id is required");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use super::messages::{parse_client_msg, ClientMsg, ErrorCode, ParticipantInfo, ServerMsg, MAX_MESSAGE_BYTES};
 use crate::api::error::ApiError;
 use crate::api::AppState;
-use crate::auth::token::{unix_now, Claims, JOIN_TOKEN_TTL};
+use crate::auth::token::{unix_now, Claims, Role, JOIN_TOKEN_TTL};
 use crate::broadcast::policy::BroadcastState;
 use crate::rooms::SessionError;
 use crate::sfu::{Command, WorkerHandle};
@@ -112,7 +112,7 @@ async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: AppSt
             }
             out = out_rx.recv() => {
                 let Some(msg) = out else { break };
-                let fatal = matches!(msg, ServerMsg::Error { fatal: true, .. });
+                let fatal = matches!(msg, ServerMsg::Error { fatal: true, .. } | ServerMsg::Removed { .. });
                 if let ServerMsg::ProducerAdded { producer } = &msg {
                     if producer.participant_id == participant {
                         auto_broadcast(&app, &room, &worker);
@@ -139,6 +139,7 @@ async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: AppSt
                             let token = app.tokens.mint(&room, &participant, &claims.name, claims.role, JOIN_TOKEN_TTL);
                             Some(ServerMsg::Token { token, expires_in: JOIN_TOKEN_TTL.as_secs() })
                         }
+                        Ok(ClientMsg::RemoveParticipant { participant_id }) => remove_by_host(&worker, &claims, &participant_id).await,
                         Ok(msg) => {
                             worker.send(Command::Signal { room: room.clone(), participant: participant.clone(), msg });
                             None
@@ -163,6 +164,28 @@ async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: AppSt
     }
     worker.send(Command::Leave { room: room.clone(), participant: participant.clone() });
     tracing::info!(%room, %participant, "signaling session closed");
+}
+
+/// `remove_participant` from a signaling session: hosts only, never oneself. `None` when done
+/// (everyone, the host included, hears `participant_left`).
+async fn remove_by_host(worker: &WorkerHandle, claims: &Claims, target: &str) -> Option<ServerMsg> {
+    if claims.role != Role::Host {
+        return Some(ServerMsg::error(ErrorCode::Forbidden, "only the room's host may remove participants"));
+    }
+    if target == claims.sub {
+        return Some(ServerMsg::error(ErrorCode::Malformed, "to leave, send `leave`; a host cannot remove itself"));
+    }
+    match remove_participant(worker, &claims.room, target, "the host removed you from the room").await {
+        true => None,
+        false => Some(ServerMsg::error(ErrorCode::UnknownParticipant, format!("nobody with id {target:?} is in this room"))),
+    }
+}
+
+/// Asks the room's worker to remove a participant; true if it was there. Its session ends
+/// (and its token is used up) when it gets `removed`.
+pub async fn remove_participant(worker: &WorkerHandle, room: &str, participant: &str, reason: &str) -> bool {
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    worker.send(Command::Remove { room: room.to_owned(), participant: participant.to_owned(), reason: reason.to_owned(), reply }) && rx.await.unwrap_or(false)
 }
 
 /// Rooms created with `auto_broadcast` go live when someone first publishes.
