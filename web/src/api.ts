@@ -5,6 +5,8 @@ export interface Room {
   name: string;
   /** Given to the creator only (gateways with host roles): joining with it makes a host. */
   host_key?: string;
+  /** The browsers encrypt the room's media end to end (the key is not the server's business). */
+  e2ee?: boolean;
 }
 
 export interface JoinResponse {
@@ -16,6 +18,8 @@ export interface JoinResponse {
   role: string | null;
   /** Seconds the token is valid (gateways that refresh tokens over signaling). */
   expires_in: number | null;
+  /** The room is end-to-end encrypted: media must be encrypted with the room key. */
+  e2ee: boolean;
 }
 
 /** An HTTP error from the gateway: `{"error": code, "message": ...}` with a status. */
@@ -61,8 +65,9 @@ async function request<T>(method: string, path: string, body?: unknown, token?: 
   return data as T;
 }
 
-export async function createRoom(name: string): Promise<Room> {
-  const room = await request<Room>('POST', '/api/rooms', { name });
+export async function createRoom(name: string, options: { e2ee?: boolean } = {}): Promise<Room> {
+  // e2ee only when asked for: older gateways refuse unknown fields.
+  const room = await request<Room>('POST', '/api/rooms', options.e2ee ? { name, e2ee: true } : { name });
   if (typeof room.host_key === 'string' && room.host_key) rememberHostKey(room.id, room.host_key);
   return room;
 }
@@ -102,6 +107,7 @@ export async function joinRoom(roomId: string, name: string, key: string | null 
     ice_servers: Array.isArray(res.ice_servers) ? res.ice_servers : [],
     role: typeof res.role === 'string' ? res.role : null,
     expires_in: typeof res.expires_in === 'number' && res.expires_in > 0 ? res.expires_in : null,
+    e2ee: res.e2ee === true,
   };
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseServerMessage, resolveWsUrl } from './signaling';
+import { parseServerMessage, resolveWsUrl, type ClientMessage } from './signaling';
 
 describe('parseServerMessage', () => {
   it('parses the welcome example of docs/protocol.md', () => {
@@ -100,5 +100,26 @@ describe('protocol additions', () => {
     expect(parseServerMessage(JSON.stringify({ type: 'token' })).ok).toBe(false);
     expect(parseServerMessage(JSON.stringify({ type: 'media_state', participant_id: 'p' })).ok).toBe(false);
     expect(parseServerMessage(JSON.stringify({ type: 'chat', participant_id: 'p' })).ok).toBe(false);
+  });
+});
+
+describe('host removes a participant', () => {
+  it('parses removed (the reason is optional) and the errors a refused remove gets', () => {
+    expect(parseServerMessage(JSON.stringify({ type: 'removed', reason: 'the host removed you from the room' }))).toEqual({
+      ok: true,
+      message: { type: 'removed', reason: 'the host removed you from the room' },
+    });
+    expect(parseServerMessage(JSON.stringify({ type: 'removed' }))).toEqual({ ok: true, message: { type: 'removed', reason: '' } });
+    for (const code of ['forbidden', 'unknown_participant']) {
+      expect(parseServerMessage(JSON.stringify({ type: 'error', code, message: 'm' }))).toEqual({
+        ok: true,
+        message: { type: 'error', code, message: 'm', fatal: false },
+      });
+    }
+  });
+
+  it('serialises remove_participant as docs/protocol.md shows it', () => {
+    const msg: ClientMessage = { type: 'remove_participant', participant_id: 'p-22bb' };
+    expect(JSON.parse(JSON.stringify(msg))).toEqual({ type: 'remove_participant', participant_id: 'p-22bb' });
   });
 });

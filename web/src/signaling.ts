@@ -37,7 +37,9 @@ export type ClientMessage =
   | { type: 'refresh_token' }
   | { type: 'chat'; text: string }
   | { type: 'reaction'; emoji: string }
-  | { type: 'media_state'; audio_muted: boolean; video_muted: boolean };
+  | { type: 'media_state'; audio_muted: boolean; video_muted: boolean }
+  /** Host only: removes another participant (others get error `forbidden`). */
+  | { type: 'remove_participant'; participant_id: string };
 
 // Server → client
 export type ServerMessage =
@@ -55,6 +57,8 @@ export type ServerMessage =
   | { type: 'reaction'; participant_id: string; emoji: string }
   | { type: 'media_state'; participant_id: string; audio_muted: boolean; video_muted: boolean }
   | { type: 'reconnect'; reason: string }
+  /** The host removed us; the server closes the socket and our token is used up. */
+  | { type: 'removed'; reason: string }
   | { type: 'token'; token: string; expires_in: number | null }
   | { type: 'publish_answer'; sdp: string }
   | { type: 'subscribe_offer'; sdp: string; tracks: TrackInfo[] }
@@ -176,6 +180,8 @@ export function parseServerMessage(text: string): ParseResult {
       };
     case 'reconnect':
       return { ok: true, message: { type: 'reconnect', reason: isStr(v.reason) ? v.reason : '' } };
+    case 'removed':
+      return { ok: true, message: { type: 'removed', reason: isStr(v.reason) ? v.reason : '' } };
     case 'token':
       if (!isStr(v.token) || !v.token) return bad('missing token');
       return {

@@ -22,12 +22,12 @@ export const TRAILER_BYTES = IV_BYTES + 2;
 export const PBKDF2_ITERATIONS = 100_000;
 const SALT_PREFIX = 'roomcast-e2ee-v1:';
 
-/** How many leading bytes of a frame stay in clear. */
-export function clearHeaderLength(kind: 'audio' | 'video', frameType?: string, mimeType?: string): number {
-  if (kind === 'audio') return 1; // Opus TOC (and for any other codec: one harmless byte)
-  const codec = (mimeType ?? 'video/VP8').toLowerCase();
-  if (codec === 'video/vp8' || codec === 'vp8') return frameType === 'key' ? 10 : 3;
-  // Other codecs are not negotiated by our client (it prefers VP8); keep the same split.
+/**
+ * How many leading bytes of a frame stay in clear: the Opus TOC byte of audio; the VP8 payload
+ * header of video (our client negotiates VP8; H.264 would need its NAL headers kept instead).
+ */
+export function clearHeaderLength(kind: 'audio' | 'video', frameType?: string): number {
+  if (kind === 'audio') return 1;
   return frameType === 'key' ? 10 : 3;
 }
 

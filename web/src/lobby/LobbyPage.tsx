@@ -1,10 +1,12 @@
 import { useState, type FormEvent } from 'react';
 import { createRoom } from '../api';
+import { generatePassphrase, withKey } from '../e2ee/passphrase';
 import { navigate, roomPath, watchPath } from '../routes';
 import { parseRoomLink } from './roomLink';
 
 export function LobbyPage() {
   const [roomName, setRoomName] = useState('');
+  const [e2ee, setE2ee] = useState(false);
   const [creating, setCreating] = useState(false);
   const [createError, setCreateError] = useState<string | null>(null);
   const [link, setLink] = useState('');
@@ -15,8 +17,10 @@ export function LobbyPage() {
     setCreating(true);
     setCreateError(null);
     try {
-      const room = await createRoom(roomName.trim() || 'Room');
-      navigate(roomPath(room.id));
+      // The passphrase is made here and lives only in the link's fragment: the server never sees it.
+      const key = e2ee ? generatePassphrase() : null;
+      const room = await createRoom(roomName.trim() || 'Room', { e2ee });
+      navigate(withKey(roomPath(room.id), key));
     } catch (err) {
       setCreateError(err instanceof Error ? err.message : String(err));
       setCreating(false);
@@ -31,7 +35,7 @@ export function LobbyPage() {
       return;
     }
     setLinkError(null);
-    navigate(parsed.page === 'room' ? roomPath(parsed.roomId) : watchPath(parsed.roomId));
+    navigate(parsed.page === 'room' ? withKey(roomPath(parsed.roomId), parsed.key ?? null) : watchPath(parsed.roomId));
   };
 
   return (
@@ -49,6 +53,16 @@ export function LobbyPage() {
           maxLength={100}
           onChange={(e) => setRoomName(e.target.value)}
         />
+        <label className="check">
+          <input type="checkbox" checked={e2ee} onChange={(e) => setE2ee(e.target.checked)} data-testid="e2ee-option" />
+          End-to-end encrypted
+        </label>
+        {e2ee && (
+          <p className="hint" id="e2ee-hint">
+            Your browsers encrypt the video and sound with a key that goes in the room link (after the #) and never
+            reaches the server. Share the whole link. An encrypted room cannot be broadcast.
+          </p>
+        )}
         <button type="submit" className="primary" disabled={creating}>
           {creating ? 'Creating…' : 'Create room'}
         </button>

@@ -1,26 +1,33 @@
 // Understands what a person pastes into "Join a room": a room or watch link, a path, or an id.
+// The key of an end-to-end encrypted room (`#key=…`) is kept, so the room page can decrypt.
+import { keyFromHash } from '../e2ee/passphrase';
 import { parseRoute } from '../routes';
 
-export type RoomLink = { page: 'room' | 'watch'; roomId: string };
+export type RoomLink = { page: 'room' | 'watch'; roomId: string; key?: string };
 
 export function parseRoomLink(input: string): RoomLink | null {
   const text = input.trim();
   if (!text) return null;
   let pathname: string | null = null;
+  let hash = '';
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) {
     try {
-      pathname = new URL(text).pathname;
+      const url = new URL(text);
+      pathname = url.pathname;
+      hash = url.hash;
     } catch {
       return null;
     }
-  } else if (text.startsWith('/')) {
-    pathname = text.split(/[?#]/)[0];
-  } else if (/^(room|watch)\//.test(text)) {
-    pathname = `/${text.split(/[?#]/)[0]}`;
+  } else if (text.startsWith('/') || /^(room|watch)\//.test(text)) {
+    pathname = `${text.startsWith('/') ? '' : '/'}${text.split(/[?#]/)[0]}`;
+    const at = text.indexOf('#');
+    hash = at >= 0 ? text.slice(at) : '';
   }
   if (pathname !== null) {
     const route = parseRoute(pathname);
-    return route.page === 'room' || route.page === 'watch' ? route : null;
+    if (route.page !== 'room' && route.page !== 'watch') return null;
+    const key = route.page === 'room' ? keyFromHash(hash) : null;
+    return key ? { ...route, key } : route;
   }
   // A bare room id: letters, digits, '-' and '_'.
   return /^[A-Za-z0-9_-]{1,128}$/.test(text) ? { page: 'room', roomId: text } : null;

@@ -5,6 +5,7 @@ import { navigate, watchPath } from '../routes';
 import { DevicePickers, useDevices } from './DevicePickers';
 import { CameraIcon, MicIcon } from './icons';
 import { acquireLocalMedia, saveSettings, type LocalMedia, type MediaSettings } from './media';
+import { E2eeBadge } from './E2eeUi';
 
 export interface JoinChoice {
   media: LocalMedia | null;
@@ -55,8 +56,10 @@ export function PreJoin(props: {
   settings: MediaSettings;
   setSettings: (s: MediaSettings) => void;
   onJoin: (choice: JoinChoice) => void;
+  /** The room is end-to-end encrypted (and we have its key). */
+  e2ee?: boolean;
 }) {
-  const { roomId, name, setName, settings, setSettings, onJoin } = props;
+  const { e2ee, roomId, name, setName, settings, setSettings, onJoin } = props;
   const [media, setMedia] = useState<LocalMedia | null>(null);
   const [cameraOn, setCameraOn] = useState(true);
   const [micOn, setMicOn] = useState(true);
@@ -122,6 +125,11 @@ export function PreJoin(props: {
       <p className="muted">
         Room <code>{roomId}</code> · check how you look and sound before you go in.
       </p>
+      {e2ee && (
+        <p className="hint">
+          <E2eeBadge /> Video and sound are encrypted in your browser with the key from the room link; the server cannot see or hear them.
+        </p>
+      )}
       <div className="prejoin-grid">
         <section className="preview card" aria-label="Camera preview">
           <div className="tile preview-tile">

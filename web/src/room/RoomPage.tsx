@@ -1,5 +1,7 @@
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
-import { ApiError, startBroadcast, stopBroadcast } from '../api';
+import { ApiError, getRoom, startBroadcast, stopBroadcast } from '../api';
+import { keyFromHash, withKey } from '../e2ee/passphrase';
+import { decryptState } from '../e2ee/status';
 import type { BroadcastState } from '../signaling';
 import { navigate, roomPath, watchPath } from '../routes';
 import { useStore } from '../store';
@@ -13,6 +15,7 @@ import { PreJoin, type JoinChoice } from './PreJoin';
 import { RoomSession, SELF_KEY, type RoomDebugHandle } from './session';
 import { REACTION_MS, remoteTiles, unreadCount, type RoomState, type TileModel } from './state';
 import { VideoTile } from './VideoTile';
+import { DecryptBanner, E2eeBadge, KeyPrompt } from './E2eeUi';
 
 declare global {
   interface Window {
@@ -31,9 +34,36 @@ export function RoomPage({ roomId, search }: { roomId: string; search: string })
   });
   const [session, setSession] = useState<RoomSession | null>(null);
   const autojoined = useRef(false);
+  // The e2ee passphrase lives in the fragment (#key=…), which the browser never sends to the server.
+  const [passphrase, setPassphrase] = useState<string | null>(() => keyFromHash(window.location.hash));
+  /** Whether the room is end-to-end encrypted (null while asking the server). */
+  const [e2ee, setE2ee] = useState<boolean | null>(null);
+
+  useEffect(() => {
+    let alive = true;
+    // A room we cannot look up is joined as before: the join then says what is wrong.
+    getRoom(roomId)
+      .then((r) => alive && setE2ee(r.e2ee === true))
+      .catch(() => alive && setE2ee(false));
+    return () => {
+      alive = false;
+    };
+  }, [roomId]);
+
+  useEffect(() => {
+    const onHash = () => setPassphrase(keyFromHash(window.location.hash));
+    window.addEventListener('hashchange', onHash);
+    return () => window.removeEventListener('hashchange', onHash);
+  }, []);
+
+  const applyKey = (key: string) => {
+    // replaceState: the key stays in the address (to share or reload) without a navigation.
+    window.history.replaceState(null, '', withKey(window.location.pathname + window.location.search, key));
+    setPassphrase(key);
+  };
 
   const join = useCallback(
-    (displayName: string, choice: JoinChoice | null) => {
+    (displayName: string, choice: JoinChoice | null, key: string | null = passphrase) => {
       const clean = cleanName(displayName) || guestName();
       rememberName(clean);
       // A rejoin keeps the devices chosen during the call.
@@ -41,19 +71,27 @@ export function RoomPage({ roomId, search }: { roomId: string; search: string })
       const s = new RoomSession(roomId, current);
       window.__roomcast = s.debugHandle();
       setSession(s); // the effect below leaves the previous session
-      void s.join({ name: clean, settings: current, media: choice?.media, audioMuted: choice?.audioMuted, videoMuted: choice?.videoMuted });
+      void s.join({
+        name: clean,
+        settings: current,
+        media: choice?.media,
+        audioMuted: choice?.audioMuted,
+        videoMuted: choice?.videoMuted,
+        passphrase: key,
+      });
     },
-    [roomId, settings, session],
+    [roomId, settings, session, passphrase],
   );
 
+  const needsKey = e2ee === true && !passphrase;
   useEffect(() => {
-    if (params.autojoin && !autojoined.current) {
+    // Autojoin is a page-load decision, taken once we know whether the room needs a key.
+    if (params.autojoin && !autojoined.current && e2ee !== null && !needsKey) {
       autojoined.current = true;
       join(name, null);
     }
-    // Only on first render: autojoin is a page-load decision.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, []);
+  }, [e2ee, needsKey]);
 
   // Leave cleanly when the tab closes or the route changes (the server frees the seat at once).
   useEffect(() => {
@@ -66,9 +104,11 @@ export function RoomPage({ roomId, search }: { roomId: string; search: string })
     };
   }, [session]);
 
+  if (!session && needsKey) return <KeyPrompt roomId={roomId} onKey={applyKey} />;
   if (!session) {
     return (
       <PreJoin
+        e2ee={e2ee === true}
         roomId={roomId}
         name={name}
         setName={setName}
@@ -78,7 +118,17 @@ export function RoomPage({ roomId, search }: { roomId: string; search: string })
       />
     );
   }
-  return <RoomView session={session} onRejoin={() => join(name, null)} />;
+  return (
+    <RoomView
+      session={session}
+      passphrase={passphrase}
+      onRejoin={() => join(name, null)}
+      onNewKey={(key) => {
+        applyKey(key);
+        join(name, null, key);
+      }}
+    />
+  );
 }
 
 const PHASE_TEXT: Record<RoomState['phase'], string> = {
@@ -88,6 +138,7 @@ const PHASE_TEXT: Record<RoomState['phase'], string> = {
   reconnecting: 'Reconnecting…',
   disconnected: 'Disconnected',
   left: 'You left the room',
+  removed: 'You were removed from the room by the host',
   failed: 'Could not join',
 };
 
@@ -126,7 +177,8 @@ function useSize(ref: React.RefObject<HTMLElement | null>): { width: number; hei
   return size;
 }
 
-function RoomView({ session, onRejoin }: { session: RoomSession; onRejoin: () => void }) {
+function RoomView(props: { session: RoomSession; passphrase: string | null; onRejoin: () => void; onNewKey: (key: string) => void }) {
+  const { session, passphrase, onRejoin, onNewKey } = props;
   const state = useStore(session.state);
   const local = useStore(session.localStream);
   const screen = useStore(session.screenStream);
@@ -164,7 +216,16 @@ function RoomView({ session, onRejoin }: { session: RoomSession; onRejoin: () =>
   const reactionsOf = (pid: string | null) =>
     pid ? state.reactions.filter((r) => r.participantId === pid).map((r) => ({ id: r.id, emoji: r.emoji })) : [];
 
-  const inviteUrl = `${window.location.origin}${roomPath(state.roomId)}`;
+  // An e2ee room's invite carries the key in its fragment: whoever has the link can decrypt.
+  const inviteUrl = `${window.location.origin}${withKey(roomPath(state.roomId), state.e2ee ? passphrase : null)}`;
+  const isHost = state.role === 'host';
+  const decryptOf = (key: string) => {
+    const c = live.decrypt.get(key);
+    return c ? { decrypt: decryptState(c), decryptFailures: c.failed } : state.e2ee ? { decrypt: 'waiting' as const } : {};
+  };
+  const failingNames = state.e2ee
+    ? remoteModels.filter((m) => m.kind === 'camera' && decryptOf(m.key).decrypt === 'failing').map((m) => m.name)
+    : [];
   const watchUrl = `${window.location.origin}${watchPath(state.roomId)}`;
 
   return (
@@ -172,7 +233,7 @@ function RoomView({ session, onRejoin }: { session: RoomSession; onRejoin: () =>
       <header className="room-header">
         <div className="room-title">
           <h1>
-            Room <code>{state.roomId}</code>
+            Room <code>{state.roomId}</code> {state.e2ee && <E2eeBadge />}
           </h1>
           <p className="muted" role="status" aria-live="polite" data-testid="room-status">
             {phaseText(state)}
@@ -182,13 +243,15 @@ function RoomView({ session, onRejoin }: { session: RoomSession; onRejoin: () =>
         <div className="row">
           <BroadcastControls session={session} state={state} />
           <CopyButton text={inviteUrl} label="Copy invite link" />
-          <CopyButton text={watchUrl} label="Copy watch link" />
+          {!state.e2ee && <CopyButton text={watchUrl} label="Copy watch link" />}
         </div>
       </header>
 
       {state.phase === 'reconnecting' && <ReconnectBanner session={session} state={state} />}
 
       <Notices session={session} state={state} />
+
+      {state.phase === 'joined' && failingNames.length > 0 && <DecryptBanner names={failingNames} onKey={onNewKey} />}
 
       {audioBlocked && (
         <div className="banner" role="alert">
@@ -199,7 +262,19 @@ function RoomView({ session, onRejoin }: { session: RoomSession; onRejoin: () =>
         </div>
       )}
 
-      {!inRoom && (
+      {state.phase === 'removed' && (
+        <div className="card stack ended" role="alert" data-testid="removed">
+          <strong>You were removed from the room by the host</strong>
+          <span>You can no longer see or hear the others, and they no longer see or hear you.</span>
+          <div className="row">
+            <button type="button" className="primary" onClick={() => navigate('/')}>
+              Back to the lobby
+            </button>
+          </div>
+        </div>
+      )}
+
+      {!inRoom && state.phase !== 'removed' && (
         <div className="card stack ended" role="alert">
           <strong>{phaseText(state)}</strong>
           {state.endReason && <span>{state.endReason}</span>}
@@ -282,6 +357,8 @@ function RoomView({ session, onRejoin }: { session: RoomSession; onRejoin: () =>
                     testId={m.kind === 'screen' ? 'screen-tile' : 'remote-tile'}
                     participantId={m.participantId}
                     style={sizeStyle}
+                    {...decryptOf(m.key)}
+                    onRemove={isHost && m.kind === 'camera' && state.phase === 'joined' ? () => session.removeParticipant(m.participantId) : undefined}
                   />
                 );
               })}
@@ -330,6 +407,20 @@ function BroadcastControls({ session, state }: { session: RoomSession; state: Ro
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const running = state.broadcast !== 'stopped' && state.broadcast !== 'failed';
+  if (state.e2ee) {
+    // The compositor would need the key to see the video: encrypted rooms are not broadcast.
+    const reason = 'No broadcast: this room is end-to-end encrypted, so the server cannot see the video to broadcast it.';
+    return (
+      <div className="broadcast-controls row">
+        <button type="button" disabled title={reason} aria-describedby="broadcast-e2ee-reason" data-testid="go-live">
+          <BroadcastIcon /> Go live
+        </button>
+        <span className="hint" id="broadcast-e2ee-reason" data-testid="broadcast-unavailable">
+          Not broadcastable (end-to-end encrypted)
+        </span>
+      </div>
+    );
+  }
   const toggle = async () => {
     setBusy(true);
     setError(null);
@@ -346,6 +437,7 @@ function BroadcastControls({ session, state }: { session: RoomSession; state: Ro
     } catch (e) {
       // 409: someone else started/stopped it meanwhile; the broadcast_state message corrects us.
       if (e instanceof ApiError && (e.status === 401 || e.status === 403)) setError('Only the room’s host can start or stop the broadcast.');
+      else if (e instanceof ApiError && e.code === 'e2ee_room') setError('This room is end-to-end encrypted and cannot be broadcast.');
       else if (!(e instanceof ApiError && e.status === 409)) setError(e instanceof Error ? e.message : String(e));
     } finally {
       setBusy(false);

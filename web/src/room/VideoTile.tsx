@@ -2,6 +2,7 @@ import { useEffect, useRef, useState } from 'react';
 import { describeQuality, type Quality } from './quality';
 import type { TileQuality } from './stats';
 import { MicIcon, SignalBars } from './icons';
+import type { DecryptState } from '../e2ee/status';
 
 export interface VideoTileProps {
   stream: MediaStream | null;
@@ -29,6 +30,11 @@ export interface VideoTileProps {
   testId?: string;
   participantId?: string;
   style?: React.CSSProperties;
+  /** E2EE rooms: whether this tile's media decrypts, and how many frames failed. */
+  decrypt?: DecryptState;
+  decryptFailures?: number;
+  /** The host's "Remove" action (asks for confirmation first). */
+  onRemove?: () => void;
 }
 
 function initials(name: string): string {
@@ -74,7 +80,9 @@ const BARS: Record<Quality, number> = { good: 3, fair: 2, poor: 1, unknown: 0 };
 
 export function VideoTile(props: VideoTileProps) {
   const { stream, name, suffix, muted, mirrored, screen, placeholder, audioMuted, videoMuted, speaking, quality, reactions } = props;
-  const { sinkId, onAutoplayBlocked, testId, participantId, style } = props;
+  const { sinkId, onAutoplayBlocked, testId, participantId, style, decrypt, decryptFailures, onRemove } = props;
+  const [confirming, setConfirming] = useState(false);
+  const cannotDecrypt = decrypt === 'failing';
   const ref = useRef<HTMLVideoElement>(null);
   const hasPicture = useHasPicture(stream) && !videoMuted;
   const blockedRef = useRef(onAutoplayBlocked);
@@ -123,10 +131,21 @@ export function VideoTile(props: VideoTileProps) {
       data-video-muted={videoMuted ? 'true' : 'false'}
       data-speaking={speaking ? 'true' : 'false'}
       data-quality={q}
+      data-e2ee={decrypt}
+      data-decrypt-failures={decryptFailures}
       style={style}
     >
       <video ref={ref} className={mirrored ? 'mirrored' : undefined} autoPlay playsInline aria-label={`Video of ${name}${suffix ? ` ${suffix}` : ''}`} />
-      {!hasPicture && (
+      {cannotDecrypt && (
+        <div className="tile-placeholder cannot-decrypt" role="status" data-testid="cannot-decrypt">
+          <span className="avatar" aria-hidden="true">
+            🔒
+          </span>
+          <span className="placeholder-text">Cannot decrypt — check the room link’s key</span>
+          {decryptFailures !== undefined && <span className="placeholder-detail">{decryptFailures} frames failed to decrypt</span>}
+        </div>
+      )}
+      {!hasPicture && !cannotDecrypt && (
         <div className="tile-placeholder" aria-hidden="true">
           <span className="avatar">{initials(name)}</span>
           <span className="placeholder-text">{videoMuted ? 'Camera off' : placeholder}</span>
@@ -150,6 +169,33 @@ export function VideoTile(props: VideoTileProps) {
         <span className="tile-name">{name}</span>
         {suffix && <span className="tile-suffix"> {suffix}</span>}
       </figcaption>
+      {onRemove && !confirming && (
+        <button type="button" className="tile-remove" onClick={() => setConfirming(true)} aria-label={`Remove ${name} from the room`}>
+          Remove
+        </button>
+      )}
+      {onRemove && confirming && (
+        <div className="tile-confirm" role="alertdialog" aria-label={`Remove ${name}?`} data-testid="remove-confirm">
+          <span>
+            Remove <strong>{name}</strong> from the room?
+          </span>
+          <div className="row">
+            <button
+              type="button"
+              className="danger"
+              onClick={() => {
+                setConfirming(false);
+                onRemove();
+              }}
+            >
+              Remove
+            </button>
+            <button type="button" onClick={() => setConfirming(false)} autoFocus>
+              Cancel
+            </button>
+          </div>
+        </div>
+      )}
       {quality !== undefined && (
         <span className={`tile-quality q-${q}`} role="img" aria-label={qualityText} title={qualityText}>
           <SignalBars level={BARS[q]} />

@@ -10,6 +10,9 @@
 import { joinRoom, ApiError } from '../api';
 import { SignalingClient, resolveWsUrl, type ClientMessage, type PcName, type ServerMessage, type TrackInfo, type LogEntry } from '../signaling';
 import { Store } from '../store';
+import { E2eeClient, e2eeApi, type E2eeApi } from '../e2ee/client';
+import { deriveRoomKey } from '../e2ee/frame';
+import { NO_COUNTERS, addCounters, type DecryptCounters } from '../e2ee/status';
 import { MAX_RECONNECT_ATTEMPTS, backoffDelay } from './backoff';
 import {
   DEFAULT_SETTINGS,
@@ -41,6 +44,18 @@ export interface LiveStats {
   speaker: string | null;
   /** Tile key → video frames decoded so far (remote tiles). */
   framesDecoded: ReadonlyMap<string, number>;
+  /** E2EE rooms: tile key → frames decrypted / failed to decrypt (audio + video). */
+  decrypt: ReadonlyMap<string, DecryptCounters>;
+  /** E2EE rooms: frames we encrypted and sent. */
+  encryptedFrames: number;
+}
+
+export interface E2eeDebug {
+  api: E2eeApi;
+  /** Frames that failed to decrypt, all tiles together. */
+  decryptFailures: number;
+  decrypted: number;
+  encrypted: number;
 }
 
 export interface RoomDebugHandle {
@@ -51,6 +66,8 @@ export interface RoomDebugHandle {
   readonly live: LiveStats;
   /** The last signaling frames (in, out, info). */
   readonly log: LogEntry[];
+  /** Null outside e2ee rooms. */
+  readonly e2ee: E2eeDebug | null;
   readonly session: RoomSession;
 }
 
@@ -61,6 +78,8 @@ export interface JoinOptions {
   media?: LocalMedia | null;
   audioMuted?: boolean;
   videoMuted?: boolean;
+  /** The room passphrase (from the link's #key=…); needed when the room is end-to-end encrypted. */
+  passphrase?: string | null;
 }
 
 /** A PeerConnection that stays "disconnected" this long is treated as failed. */
@@ -86,7 +105,7 @@ export class RoomSession {
   readonly screenStream = new Store<MediaStream | null>(null);
   /** Tile key → the stream that tile plays (see remoteTiles). */
   readonly remoteStreams = new Store<ReadonlyMap<string, MediaStream>>(new Map());
-  readonly live = new Store<LiveStats>({ quality: new Map(), speaker: null, framesDecoded: new Map() });
+  readonly live = new Store<LiveStats>({ quality: new Map(), speaker: null, framesDecoded: new Map(), decrypt: new Map(), encryptedFrames: 0 });
   readonly settings: Store<MediaSettings>;
 
   publishPc: RTCPeerConnection | null = null;
@@ -125,6 +144,12 @@ export class RoomSession {
   private videoMuted = false;
   private hasCamera = true;
   private hasMic = true;
+
+  private passphrase: string | null = null;
+  /** Set once the join response says e2ee and the key is derived; kept across reconnects. */
+  private e2ee: E2eeClient | null = null;
+  /** Bumped per pair of PeerConnections: names the E2EE transforms (`<gen>/<pc>/<mid>`). */
+  private pcGeneration = 0;
 
   private readonly qualityTracker = new QualityTracker();
   private speakerState: SpeakerState = NO_SPEAKER;
@@ -170,6 +195,20 @@ export class RoomSession {
       get log() {
         return session.signalingLog;
       },
+      get e2ee() {
+        const e = session.e2ee;
+        if (!e) return null;
+        const { receivers, senders } = e.stats.get();
+        let decryptFailures = 0;
+        let decrypted = 0;
+        for (const c of receivers.values()) {
+          decryptFailures += c.failed;
+          decrypted += c.ok;
+        }
+        let encrypted = 0;
+        for (const n of senders.values()) encrypted += n;
+        return { api: e.api, decryptFailures, decrypted, encrypted };
+      },
       session,
     };
   }
@@ -205,6 +244,7 @@ export class RoomSession {
     if (options.settings) this.settings.set(options.settings);
     this.audioMuted = options.audioMuted ?? false;
     this.videoMuted = options.videoMuted ?? false;
+    this.passphrase = options.passphrase ?? null;
     this.dispatch({ type: 'joining', name: options.name });
     this.media = this.takeMedia(options);
     this.startStats();
@@ -260,7 +300,9 @@ export class RoomSession {
     this.token = join.token;
     this.role = join.role;
     this.tokenLifetime = join.expires_in;
-    this.dispatch({ type: 'joined_http', participantId: join.participant_id });
+    this.dispatch({ type: 'joined_http', participantId: join.participant_id, role: join.role, e2ee: join.e2ee });
+    if (join.e2ee && !(await this.startE2ee())) return;
+    if (this.ended || epoch !== this.epoch) return;
     const url = resolveWsUrl(join.ws_url, join.token, window.location.href);
     const signaling = new SignalingClient(url, {
       onMessage: (m) => {
@@ -273,6 +315,30 @@ export class RoomSession {
     });
     this.signaling = signaling;
     signaling.connect();
+  }
+
+  /** An e2ee room: derive the room key and start the worker (once). False: the session ended. */
+  private async startE2ee(): Promise<boolean> {
+    if (this.e2ee) return true;
+    const api = e2eeApi();
+    if (!api) {
+      this.end('failed', 'This room is end-to-end encrypted, and this browser cannot encrypt WebRTC media (no encoded transforms). Use a current Chrome, Edge or Safari.');
+      return false;
+    }
+    if (!this.passphrase) {
+      this.end('failed', 'This room is end-to-end encrypted: open it with the full invite link (the part after # holds the key), or enter the key.');
+      return false;
+    }
+    try {
+      const key = await deriveRoomKey(this.passphrase, this.roomId);
+      if (this.ended) return false;
+      this.e2ee = new E2eeClient(api, key, (message) => this.notice('e2ee', message));
+      log(`e2ee on (${api})`);
+      return true;
+    } catch (e) {
+      this.end('failed', `Could not set up end-to-end encryption: ${errorText(e)}`);
+      return false;
+    }
   }
 
   private onSocketClosed(ev: { code: number; reason: string }): void {
@@ -335,7 +401,13 @@ export class RoomSession {
     this.dispatch({ type: 'dismiss_notice', id });
   }
 
-  private end(phase: 'disconnected' | 'left' | 'failed', reason: string | null): void {
+  /** Host only: asks the server to remove a participant (refusals come back as notices). */
+  removeParticipant(participantId: string): boolean {
+    if (this.ended || this.state.get().phase !== 'joined') return false;
+    return this.send({ type: 'remove_participant', participant_id: participantId });
+  }
+
+  private end(phase: 'disconnected' | 'left' | 'failed' | 'removed', reason: string | null): void {
     if (this.ended) return;
     this.ended = true;
     this.epoch++;
@@ -349,6 +421,7 @@ export class RoomSession {
     this.refreshTimer = null;
     this.signaling?.close();
     this.teardownPeers();
+    this.e2ee?.close();
     for (const t of [this.camTrack, this.micTrack, this.screenTrack]) t?.stop();
     this.camTrack = this.micTrack = this.screenTrack = null;
     void this.media?.then(() => {
@@ -389,6 +462,7 @@ export class RoomSession {
       if (t !== null) window.clearTimeout(t);
       this.disconnectTimers[name] = null;
     }
+    if (this.e2ee && (this.publishPc || this.subscribePc)) this.e2ee.forget(`${this.pcGeneration}/`);
     this.publishPc = this.subscribePc = null;
     this.cameraTx = this.micTx = this.screenTx = null;
     this.pending = { publish: [], subscribe: [] };
@@ -408,6 +482,7 @@ export class RoomSession {
       iceServers: this.iceServers,
       bundlePolicy: name === 'publish' ? 'max-bundle' : 'balanced',
       rtcpMuxPolicy: 'require',
+      ...this.e2ee?.pcConfig(),
     });
     const current = () => !this.ended && (name === 'publish' ? this.publishPc : this.subscribePc) === pc;
     pc.onicecandidate = (e) => {
@@ -443,7 +518,12 @@ export class RoomSession {
     };
     pc.oniceconnectionstatechange = () => log(`${name} pc ice: ${pc.iceConnectionState}`);
     if (name === 'subscribe') {
-      pc.ontrack = (e) => log(`subscribe track: mid=${e.transceiver.mid} kind=${e.track.kind}`);
+      const gen = this.pcGeneration;
+      pc.ontrack = (e) => {
+        log(`subscribe track: mid=${e.transceiver.mid} kind=${e.track.kind}`);
+        // Before the first frame arrives: every received frame goes through decryption.
+        this.e2ee?.attachReceiver(e.receiver, e.track.kind === 'audio' ? 'audio' : 'video', `${gen}/subscribe/${e.transceiver.mid}`);
+      };
     }
     return pc;
   }
@@ -473,6 +553,12 @@ export class RoomSession {
         this.token = msg.token;
         if (msg.expires_in) this.tokenLifetime = msg.expires_in;
         this.scheduleTokenRefresh();
+        return;
+      case 'removed':
+        // The host removed us: the server closes the socket and our token is spent, so no re-join.
+        log(`removed by the host: ${msg.reason}`);
+        this.dispatch({ type: 'server', message: msg });
+        this.end('removed', msg.reason || 'The host removed you from the room.');
         return;
       case 'reconnect':
         // The server's media worker restarted: our PeerConnections are dead. A new welcome
@@ -517,6 +603,7 @@ export class RoomSession {
   /** After a welcome: fresh PeerConnections, publish our tracks, tell our mute state. */
   private setupPeers(): void {
     this.teardownPeers();
+    this.pcGeneration++;
     this.publishPc = this.createPc('publish');
     this.subscribePc = this.createPc('subscribe');
     const pc = this.publishPc;
@@ -538,9 +625,11 @@ export class RoomSession {
           sendEncodings: [{ maxBitrate: PRESETS[this.settings.get().preset].maxBitrate }],
         });
         preferVp8(this.cameraTx);
+        this.encryptSender(this.cameraTx, 'video');
       }
       if (this.hasMic) {
         this.micTx = pc.addTransceiver(this.micTrack ?? 'audio', { direction: 'sendonly', streams: [stream] });
+        this.encryptSender(this.micTx, 'audio');
       }
       if (this.screenTrack) this.addScreenTransceiver(pc, this.screenTrack);
       await this.sendPublishOffer(pc);
@@ -710,6 +799,14 @@ export class RoomSession {
       sendEncodings: [{ maxBitrate: SCREEN_MAX_BITRATE }],
     });
     preferVp8(this.screenTx);
+    this.encryptSender(this.screenTx, 'video');
+  }
+
+  private senderCount = 0;
+
+  /** E2EE rooms: every frame of this sender is encrypted before it leaves (before the first one). */
+  private encryptSender(tx: RTCRtpTransceiver, kind: 'audio' | 'video'): void {
+    this.e2ee?.attachSender(tx.sender, kind, `${this.pcGeneration}/publish/${this.senderCount++}`);
   }
 
   /** Stops the screen share: its m-line goes inactive (the producer is removed) with a new offer. */
@@ -831,6 +928,20 @@ export class RoomSession {
     this.statsTimer = window.setInterval(() => void this.pollStats(), STATS_INTERVAL_MS);
   }
 
+  /** The worker's decrypt counters per tile (all m-lines of the tile added up). */
+  private decryptByTile(tileOfMid: Map<string, { key: string }>): Pick<LiveStats, 'decrypt' | 'encryptedFrames'> {
+    const decrypt = new Map<string, DecryptCounters>();
+    if (!this.e2ee) return { decrypt, encryptedFrames: 0 };
+    const { receivers, senders } = this.e2ee.stats.get();
+    for (const [mid, tile] of tileOfMid) {
+      const c = receivers.get(`${this.pcGeneration}/subscribe/${mid}`);
+      if (c) decrypt.set(tile.key, addCounters(decrypt.get(tile.key) ?? NO_COUNTERS, c));
+    }
+    let encryptedFrames = 0;
+    for (const [id, n] of senders) if (id.startsWith(`${this.pcGeneration}/`)) encryptedFrames += n;
+    return { decrypt, encryptedFrames };
+  }
+
   private async pollStats(): Promise<void> {
     if (this.ended || this.statsBusy || this.state.get().phase !== 'joined') return;
     this.statsBusy = true;
@@ -861,7 +972,7 @@ export class RoomSession {
       // those who left are absent, which clears their highlight at once.
       for (const t of tiles) if (!levels.has(t.participantId) && t.kind === 'camera' && !t.audioMuted) levels.set(t.participantId, 0);
       this.speakerState = nextActiveSpeaker(levels, this.speakerState, now);
-      this.live.set({ quality, speaker: this.speakerState.id, framesDecoded: r.framesDecoded });
+      this.live.set({ quality, speaker: this.speakerState.id, framesDecoded: r.framesDecoded, ...this.decryptByTile(tileOfMid) });
     } catch (e) {
       log(`getStats failed: ${errorText(e)}`);
     } finally {

@@ -211,3 +211,27 @@ describe('room params', () => {
     expect(guestName(() => 0.999)).toBe('Guest 999');
   });
 });
+
+describe('host role, e2ee and removal', () => {
+  it('keeps the role and e2ee flag of the join response', () => {
+    const s = run([{ type: 'joining', name: 'Me' }, { type: 'joined_http', participantId: 'p-me', role: 'host', e2ee: true }, server(welcome)]);
+    expect(s.role).toBe('host');
+    expect(s.e2ee).toBe(true);
+    expect(run([{ type: 'joined_http', participantId: 'p-me' }]).role).toBeNull();
+  });
+
+  it('removed: ends the session with the reason; no reconnect or later end overrides it', () => {
+    const s = run([
+      { type: 'joining', name: 'Me' },
+      server(welcome),
+      server({ type: 'removed', reason: 'the host removed you from the room' }),
+      { type: 'reconnecting', attempt: 1, reason: 'socket closed', retryAt: 0 },
+      { type: 'ended', phase: 'disconnected', reason: 'lost' },
+    ]);
+    expect(s.phase).toBe('removed');
+    expect(s.endReason).toBe('the host removed you from the room');
+    expect(s.participants).toEqual([]);
+    expect(remoteTiles(s)).toEqual([]);
+    expect(run([server(welcome), server({ type: 'removed', reason: '' })]).endReason).toMatch(/host removed you/);
+  });
+});

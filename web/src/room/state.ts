@@ -9,6 +9,7 @@ export type Phase =
   | 'reconnecting' // lost the server or the media; trying to get back in
   | 'disconnected' // gave up reconnecting
   | 'left' // the user left
+  | 'removed' // the host removed us (no reconnect: our token is used up)
   | 'failed'; // could not join, or a fatal error
 
 export type MediaStatus = 'pending' | 'ok' | 'unavailable' | 'off';
@@ -74,6 +75,10 @@ export interface RoomState {
   endReason: string | null;
   /** A welcome arrived at some point: "failed" then means removed, not "could not join". */
   wasJoined: boolean;
+  /** Our role from the join response ('host' may remove others); null when the gateway does not say. */
+  role: string | null;
+  /** The room is end-to-end encrypted (from the join response). */
+  e2ee: boolean;
 }
 
 export const MAX_NOTICES = 5;
@@ -102,13 +107,15 @@ export function initialRoomState(roomId: string, selfName = ''): RoomState {
     notices: [],
     endReason: null,
     wasJoined: false,
+    role: null,
+    e2ee: false,
   };
 }
 
 export type RoomAction =
   | { type: 'server'; message: ServerMessage; at?: number }
   | { type: 'joining'; name: string }
-  | { type: 'joined_http'; participantId: string }
+  | { type: 'joined_http'; participantId: string; role?: string | null; e2ee?: boolean }
   | { type: 'media'; camera?: MediaStatus; mic?: MediaStatus; screen?: ScreenStatus }
   | { type: 'pc_state'; pc: 'publish' | 'subscribe'; state: RTCPeerConnectionState | 'none' }
   | { type: 'tracks_applied'; tracks: TrackInfo[] }
@@ -117,7 +124,7 @@ export type RoomAction =
   | { type: 'expire_reactions'; now: number }
   | { type: 'notice'; code: string; message: string; at?: number }
   | { type: 'dismiss_notice'; id: number }
-  | { type: 'ended'; phase: 'disconnected' | 'left' | 'failed'; reason: string | null };
+  | { type: 'ended'; phase: 'disconnected' | 'left' | 'failed' | 'removed'; reason: string | null };
 
 let nextId = 1;
 
@@ -212,6 +219,17 @@ function applyServer(state: RoomState, msg: ServerMessage, at: number): RoomStat
         reactions: [],
         reconnect: { attempt: 0, reason: msg.reason || 'The media server restarted.', retryAt: null },
       };
+    case 'removed':
+      return {
+        ...state,
+        phase: 'removed',
+        endReason: msg.reason || 'The host removed you from the room.',
+        reconnect: null,
+        participants: [],
+        producers: [],
+        tracks: [],
+        reactions: [],
+      };
     case 'error':
       // A fatal error ends the session and is shown as the reason, not as a notice.
       if (msg.fatal) return { ...state, phase: 'failed', endReason: msg.message || msg.code };
@@ -238,7 +256,12 @@ export function roomReducer(state: RoomState, action: RoomAction): RoomState {
         mic: state.mic,
       };
     case 'joined_http':
-      return { ...state, selfId: action.participantId || state.selfId };
+      return {
+        ...state,
+        selfId: action.participantId || state.selfId,
+        role: action.role !== undefined ? action.role : state.role,
+        e2ee: action.e2ee ?? state.e2ee,
+      };
     case 'media':
       return {
         ...state,
@@ -253,7 +276,7 @@ export function roomReducer(state: RoomState, action: RoomAction): RoomState {
     case 'tracks_applied':
       return { ...state, tracks: action.tracks };
     case 'reconnecting':
-      if (state.phase === 'left' || state.phase === 'failed' || state.phase === 'disconnected') return state;
+      if (state.phase === 'left' || state.phase === 'failed' || state.phase === 'disconnected' || state.phase === 'removed') return state;
       return {
         ...state,
         phase: 'reconnecting',
@@ -275,7 +298,7 @@ export function roomReducer(state: RoomState, action: RoomAction): RoomState {
       return { ...state, notices: state.notices.filter((n) => n.id !== action.id) };
     case 'ended':
       if (state.phase === 'failed' && action.phase === 'disconnected') return state;
-      if (state.phase === 'left') return state;
+      if (state.phase === 'left' || state.phase === 'removed') return state;
       return { ...state, phase: action.phase, endReason: action.reason ?? state.endReason, reconnect: null };
   }
 }

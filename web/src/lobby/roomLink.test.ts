@@ -1,0 +1,15 @@
+import { describe, expect, it } from 'vitest';
+import { parseRoomLink } from './roomLink';
+
+describe('parseRoomLink and e2ee keys', () => {
+  it('keeps the #key= of a room link', () => {
+    expect(parseRoomLink('http://127.0.0.1:8080/room/r-1#key=abc_-1')).toEqual({ page: 'room', roomId: 'r-1', key: 'abc_-1' });
+    expect(parseRoomLink('/room/r-1?x=1#key=k2')).toEqual({ page: 'room', roomId: 'r-1', key: 'k2' });
+    expect(parseRoomLink('room/r-1#key=k3')).toEqual({ page: 'room', roomId: 'r-1', key: 'k3' });
+  });
+
+  it('has no key without one, and none for watch links', () => {
+    expect(parseRoomLink('https://h/room/r-1#x')).toStrictEqual({ page: 'room', roomId: 'r-1' });
+    expect(parseRoomLink('https://h/watch/r-1#key=k')).toStrictEqual({ page: 'watch', roomId: 'r-1' });
+  });
+});
