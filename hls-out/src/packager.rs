@@ -138,6 +138,10 @@ pub struct StreamStats {
     pub bytes_in_memory: usize,
     /// Requests currently waiting for something of this stream (filled in by the store).
     pub waiting_requests: usize,
+    /// Distinct viewers now and the peak since the broadcast started (filled in by the
+    /// store; see [`crate::viewers`]).
+    pub viewers: usize,
+    pub viewers_peak: usize,
     pub ended: bool,
 }
 
@@ -609,6 +613,8 @@ impl Packager {
                 + self.open.iter().flat_map(|o| o.parts.iter()).map(|p| p.data.len()).sum::<usize>()
                 + self.inits.iter().map(|i| i.data.len()).sum::<usize>(),
             waiting_requests: 0,
+            viewers: 0,
+            viewers_peak: 0,
             ended: self.ended,
         }
     }

@@ -553,3 +553,87 @@ pub(crate) mod tests {
         assert_eq!(ceil_secs(ms(1)), 1);
     }
 }
+
+/// The playlist with `query` (no leading `?`) appended to every URI it lists: segment lines
+/// and the `URI="…"` attributes of EXT-X-MAP, EXT-X-PART, EXT-X-PRELOAD-HINT (and any other
+/// tag with one). Pure text work on a playlist [`render`] wrote: our URIs are bare names
+/// without a query of their own, so the query starts with `?`.
+pub fn with_query(text: &str, query: &str) -> String {
+    if query.is_empty() {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + text.lines().count() * (query.len() + 1));
+    for line in text.split_inclusive('\n') {
+        let (body, eol) = match line.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (line, ""),
+        };
+        if body.is_empty() {
+            out.push_str(line);
+        } else if !body.starts_with('#') {
+            let sep = if body.contains('?') { '&' } else { '?' };
+            let _ = write!(out, "{body}{sep}{query}{eol}");
+        } else {
+            let mut rest = body;
+            while let Some(at) = rest.find("URI=\"") {
+                let start = at + 5;
+                let Some(len) = rest[start..].find('"') else { break };
+                let uri = &rest[start..start + len];
+                let sep = if uri.contains('?') { '&' } else { '?' };
+                let _ = write!(out, "{}{uri}{sep}{query}", &rest[..start]);
+                rest = &rest[start + len..];
+            }
+            out.push_str(rest);
+            out.push_str(eol);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod query_tests {
+    use super::*;
+    use crate::playlist::tests::{check_invariants, state};
+
+    const Q: &str = "exp=1800000300&sig=AbC-_x";
+
+    #[test]
+    fn every_uri_gets_the_query() {
+        let mut st = state(100, 8, 2);
+        st.segments[5].discontinuity = true;
+        st.segments[5].init_uri = crate::uri::init(105);
+        let text = render(&st, Delivery::Full);
+        let signed = with_query(&text, Q);
+        let pl = check_invariants_signed(&signed);
+        assert_eq!(pl.segments.len(), 8);
+        assert!(pl.segments.iter().all(|s| s.uri.ends_with(&format!(".m4s?{Q}"))));
+        assert_eq!(pl.segments[0].map.as_ref().unwrap().uri, format!("init-100.mp4?{Q}"));
+        assert_eq!(pl.segments[5].map.as_ref().unwrap().uri, format!("init-105.mp4?{Q}"));
+        let uris: Vec<&str> = signed.lines().filter_map(|l| l.split_once("URI=\"").map(|(_, r)| r.split('"').next().unwrap())).collect();
+        assert!(uris.len() > 8, "{signed}");
+        assert!(uris.iter().all(|u| u.ends_with(Q)), "{uris:?}");
+        assert!(signed.contains(&format!("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part-108.2.m4s?{Q}\"\n")));
+        assert!(signed.contains(&format!("#EXT-X-PART:DURATION=0.333,URI=\"part-108.0.m4s?{Q}\",INDEPENDENT=YES\n")));
+        // nothing but the URIs changed
+        assert_eq!(signed.replace(&format!("?{Q}"), ""), text);
+        assert_eq!(with_query(&text, ""), text);
+    }
+
+    #[test]
+    fn delta_and_ended_playlists_too() {
+        let st = state(50, 10, 1);
+        let signed = with_query(&render(&st, Delivery::Delta), Q);
+        assert!(signed.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=4\n"), "tags without URIs untouched");
+        check_invariants_signed(&signed);
+        let mut st = state(7, 3, 0);
+        st.ended = true;
+        let signed = with_query(&render(&st, Delivery::Full), Q);
+        assert!(signed.ends_with(&format!("seg-9.m4s?{Q}\n#EXT-X-ENDLIST\n")), "{signed}");
+    }
+
+    /// The invariants, checked on the playlist with the query taken off again.
+    fn check_invariants_signed(text: &str) -> m3u8_rs::MediaPlaylist {
+        check_invariants(&text.replace(&format!("?{Q}"), ""));
+        m3u8_rs::parse_media_playlist_res(text.as_bytes()).expect("parses")
+    }
+}

@@ -3,14 +3,23 @@
 //! names are parsed ([`crate::uri`]), never turned into paths.
 //!
 //! Errors are JSON `{error, message}`: 400 for malformed names, room ids or query directives
-//! (and blocking requests too far ahead), 404 for unknown rooms and media that is not (or no
-//! longer) there, 503 when a wait times out or the stream has nothing to play yet.
+//! (and blocking requests too far ahead), 401/403 when the access hook refuses (a private
+//! room: signature missing / expired, tampered or another room's), 404 for unknown rooms and
+//! media that is not (or no longer) there, 503 when a wait times out or the stream has
+//! nothing to play yet.
+//!
+//! Viewers are counted on playlist requests (see [`crate::viewers`]), keyed by the
+//! `X-Roomcast-Viewer` header (a random per-tab id the watch page sends) or, without one, by
+//! the client address + User-Agent.
 
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -19,8 +28,9 @@ use bytes::Bytes;
 use tower_http::cors::{Any, CorsLayer};
 use tracing::debug;
 
+use crate::access::Denied;
 use crate::packager::Lookup;
-use crate::playlist::Delivery;
+use crate::playlist::{self as pl, Delivery};
 use crate::store::{HlsStore, Stream, WaitError};
 use crate::uri::{self, FileName, NameError};
 
@@ -31,8 +41,14 @@ pub const MEDIA_CONTENT_TYPE: &str = "video/iso.segment";
 pub const MEDIA_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 /// A playlist without delivery directives changes with every part.
 pub const PLAYLIST_CACHE_CONTROL: &str = "no-cache";
+/// Media of a private room: browsers may keep it, shared caches may not (a cache would go
+/// on serving it after the signature expired).
+pub const PRIVATE_MEDIA_CACHE_CONTROL: &str = "private, max-age=31536000, immutable";
+pub const PRIVATE_PLAYLIST_CACHE_CONTROL: &str = "private, no-cache";
 /// Blocking waits last at most this many target durations.
 pub const BLOCK_TARGET_DURATIONS: u32 = 3;
+/// The per-tab viewer id header (`[A-Za-z0-9_-]{8,64}`), used to count viewers.
+pub const VIEWER_HEADER: &str = "x-roomcast-viewer";
 
 /// The HLS routes, to be merged into the gateway's router at the root.
 pub fn routes<S: Clone + Send + Sync + 'static>(store: Arc<HlsStore>) -> Router<S> {
@@ -89,18 +105,73 @@ async fn not_ours(uri: axum::http::Uri) -> Response {
     not_found("no such HLS resource; HLS URLs are /hls/{room}/index.m3u8 and the names it lists")
 }
 
-fn media(content_type: &'static str, body: Bytes) -> Response {
-    (
-        [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, MEDIA_CACHE_CONTROL)],
-        body,
-    )
-        .into_response()
+/// Who is asking, for counting viewers: what the request says of itself.
+pub struct ViewerIdentity {
+    viewer_id: Option<String>,
+    user_agent: Option<String>,
+    ip: Option<IpAddr>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ViewerIdentity {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
+        let text = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Ok(ViewerIdentity {
+            viewer_id: text(VIEWER_HEADER),
+            user_agent: text(header::USER_AGENT.as_str()),
+            // Absent when the router is served without connect info (tests with `oneshot`).
+            ip: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()),
+        })
+    }
+}
+
+impl ViewerIdentity {
+    /// The string a viewer is counted under: the viewer id when it is well-formed, else the
+    /// client address + User-Agent (tabs of one browser behind one address count once).
+    pub fn key(&self) -> String {
+        viewer_identity(self.viewer_id.as_deref(), self.user_agent.as_deref(), self.ip)
+    }
+}
+
+/// See [`ViewerIdentity::key`].
+pub fn viewer_identity(viewer_id: Option<&str>, user_agent: Option<&str>, ip: Option<IpAddr>) -> String {
+    match viewer_id {
+        Some(id) if (8..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => {
+            format!("id:{id}")
+        }
+        _ => {
+            let ip = ip.map_or_else(|| "?".to_owned(), |ip| ip.to_string());
+            let ua: String = user_agent.unwrap_or("").chars().take(256).collect();
+            format!("addr:{ip}|{ua}")
+        }
+    }
+}
+
+fn media(content_type: &'static str, body: Bytes, private: bool) -> Response {
+    let cache = if private { PRIVATE_MEDIA_CACHE_CONTROL } else { MEDIA_CACHE_CONTROL };
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, cache)], body).into_response()
+}
+
+fn denied(room: &str, d: Denied) -> Response {
+    // The reason only: never the query (it carries the signature).
+    match d {
+        Denied::Unauthenticated(m) => {
+            debug!(room, "hls: request without credentials refused");
+            error(StatusCode::UNAUTHORIZED, "unauthorized", m)
+        }
+        Denied::Forbidden(m) => {
+            debug!(room, reason = %m, "hls: request refused");
+            error(StatusCode::FORBIDDEN, "forbidden", m)
+        }
+    }
 }
 
 async fn serve(
     State(store): State<Arc<HlsStore>>,
     path: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    viewer: ViewerIdentity,
 ) -> Response {
     let Ok(Path((room, file))) = path else {
         return bad_request("malformed path");
@@ -115,25 +186,40 @@ async fn serve(
             return not_found("no such file; a stream has index.m3u8 and the init, seg and part files it lists")
         }
     };
+    // Access before anything about the stream is revealed.
+    let signed = match store.access() {
+        Some(hook) => {
+            let pairs = query.as_ref().map_or(&[][..], |Query(p)| p.as_slice());
+            match hook.check(&room, pairs) {
+                Ok(signed) => signed,
+                Err(d) => return denied(&room, d),
+            }
+        }
+        None => None,
+    };
     let Some(stream) = store.get(&room) else {
         return error(StatusCode::NOT_FOUND, "stream_not_found", "this room is not broadcasting");
     };
+    let private = signed.is_some();
     match file {
         FileName::Playlist => {
             let Ok(Query(pairs)) = query else {
                 return bad_request("malformed query string");
             };
             match Directives::parse(&pairs) {
-                Ok(d) => playlist(&stream, d).await,
+                Ok(d) => {
+                    stream.viewer_seen(store.viewer_key(&viewer.key()));
+                    playlist(&stream, d, signed.as_deref()).await
+                }
                 Err(msg) => bad_request(msg),
             }
         }
         FileName::Init(v) => match stream.with(|p| p.init(v)) {
-            Some(data) => media(INIT_CONTENT_TYPE, data),
+            Some(data) => media(INIT_CONTENT_TYPE, data, private),
             None => not_found(format!("{file} is not (or no longer) available")),
         },
-        FileName::Segment(msn) => wait_for_media(&stream, file, |p| p.segment_data(msn)).await,
-        FileName::Part(msn, i) => wait_for_media(&stream, file, |p| p.part_data(msn, i)).await,
+        FileName::Segment(msn) => wait_for_media(&stream, file, private, |p| p.segment_data(msn)).await,
+        FileName::Part(msn, i) => wait_for_media(&stream, file, private, |p| p.part_data(msn, i)).await,
     }
 }
 
@@ -145,6 +231,7 @@ fn deadline(stream: &Stream) -> tokio::time::Instant {
 async fn wait_for_media(
     stream: &Stream,
     file: FileName,
+    private: bool,
     lookup: impl Fn(&crate::packager::Packager) -> Lookup<Bytes>,
 ) -> Response {
     let deadline = deadline(stream);
@@ -156,7 +243,7 @@ async fn wait_for_media(
         })
         .await;
     match found {
-        Ok(Some(data)) => media(MEDIA_CONTENT_TYPE, data),
+        Ok(Some(data)) => media(MEDIA_CONTENT_TYPE, data, private),
         Ok(None) | Err(WaitError::Gone) => not_found(format!("{file} is not (or no longer) available")),
         Err(WaitError::Timeout) => {
             debug!(%file, "hls: media wait timed out");
@@ -207,7 +294,8 @@ impl Directives {
     }
 }
 
-async fn playlist(stream: &Stream, d: Directives) -> Response {
+/// The playlist; `signed`: the query to append to every URI it lists (a private room).
+async fn playlist(stream: &Stream, d: Directives, signed: Option<&str>) -> Response {
     let delivery = if d.skip { Delivery::Delta } else { Delivery::Full };
     let body = match d.msn {
         Some(msn) => {
@@ -244,13 +332,20 @@ async fn playlist(stream: &Stream, d: Directives) -> Response {
             body
         }
     };
+    // Each viewer's signed copy differs; the rendered playlist stays cached unsigned.
+    let body = match signed {
+        Some(q) => Bytes::from(pl::with_query(std::str::from_utf8(&body).unwrap_or_default(), q)),
+        None => body,
+    };
+    let scope = if signed.is_some() { "private" } else { "public" };
     let cache = match d.msn {
         // A blocking response is the playlist as of (at least) the requested part: any later
         // copy would do as well, so caches may keep it for a while (RFC 8216bis 6.2.5.2).
         Some(_) => {
             let td = stream.with(|p| p.target_duration()).as_secs();
-            HeaderValue::from_str(&format!("public, max-age={}", 6 * td)).expect("ascii")
+            HeaderValue::from_str(&format!("{scope}, max-age={}", 6 * td)).expect("ascii")
         }
+        None if signed.is_some() => HeaderValue::from_static(PRIVATE_PLAYLIST_CACHE_CONTROL),
         None => HeaderValue::from_static(PLAYLIST_CACHE_CONTROL),
     };
     let mut r = ([(header::CONTENT_TYPE, PLAYLIST_CONTENT_TYPE)], body).into_response();
@@ -264,6 +359,21 @@ mod tests {
 
     fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn viewer_identity_prefers_a_well_formed_id() {
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(viewer_identity(Some("tab-0123456789_ab"), Some("UA"), Some(ip)), "id:tab-0123456789_ab");
+        // same id from another address: the same viewer (a phone switching networks)
+        assert_eq!(viewer_identity(Some("tab-0123456789_ab"), None, None), "id:tab-0123456789_ab");
+        for bad in ["short", "has space in it", "x".repeat(65).as_str(), "ünïcödé-ünïcödé", "a/b/c/d/e/f"] {
+            assert_eq!(viewer_identity(Some(bad), Some("UA"), Some(ip)), "addr:192.0.2.7|UA", "{bad:?}");
+        }
+        assert_eq!(viewer_identity(None, Some("UA"), Some(ip)), "addr:192.0.2.7|UA");
+        assert_ne!(viewer_identity(None, Some("UA 2"), Some(ip)), viewer_identity(None, Some("UA"), Some(ip)));
+        assert_eq!(viewer_identity(None, None, None), "addr:?|");
+        assert_eq!(viewer_identity(None, Some(&"u".repeat(1000)), None).len(), "addr:?|".len() + 256);
     }
 
     #[test]

@@ -6,23 +6,33 @@
 //! deadline: waiting costs a receiver and a timer entry, no thread and no polling.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use crate::access::AccessCheck;
 use crate::packager::{Packager, PackagerConfig, Part, PushOutcome, StreamStats};
+use crate::viewers::{ViewerCounter, ViewerStats};
 
 /// How long a closed stream's final playlist (with EXT-X-ENDLIST) stays served.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+
+/// Viewers are those seen on a playlist request within this many target durations.
+pub const VIEWER_WINDOW_TARGET_DURATIONS: u32 = 3;
 
 /// All streams, keyed by room id.
 pub struct HlsStore {
     me: Weak<HlsStore>,
     grace: Duration,
     streams: Mutex<HashMap<String, Arc<Stream>>>,
+    /// Who may fetch what (none: everything is public).
+    access: RwLock<Option<Arc<dyn AccessCheck>>>,
+    /// Viewer keys are hashed with a per-process random key (no address is kept).
+    hasher: RandomState,
 }
 
 /// The gateway's handle to feed one stream. Cheap to clone.
@@ -35,6 +45,8 @@ pub(crate) struct Stream {
     room: String,
     state: Mutex<StreamState>,
     changed: watch::Sender<u64>,
+    /// Its own lock: counting a viewer never waits for the packager.
+    viewers: Mutex<ViewerCounter>,
 }
 
 struct StreamState {
@@ -70,7 +82,32 @@ impl HlsStore {
 
     /// A store whose closed streams stay `grace` before they are removed.
     pub fn with_grace(grace: Duration) -> Arc<Self> {
-        Arc::new_cyclic(|me| HlsStore { me: me.clone(), grace, streams: Mutex::new(HashMap::new()) })
+        Arc::new_cyclic(|me| HlsStore {
+            me: me.clone(),
+            grace,
+            streams: Mutex::new(HashMap::new()),
+            access: RwLock::new(None),
+            hasher: RandomState::new(),
+        })
+    }
+
+    /// Sets the access-check hook asked for every HLS request (see [`crate::access`]).
+    pub fn set_access(&self, hook: Arc<dyn AccessCheck>) {
+        *self.access.write().unwrap_or_else(|e| e.into_inner()) = Some(hook);
+    }
+
+    pub(crate) fn access(&self) -> Option<Arc<dyn AccessCheck>> {
+        self.access.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The key a viewer is counted under: a hash, so the table holds no ids or addresses.
+    pub(crate) fn viewer_key(&self, identity: &str) -> u64 {
+        self.hasher.hash_one(identity)
+    }
+
+    /// Distinct viewers of the room's stream now, and the peak since the broadcast started.
+    pub fn viewers(&self, room: &str) -> Option<ViewerStats> {
+        self.get(room).map(|s| s.viewer_stats())
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<Stream>>> {
@@ -94,19 +131,23 @@ impl HlsStore {
                 s.closed_at = None;
                 s.epoch += 1;
             });
+            stream.counter().restart_peak(Instant::now());
             info!(room, "hls: stream continued");
             return StreamWriter { stream };
         }
         let first_msn = first_msn_at(SystemTime::now());
+        let packager = Packager::new(config.clone(), first_msn);
+        let window = packager.target_duration() * VIEWER_WINDOW_TARGET_DURATIONS;
         let stream = Arc::new(Stream {
             room: room.to_owned(),
             state: Mutex::new(StreamState {
-                packager: Packager::new(config.clone(), first_msn),
+                packager,
                 closed_at: None,
                 epoch: 0,
                 warned: 0,
             }),
             changed: watch::Sender::new(0),
+            viewers: Mutex::new(ViewerCounter::new(window)),
         });
         map.insert(room.to_owned(), stream.clone());
         info!(room, first_msn, ?config, "hls: stream opened");
@@ -205,9 +246,24 @@ impl Stream {
         r
     }
 
+    fn counter(&self) -> MutexGuard<'_, ViewerCounter> {
+        self.viewers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A playlist request from the viewer with this key.
+    pub(crate) fn viewer_seen(&self, key: u64) {
+        self.counter().seen(key, Instant::now());
+    }
+
+    fn viewer_stats(&self) -> ViewerStats {
+        self.counter().stats(Instant::now())
+    }
+
     fn stats(&self) -> StreamStats {
         let mut stats = self.lock().packager.stats();
         stats.waiting_requests = self.changed.receiver_count();
+        let v = self.viewer_stats();
+        (stats.viewers, stats.viewers_peak) = (v.current, v.peak);
         stats
     }
 
