@@ -197,6 +197,22 @@ describe('end-to-end encrypted rooms', () => {
       assert.equal(tileOf(s, other).e2ee, 'ok', `${l}: ${other}'s tile decrypts: ${JSON.stringify(s.tiles)}`);
     }
     await fx.screenshots('-wrong-key');
+
+    // The banner lets C rejoin with the right key; then everyone decodes everyone.
+    const cp = fx.byLabel('C').page;
+    await cp.click('[data-testid="decrypt-banner"] button:has-text("Enter another key")');
+    await cp.fill('[data-testid="decrypt-banner"] #e2ee-key', key);
+    await cp.click('[data-testid="decrypt-banner"] button:has-text("Rejoin with this key")');
+    await fx.waitFor(
+      'C rejoined with the right key: A, B and C decode each other',
+      ['A', 'B', 'C'],
+      (s) => frames(s, 'C', 'A') > 0 && frames(s, 'C', 'B') > 0 && frames(s, 'A', 'C') > 0 && frames(s, 'B', 'C') > 0,
+      (s) => `C←A ${frames(s, 'C', 'A')}, C←B ${frames(s, 'C', 'B')}, A←C ${frames(s, 'A', 'C')}, B←C ${frames(s, 'B', 'C')}`,
+      TIMEOUT_MS,
+    );
+    assert.ok(cp.url().endsWith(`#key=${key}`), `C's address has the new key: ${cp.url()}`);
+    const fixed = await e2ee('C');
+    assert.equal(fixed.counters.decryptFailures, 0, `C's new session decrypts everything: ${JSON.stringify(fixed.counters)}`);
     await fx.close('C');
   });
 

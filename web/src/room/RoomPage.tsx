@@ -240,11 +240,13 @@ function RoomView(props: { session: RoomSession; passphrase: string | null; onRe
             {state.phase === 'joined' && ` · ${remoteModels.filter((t) => t.kind === 'camera').length + 1} in the room`}
           </p>
         </div>
-        <div className="row">
-          <BroadcastControls session={session} state={state} />
-          <CopyButton text={inviteUrl} label="Copy invite link" />
-          {!state.e2ee && <CopyButton text={watchUrl} label="Copy watch link" />}
-        </div>
+        {state.phase !== 'removed' && (
+          <div className="row">
+            <BroadcastControls session={session} state={state} />
+            <CopyButton text={inviteUrl} label="Copy invite link" />
+            {!state.e2ee && <CopyButton text={watchUrl} label="Copy watch link" />}
+          </div>
+        )}
       </header>
 
       {state.phase === 'reconnecting' && <ReconnectBanner session={session} state={state} />}
