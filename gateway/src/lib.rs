@@ -119,6 +119,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         metrics: metrics::Metrics::new(),
         joins: Arc::new(limits::JoinLimiter::new(config_joins_per_minute)),
     };
+    auth::hls_url::install(&state, &secret);
     spawn_worker_monitor(Arc::downgrade(&state.workers));
     let app = api::router(state.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

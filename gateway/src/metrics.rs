@@ -210,6 +210,8 @@ impl Collector for Snapshot {
         counter(&mut e, "hls_parts_dropped", "Parts the packager dropped", &self.hls.iter().map(|(r, s)| (room(r), s.parts_dropped)).collect::<Vec<_>>())?;
         gauge(&mut e, "hls_discontinuity_sequence", "Discontinuities in the room's HLS stream (one per compositor restart)", &self.hls.iter().map(|(r, s)| (room(r), s.discontinuity_sequence as i64)).collect::<Vec<_>>())?;
         gauge(&mut e, "hls_bytes_in_memory", "Media bytes the room's HLS stream holds", &self.hls.iter().map(|(r, s)| (room(r), s.bytes_in_memory as i64)).collect::<Vec<_>>())?;
+        gauge(&mut e, "hls_viewers", "Distinct viewers of the room's HLS now (a playlist request within 3 target durations)", &self.hls.iter().map(|(r, s)| (room(r), s.viewers as i64)).collect::<Vec<_>>())?;
+        gauge(&mut e, "hls_viewers_peak", "Most viewers of the room's HLS at once since the broadcast started", &self.hls.iter().map(|(r, s)| (room(r), s.viewers_peak as i64)).collect::<Vec<_>>())?;
 
         plain_gauge(&mut e, "draining", "1 while the node is draining (no new rooms)", self.draining as i64)?;
         Ok(())

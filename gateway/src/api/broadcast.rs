@@ -36,17 +36,23 @@ pub async fn stop(State(app): State<AppState>, Path(id): Path<String>, headers: 
     app.rooms.get(&id).ok_or_else(ApiError::room_not_found)?;
     access::host_call(authorization(&headers), app.config.api_key.as_deref(), &app.tokens, &id)?;
     let restarts = app.broadcasts.status(&id).map_or(0, |s| s.restarts);
+    // Read before the stream closes (a new broadcast would start its peak again).
+    let viewers_peak = app.broadcasts.viewers(&id).peak;
     app.broadcasts.stop(&id).map_err(|e| ApiError::conflict(e.to_string()))?;
-    // No viewer counter exists yet, so the peak is recorded as 0.
-    let end = BroadcastEnd { stopped_at: unix_now(), restarts, viewers_peak: 0 };
+    let end = BroadcastEnd { stopped_at: unix_now(), restarts, viewers_peak: u32::try_from(viewers_peak).unwrap_or(u32::MAX) };
     app.rooms.record(Write::BroadcastStopped { room: id.clone(), end });
     Ok(Json(json!({"state": "stopped"})))
 }
 
+/// The broadcast's state, compositor figures and audience (`viewers`, `viewers_peak`). A
+/// stopped broadcast still reports its audience while the stream's final playlist is served.
 pub async fn status(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     app.rooms.get(&id).ok_or_else(ApiError::room_not_found)?;
     Ok(Json(match app.broadcasts.status(&id) {
         Some(s) => json!(s),
-        None => json!({"state": "stopped"}),
+        None => {
+            let v = app.broadcasts.viewers(&id);
+            json!({"state": "stopped", "viewers": v.current, "viewers_peak": v.peak})
+        }
     }))
 }

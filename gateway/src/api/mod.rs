@@ -5,6 +5,7 @@ pub mod error;
 pub mod ops;
 pub mod rooms;
 pub mod security;
+pub mod watch;
 
 use std::sync::Arc;
 
@@ -48,6 +49,8 @@ pub fn router(state: AppState) -> Router {
         .route("/rooms/{id}/join", post(rooms::join.layer(draining.clone())))
         .route("/rooms/{id}/participants/{pid}", axum::routing::delete(rooms::remove_participant))
         .route("/rooms/{id}/broadcast", post(broadcast::start.layer(draining)).delete(broadcast::stop).get(broadcast::status))
+        .route("/rooms/{id}/viewer-token", post(watch::viewer_token))
+        .route("/rooms/{id}/hls-url", get(watch::hls_url))
         .route("/ops/pipelines", get(ops::list))
         .route("/ops/pipelines/{room}/restart", post(ops::restart))
         .route("/ops/drain", post(ops::drain).delete(ops::undrain))

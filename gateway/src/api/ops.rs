@@ -152,8 +152,9 @@ pub async fn restart(State(app): State<AppState>, headers: HeaderMap, Path(room)
 
 /// Closes the room's broadcast record in the store (as `DELETE …/broadcast` does).
 fn record_stopped(app: &AppState, room: &str, status: &Status) {
-    // No viewer counter exists yet, so the peak is recorded as 0.
-    let end = BroadcastEnd { stopped_at: unix_now(), restarts: status.restarts, viewers_peak: 0 };
+    // The stream stays readable for its grace period after the stop, so its peak is still there.
+    let viewers_peak = app.broadcasts.viewers(room).peak.max(status.viewers_peak);
+    let end = BroadcastEnd { stopped_at: unix_now(), restarts: status.restarts, viewers_peak: u32::try_from(viewers_peak).unwrap_or(u32::MAX) };
     app.rooms.record(Write::BroadcastStopped { room: room.to_owned(), end });
 }
 

@@ -8,7 +8,7 @@ pub mod supervisor;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -33,6 +33,11 @@ pub struct Status {
     /// From the compositor's last stats report: frames out per second, inputs stalled now.
     pub fps_out: Option<f64>,
     pub stalled_inputs: usize,
+    /// Distinct viewers of the room's HLS now (seen on a playlist request within 3 target
+    /// durations), and the most at once since the broadcast started. Filled in by
+    /// [`Broadcasts::status`] from hls-out.
+    pub viewers: usize,
+    pub viewers_peak: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +58,8 @@ pub struct Broadcasts {
     inner: Mutex<HashMap<String, Running>>,
     ports: Arc<Mutex<PortAllocator>>,
     pub hls: Arc<hls_out::HlsStore>,
+    /// Signs private rooms' HLS URLs; set once at start (`auth::hls_url::install`).
+    pub hls_urls: OnceLock<crate::auth::hls_url::HlsUrls>,
     bin: PathBuf,
     format: OutputFormat,
     policy: RestartPolicy,
@@ -60,7 +67,7 @@ pub struct Broadcasts {
 
 impl Broadcasts {
     pub fn new(hls: Arc<hls_out::HlsStore>, bin: PathBuf, format: OutputFormat, ports: std::ops::Range<u16>, policy: RestartPolicy) -> Self {
-        Self { inner: Mutex::new(HashMap::new()), ports: Arc::new(Mutex::new(PortAllocator::new(ports))), hls, bin, format, policy }
+        Self { inner: Mutex::new(HashMap::new()), ports: Arc::new(Mutex::new(PortAllocator::new(ports))), hls, hls_urls: OnceLock::new(), bin, format, policy }
     }
 
     pub fn start(&self, room: &str, worker: WorkerHandle) -> Result<(), BroadcastError> {
@@ -68,7 +75,7 @@ impl Broadcasts {
         if inner.get(room).is_some_and(|r| r.status.lock().expect("status").state.is_running()) {
             return Err(BroadcastError::AlreadyLive);
         }
-        let status = Arc::new(Mutex::new(Status { state: BroadcastState::Starting, since: Instant::now(), restarts: 0, parts: 0, legs: 0, pid: None, last_error: None, fps_out: None, stalled_inputs: 0 }));
+        let status = Arc::new(Mutex::new(Status { state: BroadcastState::Starting, since: Instant::now(), restarts: 0, parts: 0, legs: 0, pid: None, last_error: None, fps_out: None, stalled_inputs: 0, viewers: 0, viewers_peak: 0 }));
         let (stop_tx, stop_rx) = oneshot::channel();
         let part = self.format.part;
         let sup = supervisor::Supervisor {
@@ -116,7 +123,16 @@ impl Broadcasts {
     }
 
     pub fn status(&self, room: &str) -> Option<Status> {
-        self.inner.lock().expect("broadcasts lock").get(room).map(|r| r.status.lock().expect("status").clone())
+        let mut status = self.inner.lock().expect("broadcasts lock").get(room).map(|r| r.status.lock().expect("status").clone())?;
+        let v = self.viewers(room);
+        (status.viewers, status.viewers_peak) = (v.current, v.peak);
+        Some(status)
+    }
+
+    /// The room's HLS audience now and its peak since the broadcast started (zero without a
+    /// stream). Still readable during the stream's grace period after a stop.
+    pub fn viewers(&self, room: &str) -> hls_out::ViewerStats {
+        self.hls.viewers(room).unwrap_or_default()
     }
 
     pub fn state(&self, room: &str) -> BroadcastState {
