@@ -85,12 +85,23 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let store = store::open(&store_location).await?;
     let worker_count = config.worker_count();
     let mut workers = Vec::with_capacity(worker_count);
+    // The rooms (and the store's writer) first: workers queue call-quality samples to it.
+    let rooms = Arc::new(rooms::Rooms::with_store(worker_count, store.clone()));
+    let sample_sink: sfu::worker::SampleSink = {
+        let rooms = Arc::downgrade(&rooms);
+        Arc::new(move |batch| {
+            if let Some(rooms) = rooms.upgrade() {
+                rooms.record(store::Write::Stats(batch));
+            }
+        })
+    };
     for i in 0..worker_count {
         let port = if config.udp_port == 0 { 0 } else { config.udp_port.checked_add(i as u16).ok_or_else(|| anyhow::anyhow!("--udp-port too high for {worker_count} workers"))? };
         workers.push(sfu::worker::spawn(i, sfu::WorkerConfig {
             bind: SocketAddr::new(config.media_ip(), port),
             announce_ip: config.announce_ip(),
             ice_disconnect_timeout: config.ice_disconnect_timeout(),
+            samples: Some(sample_sink.clone()),
         })?);
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -105,13 +116,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         config.rtp_port_min..config.rtp_port_max,
         broadcast::policy::RestartPolicy { max_restarts: config.max_compositor_restarts, ..Default::default() },
     ));
-    let rooms = rooms::Rooms::with_store(worker_count, store.clone());
     let loaded = rooms.load().await?;
     tracing::info!(store = store.kind(), at = %store_location.display(), rooms = loaded, "store open");
     let config_joins_per_minute = config.joins_per_minute;
     let state = api::AppState {
         broadcasts,
-        rooms: Arc::new(rooms),
+        rooms,
         workers: Arc::new(workers),
         tokens: auth::token::TokenKeys::from_secret(&secret),
         config: Arc::new(config),

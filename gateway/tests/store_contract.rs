@@ -62,7 +62,7 @@ struct Written {
 }
 
 fn room(id: &str, name: &str, auto_broadcast: bool, created_at: u64) -> RoomRecord {
-    RoomRecord { id: id.into(), name: name.into(), settings: RoomSettings { auto_broadcast }, created_at, ended_at: None }
+    RoomRecord { id: id.into(), name: name.into(), settings: RoomSettings { auto_broadcast, private: auto_broadcast, e2ee: !auto_broadcast }, created_at, ended_at: None }
 }
 
 fn session(room: &str, participant: &str, role: &str, user_agent: Option<&str>, joined_at: u64) -> SessionRecord {

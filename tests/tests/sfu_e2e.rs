@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{ensure, Context, Result};
 use roomcast_e2e::synthetic::{signaling, Colour, JoinOptions, ServerMessage, SyntheticParticipant};
 
 /// VP8 and the YUV round trip move a solid colour by a few levels; colours here differ by 255.
@@ -245,9 +245,44 @@ async fn receive_only_participant_publishes_nothing_and_decodes_everyone() -> Re
     for (id, r) in watcher.remote() {
         println!("watcher <- {id}: first frame {:?} after subscribing", r.time_to_first_video_frame());
     }
+    // A call long enough for the SFU's stats (str0m reports once a second) to be sampled.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let ids = [(a.participant_id().to_owned(), true), (b.participant_id().to_owned(), true), (watcher.participant_id().to_owned(), false)];
     watcher.leave().await;
     a.leave().await;
     b.leave().await;
+
+    // Each session's call stats (sampled by the SFU) are summarized in the store on leave.
+    // (The server ends each session a moment after the client closes its socket.)
+    let store = server.state.rooms.store().context("the server has a store")?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let sessions = loop {
+        server.state.rooms.flush().await;
+        let sessions = store.sessions(&room).await?;
+        if sessions.iter().filter(|s| s.left_at.is_some()).count() >= 3 || Instant::now() > deadline {
+            break sessions;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut rtts = Vec::new();
+    for (who, publishes) in ids {
+        let session = sessions.iter().find(|s| s.participant == who).context("a session record")?;
+        let stats = session.stats.as_ref().with_context(|| format!("{who}: no call stats summary"))?;
+        println!("{who}: {stats:?}");
+        ensure!(session.left_at.is_some() && stats.samples >= 1, "{who}: {session:?}");
+        if publishes {
+            // Opus (~32 kbit/s) + VP8 of a flat colour from the synthetic participant.
+            ensure!(stats.bitrate_avg_bps > 20_000, "{who} published, yet the sampled bitrate is {} bps", stats.bitrate_avg_bps);
+        } else {
+            ensure!(stats.bitrate_avg_bps == 0, "{who} publishes nothing, yet {} bps", stats.bitrate_avg_bps);
+        }
+        ensure!((0.0..=1.0).contains(&stats.loss_max), "{who}: loss {}", stats.loss_max);
+        ensure!(stats.rtt_max_ms < 500.0, "{who}: RTT {} ms on loopback", stats.rtt_max_ms);
+        rtts.push(stats.rtt_max_ms);
+    }
+    // Receiver reports give an RTT (sub-millisecond here); RTCP timing is randomized, so within
+    // 2.5 s at least one participant's reports, not necessarily all, have come back.
+    ensure!(rtts.iter().any(|r| *r > 0.0), "no RTT measured for anyone: {rtts:?}");
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -5,6 +5,7 @@ pub mod keyframe;
 pub mod leg;
 pub mod negotiation;
 pub mod peer;
+pub mod quality;
 pub mod room;
 pub mod stats;
 pub mod worker;

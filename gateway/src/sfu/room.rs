@@ -13,6 +13,7 @@ use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, Rtc};
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::quality::{QualityMeter, QualitySample};
 use super::forward::{Decision, Forwarder};
 use super::keyframe::starts_keyframe;
 use super::leg::Leg;
@@ -58,6 +59,8 @@ pub struct Participant {
     renegotiate: bool,
     pub ice_lost_since: Option<Instant>,
     next_producer: u32,
+    /// Call quality, sampled for the store.
+    pub quality: QualityMeter,
 }
 
 impl Participant {
@@ -181,6 +184,8 @@ pub struct Room {
 pub struct Effects {
     /// Participants to remove (e.g. ICE lost too long); the worker tells their sessions.
     pub remove: Vec<(String, ServerMsg)>,
+    /// Call-quality samples that came due, per participant id.
+    pub samples: Vec<(String, QualitySample)>,
 }
 
 impl Room {
@@ -280,6 +285,7 @@ impl Room {
             renegotiate: false,
             ice_lost_since: None,
             next_producer: 0,
+            quality: QualityMeter::new(now),
         };
         self.tell_broadcast(LegEvent::ParticipantJoined { id: info.id.clone(), name: info.name.clone() });
         for other in &self.participants {
@@ -443,6 +449,9 @@ impl Room {
                 }
             }
             Event::MediaIngressStats(s) if role == PcRole::Publish => {
+                if let Some(p) = self.get_mut(participant) {
+                    p.quality.on_ingress(s.mid, s.bytes, s.loss, s.rtt);
+                }
                 if let Some(prod) = self.get_mut(participant).and_then(|p| p.producers.iter_mut().find(|x| x.mid == s.mid)) {
                     WorkerStats::add(&stats.nacks_sent, s.nacks.saturating_sub(prod.nacks));
                     prod.nacks = s.nacks;
@@ -452,6 +461,9 @@ impl Room {
                 }
             }
             Event::MediaEgressStats(s) if role == PcRole::Subscribe => {
+                if let Some(p) = self.get_mut(participant) {
+                    p.quality.on_egress(s.loss, s.rtt);
+                }
                 if let Some(c) = self.get_mut(participant).and_then(|p| p.consumers.iter_mut().find(|c| c.state.mid() == Some(s.mid))) {
                     WorkerStats::add(&stats.nacks_received, s.nacks.saturating_sub(c.nacks));
                     c.nacks = s.nacks;
@@ -494,6 +506,7 @@ impl Room {
         let Some(p) = self.get_mut(participant) else { return };
         let Some(idx) = p.producers.iter().position(|x| x.mid == mid) else { return };
         let gone = p.producers.remove(idx);
+        p.quality.stream_gone(mid);
         self.legs.retain(|l| l.producer_id != gone.id);
         self.tell_broadcast(LegEvent::TrackRemoved { producer_id: gone.id.clone() });
         for other in &mut self.participants {
@@ -608,6 +621,11 @@ impl Room {
         for leg in &mut self.legs {
             if let Some(sr) = leg.sender_report_due(now) {
                 self.outbox.push((leg.rtcp_to, sr));
+            }
+        }
+        for p in &mut self.participants {
+            if let Some(s) = p.quality.sample(now, false) {
+                effects.samples.push((p.info.id.clone(), s));
             }
         }
         for p in &self.participants {

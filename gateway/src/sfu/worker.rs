@@ -15,9 +15,11 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Input, Rtc, RtcConfig};
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
 
+use super::quality::QualitySample;
 use super::room::{LegEvent, Room};
 use super::stats::WorkerStats;
 use crate::signaling::messages::{ClientMsg, ParticipantInfo, PcRole, ProducerInfo, ServerMsg};
+use crate::store::StatsSample;
 
 /// Longest wait for a datagram before commands are looked at again.
 const COMMAND_LATENCY: Duration = Duration::from_millis(5);
@@ -26,7 +28,9 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(500);
 pub enum Command {
     Join { room: String, info: ParticipantInfo, out: UnboundedSender<ServerMsg> },
     Signal { room: String, participant: String, msg: ClientMsg },
-    Leave { room: String, participant: String },
+    /// `done` is answered once the participant is gone and its last quality sample is queued,
+    /// so the session's "left" record (which summarizes the samples) comes after it.
+    Leave { room: String, participant: String, done: Option<oneshot::Sender<()>> },
     /// The host (or the API key) removes a participant: it is told why, then dropped.
     /// `reply` says whether the participant was in the room.
     Remove { room: String, participant: String, reason: String, reply: oneshot::Sender<bool> },
@@ -108,11 +112,15 @@ impl WorkerHandle {
     }
 }
 
-#[derive(Debug, Clone)]
+pub type SampleSink = Arc<dyn Fn(Vec<StatsSample>) + Send + Sync>;
+
+#[derive(Clone)]
 pub struct WorkerConfig {
     pub bind: SocketAddr,
     pub announce_ip: IpAddr,
     pub ice_disconnect_timeout: Duration,
+    /// Where call-quality samples go (the store's writer queue: never blocks); none in benches.
+    pub samples: Option<SampleSink>,
 }
 
 pub fn spawn(index: usize, config: WorkerConfig) -> anyhow::Result<WorkerHandle> {
@@ -264,7 +272,12 @@ impl Worker {
                     r.negotiate(&self.candidate);
                 }
             }
-            Command::Leave { room, participant } => self.remove_participant(&room, &participant),
+            Command::Leave { room, participant, done } => {
+                self.remove_participant(&room, &participant);
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+            }
             Command::Remove { room, participant, reason, reply } => {
                 let found = self.rooms.get(&room).and_then(|r| r.get(&participant)).map(|p| p.send(ServerMsg::Removed { reason }));
                 if found.is_some() {
@@ -307,21 +320,36 @@ impl Worker {
 
     fn remove_participant(&mut self, room: &str, participant: &str) {
         let Some(r) = self.rooms.get_mut(room) else { return };
-        if r.remove(participant).is_some() {
+        let mut last_sample = None;
+        if let Some(mut gone) = r.remove(participant) {
             tracing::info!(worker = self.index, room, participant, "participant left");
+            // The last partial interval, so short calls have a sample too.
+            last_sample = gone.quality.sample(Instant::now(), true);
         }
         r.negotiate(&self.candidate);
         if r.participants.is_empty() && !r.is_broadcasting() {
             self.rooms.remove(room);
         }
         self.routes.retain(|_, (rm, p, _)| !(rm == room && p == participant));
+        if let Some(s) = last_sample {
+            self.send_samples(vec![stats_sample(room, participant, s)]);
+        }
+    }
+
+    fn send_samples(&self, samples: Vec<StatsSample>) {
+        if let (Some(sink), false) = (&self.config.samples, samples.is_empty()) {
+            sink(samples);
+        }
     }
 
     fn housekeeping(&mut self, now: Instant) {
         let timeout = self.config.ice_disconnect_timeout;
         let mut removals = Vec::new();
+        let mut samples = Vec::new();
         for (id, room) in &mut self.rooms {
-            for (participant, msg) in room.housekeeping(now, timeout).remove {
+            let effects = room.housekeeping(now, timeout);
+            samples.extend(effects.samples.into_iter().map(|(p, s)| stats_sample(id, &p, s)));
+            for (participant, msg) in effects.remove {
                 if let Some(p) = room.get_mut(&participant) {
                     p.send(msg);
                 }
@@ -330,6 +358,7 @@ impl Worker {
         }
         self.flush_outboxes();
         self.refresh_gauges();
+        self.send_samples(samples);
         for (room, participant) in removals {
             tracing::warn!(worker = self.index, room = %room, participant = %participant, "removing participant: media connection lost");
             self.remove_participant(&room, &participant);
@@ -435,4 +464,10 @@ impl Worker {
         WorkerStats::add(&self.stats.datagrams_unrouted, 1);
         tracing::trace!(worker = self.index, %source, "datagram for no known transport dropped");
     }
+}
+
+/// A room's quality sample as the store keeps it (wall-clock milliseconds).
+fn stats_sample(room: &str, participant: &str, s: QualitySample) -> StatsSample {
+    let at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    StatsSample { room: room.to_owned(), participant: participant.to_owned(), at_ms, bitrate_bps: s.bitrate_bps, loss: s.loss, rtt_ms: s.rtt_ms }
 }

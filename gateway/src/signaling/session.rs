@@ -162,7 +162,10 @@ async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: AppSt
             }
         }
     }
-    worker.send(Command::Leave { room: room.clone(), participant: participant.clone() });
+    let (done, gone) = tokio::sync::oneshot::channel();
+    if worker.send(Command::Leave { room: room.clone(), participant: participant.clone(), done: Some(done) }) {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), gone).await;
+    }
     tracing::info!(%room, %participant, "signaling session closed");
 }
 
