@@ -5,6 +5,8 @@ import { useStore, Store } from '../store';
 import { FullscreenIcon, SpeakerIcon } from '../room/icons';
 import { WatchPlayer, playlistUrl, type WatchState, type WatchStatus } from './player';
 import { formatSeconds } from './readout';
+import { ACCESS_TEXT, accessProblem, refreshDelayMs, viewersText, viewerTokenFromSearch, type AccessProblem } from './access';
+import { fetchHlsUrl, fetchViewers, viewerId } from './watchApi';
 
 declare global {
   interface Window {
@@ -22,6 +24,82 @@ const STATUS_TEXT: Record<WatchStatus, string> = {
 
 /** Behind the live edge by more than this: offer "Go to live". */
 const BEHIND_MS = 4000;
+/** How often the viewer count is read. */
+const VIEWERS_POLL_MS = 4000;
+/** Retry after the server could not be reached for the stream's URL. */
+const ACCESS_RETRY_MS = 2000;
+
+interface Access {
+  /** The stream's URL is known: the player may start. */
+  ready: boolean;
+  problem: AccessProblem | null;
+}
+
+/**
+ * The stream's URL from `GET /api/rooms/{id}/hls-url` (with the link's viewer token): the
+ * plain one for a public room; for a private room a signed one, fetched again before it
+ * expires (kept in `src`, which the player reads on every request).
+ */
+function useStreamAccess(roomId: string, token: string | null, src: React.MutableRefObject<string>): Access {
+  const [access, setAccess] = useState<Access>({ ready: false, problem: null });
+  useEffect(() => {
+    let stopped = false;
+    let timer: number | null = null;
+    let expiresAt: number | null = null;
+    const later = (ms: number) => {
+      timer = window.setTimeout(() => void get(), ms);
+    };
+    const get = async () => {
+      timer = null;
+      const r = await fetchHlsUrl(roomId, token);
+      if (stopped) return;
+      if (r.ok) {
+        src.current = r.url.hls_url;
+        setAccess({ ready: true, problem: null });
+        expiresAt = r.url.private && r.url.expires_at ? r.url.expires_at : null;
+        if (expiresAt !== null) later(refreshDelayMs(expiresAt, Date.now()));
+        return;
+      }
+      const problem = accessProblem(r.status, token !== null);
+      if (problem === 'unavailable') {
+        // A blip while playing: keep playing on the current URL and try again.
+        if (expiresAt === null) setAccess({ ready: false, problem });
+        later(expiresAt === null ? ACCESS_RETRY_MS : refreshDelayMs(expiresAt, Date.now()));
+        return;
+      }
+      console.warn('[watch] no access to the stream:', r.status, r.message);
+      setAccess({ ready: false, problem });
+    };
+    setAccess({ ready: false, problem: null });
+    void get();
+    return () => {
+      stopped = true;
+      if (timer !== null) window.clearTimeout(timer);
+    };
+  }, [roomId, token, src]);
+  return access;
+}
+
+/** The broadcast's audience, polled; null until known. */
+function useViewerCount(roomId: string): number | null {
+  const [viewers, setViewers] = useState<number | null>(null);
+  useEffect(() => {
+    let stopped = false;
+    let timer: number | null = null;
+    const poll = async () => {
+      const n = await fetchViewers(roomId);
+      if (stopped) return;
+      setViewers(n);
+      timer = window.setTimeout(() => void poll(), VIEWERS_POLL_MS);
+    };
+    void poll();
+    return () => {
+      stopped = true;
+      if (timer !== null) window.clearTimeout(timer);
+    };
+  }, [roomId]);
+  return viewers;
+}
 
 const idle = new Store<WatchState>({
   status: 'connecting',
@@ -55,11 +133,15 @@ export function WatchPage({ roomId }: { roomId: string }) {
   const [player, setPlayer] = useState<WatchPlayer | null>(null);
   const state = useStore(player?.state ?? idle);
   const [fullscreen, toggleFullscreen, canFullscreen] = useFullscreen(playerRef);
+  const [token] = useState(() => viewerTokenFromSearch(window.location.search));
+  const src = useRef(playlistUrl(roomId));
+  const access = useStreamAccess(roomId, token, src);
+  const viewers = useViewerCount(roomId);
 
   useEffect(() => {
     const video = videoRef.current;
-    if (!video) return;
-    const p = new WatchPlayer(video, playlistUrl(roomId));
+    if (!video || !access.ready) return;
+    const p = new WatchPlayer(video, () => src.current, viewerId());
     window.__watch = {
       get hls() {
         return p.hls;
@@ -74,9 +156,10 @@ export function WatchPage({ roomId }: { roomId: string }) {
     p.start();
     return () => {
       p.stop();
+      setPlayer(null);
       if (window.__watch?.video === video) delete window.__watch;
     };
-  }, [roomId]);
+  }, [roomId, access.ready]);
 
   const live = state.status === 'live' || state.status === 'buffering';
 
@@ -101,16 +184,27 @@ export function WatchPage({ roomId }: { roomId: string }) {
         <h1>
           Watching <code>{roomId}</code>
         </h1>
-        <span className={`live-pill ${live ? 'on' : 'off'}`} data-testid="watch-status" data-status={state.status}>
-          {live ? 'LIVE' : state.status === 'connecting' ? 'CONNECTING' : 'OFFLINE'}
+        <span className={`live-pill ${live ? 'on' : 'off'}`} data-testid="watch-status" data-status={access.problem ?? state.status}>
+          {live ? 'LIVE' : access.problem === 'private' || access.problem === 'link_invalid' ? 'PRIVATE' : state.status === 'connecting' ? 'CONNECTING' : 'OFFLINE'}
         </span>
+        {viewers !== null && (live || viewers > 0) && (
+          <span className="muted viewer-count" data-testid="viewer-count" data-viewers={viewers}>
+            {viewersText(viewers)}
+          </span>
+        )}
       </header>
       <div className="player" ref={playerRef}>
         <video ref={videoRef} muted autoPlay playsInline aria-label="Broadcast" onDoubleClick={canFullscreen ? toggleFullscreen : undefined} />
-        {!live && (
-          <div className="player-overlay" role="status" aria-live="polite">
-            {STATUS_TEXT[state.status]}
+        {access.problem ? (
+          <div className="player-overlay" role="status" aria-live="polite" data-testid="watch-access" data-problem={access.problem}>
+            {ACCESS_TEXT[access.problem]}
           </div>
+        ) : (
+          !live && (
+            <div className="player-overlay" role="status" aria-live="polite">
+              {STATUS_TEXT[state.status]}
+            </div>
+          )
         )}
         {state.needsPlay && (
           <div className="player-overlay">

@@ -1,7 +1,11 @@
 // The watch page's player: hls.js in low-latency mode on /hls/{id}/index.m3u8, with
 // live/offline detection (the playlist is polled; 404 means offline) and error recovery.
+// A private room's source is a signed URL that the page renews before it expires: every
+// request hls.js makes gets the current signature (xhrSetup), and carries this tab's viewer
+// id (X-Roomcast-Viewer) so the server can count viewers.
 import Hls, { ErrorTypes, Events, type ErrorData } from 'hls.js';
 import { Store } from '../store';
+import { signatureOf, withSignature } from './access';
 import { programDelay } from './readout';
 import { nextRecovery, type RecoveryAction, type RecoveryHistory } from './recovery';
 
@@ -42,16 +46,22 @@ export class WatchPlayer {
   readonly state: Store<WatchState>;
   hls: Hls | null = null;
   readonly video: HTMLVideoElement;
-  private readonly src: string;
+  private readonly source: () => string;
+  private readonly viewerId: string | null;
   private pollTimer: number | null = null;
   private restartTimer: number | null = null;
   private stopped = false;
   private history: RecoveryHistory = { mediaRecoveries: [], networkRetries: [] };
   private readonly onVideoEvent = () => this.fromVideo();
 
-  constructor(video: HTMLVideoElement, src: string) {
+  /**
+   * `src`: the playlist URL, or a function giving the current one (a private room's signed
+   * URL, renewed by the page). `viewerId`: sent with every HLS request.
+   */
+  constructor(video: HTMLVideoElement, src: string | (() => string), viewerId: string | null = null) {
     this.video = video;
-    this.src = src;
+    this.source = typeof src === 'string' ? () => src : src;
+    this.viewerId = viewerId;
     this.state = new Store<WatchState>({
       status: 'connecting',
       muted: true,
@@ -129,7 +139,10 @@ export class WatchPlayer {
   /** 'live' when the playlist is there, 'offline' on 404, 'unknown' on other failures. */
   private async checkPlaylist(): Promise<'live' | 'offline' | 'unknown'> {
     try {
-      const res = await fetch(this.src, { cache: 'no-store' });
+      const res = await fetch(this.source(), {
+        cache: 'no-store',
+        headers: this.viewerId ? { 'X-Roomcast-Viewer': this.viewerId } : {},
+      });
       if (res.status === 404 || res.status === 410) return 'offline';
       if (!res.ok) return 'unknown';
       const text = await res.text();
@@ -176,7 +189,7 @@ export class WatchPlayer {
   private load(): void {
     this.patch({ status: 'connecting', lastError: null });
     if (!Hls.isSupported()) {
-      this.video.src = this.src; // Safari: native (LL-)HLS
+      this.video.src = this.source(); // Safari: native (LL-)HLS (a reload picks up a fresh signature)
       this.play();
       return;
     }
@@ -186,6 +199,12 @@ export class WatchPlayer {
       // without this hls.js stays at 1.0x and drifts behind after every stall.
       maxLiveSyncPlaybackRate: 1.5,
       backBufferLength: 30,
+      // Every request: the current signature (the playlist lists URIs with the one it was
+      // loaded with) and this tab's viewer id.
+      xhrSetup: (xhr, url) => {
+        xhr.open('GET', withSignature(url, signatureOf(this.source())), true);
+        if (this.viewerId) xhr.setRequestHeader('X-Roomcast-Viewer', this.viewerId);
+      },
       // Keep trying through short gaps (a compositor restart) before reporting a fatal error.
       fragLoadPolicy: {
         default: {
@@ -201,7 +220,7 @@ export class WatchPlayer {
     hls.on(Events.MANIFEST_PARSED, () => this.play());
     hls.on(Events.ERROR, (_e, data) => this.onHlsError(hls, data));
     hls.attachMedia(this.video);
-    hls.loadSource(this.src);
+    hls.loadSource(this.source());
   }
 
   private onHlsError(hls: Hls, data: ErrorData): void {
