@@ -290,3 +290,41 @@ async fn host_removes_participants() {
     hs.send(Message::Text(r#"{"type":"chat","text":"still here"}"#.into())).await.unwrap();
     assert_eq!(next_of(&mut hs, "chat").await["text"], "still here");
 }
+
+#[tokio::test]
+async fn roles_decide_who_joins_the_call_and_who_publishes() {
+    const SECRET: &str = "roles-test-secret-roles-test-secret";
+    let e = env(|c| {
+        c.api_key = Some(KEY.into());
+        c.jwt_secret = Some(SECRET.into());
+    })
+    .await;
+    let (_, room) = e.post("/api/rooms", json!({"name": "Roles"}), Some(KEY)).await;
+    let id = room["id"].as_str().unwrap();
+    let (s, v) = e.post(&format!("/api/rooms/{id}/join"), json!({"name": "X", "role": "host"}), Some(KEY)).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("bad_request")), "host comes from the host key only: {v}");
+    let (s, _) = e.post(&format!("/api/rooms/{id}/join"), json!({"name": "X", "role": "owner"}), Some(KEY)).await;
+    assert_eq!(s, 400);
+
+    // A viewer token (watch only) and an ops token cannot open a signaling session.
+    let (s, viewer) = e.post(&format!("/api/rooms/{id}/viewer-token"), json!({}), Some(KEY)).await;
+    assert_eq!(s, 200, "{viewer}");
+    assert_eq!(e.ws(viewer["token"].as_str().unwrap(), None).await.err(), Some(403));
+    let keys = roomcast::auth::token::TokenKeys::from_secret(SECRET.as_bytes());
+    let ops = keys.mint(id, "p-ops", "ops", roomcast::auth::token::Role::Ops, Duration::from_secs(60));
+    assert_eq!(e.ws(&ops, None).await.err(), Some(403));
+    // The same secret really signs this server's tokens: a publisher token minted with it opens a session.
+    let own = keys.mint(id, "p-minted", "Minted", roomcast::auth::token::Role::Publisher, Duration::from_secs(60));
+    assert!(e.ws(&own, None).await.is_ok());
+
+    // A subscriber joins and may chat, but its publish_offer is refused.
+    let (_, sub) = e.post(&format!("/api/rooms/{id}/join"), json!({"name": "Sub", "role": "subscriber"}), Some(KEY)).await;
+    assert_eq!(claims(sub["token"].as_str().unwrap())["role"], "subscriber");
+    let mut ws = e.ws(sub["token"].as_str().unwrap(), None).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "welcome");
+    ws.send(Message::Text(json!({"type": "publish_offer", "sdp": "v=0"}).to_string().into())).await.unwrap();
+    let err = next_of(&mut ws, "error").await;
+    assert_eq!(err["code"], "forbidden", "{err}");
+    ws.send(Message::Text(r#"{"type":"chat","text":"listening"}"#.into())).await.unwrap();
+    assert_eq!(next_of(&mut ws, "chat").await["text"], "listening");
+}

@@ -29,6 +29,20 @@ pub struct JoinBody {
     /// The room's host key (from room creation): the token then has the host role.
     #[serde(default)]
     host_key: Option<String>,
+    /// `publisher` (default) or `subscriber` (receives only; its `publish_offer` is refused).
+    #[serde(default)]
+    role: Option<String>,
+}
+
+/// The role a join asks for; hosts come from the host key, viewers from viewer tokens.
+fn requested_role(role: Option<&str>) -> Result<Role, ApiError> {
+    match role {
+        None | Some("publisher") => Ok(Role::Publisher),
+        Some("subscriber") => Ok(Role::Subscriber),
+        Some("host") => Err(ApiError::bad_request("join with the room's host_key to be its host")),
+        Some("viewer") => Err(ApiError::bad_request("viewers watch the broadcast: POST /api/rooms/{id}/viewer-token")),
+        Some(other) => Err(ApiError::bad_request(format!("unknown role {other:?}; use publisher or subscriber"))),
+    }
 }
 
 /// TURN credentials outlive the join token a little, so a call set up late still relays.
@@ -134,7 +148,7 @@ pub async fn join(
     let role = match body.host_key.as_deref() {
         Some(key) if app.tokens.is_host_key(&room.id, key) => Role::Host,
         Some(_) => return Err(ApiError::forbidden("that host key is not this room's")),
-        None => Role::Publisher,
+        None => requested_role(body.role.as_deref())?,
     };
     let token = app.tokens.mint(&room.id, &participant, &name, role, JOIN_TOKEN_TTL);
     let ice_servers: Vec<IceServer> = match &app.config.turn_secret {

@@ -49,8 +49,33 @@ pub fn host_call(authorization: Option<&str>, api_key: Option<&str>, tokens: &To
     }
 }
 
+/// Which tokens open a signaling session (take part in the call): not `viewer` (watch only,
+/// through HLS) and not `ops`.
+pub fn may_join_call(role: Role) -> Result<(), Denied> {
+    match role {
+        Role::Host | Role::Publisher | Role::Subscriber => Ok(()),
+        Role::Viewer => Err(Denied::Forbidden("a viewer token only watches the broadcast (/watch); join the room for a participant token")),
+        Role::Ops => Err(Denied::Forbidden("an ops token is for /api/ops; join the room for a participant token")),
+    }
+}
+
+/// Which participants may send media (a `subscriber` only receives).
+pub fn may_publish(role: Role) -> bool {
+    matches!(role, Role::Host | Role::Publisher)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn roles_in_the_call() {
+        use super::*;
+        assert!(may_join_call(Role::Host).is_ok() && may_join_call(Role::Publisher).is_ok() && may_join_call(Role::Subscriber).is_ok());
+        assert!(matches!(may_join_call(Role::Viewer), Err(Denied::Forbidden(_))));
+        assert!(matches!(may_join_call(Role::Ops), Err(Denied::Forbidden(_))));
+        assert!(may_publish(Role::Host) && may_publish(Role::Publisher));
+        assert!(!may_publish(Role::Subscriber) && !may_publish(Role::Viewer));
+    }
+
     use super::*;
     use std::time::Duration;
 

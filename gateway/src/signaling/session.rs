@@ -47,6 +47,9 @@ pub async fn upgrade(
         Ok(c) => c,
         Err(e) => return ApiError::unauthorized(e.to_string()).into_response(),
     };
+    if let Err(denied) = crate::auth::access::may_join_call(claims.role) {
+        return ApiError::from(denied).into_response();
+    }
     let room = match app.rooms.begin_session(&claims.room, &claims.sub) {
         Ok(r) => r,
         Err(SessionError::UnknownRoom) => return ApiError::room_not_found().into_response(),
@@ -140,6 +143,9 @@ async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: AppSt
                             Some(ServerMsg::Token { token, expires_in: JOIN_TOKEN_TTL.as_secs() })
                         }
                         Ok(ClientMsg::RemoveParticipant { participant_id }) => remove_by_host(&worker, &claims, &participant_id).await,
+                        Ok(ClientMsg::PublishOffer { .. }) if !crate::auth::access::may_publish(claims.role) => {
+                            Some(ServerMsg::error(ErrorCode::Forbidden, "this token only subscribes; join with a publisher role to send media"))
+                        }
                         Ok(msg) => {
                             worker.send(Command::Signal { room: room.clone(), participant: participant.clone(), msg });
                             None
