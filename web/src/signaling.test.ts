@@ -123,3 +123,12 @@ describe('host removes a participant', () => {
     expect(JSON.parse(JSON.stringify(msg))).toEqual({ type: 'remove_participant', participant_id: 'p-22bb' });
   });
 });
+
+describe('simulcast layer preference', () => {
+  it('serialises layer_preference as docs/protocol.md shows it', () => {
+    const msg: ClientMessage = { type: 'layer_preference', producer_id: 'p-11aa:0', max_height: 360 };
+    expect(JSON.stringify(msg)).toBe('{"type":"layer_preference","producer_id":"p-11aa:0","max_height":360}');
+    const off: ClientMessage = { type: 'layer_preference', producer_id: 'p-11aa:0', max_height: 0 };
+    expect(JSON.parse(JSON.stringify(off))).toEqual({ type: 'layer_preference', producer_id: 'p-11aa:0', max_height: 0 });
+  });
+});

@@ -39,7 +39,12 @@ export type ClientMessage =
   | { type: 'reaction'; emoji: string }
   | { type: 'media_state'; audio_muted: boolean; video_muted: boolean }
   /** Host only: removes another participant (others get error `forbidden`). */
-  | { type: 'remove_participant'; participant_id: string };
+  | { type: 'remove_participant'; participant_id: string }
+  /**
+   * How tall (device pixels, 0..=4320) we show a remote video: the SFU forwards the highest
+   * simulcast layer that fits (at least the lowest), none while 0. Other producers ignore it.
+   */
+  | { type: 'layer_preference'; producer_id: string; max_height: number };
 
 // Server → client
 export type ServerMessage =

@@ -227,6 +227,7 @@ function RoomView(props: { session: RoomSession; passphrase: string | null; onRe
     ? remoteModels.filter((m) => m.kind === 'camera' && decryptOf(m.key).decrypt === 'failing').map((m) => m.name)
     : [];
   const watchUrl = `${window.location.origin}${watchPath(state.roomId)}`;
+  const onVideoHeight = useCallback((producerId: string, maxHeight: number | null) => session.setVideoHeight(producerId, maxHeight), [session]);
 
   return (
     <main className={`room-page ${panel !== 'none' ? 'with-panel' : ''}`}>
@@ -361,6 +362,8 @@ function RoomView(props: { session: RoomSession; passphrase: string | null; onRe
                     style={sizeStyle}
                     {...decryptOf(m.key)}
                     onRemove={isHost && m.kind === 'camera' && state.phase === 'joined' ? () => session.removeParticipant(m.participantId) : undefined}
+                    videoProducerId={m.videoProducerId}
+                    onVideoHeight={onVideoHeight}
                   />
                 );
               })}

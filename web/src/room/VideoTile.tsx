@@ -3,6 +3,7 @@ import { describeQuality, type Quality } from './quality';
 import type { TileQuality } from './stats';
 import { MicIcon, SignalBars } from './icons';
 import type { DecryptState } from '../e2ee/status';
+import { heightBucket } from './layers';
 
 export interface VideoTileProps {
   stream: MediaStream | null;
@@ -35,6 +36,14 @@ export interface VideoTileProps {
   decryptFailures?: number;
   /** The host's "Remove" action (asks for confirmation first). */
   onRemove?: () => void;
+  /** Remote tiles: the producer of the video shown, whose simulcast layer follows the tile's size. */
+  videoProducerId?: string | null;
+  /**
+   * Called with the `max_height` the video needs (its rendered height × devicePixelRatio, rounded
+   * up to a bucket; 0 while it is off-screen or the camera is off), and null when the tile stops
+   * showing that producer.
+   */
+  onVideoHeight?: (producerId: string, maxHeight: number | null) => void;
 }
 
 function initials(name: string): string {
@@ -76,17 +85,55 @@ function useHasPicture(stream: MediaStream | null): boolean {
   return has;
 }
 
+/** The video element's rendered height (CSS pixels) and whether any of it is on screen. */
+function useRendered(ref: React.RefObject<HTMLElement | null>, enabled: boolean): { height: number; visible: boolean } {
+  const [rendered, setRendered] = useState({ height: 0, visible: true });
+  useEffect(() => {
+    const el = ref.current;
+    if (!el || !enabled) return;
+    const ro = typeof ResizeObserver === 'function' ? new ResizeObserver(() => setRendered((r) => (r.height === el.clientHeight ? r : { ...r, height: el.clientHeight }))) : null;
+    ro?.observe(el);
+    setRendered((r) => ({ ...r, height: el.clientHeight }));
+    const io =
+      typeof IntersectionObserver === 'function'
+        ? new IntersectionObserver((entries) => {
+            const e = entries[entries.length - 1];
+            if (e) setRendered((r) => (r.visible === e.isIntersecting ? r : { ...r, visible: e.isIntersecting }));
+          })
+        : null;
+    io?.observe(el);
+    return () => {
+      ro?.disconnect();
+      io?.disconnect();
+    };
+  }, [ref, enabled]);
+  return rendered;
+}
+
 const BARS: Record<Quality, number> = { good: 3, fair: 2, poor: 1, unknown: 0 };
 
 export function VideoTile(props: VideoTileProps) {
   const { stream, name, suffix, muted, mirrored, screen, placeholder, audioMuted, videoMuted, speaking, quality, reactions } = props;
-  const { sinkId, onAutoplayBlocked, testId, participantId, style, decrypt, decryptFailures, onRemove } = props;
+  const { sinkId, onAutoplayBlocked, testId, participantId, style, decrypt, decryptFailures, onRemove, videoProducerId, onVideoHeight } = props;
   const [confirming, setConfirming] = useState(false);
   const cannotDecrypt = decrypt === 'failing';
   const ref = useRef<HTMLVideoElement>(null);
   const hasPicture = useHasPicture(stream) && !videoMuted;
   const blockedRef = useRef(onAutoplayBlocked);
   blockedRef.current = onAutoplayBlocked;
+  const heightRef = useRef(onVideoHeight);
+  heightRef.current = onVideoHeight;
+  const rendered = useRendered(ref, Boolean(videoProducerId && onVideoHeight));
+  const maxHeight = heightBucket(rendered.height, window.devicePixelRatio, rendered.visible && !videoMuted);
+
+  // Simulcast: tell the session how big this producer's video is shown (it debounces).
+  useEffect(() => {
+    if (videoProducerId) heightRef.current?.(videoProducerId, maxHeight);
+  }, [videoProducerId, maxHeight]);
+  useEffect(() => {
+    if (!videoProducerId) return;
+    return () => heightRef.current?.(videoProducerId, null);
+  }, [videoProducerId]);
 
   useEffect(() => {
     const video = ref.current;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PRESETS, SCREEN_MAX_BITRATE, audioConstraints, parsePreset, videoConstraints, videoSendParameters } from './presets';
+import { PRESETS, SCREEN_MAX_BITRATE, SIMULCAST_LAYERS, audioConstraints, cameraSendEncodings, parsePreset, videoConstraints, videoSendParameters } from './presets';
 
 describe('presets', () => {
   it('maps each preset to getUserMedia constraints', () => {
@@ -27,5 +27,68 @@ describe('presets', () => {
     expect(p.encodings).toHaveLength(1);
     expect(p.encodings[0].maxBitrate).toBe(SCREEN_MAX_BITRATE);
     expect((p as { degradationPreference?: string }).degradationPreference).toBe('maintain-resolution');
+  });
+
+  const params = (encodings: object[]) => ({ encodings, transactionId: 't' }) as unknown as RTCRtpSendParameters;
+
+  it('simulcast layers: HD q/h/f, SD q/f, Low none; lowest first, top layer = the preset', () => {
+    expect(cameraSendEncodings('hd')).toEqual([
+      { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+      { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+      { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: PRESETS.hd.maxBitrate },
+    ]);
+    expect(cameraSendEncodings('sd')).toEqual([
+      { rid: 'q', scaleResolutionDownBy: 2, maxBitrate: 150_000 },
+      { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: PRESETS.sd.maxBitrate },
+    ]);
+    expect(cameraSendEncodings('low')).toEqual([{ maxBitrate: PRESETS.low.maxBitrate }]);
+    // The browser refused simulcast: one plain encoding.
+    expect(cameraSendEncodings('hd', false)).toEqual([{ maxBitrate: PRESETS.hd.maxBitrate }]);
+    for (const id of ['hd', 'sd'] as const) {
+      const layers = SIMULCAST_LAYERS[id];
+      const heights = layers.map((l) => PRESETS[id].height / l.scaleResolutionDownBy);
+      expect(heights).toEqual([...heights].sort((a, b) => a - b));
+      expect(heights[0]).toBe(180);
+      expect(heights[heights.length - 1]).toBe(PRESETS[id].height);
+      expect(layers.map((l) => l.maxBitrate)).toEqual(layers.map((l) => l.maxBitrate).sort((a, b) => a - b));
+    }
+  });
+
+  it('caps every simulcast layer, balanced', () => {
+    const p = videoSendParameters(params(cameraSendEncodings('hd').map((e) => ({ ...e, active: true }))), 'camera', 'hd');
+    expect(p.encodings).toEqual([
+      { rid: 'q', active: true, scaleResolutionDownBy: 4, maxBitrate: 150_000, maxFramerate: 30 },
+      { rid: 'h', active: true, scaleResolutionDownBy: 2, maxBitrate: 500_000, maxFramerate: 30 },
+      { rid: 'f', active: true, scaleResolutionDownBy: 1, maxBitrate: PRESETS.hd.maxBitrate, maxFramerate: 30 },
+    ]);
+    expect((p as { degradationPreference?: string }).degradationPreference).toBe('balanced');
+  });
+
+  it('a preset change keeps the negotiated layers: resized, capped, or switched off', () => {
+    const hd = params(cameraSendEncodings('hd').map((e) => ({ ...e, active: true })));
+    const sd = videoSendParameters(hd, 'camera', 'sd');
+    expect(sd.encodings.map((e) => [(e as { rid?: string }).rid, e.active, e.scaleResolutionDownBy, e.maxBitrate])).toEqual([
+      ['q', true, 2, 150_000],
+      ['h', false, 2, 500_000],
+      ['f', true, 1, PRESETS.sd.maxBitrate],
+    ]);
+    const low = videoSendParameters(hd, 'camera', 'low');
+    expect(low.encodings.map((e) => [(e as { rid?: string }).rid, e.active, e.maxBitrate, e.maxFramerate])).toEqual([
+      ['q', false, 150_000, undefined],
+      ['h', false, 500_000, undefined],
+      ['f', true, PRESETS.low.maxBitrate, 15],
+    ]);
+    // Back to HD: every layer on again.
+    expect(videoSendParameters(low, 'camera', 'hd').encodings.every((e) => e.active)).toBe(true);
+  });
+
+  it('a single encoding (simulcast refused by the answer) sends the full picture', () => {
+    const p = videoSendParameters(params([{ rid: 'q', active: true, scaleResolutionDownBy: 4, maxBitrate: 150_000 }]), 'camera', 'hd');
+    expect(p.encodings).toEqual([{ rid: 'q', active: true, scaleResolutionDownBy: 1, maxBitrate: PRESETS.hd.maxBitrate, maxFramerate: 30 }]);
+  });
+
+  it('screen shares get one cap on every encoding', () => {
+    const p = videoSendParameters(params([{ active: true }]), 'screen', 'low');
+    expect(p.encodings).toEqual([{ active: true, maxBitrate: SCREEN_MAX_BITRATE, maxFramerate: 15 }]);
   });
 });

@@ -49,15 +49,81 @@ export function audioConstraints(deviceId?: string | null): MediaTrackConstraint
 
 export type VideoSource = 'camera' | 'screen';
 
+/** Simulcast layer ids, lowest → highest (docs/protocol.md). */
+export type LayerRid = 'q' | 'h' | 'f';
+
+export interface SimulcastLayer {
+  rid: LayerRid;
+  /** The layer's size is the camera's divided by this. */
+  scaleResolutionDownBy: number;
+  /** Cap for this layer's encoder, bits per second. */
+  maxBitrate: number;
+}
+
 /**
- * The send parameters for a video sender: bitrate cap per preset (or the screen cap) and the
- * degradation preference (camera: balanced; screen: keep the resolution, drop frames instead).
- * Returns a modified copy; the `encodings` list keeps its length (the browser requires that).
+ * The camera's simulcast layers per preset, lowest → highest. HD: 180p / 360p / 720p; SD:
+ * 180p / 360p; Low: none (one plain encoding, no rid). The top layer always carries the
+ * preset's full size and bitrate cap.
+ */
+export const SIMULCAST_LAYERS: Record<PresetId, readonly SimulcastLayer[]> = {
+  hd: [
+    { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+    { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+    { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: PRESETS.hd.maxBitrate },
+  ],
+  sd: [
+    { rid: 'q', scaleResolutionDownBy: 2, maxBitrate: 150_000 },
+    { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: PRESETS.sd.maxBitrate },
+  ],
+  low: [],
+};
+
+/** The layers a preset sends on a camera sender, at least one (the full picture as `f`). */
+function layersOf(preset: PresetId): readonly SimulcastLayer[] {
+  const layers = SIMULCAST_LAYERS[preset];
+  return layers.length > 0 ? layers : [{ rid: 'f', scaleResolutionDownBy: 1, maxBitrate: PRESETS[preset].maxBitrate }];
+}
+
+/**
+ * `sendEncodings` for the camera's transceiver: one encoding per simulcast layer (rids `q`,
+ * `h`, `f`, lowest first), or a single encoding without rid for presets without simulcast or
+ * when `simulcast` is false (the browser refused simulcast).
+ */
+export function cameraSendEncodings(preset: PresetId, simulcast = true): RTCRtpEncodingParameters[] {
+  const layers = SIMULCAST_LAYERS[preset];
+  if (!simulcast || layers.length < 2) return [{ maxBitrate: PRESETS[preset].maxBitrate }];
+  return layers.map((l) => ({ rid: l.rid, scaleResolutionDownBy: l.scaleResolutionDownBy, maxBitrate: l.maxBitrate }));
+}
+
+type Encoding = RTCRtpEncodingParameters & { rid?: string };
+
+/**
+ * The send parameters for a video sender: bitrate caps per preset and layer (or the screen cap)
+ * and the degradation preference (camera: balanced; screen: keep the resolution, drop frames
+ * instead). Returns a modified copy; the `encodings` list keeps its length and rids (the browser
+ * requires that), so a preset change mid-call maps onto the layers negotiated when publishing:
+ * layers the new preset has are sized and capped as it says, the others are switched off. A
+ * single encoding (no simulcast, or simulcast the answer refused) always sends the full picture.
  */
 export function videoSendParameters(params: RTCRtpSendParameters, source: VideoSource, preset: PresetId): RTCRtpSendParameters {
-  const maxBitrate = source === 'screen' ? SCREEN_MAX_BITRATE : PRESETS[preset].maxBitrate;
-  const maxFramerate = source === 'screen' ? SCREEN_MAX_FRAMERATE : PRESETS[preset].frameRate;
-  const encodings = (params.encodings?.length ? params.encodings : [{}]).map((e) => ({ ...e, maxBitrate, maxFramerate }));
+  const list: Encoding[] = params.encodings?.length ? params.encodings : [{}];
+  let encodings: Encoding[];
+  if (source === 'screen') {
+    encodings = list.map((e) => ({ ...e, maxBitrate: SCREEN_MAX_BITRATE, maxFramerate: SCREEN_MAX_FRAMERATE }));
+  } else {
+    const maxFramerate = PRESETS[preset].frameRate;
+    if (list.length === 1) {
+      const e = list[0];
+      encodings = [{ ...e, active: true, maxBitrate: PRESETS[preset].maxBitrate, maxFramerate, ...(e.scaleResolutionDownBy !== undefined ? { scaleResolutionDownBy: 1 } : {}) }];
+    } else {
+      const layers = layersOf(preset);
+      encodings = list.map((e) => {
+        const layer = layers.find((l) => l.rid === e.rid);
+        if (!layer) return { ...e, active: false };
+        return { ...e, active: true, maxBitrate: layer.maxBitrate, maxFramerate, scaleResolutionDownBy: layer.scaleResolutionDownBy };
+      });
+    }
+  }
   return {
     ...params,
     encodings,

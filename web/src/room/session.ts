@@ -26,7 +26,8 @@ import {
   type LocalMedia,
   type MediaSettings,
 } from './media';
-import { PRESETS, SCREEN_MAX_BITRATE, videoConstraints, videoSendParameters, type VideoSource } from './presets';
+import { LayerPreferences } from './layers';
+import { SCREEN_MAX_BITRATE, cameraSendEncodings, videoConstraints, videoSendParameters, type VideoSource } from './presets';
 import { SerialQueue } from './queue';
 import { NO_SPEAKER, nextActiveSpeaker, type SpeakerState } from './speaker';
 import { QualityTracker, readStats, type TileQuality } from './stats';
@@ -69,6 +70,10 @@ export interface RoomDebugHandle {
   /** Null outside e2ee rooms. */
   readonly e2ee: E2eeDebug | null;
   readonly session: RoomSession;
+  /** Simulcast: what the SFU was last told per remote video producer (producer id → max_height). */
+  readonly layerPreferences: Record<string, number>;
+  /** Test hook: pins a producer's `layer_preference` (null: back to its tile's size). */
+  setLayerPreference(producerId: string, maxHeight: number | null): void;
 }
 
 export interface JoinOptions {
@@ -151,6 +156,13 @@ export class RoomSession {
   /** Bumped per pair of PeerConnections: names the E2EE transforms (`<gen>/<pc>/<mid>`). */
   private pcGeneration = 0;
 
+  /** Simulcast: how tall we show each remote video, told to the SFU (layers.ts). */
+  private readonly layers = new LayerPreferences({
+    send: (producerId, maxHeight) => this.send({ type: 'layer_preference', producer_id: producerId, max_height: maxHeight }),
+    canSend: (producerId) =>
+      !this.ended && this.subscribePc !== null && this.state.get().tracks.some((t) => t.producer_id === producerId && t.kind === 'video'),
+  });
+
   private readonly qualityTracker = new QualityTracker();
   private speakerState: SpeakerState = NO_SPEAKER;
   private statsBusy = false;
@@ -210,6 +222,12 @@ export class RoomSession {
         return { api: e.api, decryptFailures, decrypted, encrypted };
       },
       session,
+      get layerPreferences() {
+        return Object.fromEntries(session.layers.current);
+      },
+      setLayerPreference(producerId: string, maxHeight: number | null) {
+        session.layers.pin(producerId, maxHeight);
+      },
     };
   }
 
@@ -401,6 +419,15 @@ export class RoomSession {
     this.dispatch({ type: 'dismiss_notice', id });
   }
 
+  /**
+   * A remote video's tile: the `max_height` it wants (heightBucket: 0 when not shown), or null
+   * when the tile went away. Sent as `layer_preference` after a short quiet time.
+   */
+  setVideoHeight(producerId: string, maxHeight: number | null): void {
+    if (maxHeight === null) this.layers.forget(producerId);
+    else if (!this.ended) this.layers.set(producerId, maxHeight);
+  }
+
   /** Host only: asks the server to remove a participant (refusals come back as notices). */
   removeParticipant(participantId: string): boolean {
     if (this.ended || this.state.get().phase !== 'joined') return false;
@@ -419,6 +446,7 @@ export class RoomSession {
     this.statsTimer = null;
     if (this.refreshTimer !== null) window.clearTimeout(this.refreshTimer);
     this.refreshTimer = null;
+    this.layers.cancel();
     this.signaling?.close();
     this.teardownPeers();
     this.e2ee?.close();
@@ -469,6 +497,7 @@ export class RoomSession {
     this.publishQueue = this.newQueue('publish');
     this.subscribeQueue = this.newQueue('subscribe');
     this.qualityTracker.reset();
+    this.layers.reset(); // the next connection's SFU knows no preferences: they go again
     if (this.remoteStreams.get().size) this.remoteStreams.set(new Map());
     this.dispatch({ type: 'pc_state', pc: 'publish', state: 'none' });
     this.dispatch({ type: 'pc_state', pc: 'subscribe', state: 'none' });
@@ -619,11 +648,7 @@ export class RoomSession {
       // The camera m-line comes first (others tell camera from screen by producer order) and
       // stays even while the camera is off, so turning it on again needs no renegotiation.
       if (this.hasCamera) {
-        this.cameraTx = pc.addTransceiver(this.camTrack ?? 'video', {
-          direction: 'sendonly',
-          streams: [stream],
-          sendEncodings: [{ maxBitrate: PRESETS[this.settings.get().preset].maxBitrate }],
-        });
+        this.cameraTx = this.addCameraTransceiver(pc, stream);
         preferVp8(this.cameraTx);
         this.encryptSender(this.cameraTx, 'video');
       }
@@ -634,6 +659,31 @@ export class RoomSession {
       if (this.screenTrack) this.addScreenTransceiver(pc, this.screenTrack);
       await this.sendPublishOffer(pc);
     });
+  }
+
+  /**
+   * The camera's sendonly transceiver, with simulcast layers for the preset (presets.ts
+   * SIMULCAST_LAYERS: rids q/h/f, lowest first); a single encoding if the browser refuses them.
+   * The layers are fixed until the next publish: a preset change resizes and caps them.
+   */
+  private addCameraTransceiver(pc: RTCPeerConnection, stream: MediaStream): RTCRtpTransceiver {
+    const preset = this.settings.get().preset;
+    const init = (simulcast: boolean): RTCRtpTransceiverInit => ({
+      direction: 'sendonly',
+      streams: [stream],
+      sendEncodings: cameraSendEncodings(preset, simulcast),
+    });
+    const encodings = init(true).sendEncodings ?? [];
+    if (encodings.length > 1) {
+      try {
+        const tx = pc.addTransceiver(this.camTrack ?? 'video', init(true));
+        log(`camera simulcast: ${encodings.map((e) => e.rid).join(', ')}`);
+        return tx;
+      } catch (e) {
+        log(`simulcast refused (${errorText(e)}): one encoding`);
+      }
+    }
+    return pc.addTransceiver(this.camTrack ?? 'video', init(false));
   }
 
   private sendMediaState(): void {
@@ -862,6 +912,7 @@ export class RoomSession {
     await this.flushCandidates('subscribe', pc);
     this.dispatch({ type: 'tracks_applied', tracks });
     this.refreshRemoteStreams();
+    this.layers.flush(); // preferences for producers we just subscribed to (or all, after a reconnect)
   }
 
   /** Rebuilds tile key → stream from the transceivers the latest offer maps to producers. */

@@ -166,6 +166,8 @@ describe('room features', () => {
       ['p-a', 'camera', ['0', '1']],
       [screenKey('p-a', 'p-a:2'), 'screen', ['2']],
     ]);
+    // Each tile knows the producer of its video (simulcast layer preferences).
+    expect(remoteTiles(s).map((t) => t.videoProducerId)).toEqual(['p-a:0', 'p-a:2']);
     // The share stops: the producer goes and the next offer no longer maps its mid.
     s = roomReducer(s, server({ type: 'producer_removed', producer_id: 'p-a:2', participant_id: 'p-a' }));
     s = roomReducer(s, { type: 'tracks_applied', tracks: s.tracks.filter((t) => t.mid !== '2') });

@@ -347,6 +347,8 @@ export interface TileModel {
   videoMuted: boolean;
   /** The mids whose tracks this tile plays. */
   mids: string[];
+  /** The producer of the video this tile plays (simulcast layer preferences), if any. */
+  videoProducerId: string | null;
 }
 
 export const screenKey = (participantId: string, producerId: string) => `${participantId}/screen/${producerId}`;
@@ -369,6 +371,7 @@ export function remoteTiles(state: RoomState): TileModel[] {
       audioMuted: p.audio_muted === true,
       videoMuted: p.video_muted === true,
       mids: [...camera, ...audio].map((t) => t.mid),
+      videoProducerId: camera[0]?.producer_id ?? null,
     });
     for (const t of mine) {
       if (t.kind !== 'video' || roles.get(t.producer_id) !== 'screen') continue;
@@ -382,6 +385,7 @@ export function remoteTiles(state: RoomState): TileModel[] {
         audioMuted: false,
         videoMuted: false,
         mids: [t.mid],
+        videoProducerId: t.producer_id,
       });
     }
   }
