@@ -69,7 +69,8 @@ async function inboundOf(name) {
     tileVideoHeight: tile?.querySelector('video')?.clientHeight ?? null,
     dpr: window.devicePixelRatio,
     sent: rc.layerPreferences,
-    errors: s.notices.map((n) => `${n.code}: ${n.message}`).filter((t) => /layer|unknown_type|malformed/.test(t)),
+    // The server's error answers about layer_preference (the page stops sending it on unknown_type).
+    errors: rc.log.filter((e) => e.dir === 'in' && e.text.includes('"error"') && e.text.includes('layer')).map((e) => e.text),
   };
 }
 

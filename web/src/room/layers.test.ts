@@ -151,4 +151,16 @@ describe('LayerPreferences', () => {
     l.flush();
     expect(sent).toEqual([['p-b:0', 360]]);
   });
+
+  it('sends nothing more once disabled (a server without layer_preference)', () => {
+    const l = make();
+    l.set('p-a:0', 720);
+    l.disable();
+    vi.advanceTimersByTime(LAYER_DEBOUNCE_MS);
+    l.set('p-a:0', 180);
+    l.pin('p-b:0', 360);
+    vi.advanceTimersByTime(LAYER_DEBOUNCE_MS);
+    l.flush();
+    expect(sent).toEqual([]);
+  });
 });

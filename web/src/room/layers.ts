@@ -57,6 +57,7 @@ export class LayerPreferences {
   private readonly pinned = new Map<string, number>();
   private readonly sent = new Map<string, number>();
   private timer: unknown = null;
+  private disabled = false;
   private readonly opts: Required<LayerPreferenceOptions>;
 
   constructor(opts: LayerPreferenceOptions) {
@@ -101,9 +102,16 @@ export class LayerPreferences {
     return this.pinned.get(producerId) ?? this.wanted.get(producerId);
   }
 
+  /** The server does not know `layer_preference` (a gateway without simulcast): stop sending. */
+  disable(): void {
+    this.disabled = true;
+    this.cancel();
+  }
+
   /** Sends every preference the server does not have yet (for producers it can take one for). */
   flush(): void {
     this.cancel();
+    if (this.disabled) return;
     const ids = new Set([...this.wanted.keys(), ...this.pinned.keys()]);
     for (const id of ids) {
       const v = this.wantedFor(id);

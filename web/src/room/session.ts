@@ -620,6 +620,11 @@ export class RoomSession {
       }
       case 'error':
         log(`server error ${msg.code}: ${msg.message}${msg.fatal ? ' (fatal)' : ''}`);
+        if (msg.code === 'unknown_type' && msg.message.includes('layer_preference')) {
+          // A gateway without simulcast: it forwards everything anyway; nothing to tell the user.
+          this.layers.disable();
+          return;
+        }
         this.dispatch({ type: 'server', message: msg });
         if (msg.fatal) this.end('failed', msg.message || msg.code);
         return;
