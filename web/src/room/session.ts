@@ -31,7 +31,7 @@ import { SCREEN_MAX_BITRATE, cameraSendEncodings, videoConstraints, videoSendPar
 import { SerialQueue } from './queue';
 import { NO_SPEAKER, nextActiveSpeaker, type SpeakerState } from './speaker';
 import { QualityTracker, readStats, type TileQuality } from './stats';
-import { initialRoomState, remoteTiles, roomReducer, type RoomAction, type RoomState } from './state';
+import { initialRoomState, remoteTiles, roomReducer, type RoomAction, type RoomState, type TileModel } from './state';
 
 type RemoteCandidate = { candidate: string; sdp_mid: string | null };
 
@@ -998,6 +998,12 @@ export class RoomSession {
     return { decrypt, encryptedFrames };
   }
 
+  /** Video should flow to this tile: it has video, the camera is on, and we did not ask for none. */
+  private expectsVideo(tile: TileModel | undefined): boolean {
+    if (!tile || !tile.hasVideo || tile.videoMuted) return false;
+    return tile.videoProducerId === null || this.layers.wantedFor(tile.videoProducerId) !== 0;
+  }
+
   private async pollStats(): Promise<void> {
     if (this.ended || this.statsBusy || this.state.get().phase !== 'joined') return;
     this.statsBusy = true;
@@ -1018,7 +1024,7 @@ export class RoomSession {
       const quality = this.qualityTracker.update(
         counters,
         (key) => (key === SELF_KEY ? r.localRttMs : r.subscribeRttMs),
-        (key) => (key === SELF_KEY ? !this.videoMuted && this.camTrack !== null : (byKey.get(key)?.hasVideo ?? false) && !byKey.get(key)?.videoMuted),
+        (key) => (key === SELF_KEY ? !this.videoMuted && this.camTrack !== null : this.expectsVideo(byKey.get(key))),
         now,
       );
       const levels = new Map(r.levels);
