@@ -6,6 +6,10 @@ use std::net::SocketAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::forward::{Decision, Forwarder};
+use super::simulcast::{LayerFollower, TimestampRewriter};
+
+/// The compositor's output height: a simulcast producer's leg takes the tallest layer up to it.
+pub const LEG_MAX_HEIGHT: u32 = 720;
 
 pub struct Leg {
     pub producer_id: String,
@@ -19,6 +23,9 @@ pub struct Leg {
     /// The last forwarded packet's RTP time and arrival, to extrapolate the SR's RTP time.
     last: Option<(u32, Instant)>,
     last_sr: Option<Instant>,
+    /// Simulcast producers: the layer followed, with continuous timestamps across switches.
+    pub layer: LayerFollower,
+    pub timestamps: TimestampRewriter,
 }
 
 impl Leg {
@@ -34,11 +41,19 @@ impl Leg {
             octets: 0,
             last: None,
             last_sr: None,
+            layer: LayerFollower::default(),
+            timestamps: TimestampRewriter::default(),
         }
     }
 
     pub fn started(&self) -> bool {
         self.forwarder.started()
+    }
+
+    /// A simulcast layer switch: re-anchor at this keyframe.
+    pub fn switch_layer(&mut self, rtp_time: u32, now: Instant) {
+        self.forwarder.resync();
+        self.timestamps.rebase(rtp_time, now, self.clock_rate);
     }
 
     /// The datagram to send for one incoming packet, or why not.

@@ -7,6 +7,7 @@ pub mod negotiation;
 pub mod peer;
 pub mod quality;
 pub mod room;
+pub mod simulcast;
 pub mod stats;
 pub mod worker;
 

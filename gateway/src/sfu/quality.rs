@@ -5,7 +5,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use str0m::media::Mid;
+use str0m::media::{Mid, Rid};
+
+/// One incoming stream: a media line, and its simulcast layer if any.
+type StreamKey = (Mid, Option<Rid>);
 
 /// How often a participant's quality is written to the store. Samples are small; a 1-hour call
 /// is 360 rows per participant.
@@ -24,7 +27,7 @@ pub struct QualitySample {
 #[derive(Debug)]
 pub struct QualityMeter {
     /// Bytes received per incoming stream (str0m counts are cumulative).
-    bytes_in: HashMap<Mid, u64>,
+    bytes_in: HashMap<StreamKey, u64>,
     /// Total bytes at the start of the interval.
     bytes_at_start: u64,
     interval_start: Instant,
@@ -42,8 +45,8 @@ impl QualityMeter {
     }
 
     /// Stats of a stream the participant publishes (`MediaIngressStats`).
-    pub fn on_ingress(&mut self, mid: Mid, bytes: u64, loss: Option<f32>, rtt: Option<Duration>) {
-        self.bytes_in.insert(mid, bytes);
+    pub fn on_ingress(&mut self, stream: StreamKey, bytes: u64, loss: Option<f32>, rtt: Option<Duration>) {
+        self.bytes_in.insert(stream, bytes);
         self.note(loss, rtt);
     }
 
@@ -62,11 +65,11 @@ impl QualityMeter {
         }
     }
 
-    /// A published stream ended: its bytes so far stay counted in this interval.
+    /// A published media line ended (all its layers): its bytes leave the running total.
     pub fn stream_gone(&mut self, mid: Mid) {
-        if let Some(b) = self.bytes_in.remove(&mid) {
-            self.bytes_at_start = self.bytes_at_start.saturating_sub(b);
-        }
+        let gone: u64 = self.bytes_in.iter().filter(|(k, _)| k.0 == mid).map(|(_, b)| *b).sum();
+        self.bytes_in.retain(|k, _| k.0 != mid);
+        self.bytes_at_start = self.bytes_at_start.saturating_sub(gone);
     }
 
     /// The sample of the interval if [`SAMPLE_EVERY`] has passed (or `force`, when the
@@ -95,8 +98,8 @@ impl QualityMeter {
 mod tests {
     use super::*;
 
-    fn mid(s: &str) -> Mid {
-        Mid::from(s)
+    fn mid(s: &str) -> StreamKey {
+        (Mid::from(s), None)
     }
 
     #[test]
@@ -149,7 +152,7 @@ mod tests {
         q.on_ingress(mid("0"), 100_000, None, None);
         q.on_ingress(mid("1"), 100_000, None, None);
         q.sample(t0 + SAMPLE_EVERY, false).unwrap();
-        q.stream_gone(mid("1"));
+        q.stream_gone(mid("1").0);
         q.on_ingress(mid("0"), 150_000, None, None);
         let s = q.sample(t0 + SAMPLE_EVERY * 2, false).unwrap();
         assert_eq!(s.bitrate_bps, 50_000 * 8 / 10);

@@ -8,15 +8,16 @@ use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::{Codec, PayloadParams};
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, Rtc};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::quality::{QualityMeter, QualitySample};
+use super::simulcast::{choose_layer, vp8_keyframe_size, Layer, LayerDecision, LayerFollower, TimestampRewriter};
 use super::forward::{Decision, Forwarder};
 use super::keyframe::starts_keyframe;
-use super::leg::Leg;
+use super::leg::{Leg, LEG_MAX_HEIGHT};
 use super::negotiation::{ConsumerState, OfferSlot};
 use super::peer::Peer;
 use super::stats::WorkerStats;
@@ -35,6 +36,8 @@ pub struct Producer {
     last_pli: Option<Instant>,
     /// str0m's cumulative NACK count at the last stats event (metrics count the growth).
     nacks: u64,
+    /// Simulcast layers, lowest first as the publisher offered them; empty without simulcast.
+    layers: Vec<Layer>,
 }
 
 pub struct Consumer {
@@ -45,6 +48,11 @@ pub struct Consumer {
     forwarder: Forwarder,
     pt: Option<Pt>,
     nacks: u64,
+    /// Height the subscriber shows this video at (`layer_preference`); 0 pauses it.
+    max_height: u32,
+    /// Simulcast producers: which layer this consumer gets, and its continuous timestamps.
+    layer: LayerFollower,
+    timestamps: TimestampRewriter,
 }
 
 pub struct Participant {
@@ -93,6 +101,9 @@ impl Participant {
             forwarder: Forwarder::new(kind == MediaKind::Video, rand::random()),
             pt: None,
             nacks: 0,
+            max_height: u32::MAX,
+            layer: LayerFollower::default(),
+            timestamps: TimestampRewriter::default(),
         });
         self.renegotiate = true;
     }
@@ -241,7 +252,7 @@ impl Room {
         let leg = Leg::new(producer_id.to_owned(), rtp_to, rtcp_to, prod.kind == MediaKind::Video, params.spec().clock_rate.get());
         self.legs.retain(|l| l.producer_id != producer_id);
         self.legs.push(leg);
-        self.request_keyframe(producer_id, now, None);
+        self.request_keyframe(producer_id, None, now, None);
     }
 
     fn index_of(&self, participant: &str) -> Option<usize> {
@@ -377,7 +388,15 @@ impl Room {
             .map(|c| c.producer_id.clone())
             .collect();
         for producer_id in wanted {
-            self.request_keyframe(&producer_id, now, None);
+            self.request_keyframe(&producer_id, None, now, None);
+        }
+    }
+
+    /// The subscriber shows `producer_id` at most `max_height` pixels high (0: not at all).
+    /// Unknown producers are ignored: the message may cross the producer's removal.
+    pub fn set_layer_preference(&mut self, participant: &str, producer_id: &str, max_height: u32) {
+        if let Some(c) = self.get_mut(participant).and_then(|p| p.consumers.iter_mut().find(|c| c.producer_id == producer_id)) {
+            c.max_height = max_height;
         }
     }
 
@@ -434,7 +453,11 @@ impl Room {
                 WorkerStats::add(&stats.rtp_packets_out, packets);
                 WorkerStats::add(&stats.rtp_bytes_out, bytes);
             }
-            Event::MediaAdded(m) if role == PcRole::Publish => self.add_producer(participant, m.mid, m.kind),
+            Event::MediaAdded(m) if role == PcRole::Publish => {
+                // The publisher's send layers (str0m may file them under send or recv).
+                let rids: Vec<Rid> = m.simulcast.map(|s| if s.recv.is_empty() { s.send } else { s.recv }).unwrap_or_default().into_iter().map(|l| l.rid).collect();
+                self.add_producer(participant, m.mid, m.kind, rids)
+            }
             Event::MediaChanged(m) if role == PcRole::Publish => {
                 if !m.direction.is_receiving() {
                     self.remove_producer(participant, m.mid);
@@ -442,15 +465,15 @@ impl Room {
             }
             Event::KeyframeRequest(req) if role == PcRole::Subscribe => {
                 let producer = self.get_mut(participant).and_then(|p| {
-                    p.consumers.iter().find(|c| c.state.mid() == Some(req.mid)).map(|c| c.producer_id.clone())
+                    p.consumers.iter().find(|c| c.state.mid() == Some(req.mid)).map(|c| (c.producer_id.clone(), c.layer.current()))
                 });
-                if let Some(producer) = producer {
-                    self.request_keyframe(&producer, now, Some(stats));
+                if let Some((producer, layer)) = producer {
+                    self.request_keyframe(&producer, layer, now, Some(stats));
                 }
             }
             Event::MediaIngressStats(s) if role == PcRole::Publish => {
                 if let Some(p) = self.get_mut(participant) {
-                    p.quality.on_ingress(s.mid, s.bytes, s.loss, s.rtt);
+                    p.quality.on_ingress((s.mid, s.rid), s.bytes, s.loss, s.rtt);
                 }
                 if let Some(prod) = self.get_mut(participant).and_then(|p| p.producers.iter_mut().find(|x| x.mid == s.mid)) {
                     WorkerStats::add(&stats.nacks_sent, s.nacks.saturating_sub(prod.nacks));
@@ -484,14 +507,18 @@ impl Room {
         }
     }
 
-    fn add_producer(&mut self, participant: &str, mid: Mid, kind: MediaKind) {
+    fn add_producer(&mut self, participant: &str, mid: Mid, kind: MediaKind, rids: Vec<Rid>) {
         let Some(p) = self.get_mut(participant) else { return };
         if p.producers.iter().any(|x| x.mid == mid) {
             return;
         }
         let id = format!("{}:{}", p.info.id, p.next_producer);
         p.next_producer += 1;
-        p.producers.push(Producer { id: id.clone(), mid, kind, params: None, last_pli: None, nacks: 0 });
+        if rids.len() > 1 {
+            tracing::info!(participant, producer = %id, layers = ?rids.iter().map(|r| r.to_string()).collect::<Vec<_>>(), "simulcast producer");
+        }
+        let layers = if rids.len() > 1 && kind == MediaKind::Video { rids.into_iter().map(Layer::new).collect() } else { Vec::new() };
+        p.producers.push(Producer { id: id.clone(), mid, kind, params: None, last_pli: None, nacks: 0, layers });
         let info = ProducerInfo { id, participant_id: participant.to_owned(), kind: kind_name(kind) };
         tracing::info!(room = %self.id, participant, producer = %info.id, ?kind, "producer added");
         for other in &mut self.participants {
@@ -515,7 +542,7 @@ impl Room {
         }
     }
 
-    fn request_keyframe(&mut self, producer_id: &str, now: Instant, stats: Option<&WorkerStats>) {
+    fn request_keyframe(&mut self, producer_id: &str, layer: Option<usize>, now: Instant, stats: Option<&WorkerStats>) {
         for p in &mut self.participants {
             let Some(prod) = p.producers.iter_mut().find(|x| x.id == producer_id) else { continue };
             if prod.last_pli.is_some_and(|t| now.duration_since(t) < PLI_INTERVAL) {
@@ -523,12 +550,20 @@ impl Room {
             }
             prod.last_pli = Some(now);
             let mid = prod.mid;
+            // Simulcast: the layer asked for, or every layer when nobody said which.
+            let rids: Vec<Option<Rid>> = match (prod.layers.is_empty(), layer.and_then(|l| prod.layers.get(l))) {
+                (true, _) => vec![None],
+                (false, Some(l)) => vec![Some(l.rid)],
+                (false, None) => prod.layers.iter().map(|l| Some(l.rid)).collect(),
+            };
             if let Some(peer) = p.publish.as_mut() {
-                if let Some(rx) = peer.rtc.direct_api().stream_rx_by_mid(mid, None) {
-                    rx.request_keyframe(KeyframeRequestKind::Pli);
-                    peer.mark_dirty();
-                    if let Some(stats) = stats {
-                        WorkerStats::add(&stats.keyframe_requests, 1);
+                for rid in rids {
+                    if let Some(rx) = peer.rtc.direct_api().stream_rx_by_mid(mid, rid) {
+                        rx.request_keyframe(KeyframeRequestKind::Pli);
+                        peer.mark_dirty();
+                        if let Some(stats) = stats {
+                            WorkerStats::add(&stats.keyframe_requests, 1);
+                        }
                     }
                 }
             }
@@ -543,7 +578,7 @@ impl Room {
         let Some(from) = self.index_of(participant) else { return none };
         let publisher = &mut self.participants[from];
         let Some(peer) = publisher.publish.as_mut() else { return none };
-        let Some(mid) = peer.rtc.direct_api().stream_rx(&pkt.header.ssrc).map(|s| s.mid()) else { return none };
+        let Some((mid, rid)) = peer.rtc.direct_api().stream_rx(&pkt.header.ssrc).map(|s| (s.mid(), s.rid())) else { return none };
         let Some(producer) = publisher.producers.iter_mut().find(|p| p.mid == mid) else { return none };
         if producer.params.as_ref().is_none_or(|p| p.pt() != pkt.header.payload_type) {
             let first = producer.params.is_none();
@@ -562,6 +597,28 @@ impl Room {
             // The request was answered: a consumer that starts now may ask again at once.
             producer.last_pli = None;
         }
+        // Simulcast: which layer this packet is, and what each layer looks like now.
+        let layer = match (producer.layers.is_empty(), rid) {
+            (true, _) => None,
+            (false, Some(rid)) => match producer.layers.iter().position(|l| l.rid == rid) {
+                Some(i) => Some(i),
+                None => return none,
+            },
+            // A simulcast producer's packet without a rid cannot be placed.
+            (false, None) => return none,
+        };
+        if let Some(i) = layer {
+            let l = &mut producer.layers[i];
+            l.last_packet = Some(now);
+            if keyframe && params.spec().codec == Codec::Vp8 {
+                if let Some((_, h)) = vp8_keyframe_size(&pkt.payload) {
+                    l.height = Some(h);
+                }
+            }
+        }
+        let layers = producer.layers.clone();
+        let clock_rate = params.spec().clock_rate.get();
+        let mut wanted_layer = None;
         let mut ext = pkt.header.ext_vals.clone();
         ext.mid = None;
         ext.rid = None;
@@ -580,11 +637,33 @@ impl Room {
                     c.pt = sub.rtc.codec_config().match_params(params.clone()).map(|p| p.pt());
                 }
                 let Some(pt) = c.pt else { continue };
+                let mut timestamp = pkt.header.timestamp;
+                if let Some(layer) = layer {
+                    c.layer.set_target(choose_layer(&layers, c.max_height, now));
+                    match c.layer.on_packet(layer, keyframe) {
+                        LayerDecision::Drop => {
+                            if let Some(t) = c.layer.wants_keyframe() {
+                                wanted_layer = Some(t);
+                            }
+                            continue;
+                        }
+                        LayerDecision::Switch => {
+                            // New layer: its own sequence numbers and timestamp base, re-anchored
+                            // so the consumer sees one continuous stream.
+                            c.forwarder.resync();
+                            c.timestamps.rebase(pkt.header.timestamp, now, clock_rate);
+                        }
+                        LayerDecision::Forward => {}
+                    }
+                    timestamp = c.timestamps.rewrite(pkt.header.timestamp, now);
+                } else if c.max_height == 0 && is_video {
+                    continue;
+                }
                 match c.forwarder.decide(*pkt.seq_no, keyframe) {
                     Decision::Forward(seq) => {
                         if let Some(tx) = sub.rtc.direct_api().stream_tx_by_mid(out_mid, None) {
                             tx.write_rtp(
-                                RtpWrite::new(pt, seq.into(), pkt.header.timestamp, pkt.timestamp, pkt.payload.clone())
+                                RtpWrite::new(pt, seq.into(), timestamp, pkt.timestamp, pkt.payload.clone())
                                     .marker(pkt.header.marker)
                                     .ext_vals(ext.clone())
                                     .nackable(is_video),
@@ -599,14 +678,31 @@ impl Room {
             }
         }
         for leg in self.legs.iter_mut().filter(|l| l.producer_id == producer_id) {
-            match leg.packet(*pkt.seq_no, keyframe, pkt.header.marker, *pkt.header.payload_type, pkt.header.timestamp, pkt.timestamp, &pkt.payload) {
+            let mut timestamp = pkt.header.timestamp;
+            if let Some(layer) = layer {
+                leg.layer.set_target(choose_layer(&layers, LEG_MAX_HEIGHT, now));
+                match leg.layer.on_packet(layer, keyframe) {
+                    LayerDecision::Drop => {
+                        if let Some(t) = leg.layer.wants_keyframe() {
+                            wanted_layer = Some(t);
+                        }
+                        continue;
+                    }
+                    LayerDecision::Switch => leg.switch_layer(pkt.header.timestamp, now),
+                    LayerDecision::Forward => {}
+                }
+                timestamp = leg.timestamps.rewrite(pkt.header.timestamp, now);
+            }
+            match leg.packet(*pkt.seq_no, keyframe, pkt.header.marker, *pkt.header.payload_type, timestamp, pkt.timestamp, &pkt.payload) {
                 Ok(datagram) => self.outbox.push((leg.rtp_to, datagram)),
                 Err(Decision::AwaitKeyframe) => needs_keyframe = true,
                 Err(_) => {}
             }
         }
         if needs_keyframe {
-            self.request_keyframe(&producer_id, now, Some(stats));
+            self.request_keyframe(&producer_id, layer, now, Some(stats));
+        } else if wanted_layer.is_some() {
+            self.request_keyframe(&producer_id, wanted_layer, now, Some(stats));
         }
         (sent, sent * pkt.payload.len() as u64)
     }

@@ -261,6 +261,7 @@ impl Worker {
                     ClientMsg::SubscribeAnswer { sdp } => r.subscribe_answer(&participant, &sdp, now),
                     ClientMsg::Candidate { pc, candidate, .. } => r.add_remote_candidate(&participant, pc, &candidate),
                     ClientMsg::Chat { .. } | ClientMsg::Reaction { .. } | ClientMsg::MediaState { .. } => r.relay(&participant, &msg),
+                    ClientMsg::LayerPreference { producer_id, max_height } => r.set_layer_preference(&participant, &producer_id, max_height),
                     // Answered by the signaling session itself.
                     ClientMsg::RefreshToken | ClientMsg::RemoveParticipant { .. } => {}
                     ClientMsg::Leave => {

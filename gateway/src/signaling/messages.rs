@@ -41,6 +41,9 @@ pub enum ClientMsg {
     RefreshToken,
     /// Host only: remove another participant from the room.
     RemoveParticipant { participant_id: String },
+    /// How tall the sender shows a remote video: the SFU sends the tallest simulcast layer that
+    /// fits (at least the lowest); 0 pauses that video.
+    LayerPreference { producer_id: String, max_height: u32 },
 }
 
 pub const MAX_CHAT_CHARS: usize = 2000;
@@ -163,7 +166,7 @@ pub enum ErrorCode {
     Internal,
 }
 
-const KNOWN_TYPES: &[&str] = &["publish_offer", "subscribe_answer", "candidate", "leave", "chat", "reaction", "media_state", "refresh_token", "remove_participant"];
+const KNOWN_TYPES: &[&str] = &["publish_offer", "subscribe_answer", "candidate", "leave", "chat", "reaction", "media_state", "refresh_token", "remove_participant", "layer_preference"];
 
 /// Parses one text frame. The error is the `error` message to send back.
 pub fn parse_client_msg(text: &str) -> Result<ClientMsg, ServerMsg> {
@@ -229,6 +232,11 @@ mod tests {
             ClientMsg::RemoveParticipant { participant_id: "p-2".into() }
         );
         assert!(parse_client_msg(r#"{"type":"remove_participant"}"#).is_err(), "the id is required");
+        assert_eq!(
+            parse_client_msg(r#"{"type":"layer_preference","producer_id":"p-1:1","max_height":360}"#).unwrap(),
+            ClientMsg::LayerPreference { producer_id: "p-1:1".into(), max_height: 360 }
+        );
+        assert!(parse_client_msg(r#"{"type":"layer_preference","producer_id":"p-1:1","max_height":-1}"#).is_err());
     }
 
     #[test]

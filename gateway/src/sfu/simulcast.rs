@@ -1,0 +1,252 @@
+//! Simulcast: a publisher sends the same camera in several layers (rids, lowest first, e.g.
+//! `q` 180p, `h` 360p, `f` 720p); each consumer gets one layer, the highest that fits the
+//! height its tile is shown at (`layer_preference`), and switches only at a keyframe of the new
+//! layer so its decoder never sees a broken reference. Pure: the room feeds packets and time.
+
+use std::time::{Duration, Instant};
+
+/// A layer that sent nothing for this long is not chosen (e.g. the browser stopped sending its
+/// top layer for lack of CPU or bandwidth).
+pub const LAYER_IDLE: Duration = Duration::from_millis(1500);
+
+/// What the producer knows about one layer.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub rid: str0m::media::Rid,
+    /// Frame height from the layer's last keyframe.
+    pub height: Option<u32>,
+    pub last_packet: Option<Instant>,
+}
+
+impl Layer {
+    pub fn new(rid: str0m::media::Rid) -> Self {
+        Self { rid, height: None, last_packet: None }
+    }
+
+    fn active(&self, now: Instant) -> bool {
+        self.last_packet.is_some_and(|t| now.saturating_duration_since(t) < LAYER_IDLE)
+    }
+}
+
+/// The layer to send a consumer whose tile is `max_height` pixels high: the tallest active
+/// layer that fits, else the lowest active one; `None` when paused (`max_height` 0) or when
+/// no layer is sending. Layers of unknown height count as fitting only if nothing known does.
+pub fn choose_layer(layers: &[Layer], max_height: u32, now: Instant) -> Option<usize> {
+    if max_height == 0 {
+        return None;
+    }
+    let active: Vec<usize> = (0..layers.len()).filter(|&i| layers[i].active(now)).collect();
+    let fitting = active
+        .iter()
+        .copied()
+        .filter(|&i| layers[i].height.is_some_and(|h| h <= max_height))
+        .max_by_key(|&i| layers[i].height);
+    if fitting.is_some() {
+        return fitting;
+    }
+    // Nothing known fits: the lowest active layer by known height, else by SDP order.
+    active.iter().copied().min_by_key(|&i| (layers[i].height.unwrap_or(u32::MAX), i))
+}
+
+/// What to do with a packet of one layer, for one consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerDecision {
+    /// Not the consumer's layer (or waiting for the target's keyframe): drop.
+    Drop,
+    /// Forward it.
+    Forward,
+    /// Forward it: the consumer switches to this layer here (re-anchor sequence numbers and
+    /// timestamps).
+    Switch,
+}
+
+/// One consumer's position in a simulcast producer.
+#[derive(Debug, Clone, Default)]
+pub struct LayerFollower {
+    current: Option<usize>,
+    target: Option<usize>,
+}
+
+impl LayerFollower {
+    pub fn current(&self) -> Option<usize> {
+        self.current
+    }
+
+    pub fn set_target(&mut self, target: Option<usize>) {
+        self.target = target;
+        if target.is_none() {
+            // Paused: stop at once; resuming starts at a keyframe.
+            self.current = None;
+        }
+    }
+
+    /// Waiting for a keyframe of the target layer (the caller asks the publisher for one).
+    pub fn wants_keyframe(&self) -> Option<usize> {
+        self.target.filter(|t| Some(*t) != self.current)
+    }
+
+    pub fn on_packet(&mut self, layer: usize, starts_keyframe: bool) -> LayerDecision {
+        if self.target == Some(layer) && self.current != Some(layer) && starts_keyframe {
+            self.current = Some(layer);
+            return LayerDecision::Switch;
+        }
+        if self.current == Some(layer) {
+            LayerDecision::Forward
+        } else {
+            LayerDecision::Drop
+        }
+    }
+}
+
+/// Keeps a consumer's RTP timestamps continuous across layer switches (each layer has its own
+/// random timestamp base): after a switch, the new layer's clock continues from the last
+/// timestamp sent plus the wall time since.
+#[derive(Debug, Clone, Default)]
+pub struct TimestampRewriter {
+    offset: u32,
+    last: Option<(u32, Instant)>,
+}
+
+impl TimestampRewriter {
+    /// Call on a switch, before rewriting its first packet.
+    pub fn rebase(&mut self, in_ts: u32, now: Instant, clock_rate: u32) {
+        if let Some((last_out, at)) = self.last {
+            let elapsed = (now.saturating_duration_since(at).as_secs_f64() * f64::from(clock_rate)) as u32;
+            // At least one tick: a new frame never repeats the last timestamp.
+            self.offset = last_out.wrapping_add(elapsed.max(1)).wrapping_sub(in_ts);
+        }
+    }
+
+    pub fn rewrite(&mut self, in_ts: u32, now: Instant) -> u32 {
+        let out = in_ts.wrapping_add(self.offset);
+        self.last = Some((out, now));
+        out
+    }
+}
+
+/// Width and height of a VP8 keyframe from its first RTP packet (the payload descriptor, then
+/// the frame tag, start code and the 14-bit dimensions), `None` for anything else.
+pub fn vp8_keyframe_size(payload: &[u8]) -> Option<(u32, u32)> {
+    let mut i = 0usize;
+    let b0 = *payload.first()?;
+    let extended = b0 & 0x80 != 0;
+    let start = b0 & 0x10 != 0;
+    let partition = b0 & 0x07;
+    if !start || partition != 0 {
+        return None;
+    }
+    i += 1;
+    if extended {
+        let x = *payload.get(i)?;
+        i += 1;
+        if x & 0x80 != 0 {
+            // PictureID: 7 or 15 bits.
+            let m = *payload.get(i)?;
+            i += if m & 0x80 != 0 { 2 } else { 1 };
+        }
+        if x & 0x40 != 0 {
+            i += 1; // TL0PICIDX
+        }
+        if x & 0x30 != 0 {
+            i += 1; // TID/KEYIDX
+        }
+    }
+    let frame = payload.get(i..i + 10)?;
+    let is_key = frame[0] & 0x01 == 0;
+    if !is_key || frame[3..6] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    let w = u32::from(u16::from_le_bytes([frame[6], frame[7]]) & 0x3fff);
+    let h = u32::from(u16::from_le_bytes([frame[8], frame[9]]) & 0x3fff);
+    Some((w, h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layers(now: Instant, heights: &[Option<u32>]) -> Vec<Layer> {
+        heights
+            .iter()
+            .enumerate()
+            .map(|(i, h)| Layer { rid: ["q", "h", "f"][i].into(), height: *h, last_packet: Some(now) })
+            .collect()
+    }
+
+    #[test]
+    fn picks_the_tallest_layer_that_fits_the_tile() {
+        let now = Instant::now();
+        let l = layers(now, &[Some(180), Some(360), Some(720)]);
+        assert_eq!(choose_layer(&l, u32::MAX, now), Some(2));
+        assert_eq!(choose_layer(&l, 720, now), Some(2));
+        assert_eq!(choose_layer(&l, 500, now), Some(1));
+        assert_eq!(choose_layer(&l, 360, now), Some(1));
+        assert_eq!(choose_layer(&l, 200, now), Some(0));
+        assert_eq!(choose_layer(&l, 90, now), Some(0), "at least the lowest layer");
+        assert_eq!(choose_layer(&l, 0, now), None, "paused");
+    }
+
+    #[test]
+    fn idle_layers_are_skipped_and_unknown_heights_fall_back_to_order() {
+        let now = Instant::now();
+        let mut l = layers(now, &[Some(180), Some(360), Some(720)]);
+        l[2].last_packet = Some(now - LAYER_IDLE - Duration::from_millis(1));
+        assert_eq!(choose_layer(&l, 1080, now), Some(1), "the top layer stopped: take the next");
+        l[0].last_packet = None;
+        l[1].last_packet = None;
+        assert_eq!(choose_layer(&l, 1080, now), None, "nothing sending");
+        let unknown = layers(now, &[None, None, None]);
+        assert_eq!(choose_layer(&unknown, 1080, now), Some(0), "before any keyframe: the lowest");
+    }
+
+    #[test]
+    fn switches_only_at_a_keyframe_of_the_target() {
+        let mut f = LayerFollower::default();
+        f.set_target(Some(2));
+        assert_eq!(f.wants_keyframe(), Some(2));
+        assert_eq!(f.on_packet(2, false), LayerDecision::Drop);
+        assert_eq!(f.on_packet(0, true), LayerDecision::Drop, "not the target");
+        assert_eq!(f.on_packet(2, true), LayerDecision::Switch);
+        assert_eq!(f.on_packet(2, false), LayerDecision::Forward);
+        assert_eq!(f.wants_keyframe(), None);
+        // Down to layer 0: layer 2 keeps flowing until layer 0's keyframe.
+        f.set_target(Some(0));
+        assert_eq!(f.on_packet(2, false), LayerDecision::Forward);
+        assert_eq!(f.on_packet(0, false), LayerDecision::Drop);
+        assert_eq!(f.on_packet(0, true), LayerDecision::Switch);
+        assert_eq!(f.on_packet(2, false), LayerDecision::Drop);
+        // Paused: nothing, at once.
+        f.set_target(None);
+        assert_eq!(f.on_packet(0, false), LayerDecision::Drop);
+        assert_eq!(f.current(), None);
+    }
+
+    #[test]
+    fn timestamps_continue_across_a_switch() {
+        let t0 = Instant::now();
+        let mut ts = TimestampRewriter::default();
+        assert_eq!(ts.rewrite(1000, t0), 1000, "the first layer passes through");
+        assert_eq!(ts.rewrite(4000, t0 + Duration::from_millis(33)), 4000);
+        // Another layer with an unrelated base, 33 ms later: continues 33 ms (2970 ticks) on.
+        let t1 = t0 + Duration::from_millis(66);
+        ts.rebase(u32::MAX - 10, t1, 90_000);
+        let out = ts.rewrite(u32::MAX - 10, t1);
+        assert_eq!(out, 4000 + 2970);
+        assert_eq!(ts.rewrite((u32::MAX - 10).wrapping_add(3000), t1 + Duration::from_millis(33)), out.wrapping_add(3000), "wraps cleanly");
+    }
+
+    #[test]
+    fn reads_vp8_keyframe_dimensions() {
+        // Extended descriptor with a 15-bit PictureID, S=1 PID=0; keyframe tag, start code,
+        // 640x360 (little endian, 14 bits, scaling bits set to check they are masked).
+        let pkt = [0x90, 0x80, 0x81, 0x23, 0x50, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x42, 0x68, 0x41];
+        assert_eq!(vp8_keyframe_size(&pkt), Some((640, 360)));
+        // A delta frame, a continuation packet and garbage: none.
+        let mut delta = pkt;
+        delta[4] |= 0x01;
+        assert_eq!(vp8_keyframe_size(&delta), None);
+        assert_eq!(vp8_keyframe_size(&[0x00, 0x50]), None);
+        assert_eq!(vp8_keyframe_size(&[0x10, 0x50, 0x02]), None);
+        assert_eq!(vp8_keyframe_size(&[]), None);
+    }
+}
