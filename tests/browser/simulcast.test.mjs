@@ -2,7 +2,8 @@
 // three simulcast layers (rids q/h/f: 180p/360p/720p); B tells the SFU how tall A's tile is
 // (`layer_preference`, from the tile's rendered size) and receives the layer that fits: a large
 // tile gets ≥ 360p, a small one ≤ 180p while frames keep coming, large again brings it back; a
-// hidden video (max_height 0) stops; after B re-joins, its preference is sent again.
+// hidden video (max_height 0) stops; a preset change mid-call re-maps the layers; after B
+// re-joins, its preference is sent again.
 // Prints the frame heights of every phase.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -204,6 +205,33 @@ describe('simulcast', () => {
     const v = await waitB('frames come back after max_height 0', (v) => v.framesDecoded > b.framesDecoded + 10 && v.frameHeight >= 360);
     heights.afterHidden = v.frameHeight;
     done.add('hidden');
+  });
+
+  // The browser encodes at most 2 layers of a 360p camera and drops them from the top, so SD's
+  // two layers go on the first two encodings: q 180p, h 360p, f off.
+  it('a preset change mid-call re-maps the layers (HD → SD: q 180p, h 360p, f off) and back', async (t) => {
+    if (!needs(t, 'large')) return;
+    const layersOfA = () => A.page.evaluate(outboundLayers);
+    const waitA = async (title, ok) => {
+      const deadline = Date.now() + 15000;
+      let pub;
+      for (;;) {
+        pub = await layersOfA();
+        if (ok(pub)) return pub;
+        if (Date.now() >= deadline) assert.fail(`${title}: ${JSON.stringify(pub)}`);
+        await sleep(400);
+      }
+    };
+    await A.page.evaluate(() => window.__roomcast.session.changeSettings({ preset: 'sd' }));
+    const sd = await waitA('A sends SD layers', (p) => p.layers.h?.frameHeight === 360 && p.layers.q?.frameHeight === 180 && p.encodings[2]?.active === false);
+    const before = await B.page.evaluate(inboundOf, 'A');
+    const v = await waitB('B keeps decoding A after the preset change', (v) => v.framesDecoded > before.framesDecoded + 10 && v.frameHeight === 360);
+    console.log(`SD: A sends ${JSON.stringify(sd.encodings)}; B gets ${v.frameWidth}x${v.frameHeight}`);
+    heights.sdPreset = v.frameHeight;
+    await A.page.evaluate(() => window.__roomcast.session.changeSettings({ preset: 'hd' }));
+    await waitA('A sends HD layers again', (p) => p.layers.f?.frameHeight === 720 && p.encodings.every((e) => e.active));
+    const back = await waitB('B gets 720p after going back to HD', (v) => v.frameHeight === 720);
+    heights.hdAgain = back.frameHeight;
   });
 
   it('after a re-join, B tells the SFU its tile size again', async (t) => {

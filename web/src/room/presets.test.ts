@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PRESETS, SCREEN_MAX_BITRATE, SIMULCAST_LAYERS, audioConstraints, cameraSendEncodings, parsePreset, videoConstraints, videoSendParameters } from './presets';
+import { PRESETS, SCREEN_MAX_BITRATE, SIMULCAST_LAYERS, audioConstraints, browserLayerLimit, cameraLayers, cameraSendEncodings, parsePreset, videoConstraints, videoSendParameters } from './presets';
 
 describe('presets', () => {
   it('maps each preset to getUserMedia constraints', () => {
@@ -64,22 +64,51 @@ describe('presets', () => {
     expect((p as { degradationPreference?: string }).degradationPreference).toBe('balanced');
   });
 
-  it('a preset change keeps the negotiated layers: resized, capped, or switched off', () => {
+  it('a preset change keeps the negotiated encodings: its layers go on lowest first, the rest off', () => {
     const hd = params(cameraSendEncodings('hd').map((e) => ({ ...e, active: true })));
-    const sd = videoSendParameters(hd, 'camera', 'sd');
+    // HD → SD (the camera now 640×360, where the browser encodes 2 layers at most): 180p on q,
+    // 360p on h, f off — a layer on f would be the one the browser drops.
+    const sd = videoSendParameters(hd, 'camera', 'sd', { width: 640, height: 360 });
     expect(sd.encodings.map((e) => [(e as { rid?: string }).rid, e.active, e.scaleResolutionDownBy, e.maxBitrate])).toEqual([
       ['q', true, 2, 150_000],
-      ['h', false, 2, 500_000],
-      ['f', true, 1, PRESETS.sd.maxBitrate],
+      ['h', true, 1, PRESETS.sd.maxBitrate],
+      ['f', false, 1, PRESETS.hd.maxBitrate],
     ]);
-    const low = videoSendParameters(hd, 'camera', 'low');
-    expect(low.encodings.map((e) => [(e as { rid?: string }).rid, e.active, e.maxBitrate, e.maxFramerate])).toEqual([
-      ['q', false, 150_000, undefined],
-      ['h', false, 500_000, undefined],
-      ['f', true, PRESETS.low.maxBitrate, 15],
+    const low = videoSendParameters(hd, 'camera', 'low', { width: 320, height: 180 });
+    expect(low.encodings.map((e) => [(e as { rid?: string }).rid, e.active, e.scaleResolutionDownBy, e.maxBitrate, e.maxFramerate])).toEqual([
+      ['q', true, 1, PRESETS.low.maxBitrate, 15],
+      ['h', false, 2, 500_000, undefined],
+      ['f', false, 1, PRESETS.hd.maxBitrate, undefined],
     ]);
-    // Back to HD: every layer on again.
-    expect(videoSendParameters(low, 'camera', 'hd').encodings.every((e) => e.active)).toBe(true);
+    // Back to HD: every layer on again, as published.
+    const again = videoSendParameters(low, 'camera', 'hd', { width: 1280, height: 720 });
+    expect(again.encodings.map((e) => [e.active, e.scaleResolutionDownBy, e.maxBitrate])).toEqual([
+      [true, 4, 150_000],
+      [true, 2, 500_000],
+      [true, 1, PRESETS.hd.maxBitrate],
+    ]);
+    // Published with SD's two layers, switched to HD: the lowest and the full one.
+    const sdPublished = params(cameraSendEncodings('sd').map((e) => ({ ...e, active: true })));
+    expect(videoSendParameters(sdPublished, 'camera', 'hd', { width: 1280, height: 720 }).encodings.map((e) => [e.scaleResolutionDownBy, e.maxBitrate])).toEqual([
+      [4, 150_000],
+      [1, PRESETS.hd.maxBitrate],
+    ]);
+  });
+
+  it('never configures more layers than the browser encodes for the camera size', () => {
+    expect([undefined, { width: 1280, height: 720 }, { width: 960, height: 540 }].map((s) => browserLayerLimit(s))).toEqual([3, 3, 3]);
+    expect([{ width: 640, height: 480 }, { width: 640, height: 360 }, { width: 480, height: 270 }].map((s) => browserLayerLimit(s))).toEqual([2, 2, 2]);
+    expect([{ width: 320, height: 240 }, { width: 320, height: 180 }].map((s) => browserLayerLimit(s))).toEqual([1, 1]);
+    // HD with a camera that only gives 640×480: the lowest and the full layer.
+    expect(cameraLayers('hd', { width: 640, height: 480 }).map((l) => l.rid)).toEqual(['q', 'f']);
+    expect(cameraSendEncodings('hd', true, { width: 640, height: 480 }).map((e) => e.rid)).toEqual(['q', 'f']);
+    expect(cameraSendEncodings('sd', true, { width: 320, height: 240 })).toEqual([{ maxBitrate: PRESETS.sd.maxBitrate }]);
+    const hd = params(cameraSendEncodings('hd').map((e) => ({ ...e, active: true })));
+    expect(videoSendParameters(hd, 'camera', 'hd', { width: 640, height: 480 }).encodings.map((e) => [e.active, e.scaleResolutionDownBy])).toEqual([
+      [true, 4],
+      [true, 1],
+      [false, 1],
+    ]);
   });
 
   it('a single encoding (simulcast refused by the answer) sends the full picture', () => {

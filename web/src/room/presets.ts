@@ -84,13 +84,43 @@ function layersOf(preset: PresetId): readonly SimulcastLayer[] {
   return layers.length > 0 ? layers : [{ rid: 'f', scaleResolutionDownBy: 1, maxBitrate: PRESETS[preset].maxBitrate }];
 }
 
+export interface FrameSize {
+  width?: number;
+  height?: number;
+}
+
+/**
+ * How many simulcast layers Chromium encodes for a camera picture of this size (its resolution
+ * based layer limit: ≥ 960×540 → 3, ≥ 480×270 → 2, smaller → 1). Layers past the limit are
+ * dropped from the top, so a sender must not configure more than this. Unknown size → 3.
+ */
+export function browserLayerLimit(size?: FrameSize | null): number {
+  const w = size?.width ?? 0;
+  const h = size?.height ?? 0;
+  if (!(w > 0) || !(h > 0)) return 3;
+  const px = w * h;
+  return px >= 960 * 540 ? 3 : px >= 480 * 270 ? 2 : 1;
+}
+
+/** `n` of the layers: the lowest `n - 1` and the top one (at least the top one). */
+function keepLayers(layers: readonly SimulcastLayer[], n: number): readonly SimulcastLayer[] {
+  if (n >= layers.length) return layers;
+  const top = layers[layers.length - 1];
+  return n <= 1 ? [top] : [...layers.slice(0, n - 1), top];
+}
+
+/** The camera's layers for a preset and the camera's actual picture size (see browserLayerLimit). */
+export function cameraLayers(preset: PresetId, size?: FrameSize | null): readonly SimulcastLayer[] {
+  return keepLayers(layersOf(preset), browserLayerLimit(size));
+}
+
 /**
  * `sendEncodings` for the camera's transceiver: one encoding per simulcast layer (rids `q`,
- * `h`, `f`, lowest first), or a single encoding without rid for presets without simulcast or
- * when `simulcast` is false (the browser refused simulcast).
+ * `h`, `f`, lowest first), or a single encoding without rid for presets without simulcast, a
+ * camera too small for layers, or when `simulcast` is false (the browser refused simulcast).
  */
-export function cameraSendEncodings(preset: PresetId, simulcast = true): RTCRtpEncodingParameters[] {
-  const layers = SIMULCAST_LAYERS[preset];
+export function cameraSendEncodings(preset: PresetId, simulcast = true, size?: FrameSize | null): RTCRtpEncodingParameters[] {
+  const layers = cameraLayers(preset, size);
   if (!simulcast || layers.length < 2) return [{ maxBitrate: PRESETS[preset].maxBitrate }];
   return layers.map((l) => ({ rid: l.rid, scaleResolutionDownBy: l.scaleResolutionDownBy, maxBitrate: l.maxBitrate }));
 }
@@ -101,11 +131,13 @@ type Encoding = RTCRtpEncodingParameters & { rid?: string };
  * The send parameters for a video sender: bitrate caps per preset and layer (or the screen cap)
  * and the degradation preference (camera: balanced; screen: keep the resolution, drop frames
  * instead). Returns a modified copy; the `encodings` list keeps its length and rids (the browser
- * requires that), so a preset change mid-call maps onto the layers negotiated when publishing:
- * layers the new preset has are sized and capped as it says, the others are switched off. A
- * single encoding (no simulcast, or simulcast the answer refused) always sends the full picture.
+ * requires that). The camera's layers (cameraLayers for the preset and the camera's `size`) go
+ * onto the negotiated encodings lowest first, and encodings left over are switched off: the
+ * browser drops layers from the top when the picture is small, so a preset change mid-call
+ * (HD → SD: 180p on `q`, 360p on `h`, `f` off) keeps its full-size layer. A single encoding (no
+ * simulcast, or simulcast the answer refused) always sends the full picture.
  */
-export function videoSendParameters(params: RTCRtpSendParameters, source: VideoSource, preset: PresetId): RTCRtpSendParameters {
+export function videoSendParameters(params: RTCRtpSendParameters, source: VideoSource, preset: PresetId, size?: FrameSize | null): RTCRtpSendParameters {
   const list: Encoding[] = params.encodings?.length ? params.encodings : [{}];
   let encodings: Encoding[];
   if (source === 'screen') {
@@ -116,9 +148,9 @@ export function videoSendParameters(params: RTCRtpSendParameters, source: VideoS
       const e = list[0];
       encodings = [{ ...e, active: true, maxBitrate: PRESETS[preset].maxBitrate, maxFramerate, ...(e.scaleResolutionDownBy !== undefined ? { scaleResolutionDownBy: 1 } : {}) }];
     } else {
-      const layers = layersOf(preset);
-      encodings = list.map((e) => {
-        const layer = layers.find((l) => l.rid === e.rid);
+      const layers = keepLayers(cameraLayers(preset, size), list.length);
+      encodings = list.map((e, i) => {
+        const layer = layers[i];
         if (!layer) return { ...e, active: false };
         return { ...e, active: true, maxBitrate: layer.maxBitrate, maxFramerate, scaleResolutionDownBy: layer.scaleResolutionDownBy };
       });

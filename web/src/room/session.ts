@@ -669,14 +669,15 @@ export class RoomSession {
   /**
    * The camera's sendonly transceiver, with simulcast layers for the preset (presets.ts
    * SIMULCAST_LAYERS: rids q/h/f, lowest first); a single encoding if the browser refuses them.
-   * The layers are fixed until the next publish: a preset change resizes and caps them.
+   * The encodings are fixed until the next publish: a preset or camera change re-maps the layers
+   * onto them (applySendParameters).
    */
   private addCameraTransceiver(pc: RTCPeerConnection, stream: MediaStream): RTCRtpTransceiver {
     const preset = this.settings.get().preset;
     const init = (simulcast: boolean): RTCRtpTransceiverInit => ({
       direction: 'sendonly',
       streams: [stream],
-      sendEncodings: cameraSendEncodings(preset, simulcast),
+      sendEncodings: cameraSendEncodings(preset, simulcast, this.camTrack?.getSettings()),
     });
     const encodings = init(true).sendEncodings ?? [];
     if (encodings.length > 1) {
@@ -721,13 +722,15 @@ export class RoomSession {
     const preset = this.settings.get().preset;
     const apply = async (tx: RTCRtpTransceiver | null, source: VideoSource) => {
       if (!tx || tx.currentDirection === 'stopped') return;
+      // The camera's picture size decides how many layers the browser will encode.
+      const size = source === 'camera' ? this.camTrack?.getSettings() : undefined;
       try {
-        await tx.sender.setParameters(videoSendParameters(tx.sender.getParameters(), source, preset));
+        await tx.sender.setParameters(videoSendParameters(tx.sender.getParameters(), source, preset, size));
       } catch (e) {
         // Older browsers refuse degradationPreference: keep the bitrate cap at least.
         try {
           const p = tx.sender.getParameters();
-          const fixed = videoSendParameters(p, source, preset);
+          const fixed = videoSendParameters(p, source, preset, size);
           delete (fixed as { degradationPreference?: unknown }).degradationPreference;
           await tx.sender.setParameters(fixed);
         } catch {
@@ -777,6 +780,7 @@ export class RoomSession {
       await this.cameraTx?.sender.replaceTrack(track);
       this.dispatch({ type: 'media', camera: 'ok' });
       this.sendMediaState();
+      await this.applySendParameters(); // this camera may give another size: re-map the layers
     } catch (e) {
       this.dispatch({ type: 'media', camera: 'off' });
       this.notice('media', `Could not start the camera: ${describeMediaError(e)}.`);
@@ -790,6 +794,7 @@ export class RoomSession {
     this.settings.set(after);
     saveSettings(after);
     if (this.ended) return;
+    let cameraChanged = false;
     try {
       if (after.cameraId !== before.cameraId && this.camTrack && !this.videoMuted) {
         const track = await openCamera(after);
@@ -798,6 +803,7 @@ export class RoomSession {
         await this.cameraTx?.sender.replaceTrack(track);
         old.stop();
         this.publishLocalStream();
+        cameraChanged = true;
       } else if (after.preset !== before.preset && this.camTrack) {
         await this.camTrack.applyConstraints(videoConstraints(after.preset));
       }
@@ -810,7 +816,7 @@ export class RoomSession {
         old.stop();
         this.publishLocalStream();
       }
-      if (after.preset !== before.preset) await this.applySendParameters();
+      if (after.preset !== before.preset || cameraChanged) await this.applySendParameters();
     } catch (e) {
       this.notice('media', `Could not switch the device: ${describeMediaError(e)}.`);
     }
