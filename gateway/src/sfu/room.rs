@@ -3,6 +3,7 @@
 //!
 //! No sockets here: the worker hands in datagram-free events and drives the peers afterwards.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -10,11 +11,12 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::{Codec, PayloadParams};
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::rtp::{RtpPacket, RtpWrite};
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::{Candidate, Event, IceConnectionState, Rtc};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::quality::{QualityMeter, QualitySample};
-use super::simulcast::{choose_layer, vp8_keyframe_size, Layer, LayerDecision, LayerFollower, TimestampRewriter};
+use super::simulcast::{allocate, choose_layer, vp8_keyframe_size, Layer, LayerDecision, LayerFollower, TimestampRewriter};
 use super::forward::{Decision, Forwarder};
 use super::keyframe::starts_keyframe;
 use super::leg::{Leg, LEG_MAX_HEIGHT};
@@ -38,6 +40,8 @@ pub struct Producer {
     nacks: u64,
     /// Simulcast layers, lowest first as the publisher offered them; empty without simulcast.
     layers: Vec<Layer>,
+    /// The whole producer's incoming bitrate (what a non-simulcast consumer costs).
+    meter: Layer,
 }
 
 pub struct Consumer {
@@ -50,6 +54,9 @@ pub struct Consumer {
     nacks: u64,
     /// Height the subscriber shows this video at (`layer_preference`); 0 pauses it.
     max_height: u32,
+    /// The layer the bandwidth allocation gave it (simulcast), until the next allocation;
+    /// `None` before the first one, when the tile size alone decides.
+    allocated: Option<Option<usize>>,
     /// Simulcast producers: which layer this consumer gets, and its continuous timestamps.
     layer: LayerFollower,
     timestamps: TimestampRewriter,
@@ -66,6 +73,8 @@ pub struct Participant {
     pending_offer: Option<SdpPendingOffer>,
     renegotiate: bool,
     pub ice_lost_since: Option<Instant>,
+    /// The subscribe connection's bandwidth estimate (str0m's TWCC BWE), once there is one.
+    pub bwe_bps: Option<u64>,
     next_producer: u32,
     /// Call quality, sampled for the store.
     pub quality: QualityMeter,
@@ -102,6 +111,7 @@ impl Participant {
             pt: None,
             nacks: 0,
             max_height: u32::MAX,
+            allocated: None,
             layer: LayerFollower::default(),
             timestamps: TimestampRewriter::default(),
         });
@@ -295,6 +305,7 @@ impl Room {
             pending_offer: None,
             renegotiate: false,
             ice_lost_since: None,
+            bwe_bps: None,
             next_producer: 0,
             quality: QualityMeter::new(now),
         };
@@ -397,6 +408,8 @@ impl Room {
     pub fn set_layer_preference(&mut self, participant: &str, producer_id: &str, max_height: u32) {
         if let Some(c) = self.get_mut(participant).and_then(|p| p.consumers.iter_mut().find(|c| c.producer_id == producer_id)) {
             c.max_height = max_height;
+            // Act on it now; the next allocation round takes it into account.
+            c.allocated = None;
         }
     }
 
@@ -492,6 +505,11 @@ impl Room {
                     c.nacks = s.nacks;
                 }
             }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) if role == PcRole::Subscribe => {
+                if let Some(p) = self.get_mut(participant) {
+                    p.bwe_bps = Some(estimate.as_u64());
+                }
+            }
             Event::IceConnectionStateChange(state) => {
                 if let Some(p) = self.get_mut(participant) {
                     match state {
@@ -518,7 +536,7 @@ impl Room {
             tracing::info!(participant, producer = %id, layers = ?rids.iter().map(|r| r.to_string()).collect::<Vec<_>>(), "simulcast producer");
         }
         let layers = if rids.len() > 1 && kind == MediaKind::Video { rids.into_iter().map(Layer::new).collect() } else { Vec::new() };
-        p.producers.push(Producer { id: id.clone(), mid, kind, params: None, last_pli: None, nacks: 0, layers });
+        p.producers.push(Producer { id: id.clone(), mid, kind, params: None, last_pli: None, nacks: 0, layers, meter: Layer::new("all".into()) });
         let info = ProducerInfo { id, participant_id: participant.to_owned(), kind: kind_name(kind) };
         tracing::info!(room = %self.id, participant, producer = %info.id, ?kind, "producer added");
         for other in &mut self.participants {
@@ -597,6 +615,7 @@ impl Room {
             // The request was answered: a consumer that starts now may ask again at once.
             producer.last_pli = None;
         }
+        producer.meter.on_packet(pkt.payload.len(), now);
         // Simulcast: which layer this packet is, and what each layer looks like now.
         let layer = match (producer.layers.is_empty(), rid) {
             (true, _) => None,
@@ -609,7 +628,7 @@ impl Room {
         };
         if let Some(i) = layer {
             let l = &mut producer.layers[i];
-            l.last_packet = Some(now);
+            l.on_packet(pkt.payload.len(), now);
             if keyframe && params.spec().codec == Codec::Vp8 {
                 if let Some((_, h)) = vp8_keyframe_size(&pkt.payload) {
                     l.height = Some(h);
@@ -639,7 +658,7 @@ impl Room {
                 let Some(pt) = c.pt else { continue };
                 let mut timestamp = pkt.header.timestamp;
                 if let Some(layer) = layer {
-                    c.layer.set_target(choose_layer(&layers, c.max_height, now));
+                    c.layer.set_target(c.allocated.unwrap_or_else(|| choose_layer(&layers, c.max_height, now)));
                     match c.layer.on_packet(layer, keyframe) {
                         LayerDecision::Drop => {
                             if let Some(t) = c.layer.wants_keyframe() {
@@ -711,9 +730,55 @@ impl Room {
         self.legs.len()
     }
 
+    /// Shares each subscriber's bandwidth estimate among the simulcast videos it receives
+    /// (biggest tiles first), and tells its BWE what the ideal layers would need so it probes
+    /// for that much.
+    fn allocate_bandwidth(&mut self, now: Instant) {
+        // Producer id -> (layers, bitrate of the whole producer).
+        let producers: HashMap<String, (Vec<Layer>, u64)> = self
+            .participants
+            .iter()
+            .flat_map(|p| p.producers.iter())
+            .map(|x| (x.id.clone(), (x.layers.clone(), x.meter.bitrate_bps)))
+            .collect();
+        for p in &mut self.participants {
+            let mut fixed = 0u64; // audio and non-simulcast video: not adjustable here
+            let mut wants: Vec<(usize, &[Layer], u32)> = Vec::new();
+            for (i, c) in p.consumers.iter().enumerate() {
+                let Some((layers, bitrate)) = producers.get(&c.producer_id) else { continue };
+                if !matches!(c.state, ConsumerState::Active(_)) {
+                    continue;
+                }
+                if layers.is_empty() {
+                    if c.kind == MediaKind::Audio || c.max_height > 0 {
+                        fixed += bitrate;
+                    }
+                } else {
+                    wants.push((i, layers.as_slice(), c.max_height));
+                }
+            }
+            if wants.is_empty() {
+                continue;
+            }
+            let budget = p.bwe_bps.map(|b| b.saturating_sub(fixed));
+            let pairs: Vec<(&[Layer], u32)> = wants.iter().map(|(_, l, h)| (*l, *h)).collect();
+            let (chosen, desired) = allocate(budget, &pairs, now);
+            let targets: Vec<(usize, Option<usize>)> = wants.iter().map(|(i, _, _)| *i).zip(chosen).collect();
+            for (i, layer) in targets {
+                p.consumers[i].allocated = Some(layer);
+            }
+            if p.bwe_bps.is_some() {
+                let want = desired + fixed;
+                p.subscribe.rtc.bwe().set_bitrate(Bitrate::bps(want / 2), Bitrate::bps(want.max(300_000)));
+                p.subscribe.mark_dirty();
+            }
+        }
+    }
+
     /// Periodic checks: participants whose ICE stayed lost too long, or whose transports died.
     pub fn housekeeping(&mut self, now: Instant, ice_timeout: Duration) -> Effects {
         let mut effects = Effects::default();
+        self.allocate_bandwidth(now);
         for leg in &mut self.legs {
             if let Some(sr) = leg.sender_report_due(now) {
                 self.outbox.push((leg.rtcp_to, sr));

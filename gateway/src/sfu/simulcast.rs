@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 /// top layer for lack of CPU or bandwidth).
 pub const LAYER_IDLE: Duration = Duration::from_millis(1500);
 
+/// How long a layer's bitrate is measured over.
+const BITRATE_WINDOW: Duration = Duration::from_secs(1);
+
 /// What the producer knows about one layer.
 #[derive(Debug, Clone)]
 pub struct Layer {
@@ -16,11 +19,26 @@ pub struct Layer {
     /// Frame height from the layer's last keyframe.
     pub height: Option<u32>,
     pub last_packet: Option<Instant>,
+    /// Measured over the last whole window; 0 until one has passed.
+    pub bitrate_bps: u64,
+    window: Option<(Instant, u64)>,
 }
 
 impl Layer {
     pub fn new(rid: str0m::media::Rid) -> Self {
-        Self { rid, height: None, last_packet: None }
+        Self { rid, height: None, last_packet: None, bitrate_bps: 0, window: None }
+    }
+
+    /// One packet of `bytes` payload arrived on this layer.
+    pub fn on_packet(&mut self, bytes: usize, now: Instant) {
+        self.last_packet = Some(now);
+        let (start, sum) = self.window.get_or_insert((now, 0));
+        *sum += bytes as u64;
+        let dt = now.saturating_duration_since(*start);
+        if dt >= BITRATE_WINDOW {
+            self.bitrate_bps = (*sum as f64 * 8.0 / dt.as_secs_f64()) as u64;
+            self.window = Some((now, 0));
+        }
     }
 
     fn active(&self, now: Instant) -> bool {
@@ -46,6 +64,47 @@ pub fn choose_layer(layers: &[Layer], max_height: u32, now: Instant) -> Option<u
     }
     // Nothing known fits: the lowest active layer by known height, else by SDP order.
     active.iter().copied().min_by_key(|&i| (layers[i].height.unwrap_or(u32::MAX), i))
+}
+
+/// Like [`choose_layer`], within a bandwidth budget: the tallest fitting layer whose measured
+/// bitrate fits `budget_bps`, else the lowest active layer (a subscriber always gets some video
+/// while it shows the tile; the lowest layer is the floor).
+pub fn choose_layer_within(layers: &[Layer], max_height: u32, budget_bps: u64, now: Instant) -> Option<usize> {
+    let ideal = choose_layer(layers, max_height, now)?;
+    let ideal_height = layers[ideal].height;
+    let affordable = (0..layers.len())
+        .filter(|&i| layers[i].active(now) && layers[i].bitrate_bps <= budget_bps)
+        .filter(|&i| i == ideal || (layers[i].height.is_some() && layers[i].height <= ideal_height))
+        .max_by_key(|&i| (layers[i].height, layers[i].bitrate_bps));
+    affordable.or_else(|| (0..layers.len()).filter(|&i| layers[i].active(now)).min_by_key(|&i| (layers[i].height.unwrap_or(u32::MAX), i)))
+}
+
+/// One subscriber's simulcast videos within its bandwidth estimate: `wants[i]` is a video's
+/// layers and tile height; the biggest tiles are served first, each taking the best layer the
+/// rest of the budget affords. Without an estimate, every video gets its ideal layer.
+/// Returns each video's layer, and the bitrate the ideal layers would need (what BWE should
+/// probe for).
+pub fn allocate(budget_bps: Option<u64>, wants: &[(&[Layer], u32)], now: Instant) -> (Vec<Option<usize>>, u64) {
+    let mut order: Vec<usize> = (0..wants.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(wants[i].1));
+    let mut chosen = vec![None; wants.len()];
+    let mut desired = 0u64;
+    let mut left = budget_bps;
+    for i in order {
+        let (layers, max_height) = wants[i];
+        if let Some(ideal) = choose_layer(layers, max_height, now) {
+            desired += layers[ideal].bitrate_bps;
+        }
+        let pick = match left {
+            None => choose_layer(layers, max_height, now),
+            Some(b) => choose_layer_within(layers, max_height, b, now),
+        };
+        if let (Some(b), Some(p)) = (left.as_mut(), pick) {
+            *b = b.saturating_sub(layers[p].bitrate_bps);
+        }
+        chosen[i] = pick;
+    }
+    (chosen, desired)
 }
 
 /// What to do with a packet of one layer, for one consumer.
@@ -169,8 +228,37 @@ mod tests {
         heights
             .iter()
             .enumerate()
-            .map(|(i, h)| Layer { rid: ["q", "h", "f"][i].into(), height: *h, last_packet: Some(now) })
+            .map(|(i, h)| Layer { rid: ["q", "h", "f"][i].into(), height: *h, last_packet: Some(now), bitrate_bps: [150_000, 500_000, 1_500_000][i], window: None })
             .collect()
+    }
+
+    #[test]
+    fn measures_each_layer_bitrate_over_a_second() {
+        let t0 = Instant::now();
+        let mut l = Layer::new("q".into());
+        for k in 0..=10 {
+            l.on_packet(1250, t0 + Duration::from_millis(100 * k));
+        }
+        // 11 packets of 1250 bytes over 1 s.
+        assert_eq!(l.bitrate_bps, 110_000);
+    }
+
+    #[test]
+    fn the_budget_lowers_layers_biggest_tile_first() {
+        let now = Instant::now();
+        let a = layers(now, &[Some(180), Some(360), Some(720)]);
+        let b = layers(now, &[Some(180), Some(360), Some(720)]);
+        // Plenty: both ideal (720 tile and 360 tile); desired is what the ideals need.
+        let (c, desired) = allocate(Some(10_000_000), &[(&a, 720), (&b, 360)], now);
+        assert_eq!((c, desired), (vec![Some(2), Some(1)], 2_000_000));
+        // 1.8 Mbit/s: the big tile keeps 720p (1.5), the small one drops to 180p (0.15).
+        assert_eq!(allocate(Some(1_800_000), &[(&a, 720), (&b, 360)], now).0, vec![Some(2), Some(0)]);
+        // 700 kbit/s: 360p for the big tile, 180p for the other.
+        assert_eq!(allocate(Some(700_000), &[(&a, 720), (&b, 360)], now).0, vec![Some(1), Some(0)]);
+        // Next to nothing: everyone at the floor, not paused.
+        assert_eq!(allocate(Some(10_000), &[(&a, 720), (&b, 360)], now).0, vec![Some(0), Some(0)]);
+        // No estimate yet: the tile sizes alone decide; a paused tile takes nothing.
+        assert_eq!(allocate(None, &[(&a, 0), (&b, 360)], now).0, vec![None, Some(1)]);
     }
 
     #[test]

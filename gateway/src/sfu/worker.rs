@@ -240,7 +240,9 @@ impl Worker {
         let now = Instant::now();
         match cmd {
             Command::Join { room, info, out } => {
-                let mut rtc = rtc_config().build(now);
+                // The subscribe connection estimates its bandwidth (TWCC), so simulcast layers
+                // can be chosen to fit; it starts at 1 Mbit/s and probes upward.
+                let mut rtc = rtc_config().enable_bwe(Some(str0m::bwe::Bitrate::kbps(1000))).build(now);
                 rtc.add_local_candidate(self.candidate.clone());
                 tracing::info!(worker = self.index, room = %room, participant = %info.id, "participant joined");
                 let r = self.rooms.entry(room.clone()).or_insert_with(|| Room::new(room.clone()));
