@@ -202,8 +202,12 @@ describe('simulcast', () => {
     heights.hiddenFramesIn3s = b.framesDecoded - a.framesDecoded;
     assert.ok(b.framesDecoded - a.framesDecoded <= 3, `no frames while max_height is 0: ${a.framesDecoded} → ${b.framesDecoded}`);
     await B.page.evaluate((id) => window.__roomcast.setLayerPreference(id, null), producerId);
-    const v = await waitB('frames come back after max_height 0', (v) => v.framesDecoded > b.framesDecoded + 10 && v.frameHeight >= 360);
-    heights.afterHidden = v.frameHeight;
+    const back = await waitB('frames come back after max_height 0', (v) => v.framesDecoded > b.framesDecoded + 10);
+    // The SFU may start low after the pause (its bandwidth estimate of B grows again) and climb.
+    const t0 = Date.now();
+    const v = await waitB('the high layer comes back after max_height 0', (v) => v.frameHeight >= 360, 30000);
+    console.log(`after hidden: frames back at ${back.frameHeight}p, ≥ 360p after ${Date.now() - t0} ms`);
+    heights.afterHidden = `${back.frameHeight} → ${v.frameHeight}`;
     done.add('hidden');
   });
 
@@ -225,12 +229,12 @@ describe('simulcast', () => {
     await A.page.evaluate(() => window.__roomcast.session.changeSettings({ preset: 'sd' }));
     const sd = await waitA('A sends SD layers', (p) => p.layers.h?.frameHeight === 360 && p.layers.q?.frameHeight === 180 && p.encodings[2]?.active === false);
     const before = await B.page.evaluate(inboundOf, 'A');
-    const v = await waitB('B keeps decoding A after the preset change', (v) => v.framesDecoded > before.framesDecoded + 10 && v.frameHeight === 360);
+    const v = await waitB('B keeps decoding A after the preset change', (v) => v.framesDecoded > before.framesDecoded + 10 && v.frameHeight === 360, 30000);
     console.log(`SD: A sends ${JSON.stringify(sd.encodings)}; B gets ${v.frameWidth}x${v.frameHeight}`);
     heights.sdPreset = v.frameHeight;
     await A.page.evaluate(() => window.__roomcast.session.changeSettings({ preset: 'hd' }));
     await waitA('A sends HD layers again', (p) => p.layers.f?.frameHeight === 720 && p.encodings.every((e) => e.active));
-    const back = await waitB('B gets 720p after going back to HD', (v) => v.frameHeight === 720);
+    const back = await waitB('B gets 720p after going back to HD', (v) => v.frameHeight === 720, 30000);
     heights.hdAgain = back.frameHeight;
   });
 
