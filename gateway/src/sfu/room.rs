@@ -16,7 +16,7 @@ use str0m::{Candidate, Event, IceConnectionState, Rtc};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::quality::{QualityMeter, QualitySample};
-use super::simulcast::{allocate, choose_layer, vp8_keyframe_size, Layer, LayerDecision, LayerFollower, TimestampRewriter};
+use super::simulcast::{allocate, choose_layer, BudgetGate, vp8_keyframe_size, Layer, LayerDecision, LayerFollower, TimestampRewriter};
 use super::forward::{Decision, Forwarder};
 use super::keyframe::starts_keyframe;
 use super::leg::{Leg, LEG_MAX_HEIGHT};
@@ -75,6 +75,8 @@ pub struct Participant {
     pub ice_lost_since: Option<Instant>,
     /// The subscribe connection's bandwidth estimate (str0m's TWCC BWE), once there is one.
     pub bwe_bps: Option<u64>,
+    /// Whether that estimate currently limits the simulcast layers.
+    budget_gate: BudgetGate,
     next_producer: u32,
     /// Call quality, sampled for the store.
     pub quality: QualityMeter,
@@ -306,6 +308,7 @@ impl Room {
             renegotiate: false,
             ice_lost_since: None,
             bwe_bps: None,
+            budget_gate: BudgetGate::default(),
             next_producer: 0,
             quality: QualityMeter::new(now),
         };
@@ -760,7 +763,13 @@ impl Room {
             if wants.is_empty() {
                 continue;
             }
-            let budget = p.bwe_bps.map(|b| b.saturating_sub(fixed));
+            // What we send this subscriber now: fixed streams plus the layers it currently gets.
+            let sending = fixed
+                + wants
+                    .iter()
+                    .filter_map(|(i, layers, _)| p.consumers[*i].layer.current().and_then(|l| layers.get(l)).map(|l| l.bitrate_bps))
+                    .sum::<u64>();
+            let budget = p.budget_gate.budget(p.bwe_bps, sending, now).map(|b| b.saturating_sub(fixed));
             let pairs: Vec<(&[Layer], u32)> = wants.iter().map(|(_, l, h)| (*l, *h)).collect();
             let (chosen, desired) = allocate(budget, &pairs, now);
             let targets: Vec<(usize, Option<usize>)> = wants.iter().map(|(i, _, _)| *i).zip(chosen).collect();

@@ -107,6 +107,35 @@ pub fn allocate(budget_bps: Option<u64>, wants: &[(&[Layer], u32)], now: Instant
     (chosen, desired)
 }
 
+/// When a subscriber's bandwidth estimate limits its layers. An estimate is only trusted when
+/// it says the network cannot carry what we send: while we send little (a paused tile, a
+/// 180p layer) the estimator has nothing to measure and its figure stays low without meaning
+/// anything. So the budget applies for [`BUDGET_HOLD`] after the estimate drops below 85 % of
+/// what is being sent; then the ideal layers are tried again (an upgrade that probes).
+#[derive(Debug, Clone, Default)]
+pub struct BudgetGate {
+    limited_until: Option<Instant>,
+}
+
+pub const BUDGET_HOLD: Duration = Duration::from_secs(10);
+
+impl BudgetGate {
+    /// The budget for this round: `Some(estimate)` while limited, else `None` (tile sizes decide).
+    pub fn budget(&mut self, estimate: Option<u64>, sending_bps: u64, now: Instant) -> Option<u64> {
+        let estimate = estimate?;
+        if (estimate as f64) < sending_bps as f64 * 0.85 {
+            self.limited_until = Some(now + BUDGET_HOLD);
+        }
+        match self.limited_until {
+            Some(t) if now < t => Some(estimate),
+            _ => {
+                self.limited_until = None;
+                None
+            }
+        }
+    }
+}
+
 /// What to do with a packet of one layer, for one consumer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LayerDecision {
@@ -230,6 +259,21 @@ mod tests {
             .enumerate()
             .map(|(i, h)| Layer { rid: ["q", "h", "f"][i].into(), height: *h, last_packet: Some(now), bitrate_bps: [150_000, 500_000, 1_500_000][i], window: None })
             .collect()
+    }
+
+    #[test]
+    fn the_estimate_limits_only_after_it_shows_congestion_and_then_for_a_while() {
+        let t0 = Instant::now();
+        let mut g = BudgetGate::default();
+        assert_eq!(g.budget(None, 2_000_000, t0), None, "no estimate yet");
+        // Paused (sending little), low estimate: meaningless, not applied.
+        assert_eq!(g.budget(Some(200_000), 40_000, t0), None);
+        // Sending 2 Mbit/s, estimate 1 Mbit/s: congestion, the budget applies...
+        assert_eq!(g.budget(Some(1_000_000), 2_000_000, t0), Some(1_000_000));
+        // ...also once we send less because of it...
+        assert_eq!(g.budget(Some(900_000), 700_000, t0 + Duration::from_secs(5)), Some(900_000));
+        // ...until the hold ends: then the ideal layers are tried again.
+        assert_eq!(g.budget(Some(900_000), 700_000, t0 + BUDGET_HOLD + Duration::from_millis(1)), None);
     }
 
     #[test]
