@@ -132,3 +132,10 @@ describe('simulcast layer preference', () => {
     expect(JSON.parse(JSON.stringify(off))).toEqual({ type: 'layer_preference', producer_id: 'p-11aa:0', max_height: 0 });
   });
 });
+
+describe('ICE restart', () => {
+  it('serialises ice_restart as docs/protocol.md shows it', () => {
+    const msg: ClientMessage = { type: 'ice_restart' };
+    expect(JSON.stringify(msg)).toBe('{"type":"ice_restart"}');
+  });
+});

@@ -44,7 +44,12 @@ export type ClientMessage =
    * How tall (device pixels, 0..=4320) we show a remote video: the SFU forwards the highest
    * simulcast layer that fits (at least the lowest), none while 0. Other producers ignore it.
    */
-  | { type: 'layer_preference'; producer_id: string; max_height: number };
+  | { type: 'layer_preference'; producer_id: string; max_height: number }
+  /**
+   * The subscribe connection's media broke while this socket works: the server sends a new
+   * `subscribe_offer` with fresh ICE credentials (after the one in flight, if any is).
+   */
+  | { type: 'ice_restart' };
 
 // Server → client
 export type ServerMessage =

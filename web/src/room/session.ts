@@ -5,8 +5,12 @@
 // Connection loss:
 // - the server sends `reconnect` (its media worker restarted): close both PeerConnections and
 //   wait on the same socket for the next `welcome`, then publish again;
-// - the socket closes, or a PeerConnection fails (ICE/DTLS): "reconnecting…", then a full
-//   re-join (new POST join, new socket) with exponential backoff and jitter (backoff.ts).
+// - a PeerConnection's ICE breaks (disconnected for 2 s, or failed) while the socket is open:
+//   "reconnecting…" and an ICE restart of that connection (iceRecovery.ts; publish: restartIce
+//   and a new offer, subscribe: `ice_restart` asks the server for a new offer), same participant;
+//   if media is not back within 10 s, a full re-join as below;
+// - the socket closes, or DTLS fails: "reconnecting…", then a full re-join (new POST join,
+//   new socket) with exponential backoff and jitter (backoff.ts).
 import { joinRoom, ApiError } from '../api';
 import { SignalingClient, resolveWsUrl, type ClientMessage, type PcName, type ServerMessage, type TrackInfo, type LogEntry } from '../signaling';
 import { Store } from '../store';
@@ -14,6 +18,7 @@ import { E2eeClient, e2eeApi, type E2eeApi } from '../e2ee/client';
 import { deriveRoomKey } from '../e2ee/frame';
 import { NO_COUNTERS, addCounters, type DecryptCounters } from '../e2ee/status';
 import { MAX_RECONNECT_ATTEMPTS, backoffDelay } from './backoff';
+import { ICE_OK, nextIceCheck, stepIceRecovery, type IceEffect, type IceEvent, type IceRecoveryState, type IceState } from './iceRecovery';
 import {
   DEFAULT_SETTINGS,
   acquireLocalMedia,
@@ -74,6 +79,16 @@ export interface RoomDebugHandle {
   readonly layerPreferences: Record<string, number>;
   /** Test hook: pins a producer's `layer_preference` (null: back to its tile's size). */
   setLayerPreference(producerId: string, maxHeight: number | null): void;
+  /** ICE restarts: per connection how many were started, and the recoveries they brought. */
+  readonly iceRestarts: IceRestartStats;
+}
+
+export interface IceRestartStats {
+  started: Record<PcName, number>;
+  /** Recoveries (media back without a re-join) and how long each took from the first restart (ms). */
+  recoveredMs: number[];
+  /** Recoveries that gave up and re-joined. */
+  fellBack: number;
 }
 
 export interface JoinOptions {
@@ -87,8 +102,6 @@ export interface JoinOptions {
   passphrase?: string | null;
 }
 
-/** A PeerConnection that stays "disconnected" this long is treated as failed. */
-const DISCONNECTED_GRACE_MS = 6000;
 /** After `reconnect`, the server's new `welcome` should come quickly; else re-join. */
 const WELCOME_AFTER_RECONNECT_MS = 15000;
 const STATS_INTERVAL_MS = 1000;
@@ -134,7 +147,12 @@ export class RoomSession {
   private refreshTimer: number | null = null;
   /** Seconds the current token lives, when the gateway refreshes tokens over signaling. */
   private tokenLifetime: number | null = null;
-  private readonly disconnectTimers: Record<PcName, number | null> = { publish: null, subscribe: null };
+  /** ICE restarts when media breaks and signaling works (iceRecovery.ts). */
+  private iceRecovery: IceRecoveryState = ICE_OK;
+  private iceTimer: number | null = null;
+  /** The publish connection needs an ICE restart offer once its outstanding offer is answered. */
+  private publishRestartPending = false;
+  private readonly iceStats: IceRestartStats = { started: { publish: 0, subscribe: 0 }, recoveredMs: [], fellBack: 0 };
   private pending: Record<PcName, RemoteCandidate[]> = { publish: [], subscribe: [] };
   private publishQueue = this.newQueue('publish');
   private subscribeQueue = this.newQueue('subscribe');
@@ -227,6 +245,10 @@ export class RoomSession {
       },
       setLayerPreference(producerId: string, maxHeight: number | null) {
         session.layers.pin(producerId, maxHeight);
+      },
+      get iceRestarts() {
+        const s = session.iceStats;
+        return { started: { ...s.started }, recoveredMs: [...s.recoveredMs], fellBack: s.fellBack };
       },
     };
   }
@@ -485,11 +507,7 @@ export class RoomSession {
       pc.onicecandidate = pc.onconnectionstatechange = pc.oniceconnectionstatechange = pc.ontrack = null;
       pc.close();
     }
-    for (const name of ['publish', 'subscribe'] as const) {
-      const t = this.disconnectTimers[name];
-      if (t !== null) window.clearTimeout(t);
-      this.disconnectTimers[name] = null;
-    }
+    this.resetIceRecovery();
     if (this.e2ee && (this.publishPc || this.subscribePc)) this.e2ee.forget(`${this.pcGeneration}/`);
     this.publishPc = this.subscribePc = null;
     this.cameraTx = this.micTx = this.screenTx = null;
@@ -527,25 +545,19 @@ export class RoomSession {
       log(`${name} pc connection: ${pc.connectionState}`);
       if (!current()) return;
       this.dispatch({ type: 'pc_state', pc: name, state: pc.connectionState });
-      const timer = this.disconnectTimers[name];
-      if (pc.connectionState !== 'disconnected' && timer !== null) {
-        window.clearTimeout(timer);
-        this.disconnectTimers[name] = null;
-      }
-      if (pc.connectionState === 'failed') {
-        this.scheduleReconnect(`The ${name === 'publish' ? 'sending' : 'receiving'} media connection failed (ICE/DTLS).`);
-      } else if (pc.connectionState === 'disconnected' && timer === null) {
-        this.disconnectTimers[name] = window.setTimeout(() => {
-          this.disconnectTimers[name] = null;
-          if (current() && pc.connectionState === 'disconnected') {
-            this.scheduleReconnect(`The ${name === 'publish' ? 'sending' : 'receiving'} media connection was lost.`);
-          }
-        }, DISCONNECTED_GRACE_MS);
+      if (pc.connectionState === 'failed' && pc.iceConnectionState !== 'failed' && pc.iceConnectionState !== 'disconnected') {
+        // DTLS failed over working ICE: an ICE restart would not help.
+        this.scheduleReconnect(`The ${name === 'publish' ? 'sending' : 'receiving'} media connection failed (DTLS).`);
       } else if (pc.connectionState === 'connected' && this.attempt > 0) {
         this.attempt = 0; // media flows again: the next loss starts the backoff from the beginning
       }
     };
-    pc.oniceconnectionstatechange = () => log(`${name} pc ice: ${pc.iceConnectionState}`);
+    // ICE disconnected or failed: an ICE restart while the socket is open (iceRecovery.ts).
+    pc.oniceconnectionstatechange = () => {
+      log(`${name} pc ice: ${pc.iceConnectionState}`);
+      if (!current()) return;
+      this.iceEvent({ type: 'ice', pc: name, state: pc.iceConnectionState as IceState, signalingOpen: this.signalingOpen() });
+    };
     if (name === 'subscribe') {
       const gen = this.pcGeneration;
       pc.ontrack = (e) => {
@@ -620,7 +632,13 @@ export class RoomSession {
       }
       case 'error':
         log(`server error ${msg.code}: ${msg.message}${msg.fatal ? ' (fatal)' : ''}`);
-        if (msg.code === 'unknown_type' && msg.message.includes('layer_preference')) {
+        if (msg.code === 'unknown_type' && msg.message.includes('`ice_restart`')) {
+          // A gateway without ICE restarts: fall back to re-joining.
+          this.iceEvent({ type: 'refused', reason: 'The server cannot restart the media connection.' });
+          return;
+        }
+        // (The message lists the known types, so look for the refused one in backquotes.)
+        if (msg.code === 'unknown_type' && msg.message.includes('`layer_preference`')) {
           // A gateway without simulcast: it forwards everything anyway; nothing to tell the user.
           this.layers.disable();
           return;
@@ -696,6 +714,77 @@ export class RoomSession {
     this.send({ type: 'media_state', audio_muted: this.audioMuted, video_muted: this.videoMuted });
   }
 
+  // ---- ICE restarts ----
+
+  private signalingOpen(): boolean {
+    return this.signaling !== null && this.signaling.readyState === WebSocket.OPEN;
+  }
+
+  private iceEvent(ev: IceEvent): void {
+    if (this.ended) return;
+    const step = stepIceRecovery(this.iceRecovery, ev, Date.now());
+    this.iceRecovery = step.state;
+    this.scheduleIceCheck();
+    for (const effect of step.effects) this.applyIceEffect(effect);
+  }
+
+  private applyIceEffect(effect: IceEffect): void {
+    switch (effect.type) {
+      case 'recovering':
+        log(`ICE restart: ${effect.reason}`);
+        this.dispatch({ type: 'ice_restarting', reason: effect.reason });
+        return;
+      case 'restart':
+        this.iceStats.started[effect.pc]++;
+        log(`ICE restart of the ${effect.pc} connection (attempt ${effect.attempt})`);
+        if (effect.pc === 'publish') this.restartPublishIce();
+        else if (!this.send({ type: 'ice_restart' })) this.iceEvent({ type: 'refused', reason: 'The connection to the server was lost.' });
+        return;
+      case 'recovered':
+        log(`ICE restart: media is back after ${effect.ms} ms`);
+        this.iceStats.recoveredMs.push(effect.ms);
+        this.dispatch({ type: 'ice_recovered' });
+        return;
+      case 'rejoin':
+        this.iceStats.fellBack++;
+        this.scheduleReconnect(effect.reason);
+        return;
+    }
+  }
+
+  private scheduleIceCheck(): void {
+    if (this.iceTimer !== null) window.clearTimeout(this.iceTimer);
+    this.iceTimer = null;
+    const at = nextIceCheck(this.iceRecovery);
+    if (at === null || this.ended) return;
+    this.iceTimer = window.setTimeout(() => {
+      this.iceTimer = null;
+      this.iceEvent({ type: 'tick', signalingOpen: this.signalingOpen() });
+    }, Math.max(0, at - Date.now()) + 5);
+  }
+
+  private resetIceRecovery(): void {
+    if (this.iceTimer !== null) window.clearTimeout(this.iceTimer);
+    this.iceTimer = null;
+    this.iceRecovery = ICE_OK;
+    this.publishRestartPending = false;
+  }
+
+  /** restartIce and a new publish_offer, the way a screen share renegotiates (after an offer in flight is answered). */
+  private restartPublishIce(): void {
+    const pc = this.publishPc;
+    if (!pc) return;
+    this.publishQueue.push('ice restart', async () => {
+      if (pc !== this.publishPc || this.ended) return;
+      if (pc.signalingState !== 'stable') {
+        this.publishRestartPending = true; // applyPublishAnswer sends it
+        return;
+      }
+      pc.restartIce();
+      await this.sendPublishOffer(pc);
+    });
+  }
+
   // ---- publish ----
 
   private async sendPublishOffer(pc: RTCPeerConnection): Promise<void> {
@@ -715,6 +804,12 @@ export class RoomSession {
     await pc.setRemoteDescription({ type: 'answer', sdp });
     await this.flushCandidates('publish', pc);
     await this.applySendParameters();
+    if (this.publishRestartPending && pc === this.publishPc && !this.ended) {
+      // An ICE restart was asked for while this offer was out: its offer goes now.
+      this.publishRestartPending = false;
+      pc.restartIce();
+      await this.sendPublishOffer(pc);
+    }
   }
 
   /** Bitrate caps per preset and degradation preference (camera balanced, screen keeps resolution). */

@@ -199,6 +199,36 @@ describe('room features', () => {
   });
 });
 
+describe('ICE restart', () => {
+  it('"reconnecting" during an ICE restart keeps the tiles; recovered brings "joined" back, same id', () => {
+    const tracks = [{ mid: '0', producer_id: 'p-a:0', participant_id: 'p-a', kind: 'video' as const }];
+    let s = run([server(welcome), { type: 'tracks_applied', tracks }]);
+    const id = s.selfId;
+    s = roomReducer(s, { type: 'ice_restarting', reason: 'The receiving media connection failed; restoring it.' });
+    expect(s.phase).toBe('reconnecting');
+    expect(s.reconnect).toEqual({ attempt: 0, reason: 'The receiving media connection failed; restoring it.', retryAt: null, iceRestart: true });
+    expect(s.tracks).toEqual(tracks);
+    expect(remoteTiles(s).map((t) => t.hasVideo)).toEqual([true]);
+    s = roomReducer(s, { type: 'ice_recovered' });
+    expect(s.phase).toBe('joined');
+    expect(s.reconnect).toBeNull();
+    expect(s.selfId).toBe(id);
+    expect(s.iceRestarts).toBe(1);
+    expect(s.reconnects).toBe(0);
+  });
+
+  it('the fallback re-join takes over; a late "recovered" does not end a re-join', () => {
+    let s = run([server(welcome), { type: 'ice_restarting', reason: 'lost' }]);
+    s = roomReducer(s, { type: 'reconnecting', attempt: 1, reason: 'did not come back', retryAt: 100 });
+    expect(roomReducer(s, { type: 'ice_recovered' })).toBe(s);
+    // Only a joined room starts an ICE restart.
+    expect(roomReducer(s, { type: 'ice_restarting', reason: 'x' })).toBe(s);
+    s = roomReducer(s, server({ ...welcome, participant_id: 'p-me2' }));
+    expect(s.phase).toBe('joined');
+    expect(s.reconnects).toBe(1);
+  });
+});
+
 describe('room params', () => {
   it('reads ?name and ?autojoin', () => {
     expect(parseRoomParams('?name=A&autojoin=1')).toEqual({ name: 'A', autojoin: true, preset: null });

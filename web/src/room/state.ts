@@ -46,6 +46,8 @@ export interface ReconnectInfo {
   reason: string;
   /** When the next attempt starts (ms), or null when waiting for the server. */
   retryAt: number | null;
+  /** An ICE restart on the same session (signaling works, media broke): no re-join yet. */
+  iceRestart?: boolean;
 }
 
 export interface RoomState {
@@ -69,6 +71,8 @@ export interface RoomState {
   reconnect: ReconnectInfo | null;
   /** How many times this session got back in after a connection loss. */
   reconnects: number;
+  /** How many times media came back by an ICE restart (same participant, same socket). */
+  iceRestarts: number;
   /** Non-fatal problems, newest last (at most MAX_NOTICES). */
   notices: Notice[];
   /** Why the session ended, when phase is failed/disconnected. */
@@ -104,6 +108,7 @@ export function initialRoomState(roomId: string, selfName = ''): RoomState {
     reactions: [],
     reconnect: null,
     reconnects: 0,
+    iceRestarts: 0,
     notices: [],
     endReason: null,
     wasJoined: false,
@@ -120,6 +125,10 @@ export type RoomAction =
   | { type: 'pc_state'; pc: 'publish' | 'subscribe'; state: RTCPeerConnectionState | 'none' }
   | { type: 'tracks_applied'; tracks: TrackInfo[] }
   | { type: 'reconnecting'; attempt: number; reason: string; retryAt: number | null }
+  /** Media broke while signaling works: ICE restart in progress (tiles and tracks stay). */
+  | { type: 'ice_restarting'; reason: string }
+  /** The ICE restart brought media back. */
+  | { type: 'ice_recovered' }
   | { type: 'broadcast'; state: BroadcastState }
   | { type: 'expire_reactions'; now: number }
   | { type: 'notice'; code: string; message: string; at?: number }
@@ -286,6 +295,12 @@ export function roomReducer(state: RoomState, action: RoomAction): RoomState {
         subscribePcState: 'none',
         reconnect: { attempt: action.attempt, reason: action.reason, retryAt: action.retryAt },
       };
+    case 'ice_restarting':
+      if (state.phase !== 'joined') return state;
+      return { ...state, phase: 'reconnecting', reconnect: { attempt: 0, reason: action.reason, retryAt: null, iceRestart: true } };
+    case 'ice_recovered':
+      if (state.phase !== 'reconnecting' || !state.reconnect?.iceRestart) return state;
+      return { ...state, phase: 'joined', reconnect: null, iceRestarts: state.iceRestarts + 1 };
     case 'broadcast':
       return { ...state, broadcast: action.state };
     case 'expire_reactions': {
