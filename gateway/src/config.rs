@@ -62,6 +62,10 @@ pub struct Config {
     /// HLS segment duration (a whole number of parts is best).
     #[arg(long, env = "ROOMCAST_SEGMENT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(500..=6000))]
     pub segment_ms: u64,
+    /// Tests only, never in production: enables `POST /api/ops/faults/blackhole` (drop a
+    /// participant's media for a while) without authentication.
+    #[arg(long, env = "ROOMCAST_FAULT_INJECTION")]
+    pub fault_injection: bool,
     /// Consecutive compositor restarts before a broadcast is marked failed.
     #[arg(long, env = "ROOMCAST_MAX_COMPOSITOR_RESTARTS", default_value_t = 5)]
     pub max_compositor_restarts: u32,
@@ -104,6 +108,7 @@ impl Config {
             web_dir: PathBuf::from("web/dist"),
             jwt_secret: None,
             ice_disconnect_timeout_secs: 30,
+            fault_injection: false,
             compositor_bin: None,
             rtp_port_min: 41000,
             rtp_port_max: 49000,

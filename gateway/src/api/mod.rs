@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ops/pipelines", get(ops::list))
         .route("/ops/pipelines/{room}/restart", post(ops::restart))
         .route("/ops/drain", post(ops::drain).delete(ops::undrain))
+        .route("/ops/faults/blackhole", post(ops::blackhole))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .fallback(|| async { error::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API endpoint; see docs/protocol.md") });
     let api = match security::cors(&state.config.allowed_origins) {

@@ -239,3 +239,35 @@ pub async fn refuse_when_draining(State(app): State<AppState>, req: Request, nex
     }
     next.run(req).await
 }
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlackholeBody {
+    room: String,
+    participant_id: String,
+    /// How long to drop the participant's media; at most a minute.
+    ms: u64,
+}
+
+/// `POST /api/ops/faults/blackhole` (only with `--fault-injection`, for tests): the SFU drops
+/// every datagram to and from one participant for `ms`, as if its network broke while its
+/// signaling socket stays up.
+pub async fn blackhole(State(app): State<AppState>, body: Result<Json<BlackholeBody>, axum::extract::rejection::JsonRejection>) -> Result<StatusCode, ApiError> {
+    if !app.config.fault_injection {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "fault injection is off (tests start the gateway with --fault-injection)"));
+    }
+    let Json(body) = body?;
+    if body.ms == 0 || body.ms > 60_000 {
+        return Err(ApiError::bad_request("ms must be 1..=60000"));
+    }
+    let room = app.rooms.get(&body.room).ok_or_else(ApiError::room_not_found)?;
+    let (reply, found) = tokio::sync::oneshot::channel();
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(body.ms);
+    let sent = app.workers[room.worker].send(crate::sfu::Command::Blackhole { room: body.room.clone(), participant: body.participant_id.clone(), until, reply });
+    if sent && found.await.unwrap_or(false) {
+        tracing::warn!(room = %body.room, participant = %body.participant_id, ms = body.ms, "fault injected: the participant's media is dropped");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(StatusCode::NOT_FOUND, "participant_not_found", format!("nobody with id {:?} is in room {}", body.participant_id, body.room)))
+    }
+}

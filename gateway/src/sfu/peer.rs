@@ -12,11 +12,17 @@ pub struct Peer {
     deadline: Instant,
     /// Input was handled or RTP queued since the last drive.
     dirty: bool,
+    /// Fault injection: every datagram to and from this peer is dropped until then.
+    pub blackholed_until: Option<Instant>,
 }
 
 impl Peer {
     pub fn new(rtc: Rtc, now: Instant) -> Self {
-        Self { rtc, deadline: now, dirty: true }
+        Self { rtc, deadline: now, dirty: true, blackholed_until: None }
+    }
+
+    pub fn blackholed(&self, now: Instant) -> bool {
+        self.blackholed_until.is_some_and(|t| now < t)
     }
 
     pub fn mark_dirty(&mut self) {
@@ -50,8 +56,10 @@ impl Peer {
             self.rtc.disconnect();
             return;
         }
+        let blackholed = self.blackholed(now);
         loop {
             match self.rtc.poll_output() {
+                Ok(Output::Transmit(_)) if blackholed => {}
                 Ok(Output::Transmit(t)) => send(socket, &t.contents, t.destination),
                 Ok(Output::Timeout(t)) => {
                     // Never spin: a deadline in the past is served on the next loop turn.

@@ -72,6 +72,8 @@ pub struct Participant {
     offer_slot: OfferSlot,
     pending_offer: Option<SdpPendingOffer>,
     renegotiate: bool,
+    /// The client asked for an ICE restart of its subscribe connection (`ice_restart`).
+    ice_restart: bool,
     pub ice_lost_since: Option<Instant>,
     /// The subscribe connection's bandwidth estimate (str0m's TWCC BWE), once there is one.
     pub bwe_bps: Option<u64>,
@@ -130,13 +132,18 @@ impl Participant {
         if !self.renegotiate {
             return;
         }
-        let any = self.consumers.iter().any(|c| c.state.needs_offer());
+        let any = self.ice_restart || self.consumers.iter().any(|c| c.state.needs_offer());
         if !self.offer_slot.can_offer(any) {
             self.renegotiate = self.offer_slot.in_flight() && any;
             return;
         }
         self.renegotiate = false;
         let mut change = self.subscribe.rtc.sdp_api();
+        let restarting = std::mem::take(&mut self.ice_restart);
+        if restarting {
+            // Fresh ICE credentials; our one host candidate stays.
+            change.ice_restart(true);
+        }
         for c in &mut self.consumers {
             match c.state {
                 ConsumerState::ToAdd => {
@@ -306,6 +313,7 @@ impl Room {
             offer_slot: OfferSlot::default(),
             pending_offer: None,
             renegotiate: false,
+            ice_restart: false,
             ice_lost_since: None,
             bwe_bps: None,
             budget_gate: BudgetGate::default(),
@@ -403,6 +411,16 @@ impl Room {
             .collect();
         for producer_id in wanted {
             self.request_keyframe(&producer_id, None, now, None);
+        }
+    }
+
+    /// The client's subscribe connection lost media while signaling works: offer again with
+    /// fresh ICE credentials (after any offer in flight is answered).
+    pub fn restart_subscribe_ice(&mut self, participant: &str) {
+        if let Some(p) = self.get_mut(participant) {
+            tracing::info!(participant, "ICE restart of the subscribe connection requested");
+            p.ice_restart = true;
+            p.renegotiate = true;
         }
     }
 

@@ -42,6 +42,9 @@ pub enum Command {
     AttachLeg { room: String, producer_id: String, rtp_to: SocketAddr, rtcp_to: SocketAddr },
     /// Fault injection: the worker thread panics (tests of worker recovery).
     Panic,
+    /// Fault injection: drop a participant's UDP (both connections) until `until`, as if its
+    /// network broke while signaling stays up. `reply`: whether it was found.
+    Blackhole { room: String, participant: String, until: Instant, reply: oneshot::Sender<bool> },
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -264,6 +267,7 @@ impl Worker {
                     ClientMsg::Candidate { pc, candidate, .. } => r.add_remote_candidate(&participant, pc, &candidate),
                     ClientMsg::Chat { .. } | ClientMsg::Reaction { .. } | ClientMsg::MediaState { .. } => r.relay(&participant, &msg),
                     ClientMsg::LayerPreference { producer_id, max_height } => r.set_layer_preference(&participant, &producer_id, max_height),
+                    ClientMsg::IceRestart => r.restart_subscribe_ice(&participant),
                     // Answered by the signaling session itself.
                     ClientMsg::RefreshToken | ClientMsg::RemoveParticipant { .. } => {}
                     ClientMsg::Leave => {
@@ -311,6 +315,18 @@ impl Worker {
                 }
             }
             Command::Panic => panic!("SFU worker {}: fault injected", self.index),
+            Command::Blackhole { room, participant, until, reply } => {
+                let p = self.rooms.get_mut(&room).and_then(|r| r.get_mut(&participant));
+                let found = p.is_some();
+                if let Some(p) = p {
+                    tracing::warn!(worker = self.index, room = %room, participant = %participant, "fault injection: dropping this participant's media");
+                    p.subscribe.blackholed_until = Some(until);
+                    if let Some(publish) = p.publish.as_mut() {
+                        publish.blackholed_until = Some(until);
+                    }
+                }
+                let _ = reply.send(found);
+            }
             Command::Snapshot { room, reply } => {
                 let snap = self.rooms.get(&room).map(|r| {
                     let (participants, producers) = r.snapshot();
@@ -446,7 +462,9 @@ impl Worker {
         if let Some((room, participant, role)) = self.routes.get(&source).cloned() {
             if let Some(peer) = self.rooms.get_mut(&room).and_then(|r| r.get_mut(&participant)).and_then(|p| p.peer_mut(role)) {
                 if peer.rtc.accepts(&input) {
-                    peer.handle_datagram(input);
+                    if !peer.blackholed(Instant::now()) {
+                        peer.handle_datagram(input);
+                    }
                     return;
                 }
             }
@@ -457,7 +475,9 @@ impl Worker {
                 for role in [PcRole::Publish, PcRole::Subscribe] {
                     let Some(peer) = p.peer_mut(role) else { continue };
                     if peer.rtc.accepts(&input) {
-                        peer.handle_datagram(input);
+                        if !peer.blackholed(Instant::now()) {
+                            peer.handle_datagram(input);
+                        }
                         self.routes.insert(source, (room_id.clone(), p.info.id.clone(), role));
                         return;
                     }

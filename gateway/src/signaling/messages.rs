@@ -44,6 +44,9 @@ pub enum ClientMsg {
     /// How tall the sender shows a remote video: the SFU sends the tallest simulcast layer that
     /// fits (at least the lowest); 0 pauses that video.
     LayerPreference { producer_id: String, max_height: u32 },
+    /// The subscribe connection's media broke while signaling works: the server sends a new
+    /// `subscribe_offer` with fresh ICE credentials. (The publish side restarts by offering.)
+    IceRestart,
 }
 
 pub const MAX_CHAT_CHARS: usize = 2000;
@@ -166,7 +169,7 @@ pub enum ErrorCode {
     Internal,
 }
 
-const KNOWN_TYPES: &[&str] = &["publish_offer", "subscribe_answer", "candidate", "leave", "chat", "reaction", "media_state", "refresh_token", "remove_participant", "layer_preference"];
+const KNOWN_TYPES: &[&str] = &["publish_offer", "subscribe_answer", "candidate", "leave", "chat", "reaction", "media_state", "refresh_token", "remove_participant", "layer_preference", "ice_restart"];
 
 /// Parses one text frame. The error is the `error` message to send back.
 pub fn parse_client_msg(text: &str) -> Result<ClientMsg, ServerMsg> {
@@ -237,6 +240,7 @@ mod tests {
             ClientMsg::LayerPreference { producer_id: "p-1:1".into(), max_height: 360 }
         );
         assert!(parse_client_msg(r#"{"type":"layer_preference","producer_id":"p-1:1","max_height":-1}"#).is_err());
+        assert_eq!(parse_client_msg(r#"{"type":"ice_restart"}"#).unwrap(), ClientMsg::IceRestart);
     }
 
     #[test]

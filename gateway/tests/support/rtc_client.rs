@@ -40,6 +40,8 @@ pub struct Controls {
     pub drop_media: Arc<AtomicBool>,
     /// Every signaling message received.
     pub log: Arc<Mutex<Vec<Value>>>,
+    /// Signaling messages the test wants sent (sent within ~50 ms).
+    pub outbox: Arc<Mutex<Vec<Value>>>,
 }
 
 pub async fn client_with(base: String, room: String, publisher: bool, counters: Arc<Counters>, controls: Controls) -> anyhow::Result<()> {
@@ -69,6 +71,7 @@ pub async fn client_with(base: String, room: String, publisher: bool, counters: 
     let mut seq: u64 = 1;
     let start = Instant::now();
     let mut next_frame = tokio::time::Instant::now();
+    let mut outbox_tick = tokio::time::interval(Duration::from_millis(50));
     loop {
         if controls.drop_media.load(Ordering::Relaxed) {
             // The network is gone for this client: only signaling keeps running.
@@ -106,6 +109,12 @@ pub async fn client_with(base: String, room: String, publisher: bool, counters: 
                 }
             }
             _ = tokio::time::sleep_until(sleep_until) => rtc.handle_input(Input::Timeout(Instant::now()))?,
+            _ = outbox_tick.tick() => {
+                let queued: Vec<Value> = std::mem::take(&mut *controls.outbox.lock().unwrap());
+                for m in queued {
+                    ws.send(Message::Text(m.to_string().into())).await?;
+                }
+            }
             _ = tokio::time::sleep_until(next_frame), if publishing => {
                 next_frame += Duration::from_micros(1_000_000 / FPS);
                 let pt = rtc.codec_config().find(|p| p.spec().codec == Codec::Vp8).map(|p| p.pt()).expect("VP8");

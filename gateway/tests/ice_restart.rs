@@ -1,0 +1,92 @@
+//! ICE restart of a subscribe connection: a participant's media is dropped (fault injection,
+//! signaling stays up); it asks for `ice_restart`, gets a new `subscribe_offer` with fresh ICE
+//! credentials, answers it, and media flows again on the same session. The fault endpoint is
+//! off unless `--fault-injection` is set.
+
+#[path = "support/rtc_client.rs"]
+#[allow(dead_code)] // the benchmark uses the rest
+mod rtc_client;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rtc_client::{client_with, Controls, Counters};
+use serde_json::{json, Value};
+
+fn ufrag(sdp: &str) -> Option<String> {
+    sdp.lines().find_map(|l| l.trim().strip_prefix("a=ice-ufrag:").map(str::to_owned))
+}
+
+fn offers(c: &Controls) -> Vec<String> {
+    c.log.lock().unwrap().iter().filter(|v| v["type"] == "subscribe_offer").filter_map(|v| v["sdp"].as_str().and_then(ufrag)).collect()
+}
+
+async fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "{what} did not happen within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_connection_restarts_ice_and_media_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = roomcast::Config::for_tests(dir.path());
+    config.fault_injection = true;
+    let server = roomcast::start(config).await.unwrap();
+    let base = format!("http://{}", server.http_addr);
+    let http = reqwest::Client::new();
+    let room: Value = http.post(format!("{base}/api/rooms")).json(&json!({"name": "restart"})).send().await.unwrap().json().await.unwrap();
+    let room = room["id"].as_str().unwrap().to_owned();
+
+    let counters = Arc::new(Counters::default());
+    let watcher = Controls::default();
+    tokio::spawn(client_with(base.clone(), room.clone(), false, counters.clone(), watcher.clone()));
+    tokio::spawn(client_with(base.clone(), room.clone(), true, Arc::new(Counters::default()), Controls::default()));
+    wait_until("the watcher receiving media", Duration::from_secs(20), || counters.received.load(Ordering::Relaxed) > 0).await;
+    let watcher_id = watcher.log.lock().unwrap().iter().find(|v| v["type"] == "welcome").and_then(|v| v["participant_id"].as_str().map(str::to_owned)).unwrap();
+
+    // Bad fault requests are refused clearly.
+    let blackhole = |body: Value| http.post(format!("{base}/api/ops/faults/blackhole")).json(&body).send();
+    assert_eq!(blackhole(json!({"room": room, "participant_id": "p-nobody", "ms": 1000})).await.unwrap().status().as_u16(), 404);
+    assert_eq!(blackhole(json!({"room": room, "participant_id": watcher_id, "ms": 0})).await.unwrap().status().as_u16(), 400);
+
+    // The watcher's network breaks for 2 s: nothing arrives.
+    assert_eq!(blackhole(json!({"room": room, "participant_id": watcher_id, "ms": 2000})).await.unwrap().status().as_u16(), 204);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let during = counters.received.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(counters.received.load(Ordering::Relaxed), during, "media is dropped during the blackhole");
+    tokio::time::sleep(Duration::from_millis(900)).await;
+
+    // It asks for an ICE restart: a new offer with new credentials, then media again.
+    let before = offers(&watcher);
+    let restart = Instant::now();
+    watcher.outbox.lock().unwrap().push(json!({"type": "ice_restart"}));
+    wait_until("a restart subscribe_offer", Duration::from_secs(5), || offers(&watcher).len() > before.len()).await;
+    let after = offers(&watcher);
+    assert_ne!(after.last(), before.last(), "the restart offer carries fresh ICE credentials: {after:?}");
+    let at_offer = counters.received.load(Ordering::Relaxed);
+    wait_until("media after the ICE restart", Duration::from_secs(10), || counters.received.load(Ordering::Relaxed) > at_offer + 30).await;
+    println!("ice_restart → media again in {:?}", restart.elapsed());
+    // Same session: no rejoin, no second welcome.
+    assert_eq!(watcher.log.lock().unwrap().iter().filter(|v| v["type"] == "welcome").count(), 1);
+    assert!(!watcher.log.lock().unwrap().iter().any(|v| v["type"] == "error"), "{:?}", watcher.log.lock().unwrap());
+}
+
+#[tokio::test]
+async fn the_fault_endpoint_is_off_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = roomcast::start(roomcast::Config::for_tests(dir.path())).await.unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/api/ops/faults/blackhole", server.http_addr))
+        .json(&json!({"room": "r-1", "participant_id": "p-1", "ms": 1000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("--fault-injection"), "{body}");
+}
