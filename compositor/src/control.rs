@@ -76,6 +76,8 @@ pub enum Command {
     RemoveParticipant { id: String },
     AddTrack(TrackSpec),
     RemoveTrack { track_id: String },
+    /// The participant turned its camera off (or on): its tile shows the named placeholder.
+    SetVideoMuted { id: String, muted: bool },
     Shutdown,
 }
 
@@ -138,6 +140,10 @@ enum Wire {
     },
     RemoveTrack {
         track_id: String,
+    },
+    SetVideoMuted {
+        id: String,
+        muted: bool,
     },
     Shutdown,
 }
@@ -252,6 +258,10 @@ pub fn parse_line(line: &str) -> Result<Command, ControlError> {
             check_id("track_id", &track_id)?;
             Ok(Command::RemoveTrack { track_id })
         }
+        Wire::SetVideoMuted { id, muted } => {
+            check_id("id", &id)?;
+            Ok(Command::SetVideoMuted { id, muted })
+        }
         Wire::Shutdown => Ok(Command::Shutdown),
     }
 }
@@ -301,6 +311,13 @@ mod tests {
             parse_line(r#"{"op":"remove_track","track_id":"p-1:0"}"#),
             Ok(Command::RemoveTrack {
                 track_id: "p-1:0".into()
+            })
+        );
+        assert_eq!(
+            parse_line(r#"{"op":"set_video_muted","id":"p-1","muted":true}"#),
+            Ok(Command::SetVideoMuted {
+                id: "p-1".into(),
+                muted: true
             })
         );
         assert_eq!(parse_line(r#"{"op":"shutdown"}"#), Ok(Command::Shutdown));

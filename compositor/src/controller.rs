@@ -539,6 +539,7 @@ fn target_of(cmd: &Command) -> Option<String> {
         Command::AddParticipant { id, .. } | Command::RemoveParticipant { id } => Some(id.clone()),
         Command::AddTrack(t) => Some(t.track_id.clone()),
         Command::RemoveTrack { track_id } => Some(track_id.clone()),
+        Command::SetVideoMuted { id, .. } => Some(id.clone()),
         Command::Shutdown => None,
     }
 }

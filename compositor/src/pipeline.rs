@@ -767,6 +767,13 @@ impl Pipeline {
                 Self::place(&input.mixer_pad, *rect, *zorder);
             }
         }
+        // Video inputs the scene leaves out (a camera turned off) are hidden, not removed:
+        // turning the camera back on shows them at once.
+        for (tid, input) in &self.tracks {
+            if input.mixer == self.vmix && !scene.videos.iter().any(|(v, _, _)| v == tid) {
+                input.mixer_pad.set_property("alpha", 0.0f64);
+            }
+        }
         Ok(())
     }
 

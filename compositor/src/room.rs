@@ -16,6 +16,8 @@ pub const ZORDER_VIDEO: u32 = 3;
 pub struct Participant {
     pub id: String,
     pub name: String,
+    /// Camera off: its first video track (the camera) is hidden, the placeholder shows.
+    pub video_muted: bool,
 }
 
 /// Where everything goes on the canvas.
@@ -96,6 +98,10 @@ impl Room {
                         .iter()
                         .filter(|t| t.participant_id == p.id && t.kind == Kind::Video);
                     for (n, t) in videos.enumerate() {
+                        // The camera is the first video track; a screen share stays visible.
+                        if n == 0 && p.video_muted {
+                            continue;
+                        }
                         scene
                             .videos
                             .push((t.track_id.clone(), *slot, ZORDER_VIDEO + n as u32));
@@ -118,6 +124,7 @@ impl Room {
                 self.participants.push(Participant {
                     id: id.clone(),
                     name: name.clone(),
+                    video_muted: false,
                 });
                 Ok(vec![
                     Effect::AddPlaceholder {
@@ -190,6 +197,15 @@ impl Room {
                     effects.push(Effect::Layout(self.scene()));
                 }
                 Ok(effects)
+            }
+            Command::SetVideoMuted { id, muted } => {
+                let p = self
+                    .participants
+                    .iter_mut()
+                    .find(|p| p.id == id)
+                    .ok_or(ControlError::UnknownParticipant(id))?;
+                p.video_muted = muted;
+                Ok(vec![Effect::Layout(self.scene())])
             }
             Command::Shutdown => Ok(vec![Effect::Shutdown]),
         }
@@ -275,6 +291,24 @@ mod tests {
             .unwrap();
         let s = last_scene(&e);
         assert_eq!(s.videos[1], ("b:1".to_string(), b_tile, ZORDER_VIDEO + 1));
+    }
+
+    #[test]
+    fn camera_off_shows_the_placeholder_but_keeps_a_screen_share() {
+        let mut room = Room::new(1280, 720);
+        join(&mut room, "a");
+        room.apply(Command::AddTrack(track("a:0", "a", Codec::Vp8, 40000))).unwrap();
+        room.apply(Command::AddTrack(track("a:1", "a", Codec::Vp8, 40002))).unwrap();
+        let s = last_scene(&room.apply(Command::SetVideoMuted { id: "a".into(), muted: true }).unwrap());
+        let ids: Vec<_> = s.videos.iter().map(|(id, _, _)| id.as_str()).collect();
+        assert_eq!(ids, ["a:1"], "the camera is hidden, the share stays");
+        assert_eq!(s.placeholders.len(), 1, "the named placeholder is under it");
+        let s = last_scene(&room.apply(Command::SetVideoMuted { id: "a".into(), muted: false }).unwrap());
+        assert_eq!(s.videos.len(), 2);
+        assert_eq!(
+            room.apply(Command::SetVideoMuted { id: "zz".into(), muted: true }),
+            Err(ControlError::UnknownParticipant("zz".into()))
+        );
     }
 
     #[test]

@@ -223,6 +223,14 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
     thread::sleep(Duration::from_secs(3));
     let t4 = Instant::now();
 
+    // red turns its camera off (media keeps flowing): its named placeholder shows; then on again
+    c.send(r#"{"op":"set_video_muted","id":"p0","muted":true}"#);
+    thread::sleep(Duration::from_secs(2));
+    let t5 = Instant::now();
+    c.send(r#"{"op":"set_video_muted","id":"p0","muted":false}"#);
+    thread::sleep(Duration::from_secs(2));
+    let t6 = Instant::now();
+
     let log_path = c.log.clone();
     let (items, code) = c.finish();
     for s in &senders {
@@ -245,7 +253,7 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
         "bad line reported: {events:?}"
     );
     let applied = events.iter().filter(|e| e["event"] == "applied").count();
-    assert_eq!(applied, 3 + 3 + 1 + 2 + 1 + 1, "applied acks: {events:?}");
+    assert_eq!(applied, 3 + 3 + 1 + 2 + 1 + 2 + 1, "applied acks: {events:?}");
     assert!(events
         .iter()
         .any(|e| e["event"] == "stats" && e["fps_out"].as_f64().unwrap_or(0.0) > 0.0));
@@ -344,7 +352,7 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
         .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
         .collect();
     assert!(
-        times.len() as f64 >= 13.0 * FPS as f64,
+        times.len() as f64 >= 17.0 * FPS as f64,
         "{} video frames",
         times.len()
     );
@@ -388,6 +396,12 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
             vec![Red, Placeholder, Yellow, Placeholder],
             "blue stalled",
         ),
+        (
+            t5,
+            vec![Placeholder, Placeholder, Yellow, Placeholder],
+            "red's camera off",
+        ),
+        (t6, vec![Red, Placeholder, Yellow, Placeholder], "red's camera on"),
     ];
     for (i, (until, expected, what)) in phases.iter().enumerate() {
         let path = dir.join(format!("phase{i}.mp4"));

@@ -64,7 +64,7 @@ pub struct Config {
     pub segment_ms: u64,
     /// Tests only, never in production: enables `POST /api/ops/faults/blackhole` (drop a
     /// participant's media for a while) without authentication.
-    #[arg(long, env = "ROOMCAST_FAULT_INJECTION")]
+    #[arg(long, env = "ROOMCAST_FAULT_INJECTION", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
     pub fault_injection: bool,
     /// Consecutive compositor restarts before a broadcast is marked failed.
     #[arg(long, env = "ROOMCAST_MAX_COMPOSITOR_RESTARTS", default_value_t = 5)]

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use roomcast_compositor::layout::{layout, Rect};
 use roomcast_e2e::compositor_bin;
+use roomcast_e2e::synthetic::signaling::ClientMessage;
 use roomcast_e2e::synthetic::{signaling, Colour, JoinOptions, SyntheticParticipant};
 
 const W: u32 = 1280;
@@ -241,6 +242,26 @@ async fn live_room_grid_with_join_and_leave() -> Result<()> {
         }
         ensure!(msn < last_before + 4, "red's tile did not go away (tiles {})", describe(&tiles));
         msn += 1;
+    }
+
+    // Green turns its camera off (its media keeps flowing): the broadcast shows its named
+    // placeholder instead; camera on again brings green back.
+    for (muted, want_green) in [(true, false), (false, true)] {
+        let last_before = hls.playlist().await?.context("playlist")?.segments.last().unwrap().0;
+        people[0].send(ClientMessage::MediaState { audio_muted: false, video_muted: muted })?;
+        let mut m = last_before + 1;
+        loop {
+            let pl = hls.wait_segment(m, Duration::from_secs(10)).await?;
+            let tiles = hls.frames(&pl, m, &dir).await?.last().tiles(3);
+            let green_shown = close(Colour::GREEN, tiles[0]);
+            if green_shown == want_green && (want_green || is_placeholder(tiles[0])) && close(Colour::BLUE, tiles[1]) {
+                println!("camera {} → green tile {} in segment {m}, {} segment(s) later", if muted { "off" } else { "on" }, if want_green { "back" } else { "a placeholder" }, m - last_before);
+                break;
+            }
+            ensure!(m < last_before + 3, "camera {}: tiles {}", if muted { "off" } else { "on" }, describe(&tiles));
+            m += 1;
+        }
+        msn = m;
     }
 
     // Regular segment durations, contiguous numbering, no discontinuity through join and leave.

@@ -273,6 +273,11 @@ impl Supervisor {
                     self.set(|s| s.legs = roster.tracks.len());
                 }
             }
+            LegEvent::VideoMuted { id, muted } => {
+                if roster.participants.contains(&id) {
+                    comp.send(&json!({"op": "set_video_muted", "id": id, "muted": muted})).await?;
+                }
+            }
         }
         Ok(())
     }

@@ -197,6 +197,8 @@ pub enum LegEvent {
     /// A producer whose codec is known: the supervisor allocates ports and attaches a leg.
     TrackAdded { producer_id: String, participant_id: String, kind: MediaKindName, codec: &'static str, payload_type: u8, clock_rate: u32 },
     TrackRemoved { producer_id: String },
+    /// The participant turned its camera off or on.
+    VideoMuted { id: String, muted: bool },
 }
 
 pub struct Room {
@@ -249,6 +251,9 @@ impl Room {
         self.legs.clear();
         for p in &self.participants {
             let _ = events.send(LegEvent::ParticipantJoined { id: p.info.id.clone(), name: p.info.name.clone() });
+            if p.info.video_muted {
+                let _ = events.send(LegEvent::VideoMuted { id: p.info.id.clone(), muted: true });
+            }
             for prod in &p.producers {
                 if let Some(ev) = track_added(&p.info.id, prod) {
                     let _ = events.send(ev);
@@ -446,7 +451,12 @@ impl Room {
             ClientMsg::Reaction { emoji } => (ServerMsg::Reaction { participant_id: participant.to_owned(), emoji: emoji.clone() }, true),
             ClientMsg::MediaState { audio_muted, video_muted } => {
                 p.info.audio_muted = *audio_muted;
+                let camera_changed = p.info.video_muted != *video_muted;
                 p.info.video_muted = *video_muted;
+                if camera_changed {
+                    // The broadcast shows the named placeholder while the camera is off.
+                    self.tell_broadcast(LegEvent::VideoMuted { id: participant.to_owned(), muted: *video_muted });
+                }
                 (ServerMsg::MediaState { participant_id: participant.to_owned(), audio_muted: *audio_muted, video_muted: *video_muted }, false)
             }
             _ => return,
@@ -532,14 +542,26 @@ impl Room {
                 }
             }
             Event::IceConnectionStateChange(state) => {
+                let mut recovered = Vec::new();
                 if let Some(p) = self.get_mut(participant) {
                     match state {
                         IceConnectionState::Disconnected => {
                             p.ice_lost_since.get_or_insert(now);
-                            tracing::info!(room = %self.id, participant, ?role, "ICE disconnected; removing the participant if it does not come back");
+                            tracing::info!(participant, ?role, "ICE disconnected; removing the participant if it does not come back");
                         }
-                        _ => p.ice_lost_since = None,
+                        _ => {
+                            let was_lost = p.ice_lost_since.take().is_some();
+                            // Media is back (e.g. after an ICE restart): the subscriber's decoders
+                            // lost references meanwhile, so ask for keyframes now rather than
+                            // waiting for its own requests.
+                            if was_lost && role == PcRole::Subscribe && matches!(state, IceConnectionState::Connected | IceConnectionState::Completed) {
+                                recovered = p.consumers.iter().filter(|c| c.kind == MediaKind::Video).map(|c| (c.producer_id.clone(), c.layer.current())).collect();
+                            }
+                        }
                     }
+                }
+                for (producer, layer) in recovered {
+                    self.request_keyframe(&producer, layer, now, Some(stats));
                 }
             }
             _ => {}

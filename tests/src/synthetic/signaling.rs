@@ -62,6 +62,11 @@ pub enum ClientMessage {
         sdp_mid: Option<String>,
     },
     Leave,
+    /// Microphone/camera state (the broadcast shows a placeholder while the camera is off).
+    MediaState {
+        audio_muted: bool,
+        video_muted: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
