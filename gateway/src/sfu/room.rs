@@ -74,6 +74,9 @@ pub struct Participant {
     renegotiate: bool,
     /// The client asked for an ICE restart of its subscribe connection (`ice_restart`).
     ice_restart: bool,
+    /// Per connection (publish, subscribe): `None` until first connected, then whether ICE is
+    /// connected now. A reconnect (an ICE restart, or the network back) asks for keyframes.
+    ice_up: [Option<bool>; 2],
     pub ice_lost_since: Option<Instant>,
     /// The subscribe connection's bandwidth estimate (str0m's TWCC BWE), once there is one.
     pub bwe_bps: Option<u64>,
@@ -319,6 +322,7 @@ impl Room {
             pending_offer: None,
             renegotiate: false,
             ice_restart: false,
+            ice_up: [None, None],
             ice_lost_since: None,
             bwe_bps: None,
             budget_gate: BudgetGate::default(),
@@ -544,20 +548,30 @@ impl Room {
             Event::IceConnectionStateChange(state) => {
                 let mut recovered = Vec::new();
                 if let Some(p) = self.get_mut(participant) {
+                    let slot = &mut p.ice_up[role as usize];
+                    let up = matches!(state, IceConnectionState::Connected | IceConnectionState::Completed);
+                    // Media is back after a gap (an ICE restart, or the network returning): the
+                    // decoders on the far side lost references, so ask for keyframes now rather
+                    // than waiting for their own requests.
+                    let reconnected = up && *slot == Some(false);
+                    if up || slot.is_some() {
+                        *slot = Some(up);
+                    }
                     match state {
                         IceConnectionState::Disconnected => {
                             p.ice_lost_since.get_or_insert(now);
                             tracing::info!(participant, ?role, "ICE disconnected; removing the participant if it does not come back");
                         }
-                        _ => {
-                            let was_lost = p.ice_lost_since.take().is_some();
-                            // Media is back (e.g. after an ICE restart): the subscriber's decoders
-                            // lost references meanwhile, so ask for keyframes now rather than
-                            // waiting for its own requests.
-                            if was_lost && role == PcRole::Subscribe && matches!(state, IceConnectionState::Connected | IceConnectionState::Completed) {
-                                recovered = p.consumers.iter().filter(|c| c.kind == MediaKind::Video).map(|c| (c.producer_id.clone(), c.layer.current())).collect();
-                            }
-                        }
+                        _ => p.ice_lost_since = None,
+                    }
+                    if reconnected {
+                        tracing::info!(participant, ?role, "ICE reconnected; asking for keyframes");
+                        recovered = match role {
+                            // What it receives: the producers of its video consumers.
+                            PcRole::Subscribe => p.consumers.iter().filter(|c| c.kind == MediaKind::Video).map(|c| (c.producer_id.clone(), c.layer.current())).collect(),
+                            // What it sends: its own video, for everyone receiving it.
+                            PcRole::Publish => p.producers.iter().filter(|x| x.kind == MediaKind::Video).map(|x| (x.id.clone(), None)).collect(),
+                        };
                     }
                 }
                 for (producer, layer) in recovered {
