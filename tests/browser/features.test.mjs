@@ -171,6 +171,12 @@ describe('room features', () => {
     const labelsBefore = await senderLabels();
     await ben.getByRole('button', { name: 'Settings' }).click();
     const camera = ben.getByLabel('Camera', { exact: true });
+    // The list is re-read when the local stream changes; until Chromium exposes device labels
+    // again (e.g. right after the camera was turned off and on) it shows "Camera 1…", so wait
+    // for the real labels before picking one.
+    await ben
+      .waitForFunction(() => [...document.querySelectorAll('#call-camera option')].some((o) => o.textContent === 'fake_device_2'), null, { timeout: 15000 })
+      .catch(() => undefined);
     const options = await camera.locator('option').allTextContents();
     const other = options.find((o) => o === 'fake_device_2') ?? options.find((o) => o !== labelsBefore.video);
     assert.ok(other, `a second camera to switch to: ${JSON.stringify(options)} (sending ${labelsBefore.video})`);
