@@ -10,6 +10,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::mpsc;
 
 const MAX_HEADER: u32 = 1 << 20;
 const MAX_BODY: u32 = 64 << 20;
@@ -54,8 +55,14 @@ pub fn decode_item(header: &[u8], body: Bytes) -> Result<Item, String> {
 pub struct Compositor {
     child: Child,
     stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    /// Items read by a task of their own: the supervisor waits on this in a `select!` next to
+    /// other work, and a channel receive is cancel-safe where a half-read frame is not (a
+    /// dropped read would lose bytes and desync the framing).
+    items: mpsc::Receiver<std::io::Result<Option<Item>>>,
 }
+
+/// How many items may wait unread (parts are ~1/3 s each; events are small).
+const ITEM_QUEUE: usize = 64;
 
 impl Compositor {
     pub fn spawn(bin: &Path, format: &OutputFormat, room: &str) -> std::io::Result<Self> {
@@ -73,7 +80,9 @@ impl Compositor {
             .spawn()?;
         let stdin = child.stdin.take().expect("piped stdin");
         let stdout = BufReader::with_capacity(256 * 1024, child.stdout.take().expect("piped stdout"));
-        Ok(Self { child, stdin, stdout })
+        let (tx, items) = mpsc::channel(ITEM_QUEUE);
+        tokio::spawn(read_items(stdout, tx));
+        Ok(Self { child, stdin, items })
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -87,25 +96,9 @@ impl Compositor {
         self.stdin.flush().await
     }
 
-    /// The next output item; `Ok(None)` when the process closed its output.
+    /// The next output item; `Ok(None)` when the process closed its output. Cancel-safe.
     pub async fn next_item(&mut self) -> std::io::Result<Option<Item>> {
-        let header_len = match self.stdout.read_u32().await {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        if header_len > MAX_HEADER {
-            return Err(invalid(format!("header of {header_len} bytes")));
-        }
-        let mut header = vec![0u8; header_len as usize];
-        self.stdout.read_exact(&mut header).await?;
-        let body_len = self.stdout.read_u32().await?;
-        if body_len > MAX_BODY {
-            return Err(invalid(format!("body of {body_len} bytes")));
-        }
-        let mut body = vec![0u8; body_len as usize];
-        self.stdout.read_exact(&mut body).await?;
-        decode_item(&header, Bytes::from(body)).map(Some).map_err(invalid)
+        self.items.recv().await.unwrap_or(Ok(None))
     }
 
     /// Asks for a clean stop, then kills the process if it does not exit in time.
@@ -120,6 +113,39 @@ impl Compositor {
     pub async fn kill(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// Reads items until the output ends or fails (the last thing sent says which), or until
+/// nobody listens any more.
+async fn read_items(mut stdout: BufReader<ChildStdout>, tx: mpsc::Sender<std::io::Result<Option<Item>>>) {
+    loop {
+        let item = read_item(&mut stdout).await;
+        let last = !matches!(item, Ok(Some(_)));
+        if tx.send(item).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+/// One framed item from the stream; `Ok(None)` at a clean end.
+async fn read_item(stdout: &mut BufReader<ChildStdout>) -> std::io::Result<Option<Item>> {
+    let header_len = match stdout.read_u32().await {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if header_len > MAX_HEADER {
+        return Err(invalid(format!("header of {header_len} bytes")));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    stdout.read_exact(&mut header).await?;
+    let body_len = stdout.read_u32().await?;
+    if body_len > MAX_BODY {
+        return Err(invalid(format!("body of {body_len} bytes")));
+    }
+    let mut body = vec![0u8; body_len as usize];
+    stdout.read_exact(&mut body).await?;
+    decode_item(&header, Bytes::from(body)).map(Some).map_err(invalid)
 }
 
 fn invalid(msg: String) -> std::io::Error {
@@ -156,5 +182,45 @@ mod tests {
         assert!(matches!(decode_item(br#"{"kind":"event","event":"stats","fps_out":30}"#, Bytes::new()).unwrap(), Item::Event(_)));
         assert!(decode_item(b"{", Bytes::new()).is_err());
         assert!(decode_item(br#"{"kind":"mystery"}"#, Bytes::new()).is_err());
+    }
+
+    /// The supervisor polls `next_item` in a `select!` that other branches win all the time;
+    /// items written in small pieces must still all arrive intact (a cancelled half-read used
+    /// to desync the framing: "header of 4077241568 bytes").
+    #[tokio::test]
+    async fn items_survive_a_select_that_keeps_cancelling_the_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("fake-compositor");
+        // 40 event frames, each written in 3-byte pieces with pauses between them.
+        std::fs::write(
+            &fake,
+            r#"#!/usr/bin/env python3
+import json, struct, sys, time
+out = sys.stdout.buffer
+for i in range(40):
+    h = json.dumps({"kind": "event", "event": "stats", "n": i}).encode()
+    frame = struct.pack(">I", len(h)) + h + struct.pack(">I", 0)
+    for k in range(0, len(frame), 3):
+        out.write(frame[k:k + 3]); out.flush(); time.sleep(0.0005)
+"#,
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let format = OutputFormat { width: 64, height: 36, fps: 30, part: Duration::from_millis(333), segment: Duration::from_secs(1) };
+        let mut comp = Compositor::spawn(&fake, &format, "r-test").unwrap();
+        let mut tick = tokio::time::interval(Duration::from_micros(200));
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            tokio::select! {
+                item = comp.next_item() => match item.expect("the framing stays intact") {
+                    Some(Item::Event(v)) => seen.push(v["n"].as_u64().unwrap()),
+                    Some(other) => panic!("unexpected {other:?}"),
+                    None => break,
+                },
+                _ = tick.tick() => assert!(tokio::time::Instant::now() < deadline, "only {} items", seen.len()),
+            }
+        }
+        assert_eq!(seen, (0..40).collect::<Vec<_>>());
     }
 }
