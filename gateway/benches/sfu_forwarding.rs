@@ -2,6 +2,10 @@
 //!
 //!     cargo bench -p roomcast --bench sfu_forwarding -- [--subscribers 1,10,50,200] [--seconds 10]
 //!
+//! Each K runs with bandwidth estimation on the subscribe connections (the default) and
+//! without, so the cost of TWCC/BWE is measured against a baseline from the same machine and
+//! build; `--bwe on|off` runs one variant only (one process each gives the cleanest numbers).
+//!
 //! Clients are real WebRTC endpoints (str0m, ICE + DTLS + SRTP) that join through HTTP and
 //! WebSocket like a browser. The publisher sends a VP8-shaped stream (30 fps, 4 packets of
 //! 1100 bytes per frame, a keyframe every 2 s: ~1.1 Mbit/s). CPU is the SFU worker thread's own
@@ -25,12 +29,21 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     println!("SFU forwarding, 1 publisher -> K subscribers, {FPS} fps x {PACKETS_PER_FRAME} pkts x {PAYLOAD_BYTES} B, {seconds} s per run");
     println!("{:>5} {:>10} {:>12} {:>10} {:>16} {:>14} {:>16} {:>7}", "K", "sent pps", "fwd pps", "worker %", "fwd pps / core", "us / fwd pkt", "consumers/core", "loss %");
-    for k in ks {
-        let r = rt.block_on(run(k, seconds))?;
-        println!(
-            "{:>5} {:>10.0} {:>12.0} {:>10.1} {:>16.0} {:>14.2} {:>16.0} {:>7.2}",
-            k, r.sent_pps, r.fwd_pps, r.cpu * 100.0, r.fwd_pps / r.cpu.max(1e-9), r.cpu * 1e6 / r.fwd_pps.max(1e-9), k as f64 / r.cpu.max(1e-9), r.loss * 100.0
-        );
+    // `--bwe on|off` runs one variant (one process per variant keeps the runs independent).
+    let variants: Vec<bool> = match arg("--bwe").as_deref() {
+        Some("on") => vec![true],
+        Some("off") => vec![false],
+        _ => vec![true, false],
+    };
+    for bwe in variants {
+        println!("-- bandwidth estimation on subscribe connections: {}", if bwe { "on (default)" } else { "off" });
+        for &k in &ks {
+            let r = rt.block_on(run(k, seconds, bwe))?;
+            println!(
+                "{:>5} {:>10.0} {:>12.0} {:>10.1} {:>16.0} {:>14.2} {:>16.0} {:>7.2}",
+                k, r.sent_pps, r.fwd_pps, r.cpu * 100.0, r.fwd_pps / r.cpu.max(1e-9), r.cpu * 1e6 / r.fwd_pps.max(1e-9), k as f64 / r.cpu.max(1e-9), r.loss * 100.0
+            );
+        }
     }
     Ok(())
 }
@@ -43,10 +56,11 @@ struct RunResult {
     loss: f64,
 }
 
-async fn run(k: usize, seconds: u64) -> anyhow::Result<RunResult> {
+async fn run(k: usize, seconds: u64, bwe: bool) -> anyhow::Result<RunResult> {
     let dir = std::env::temp_dir().join(format!("roomcast-bench-{}", std::process::id()));
     let mut config = roomcast::Config::for_tests(&dir);
     config.workers = Some(1);
+    config.bwe = bwe;
     config.max_participants = k + 10;
     let server = roomcast::start(config).await?;
     let base = format!("http://{}", server.http_addr);

@@ -62,6 +62,11 @@ pub struct Config {
     /// HLS segment duration (a whole number of parts is best).
     #[arg(long, env = "ROOMCAST_SEGMENT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(500..=6000))]
     pub segment_ms: u64,
+    /// Bandwidth estimation (TWCC) on subscribe connections, so simulcast layers fit each
+    /// subscriber's link under congestion. Costs SFU CPU per forwarded packet (see the README's
+    /// forwarding benchmark); turn it off where links are known to be ample.
+    #[arg(long, env = "ROOMCAST_BWE", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub bwe: bool,
     /// Tests only, never in production: enables `POST /api/ops/faults/blackhole` (drop a
     /// participant's media for a while) without authentication.
     #[arg(long, env = "ROOMCAST_FAULT_INJECTION", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
@@ -109,6 +114,7 @@ impl Config {
             jwt_secret: None,
             ice_disconnect_timeout_secs: 30,
             fault_injection: false,
+            bwe: true,
             compositor_bin: None,
             rtp_port_min: 41000,
             rtp_port_max: 49000,

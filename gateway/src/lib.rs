@@ -102,6 +102,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             announce_ip: config.announce_ip(),
             ice_disconnect_timeout: config.ice_disconnect_timeout(),
             samples: Some(sample_sink.clone()),
+            bwe: config.bwe,
         })?);
     }
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -124,6 +124,8 @@ pub struct WorkerConfig {
     pub ice_disconnect_timeout: Duration,
     /// Where call-quality samples go (the store's writer queue: never blocks); none in benches.
     pub samples: Option<SampleSink>,
+    /// Bandwidth estimation on subscribe connections (`--bwe`).
+    pub bwe: bool,
 }
 
 pub fn spawn(index: usize, config: WorkerConfig) -> anyhow::Result<WorkerHandle> {
@@ -245,7 +247,11 @@ impl Worker {
             Command::Join { room, info, out } => {
                 // The subscribe connection estimates its bandwidth (TWCC), so simulcast layers
                 // can be chosen to fit; it starts at 1 Mbit/s and probes upward.
-                let mut rtc = rtc_config().enable_bwe(Some(str0m::bwe::Bitrate::kbps(1000))).build(now);
+                let mut config = rtc_config();
+                if self.config.bwe {
+                    config = config.enable_bwe(Some(str0m::bwe::Bitrate::kbps(1000)));
+                }
+                let mut rtc = config.build(now);
                 rtc.add_local_candidate(self.candidate.clone());
                 tracing::info!(worker = self.index, room = %room, participant = %info.id, "participant joined");
                 let r = self.rooms.entry(room.clone()).or_insert_with(|| Room::new(room.clone()));
