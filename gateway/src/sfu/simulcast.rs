@@ -53,17 +53,17 @@ pub fn choose_layer(layers: &[Layer], max_height: u32, now: Instant) -> Option<u
     if max_height == 0 {
         return None;
     }
-    let active: Vec<usize> = (0..layers.len()).filter(|&i| layers[i].active(now)).collect();
-    let fitting = active
-        .iter()
-        .copied()
+    // Called per packet for compositor legs: no allocation, layers are few (≤ 3).
+    let active = |i: &usize| layers[*i].active(now);
+    let fitting = (0..layers.len())
+        .filter(active)
         .filter(|&i| layers[i].height.is_some_and(|h| h <= max_height))
         .max_by_key(|&i| layers[i].height);
     if fitting.is_some() {
         return fitting;
     }
     // Nothing known fits: the lowest active layer by known height, else by SDP order.
-    active.iter().copied().min_by_key(|&i| (layers[i].height.unwrap_or(u32::MAX), i))
+    (0..layers.len()).filter(active).min_by_key(|&i| (layers[i].height.unwrap_or(u32::MAX), i))
 }
 
 /// Like [`choose_layer`], within a bandwidth budget: the tallest fitting layer whose measured
