@@ -142,6 +142,8 @@ async fn room_of_three_late_joiner_and_leaver() -> Result<()> {
                 |s| {
                     !s.participants_in_latest_offer().contains(&red_id)
                         && s.remote(&red_id).is_some_and(|r| r.left && r.tracks_active == 0)
+                        // The offer is recorded before its answer is sent: wait for both.
+                        && p.latest_subscribe_offer().is_some_and(|o| o.answered_at.is_some())
                 },
                 Duration::from_secs(10),
             )
