@@ -37,6 +37,9 @@ impl RunningServer {
         tracing::info!("shutdown: draining (no new rooms, joins or broadcasts)");
         let report = api::ops::drain_node(&self.state).await;
         tracing::info!(stopped = ?report.stopped, still_running = ?report.still_running, "shutdown: broadcasts stopped");
+        // Participants hear it before the HTTP server stops (their sockets are upgraded
+        // connections, which graceful shutdown does not wait for).
+        self.state.ops.close_sessions();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -46,6 +49,10 @@ impl RunningServer {
                 tracing::warn!(wait = ?HTTP_SHUTDOWN_WAIT, "shutdown: HTTP requests still open; closing them");
                 self.task.abort();
             }
+        }
+        // Sessions said `leave` to their workers on the way out; now the media threads end.
+        for w in self.state.workers.iter() {
+            w.stop();
         }
         self.state.rooms.flush().await;
     }

@@ -377,18 +377,49 @@ async fn metrics_parse_as_prometheus_text_and_have_the_names() {
 }
 
 #[tokio::test]
-async fn shutdown_stops_broadcasts_and_ends_playlists() {
+async fn shutdown_tells_participants_stops_broadcasts_workers_and_ends_playlists() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::Message;
+
     let mut env = env().await;
     let room = env.room().await;
     env.start_broadcast(&room).await;
     env.wait_state(&room, "failed").await;
+    // A participant in the room, its signaling socket open (the welcome read).
+    let token = env.keys.mint(&room, "p-1", "Ada", Role::Publisher, Duration::from_secs(600));
+    let ws_url = format!("{}/ws?token={token}", env.base.replacen("http", "ws", 1));
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("signaling socket");
+    let first = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("welcome").unwrap().unwrap();
+    assert!(first.to_text().unwrap().contains("\"welcome\""), "{first:?}");
+
     let server = env.server.take().unwrap();
     let state = server.state.clone();
+    let began = Instant::now();
     tokio::time::timeout(Duration::from_secs(20), server.shutdown()).await.expect("shutdown finishes");
+    // The participant was told (1012: service restart, so clients re-join), not cut off; and
+    // the open socket did not hold shutdown up for the 10 s grace period.
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a close frame") {
+            Some(Ok(Message::Close(frame))) => break frame.expect("a close code"),
+            Some(Ok(_)) => continue,
+            other => panic!("socket ended without a close frame: {other:?}"),
+        }
+    };
+    assert_eq!(close.code, CloseCode::Restart, "{close:?}");
+    assert!(close.reason.contains("restarting"), "{close:?}");
+    assert!(began.elapsed() < Duration::from_secs(8), "shutdown took {:?}", began.elapsed());
     assert!(state.ops.is_draining());
     assert!(state.broadcasts.rooms().is_empty());
     assert_eq!(state.broadcasts.hls.stats(&room).map(|s| s.ended), Some(true));
     assert!(env.http.get(format!("{}/healthz", env.base)).send().await.is_err(), "the HTTP server is down");
+    // The SFU worker threads end, and the monitor does not bring them back.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while state.workers.iter().any(|w| w.is_alive()) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(state.workers.iter().all(|w| !w.is_alive()), "SFU workers still running after shutdown");
 }
 
 fn cli(args: &[&str]) -> std::process::Output {

@@ -29,12 +29,33 @@ const COMPOSITOR_EXIT_WAIT: Duration = Duration::from_secs(5);
 const SNAPSHOT_WAIT: Duration = Duration::from_millis(500);
 
 /// Node-wide ops state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct OpsState {
     draining: AtomicBool,
+    /// Set once when the process shuts down: every signaling session closes (1012).
+    closing: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for OpsState {
+    fn default() -> Self {
+        Self { draining: AtomicBool::new(false), closing: tokio::sync::watch::Sender::new(false) }
+    }
 }
 
 impl OpsState {
+    /// Tells every signaling session that the server is going down.
+    pub fn close_sessions(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once the server is going down (at once if it already is).
+    pub fn closing(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.closing.subscribe();
+        async move {
+            let _ = rx.wait_for(|closing| *closing).await;
+        }
+    }
+
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }

@@ -651,7 +651,10 @@ impl Room {
     fn forward(&mut self, participant: &str, pkt: RtpPacket, now: Instant, stats: &WorkerStats) -> (u64, u64) {
         let none = (0, 0);
         let Some(from) = self.index_of(participant) else { return none };
-        let publisher = &mut self.participants[from];
+        // Split borrows (publisher / everyone else / legs) so the per-packet path reads the
+        // producer in place instead of cloning its id and layers for every packet.
+        let (before, rest) = self.participants.split_at_mut(from);
+        let Some((publisher, after)) = rest.split_first_mut() else { return none };
         let Some(peer) = publisher.publish.as_mut() else { return none };
         let Some((mid, rid)) = peer.rtc.direct_api().stream_rx(&pkt.header.ssrc).map(|s| (s.mid(), s.rid())) else { return none };
         let Some(producer) = publisher.producers.iter_mut().find(|p| p.mid == mid) else { return none };
@@ -664,8 +667,7 @@ impl Room {
                 }
             }
         }
-        let Some(params) = producer.params.clone() else { return none };
-        let producer_id = producer.id.clone();
+        let Some(params) = producer.params.as_ref() else { return none };
         let is_video = producer.kind == MediaKind::Video;
         let keyframe = starts_keyframe(params.spec().codec, &pkt.payload);
         if keyframe && is_video {
@@ -692,7 +694,9 @@ impl Room {
                 }
             }
         }
-        let layers = producer.layers.clone();
+        let producer = &*producer;
+        let producer_id = producer.id.as_str();
+        let layers = producer.layers.as_slice();
         let clock_rate = params.spec().clock_rate.get();
         let mut wanted_layer = None;
         let mut ext = pkt.header.ext_vals.clone();
@@ -702,20 +706,17 @@ impl Room {
 
         let mut needs_keyframe = false;
         let mut sent = 0u64;
-        for (i, other) in self.participants.iter_mut().enumerate() {
-            if i == from {
-                continue;
-            }
+        for other in before.iter_mut().chain(after.iter_mut()) {
             let sub = &mut other.subscribe;
             for c in other.consumers.iter_mut().filter(|c| c.producer_id == producer_id) {
                 let ConsumerState::Active(out_mid) = c.state else { continue };
                 if c.pt.is_none() {
-                    c.pt = sub.rtc.codec_config().match_params(params.clone()).map(|p| p.pt());
+                    c.pt = sub.rtc.codec_config().match_params(*params).map(|p| p.pt());
                 }
                 let Some(pt) = c.pt else { continue };
                 let mut timestamp = pkt.header.timestamp;
                 if let Some(layer) = layer {
-                    c.layer.set_target(c.allocated.unwrap_or_else(|| choose_layer(&layers, c.max_height, now)));
+                    c.layer.set_target(c.allocated.unwrap_or_else(|| choose_layer(layers, c.max_height, now)));
                     match c.layer.on_packet(layer, keyframe) {
                         LayerDecision::Drop => {
                             if let Some(t) = c.layer.wants_keyframe() {
@@ -756,7 +757,7 @@ impl Room {
         for leg in self.legs.iter_mut().filter(|l| l.producer_id == producer_id) {
             let mut timestamp = pkt.header.timestamp;
             if let Some(layer) = layer {
-                leg.layer.set_target(choose_layer(&layers, LEG_MAX_HEIGHT, now));
+                leg.layer.set_target(choose_layer(layers, LEG_MAX_HEIGHT, now));
                 match leg.layer.on_packet(layer, keyframe) {
                     LayerDecision::Drop => {
                         if let Some(t) = leg.layer.wants_keyframe() {
@@ -775,10 +776,12 @@ impl Room {
                 Err(_) => {}
             }
         }
-        if needs_keyframe {
-            self.request_keyframe(&producer_id, layer, now, Some(stats));
-        } else if wanted_layer.is_some() {
-            self.request_keyframe(&producer_id, wanted_layer, now, Some(stats));
+        // Rare (a consumer or leg waits for a keyframe): only then is the id copied, to end
+        // the borrow of the publisher.
+        let keyframe_layer = if needs_keyframe { Some(layer) } else { wanted_layer.map(Some) };
+        if let Some(l) = keyframe_layer {
+            let producer_id = producer_id.to_owned();
+            self.request_keyframe(&producer_id, l, now, Some(stats));
         }
         (sent, sent * pkt.payload.len() as u64)
     }

@@ -42,6 +42,8 @@ pub enum Command {
     AttachLeg { room: String, producer_id: String, rtp_to: SocketAddr, rtcp_to: SocketAddr },
     /// Fault injection: the worker thread panics (tests of worker recovery).
     Panic,
+    /// Shutdown: the thread ends (see `WorkerHandle::stop`).
+    Stop,
     /// Fault injection: drop a participant's UDP (both connections) until `until`, as if its
     /// network broke while signaling stays up. `reply`: whether it was found.
     Blackhole { room: String, participant: String, until: Instant, reply: oneshot::Sender<bool> },
@@ -69,6 +71,8 @@ struct WorkerThread {
     tx: Sender<Command>,
     alive: Arc<AtomicBool>,
     generation: u64,
+    /// Stopped on purpose (shutdown): not to be replaced.
+    stopped: bool,
 }
 
 impl WorkerHandle {
@@ -90,7 +94,7 @@ impl WorkerHandle {
     /// broadcasts notice the new generation and join again.
     pub fn respawn_if_dead(&self) -> bool {
         let mut slot = self.thread.write().expect("worker slot");
-        if slot.alive.load(Ordering::Relaxed) {
+        if slot.stopped || slot.alive.load(Ordering::Relaxed) {
             return false;
         }
         let config = WorkerConfig { bind: self.udp_addr, ..self.config.clone() };
@@ -107,6 +111,13 @@ impl WorkerHandle {
                 false
             }
         }
+    }
+
+    /// Ends the worker thread for good (shutdown); the monitor does not replace it.
+    pub fn stop(&self) {
+        let mut slot = self.thread.write().expect("worker slot");
+        slot.stopped = true;
+        let _ = slot.tx.send(Command::Stop);
     }
 
     /// Fault injection for tests: makes the worker thread panic.
@@ -136,7 +147,7 @@ pub fn spawn(index: usize, config: WorkerConfig) -> anyhow::Result<WorkerHandle>
         udp_addr: local,
         stats,
         config,
-        thread: Arc::new(RwLock::new(WorkerThread { tx, alive, generation: 0 })),
+        thread: Arc::new(RwLock::new(WorkerThread { tx, alive, generation: 0, stopped: false })),
     })
 }
 
@@ -215,6 +226,10 @@ impl Worker {
             WorkerStats::add(&self.stats.loop_turns, 1);
             loop {
                 match self.rx.try_recv() {
+                    Ok(Command::Stop) => {
+                        tracing::info!(worker = self.index, rooms = self.rooms.len(), "SFU worker stopped (shutdown)");
+                        return;
+                    }
                     Ok(cmd) => self.handle_command(cmd),
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => {
@@ -321,6 +336,8 @@ impl Worker {
                 }
             }
             Command::Panic => panic!("SFU worker {}: fault injected", self.index),
+            // Handled by the run loop before dispatch.
+            Command::Stop => {}
             Command::Blackhole { room, participant, until, reply } => {
                 let p = self.rooms.get_mut(&room).and_then(|r| r.get_mut(&participant));
                 let found = p.is_some();

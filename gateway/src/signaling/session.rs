@@ -96,8 +96,18 @@ async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: AppSt
     let per_second = f64::from(app.config.messages_per_second.max(1));
     let mut rate = crate::limits::TokenBucket::new(per_second, per_second * 2.0, std::time::Instant::now());
     let mut watchdog = tokio::time::interval(std::time::Duration::from_millis(100));
+    let closing = app.ops.closing();
+    tokio::pin!(closing);
     loop {
         tokio::select! {
+            () = &mut closing => {
+                // Shutdown (SIGTERM, a deploy): 1012 "service restart" tells the client to
+                // re-join with backoff, which reaches this node again or its replacement.
+                tracing::info!(%room, %participant, "server shutting down: closing the signaling session");
+                let close = CloseFrame { code: close_code::RESTART, reason: "the server is restarting; reconnect in a moment".into() };
+                let _ = sink.send(Message::Close(Some(close))).await;
+                break;
+            }
             _ = watchdog.tick() => {
                 // The room's SFU worker was replaced: its media state is gone. Tell the client
                 // to drop its PeerConnections and join the new worker on this same socket.
