@@ -43,11 +43,12 @@ pub struct Config {
     /// The compositor binary (default: `roomcast-compositor` next to this executable).
     #[arg(long, env = "ROOMCAST_COMPOSITOR_BIN")]
     pub compositor_bin: Option<PathBuf>,
-    /// Local UDP ports for the RTP legs to compositors: first port of the range.
-    #[arg(long, env = "ROOMCAST_RTP_PORT_MIN", default_value_t = 41000)]
+    /// Local UDP ports for the RTP legs to compositors: first port of the range (below the
+    /// kernel's ephemeral range, so no outgoing socket takes a port between check and bind).
+    #[arg(long, env = "ROOMCAST_RTP_PORT_MIN", default_value_t = 20000)]
     pub rtp_port_min: u16,
     /// … and one past the last.
-    #[arg(long, env = "ROOMCAST_RTP_PORT_MAX", default_value_t = 49000)]
+    #[arg(long, env = "ROOMCAST_RTP_PORT_MAX", default_value_t = 30000)]
     pub rtp_port_max: u16,
     /// Broadcast picture size and rate.
     #[arg(long, env = "ROOMCAST_BROADCAST_WIDTH", default_value_t = 1280)]
@@ -74,6 +75,10 @@ pub struct Config {
     /// Consecutive compositor restarts before a broadcast is marked failed.
     #[arg(long, env = "ROOMCAST_MAX_COMPOSITOR_RESTARTS", default_value_t = 5)]
     pub max_compositor_restarts: u32,
+    /// Watchdog: a compositor that publishes no part for this many part durations is
+    /// restarted (3 × 333 ms by default; raise it on an overloaded host).
+    #[arg(long, env = "ROOMCAST_STALL_PARTS", default_value_t = 3)]
+    pub stall_parts: u32,
     /// Browser origins allowed to call the API and open signaling sockets (comma-separated,
     /// e.g. https://app.example.com). Empty: same-origin pages and non-browser clients only.
     #[arg(long, env = "ROOMCAST_ALLOWED_ORIGINS", value_delimiter = ',')]
@@ -116,14 +121,15 @@ impl Config {
             fault_injection: false,
             bwe: true,
             compositor_bin: None,
-            rtp_port_min: 41000,
-            rtp_port_max: 49000,
+            rtp_port_min: 20000,
+            rtp_port_max: 30000,
             broadcast_width: 1280,
             broadcast_height: 720,
             broadcast_fps: 30,
             part_ms: 333,
             segment_ms: 1000,
             max_compositor_restarts: 5,
+            stall_parts: 3,
             allowed_origins: Vec::new(),
             max_participants: 50,
             joins_per_minute: 0,

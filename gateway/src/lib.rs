@@ -122,7 +122,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         broadcast::compositor::locate(config.compositor_bin.as_deref()),
         config.output_format(),
         config.rtp_port_min..config.rtp_port_max,
-        broadcast::policy::RestartPolicy { max_restarts: config.max_compositor_restarts, ..Default::default() },
+        broadcast::policy::RestartPolicy { max_restarts: config.max_compositor_restarts, stall_parts: config.stall_parts.max(1), ..Default::default() },
     ));
     let loaded = rooms.load().await?;
     tracing::info!(store = store.kind(), at = %store_location.display(), rooms = loaded, "store open");

@@ -53,13 +53,17 @@ async fn subscribe_connection_restarts_ice_and_media_comes_back() {
     assert_eq!(blackhole(json!({"room": room, "participant_id": "p-nobody", "ms": 1000})).await.unwrap().status().as_u16(), 404);
     assert_eq!(blackhole(json!({"room": room, "participant_id": watcher_id, "ms": 0})).await.unwrap().status().as_u16(), 400);
 
-    // The watcher's network breaks for 2 s: nothing arrives.
-    assert_eq!(blackhole(json!({"room": room, "participant_id": watcher_id, "ms": 2000})).await.unwrap().status().as_u16(), 204);
+    // The watcher's network breaks for 4 s: nothing arrives. (The window is checked well inside
+    // the 4 s, so a slow reply to the request cannot make the check straddle its end.)
+    let blackholed = Instant::now();
+    assert_eq!(blackhole(json!({"room": room, "participant_id": watcher_id, "ms": 4000})).await.unwrap().status().as_u16(), 204);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let during = counters.received.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(counters.received.load(Ordering::Relaxed), during, "media is dropped during the blackhole");
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    let later = counters.received.load(Ordering::Relaxed);
+    assert!(blackholed.elapsed() < Duration::from_millis(3900), "the check ran late ({:?}); it proves nothing", blackholed.elapsed());
+    assert_eq!(later, during, "media is dropped during the blackhole");
+    tokio::time::sleep(Duration::from_millis(4200).saturating_sub(blackholed.elapsed())).await;
 
     // It asks for an ICE restart: a new offer with new credentials, then media again.
     let before = offers(&watcher);

@@ -178,12 +178,15 @@ async fn message_rate_turn_and_token_refresh() {
     assert_eq!((c["room"].as_str(), c["sub"].as_str()), (Some(id), join["participant_id"].as_str()));
 
     // 10 (the burst) pass, the rest of a flood is refused with rate_limited; the session stays.
+    let flood = std::time::Instant::now();
     for i in 0..30 {
         ws.send(Message::Text(json!({"type": "chat", "text": format!("spam {i}")}).to_string().into())).await.unwrap();
     }
     let mut limited = 0;
     let mut chats = 0;
+    let mut last_reply = flood.elapsed();
     while let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout(Duration::from_millis(500), ws.next()).await {
+        last_reply = flood.elapsed();
         let v: Value = serde_json::from_str(&t).unwrap();
         match v["code"].as_str() {
             Some("rate_limited") => limited += 1,
@@ -191,10 +194,21 @@ async fn message_rate_turn_and_token_refresh() {
             _ => {}
         }
     }
-    assert!(limited >= 15 && chats <= 12, "limited {limited}, chats {chats}");
+    // The bucket refills at 5/s while the server works through the flood: a slow machine lets
+    // a few more through, never the whole flood.
+    let allowed = 10 + (5.0 * last_reply.as_secs_f64()).ceil() as usize + 1;
+    assert!(chats <= allowed && limited >= 30 - allowed, "limited {limited}, chats {chats} (allowed {allowed} in {last_reply:?})");
+    assert!(limited >= 1, "a flood of 30 is never all let through");
     tokio::time::sleep(Duration::from_millis(1200)).await;
     ws.send(Message::Text(r#"{"type":"chat","text":"after a pause"}"#.into())).await.unwrap();
-    assert_eq!(next_json(&mut ws).await["text"], "after a pause");
+    // Skip any late reply to the flood; the chat after the pause must come through.
+    loop {
+        let v = next_json(&mut ws).await;
+        if v["type"] == "chat" && v["text"] == "after a pause" {
+            break;
+        }
+        assert_eq!(v["code"], "rate_limited", "unexpected after the pause: {v}");
+    }
 }
 
 #[tokio::test]

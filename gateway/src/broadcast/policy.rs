@@ -37,11 +37,13 @@ impl BroadcastState {
 pub struct RestartPolicy {
     pub max_restarts: u32,
     pub cap: Duration,
+    /// No part for this many part durations means the compositor is stuck (watchdog).
+    pub stall_parts: u32,
 }
 
 impl Default for RestartPolicy {
     fn default() -> Self {
-        Self { max_restarts: 5, cap: Duration::from_secs(30) }
+        Self { max_restarts: 5, cap: Duration::from_secs(30), stall_parts: 3 }
     }
 }
 
@@ -65,7 +67,7 @@ mod tests {
 
     #[test]
     fn backoff_starts_at_once_doubles_caps_and_gives_up() {
-        let p = RestartPolicy { max_restarts: 10, cap: Duration::from_secs(30) };
+        let p = RestartPolicy { max_restarts: 10, cap: Duration::from_secs(30), ..Default::default() };
         let d: Vec<_> = (1..=10).map(|a| p.delay(a).unwrap().as_millis()).collect();
         assert_eq!(d, vec![0, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
         assert_eq!(p.delay(11), None);

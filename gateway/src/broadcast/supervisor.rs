@@ -45,8 +45,6 @@ enum Exit {
     Restart,
 }
 
-/// No part for this many part durations means the compositor is stuck.
-const STALL_PARTS: u32 = 3;
 /// Publishing parts for this long makes a run healthy (it resets the retry budget).
 const HEALTHY_RUN: Duration = Duration::from_secs(1);
 /// A compositor that produces nothing this long after starting is stuck too.
@@ -135,10 +133,13 @@ impl Supervisor {
         let spawned = Instant::now();
         let mut last_part: Option<Instant> = None;
         let mut first_part: Option<Instant> = None;
-        let stall_after = self.format.part * STALL_PARTS;
+        let stall_after = self.format.part * self.policy.stall_parts;
         let mut watchdog = tokio::time::interval(self.format.part / 2);
         let exit = loop {
             tokio::select! {
+                // Biased: output already waiting is taken before the watchdog looks, so a gateway
+                // that was itself descheduled does not mistake its backlog for a stall.
+                biased;
                 _ = &mut *stop => {
                     comp.shutdown().await;
                     break Exit::Stopped;
@@ -146,17 +147,6 @@ impl Supervisor {
                 Some(()) = restart.recv() => {
                     comp.kill().await;
                     break Exit::Restart;
-                }
-                _ = watchdog.tick() => {
-                    let stalled = match last_part {
-                        Some(t) => t.elapsed() > stall_after,
-                        None => spawned.elapsed() > FIRST_PART_TIMEOUT,
-                    };
-                    if stalled {
-                        let since = last_part.unwrap_or(spawned).elapsed();
-                        comp.kill().await;
-                        break Exit::Died(format!("stalled: no part for {} ms", since.as_millis()));
-                    }
                 }
                 ev = events.recv() => {
                     let Some(ev) = ev else {
@@ -201,6 +191,17 @@ impl Supervisor {
                     }
                     Ok(None) => break Exit::Died("the compositor exited".into()),
                     Err(e) => break Exit::Died(e.to_string()),
+                },
+                _ = watchdog.tick() => {
+                    let stalled = match last_part {
+                        Some(t) => t.elapsed() > stall_after,
+                        None => spawned.elapsed() > FIRST_PART_TIMEOUT,
+                    };
+                    if stalled {
+                        let since = last_part.unwrap_or(spawned).elapsed();
+                        comp.kill().await;
+                        break Exit::Died(format!("stalled: no part for {} ms", since.as_millis()));
+                    }
                 }
             }
         };
