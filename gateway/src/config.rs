@@ -40,6 +40,10 @@ pub struct Config {
     /// Seconds a participant's ICE may stay disconnected before it is removed.
     #[arg(long, env = "ROOMCAST_ICE_DISCONNECT_TIMEOUT", default_value_t = 30)]
     pub ice_disconnect_timeout_secs: u64,
+    /// Seconds a private room's signed HLS URL lives (10 to 86400); the watch page fetches a
+    /// fresh one before it expires, and a leaked URL dies at its expiry.
+    #[arg(long, env = "ROOMCAST_HLS_URL_TTL", default_value_t = 300, value_parser = clap::value_parser!(u64).range(10..=86_400))]
+    pub hls_url_ttl_secs: u64,
     /// The compositor binary (default: `roomcast-compositor` next to this executable).
     #[arg(long, env = "ROOMCAST_COMPOSITOR_BIN")]
     pub compositor_bin: Option<PathBuf>,
@@ -118,6 +122,7 @@ impl Config {
             web_dir: PathBuf::from("web/dist"),
             jwt_secret: None,
             ice_disconnect_timeout_secs: 30,
+            hls_url_ttl_secs: 300,
             fault_injection: false,
             bwe: true,
             compositor_bin: None,
@@ -162,6 +167,10 @@ impl Config {
             part: Duration::from_millis(self.part_ms),
             segment: Duration::from_millis(self.segment_ms),
         }
+    }
+
+    pub fn hls_url_ttl(&self) -> Duration {
+        Duration::from_secs(self.hls_url_ttl_secs)
     }
 
     pub fn ice_disconnect_timeout(&self) -> Duration {

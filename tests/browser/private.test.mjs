@@ -2,7 +2,8 @@
 // is private (and the HLS itself answers 401); with the viewer link the host minted
 // (`/watch/{id}?token=…`) the page gets a signed URL from /api/rooms/{id}/hls-url, plays it
 // (currentTime advancing, frames decoded), every HLS request it makes is signed, and it shows
-// a viewer count of at least 1.
+// a viewer count of at least 1. Signed URLs live 12 s here (`--hls-url-ttl-secs`), so the page
+// must refresh its URL several times while it keeps playing, and no HLS request is refused.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -11,6 +12,10 @@ import { OUT_DIR, api, startGateway } from './lib/gateway.mjs';
 
 const LIVE_TIMEOUT_MS = Number(process.env.ROOMCAST_LIVE_TIMEOUT_MS ?? 45000);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** Life of a signed HLS URL in this test (the minimum the gateway allows is 10 s). */
+const URL_TTL_SECS = 12;
+/** How long the viewer keeps watching across URL refreshes. */
+const REFRESH_WATCH_MS = 26000;
 
 describe('private room: watch page with and without a viewer link', () => {
   let gw;
@@ -30,7 +35,7 @@ describe('private room: watch page with and without a viewer link', () => {
   };
 
   before(async () => {
-    gw = await startGateway({ name: 'private' });
+    gw = await startGateway({ name: 'private', extraArgs: ['--hls-url-ttl-secs', String(URL_TTL_SECS)] });
     browser = await launchChromium();
     const room = await api(gw.url, 'POST', '/api/rooms', { name: 'private test', private: true });
     assert.equal(room.private, true);
@@ -79,6 +84,13 @@ describe('private room: watch page with and without a viewer link', () => {
 
     const viewer = await openPage(browser, 'viewer');
     pages.push(viewer);
+    // Every refused HLS request and every signed URL the page was handed.
+    const refused = [];
+    const handedOut = [];
+    viewer.page.on('response', (r) => {
+      if (r.url().includes('/hls/') && r.status() >= 400) refused.push(`${r.status()} ${r.url()}`);
+      if (r.url().includes('/hls-url') && r.status() === 200) r.json().then((b) => handedOut.push(b.expires_at)).catch(() => undefined);
+    });
     await viewer.page.goto(gw.url + minted.body.watch_url);
     let first = null;
     let st = null;
@@ -116,6 +128,40 @@ describe('private room: watch page with and without a viewer link', () => {
     const status = await call('GET', `/api/rooms/${roomId}/broadcast`);
     assert.ok(status.body.viewers >= 1 && status.body.viewers_peak >= 1, JSON.stringify(status.body));
     console.log(`private watch page live: ${count}; broadcast status viewers ${status.body.viewers}, peak ${status.body.viewers_peak}`);
+
+    // Keep watching well past two URL lifetimes: the page refreshes its signed URL before each
+    // expires and playback never stops; no HLS request is refused on the way.
+    const t0 = await viewer.page.evaluate(() => window.__watch.video.currentTime);
+    const watchStart = Date.now();
+    let stuckSince = null;
+    let longestStuckMs = 0;
+    let last = t0;
+    while (Date.now() - watchStart < REFRESH_WATCH_MS) {
+      await sleep(1000);
+      const now = await viewer.page.evaluate(() => ({ t: window.__watch.video.currentTime, status: window.__watch.state.status }));
+      assert.equal(now.status, 'live', `the player left the live state after ${Date.now() - watchStart} ms`);
+      if (now.t > last) {
+        stuckSince = null;
+      } else {
+        stuckSince ??= Date.now();
+        longestStuckMs = Math.max(longestStuckMs, Date.now() - stuckSince);
+      }
+      last = now.t;
+    }
+    const played = last - t0;
+    const distinctExpiries = new Set(handedOut).size;
+    console.log(
+      `private watch page over ${REFRESH_WATCH_MS} ms with ${URL_TTL_SECS} s URLs: played ${played.toFixed(1)} s of media, ` +
+        `${handedOut.length} signed URLs handed out (${distinctExpiries} expiries), longest stall ${longestStuckMs} ms, refused requests ${refused.length}`,
+    );
+    if (refused.length > 0 || distinctExpiries < 3 || played < REFRESH_WATCH_MS / 1000 / 2) {
+      console.error(await diagnostics('private watch page across URL refreshes', viewer));
+    }
+    assert.deepEqual(refused, [], 'no HLS request was refused across URL refreshes');
+    assert.ok(distinctExpiries >= 3, `the page refreshed its signed URL (expiries ${JSON.stringify(handedOut)})`);
+    // Media time keeps pace with wall time within a margin for a busy machine (a buffer stall of
+    // a few seconds is tolerated; an expired URL would stop playback for good).
+    assert.ok(played >= REFRESH_WATCH_MS / 1000 / 2, `played ${played.toFixed(1)} s in ${REFRESH_WATCH_MS} ms`);
     await call('DELETE', `/api/rooms/${roomId}/broadcast`, hostToken);
   });
 });

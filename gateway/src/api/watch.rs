@@ -115,7 +115,7 @@ pub async fn hls_url(State(app): State<AppState>, Path(id): Path<String>, header
     let token_exp = watch_rights(authorization(&headers), app.config.api_key.as_deref(), &app.tokens, &id)?;
     let urls = app.broadcasts.hls_urls.get().ok_or_else(|| ApiError::unavailable("HLS URL signing is not set up on this node"))?;
     let now = unix_now();
-    let exp = url_expiry(now, token_exp);
+    let exp = url_expiry(now, app.config.hls_url_ttl(), token_exp);
     if exp <= now {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the viewer token has expired; ask the host for a new viewer link"));
     }

@@ -4,7 +4,7 @@
 //! A private room's `/hls/{id}/…` needs `exp=<unix>&sig=<HMAC-SHA256(room, exp)>` (the pure
 //! signing is `hls_out::signed`) under a key derived from the token secret, so it survives
 //! restarts and needs no storage. `GET /api/rooms/{id}/hls-url` hands a signed URL to the
-//! holder of a token of that room; it lives [`HLS_URL_TTL`] (never past the token), and the
+//! holder of a token of that room; it lives `--hls-url-ttl-secs` (never past the token), and the
 //! same `exp` goes on every URI of the playlist: a leaked URL dies at `exp`, and the watch
 //! page fetches a fresh one before then. Public rooms are served as always.
 
@@ -17,8 +17,6 @@ use hls_out::Denied;
 use super::token::unix_now;
 use crate::rooms::Rooms;
 
-/// How long a signed HLS URL is valid. Short: a leaked URL dies soon; players refresh.
-pub const HLS_URL_TTL: Duration = Duration::from_secs(5 * 60);
 
 /// Label of the key derivation (HMAC-SHA256(token secret, label)).
 const KEY_LABEL: &str = "roomcast hls-url key v1";
@@ -41,9 +39,9 @@ pub fn playlist_path(room: &str) -> String {
 }
 
 /// When a URL signed `now` for a token expiring at `token_exp` (None: the API key) expires:
-/// [`HLS_URL_TTL`] from now, never after the token.
-pub fn url_expiry(now: u64, token_exp: Option<u64>) -> u64 {
-    let exp = now + HLS_URL_TTL.as_secs();
+/// `ttl` from now (short: a leaked URL dies soon; players refresh), never after the token.
+pub fn url_expiry(now: u64, ttl: Duration, token_exp: Option<u64>) -> u64 {
+    let exp = now + ttl.as_secs();
     token_exp.map_or(exp, |t| t.min(exp))
 }
 
@@ -132,9 +130,10 @@ mod tests {
 
     #[test]
     fn expiry_is_short_and_never_outlives_the_token() {
-        assert_eq!(url_expiry(NOW, None), NOW + 300);
-        assert_eq!(url_expiry(NOW, Some(NOW + 3600)), NOW + 300);
-        assert_eq!(url_expiry(NOW, Some(NOW + 30)), NOW + 30);
+        let ttl = Duration::from_secs(300);
+        assert_eq!(url_expiry(NOW, ttl, None), NOW + 300);
+        assert_eq!(url_expiry(NOW, ttl, Some(NOW + 3600)), NOW + 300);
+        assert_eq!(url_expiry(NOW, ttl, Some(NOW + 30)), NOW + 30);
     }
 
     #[test]
