@@ -88,7 +88,8 @@ describe('private room: watch page with and without a viewer link', () => {
     const refused = [];
     const handedOut = [];
     viewer.page.on('response', (r) => {
-      if (r.url().includes('/hls/') && r.status() >= 400) refused.push(`${r.status()} ${r.url()}`);
+      // 401/403: a signature problem (a 404 for a preload hint after a restart is not one).
+      if (r.url().includes('/hls/') && (r.status() === 401 || r.status() === 403)) refused.push(`${r.status()} ${r.url()}`);
       if (r.url().includes('/hls-url') && r.status() === 200) r.json().then((b) => handedOut.push(b.expires_at)).catch(() => undefined);
     });
     await viewer.page.goto(gw.url + minted.body.watch_url);
@@ -135,11 +136,15 @@ describe('private room: watch page with and without a viewer link', () => {
     const watchStart = Date.now();
     let stuckSince = null;
     let longestStuckMs = 0;
+    let notLiveSince = null;
     let last = t0;
     while (Date.now() - watchStart < REFRESH_WATCH_MS) {
       await sleep(1000);
       const now = await viewer.page.evaluate(() => ({ t: window.__watch.video.currentTime, status: window.__watch.state.status }));
-      assert.equal(now.status, 'live', `the player left the live state after ${Date.now() - watchStart} ms`);
+      // A short underrun ('buffering') on a busy machine is fine; losing the stream is not.
+      if (now.status === 'live' || now.status === 'buffering') notLiveSince = null;
+      else notLiveSince ??= Date.now();
+      assert.ok(notLiveSince === null || Date.now() - notLiveSince < 5000, `the player has been '${now.status}' for 5 s (${Date.now() - watchStart} ms in)`);
       if (now.t > last) {
         stuckSince = null;
       } else {
@@ -154,14 +159,14 @@ describe('private room: watch page with and without a viewer link', () => {
       `private watch page over ${REFRESH_WATCH_MS} ms with ${URL_TTL_SECS} s URLs: played ${played.toFixed(1)} s of media, ` +
         `${handedOut.length} signed URLs handed out (${distinctExpiries} expiries), longest stall ${longestStuckMs} ms, refused requests ${refused.length}`,
     );
-    if (refused.length > 0 || distinctExpiries < 3 || played < REFRESH_WATCH_MS / 1000 / 2) {
+    if (refused.length > 0 || distinctExpiries < 3 || played < REFRESH_WATCH_MS / 1000 / 3 || longestStuckMs >= 8000) {
       console.error(await diagnostics('private watch page across URL refreshes', viewer));
     }
     assert.deepEqual(refused, [], 'no HLS request was refused across URL refreshes');
     assert.ok(distinctExpiries >= 3, `the page refreshed its signed URL (expiries ${JSON.stringify(handedOut)})`);
-    // Media time keeps pace with wall time within a margin for a busy machine (a buffer stall of
-    // a few seconds is tolerated; an expired URL would stop playback for good).
-    assert.ok(played >= REFRESH_WATCH_MS / 1000 / 2, `played ${played.toFixed(1)} s in ${REFRESH_WATCH_MS} ms`);
+    // Playback kept going to the end: an expired URL would stop it for good (stalls of a few
+    // seconds on a busy machine are tolerated).
+    assert.ok(played >= REFRESH_WATCH_MS / 1000 / 3 && longestStuckMs < 8000, `played ${played.toFixed(1)} s in ${REFRESH_WATCH_MS} ms, longest stall ${longestStuckMs} ms`);
     await call('DELETE', `/api/rooms/${roomId}/broadcast`, hostToken);
   });
 });
