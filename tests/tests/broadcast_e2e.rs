@@ -15,6 +15,10 @@ use roomcast_e2e::synthetic::{signaling, Colour, JoinOptions, SyntheticParticipa
 
 const W: u32 = 1280;
 const H: u32 = 720;
+/// Decoded frames are scaled down by this factor for the checks (tile coordinates with them).
+const SCALE: u32 = 4;
+const DW: u32 = W / SCALE;
+const DH: u32 = H / SCALE;
 
 struct Hls {
     http: reqwest::Client,
@@ -74,30 +78,45 @@ impl Hls {
         }
     }
 
-    /// Init + segment as one playable fMP4 file, decoded by ffmpeg to RGB frames.
+    /// Init + segment as one playable fMP4 file, decoded by ffmpeg to RGB frames scaled down
+    /// by [`SCALE`]. ffprobe and ffmpeg run as child processes awaited through tokio, so the
+    /// runtime threads (shared with the gateway and the participants) are never blocked.
     async fn frames(&self, pl: &Playlist, msn: u64, dir: &std::path::Path) -> Result<Segment> {
         let seg = pl.segments.iter().find(|s| s.0 == msn).context("segment in playlist")?;
         let mut file = self.get(&pl.map_uri).await?;
         file.extend(self.get(&seg.1).await?);
         let path = dir.join(format!("seg-{msn}.mp4"));
-        std::fs::write(&path, &file)?;
-        let probe = std::process::Command::new("ffprobe")
+        tokio::fs::write(&path, &file).await?;
+        let probe = tokio::process::Command::new("ffprobe")
             .args(["-v", "error", "-show_entries", "stream=codec_type,codec_name,width,height", "-of", "compact"])
             .arg(&path)
+            .kill_on_drop(true)
             .output()
+            .await
             .context("running ffprobe (apt-get install ffmpeg)")?;
         let streams = String::from_utf8_lossy(&probe.stdout).to_string();
-        let out = std::process::Command::new("ffmpeg")
-            .args(["-v", "error", "-i"])
+        // One decoding thread (the compositor's encoder needs the cores more than we do) and
+        // small RGB frames: a 1 s segment is ~5 MB through the pipe instead of ~83 MB.
+        let out = tokio::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-threads", "1", "-i"])
             .arg(&path)
-            .args(["-an", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
-            .output()?;
+            .args(["-an", "-vf", &format!("scale={DW}:{DH}:flags=area"), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+            .kill_on_drop(true)
+            .output()
+            .await
+            .context("running ffmpeg")?;
+        let _ = tokio::fs::remove_file(&path).await;
         ensure!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
-        let size = (W * H * 3) as usize;
-        ensure!(!out.stdout.is_empty() && out.stdout.len() % size == 0, "decoded {} bytes, not whole {W}x{H} RGB frames ({streams})", out.stdout.len());
+        let size = (DW * DH * 3) as usize;
+        ensure!(!out.stdout.is_empty() && out.stdout.len() % size == 0, "decoded {} bytes, not whole {DW}x{DH} RGB frames ({streams})", out.stdout.len());
         let frames = out.stdout.chunks(size).map(|c| Frame { rgb: c.to_vec() }).collect();
-        let _ = std::fs::remove_file(&path);
         Ok(Segment { frames, streams })
+    }
+
+    /// The number of the newest complete segment listed now.
+    async fn last_msn(&self) -> Result<u64> {
+        let pl = self.playlist().await?.context("playlist")?;
+        pl.segments.last().map(|s| s.0).context("a segment in the playlist")
     }
 }
 
@@ -124,13 +143,16 @@ struct Frame {
 }
 
 impl Frame {
-    /// Mean colour of a 24x24 patch a quarter of the way into the tile (clear of the name label).
+    /// Mean colour of a 24x24 patch (6x6 in the scaled-down frame) a quarter of the way into
+    /// the tile (clear of the name label).
     fn tile_colour(&self, r: &Rect) -> Colour {
-        let (cx, cy) = (r.x + r.width / 4, r.y + r.height / 4);
+        let s = SCALE as i32;
+        let (cx, cy) = ((r.x + r.width / 4) / s, (r.y + r.height / 4) / s);
+        let half = 12 / s;
         let (mut sr, mut sg, mut sb, mut n) = (0u64, 0u64, 0u64, 0u64);
-        for y in cy - 12..cy + 12 {
-            for x in cx - 12..cx + 12 {
-                let i = ((y as u32 * W + x as u32) * 3) as usize;
+        for y in cy - half..cy + half {
+            for x in cx - half..cx + half {
+                let i = ((y as u32 * DW + x as u32) * 3) as usize;
                 sr += self.rgb[i] as u64;
                 sg += self.rgb[i + 1] as u64;
                 sb += self.rgb[i + 2] as u64;
@@ -209,9 +231,35 @@ async fn live_room_grid_with_join_and_leave() -> Result<()> {
     ensure!(is_placeholder(tiles[3]), "the empty 4th slot shows a placeholder, got {}", tiles[3]);
     ensure!(pl.text.contains("#EXT-X-PART:"), "LL-HLS parts are listed");
 
-    // A fourth participant: within 3 segments the grid has four tiles, the fourth yellow.
-    let last_before = hls.playlist().await?.context("playlist")?.segments.last().unwrap().0;
+    // A fourth participant: within 3 segments of its media reaching the broadcast the grid
+    // has four tiles, the fourth yellow. The clock starts when yellow's legs exist (the
+    // supervisor has added both tracks to the compositor) and its publish PeerConnection is
+    // connected, not at the join: HTTP, signaling, ICE and DTLS are not the broadcast's doing.
+    let legs_before = server.state.broadcasts.status(&room).context("broadcast status")?.legs;
+    println!("legs before yellow joins: {legs_before}");
+    let joining = Instant::now();
     people.push(SyntheticParticipant::join_with(&base, &room, opts("yellow", Colour::YELLOW, 550.0)).await?);
+    let yellow = people.last().context("yellow")?;
+    let mut legs_at = None;
+    let mut connected_at = None;
+    loop {
+        let legs = server.state.broadcasts.status(&room).context("broadcast status")?.legs;
+        if legs >= legs_before + 2 {
+            legs_at.get_or_insert_with(Instant::now);
+        }
+        connected_at = connected_at.or(yellow.snapshot().publish.and_then(|p| p.connected_at));
+        if legs_at.is_some() && connected_at.is_some() {
+            break;
+        }
+        ensure!(joining.elapsed() < Duration::from_secs(15), "yellow's legs ({legs}, was {legs_before}) or publish connection ({connected_at:?}) missing 15 s after joining");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let last_before = hls.last_msn().await?;
+    println!(
+        "yellow: publish connected {:?}, legs {:?} after the join started; counting from segment {last_before}",
+        connected_at.map(|t| t.saturating_duration_since(joining)),
+        legs_at.map(|t| t.saturating_duration_since(joining))
+    );
     let expected4 = [Colour::RED, Colour::GREEN, Colour::BLUE, Colour::YELLOW];
     let mut msn = last_before + 1;
     loop {
@@ -220,16 +268,16 @@ async fn live_room_grid_with_join_and_leave() -> Result<()> {
         let tiles = seg.last().tiles(4);
         if expected4.iter().zip(&tiles).all(|(e, t)| close(*e, *t)) {
             let from = seg.first_matching(4, |t| expected4.iter().zip(t).all(|(e, t)| close(*e, *t)));
-            println!("yellow tile in segment {msn} from frame {from:?}, {} segment(s) after the join", msn - last_before);
+            println!("yellow tile in segment {msn} from frame {from:?}, {} segment(s) after its legs and connection (limit 3)", msn - last_before);
             break;
         }
         println!("segment {msn}: tiles {}", describe(&tiles));
-        ensure!(msn < last_before + 3, "no yellow 4th tile within 3 segments of the join (last tiles {})", describe(&tiles));
+        ensure!(msn < last_before + 3, "no yellow 4th tile within 3 segments of its legs existing (last tiles {})", describe(&tiles));
         msn += 1;
     }
 
     // Red leaves: its tile goes away; the others move up in join order.
-    let last_before = hls.playlist().await?.context("playlist")?.segments.last().unwrap().0;
+    let last_before = hls.last_msn().await?;
     people.remove(0).leave().await;
     let expected_after = [Colour::GREEN, Colour::BLUE, Colour::YELLOW];
     let mut msn = last_before + 1;
@@ -247,7 +295,7 @@ async fn live_room_grid_with_join_and_leave() -> Result<()> {
     // Green turns its camera off (its media keeps flowing): the broadcast shows its named
     // placeholder instead; camera on again brings green back.
     for (muted, want_green) in [(true, false), (false, true)] {
-        let last_before = hls.playlist().await?.context("playlist")?.segments.last().unwrap().0;
+        let last_before = hls.last_msn().await?;
         people[0].send(ClientMessage::MediaState { audio_muted: false, video_muted: muted })?;
         let mut m = last_before + 1;
         loop {

@@ -67,11 +67,16 @@ impl Env {
     }
 }
 
-fn signal(pid: u32, sig: &str) -> Result<()> {
-    let ok = std::process::Command::new("kill").arg(sig).arg(pid.to_string()).status()?.success();
+async fn signal(pid: u32, sig: &str) -> Result<()> {
+    let ok = tokio::process::Command::new("kill").arg(sig).arg(pid.to_string()).status().await?.success();
     ensure!(ok, "kill {sig} {pid} failed");
     Ok(())
 }
+
+/// The product target is a new part within 2 s of `kill -9`; each restart is held to twice
+/// that so a busy CI machine does not fail it, while a restart that waits on a backoff delay
+/// or a stall watchdog (seconds more) still does.
+const MAX_KILL_TO_PART: Duration = Duration::from_secs(4);
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
@@ -89,21 +94,37 @@ async fn killed_compositor_is_restarted_and_the_timeline_continues() -> Result<(
     let mut times = Vec::new();
     let mut highest_msn = e.playlist().await?.media_sequence;
     for i in 0..10 {
-        let before = e.status().context("status")?;
-        let pid = before.pid.context("a running compositor has a pid")?;
+        let pid = e.status().context("status")?.pid.context("a running compositor has a pid")?;
         let killed = Instant::now();
-        signal(pid, "-9")?;
-        // The first part from the new process: parts published grows and the pid changed.
-        e.wait("a new part after the kill", Duration::from_secs(10), |s| (s.pid != Some(pid) && s.parts > before.parts).then_some(())).await?;
+        signal(pid, "-9").await?;
+        // Parts the killed process wrote before it died may still be read after the kill; once
+        // the supervisor has started the new process (new pid) they are all counted. Only then
+        // note the count: the next part is the new process's first.
+        let (new_pid, parts) = e
+            .wait("a new compositor after the kill", Duration::from_secs(10), |s| s.pid.filter(|p| *p != pid).map(|p| (p, s.parts)))
+            .await?;
+        e.wait("a new part after the kill", Duration::from_secs(10), |s| (s.parts > parts).then_some(())).await?;
         let took = killed.elapsed();
         times.push(took);
         let pl = e.playlist().await?;
         let last_msn = pl.media_sequence + pl.segments.len() as u64;
         ensure!(last_msn >= highest_msn, "media sequence went back: {last_msn} < {highest_msn}");
         highest_msn = last_msn;
-        println!("kill {i}: first new part {took:?} after kill -9 (restarts {})", e.status().unwrap().restarts);
-        // Let the new process run long enough to earn a normal retry budget (not a crash loop).
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Let this run publish >= 6 parts (~2 s of media, over a second apart) so the supervisor
+        // counts it healthy and the next kill is a fresh failure, not a crash loop.
+        let first = Instant::now();
+        e.wait("six parts from the new compositor", Duration::from_secs(10), |s| (s.parts > parts + 5).then_some(())).await?;
+        if first.elapsed() < Duration::from_millis(1200) {
+            // The parts came in a burst: one more part after HEALTHY_RUN (1 s) + margin.
+            tokio::time::sleep_until((first + Duration::from_millis(1200)).into()).await;
+            let now = e.status().context("status")?.parts;
+            e.wait("a part after the healthy run", Duration::from_secs(5), |s| (s.parts > now).then_some(())).await?;
+        }
+        let status = e.status().context("status")?;
+        println!("kill {i}: first new part {took:?} after kill -9; 6 parts {:?} later (restarts {})", first.elapsed(), status.restarts);
+        if status.pid != Some(new_pid) {
+            println!("kill {i}: the compositor was replaced again without a kill (the watchdog?): {status:?}");
+        }
     }
     let pl = e.playlist().await?;
     ensure!(pl.segments.iter().any(|s| s.discontinuity), "a discontinuity marks the restarts");
@@ -111,7 +132,9 @@ async fn killed_compositor_is_restarted_and_the_timeline_continues() -> Result<(
     ensure!(status.restarts >= 10, "restarts counted: {status:?}");
     ensure!(status.state != roomcast::broadcast::policy::BroadcastState::Failed, "not failed: {status:?}");
     times.sort();
-    println!("kill -9 → first new part over {} kills: p50 {:?}, p95 {:?}, max {:?}", times.len(), percentile(&times, 0.5), percentile(&times, 0.95), times.last().unwrap());
+    let (p50, max) = (percentile(&times, 0.5), *times.last().context("times")?);
+    println!("kill -9 → first new part over {} kills: p50 {p50:?}, p95 {:?}, max {max:?} (target 2 s)", times.len(), percentile(&times, 0.95));
+    ensure!(max <= MAX_KILL_TO_PART, "a restart took {max:?} from kill -9 to its first part (bound {MAX_KILL_TO_PART:?}; target 2 s)");
     a.leave().await;
     b.leave().await;
     e.cleanup();
@@ -124,11 +147,12 @@ async fn stalled_compositor_is_restarted_by_the_watchdog() -> Result<()> {
     let p = SyntheticParticipant::join_with(&e.base, &e.room, JoinOptions::new("blue", Colour::BLUE, 880.0).decode(false)).await?;
     e.start_broadcast().await?;
     e.wait("first parts", Duration::from_secs(30), |s| (s.parts >= 3).then_some(())).await?;
-    let before = e.status().context("status")?;
-    let pid = before.pid.context("pid")?;
+    let pid = e.status().context("status")?.pid.context("pid")?;
     let frozen = Instant::now();
-    signal(pid, "-STOP")?;
-    e.wait("a restart after the stall", Duration::from_secs(10), |s| (s.pid != Some(pid) && s.parts > before.parts).then_some(())).await?;
+    signal(pid, "-STOP").await?;
+    // As after a kill: count parts once the new process is there, then wait for its first.
+    let parts = e.wait("a restart after the stall", Duration::from_secs(10), |s| s.pid.filter(|p| *p != pid).map(|_| s.parts)).await?;
+    e.wait("a new part after the stall", Duration::from_secs(10), |s| (s.parts > parts).then_some(())).await?;
     println!("frozen compositor replaced; first new part {:?} after SIGSTOP", frozen.elapsed());
     let status = e.status().context("status")?;
     ensure!(status.last_error.as_deref().is_some_and(|m| m.contains("stalled")), "the error says it stalled: {status:?}");
@@ -146,7 +170,7 @@ async fn always_crashing_compositor_ends_failed_not_in_a_loop() -> Result<()> {
     let dir = roomcast_e2e::scratch_dir("crasher")?;
     let crasher = dir.join("crashing-compositor");
     std::fs::write(&crasher, "#!/bin/sh\necho 'simulated crash' >&2\nexit 3\n")?;
-    std::process::Command::new("chmod").arg("+x").arg(&crasher).status()?;
+    tokio::process::Command::new("chmod").arg("+x").arg(&crasher).status().await?;
 
     let e = env("crash", crasher, 3).await?;
     let started = Instant::now();

@@ -142,14 +142,15 @@ async fn room_of_three_late_joiner_and_leaver() -> Result<()> {
                 |s| {
                     !s.participants_in_latest_offer().contains(&red_id)
                         && s.remote(&red_id).is_some_and(|r| r.left && r.tracks_active == 0)
-                        // The offer is recorded before its answer is sent: wait for both.
-                        && p.latest_subscribe_offer().is_some_and(|o| o.answered_at.is_some())
+                        // The offer is recorded before its answer is sent: wait for both (the
+                        // snapshot's offer is the one `latest_tracks` describes, read together).
+                        && s.latest_offer.as_ref().is_some_and(|o| o.answered_at.is_some())
                 },
                 Duration::from_secs(10),
             )
             .await
             .with_context(|| format!("{} still has red's tracks", p.name()))?;
-        let offer = p.latest_subscribe_offer().context("an offer")?;
+        let offer = snap.latest_offer.as_ref().context("an offer")?;
         let answered = offer.answered_at.context("the offer without red was answered")?;
         println!(
             "{}: red's tracks gone from the subscribe offer {:?} after leave (inactive mids now {:?})",

@@ -427,6 +427,11 @@ impl VideoState {
         self.history.push_back((at, colour));
     }
 
+    /// When the first remembered frame whose colour satisfies `ok` was decoded.
+    fn first_where(&self, ok: impl Fn(Colour) -> bool) -> Option<Instant> {
+        self.history.iter().find(|(_, c)| c.is_some_and(&ok)).map(|(at, _)| *at)
+    }
+
     fn since(&self, t: Instant) -> FramesSince {
         let mut out = FramesSince::default();
         for (at, colour) in self.history.iter().filter(|(at, _)| *at > t) {
@@ -439,11 +444,37 @@ impl VideoState {
     }
 }
 
+/// Tone readings remembered per audio decoder for [`DecoderStats::first_tone_where`]
+/// (about 80 s of 20 ms buffers).
+const AUDIO_HISTORY: usize = 4096;
+
+/// An audio decoder's figures and its recent tone readings.
+#[derive(Debug, Default)]
+pub struct AudioState {
+    pub stats: AudioStats,
+    /// (when, dominant frequency over the 100 ms up to then), one per decoded buffer.
+    history: VecDeque<(Instant, Option<f32>)>,
+}
+
+impl AudioState {
+    fn buffer(&mut self, at: Instant, level: f32, freq: Option<f32>) {
+        self.stats.buffers += 1;
+        self.stats.first_audio_at.get_or_insert(at);
+        self.stats.last_audio_at = Some(at);
+        self.stats.level_dbfs = Some(level);
+        self.stats.frequency_hz = freq;
+        if self.history.len() == AUDIO_HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back((at, freq));
+    }
+}
+
 /// Live statistics of one decoder, shared with whoever wants to look.
 #[derive(Debug, Clone)]
 pub enum DecoderStats {
     Video(Arc<Mutex<VideoState>>),
-    Audio(Arc<Mutex<AudioStats>>),
+    Audio(Arc<Mutex<AudioState>>),
 }
 
 impl DecoderStats {
@@ -463,7 +494,24 @@ impl DecoderStats {
     }
     pub fn audio(&self) -> Option<AudioStats> {
         match self {
-            DecoderStats::Audio(s) => Some(lock(s).clone()),
+            DecoderStats::Audio(s) => Some(lock(s).stats.clone()),
+            DecoderStats::Video(_) => None,
+        }
+    }
+
+    /// Video: when the first frame whose mean colour satisfies `ok` was decoded (within the
+    /// last 1024 frames). The event time as the decoder recorded it, not when someone looked.
+    pub fn first_video_frame_where(&self, ok: impl Fn(Colour) -> bool) -> Option<Instant> {
+        match self {
+            DecoderStats::Video(s) => lock(s).first_where(ok),
+            DecoderStats::Audio(_) => None,
+        }
+    }
+
+    /// Audio: when the dominant tone first satisfied `ok` (within the last ~80 s).
+    pub fn first_tone_where(&self, ok: impl Fn(f32) -> bool) -> Option<Instant> {
+        match self {
+            DecoderStats::Audio(s) => lock(s).history.iter().find(|(_, f)| f.is_some_and(&ok)).map(|(at, _)| *at),
             DecoderStats::Video(_) => None,
         }
     }
@@ -526,7 +574,7 @@ impl Decoder {
         let pipeline = launch(audio_decoder_description())?;
         let src: gst_app::AppSrc = by_name(&pipeline, "src")?;
         let sink: gst_app::AppSink = by_name(&pipeline, "sink")?;
-        let stats = Arc::new(Mutex::new(AudioStats::default()));
+        let stats = Arc::new(Mutex::new(AudioState::default()));
         let shared = stats.clone();
         let mut window: Vec<f32> = Vec::with_capacity(AUDIO_WINDOW * 2);
         sink.set_callbacks(
@@ -550,12 +598,7 @@ impl Decoder {
                     }
                     let level = analysis::level_dbfs(&window);
                     let freq = analysis::dominant_frequency(&window, AUDIO_RATE, MIN_TONE_DBFS);
-                    let mut s = lock(&shared);
-                    s.buffers += 1;
-                    s.first_audio_at.get_or_insert(now);
-                    s.last_audio_at = Some(now);
-                    s.level_dbfs = Some(level);
-                    s.frequency_hz = freq;
+                    lock(&shared).buffer(now, level, freq);
                     Ok(gst::FlowSuccess::Ok)
                 })
                 .build(),
@@ -718,6 +761,9 @@ mod tests {
             rx.recv_timeout(Duration::from_secs(5)).expect("frames");
             seen += 1;
         }
+        // Frames encoded before the request (queued here while we counted) do not count
+        // towards the limit below.
+        while rx.try_recv().is_ok() {}
         assert!(enc.keyframe_forcer().force());
         let mut after = 0;
         loop {

@@ -212,6 +212,10 @@ pub struct Snapshot {
     /// Tracks of the latest `subscribe_offer`.
     pub latest_tracks: Vec<TrackInfo>,
     pub latest_inactive_mids: Vec<String>,
+    /// The latest `subscribe_offer` itself, read under the same lock as the figures above:
+    /// its `answered_at` is set once our answer has been sent (a newer offer may be pending
+    /// in the server, but this record and `latest_tracks` always describe the same offer).
+    pub latest_offer: Option<SubscribeOfferRecord>,
     pub offers_received: u64,
     /// `welcome` messages received: 1, plus one per reconnect.
     pub welcomes: u64,
@@ -544,6 +548,37 @@ impl SyntheticParticipant {
         out
     }
 
+    /// When the first video frame of `participant_id` decoded in `colour` (within `tolerance`
+    /// per channel), on a video track subscribed after `subscribed_after`: the decoder's own
+    /// timestamp, however late the caller looks.
+    pub fn first_video_in(&self, participant_id: &str, colour: Colour, tolerance: u8, subscribed_after: Instant) -> Option<Instant> {
+        self.first_event(participant_id, Kind::Video, subscribed_after, |d| {
+            d.first_video_frame_where(|c| c.is_close_to(colour, tolerance))
+        })
+    }
+
+    /// When `participant_id`'s audio first sounded `tone_hz` (within `tolerance_hz`), on an
+    /// audio track subscribed after `subscribed_after` (the decoder's own timestamp).
+    pub fn first_tone(&self, participant_id: &str, tone_hz: f32, tolerance_hz: f32, subscribed_after: Instant) -> Option<Instant> {
+        self.first_event(participant_id, Kind::Audio, subscribed_after, |d| {
+            d.first_tone_where(|f| analysis::tone_matches(f, tone_hz, tolerance_hz))
+        })
+    }
+
+    fn first_event(
+        &self,
+        participant_id: &str,
+        kind: Kind,
+        subscribed_after: Instant,
+        event: impl Fn(&media::DecoderStats) -> Option<Instant>,
+    ) -> Option<Instant> {
+        lock(&self.shared.tracks)
+            .iter()
+            .filter(|r| r.info.participant_id == participant_id && r.info.kind == kind && r.subscribed_at > subscribed_after)
+            .filter_map(|r| r.decoder.as_ref().and_then(&event))
+            .min()
+    }
+
     pub fn participant_id(&self) -> &str {
         &self.participant_id
     }
@@ -589,6 +624,7 @@ impl SyntheticParticipant {
             remotes,
             latest_tracks,
             latest_inactive_mids,
+            latest_offer: sig.latest_offer.clone(),
             offers_received: sig.offers_received,
             welcomes: sig.welcomes,
             reconnects: sig.reconnects.clone(),
@@ -610,10 +646,6 @@ impl SyntheticParticipant {
     /// Every signaling message received so far.
     pub fn signaling_log(&self) -> Vec<ReceivedMessage> {
         lock(&self.shared.signaling).log.clone()
-    }
-
-    pub fn latest_subscribe_offer(&self) -> Option<SubscribeOfferRecord> {
-        lock(&self.shared.signaling).latest_offer.clone()
     }
 
     /// Polls the snapshot every 20 ms until `cond` holds; on timeout the error shows the last
