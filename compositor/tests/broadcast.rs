@@ -3,8 +3,10 @@
 //!
 //! Phases: red/green/blue join (2x2 grid, 4th slot empty) → yellow joins at runtime, over
 //! H.264 (4 tiles) → green leaves (red, blue, yellow, empty slot) → blue's sender dies (its
-//! tile shows the placeholder again, a stall is reported). Output must keep flowing with
-//! regular parts and no timestamp gaps throughout.
+//! tile shows the placeholder again, a stall is reported) → red's camera off (its named
+//! placeholder) and on again. Each phase waits until the output shows the expected grid (and
+//! still shows it a segment later). Output must keep flowing with regular parts and no
+//! timestamp gaps throughout.
 
 mod common;
 
@@ -56,36 +58,126 @@ fn audio_sender(port: u16) -> gst::Element {
     p
 }
 
-fn add_track(c: &mut Compositor, pid: &str, kind: &str, codec: &str, pt: u8, port: u16) {
-    c.send(&format!(
-        r#"{{"op":"add_track","track_id":"{pid}:{kind}","participant_id":"{pid}","kind":"{kind}","codec":"{codec}","payload_type":{pt},"rtp_port":{port},"rtcp_port":{}}}"#,
-        free_port()
-    ));
+/// Adds a track on freshly reserved ports and waits for the compositor's answer. Returns the
+/// RTP port, for a sender started once the compositor listens on it. The probe sockets are
+/// closed right before the line is sent; if another process still takes a port in that
+/// moment, the input fails to open ("port in use?") and the track is retried on new ports.
+fn add_track(c: &mut Compositor, pid: &str, kind: &str, codec: &str, pt: u8) -> u16 {
+    let track_id = format!("{pid}:{kind}");
+    for attempt in 1..=3 {
+        let (rtp, rtcp) = (ReservedPort::new(), ReservedPort::new());
+        let since = c.count();
+        let (rtp_port, rtcp_port) = (rtp.release(), rtcp.release());
+        c.send(&format!(
+            r#"{{"op":"add_track","track_id":"{track_id}","participant_id":"{pid}","kind":"{kind}","codec":"{codec}","payload_type":{pt},"rtp_port":{rtp_port},"rtcp_port":{rtcp_port}}}"#
+        ));
+        let answer = c.wait_find(
+            &format!("the answer to add_track {track_id}"),
+            Duration::from_secs(10),
+            |items| {
+                items[since..]
+                    .iter()
+                    .map(|r| &r.header)
+                    .find(|h| {
+                        h["kind"] == "event"
+                            && ((h["event"] == "applied"
+                                && h["op"] == "add_track"
+                                && h["id"] == track_id.as_str())
+                                || (h["event"] == "error" && h["track_id"] == track_id.as_str()))
+                    })
+                    .cloned()
+            },
+        );
+        if answer["event"] == "applied" {
+            return rtp_port;
+        }
+        let port_taken = answer["code"] == "input_failed"
+            && answer["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("port in use"));
+        assert!(port_taken && attempt < 3, "add_track {track_id}: {answer}");
+        eprintln!("add_track {track_id}: a port was taken meanwhile ({answer}); new ports");
+    }
+    unreachable!()
 }
 
-/// init + the parts of the last complete-ish segment window before `until`, as an .mp4.
-fn snapshot_file(items: &[Received], until: Instant, path: &Path) {
+/// Index of the newest part at or after item `since` that starts a segment (a keyframe).
+fn last_segment_start(items: &[Received], since: usize) -> Option<usize> {
+    (since..items.len())
+        .rev()
+        .find(|&i| items[i].header["kind"] == "part" && items[i].header["segment_start"] == true)
+}
+
+/// init + the parts from `items[start]` (a segment start) on, as an .mp4.
+fn snapshot_file(items: &[Received], start: usize, path: &Path) {
     let init = items
         .iter()
         .find(|r| r.header["kind"] == "init")
         .expect("an init segment");
-    let before: Vec<&Received> = parts(items).filter(|r| r.at <= until).collect();
-    let start = before
-        .iter()
-        .rposition(|r| {
-            r.header["segment_start"] == true && r.at + Duration::from_millis(300) <= until
-        })
-        .or_else(|| {
-            before
-                .iter()
-                .rposition(|r| r.header["segment_start"] == true)
-        })
-        .expect("a segment start before the snapshot");
     let mut f = File::create(path).unwrap();
     f.write_all(&init.body).unwrap();
-    for p in &before[start..] {
+    for p in parts(&items[start..]) {
         f.write_all(&p.body).unwrap();
     }
+}
+
+/// The newest picture of the output, decoded from the newest segment that began at or after
+/// item `since`, with the number of items received at the time; None while there is no such
+/// segment, or no part newer than `*seen` (the last part looked at, to spare decoding).
+fn newest_frame(
+    c: &Compositor,
+    since: usize,
+    seen: &mut Option<usize>,
+    path: &Path,
+) -> Option<(usize, Vec<u8>)> {
+    let n = c.with_items(|items| {
+        let start = last_segment_start(items, since)?;
+        let newest = items.iter().rposition(|r| r.header["kind"] == "part");
+        if newest == *seen {
+            return None;
+        }
+        *seen = newest;
+        snapshot_file(items, start, path);
+        Some(items.len())
+    })?;
+    Some((n, last_frame(path)))
+}
+
+/// How long one change (join, H.264 keyframe, leave, stall + repeat, camera off/on) may take
+/// to show in the output on a loaded 2-core machine. Nominally well under 3 s.
+const PHASE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits until the output produced after item `since` shows `expected` (panics after
+/// PHASE_TIMEOUT), then checks that the next segment still shows it: a state, not a flicker.
+fn await_grid(c: &Compositor, since: usize, expected: &[Tile], what: &str, path: &Path) {
+    let t0 = Instant::now();
+    let mut seen = None;
+    let mut last = String::from("no segment yet");
+    let matched = loop {
+        if let Some((n, frame)) = newest_frame(c, since, &mut seen, path) {
+            match check_tiles(&frame, expected, what) {
+                Ok(()) => break n,
+                Err(e) => last = e,
+            }
+        }
+        assert!(
+            t0.elapsed() < PHASE_TIMEOUT,
+            "{what}: the grid did not become {expected:?} within {PHASE_TIMEOUT:?}; \
+             last seen: {last}; log:\n{}",
+            c.log_text()
+        );
+        thread::sleep(Duration::from_millis(200));
+    };
+    c.wait_for(
+        &format!("{what}: the next segment"),
+        PHASE_TIMEOUT,
+        |items| last_segment_start(items, matched).is_some(),
+    );
+    let (_, frame) = newest_frame(c, matched, &mut None, path).expect("a segment");
+    if let Err(e) = check_tiles(&frame, expected, what) {
+        panic!("{what}: the grid showed {expected:?}, then no longer: {e}");
+    }
+    eprintln!("{what}: shown after {:?}", t0.elapsed());
 }
 
 /// Last decoded frame of `path` as RGB24.
@@ -149,7 +241,7 @@ fn classify(rgb: [u32; 3]) -> Option<Tile> {
     }
 }
 
-fn check_tiles(frame: &[u8], expected: &[Tile], what: &str) {
+fn check_tiles(frame: &[u8], expected: &[Tile], what: &str) -> Result<(), String> {
     let grid = layout(expected.len(), W, H);
     assert_eq!(grid.slots.len(), expected.len(), "{what}: slot count");
     for (slot, want) in grid.slots.iter().zip(expected) {
@@ -166,15 +258,18 @@ fn check_tiles(frame: &[u8], expected: &[Tile], what: &str) {
             (x + width / 2, y + height / 2)
         };
         let rgb = mean_rgb(frame, px, py);
-        assert_eq!(
-            classify(rgb),
-            Some(*want),
-            "{what}: tile at {slot:?} has colour {rgb:?}, expected {want:?}"
-        );
+        if classify(rgb) != Some(*want) {
+            return Err(format!(
+                "{what}: tile at {slot:?} has colour {rgb:?}, expected {want:?}"
+            ));
+        }
     }
     // the gutter/letterbox outside the grid is black
     let rgb = mean_rgb(frame, 10, 10);
-    assert!(rgb.iter().all(|c| *c < 30), "{what}: corner is {rgb:?}");
+    if !rgb.iter().all(|c| *c < 30) {
+        return Err(format!("{what}: corner is {rgb:?}"));
+    }
+    Ok(())
 }
 
 #[test]
@@ -182,54 +277,105 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
     gst::init().unwrap();
     let dir = temp_dir("broadcast");
     let t_start = Instant::now();
+    use Tile::*;
 
-    let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+    // Each phase waits for the change to show in the output (not for a fixed time, which a
+    // busy CI machine can overrun), with a generous timeout; see `await_grid`.
     let mut c = Compositor::start(&dir);
     c.wait_for("the init segment", Duration::from_secs(20), |items| {
         items.iter().any(|r| r.header["kind"] == "init")
     });
 
-    let mut senders = vec![
-        video_sender(0xffff_0000, ports[0]),
-        video_sender(0xff00_ff00, ports[1]),
-        video_sender(0xff00_00ff, ports[2]),
-        audio_sender(ports[4]),
-    ];
-    for (i, name) in ["Red", "Green", "Blue"].iter().enumerate() {
+    let since = c.count();
+    let mut senders = Vec::new();
+    for (i, (name, argb)) in [
+        ("Red", 0xffff_0000),
+        ("Green", 0xff00_ff00),
+        ("Blue", 0xff00_00ff),
+    ]
+    .into_iter()
+    .enumerate()
+    {
         c.send(&format!(
             r#"{{"op":"add_participant","id":"p{i}","name":"{name}"}}"#
         ));
-        add_track(&mut c, &format!("p{i}"), "video", "VP8", 96, ports[i]);
+        let port = add_track(&mut c, &format!("p{i}"), "video", "VP8", 96);
+        senders.push(video_sender(argb, port));
     }
-    add_track(&mut c, "p0", "audio", "opus", 111, ports[4]);
+    let port = add_track(&mut c, "p0", "audio", "opus", 111);
+    senders.push(audio_sender(port));
     c.send("this is not json"); // must be reported, not fatal
-    thread::sleep(Duration::from_secs(4));
-    let t1 = Instant::now();
+    let phase = |c: &Compositor, i: usize, since: usize, expected: &[Tile], what: &str| {
+        await_grid(c, since, expected, what, &dir.join(format!("phase{i}.mp4")))
+    };
+    phase(
+        &c,
+        0,
+        since,
+        &[Red, Green, Blue, Placeholder],
+        "three participants",
+    );
 
     // a fourth participant joins at runtime, sending H.264
-    senders.push(h264_sender(0xffff_ff00, ports[3]));
+    let since = c.count();
     c.send(r#"{"op":"add_participant","id":"p3","name":"Yellow"}"#);
-    add_track(&mut c, "p3", "video", "H264", 102, ports[3]);
-    thread::sleep(Duration::from_secs(3));
-    let t2 = Instant::now();
+    let port = add_track(&mut c, "p3", "video", "H264", 102);
+    senders.push(h264_sender(0xffff_ff00, port));
+    phase(&c, 1, since, &[Red, Green, Blue, Yellow], "yellow joined");
 
     // green leaves
+    let since = c.count();
     c.send(r#"{"op":"remove_participant","id":"p1"}"#);
-    thread::sleep(Duration::from_secs(3));
-    let t3 = Instant::now();
+    phase(
+        &c,
+        2,
+        since,
+        &[Red, Blue, Yellow, Placeholder],
+        "green left",
+    );
 
-    // blue's sender dies: its tile falls back to the placeholder, a stall is reported
+    // blue's sender dies: a stall is reported, its tile falls back to the placeholder
+    let since = c.count();
     senders[2].set_state(gst::State::Null).unwrap();
-    thread::sleep(Duration::from_secs(3));
-    let t4 = Instant::now();
+    c.wait_for("blue's stall", PHASE_TIMEOUT, |items| {
+        events(&items[since..])
+            .iter()
+            .any(|e| e["event"] == "input_stalled" && e["track_id"] == "p2:video")
+    });
+    phase(
+        &c,
+        3,
+        since,
+        &[Red, Placeholder, Yellow, Placeholder],
+        "blue stalled",
+    );
 
     // red turns its camera off (media keeps flowing): its named placeholder shows; then on again
+    let since = c.count();
     c.send(r#"{"op":"set_video_muted","id":"p0","muted":true}"#);
-    thread::sleep(Duration::from_secs(2));
-    let t5 = Instant::now();
+    phase(
+        &c,
+        4,
+        since,
+        &[Placeholder, Placeholder, Yellow, Placeholder],
+        "red's camera off",
+    );
+    let since = c.count();
     c.send(r#"{"op":"set_video_muted","id":"p0","muted":false}"#);
-    thread::sleep(Duration::from_secs(2));
-    let t6 = Instant::now();
+    phase(
+        &c,
+        5,
+        since,
+        &[Red, Placeholder, Yellow, Placeholder],
+        "red's camera on",
+    );
+
+    // However quickly the phases went, the totals below are checked over at least 16 s of
+    // output (48 parts of 1/3 s): the output keeps going with the room as it is now.
+    const MIN_PARTS: usize = 48;
+    c.wait_for("16 s of output", Duration::from_secs(40), |items| {
+        parts(items).count() >= MIN_PARTS
+    });
 
     let log_path = c.log.clone();
     let (items, code) = c.finish();
@@ -253,7 +399,11 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
         "bad line reported: {events:?}"
     );
     let applied = events.iter().filter(|e| e["event"] == "applied").count();
-    assert_eq!(applied, 3 + 3 + 1 + 2 + 1 + 2 + 1, "applied acks: {events:?}");
+    assert_eq!(
+        applied,
+        3 + 3 + 1 + 2 + 1 + 2 + 1,
+        "applied acks: {events:?}"
+    );
     assert!(events
         .iter()
         .any(|e| e["event"] == "stats" && e["fps_out"].as_f64().unwrap_or(0.0) > 0.0));
@@ -267,29 +417,23 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
 
     // ---- parts: regular, continuous, delivered without stalls
     let part_list: Vec<&Received> = parts(&items).collect();
-    assert!(part_list.len() >= 33, "only {} parts", part_list.len());
-    let frame_ns = 1_000_000_000u64 / FPS as u64;
-    for p in &part_list[..part_list.len() - 1] {
-        let d = p.header["duration_ns"].as_u64().unwrap();
-        assert!(
-            (333_000_000 - frame_ns..=333_333_334 + frame_ns).contains(&d),
-            "irregular part duration {d}: {}",
-            p.header
-        );
-        assert!(!p.body.is_empty());
-    }
+    check_parts_continuous(&part_list);
+    // Wall-clock delivery gaps are incidental (a loaded 2-core CI machine can hold the
+    // reader back for a while), so the bound is loose; a stopped output still fails it.
     for w in part_list.windows(2) {
         let gap = w[1].at.duration_since(w[0].at);
-        assert!(
-            gap < Duration::from_millis(1500),
-            "output stalled for {gap:?}"
-        );
+        assert!(gap < Duration::from_secs(3), "output stalled for {gap:?}");
     }
+    // a segment (keyframe) every 1 s = every third part
     let segs = part_list
         .iter()
         .filter(|p| p.header["segment_start"] == true)
         .count();
-    assert!(segs >= 11, "{segs} segments");
+    assert!(
+        segs >= part_list.len() / 3 - 1,
+        "{segs} segments in {} parts",
+        part_list.len()
+    );
     assert!(part_list
         .iter()
         .all(|p| p.header["independent"] == p.header["segment_start"]));
@@ -351,8 +495,9 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
         .lines()
         .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
         .collect();
+    // MIN_PARTS (16 s) of output were waited for: allow a second for the first part
     assert!(
-        times.len() as f64 >= 17.0 * FPS as f64,
+        times.len() as f64 >= 15.0 * FPS as f64,
         "{} video frames",
         times.len()
     );
@@ -380,35 +525,6 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
     let tail = &samples[samples.len() / 2..];
     let rms = (tail.iter().map(|s| (*s as f64).powi(2)).sum::<f64>() / tail.len() as f64).sqrt();
     assert!(rms > 1000.0, "audio RMS {rms}: the tone is missing");
-
-    // ---- what the grid showed at the end of each phase
-    use Tile::*;
-    let phases = [
-        (
-            t1,
-            vec![Red, Green, Blue, Placeholder],
-            "three participants",
-        ),
-        (t2, vec![Red, Green, Blue, Yellow], "yellow joined"),
-        (t3, vec![Red, Blue, Yellow, Placeholder], "green left"),
-        (
-            t4,
-            vec![Red, Placeholder, Yellow, Placeholder],
-            "blue stalled",
-        ),
-        (
-            t5,
-            vec![Placeholder, Placeholder, Yellow, Placeholder],
-            "red's camera off",
-        ),
-        (t6, vec![Red, Placeholder, Yellow, Placeholder], "red's camera on"),
-    ];
-    for (i, (until, expected, what)) in phases.iter().enumerate() {
-        let path = dir.join(format!("phase{i}.mp4"));
-        snapshot_file(&items, *until, &path);
-        let frame = last_frame(&path);
-        check_tiles(&frame, expected, what);
-    }
 
     if std::env::var_os("ROOMCAST_KEEP_TEST_OUTPUT").is_none() {
         let _ = std::fs::remove_dir_all(&dir);

@@ -86,14 +86,39 @@ impl Compositor {
     }
 
     pub fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&[Received]) -> bool) {
+        self.wait_find(what, timeout, |items| pred(items).then_some(()))
+    }
+
+    /// Polls the items until `find` returns something (panics after `timeout`).
+    pub fn wait_find<R>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut find: impl FnMut(&[Received]) -> Option<R>,
+    ) -> R {
         let t0 = Instant::now();
-        while t0.elapsed() < timeout {
-            if pred(&self.items.lock().unwrap()) {
-                return;
+        loop {
+            if let Some(found) = find(&self.items.lock().unwrap()) {
+                return found;
+            }
+            if t0.elapsed() >= timeout {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; log:\n{}",
+                    self.log_text()
+                );
             }
             thread::sleep(Duration::from_millis(50));
         }
-        panic!("timed out waiting for {what}; log:\n{}", self.log_text());
+    }
+
+    /// How many items have been received so far (an index into the item list).
+    pub fn count(&self) -> usize {
+        self.items.lock().unwrap().len()
+    }
+
+    /// Runs `f` over the items received so far (keep it short: the reader waits meanwhile).
+    pub fn with_items<R>(&self, f: impl FnOnce(&[Received]) -> R) -> R {
+        f(&self.items.lock().unwrap())
     }
 
     pub fn log_text(&self) -> String {
@@ -127,12 +152,25 @@ impl Drop for Compositor {
     }
 }
 
-pub fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A UDP port on 127.0.0.1 held open by the test until `release`, so that nothing else on a
+/// busy machine (another test, the gateway's port allocator, an ephemeral bind) can take it
+/// in the meantime. Release it right before the line that makes the compositor bind it: the
+/// window left is the few milliseconds the compositor needs to get to that line.
+pub struct ReservedPort(UdpSocket);
+
+impl ReservedPort {
+    pub fn new() -> ReservedPort {
+        ReservedPort(UdpSocket::bind("127.0.0.1:0").expect("bind a probe socket"))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.0.local_addr().unwrap().port()
+    }
+
+    /// Closes the probe socket and hands out its port.
+    pub fn release(self) -> u16 {
+        self.port()
+    }
 }
 
 pub fn parts(items: &[Received]) -> impl Iterator<Item = &Received> {
@@ -152,4 +190,30 @@ pub fn temp_dir(name: &str) -> PathBuf {
         std::env::temp_dir().join(format!("roomcast-compositor-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// The parts follow each other on the media timeline: each (but the last, cut short by the
+/// shutdown) lasts one part (`--part-ms` 333, give or take a frame), and each starts where the
+/// previous one ended (within a frame). This is what "the output never stops" means for a
+/// player; wall-clock arrival times only add the test machine's scheduling noise.
+pub fn check_parts_continuous(parts: &[&Received]) {
+    let frame_ns = 1_000_000_000 / FPS as i64;
+    for p in &parts[..parts.len().saturating_sub(1)] {
+        let d = p.header["duration_ns"].as_i64().unwrap();
+        assert!(
+            (333_000_000 - frame_ns..=333_333_334 + frame_ns).contains(&d),
+            "irregular part duration {d}: {}",
+            p.header
+        );
+        assert!(!p.body.is_empty(), "empty part: {}", p.header);
+    }
+    for w in parts.windows(2) {
+        let (a, b) = (&w[0].header, &w[1].header);
+        let end = a["pts_ns"].as_i64().unwrap() + a["duration_ns"].as_i64().unwrap();
+        let jump = b["pts_ns"].as_i64().unwrap() - end;
+        assert!(
+            jump.abs() <= frame_ns,
+            "media timeline jumps by {jump} ns between parts {a} and {b}"
+        );
+    }
 }
