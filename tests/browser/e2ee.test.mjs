@@ -8,6 +8,10 @@ import { api } from './lib/gateway.mjs';
 import { frames, roomFixture, sleep } from './lib/room.mjs';
 
 const TIMEOUT_MS = Number(process.env.ROOMCAST_DECODE_TIMEOUT_MS ?? 30000);
+/** Counters that keep moving must have moved within this (polled, not read once after a sleep). */
+const PROGRESS_TIMEOUT_MS = 10000;
+/** Per test: a hung gateway or browser fails the test instead of hanging CI. */
+const TEST_TIMEOUT_MS = Number(process.env.ROOMCAST_TEST_TIMEOUT_MS ?? 240000);
 
 /** Runs in the page: the E2EE counters, the tiles' decrypt state, and the rendered controls. */
 function e2eeSnapshot() {
@@ -64,7 +68,7 @@ describe('end-to-end encrypted rooms', () => {
   const fx = roomFixture('e2ee');
   let key = null;
 
-  before(() => fx.setup());
+  before(() => fx.setup(), { timeout: TEST_TIMEOUT_MS });
   after(() => fx.teardown());
 
   const roomLink = (name, k, extra = '&autojoin=1&preset=low') =>
@@ -72,7 +76,7 @@ describe('end-to-end encrypted rooms', () => {
   const e2ee = async (label) => fx.byLabel(label).page.evaluate(e2eeSnapshot);
   const tileOf = (snap, name) => snap.tiles.find((t) => t.name === name);
 
-  it('the lobby creates an e2ee room with a random key in the link fragment', async () => {
+  it('the lobby creates an e2ee room with a random key in the link fragment', { timeout: TEST_TIMEOUT_MS }, async () => {
     const a = await fx.open('A');
     await a.page.goto(`${fx.gw.url}/`);
     await a.page.fill('#room-name', 'e2ee test');
@@ -89,7 +93,7 @@ describe('end-to-end encrypted rooms', () => {
     await a.page.waitForSelector('[data-testid="lobby"] [data-testid="e2ee-badge"]', { timeout: 10000 });
   });
 
-  it('the broadcast API refuses an e2ee room: 409 e2ee_room', async (t) => {
+  it('the broadcast API refuses an e2ee room: 409 e2ee_room', { timeout: TEST_TIMEOUT_MS }, async (t) => {
     if (!fx.roomId) return t.skip('needs the first test');
     const res = await fetch(`${fx.gw.url}/api/rooms/${encodeURIComponent(fx.roomId)}/broadcast`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     const body = await res.json();
@@ -98,7 +102,7 @@ describe('end-to-end encrypted rooms', () => {
     assert.ok(body.message, 'the 409 says why');
   });
 
-  it('two pages with the same key decode each other; the picture is the camera, not garbage', async (t) => {
+  it('two pages with the same key decode each other; the picture is the camera, not garbage', { timeout: TEST_TIMEOUT_MS }, async (t) => {
     if (!key) return t.skip('needs the first test');
     // A (the creator, host key remembered by the lobby) joins through the autojoin link with the low preset.
     await fx.byLabel('A').page.goto(roomLink('A', key));
@@ -129,7 +133,6 @@ describe('end-to-end encrypted rooms', () => {
 
     // The decrypted picture looks like the sender's camera: both run the same fake camera, so
     // B's tile on A has about the colour of A's own (never encrypted) preview, and it moves.
-    await sleep(1000);
     const colours = async () =>
       fx.byLabel('A').page.evaluate(
         ([f, remoteSel, localSel]) => {
@@ -138,7 +141,16 @@ describe('end-to-end encrypted rooms', () => {
         },
         [videoColour.toString(), '[data-testid="remote-tile"] video', '[data-testid="local-tile"] video'],
       );
-    const first = await colours();
+    // Polled (the first painted frames may still be the player's black): the checks below must
+    // all hold on one reading within 10 s.
+    const looksLikeCamera = (c) =>
+      Boolean(c.remote && c.local) && c.remote.lum > 30 && ['r', 'g', 'b'].every((ch) => Math.abs(c.remote[ch] - c.local[ch]) < 45) && c.remote.spread > 5;
+    const colourDeadline = Date.now() + PROGRESS_TIMEOUT_MS;
+    let first = await colours();
+    while (!looksLikeCamera(first) && Date.now() < colourDeadline) {
+      await sleep(300);
+      first = await colours();
+    }
     await sleep(1500);
     const second = await colours();
     console.log(`A: remote picture ${JSON.stringify(first.remote)} → ${JSON.stringify(second.remote)}; own preview ${JSON.stringify(first.local)}`);
@@ -149,13 +161,11 @@ describe('end-to-end encrypted rooms', () => {
     }
     assert.ok(first.remote.spread > 5, `the remote picture has structure (not a flat colour): ${JSON.stringify(first.remote)}`);
     const f1 = await fx.snapshots(['A']);
-    await sleep(1000);
-    const f2 = await fx.snapshots(['A']);
-    assert.ok(frames(f2, 'A', 'B') > frames(f1, 'A', 'B'), 'A keeps decoding B');
+    await fx.waitFor('A keeps decoding B', ['A'], (s) => frames(s, 'A', 'B') > frames(f1, 'A', 'B'), (s) => `A←B ${frames(f1, 'A', 'B')} → ${frames(s, 'A', 'B')}`, PROGRESS_TIMEOUT_MS);
     await fx.screenshots('-decoded');
   });
 
-  it('a page with a wrong key shows "cannot decrypt" and counts failures; the others keep decoding', async (t) => {
+  it('a page with a wrong key shows "cannot decrypt" and counts failures; the others keep decoding', { timeout: TEST_TIMEOUT_MS }, async (t) => {
     if (!key) return t.skip('needs the first test');
     const c = await fx.open('C');
     await c.page.goto(roomLink('C', 'not-the-right-key'));
@@ -178,8 +188,12 @@ describe('end-to-end encrypted rooms', () => {
       await sleep(500);
     }
     const failures1 = snaps.C.counters.decryptFailures;
-    await sleep(2000);
-    const later = await e2ee('C');
+    const failDeadline = Date.now() + PROGRESS_TIMEOUT_MS;
+    let later = await e2ee('C');
+    while (!(later.counters.decryptFailures > failures1) && Date.now() < failDeadline) {
+      await sleep(300);
+      later = await e2ee('C');
+    }
     console.log(`C (wrong key): ${JSON.stringify(later)}`);
     assert.ok(later.counters.decryptFailures > failures1, `C's failures grow: ${failures1} → ${later.counters.decryptFailures}`);
     assert.equal(later.counters.decrypted, 0, 'C decrypts nothing');
@@ -188,9 +202,13 @@ describe('end-to-end encrypted rooms', () => {
     assert.ok(tileOf(later, 'A').failures > 0, `the tile shows its failure count: ${JSON.stringify(tileOf(later, 'A'))}`);
     // A and B: still decoding each other, no failures between them.
     const before = await fx.snapshots(['A', 'B']);
-    await sleep(1500);
-    const afterSnaps = await fx.snapshots(['A', 'B']);
-    assert.ok(frames(afterSnaps, 'A', 'B') > frames(before, 'A', 'B') && frames(afterSnaps, 'B', 'A') > frames(before, 'B', 'A'), 'A and B keep decoding each other');
+    await fx.waitFor(
+      'A and B keep decoding each other',
+      ['A', 'B'],
+      (s) => frames(s, 'A', 'B') > frames(before, 'A', 'B') && frames(s, 'B', 'A') > frames(before, 'B', 'A'),
+      (s) => `A←B ${frames(before, 'A', 'B')} → ${frames(s, 'A', 'B')}, B←A ${frames(before, 'B', 'A')} → ${frames(s, 'B', 'A')}`,
+      PROGRESS_TIMEOUT_MS,
+    );
     for (const l of ['A', 'B']) {
       const s = await e2ee(l);
       const other = l === 'A' ? 'B' : 'A';
@@ -216,7 +234,7 @@ describe('end-to-end encrypted rooms', () => {
     await fx.close('C');
   });
 
-  it('a link without the key asks for it, and the key then joins', async (t) => {
+  it('a link without the key asks for it, and the key then joins', { timeout: TEST_TIMEOUT_MS }, async (t) => {
     if (!key) return t.skip('needs the first test');
     const d = await fx.open('D');
     await d.page.goto(roomLink('D', null));
