@@ -10,6 +10,8 @@ import { OUT_DIR, api, startGateway } from './lib/gateway.mjs';
 
 const LIVE_TIMEOUT_MS = Number(process.env.ROOMCAST_LIVE_TIMEOUT_MS ?? 45000);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** Per test: a hung gateway or browser fails the test instead of hanging CI. */
+const TEST_TIMEOUT_MS = Number(process.env.ROOMCAST_TEST_TIMEOUT_MS ?? 240000);
 
 describe('broadcast: room → compositor → LL-HLS → watch page', () => {
   const apiKey = randomBytes(12).toString('hex');
@@ -18,13 +20,16 @@ describe('broadcast: room → compositor → LL-HLS → watch page', () => {
   const pages = [];
   let roomId;
 
-  before(async () => {
-    // No --api-key: with one, joins are server-to-server calls and the page could not join by
-    // itself. (The Bearer header below is ignored by an open node.)
-    gw = await startGateway({ name: 'broadcast' });
-    browser = await launchChromium();
-    roomId = (await api(gw.url, 'POST', '/api/rooms', { name: 'broadcast test' })).id;
-  });
+  before(
+    async () => {
+      // No --api-key: with one, joins are server-to-server calls and the page could not join by
+      // itself. (The Bearer header below is ignored by an open node.)
+      gw = await startGateway({ name: 'broadcast' });
+      browser = await launchChromium();
+      roomId = (await api(gw.url, 'POST', '/api/rooms', { name: 'broadcast test' })).id;
+    },
+    { timeout: TEST_TIMEOUT_MS },
+  );
 
   after(async () => {
     for (const p of pages) await p.context.close().catch(() => undefined);
@@ -56,11 +61,11 @@ describe('broadcast: room → compositor → LL-HLS → watch page', () => {
     return parts.join('\n');
   }
 
-  it('the watch page plays the broadcast and goes offline when it stops', async (t) => {
+  it('the watch page plays the broadcast and goes offline when it stops', { timeout: TEST_TIMEOUT_MS }, async (t) => {
     const host = await openPage(browser, 'host');
     pages.push(host);
     await host.page.goto(`${gw.url}/room/${encodeURIComponent(roomId)}?name=Host&autojoin=1`);
-    await host.page.waitForFunction(() => window.__roomcast?.state.phase === 'joined', null, { timeout: 10000 });
+    await host.page.waitForFunction(() => window.__roomcast?.state.phase === 'joined', null, { timeout: 20000 });
 
     const started = await broadcast('POST');
     if (started.status === 404 || started.status === 405) {

@@ -35,20 +35,26 @@ function wsUpgradeStatus(baseUrl, token) {
   });
 }
 
+/** Per test: a hung gateway or browser fails the test instead of hanging CI. */
+const TEST_TIMEOUT_MS = Number(process.env.ROOMCAST_TEST_TIMEOUT_MS ?? 240000);
+
 describe('the host removes a participant', () => {
   const fx = roomFixture('remove');
   const sockets = {};
   let ids = {};
   let guestToken = null;
 
-  before(async () => {
-    await fx.setup();
-    // A room of our own, so the host key is known.
-    const room = await api(fx.gw.url, 'POST', '/api/rooms', { name: 'remove test' });
-    assert.ok(room.host_key, `the creator gets a host key: ${JSON.stringify(room)}`);
-    fx.roomId = room.id;
-    fx.hostKey = room.host_key;
-  });
+  before(
+    async () => {
+      await fx.setup();
+      // A room of our own, so the host key is known.
+      const room = await api(fx.gw.url, 'POST', '/api/rooms', { name: 'remove test' });
+      assert.ok(room.host_key, `the creator gets a host key: ${JSON.stringify(room)}`);
+      fx.roomId = room.id;
+      fx.hostKey = room.host_key;
+    },
+    { timeout: TEST_TIMEOUT_MS },
+  );
   after(() => fx.teardown());
 
   const join = (label, host = false) =>
@@ -62,7 +68,7 @@ describe('the host removes a participant', () => {
     });
   const tile = (label, pid) => fx.byLabel(label).page.locator(`[data-testid="remote-tile"][data-participant-id="${pid}"]`);
 
-  it('the host sees a Remove action on the others; nobody else does', async () => {
+  it('the host sees a Remove action on the others; nobody else does', { timeout: TEST_TIMEOUT_MS }, async () => {
     await join('H', true);
     await join('G');
     await join('T');
@@ -83,7 +89,7 @@ describe('the host removes a participant', () => {
     }
   });
 
-  it('a non-host asking the server to remove someone is refused (forbidden)', async (t) => {
+  it('a non-host asking the server to remove someone is refused (forbidden)', { timeout: TEST_TIMEOUT_MS }, async (t) => {
     if (!ids.G) return t.skip('needs the first test');
     await fx.byLabel('T').page.evaluate((gid) => window.__roomcast.session.removeParticipant(gid), ids.G);
     await fx.waitFor(
@@ -91,15 +97,15 @@ describe('the host removes a participant', () => {
       ['T', 'G'],
       (s) => s.T.notices.some((n) => n.startsWith('forbidden:')) && s.G.phase === 'joined',
       (s) => `T notices ${JSON.stringify(s.T.notices)}, G phase ${s.G.phase}`,
-      8000,
+      15000,
     );
   });
 
-  it('Remove asks first; confirming removes the guest, who is told and stays out', async (t) => {
+  it('Remove asks first; confirming removes the guest, who is told and stays out', { timeout: TEST_TIMEOUT_MS }, async (t) => {
     if (!ids.G) return t.skip('needs the first test');
     const h = fx.byLabel('H').page;
     await tile('H', ids.G).locator('button.tile-remove').click();
-    await tile('H', ids.G).locator('[data-testid="remove-confirm"]').waitFor({ timeout: 5000 });
+    await tile('H', ids.G).locator('[data-testid="remove-confirm"]').waitFor({ timeout: 10000 });
     await tile('H', ids.G).locator('[data-testid="remove-confirm"] button:has-text("Cancel")').click();
     await sleep(500);
     assert.equal((await fx.snapshots(['G'])).G.phase, 'joined', 'Cancel keeps the guest in');
@@ -107,7 +113,7 @@ describe('the host removes a participant', () => {
     await h.locator(`[data-testid="remote-tile"][data-participant-id="${ids.G}"] [data-testid="remove-confirm"] button.danger`).click();
 
     const g = fx.byLabel('G');
-    await g.page.waitForSelector('[data-testid="removed"]', { timeout: 10000 });
+    await g.page.waitForSelector('[data-testid="removed"]', { timeout: 15000 });
     const text = await g.page.locator('[data-testid="removed"]').innerText();
     assert.match(text, /You were removed from the room by the host/);
     assert.match(text, /Back to the lobby/);
@@ -117,7 +123,7 @@ describe('the host removes a participant', () => {
       `the guest got the removed message: ${JSON.stringify(g.wsFrames.slice(-5))}`,
     );
     // The server closes the socket; the page does not open another one.
-    await fx.waitFor('G socket closed', ['G'], () => g.wsFrames.some((f) => f.dir === 'info' && f.text === 'socket closed'), () => 'the guest socket is still open', 5000);
+    await fx.waitFor('G socket closed', ['G'], () => g.wsFrames.some((f) => f.dir === 'info' && f.text === 'socket closed'), () => 'the guest socket is still open', 10000);
     const opened = sockets.G;
     await sleep(3000);
     const s = await fx.snapshots(['G']);
@@ -128,7 +134,7 @@ describe('the host removes a participant', () => {
     await fx.screenshots('-removed');
   });
 
-  it("the host and the third participant see the guest's tile go and keep decoding each other", async (t) => {
+  it("the host and the third participant see the guest's tile go and keep decoding each other", { timeout: TEST_TIMEOUT_MS }, async (t) => {
     if (!ids.G) return t.skip('needs the first test');
     const gone = await fx.waitFor(
       "G's tile disappears on H and T",
@@ -143,11 +149,11 @@ describe('the host removes a participant', () => {
       ['H', 'T'],
       (s) => frames(s, 'H', 'T') > frames(gone, 'H', 'T') && frames(s, 'T', 'H') > frames(gone, 'T', 'H') && s.H.phase === 'joined' && s.T.phase === 'joined',
       (s) => `H←T ${frames(gone, 'H', 'T')} → ${frames(s, 'H', 'T')}, T←H ${frames(gone, 'T', 'H')} → ${frames(s, 'T', 'H')}`,
-      8000,
+      15000,
     );
   });
 
-  it("the guest's old token cannot open a signaling socket again", async (t) => {
+  it("the guest's old token cannot open a signaling socket again", { timeout: TEST_TIMEOUT_MS }, async (t) => {
     if (!guestToken) return t.skip('needs the first test');
     const r = await wsUpgradeStatus(fx.gw.url, guestToken);
     console.log(`WebSocket upgrade with the removed guest's token: HTTP ${r.status} ${r.body}`);

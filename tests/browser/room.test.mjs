@@ -9,6 +9,8 @@ import { OUT_DIR, api, startGateway } from './lib/gateway.mjs';
 
 const DECODE_TIMEOUT_MS = Number(process.env.ROOMCAST_DECODE_TIMEOUT_MS ?? 20000);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** Per test: a hung gateway or browser fails the test instead of hanging CI. */
+const TEST_TIMEOUT_MS = Number(process.env.ROOMCAST_TEST_TIMEOUT_MS ?? 240000);
 
 /** Runs in the page: what the room page knows, plus decode stats of the subscribe PC. */
 async function pageSnapshot() {
@@ -121,14 +123,17 @@ describe('room page: participants see each other', () => {
   let pages = [];
   let roomId;
 
-  before(async () => {
-    mkdirSync(OUT_DIR, { recursive: true });
-    gw = await startGateway({ name: 'room' });
-    const room = await api(gw.url, 'POST', '/api/rooms', { name: 'browser test' });
-    assert.ok(room?.id, `POST /api/rooms returned no id: ${JSON.stringify(room)}`);
-    roomId = room.id;
-    browser = await launchChromium();
-  });
+  before(
+    async () => {
+      mkdirSync(OUT_DIR, { recursive: true });
+      gw = await startGateway({ name: 'room' });
+      const room = await api(gw.url, 'POST', '/api/rooms', { name: 'browser test' });
+      assert.ok(room?.id, `POST /api/rooms returned no id: ${JSON.stringify(room)}`);
+      roomId = room.id;
+      browser = await launchChromium();
+    },
+    { timeout: TEST_TIMEOUT_MS },
+  );
 
   after(async () => {
     for (const p of pages) await p.context.close().catch(() => undefined);
@@ -190,7 +195,7 @@ describe('room page: participants see each other', () => {
 
   const frames = (snaps, viewer, of) => snaps[viewer]?.framesByName?.[of] ?? 0;
 
-  it("each page decodes the other page's video", async () => {
+  it("each page decodes the other page's video", { timeout: TEST_TIMEOUT_MS }, async () => {
     await joinAs('A');
     await joinAs('B');
     const snaps = await waitFor(
@@ -210,7 +215,7 @@ describe('room page: participants see each other', () => {
     }
   });
 
-  it('a third participant sees both and is seen by both', async (t) => {
+  it('a third participant sees both and is seen by both', { timeout: TEST_TIMEOUT_MS }, async (t) => {
     if (pages.length < 2) return t.skip('needs the first test');
     await joinAs('C');
     await waitFor(
@@ -223,7 +228,7 @@ describe('room page: participants see each other', () => {
     await screenshots('-three');
   });
 
-  it('tiles go away when their participant leaves', async (t) => {
+  it('tiles go away when their participant leaves', { timeout: TEST_TIMEOUT_MS }, async (t) => {
     if (!byLabel('C')) return t.skip('needs the previous test');
     await byLabel('C').page.evaluate(() => window.__roomcast?.session.leave());
     await waitFor(
@@ -234,19 +239,19 @@ describe('room page: participants see each other', () => {
       10000,
     );
     // The others still see each other.
-    const before = await waitFor('A still decodes B', ['A'], (s) => frames(s, 'A', 'B') > 0, () => 'no frames of B on A', 5000);
+    const before = await waitFor('A still decodes B', ['A'], (s) => frames(s, 'A', 'B') > 0, () => 'no frames of B on A', 10000);
     await sleep(1500);
     await waitFor(
       'A keeps decoding B after C left',
       ['A', 'B'],
       (s) => frames(s, 'A', 'B') > frames(before, 'A', 'B') && s.A.phase === 'joined' && s.B.phase === 'joined',
       (s) => `A←B frames ${frames(before, 'A', 'B')} → ${frames(s, 'A', 'B')}; phases A ${s.A.phase}, B ${s.B.phase}`,
-      5000,
+      10000,
     );
     await screenshots('-after-leave');
   });
 
-  it('after everyone else left, a newcomer is still seen', async (t) => {
+  it('after everyone else left, a newcomer is still seen', { timeout: TEST_TIMEOUT_MS }, async (t) => {
     if (!byLabel('B')) return t.skip('needs the first test');
     await byLabel('B').page.evaluate(() => window.__roomcast?.session.leave());
     await waitFor('B leaves A alone', ['A'], (s) => (s.A.remoteTileNames ?? []).length === 0, (s) => `A still shows ${JSON.stringify(s.A.remoteTileNames)}`, 10000);
