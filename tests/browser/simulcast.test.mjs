@@ -159,7 +159,13 @@ describe('simulcast', () => {
 
   it('a large tile receives a high layer (≥ 360p)', { timeout: TEST_TIMEOUT_MS }, async (t) => {
     if (!needs(t, 'publish')) return;
-    const v = await waitB('B receives A at ≥ 360p in a large tile', (v) => v.framesDecoded > 0 && v.frameHeight >= 360, 30000);
+    // Polled together: the first frames may arrive before B has laid out the tile and told the
+    // SFU its size (layer_preference goes out once the tile is rendered).
+    const v = await waitB(
+      'B asks for ≥ 720 for its large tile and receives A at ≥ 360p',
+      (v) => v.framesDecoded > 0 && v.frameHeight >= 360 && v.tileVideoHeight > 360 && (v.sent[v.producerId] ?? 0) >= 720,
+      30000,
+    );
     console.log(`large tile: ${JSON.stringify(v)}`);
     heights.large = v.frameHeight;
     assert.ok(v.tileVideoHeight > 360, `the tile is large: ${v.tileVideoHeight}px`);
