@@ -26,8 +26,10 @@ export function freePort() {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * @param {{ bin?: string, webDir?: string, extraArgs?: string[], name?: string }} [opts]
- * @returns {Promise<{ url: string, port: number, pid: number, logTail: (n?: number) => string, stop: () => Promise<void> }>}
+ * `port` and `dataDir` let a test start a gateway again where the last one was (a restart, as in
+ * a deploy): stop that one with `stop({ keepData: true })`.
+ * @param {{ bin?: string, webDir?: string, extraArgs?: string[], name?: string, port?: number, dataDir?: string }} [opts]
+ * @returns {Promise<{ url: string, port: number, pid: number, dataDir: string, logTail: (n?: number) => string, stop: (o?: { keepData?: boolean }) => Promise<void> }>}
  */
 export async function startGateway(opts = {}) {
   const bin = opts.bin ?? process.env.ROOMCAST_BIN ?? DEFAULT_BIN;
@@ -39,8 +41,8 @@ export async function startGateway(opts = {}) {
     throw new Error(`${webDir}/index.html is missing: run "npm ci && npm run build" in web/ first`);
   }
   mkdirSync(OUT_DIR, { recursive: true });
-  const dataDir = mkdtempSync(join(tmpdir(), 'roomcast-browser-'));
-  const port = await freePort();
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'roomcast-browser-'));
+  const port = opts.port ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
   const args = [
     'serve',
@@ -76,7 +78,7 @@ export async function startGateway(opts = {}) {
   );
   const logTail = (n = 60) => [...lines, partial.stdout, partial.stderr].filter(Boolean).slice(-n).join('\n');
 
-  const stop = async () => {
+  const stop = async ({ keepData = false } = {}) => {
     if (!exited && child.pid) {
       try {
         process.kill(child.pid, 'SIGTERM');
@@ -96,7 +98,7 @@ export async function startGateway(opts = {}) {
       clearTimeout(t);
     }
     logFile.end();
-    rmSync(dataDir, { recursive: true, force: true });
+    if (!keepData) rmSync(dataDir, { recursive: true, force: true });
   };
 
   const deadline = Date.now() + Number(process.env.ROOMCAST_START_TIMEOUT_MS ?? 30000);
@@ -111,7 +113,7 @@ export async function startGateway(opts = {}) {
     }
     try {
       const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
-      if (res.status === 200) return { url, port, pid: child.pid, logTail, logPath, stop };
+      if (res.status === 200) return { url, port, pid: child.pid, dataDir, logTail, logPath, stop };
       lastErr = `HTTP ${res.status}`;
     } catch (e) {
       lastErr = String(e?.cause?.code ?? e);

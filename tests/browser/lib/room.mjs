@@ -123,6 +123,17 @@ export function roomFixture(name, { gatewayArgs = [], chromiumArgs = [] } = {}) 
       fx.roomId = room.id;
       fx.browser = await launchChromium(chromiumArgs);
     },
+    /**
+     * Stops the gateway (SIGTERM, as a deploy does) and starts a new one on the same port and
+     * data directory; the pages stay open. Returns when the new one answers /healthz.
+     */
+    async restartGateway() {
+      const { port, dataDir } = fx.gw;
+      await fx.gw.stop({ keepData: true });
+      const stoppedAt = Date.now();
+      fx.gw = await startGateway({ name: `${name}-after-restart`, extraArgs: gatewayArgs, port, dataDir });
+      return { stoppedAt, upAt: Date.now() };
+    },
     async teardown() {
       for (const p of fx.pages) await p.context.close().catch(() => undefined);
       await fx.browser?.close().catch(() => undefined);
