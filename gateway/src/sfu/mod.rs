@@ -4,6 +4,7 @@ pub mod forward;
 pub mod keyframe;
 pub mod leg;
 pub mod negotiation;
+pub mod netfault;
 pub mod peer;
 pub mod quality;
 pub mod room;

@@ -7,22 +7,25 @@ use std::time::{Duration, Instant};
 
 use str0m::{Event, Input, Output, Rtc};
 
+use super::netfault::NetFault;
+
 pub struct Peer {
     pub rtc: Rtc,
     deadline: Instant,
     /// Input was handled or RTP queued since the last drive.
     dirty: bool,
-    /// Fault injection: every datagram to and from this peer is dropped until then.
-    pub blackholed_until: Option<Instant>,
+    /// Fault injection (tests): datagrams to and from this peer are dropped, all or some.
+    pub fault: Option<NetFault>,
 }
 
 impl Peer {
     pub fn new(rtc: Rtc, now: Instant) -> Self {
-        Self { rtc, deadline: now, dirty: true, blackholed_until: None }
+        Self { rtc, deadline: now, dirty: true, fault: None }
     }
 
-    pub fn blackholed(&self, now: Instant) -> bool {
-        self.blackholed_until.is_some_and(|t| now < t)
+    /// Whether an injected fault loses this datagram (to or from the peer).
+    pub fn fault_drops(&mut self, now: Instant) -> bool {
+        self.fault.as_mut().is_some_and(|f| f.drops(now))
     }
 
     pub fn mark_dirty(&mut self) {
@@ -56,11 +59,13 @@ impl Peer {
             self.rtc.disconnect();
             return;
         }
-        let blackholed = self.blackholed(now);
         loop {
             match self.rtc.poll_output() {
-                Ok(Output::Transmit(_)) if blackholed => {}
-                Ok(Output::Transmit(t)) => send(socket, &t.contents, t.destination),
+                Ok(Output::Transmit(t)) => {
+                    if !self.fault.as_mut().is_some_and(|f| f.drops(now)) {
+                        send(socket, &t.contents, t.destination);
+                    }
+                }
                 Ok(Output::Timeout(t)) => {
                     // Never spin: a deadline in the past is served on the next loop turn.
                     self.deadline = t.max(now + Duration::from_micros(100));

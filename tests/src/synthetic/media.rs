@@ -376,6 +376,8 @@ pub struct FramesSince {
     /// Mean colour of each of those frames, in order (frames whose colour could not be read
     /// are counted but not listed).
     pub colours: Vec<Colour>,
+    /// When each of those frames was decoded, in order.
+    pub times: Vec<Instant>,
 }
 
 impl FramesSince {
@@ -386,6 +388,8 @@ impl FramesSince {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        self.times.extend(other.times);
+        self.times.sort_unstable();
         if other.last_at > self.last_at {
             self.last_at = other.last_at;
             self.colours.extend(other.colours);
@@ -438,6 +442,7 @@ impl VideoState {
             out.frames += 1;
             out.first_at.get_or_insert(*at);
             out.last_at = Some(*at);
+            out.times.push(*at);
             out.colours.extend(*colour);
         }
         out
