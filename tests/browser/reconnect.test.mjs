@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { api } from './lib/gateway.mjs';
-import { frames, roomFixture, sleep } from './lib/room.mjs';
+import { frames, recordReconnectingBanner, roomFixture, sleep } from './lib/room.mjs';
 
 /** Per test: a hung gateway or browser fails the test instead of hanging CI. */
 const TEST_TIMEOUT_MS = Number(process.env.ROOMCAST_TEST_TIMEOUT_MS ?? 240000);
@@ -47,17 +47,7 @@ describe('room page: reconnecting', () => {
     const oldId = before.A.selfId;
     // The banner may be up for only a few hundred ms (the re-join is quick): a MutationObserver
     // installed before the drop records when it first appears, however briefly.
-    await a.page.evaluate(() => {
-      window.__reconnectingShownAt = null;
-      const check = () => {
-        if (window.__reconnectingShownAt === null && document.querySelector('[data-testid="reconnecting"]')) {
-          window.__reconnectingShownAt = Date.now();
-          observer.disconnect();
-        }
-      };
-      const observer = new MutationObserver(check);
-      observer.observe(document.body, { childList: true, subtree: true, attributes: true, attributeFilter: ['data-testid'] });
-    });
+    await recordReconnectingBanner(a.page);
     const t0 = await a.page.evaluate(() => {
       const at = Date.now();
       window.__roomcast.session.dropConnectionForTest();

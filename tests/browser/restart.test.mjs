@@ -4,7 +4,7 @@
 // the same room (kept in the store) by themselves, seeing and hearing each other again.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { frames, roomFixture } from './lib/room.mjs';
+import { frames, recordReconnectingBanner, roomFixture } from './lib/room.mjs';
 
 /** Per test: a hung gateway or browser fails the test instead of hanging CI. */
 const TEST_TIMEOUT_MS = Number(process.env.ROOMCAST_TEST_TIMEOUT_MS ?? 240000);
@@ -31,19 +31,7 @@ describe('room page: gateway restart (deploy)', () => {
   it('SIGTERM: both pages are told (1012), show "reconnecting", and re-join the restarted gateway', { timeout: TEST_TIMEOUT_MS }, async (t) => {
     if (fx.pages.length < 2) return t.skip('needs the first test');
     const before = await fx.snapshots(['A', 'B']);
-    // The banner may show only briefly: a MutationObserver records when it first appears.
-    for (const label of ['A', 'B']) {
-      await fx.byLabel(label).page.evaluate(() => {
-        window.__reconnectingShownAt = null;
-        const observer = new MutationObserver(() => {
-          if (window.__reconnectingShownAt === null && document.querySelector('[data-testid="reconnecting"]')) {
-            window.__reconnectingShownAt = Date.now();
-            observer.disconnect();
-          }
-        });
-        observer.observe(document.body, { childList: true, subtree: true, attributes: true, attributeFilter: ['data-testid'] });
-      });
-    }
+    for (const label of ['A', 'B']) await recordReconnectingBanner(fx.byLabel(label).page);
     const { stoppedAt, upAt } = await fx.restartGateway();
 
     const s = await fx.waitFor(

@@ -105,6 +105,24 @@ export async function roomSnapshot() {
 }
 
 /**
+ * Records (in the page, as `window.__reconnectingShownAt`) when the "reconnecting" banner first
+ * appears: a MutationObserver catches it however briefly it shows (a quick re-join takes
+ * < 500 ms, shorter than a polling interval). Install before causing the disconnect.
+ */
+export async function recordReconnectingBanner(page) {
+  await page.evaluate(() => {
+    window.__reconnectingShownAt = null;
+    const observer = new MutationObserver(() => {
+      if (window.__reconnectingShownAt === null && document.querySelector('[data-testid="reconnecting"]')) {
+        window.__reconnectingShownAt = Date.now();
+        observer.disconnect();
+      }
+    });
+    observer.observe(document.body, { childList: true, subtree: true, attributes: true, attributeFilter: ['data-testid'] });
+  });
+}
+
+/**
  * A gateway, a browser and pages joining one room.
  * @param {string} name  test name (log file names)
  */
