@@ -1,10 +1,11 @@
 //! GStreamer at the edges: encoders that make what a camera and a microphone would send, and
 //! decoders that turn received frames back into pictures and sound to measure.
 //!
-//! Publish: `videotestsrc` (one solid colour) → VP8, `audiotestsrc` (one sine) → Opus, each
-//! into an appsink whose callback hands every encoded frame on.
-//! Receive: per remote track `appsrc → decoder → appsink`; the appsink callback records
-//! counts, timing, the mean colour of the latest frame and the dominant tone and level.
+//! Publish: `videotestsrc` (one solid colour) → VP8 or H.264 ([`VideoCodec`]), `audiotestsrc`
+//! (one sine) → Opus, each into an appsink whose callback hands every encoded frame on.
+//! Receive: per remote track `appsrc → decoder → appsink` (`vp8dec`, `h264parse ! avdec_h264`,
+//! `opusdec`); the appsink callback records counts, timing, the mean colour of the latest
+//! frame and the dominant tone and level.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -85,6 +86,34 @@ struct OwnedPipeline(gst::Pipeline);
 impl Drop for OwnedPipeline {
     fn drop(&mut self) {
         let _ = self.0.set_state(gst::State::Null);
+    }
+}
+
+/// The video codec a synthetic participant publishes (and can decode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub enum VideoCodec {
+    #[default]
+    Vp8,
+    /// Constrained baseline, Annex-B access units (x264 `tune=zerolatency`), sent with
+    /// packetization-mode 1 (STAP-A / FU-A) as browsers do.
+    H264,
+}
+
+impl VideoCodec {
+    pub const ALL: [VideoCodec; 2] = [VideoCodec::Vp8, VideoCodec::H264];
+
+    /// The SDP encoding name.
+    pub fn name(self) -> &'static str {
+        match self {
+            VideoCodec::Vp8 => "VP8",
+            VideoCodec::H264 => "H264",
+        }
+    }
+}
+
+impl std::fmt::Display for VideoCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -182,13 +211,31 @@ fn differs(a: [u8; 3], b: [u8; 3]) -> bool {
     a.iter().zip(b).any(|(x, y)| x.abs_diff(y) > FLIP_THRESHOLD)
 }
 
-/// `gst-launch` description of the video publisher.
+/// `gst-launch` description of the VP8 video publisher.
 pub fn video_encoder_description(colour: Colour) -> String {
+    video_encoder_description_for(VideoCodec::Vp8, colour)
+}
+
+/// `gst-launch` description of the video publisher: 320x240 at 15 fps, a keyframe at least
+/// every 60 frames (4 s), ~300 kbit/s, no frame delay in the encoder (a forced keyframe is
+/// the very next frame). H.264: constrained baseline in Annex-B access units; x264 repeats
+/// SPS and PPS before every IDR, as browsers' encoders do.
+pub fn video_encoder_description_for(codec: VideoCodec, colour: Colour) -> String {
+    let encoder = match codec {
+        VideoCodec::Vp8 => {
+            "vp8enc name=enc deadline=1 cpu-used=8 keyframe-max-dist=60 lag-in-frames=0 \
+               end-usage=cbr target-bitrate=300000 error-resilient=default"
+        }
+        VideoCodec::H264 => {
+            "x264enc name=enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=300 \
+               byte-stream=true aud=false threads=1 \
+             ! video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au"
+        }
+    };
     format!(
         "videotestsrc name=src pattern=solid-color foreground-color={:#010x} is-live=true \
          ! video/x-raw,format=I420,width=320,height=240,framerate=15/1 \
-         ! vp8enc name=enc deadline=1 cpu-used=8 keyframe-max-dist=60 lag-in-frames=0 \
-           end-usage=cbr target-bitrate=300000 error-resilient=default \
+         ! {encoder} \
          ! appsink name=sink sync=false max-buffers=30 drop=true",
         colour.argb()
     )
@@ -207,7 +254,12 @@ pub fn audio_encoder_description(tone_hz: f32) -> String {
 impl Encoder {
     /// Solid `colour`, 320x240 at 15 fps, VP8. The colour can change later ([`Encoder::set_colour`]).
     pub fn video(colour: Colour, on_frame: impl FnMut(EncodedFrame) + Send + 'static) -> Result<Self> {
-        Self::start(&video_encoder_description(colour), Kind::Video, on_frame)
+        Self::video_with(VideoCodec::Vp8, colour, on_frame)
+    }
+
+    /// [`Encoder::video`] in `codec` (H.264: one Annex-B access unit per frame).
+    pub fn video_with(codec: VideoCodec, colour: Colour, on_frame: impl FnMut(EncodedFrame) + Send + 'static) -> Result<Self> {
+        Self::start(&video_encoder_description_for(codec, colour), Kind::Video, on_frame)
     }
 
     /// A sine at `tone_hz`, mono 48 kHz, Opus in 20 ms frames.
@@ -227,8 +279,8 @@ impl Encoder {
             Kind::Video => {
                 let source: gst::Element = by_name(&pipeline, "src")?;
                 let enc: gst::Element = by_name(&pipeline, "enc")?;
-                let pad = enc.static_pad("sink").context("vp8enc has no sink pad")?;
-                let enc_src = enc.static_pad("src").context("vp8enc has no src pad")?.downgrade();
+                let pad = enc.static_pad("sink").context("the video encoder has no sink pad")?;
+                let enc_src = enc.static_pad("src").context("the video encoder has no src pad")?.downgrade();
                 let state = flips.clone();
                 // Watches the raw frames going into the encoder: the first one that shows a
                 // requested colour is made a keyframe (the encoder takes a force-key-unit
@@ -530,11 +582,30 @@ pub struct Decoder {
     pushed: u64,
 }
 
+/// `gst-launch` description of the VP8 video decoder.
 pub fn video_decoder_description() -> &'static str {
-    "appsrc name=src is-live=true format=time do-timestamp=true caps=video/x-vp8 \
-     ! vp8dec ! videoscale ! video/x-raw,width=32,height=24 \
-     ! videoconvert ! video/x-raw,format=RGBx \
-     ! appsink name=sink sync=false max-buffers=2 drop=true"
+    video_decoder_description_for(VideoCodec::Vp8)
+}
+
+/// `gst-launch` description of a video decoder: frames in, 32x24 RGBx pictures out.
+/// H.264: Annex-B access units; `h264parse` drops slices until it has seen SPS and PPS (as a
+/// browser's decoder cannot use them either); one decoding thread (no frame-threading delay).
+pub fn video_decoder_description_for(codec: VideoCodec) -> &'static str {
+    match codec {
+        VideoCodec::Vp8 => {
+            "appsrc name=src is-live=true format=time do-timestamp=true caps=video/x-vp8 \
+             ! vp8dec ! videoscale ! video/x-raw,width=32,height=24 \
+             ! videoconvert ! video/x-raw,format=RGBx \
+             ! appsink name=sink sync=false max-buffers=2 drop=true"
+        }
+        VideoCodec::H264 => {
+            "appsrc name=src is-live=true format=time do-timestamp=true \
+               caps=video/x-h264,stream-format=byte-stream,alignment=au \
+             ! h264parse ! avdec_h264 max-threads=1 ! videoscale ! video/x-raw,width=32,height=24 \
+             ! videoconvert ! video/x-raw,format=RGBx \
+             ! appsink name=sink sync=false max-buffers=2 drop=true"
+        }
+    }
 }
 
 pub fn audio_decoder_description() -> &'static str {
@@ -553,11 +624,21 @@ impl Decoder {
         }
     }
 
+    /// A VP8 decoder.
     pub fn video() -> Result<Self> {
-        let pipeline = launch(video_decoder_description())?;
+        Self::video_for(VideoCodec::Vp8)
+    }
+
+    pub fn video_for(codec: VideoCodec) -> Result<Self> {
+        Self::video_into(codec, Arc::new(Mutex::new(VideoState::default())))
+    }
+
+    /// A decoder for `codec` that records into `stats` (made before the codec was known:
+    /// a received track's codec shows with its first frame).
+    pub fn video_into(codec: VideoCodec, stats: Arc<Mutex<VideoState>>) -> Result<Self> {
+        let pipeline = launch(video_decoder_description_for(codec))?;
         let src: gst_app::AppSrc = by_name(&pipeline, "src")?;
         let sink: gst_app::AppSink = by_name(&pipeline, "sink")?;
-        let stats = Arc::new(Mutex::new(VideoState::default()));
         let shared = stats.clone();
         sink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
@@ -656,33 +737,100 @@ mod tests {
         }
     }
 
-    /// Encoder → frames → decoder in one process: the colour survives VP8.
+    /// Encoder → frames → decoder in one process: the colour survives VP8 and H.264.
     #[test]
-    fn vp8_round_trip_keeps_the_colour() {
-        for colour in [Colour::RED, Colour::GREEN, Colour::BLUE, Colour::new(200, 120, 40)] {
-            let (tx, rx) = mpsc::channel();
-            let enc = Encoder::video(colour, move |f| {
-                let _ = tx.send(f);
-            })
-            .unwrap();
-            let mut dec = Decoder::video().unwrap();
-            let mut first = true;
-            let got = wait_for("a decoded frame", Duration::from_secs(10), || {
-                while let Ok(f) = rx.try_recv() {
-                    if first {
-                        assert!(f.keyframe, "the first VP8 frame is a keyframe");
-                        first = false;
+    fn video_round_trip_keeps_the_colour() {
+        for codec in VideoCodec::ALL {
+            for colour in [Colour::RED, Colour::GREEN, Colour::BLUE, Colour::new(200, 120, 40)] {
+                let (tx, rx) = mpsc::channel();
+                let enc = Encoder::video_with(codec, colour, move |f| {
+                    let _ = tx.send(f);
+                })
+                .unwrap();
+                let mut dec = Decoder::video_for(codec).unwrap();
+                let mut first = true;
+                let got = wait_for("a decoded frame", Duration::from_secs(10), || {
+                    while let Ok(f) = rx.try_recv() {
+                        if first {
+                            assert!(f.keyframe, "the first {codec} frame is a keyframe");
+                            if codec == VideoCodec::H264 {
+                                let nals = crate::synthetic::tracks::h264_nal_types(&f.data);
+                                assert!(nals.contains(&7) && nals.contains(&8) && nals.contains(&5), "SPS, PPS and IDR: {nals:?}");
+                            }
+                            first = false;
+                        }
+                        dec.push(&f.data).unwrap();
                     }
-                    dec.push(&f.data).unwrap();
-                }
-                let s = dec.stats().video()?;
-                (s.frames >= 3).then_some(s)
-            });
-            let mean = got.mean_colour.expect("a mean colour");
-            assert!(mean.is_close_to(colour, 12), "sent {colour}, decoded {mean}");
-            assert!(got.first_frame_at.is_some());
-            drop(enc);
+                    let s = dec.stats().video()?;
+                    (s.frames >= 3).then_some(s)
+                });
+                let mean = got.mean_colour.expect("a mean colour");
+                assert!(mean.is_close_to(colour, 12), "{codec}: sent {colour}, decoded {mean}");
+                assert!(got.first_frame_at.is_some());
+                drop(enc);
+            }
         }
+    }
+
+    /// An H.264 decoder that starts at an IDR whose SPS and PPS it never got shows nothing
+    /// until a keyframe that carries them (what a receiver sees when an SFU forwards from the
+    /// IDR's own packet and drops the parameter sets sent just before it).
+    #[test]
+    fn h264_idr_without_parameter_sets_does_not_decode() {
+        use crate::synthetic::tracks::h264_nal_types;
+        let (tx, rx) = mpsc::channel();
+        let enc = Encoder::video_with(VideoCodec::H264, Colour::CYAN, move |f| {
+            let _ = tx.send(f);
+        })
+        .unwrap();
+        let mut dec = Decoder::video_for(VideoCodec::H264).unwrap();
+        // Skip the first keyframe, then force one and strip SPS/PPS from it.
+        for _ in 0..3 {
+            rx.recv_timeout(Duration::from_secs(5)).expect("frames");
+        }
+        while rx.try_recv().is_ok() {}
+        assert!(enc.keyframe_forcer().force());
+        let key = loop {
+            let f = rx.recv_timeout(Duration::from_secs(5)).expect("frames");
+            if f.keyframe {
+                break f;
+            }
+        };
+        let stripped = strip_h264_nals(&key.data, &[7, 8]);
+        assert_eq!(h264_nal_types(&stripped), vec![5], "only the IDR slice is left");
+        dec.push(&stripped).unwrap();
+        let mut pushed = 1;
+        // The delta frames that follow: still no picture.
+        while pushed < 8 {
+            let f = rx.recv_timeout(Duration::from_secs(5)).expect("frames");
+            assert!(!f.keyframe);
+            dec.push(&f.data).unwrap();
+            pushed += 1;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(dec.stats().video().unwrap().frames, 0, "no picture without SPS/PPS");
+        // A complete keyframe (with its parameter sets) starts the picture.
+        assert!(enc.keyframe_forcer().force());
+        let got = wait_for("a decoded frame after a full keyframe", Duration::from_secs(10), || {
+            while let Ok(f) = rx.try_recv() {
+                dec.push(&f.data).unwrap();
+            }
+            let s = dec.stats().video()?;
+            (s.frames >= 1).then_some(s)
+        });
+        assert!(got.mean_colour.is_some_and(|c| c.is_close_to(Colour::CYAN, 12)), "{got:?}");
+    }
+
+    /// The access unit without the NAL units of the given types.
+    fn strip_h264_nals(au: &[u8], types: &[u8]) -> Vec<u8> {
+        let mut out = vec![];
+        for nal in crate::synthetic::tracks::h264_nal_units(au) {
+            if !types.contains(&(nal[0] & 0x1f)) {
+                out.extend_from_slice(&[0, 0, 0, 1]);
+                out.extend_from_slice(nal);
+            }
+        }
+        out
     }
 
     /// Opus at 440 Hz comes out at 440 Hz, 880 at 880.
@@ -713,12 +861,18 @@ mod tests {
     /// decodes to the new colour and the frame before it to the old one.
     #[test]
     fn colour_flip_names_the_first_frame_in_the_new_colour() {
+        for codec in VideoCodec::ALL {
+            colour_flip_in(codec);
+        }
+    }
+
+    fn colour_flip_in(codec: VideoCodec) {
         let (tx, rx) = mpsc::channel();
-        let enc = Encoder::video(Colour::RED, move |f| {
+        let enc = Encoder::video_with(codec, Colour::RED, move |f| {
             let _ = tx.send(f);
         })
         .unwrap();
-        let mut dec = Decoder::video().unwrap();
+        let mut dec = Decoder::video_for(codec).unwrap();
         let mut decode = |f: &EncodedFrame| {
             let before = dec.stats().video().unwrap().frames;
             dec.push(&f.data).unwrap();
@@ -755,8 +909,14 @@ mod tests {
     /// A keyframe request makes the encoder emit a keyframe long before its 60-frame GOP ends.
     #[test]
     fn force_keyframe_reaches_the_encoder() {
+        for codec in VideoCodec::ALL {
+            force_keyframe_in(codec);
+        }
+    }
+
+    fn force_keyframe_in(codec: VideoCodec) {
         let (tx, rx) = mpsc::channel();
-        let enc = Encoder::video(Colour::BLUE, move |f| {
+        let enc = Encoder::video_with(codec, Colour::BLUE, move |f| {
             let _ = tx.send(f);
         })
         .unwrap();
@@ -775,9 +935,13 @@ mod tests {
             let f = rx.recv_timeout(Duration::from_secs(5)).expect("frames");
             after += 1;
             if f.keyframe {
+                if codec == VideoCodec::H264 {
+                    let nals = crate::synthetic::tracks::h264_nal_types(&f.data);
+                    assert!(nals.starts_with(&[7, 8]) && nals.contains(&5), "a forced IDR repeats SPS and PPS: {nals:?}");
+                }
                 break;
             }
-            assert!(after < 10, "no keyframe within 10 frames of the request");
+            assert!(after < 10, "no {codec} keyframe within 10 frames of the request");
         }
     }
 }

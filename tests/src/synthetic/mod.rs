@@ -1,6 +1,7 @@
 //! [`SyntheticParticipant`]: joins a room like a browser (HTTP join, WebSocket signaling,
-//! a publish and a subscribe PeerConnection), publishes a solid colour (VP8) and a sine tone
-//! (Opus), and decodes everyone else so a test can ask which colours and tones arrive.
+//! a publish and a subscribe PeerConnection), publishes a solid colour (VP8, or H.264 with
+//! [`JoinOptions::video_codec`]) and a sine tone (Opus), and decodes everyone else so a test
+//! can ask which colours and tones arrive.
 //!
 //! ```no_run
 //! # async fn demo(base: &str, room: &str) -> anyhow::Result<()> {
@@ -31,7 +32,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
 pub use analysis::Colour;
-pub use media::{AudioStats, FlipRecord, FramesSince, VideoStats};
+pub use media::{AudioStats, FlipRecord, FramesSince, VideoCodec, VideoStats};
 pub use peer::{PeerStatus, PublishCounters, TrackRecord};
 pub use signaling::{ClientMessage, Kind, Pc, ServerMessage, TrackInfo};
 
@@ -46,6 +47,11 @@ pub struct JoinOptions {
     pub tone_hz: f32,
     pub publish_audio: bool,
     pub publish_video: bool,
+    /// The codec of the published video; the publish offer names only this one for video.
+    pub video_codec: VideoCodec,
+    /// Video codecs the subscribe PeerConnection accepts, in order of preference. Default:
+    /// VP8 and H.264 (constrained baseline, packetization-mode 1), as a browser.
+    pub receive_video_codecs: Vec<VideoCodec>,
     /// Send a PLI when a received video track starts without a keyframe or has a gap, as a
     /// browser does. Turn off to check that the SFU asks for keyframes by itself.
     pub request_keyframes: bool,
@@ -67,6 +73,8 @@ impl JoinOptions {
             tone_hz,
             publish_audio: true,
             publish_video: true,
+            video_codec: VideoCodec::Vp8,
+            receive_video_codecs: vec![VideoCodec::Vp8, VideoCodec::H264],
             request_keyframes: true,
             decode: true,
             trickle: true,
@@ -82,6 +90,18 @@ impl JoinOptions {
     pub fn publish(mut self, audio: bool, video: bool) -> Self {
         self.publish_audio = audio;
         self.publish_video = video;
+        self
+    }
+
+    /// Publish video in `codec` (VP8 by default).
+    pub fn video_codec(mut self, codec: VideoCodec) -> Self {
+        self.video_codec = codec;
+        self
+    }
+
+    /// Accept only these video codecs on the subscribe PeerConnection.
+    pub fn receive_video_codecs(mut self, codecs: &[VideoCodec]) -> Self {
+        self.receive_video_codecs = codecs.to_vec();
         self
     }
 
@@ -118,6 +138,8 @@ pub struct SubscribeOfferRecord {
     pub inactive_mids: Vec<String>,
     /// When our answer went out; `None` if the offer could not be answered.
     pub answered_at: Option<Instant>,
+    /// Our answer.
+    pub answer_sdp: Option<String>,
     pub error: Option<String>,
 }
 
@@ -166,7 +188,19 @@ pub struct RemoteMedia {
     pub audio_subscribed_at: Option<Instant>,
     /// Encoded video frames received / decoded on the current video track.
     pub video_frames_received: u64,
+    /// Keyframes received (VP8 key frames; H.264 frames with an IDR slice, decodable or not).
     pub video_keyframes_received: u64,
+    /// H.264 IDR frames received before any SPS/PPS on the track: no decoder can use them.
+    pub video_keyframes_without_parameter_sets: u64,
+    /// H.264: NAL unit types of the first keyframe of the current video track.
+    pub first_keyframe_nal_types: Option<Vec<u8>>,
+    /// The first keyframe of the current video track, and the first one a decoder can start from.
+    pub first_video_keyframe_at: Option<Instant>,
+    pub first_decodable_keyframe_at: Option<Instant>,
+    /// The codec the current video track carries, as negotiated (e.g. `H264/90000 pt 106
+    /// profile-level-id 42e01f packetization-mode 1`), once a frame has arrived.
+    pub video_codec: Option<String>,
+    pub audio_codec: Option<String>,
     pub video_frames: u64,
     /// Decoded / received video frames over every video track of this participant so far
     /// (continuous across renegotiations and reconnects).
@@ -296,6 +330,11 @@ pub fn summarize(
             r.subscribed_at = Some(v.record.subscribed_at);
             r.video_frames_received = v.record.frames_received;
             r.video_keyframes_received = v.record.keyframes_received;
+            r.video_keyframes_without_parameter_sets = v.record.keyframes_without_parameter_sets;
+            r.first_keyframe_nal_types = v.record.first_keyframe_nal_types.clone();
+            r.first_video_keyframe_at = v.record.first_keyframe_received_at;
+            r.first_decodable_keyframe_at = v.record.first_decodable_keyframe_at;
+            r.video_codec = v.record.codec.clone();
             r.keyframe_requests_sent = v.record.keyframe_requests_sent;
             if let Some(s) = &v.video {
                 r.video_frames = s.frames;
@@ -307,6 +346,7 @@ pub fn summarize(
         if let Some(a) = pick(Kind::Audio) {
             r.audio_subscribed_at = Some(a.record.subscribed_at);
             r.audio_frames_received = a.record.frames_received;
+            r.audio_codec = a.record.codec.clone();
             if let Some(s) = &a.audio {
                 r.audio_buffers = s.buffers;
                 r.first_audio_at = s.first_audio_at;
@@ -355,6 +395,7 @@ impl MediaSetup {
             Pc::Subscribe,
             SubscribeHandler::new(self.opts.request_keyframes, self.opts.decode, shared.tracks.clone()),
             peer::channel(),
+            &self.opts.receive_video_codecs,
         )
         .await?;
         let publish = if self.publishing() {
@@ -363,10 +404,11 @@ impl MediaSetup {
                 self.stream_id.clone(),
                 self.opts.publish_audio,
                 self.opts.publish_video,
+                self.opts.video_codec,
                 self.forcer.clone(),
                 shared.published.clone(),
             );
-            let peer = Peer::start(Pc::Publish, handler, (sender.clone(), receiver)).await?;
+            let peer = Peer::start(Pc::Publish, handler, (sender.clone(), receiver), &[self.opts.video_codec]).await?;
             *lock(&shared.publish_route) = Some(sender);
             Some(peer)
         } else {
@@ -439,7 +481,7 @@ impl SyntheticParticipant {
             }
         };
         if opts.publish_video {
-            let enc = Encoder::video(opts.colour, route(&shared))?;
+            let enc = Encoder::video_with(opts.video_codec, opts.colour, route(&shared))?;
             forcer = Some(enc.keyframe_forcer());
             encoders.push(enc);
         }
@@ -944,6 +986,7 @@ async fn handle_server_message(ctx: &mut SignalingCtx, msg: &ServerMessage) -> V
                 tracks: tracks.clone(),
                 inactive_mids: inactive,
                 answered_at: None,
+                answer_sdp: result.as_ref().ok().cloned(),
                 error,
             });
             drop(sig);
@@ -988,9 +1031,14 @@ mod tests {
             removed_at: removed.then_some(at),
             frames_received: 10,
             keyframes_received: 1,
+            keyframes_without_parameter_sets: 0,
+            first_keyframe_nal_types: None,
             first_frame_received_at: Some(at),
+            first_keyframe_received_at: Some(at),
+            first_decodable_keyframe_at: Some(at),
             last_frame_received_at: Some(at),
             keyframe_requests_sent: 0,
+            codec: Some(format!("VP8/90000 pt 96 ({mid})")),
             decoder: None,
             decoder_error: None,
         }
@@ -1043,6 +1091,7 @@ mod tests {
         assert_eq!(a.subscribed_at, Some(t1));
         assert_eq!(a.time_to_first_video_frame(), Some(Duration::ZERO));
         assert_eq!(a.name.as_deref(), Some("Ada"));
+        assert_eq!(a.video_codec.as_deref(), Some("VP8/90000 pt 96 (1)"), "the codec of the current video track");
         let b = &s["p-b"];
         assert!(b.left);
         assert_eq!(b.tracks_active, 0);

@@ -4,27 +4,28 @@
 //!
 //! The task is the only owner of the `Rtc`; everything else talks to it through commands.
 //! What is specific to each side lives in a [`PeerHandler`]: [`PublishHandler`] offers
-//! sendonly audio+video and writes encoded frames; [`SubscribeHandler`] answers the server's
-//! offers and feeds received frames to decoders.
+//! sendonly audio+video (VP8 or H.264) and writes encoded frames; [`SubscribeHandler`]
+//! answers the server's offers (VP8 and H.264 accepted, like a browser) and feeds received
+//! frames to decoders made for the codec each track turns out to carry.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::format::Codec;
+use str0m::format::{Codec, PayloadParams};
 use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::media::{Decoder, DecoderStats, EncodedFrame, KeyframeForcer};
+use super::media::{Decoder, DecoderStats, EncodedFrame, KeyframeForcer, VideoCodec, VideoState};
 use super::signaling::{Kind, Pc, TrackInfo};
-use super::tracks::{diff_tracks, vp8_frame_is_keyframe, KeyframeGate};
+use super::tracks::{diff_tracks, FrameClass, KeyframeDetector, KeyframeGate};
 
 /// Least time between two keyframe requests for one received track (a browser does about this).
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
@@ -53,6 +54,16 @@ pub struct PeerStatus {
     pub connected_at: Option<Instant>,
     pub closed: bool,
     pub last_error: Option<String>,
+    /// RTP packets received, by payload type (read from the SRTP header, which is in clear),
+    /// whether or not str0m accepts them: shows what the far side sends, negotiated or not.
+    pub rtp_packets_by_pt: BTreeMap<u8, u64>,
+}
+
+/// The payload type of an RTP datagram (RFC 7983 demultiplexing: first byte 128–191; RTCP,
+/// whose second byte is 192–223 under rtcp-mux, is not RTP).
+pub fn rtp_payload_type(datagram: &[u8]) -> Option<u8> {
+    let (&b0, &b1) = (datagram.first()?, datagram.get(1)?);
+    ((128..=191).contains(&b0) && !(192..=223).contains(&b1) && datagram.len() >= 12).then_some(b1 & 0x7f)
 }
 
 /// Side-specific behaviour of a PeerConnection.
@@ -118,21 +129,62 @@ pub(crate) struct Peer {
     task: JoinHandle<()>,
 }
 
+/// H.264 as Chrome offers it first: constrained baseline, level 3.1, packetization-mode 1,
+/// on Chrome's payload types (not str0m's defaults, so the SFU's payload-type mapping is
+/// exercised too).
+pub const H264_PROFILE_LEVEL_ID: u32 = 0x42e01f;
+const H264_PT: u8 = 106;
+const H264_RTX_PT: u8 = 107;
+
+/// An `Rtc` configuration with Opus and the given video codecs, in order of preference.
+pub(crate) fn rtc_config(video: &[VideoCodec]) -> RtcConfig {
+    let mut config = Rtc::builder().clear_codecs().enable_opus(true, false);
+    for codec in video {
+        match codec {
+            VideoCodec::Vp8 => config = config.enable_vp8(true),
+            VideoCodec::H264 => {
+                config.codec_config().add_h264(H264_PT.into(), Some(H264_RTX_PT.into()), true, H264_PROFILE_LEVEL_ID)
+            }
+        }
+    }
+    config
+}
+
+/// Our video codec for str0m's, if we have one.
+pub fn video_codec_of(codec: Codec) -> Option<VideoCodec> {
+    match codec {
+        Codec::Vp8 => Some(VideoCodec::Vp8),
+        Codec::H264 => Some(VideoCodec::H264),
+        _ => None,
+    }
+}
+
+/// Negotiated payload parameters in a line: `H264/90000 pt 106 profile-level-id 42e01f
+/// packetization-mode 1`.
+pub fn describe_params(p: &PayloadParams) -> String {
+    let spec = p.spec();
+    let mut out = format!("{}/{} pt {}", spec.codec, spec.clock_rate.get(), *p.pt());
+    if let Some(id) = spec.format.profile_level_id {
+        out.push_str(&format!(" profile-level-id {id:06x}"));
+    }
+    if let Some(mode) = spec.format.packetization_mode {
+        out.push_str(&format!(" packetization-mode {mode}"));
+    }
+    out
+}
+
 impl Peer {
-    /// Binds a UDP socket on 127.0.0.1, adds it as the host candidate of a new `Rtc` (VP8 and
-    /// Opus only, like the browsers we test with), and starts the task.
+    /// Binds a UDP socket on 127.0.0.1, adds it as the host candidate of a new `Rtc` (Opus and
+    /// `video` codecs in that order of preference), and starts the task.
     pub(crate) async fn start<H: PeerHandler>(
         role: Pc,
         handler: H,
         (sender, receiver): (PeerSender, PeerReceiver),
+        video: &[VideoCodec],
     ) -> Result<Peer> {
         let socket = UdpSocket::bind("127.0.0.1:0").await.context("binding a UDP socket")?;
         let local = socket.local_addr().context("UDP socket address")?;
-        let mut rtc = Rtc::builder()
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_vp8(true)
-            .build(Instant::now());
+        let mut rtc = rtc_config(video).build(Instant::now());
         let candidate = Candidate::host(local, "udp").map_err(|e| anyhow!("host candidate: {e}"))?;
         let local_candidate = candidate.to_sdp_string();
         rtc.add_local_candidate(candidate);
@@ -193,6 +245,9 @@ async fn run<H: PeerHandler>(
                     match received {
                         Ok((n, source)) => {
                             let now = Instant::now();
+                            if let Some(pt) = rtp_payload_type(&buf[..n]) {
+                                *lock(&status).rtp_packets_by_pt.entry(pt).or_default() += 1;
+                            }
                             match buf[..n].try_into() {
                                 Ok(contents) => {
                                     let input = Input::Receive(now, Receive {
@@ -327,6 +382,8 @@ pub struct PublishCounters {
     /// PLI/FIR received from the server.
     pub keyframe_requests: u64,
     pub first_keyframe_request_at: Option<Instant>,
+    /// The video codec the publish answer settled on (see [`describe_params`]).
+    pub video_codec: Option<String>,
 }
 
 struct SendTrack {
@@ -339,6 +396,7 @@ pub(crate) struct PublishHandler {
     stream_id: String,
     publish_audio: bool,
     publish_video: bool,
+    video_codec: VideoCodec,
     audio: Option<SendTrack>,
     video: Option<SendTrack>,
     connected: bool,
@@ -351,6 +409,7 @@ impl PublishHandler {
         stream_id: String,
         publish_audio: bool,
         publish_video: bool,
+        video_codec: VideoCodec,
         forcer: Option<KeyframeForcer>,
         counters: Arc<Mutex<PublishCounters>>,
     ) -> Self {
@@ -358,6 +417,7 @@ impl PublishHandler {
             stream_id,
             publish_audio,
             publish_video,
+            video_codec,
             audio: None,
             video: None,
             connected: false,
@@ -381,10 +441,10 @@ pub fn rtp_ticks(pts: Duration, clock_rate: u32) -> u64 {
     ((pts.as_nanos() * u128::from(clock_rate) + 500_000_000) / 1_000_000_000) as u64
 }
 
-fn payload_type(rtc: &mut Rtc, mid: Mid, codec: Codec) -> Option<Pt> {
+fn payload_params(rtc: &mut Rtc, mid: Mid, codec: Codec) -> Option<PayloadParams> {
     let writer = rtc.writer(mid)?;
-    let pt = writer.payload_params().find(|p| p.spec().codec == codec).map(|p| p.pt());
-    pt
+    let params = writer.payload_params().find(|p| p.spec().codec == codec).copied();
+    params
 }
 
 impl PeerHandler for PublishHandler {
@@ -415,15 +475,24 @@ impl PeerHandler for PublishHandler {
 
     fn answer_accepted(&mut self, rtc: &mut Rtc) {
         if let Some(t) = &mut self.audio {
-            t.pt = payload_type(rtc, t.mid, Codec::Opus);
+            t.pt = payload_params(rtc, t.mid, Codec::Opus).map(|p| p.pt());
             if t.pt.is_none() {
                 tracing::warn!("the publish answer has no Opus for the audio m-line");
             }
         }
         if let Some(t) = &mut self.video {
-            t.pt = payload_type(rtc, t.mid, Codec::Vp8);
-            if t.pt.is_none() {
-                tracing::warn!("the publish answer has no VP8 for the video m-line");
+            let codec = match self.video_codec {
+                VideoCodec::Vp8 => Codec::Vp8,
+                VideoCodec::H264 => Codec::H264,
+            };
+            let params = payload_params(rtc, t.mid, codec);
+            t.pt = params.map(|p| p.pt());
+            match params {
+                Some(p) => {
+                    tracing::debug!(mid = %t.mid, codec = %describe_params(&p), "publishing video");
+                    lock(&self.counters).video_codec = Some(describe_params(&p));
+                }
+                None => tracing::warn!("the publish answer has no {} for the video m-line", self.video_codec),
             }
         }
     }
@@ -493,10 +562,20 @@ pub struct TrackRecord {
     /// When a later offer took it away.
     pub removed_at: Option<Instant>,
     pub frames_received: u64,
+    /// Video: frames holding a keyframe (VP8 key frame, H.264 IDR slice), decodable or not.
     pub keyframes_received: u64,
+    /// H.264: IDR frames that came before this track had seen SPS and PPS (undecodable).
+    pub keyframes_without_parameter_sets: u64,
+    /// H.264: the NAL unit types of the first keyframe received (7 SPS, 8 PPS, 5 IDR ...).
+    pub first_keyframe_nal_types: Option<Vec<u8>>,
     pub first_frame_received_at: Option<Instant>,
+    /// Video: when the first keyframe arrived (decodable or not) and the first decodable one.
+    pub first_keyframe_received_at: Option<Instant>,
+    pub first_decodable_keyframe_at: Option<Instant>,
     pub last_frame_received_at: Option<Instant>,
     pub keyframe_requests_sent: u64,
+    /// The codec of the received frames (see [`describe_params`]), from the first frame on.
+    pub codec: Option<String>,
     pub decoder: Option<DecoderStats>,
     pub decoder_error: Option<String>,
 }
@@ -505,6 +584,12 @@ struct Receiver {
     record: usize,
     kind: Kind,
     decoder: Option<Decoder>,
+    /// Video: where the decoder (made at the first frame, for its codec) records.
+    video_stats: Option<Arc<Mutex<VideoState>>>,
+    /// Video: made at the first frame, for its codec.
+    detector: Option<KeyframeDetector>,
+    /// The payload type the track's frames came with (a change makes a new decoder).
+    pt: Option<Pt>,
     gate: KeyframeGate,
 }
 
@@ -544,16 +629,23 @@ impl PeerHandler for SubscribeHandler {
             }
         }
         for new in &diff.added {
-            let (decoder, error) = if !self.decode {
-                (None, None)
-            } else {
-                match Decoder::new(new.kind) {
-                    Ok(d) => (Some(d), None),
+            // Audio is Opus; a video track's codec shows with its first frame (the server
+            // offers every codec it has on each m-line), so its decoder is made then.
+            let (decoder, video_stats, error) = match (self.decode, new.kind) {
+                (false, _) => (None, None, None),
+                (true, Kind::Video) => (None, Some(Arc::new(Mutex::new(VideoState::default()))), None),
+                (true, Kind::Audio) => match Decoder::audio() {
+                    Ok(d) => (Some(d), None, None),
                     Err(e) => {
                         tracing::warn!(mid = %new.mid, "no decoder: {e:#}");
-                        (None, Some(format!("{e:#}")))
+                        (None, None, Some(format!("{e:#}")))
                     }
-                }
+                },
+            };
+            let stats = match (&decoder, &video_stats) {
+                (Some(d), _) => Some(d.stats()),
+                (None, Some(v)) => Some(DecoderStats::Video(v.clone())),
+                (None, None) => None,
             };
             records.push(TrackRecord {
                 info: new.clone(),
@@ -561,10 +653,15 @@ impl PeerHandler for SubscribeHandler {
                 removed_at: None,
                 frames_received: 0,
                 keyframes_received: 0,
+                keyframes_without_parameter_sets: 0,
+                first_keyframe_nal_types: None,
                 first_frame_received_at: None,
+                first_keyframe_received_at: None,
+                first_decodable_keyframe_at: None,
                 last_frame_received_at: None,
                 keyframe_requests_sent: 0,
-                decoder: decoder.as_ref().map(Decoder::stats),
+                codec: None,
+                decoder: stats,
                 decoder_error: error,
             });
             self.receivers.insert(
@@ -573,6 +670,9 @@ impl PeerHandler for SubscribeHandler {
                     record: records.len() - 1,
                     kind: new.kind,
                     decoder,
+                    video_stats,
+                    detector: None,
+                    pt: None,
                     gate: KeyframeGate::new(self.request_keyframes, KEYFRAME_REQUEST_INTERVAL),
                 },
             );
@@ -592,18 +692,51 @@ impl PeerHandler for SubscribeHandler {
             }
             return;
         };
-        let is_key = rx.kind == Kind::Video && vp8_frame_is_keyframe(&data.data);
+        let new_codec = rx.pt != Some(data.pt);
+        let mut decoder_error = None;
+        if new_codec {
+            // The first frame (or a new payload type): the track's codec is known now.
+            rx.pt = Some(data.pt);
+            if rx.kind == Kind::Video {
+                let codec = video_codec_of(data.params.spec().codec);
+                rx.detector = codec.map(KeyframeDetector::new);
+                rx.gate = KeyframeGate::new(self.request_keyframes, KEYFRAME_REQUEST_INTERVAL);
+                rx.decoder = None;
+                match (codec, &rx.video_stats) {
+                    (Some(c), Some(stats)) => match Decoder::video_into(c, stats.clone()) {
+                        Ok(d) => rx.decoder = Some(d),
+                        Err(e) => decoder_error = Some(format!("{e:#}")),
+                    },
+                    (None, _) => decoder_error = Some(format!("no decoder for {}", data.params.spec().codec)),
+                    (Some(_), None) => {}
+                }
+            }
+        }
+        let class = match &mut rx.detector {
+            Some(d) if rx.kind == Kind::Video => d.classify(&data.data),
+            _ => FrameClass::Delta,
+        };
+        let is_key = class != FrameClass::Delta;
         let action = match rx.kind {
-            Kind::Video => rx.gate.on_frame(is_key, data.contiguous, now),
+            Kind::Video => rx.gate.on_frame(class == FrameClass::Keyframe, data.contiguous, now),
             Kind::Audio => super::tracks::FrameAction { decode: true, request_keyframe: false },
         };
         {
             let mut records = lock(&self.records);
             if let Some(rec) = records.get_mut(rx.record) {
+                if new_codec {
+                    let codec = describe_params(&data.params);
+                    tracing::debug!(mid = %data.mid, producer = %rec.info.producer_id, %codec, "track codec");
+                    rec.codec = Some(codec);
+                    if let Some(e) = decoder_error {
+                        tracing::warn!(mid = %data.mid, "no decoder: {e}");
+                        rec.decoder_error = Some(e);
+                    }
+                }
                 if rec.frames_received < 3 || is_key {
                     tracing::debug!(
                         mid = %data.mid, producer = %rec.info.producer_id, n = rec.frames_received,
-                        key = is_key, contiguous = data.contiguous, seq = ?data.seq_range,
+                        ?class, contiguous = data.contiguous, seq = ?data.seq_range,
                         since_subscribe = ?now.saturating_duration_since(rec.subscribed_at),
                         "received frame"
                     );
@@ -613,6 +746,17 @@ impl PeerHandler for SubscribeHandler {
                 rec.last_frame_received_at = Some(now);
                 if is_key {
                     rec.keyframes_received += 1;
+                    rec.first_keyframe_received_at.get_or_insert(now);
+                    if rec.first_keyframe_nal_types.is_none() && rx.detector.as_ref().is_some_and(|d| d.codec() == VideoCodec::H264) {
+                        rec.first_keyframe_nal_types = Some(super::tracks::h264_nal_types(&data.data));
+                    }
+                }
+                match class {
+                    FrameClass::Keyframe => {
+                        rec.first_decodable_keyframe_at.get_or_insert(now);
+                    }
+                    FrameClass::KeyframeWithoutParameterSets => rec.keyframes_without_parameter_sets += 1,
+                    FrameClass::Delta => {}
                 }
                 if action.request_keyframe {
                     rec.keyframe_requests_sent += 1;
@@ -639,6 +783,19 @@ impl PeerHandler for SubscribeHandler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rtp_payload_type_from_the_clear_header() {
+        let mut rtp = vec![0x80, 0x80 | 108, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+        assert_eq!(rtp_payload_type(&rtp), Some(108), "marker bit set");
+        rtp[1] = 96;
+        assert_eq!(rtp_payload_type(&rtp), Some(96));
+        rtp[1] = 201; // RTCP receiver report
+        assert_eq!(rtp_payload_type(&rtp), None);
+        assert_eq!(rtp_payload_type(&[0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), None, "STUN");
+        assert_eq!(rtp_payload_type(&[22, 0xfe, 0xfd]), None, "DTLS");
+        assert_eq!(rtp_payload_type(&rtp[..4]), None, "too short");
+    }
 
     #[test]
     fn rtp_ticks_at_both_clock_rates() {

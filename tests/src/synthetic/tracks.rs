@@ -1,5 +1,6 @@
 //! Bookkeeping of the subscribe PeerConnection: which m-lines carry which producer, which
-//! m-lines the SDP made inactive, and when a received video track needs a keyframe.
+//! m-lines the SDP made inactive, which frames are keyframes (VP8 key bit; H.264 IDR slice,
+//! decodable once SPS and PPS were seen), and when a received video track needs a keyframe.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -88,6 +89,17 @@ pub fn inactive_mids(sdp: &str) -> Vec<String> {
         .collect()
 }
 
+/// The payload types an SDP maps (`a=rtpmap:PT codec/rate`), with their encoding names.
+pub fn rtpmap(sdp: &str) -> BTreeMap<u8, String> {
+    sdp.lines()
+        .filter_map(|l| l.trim_end_matches('\r').strip_prefix("a=rtpmap:"))
+        .filter_map(|rest| {
+            let (pt, codec) = rest.split_once(' ')?;
+            Some((pt.parse().ok()?, codec.split('/').next().unwrap_or("").to_owned()))
+        })
+        .collect()
+}
+
 /// Tracks grouped by participant.
 pub fn tracks_by_participant(tracks: &[TrackInfo]) -> BTreeMap<String, Vec<TrackInfo>> {
     let mut map: BTreeMap<String, Vec<TrackInfo>> = BTreeMap::new();
@@ -100,6 +112,101 @@ pub fn tracks_by_participant(tracks: &[TrackInfo]) -> BTreeMap<String, Vec<Track
 /// A VP8 frame (not an RTP payload) is a keyframe when bit 0 of its first byte is 0.
 pub fn vp8_frame_is_keyframe(frame: &[u8]) -> bool {
     frame.first().is_some_and(|b| b & 0x01 == 0)
+}
+
+/// The NAL units of an Annex-B H.264 access unit (start codes of 3 or 4 bytes), in order,
+/// each from its header byte on.
+pub fn h264_nal_units(au: &[u8]) -> Vec<&[u8]> {
+    // Start code positions: (where it begins, where its NAL unit begins).
+    let mut starts = vec![];
+    let mut i = 0;
+    while i + 2 < au.len() {
+        if au[i] == 0 && au[i + 1] == 0 && au[i + 2] == 1 {
+            let begin = if i > 0 && au[i - 1] == 0 { i - 1 } else { i };
+            starts.push((begin, i + 3));
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    starts
+        .iter()
+        .enumerate()
+        .filter_map(|(k, &(_, nal))| {
+            let end = starts.get(k + 1).map_or(au.len(), |&(b, _)| b);
+            // Trailing zero bytes belong to no NAL unit.
+            let mut end = end.max(nal);
+            while end > nal && au[end - 1] == 0 {
+                end -= 1;
+            }
+            (end > nal).then(|| &au[nal..end])
+        })
+        .collect()
+}
+
+/// The NAL unit types (5 IDR slice, 1 other slice, 6 SEI, 7 SPS, 8 PPS, 9 AUD) of an Annex-B
+/// access unit, in order.
+pub fn h264_nal_types(au: &[u8]) -> Vec<u8> {
+    h264_nal_units(au).into_iter().map(|n| n[0] & 0x1f).collect()
+}
+
+/// An H.264 access unit is a keyframe when it holds an IDR slice (NAL type 5).
+pub fn h264_frame_is_keyframe(au: &[u8]) -> bool {
+    h264_nal_types(au).contains(&5)
+}
+
+/// What a received video frame is, for the keyframe gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameClass {
+    Delta,
+    /// A keyframe the decoder can start from.
+    Keyframe,
+    /// H.264: an IDR slice, but neither it nor an earlier frame of the track brought SPS and
+    /// PPS, so no decoder can start from it. A browser (libwebrtc's SPS/PPS tracker) drops it
+    /// and asks for another keyframe; so does [`KeyframeGate`] when told it is no keyframe.
+    KeyframeWithoutParameterSets,
+}
+
+/// Classifies the frames of one received video track (H.264 remembers whether SPS and PPS
+/// have been seen on it).
+#[derive(Debug, Clone, Default)]
+pub struct KeyframeDetector {
+    codec: super::media::VideoCodec,
+    have_sps: bool,
+    have_pps: bool,
+}
+
+impl KeyframeDetector {
+    pub fn new(codec: super::media::VideoCodec) -> Self {
+        KeyframeDetector { codec, have_sps: false, have_pps: false }
+    }
+
+    pub fn codec(&self) -> super::media::VideoCodec {
+        self.codec
+    }
+
+    pub fn classify(&mut self, frame: &[u8]) -> FrameClass {
+        use super::media::VideoCodec;
+        match self.codec {
+            VideoCodec::Vp8 => {
+                if vp8_frame_is_keyframe(frame) {
+                    FrameClass::Keyframe
+                } else {
+                    FrameClass::Delta
+                }
+            }
+            VideoCodec::H264 => {
+                let types = h264_nal_types(frame);
+                self.have_sps |= types.contains(&7);
+                self.have_pps |= types.contains(&8);
+                match (types.contains(&5), self.have_sps && self.have_pps) {
+                    (false, _) => FrameClass::Delta,
+                    (true, true) => FrameClass::Keyframe,
+                    (true, false) => FrameClass::KeyframeWithoutParameterSets,
+                }
+            }
+        }
+    }
 }
 
 /// What to do with one received video frame.
@@ -193,6 +300,15 @@ m=application 0 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:3\r\n";
     }
 
     #[test]
+    fn rtpmap_lists_payload_types() {
+        let sdp = "m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n";
+        let m = rtpmap(sdp);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[&96], "VP8");
+        assert_eq!(m[&97], "rtx");
+    }
+
+    #[test]
     fn session_level_direction_is_the_default() {
         let sdp = "v=0\na=inactive\nm=audio 9 RTP/AVP 0\na=mid:a\nm=video 9 RTP/AVP 96\na=mid:v\na=recvonly\n";
         let m = parse_mlines(sdp);
@@ -205,6 +321,42 @@ m=application 0 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:3\r\n";
         assert!(vp8_frame_is_keyframe(&[0x50, 0x01, 0x00, 0x9d, 0x01, 0x2a]));
         assert!(!vp8_frame_is_keyframe(&[0x31, 0x02]));
         assert!(!vp8_frame_is_keyframe(&[]));
+    }
+
+    /// SPS, PPS, SEI, IDR as x264 writes a first keyframe (4- and 3-byte start codes).
+    const H264_KEY: &[u8] = &[
+        0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1e, // SPS
+        0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80, // PPS
+        0, 0, 1, 0x06, 0x05, 0x01, // SEI
+        0, 0, 1, 0x65, 0x88, 0x84, 0x00, // IDR (its own trailing zero is not a start code)
+    ];
+
+    #[test]
+    fn h264_nal_units_and_types() {
+        assert_eq!(h264_nal_types(H264_KEY), vec![7, 8, 6, 5]);
+        let units = h264_nal_units(H264_KEY);
+        assert_eq!(units[0], &[0x67, 0x42, 0xc0, 0x1e]);
+        assert_eq!(units[3], &[0x65, 0x88, 0x84], "trailing zeros are not part of a NAL unit");
+        assert!(h264_frame_is_keyframe(H264_KEY));
+        assert!(!h264_frame_is_keyframe(&[0, 0, 0, 1, 0x41, 0x9a, 0x02]));
+        assert!(h264_nal_types(&[]).is_empty());
+        assert!(h264_nal_types(&[0x65, 0x88]).is_empty(), "no start code, no NAL unit");
+    }
+
+    #[test]
+    fn h264_keyframe_needs_parameter_sets_once() {
+        use crate::synthetic::media::VideoCodec;
+        let idr_only: &[u8] = &[0, 0, 0, 1, 0x65, 0x88, 0x84];
+        let delta: &[u8] = &[0, 0, 0, 1, 0x41, 0x9a, 0x02];
+        let mut d = KeyframeDetector::new(VideoCodec::H264);
+        assert_eq!(d.classify(delta), FrameClass::Delta);
+        assert_eq!(d.classify(idr_only), FrameClass::KeyframeWithoutParameterSets);
+        assert_eq!(d.classify(H264_KEY), FrameClass::Keyframe);
+        // Once SPS and PPS are known, a bare IDR is decodable.
+        assert_eq!(d.classify(idr_only), FrameClass::Keyframe);
+        let mut v = KeyframeDetector::new(VideoCodec::Vp8);
+        assert_eq!(v.classify(&[0x50, 0x01, 0x00, 0x9d, 0x01, 0x2a]), FrameClass::Keyframe);
+        assert_eq!(v.classify(&[0x31, 0x02]), FrameClass::Delta);
     }
 
     #[test]
