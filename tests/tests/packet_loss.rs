@@ -1,8 +1,9 @@
 //! NACK/RTX through the SFU under real packet loss. The gateway runs with fault injection and
-//! drops 10 % of one participant's datagrams (both directions, `POST /api/ops/faults/blackhole`
-//! with `loss_percent`), first on the subscriber's side (the SFU answers its NACKs from its RTX
-//! cache), then on the publisher's (the SFU NACKs the publisher). The receiver keeps decoding
-//! through it; without NACK/RTX every lost packet breaks the picture until the next keyframe.
+//! drops 5 % of the datagrams on one path (`POST /api/ops/faults/blackhole` with
+//! `loss_percent` and `only`): first from the SFU to the viewer (the SFU answers the viewer's
+//! NACKs from its RTX cache), then from the publisher to the SFU (the SFU NACKs the publisher).
+//! The viewer keeps decoding through it; without NACK/RTX every lost packet breaks the picture
+//! until a keyframe answers a PLI.
 //!
 //! Run: `cargo test -p roomcast-e2e --test packet_loss -- --nocapture` (prints the figures).
 
@@ -12,8 +13,11 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use roomcast_e2e::synthetic::{signaling, Colour, JoinOptions, SyntheticParticipant};
 
-const LOSS_PERCENT: u8 = 10;
-const LOSS_FOR: Duration = Duration::from_secs(6);
+/// 5 % over 10 s: ~7 lost video packets a window. Repaired by RTX, the viewer's frames stay
+/// contiguous (a PLI only when a retransmission is lost too, ~1 in 20); unrepaired, each loss
+/// breaks the picture and the viewer asks for a keyframe (PLI).
+const LOSS_PERCENT: u8 = 5;
+const LOSS_FOR: Duration = Duration::from_secs(10);
 /// The publisher's frame rate (tests/src/synthetic/media.rs).
 const FPS: f64 = 15.0;
 
@@ -71,10 +75,10 @@ async fn ten_percent_loss_is_repaired_by_nack_and_rtx() -> Result<()> {
         .await
         .context("the viewer decodes the publisher")?;
 
-    let fault = |who: String, loss_percent: u8| {
+    let fault = |who: String, loss_percent: u8, only: &'static str| {
         let (http, base, room) = (http.clone(), base.clone(), room.clone());
         async move {
-            let body = serde_json::json!({"room": room, "participant_id": who, "ms": LOSS_FOR.as_millis() as u64, "loss_percent": loss_percent});
+            let body = serde_json::json!({"room": room, "participant_id": who, "ms": LOSS_FOR.as_millis() as u64, "loss_percent": loss_percent, "only": only});
             let r = http.post(format!("{base}/api/ops/faults/blackhole")).json(&body).send().await?;
             ensure!(r.status().as_u16() == 204, "fault request: {} {}", r.status(), r.text().await.unwrap_or_default());
             tokio::time::sleep(LOSS_FOR).await;
@@ -94,13 +98,13 @@ async fn ten_percent_loss_is_repaired_by_nack_and_rtx() -> Result<()> {
         Ok(())
     })
     .await?;
-    let down = measure(&server, &viewer, &from, fault(viewer.participant_id().to_owned(), LOSS_PERCENT)).await?;
-    let up = measure(&server, &viewer, &from, fault(from.clone(), LOSS_PERCENT)).await?;
+    let down = measure(&server, &viewer, &from, fault(viewer.participant_id().to_owned(), LOSS_PERCENT, "to_participant")).await?;
+    let up = measure(&server, &viewer, &from, fault(from.clone(), LOSS_PERCENT, "from_participant")).await?;
 
     let nominal = FPS * LOSS_FOR.as_secs_f64();
-    for (what, w) in [("no loss", &clean), ("10 % loss at the viewer", &down), ("10 % loss at the publisher", &up)] {
+    for (what, w) in [("no loss", &clean), ("5 % loss SFU → viewer", &down), ("5 % loss publisher → SFU", &up)] {
         println!(
-            "{what:<27} over {LOSS_FOR:?}: decoded {} / received {} frames ({:.0} % of {nominal:.0}), longest gap {:?}, viewer PLIs {}, SFU NACKs to publisher {}, NACKs from viewer {}",
+            "{what:<26} over {LOSS_FOR:?}: decoded {} / received {} frames ({:.0} % of {nominal:.0}), longest gap {:?}, viewer PLIs {}, SFU NACKs to publisher {}, NACKs from viewer {}",
             w.decoded,
             w.received,
             100.0 * w.decoded as f64 / nominal,
@@ -114,11 +118,13 @@ async fn ten_percent_loss_is_repaired_by_nack_and_rtx() -> Result<()> {
     // publisher's lost packets were asked for by the SFU.
     ensure!(down.nacks_received > 0, "the viewer's NACKs never reached the SFU");
     ensure!(up.nacks_sent > 0, "the SFU never NACKed the publisher's lost packets");
-    // Repaired, the picture keeps going: (almost) every frame decodes, no long freeze. Unrepaired,
-    // each loss would stop decoding until a keyframe answered a PLI.
+    // Repaired, the picture stays whole: the viewer hardly ever needs a keyframe. Unrepaired, every
+    // loss breaks it and the viewer sends a PLI (with the SFU's RTX cache switched off by hand:
+    // 6 and 8 PLIs in two runs of the viewer-side window, against 0–1 with it).
     for (what, w) in [("viewer-side loss", &down), ("publisher-side loss", &up)] {
-        ensure!(w.decoded as f64 >= 0.8 * clean.decoded as f64, "{what}: decoded {} frames vs {} without loss", w.decoded, clean.decoded);
-        ensure!(w.longest_gap < Duration::from_millis(1500), "{what}: the picture froze for {:?}", w.longest_gap);
+        ensure!(w.keyframe_requests <= 2, "{what}: the viewer asked for {} keyframes: losses were not repaired", w.keyframe_requests);
+        ensure!(w.decoded as f64 >= 0.7 * clean.decoded as f64, "{what}: decoded {} frames vs {} without loss", w.decoded, clean.decoded);
+        ensure!(w.longest_gap < Duration::from_secs(3), "{what}: the picture froze for {:?}", w.longest_gap);
     }
     Ok(())
 }

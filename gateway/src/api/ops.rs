@@ -272,6 +272,9 @@ pub struct BlackholeBody {
     /// that NACK/RTX must repair.
     #[serde(default)]
     loss_percent: Option<u8>,
+    /// Only `to_participant` (its downlink) or `from_participant` (its uplink); default both.
+    #[serde(default)]
+    only: Option<crate::sfu::netfault::Way>,
 }
 
 /// `POST /api/ops/faults/blackhole` (only with `--fault-injection`, for tests): the SFU drops
@@ -297,6 +300,7 @@ pub async fn blackhole(State(app): State<AppState>, body: Result<Json<BlackholeB
         participant: body.participant_id.clone(),
         until,
         loss_per_mille: u16::from(loss_percent) * 10,
+        only: body.only,
         reply,
     };
     if app.workers[room.worker].send(fault) && found.await.unwrap_or(false) {

@@ -4,9 +4,21 @@
 
 use std::time::Instant;
 
+/// Which way a datagram goes, seen from the participant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Way {
+    /// From the SFU to the participant (its downlink).
+    ToParticipant,
+    /// From the participant to the SFU (its uplink).
+    FromParticipant,
+}
+
 #[derive(Debug, Clone)]
 pub struct NetFault {
     until: Instant,
+    /// Only datagrams going this way are lost; `None`: both ways.
+    only: Option<Way>,
     /// Datagrams dropped per 1000 (1000: all of them).
     loss_per_mille: u16,
     /// xorshift64 state: reproducible, and no `rand` dependency for a test feature.
@@ -17,16 +29,22 @@ impl NetFault {
     /// `loss_per_mille` of the datagrams (clamped to 0..=1000; 1000 is a blackhole) are dropped until `until`;
     /// `seed` picks which ones (different seeds for the two connections of a participant).
     pub fn loss(until: Instant, loss_per_mille: u16, seed: u64) -> Self {
-        Self { until, loss_per_mille: loss_per_mille.min(1000), rng: seed.max(1) }
+        Self { until, only: None, loss_per_mille: loss_per_mille.min(1000), rng: seed.max(1) }
+    }
+
+    /// Loses datagrams going `way` only (the other way gets through).
+    pub fn only(mut self, way: Option<Way>) -> Self {
+        self.only = way;
+        self
     }
 
     pub fn active(&self, now: Instant) -> bool {
         now < self.until
     }
 
-    /// Whether this datagram is lost.
-    pub fn drops(&mut self, now: Instant) -> bool {
-        if !self.active(now) {
+    /// Whether this datagram, going `way`, is lost.
+    pub fn drops(&mut self, now: Instant, way: Way) -> bool {
+        if !self.active(now) || self.only.is_some_and(|only| only != way) {
             return false;
         }
         match self.loss_per_mille {
@@ -55,7 +73,7 @@ mod tests {
     fn blackhole_drops_everything_until_it_ends() {
         let now = Instant::now();
         let mut f = NetFault::loss(now + Duration::from_secs(1), 1000, 3);
-        assert!((0..100).all(|_| f.drops(now)));
+        assert!((0..100).all(|_| f.drops(now, Way::ToParticipant)));
         assert!(!f.drops(now + Duration::from_secs(1)), "over at `until`");
     }
 
@@ -63,19 +81,27 @@ mod tests {
     fn loss_drops_about_its_share() {
         let now = Instant::now();
         let mut f = NetFault::loss(now + Duration::from_secs(1), 100, 7);
-        let dropped = (0..10_000).filter(|_| f.drops(now)).count();
+        let dropped = (0..10_000).filter(|_| f.drops(now, Way::ToParticipant)).count();
         assert!((800..=1200).contains(&dropped), "{dropped} of 10000 at 10 %");
         let mut none = NetFault::loss(now + Duration::from_secs(1), 0, 7);
-        assert!(!(0..1000).any(|_| none.drops(now)));
+        assert!(!(0..1000).any(|_| none.drops(now, Way::ToParticipant)));
     }
 
     #[test]
     fn loss_is_clamped_and_a_zero_seed_still_varies() {
         let now = Instant::now();
         let mut f = NetFault::loss(now + Duration::from_secs(1), 5000, 0);
-        assert!((0..100).all(|_| f.drops(now)), "over 1000 per mille is everything");
+        assert!((0..100).all(|_| f.drops(now, Way::ToParticipant)), "over 1000 per mille is everything");
         let mut g = NetFault::loss(now + Duration::from_secs(1), 500, 0);
-        let dropped = (0..1000).filter(|_| g.drops(now)).count();
+        let dropped = (0..1000).filter(|_| g.drops(now, Way::FromParticipant)).count();
         assert!((350..=650).contains(&dropped), "{dropped}");
+    }
+
+    #[test]
+    fn one_way_loss_spares_the_other_way() {
+        let now = Instant::now();
+        let mut f = NetFault::loss(now + Duration::from_secs(1), 1000, 9).only(Some(Way::ToParticipant));
+        assert!(f.drops(now, Way::ToParticipant));
+        assert!(!(0..100).any(|_| f.drops(now, Way::FromParticipant)));
     }
 }

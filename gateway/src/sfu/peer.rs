@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use str0m::{Event, Input, Output, Rtc};
 
-use super::netfault::NetFault;
+use super::netfault::{NetFault, Way};
 
 pub struct Peer {
     pub rtc: Rtc,
@@ -23,9 +23,9 @@ impl Peer {
         Self { rtc, deadline: now, dirty: true, fault: None }
     }
 
-    /// Whether an injected fault loses this datagram (to or from the peer).
-    pub fn fault_drops(&mut self, now: Instant) -> bool {
-        self.fault.as_mut().is_some_and(|f| f.drops(now))
+    /// Whether an injected fault loses this datagram from the peer.
+    pub fn fault_drops_incoming(&mut self, now: Instant) -> bool {
+        self.fault.as_mut().is_some_and(|f| f.drops(now, Way::FromParticipant))
     }
 
     pub fn mark_dirty(&mut self) {
@@ -62,7 +62,7 @@ impl Peer {
         loop {
             match self.rtc.poll_output() {
                 Ok(Output::Transmit(t)) => {
-                    if !self.fault.as_mut().is_some_and(|f| f.drops(now)) {
+                    if !self.fault.as_mut().is_some_and(|f| f.drops(now, Way::ToParticipant)) {
                         send(socket, &t.contents, t.destination);
                     }
                 }

@@ -50,7 +50,9 @@ pub struct Consumer {
     pub kind: MediaKind,
     pub state: ConsumerState<Mid>,
     forwarder: Forwarder,
-    pt: Option<Pt>,
+    /// The payload type this consumer receives the producer's codec on: `None` until the first
+    /// packet, `Some(None)` when its answer did not accept that codec (nothing is sent).
+    pt: Option<Option<Pt>>,
     nacks: u64,
     /// Height the subscriber shows this video at (`layer_preference`); 0 pauses it.
     max_height: u32,
@@ -706,14 +708,29 @@ impl Room {
 
         let mut needs_keyframe = false;
         let mut sent = 0u64;
+        let room_id = &self.id;
         for other in before.iter_mut().chain(after.iter_mut()) {
             let sub = &mut other.subscribe;
+            let (out, who) = (&other.out, &other.info.id);
             for c in other.consumers.iter_mut().filter(|c| c.producer_id == producer_id) {
                 let ConsumerState::Active(out_mid) = c.state else { continue };
-                if c.pt.is_none() {
-                    c.pt = sub.rtc.codec_config().match_params(*params).map(|p| p.pt());
-                }
-                let Some(pt) = c.pt else { continue };
+                let pt = *c.pt.get_or_insert_with(|| {
+                    // Only a payload type the receiver's answer accepted for this m-line: one that
+                    // left the codec out (a VP8-only client and an H.264 publisher) gets nothing,
+                    // and is told once, rather than packets it silently drops.
+                    let pt = sub.rtc.codec_config().match_params(*params).map(|p| p.pt());
+                    let accepted = pt.filter(|pt| sub.rtc.media(out_mid).is_some_and(|m| m.remote_pts().contains(pt)));
+                    if accepted.is_none() {
+                        let codec = params.spec().codec;
+                        tracing::warn!(room = %room_id, participant = %who, producer = %producer_id, ?codec, "the subscriber did not accept this codec; its tile stays empty");
+                        let _ = out.send(ServerMsg::error(
+                            ErrorCode::UnsupportedCodec,
+                            format!("producer {producer_id} sends {codec:?}, which this client did not accept in its answer; it cannot be shown here"),
+                        ));
+                    }
+                    accepted
+                });
+                let Some(pt) = pt else { continue };
                 let mut timestamp = pkt.header.timestamp;
                 if let Some(layer) = layer {
                     c.layer.set_target(c.allocated.unwrap_or_else(|| choose_layer(layers, c.max_height, now)));

@@ -15,7 +15,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Input, Rtc, RtcConfig};
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
 
-use super::netfault::NetFault;
+use super::netfault::{NetFault, Way};
 use super::quality::QualitySample;
 use super::room::{LegEvent, Room};
 use super::stats::WorkerStats;
@@ -48,7 +48,7 @@ pub enum Command {
     /// Fault injection: drop a participant's UDP (both connections) until `until`, as if its
     /// network broke while signaling stays up. `reply`: whether it was found.
     /// `loss_per_mille` 1000 is a blackhole; less drops that share of the datagrams (NACK/RTX).
-    NetFault { room: String, participant: String, until: Instant, loss_per_mille: u16, reply: oneshot::Sender<bool> },
+    NetFault { room: String, participant: String, until: Instant, loss_per_mille: u16, only: Option<Way>, reply: oneshot::Sender<bool> },
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -340,14 +340,14 @@ impl Worker {
             Command::Panic => panic!("SFU worker {}: fault injected", self.index),
             // Handled by the run loop before dispatch.
             Command::Stop => {}
-            Command::NetFault { room, participant, until, loss_per_mille, reply } => {
+            Command::NetFault { room, participant, until, loss_per_mille, only, reply } => {
                 let p = self.rooms.get_mut(&room).and_then(|r| r.get_mut(&participant));
                 let found = p.is_some();
                 if let Some(p) = p {
                     tracing::warn!(worker = self.index, room = %room, participant = %participant, loss_per_mille, "fault injection: dropping this participant's media");
-                    p.subscribe.fault = Some(NetFault::loss(until, loss_per_mille, 0x5eed_0001));
+                    p.subscribe.fault = Some(NetFault::loss(until, loss_per_mille, 0x5eed_0001).only(only));
                     if let Some(publish) = p.publish.as_mut() {
-                        publish.fault = Some(NetFault::loss(until, loss_per_mille, 0x5eed_0002));
+                        publish.fault = Some(NetFault::loss(until, loss_per_mille, 0x5eed_0002).only(only));
                     }
                 }
                 let _ = reply.send(found);
@@ -487,7 +487,7 @@ impl Worker {
         if let Some((room, participant, role)) = self.routes.get(&source).cloned() {
             if let Some(peer) = self.rooms.get_mut(&room).and_then(|r| r.get_mut(&participant)).and_then(|p| p.peer_mut(role)) {
                 if peer.rtc.accepts(&input) {
-                    if !peer.fault_drops(Instant::now()) {
+                    if !peer.fault_drops_incoming(Instant::now()) {
                         peer.handle_datagram(input);
                     }
                     return;
@@ -500,7 +500,7 @@ impl Worker {
                 for role in [PcRole::Publish, PcRole::Subscribe] {
                     let Some(peer) = p.peer_mut(role) else { continue };
                     if peer.rtc.accepts(&input) {
-                        if !peer.fault_drops(Instant::now()) {
+                        if !peer.fault_drops_incoming(Instant::now()) {
                             peer.handle_datagram(input);
                         }
                         self.routes.insert(source, (room_id.clone(), p.info.id.clone(), role));

@@ -166,6 +166,8 @@ pub enum ErrorCode {
     Forbidden,
     /// `remove_participant` named nobody in the room.
     UnknownParticipant,
+    /// A producer's codec is not in this client's answer: that track cannot be sent to it.
+    UnsupportedCodec,
     Internal,
 }
 
