@@ -74,7 +74,7 @@ mod tests {
         let now = Instant::now();
         let mut f = NetFault::loss(now + Duration::from_secs(1), 1000, 3);
         assert!((0..100).all(|_| f.drops(now, Way::ToParticipant)));
-        assert!(!f.drops(now + Duration::from_secs(1)), "over at `until`");
+        assert!(!f.drops(now + Duration::from_secs(1), Way::ToParticipant), "over at `until`");
     }
 
     #[test]
