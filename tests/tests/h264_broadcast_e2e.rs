@@ -7,26 +7,20 @@
 //! starts only from the keyframe the SFU asks for when it attaches the leg (the path a lone
 //! publisher, or one whose viewers' PLIs are answered, depends on).
 //!
-//! Fails on a gateway bug (see tests/README.md): the SFU starts an H.264 compositor leg at the
-//! IDR slice's packet without the SPS/PPS sent just before it, so the tile waits for the
-//! encoder's next periodic keyframe.
+//! It found a gateway bug, since fixed (see tests/README.md): the SFU started an H.264
+//! compositor leg at the IDR slice's packet without the SPS/PPS sent just before it, so the
+//! tile waited for the encoder's next periodic keyframe.
 //!
 //! Needs the compositor binary (`cargo build -p roomcast-compositor`; tests/run.sh does) and
 //! ffmpeg. Run: `cargo test -p roomcast-e2e --test h264_broadcast_e2e -- --nocapture`.
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
-use roomcast_compositor::layout::{layout, Rect};
+use anyhow::{ensure, Context, Result};
 use roomcast_e2e::compositor_bin;
+use roomcast_e2e::hls::grid::{close, describe, Frame, Hls};
 use roomcast_e2e::synthetic::{signaling, Colour, JoinOptions, SyntheticParticipant, VideoCodec};
 
-const W: u32 = 1280;
-const H: u32 = 720;
-/// Decoded frames are scaled down by this factor for the checks.
-const SCALE: u32 = 4;
-const DW: u32 = W / SCALE;
-const DH: u32 = H / SCALE;
 /// Segments (1 s each) from a publisher's legs existing to its tile showing its colour, as
 /// `broadcast_e2e` allows a VP8 publisher.
 const TILE_LIMIT_SEGMENTS: u64 = 3;
@@ -34,119 +28,10 @@ const TILE_LIMIT_SEGMENTS: u64 = 3;
 /// this many segments, however its leg started.
 const TILE_EVENTUALLY_SEGMENTS: u64 = 10;
 
-struct Hls {
-    http: reqwest::Client,
-    base: String,
-    room: String,
-}
-
-struct Playlist {
-    map_uri: String,
-    /// (msn, uri)
-    segments: Vec<(u64, String)>,
-}
-
-impl Hls {
-    async fn playlist(&self) -> Result<Option<Playlist>> {
-        let r = self.http.get(format!("{}/hls/{}/index.m3u8", self.base, self.room)).send().await?;
-        if !r.status().is_success() {
-            return Ok(None);
-        }
-        let text = r.text().await?;
-        let pl = match m3u8_rs::parse_media_playlist_res(text.as_bytes()) {
-            Ok(pl) => pl,
-            Err(e) => bail!("playlist does not parse: {e:?}\n{text}"),
-        };
-        let map_uri = pl.segments.iter().find_map(|s| s.map.as_ref().map(|m| m.uri.clone())).unwrap_or_default();
-        let segments = pl.segments.iter().enumerate().map(|(i, s)| (pl.media_sequence + i as u64, s.uri.clone())).collect();
-        Ok(Some(Playlist { map_uri, segments }))
-    }
-
-    async fn get(&self, uri: &str) -> Result<Vec<u8>> {
-        let url = if uri.starts_with('/') { format!("{}{uri}", self.base) } else { format!("{}/hls/{}/{uri}", self.base, self.room) };
-        let r = self.http.get(&url).send().await?;
-        ensure!(r.status().is_success(), "GET {url}: {}", r.status());
-        Ok(r.bytes().await?.to_vec())
-    }
-
-    /// Waits until the playlist lists a complete segment numbered at least `msn`.
-    async fn wait_segment(&self, msn: u64, timeout: Duration) -> Result<Playlist> {
-        let start = Instant::now();
-        loop {
-            if let Some(pl) = self.playlist().await? {
-                if pl.segments.last().is_some_and(|s| s.0 >= msn) {
-                    return Ok(pl);
-                }
-            }
-            ensure!(start.elapsed() < timeout, "no segment {msn} within {timeout:?}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    async fn last_msn(&self) -> Result<u64> {
-        let pl = self.playlist().await?.context("playlist")?;
-        pl.segments.last().map(|s| s.0).context("a segment in the playlist")
-    }
-
-    /// Init + segment `msn` decoded by ffmpeg (one thread) to small RGB frames.
-    async fn frames(&self, msn: u64, dir: &std::path::Path) -> Result<Vec<Frame>> {
-        let pl = self.wait_segment(msn, Duration::from_secs(15)).await?;
-        let seg = pl.segments.iter().find(|s| s.0 == msn).with_context(|| format!("segment {msn} no longer listed"))?;
-        let mut file = self.get(&pl.map_uri).await?;
-        file.extend(self.get(&seg.1).await?);
-        let path = dir.join(format!("seg-{msn}.mp4"));
-        tokio::fs::write(&path, &file).await?;
-        let out = tokio::process::Command::new("ffmpeg")
-            .args(["-v", "error", "-threads", "1", "-i"])
-            .arg(&path)
-            .args(["-an", "-vf", &format!("scale={DW}:{DH}:flags=area"), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
-            .kill_on_drop(true)
-            .output()
-            .await
-            .context("running ffmpeg (apt-get install ffmpeg)")?;
-        let _ = tokio::fs::remove_file(&path).await;
-        ensure!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
-        let size = (DW * DH * 3) as usize;
-        ensure!(!out.stdout.is_empty() && out.stdout.len() % size == 0, "decoded {} bytes, not whole frames", out.stdout.len());
-        Ok(out.stdout.chunks(size).map(|c| Frame { rgb: c.to_vec() }).collect())
-    }
-}
-
-struct Frame {
-    rgb: Vec<u8>,
-}
-
-impl Frame {
-    /// Mean colour of a 24x24 patch a quarter of the way into the tile (clear of the label).
-    fn tile_colour(&self, r: &Rect) -> Colour {
-        let s = SCALE as i32;
-        let (cx, cy) = ((r.x + r.width / 4) / s, (r.y + r.height / 4) / s);
-        let half = 12 / s;
-        let (mut sr, mut sg, mut sb, mut n) = (0u64, 0u64, 0u64, 0u64);
-        for y in cy - half..cy + half {
-            for x in cx - half..cx + half {
-                let i = ((y as u32 * DW + x as u32) * 3) as usize;
-                sr += self.rgb[i] as u64;
-                sg += self.rgb[i + 1] as u64;
-                sb += self.rgb[i + 2] as u64;
-                n += 1;
-            }
-        }
-        Colour { r: (sr / n) as u8, g: (sg / n) as u8, b: (sb / n) as u8 }
-    }
-
-    fn tiles(&self, n: usize) -> Vec<Colour> {
-        layout(n, W, H).slots.iter().map(|r| self.tile_colour(r)).collect()
-    }
-}
-
-fn close(a: Colour, b: Colour) -> bool {
-    let d = |x: u8, y: u8| (x as i32 - y as i32).abs();
-    d(a.r, b.r) < 60 && d(a.g, b.g) < 60 && d(a.b, b.b) < 60
-}
-
-fn describe(tiles: &[Colour]) -> String {
-    tiles.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" ")
+/// Segment `msn`'s frames, once the playlist lists it.
+async fn frames(hls: &Hls, msn: u64, dir: &std::path::Path) -> Result<Vec<Frame>> {
+    let pl = hls.wait_segment(msn, Duration::from_secs(15)).await?;
+    Ok(hls.frames(&pl, msn, dir).await?.frames)
 }
 
 struct Publisher {
@@ -169,7 +54,7 @@ async fn join(base: &str, room: &str, p: &Publisher, tone: f32) -> Result<Synthe
 /// `colour`; gives up after `max` segments. Returns (msn, frame index of the first match).
 async fn first_segment_showing(hls: &Hls, dir: &std::path::Path, from: u64, max: u64, n: usize, expect: &[Colour]) -> Result<Option<(u64, usize)>> {
     for msn in from..from + max {
-        let frames = hls.frames(msn, dir).await?;
+        let frames = frames(hls, msn, dir).await?;
         let last = frames.last().context("a frame")?.tiles(n);
         if expect.iter().zip(&last).all(|(e, t)| close(*e, *t)) {
             let first = frames.iter().position(|f| expect.iter().zip(f.tiles(n)).all(|(e, t)| close(*e, t))).unwrap_or(0);
@@ -269,7 +154,7 @@ async fn h264_tiles_in_the_broadcast() -> Result<()> {
     let mut green_at = None;
     let mut msn = first_msn;
     while msn < first_msn + 15 && (red_at.is_none() || green_at.is_none()) {
-        let frames = hls.frames(msn, &dir).await?;
+        let frames = frames(&hls, msn, &dir).await?;
         let tiles = frames.last().context("a frame")?.tiles(2);
         if close(tiles[0], RED_H264.colour) {
             red_at.get_or_insert(msn);

@@ -6,9 +6,9 @@
 //! the negotiated codec of every track and the timings).
 //! `RUST_LOG=roomcast=debug,roomcast_e2e=debug` shows both sides' logs.
 //!
-//! Two of these tests fail on gateway bugs (see tests/README.md): the SFU starts an H.264
-//! consumer at the IDR slice's packet without the SPS/PPS sent just before it
-//! (`late_joiner_gets_an_h264_keyframe_promptly`), and sends H.264 to a receiver whose answer
+//! Two of these tests found gateway bugs, since fixed (see tests/README.md): the SFU started an
+//! H.264 consumer at the IDR slice's packet without the SPS/PPS sent just before it
+//! (`late_joiner_gets_an_h264_keyframe_promptly`), and sent H.264 to a receiver whose answer
 //! has no H.264 (`vp8_only_receiver_in_a_room_with_an_h264_publisher`).
 
 use std::time::{Duration, Instant};
