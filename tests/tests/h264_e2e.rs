@@ -14,33 +14,14 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use roomcast_e2e::synthetic::{signaling, tracks, Colour, JoinOptions, RemoteMedia, SyntheticParticipant, VideoCodec};
+use roomcast_e2e::synthetic::{signaling, tracks, Colour, JoinOptions, RemoteMedia, SyntheticParticipant, VideoCodec, COLOUR_TOLERANCE, TONE_TOLERANCE_HZ};
 
 /// The codecs and the YUV round trip move a solid colour by a few levels; colours here differ by 255.
-const COLOUR_TOLERANCE: u8 = 40;
-const TONE_TOLERANCE_HZ: f32 = 15.0;
 
 const H264_COLOUR: Colour = Colour::RED;
 const H264_TONE: f32 = 440.0;
 const VP8_COLOUR: Colour = Colour::GREEN;
 const VP8_TONE: f32 = 660.0;
-
-/// `who` decodes every participant of `others` in the right colour and hears its tone.
-async fn wait_sees_and_hears(who: &SyntheticParticipant, others: &[(&str, Colour, f32)], timeout: Duration) -> Result<()> {
-    who.wait_until(
-        |s| {
-            others.iter().all(|(id, colour, tone)| {
-                s.remote(id).is_some_and(|r| {
-                    r.video_frames >= 5 && r.shows(*colour, COLOUR_TOLERANCE) && r.sounds(*tone, TONE_TOLERANCE_HZ)
-                })
-            })
-        },
-        timeout,
-    )
-    .await
-    .with_context(|| format!("{} does not see and hear everyone", who.name()))?;
-    Ok(())
-}
 
 /// What `who` publishes and, per remote participant, the codec of each track it receives.
 fn print_codecs(who: &SyntheticParticipant) {
@@ -96,8 +77,8 @@ impl Room {
         .await?;
         let vp8 = SyntheticParticipant::join_with(&self.base, &self.room, JoinOptions::new("vp8", VP8_COLOUR, VP8_TONE)).await?;
         let t0 = Instant::now();
-        wait_sees_and_hears(&vp8, &[(h264.participant_id(), H264_COLOUR, H264_TONE)], Duration::from_secs(20)).await?;
-        wait_sees_and_hears(&h264, &[(vp8.participant_id(), VP8_COLOUR, VP8_TONE)], Duration::from_secs(20)).await?;
+        vp8.wait_sees_and_hears(&[(h264.participant_id(), H264_COLOUR, H264_TONE)], Duration::from_secs(20)).await?;
+        h264.wait_sees_and_hears(&[(vp8.participant_id(), VP8_COLOUR, VP8_TONE)], Duration::from_secs(20)).await?;
         println!("H.264 and VP8 publishers see and hear each other {:?} after both joined", t0.elapsed());
         Ok((h264, vp8))
     }
@@ -225,7 +206,7 @@ async fn late_join(room: &Room, opts: JoinOptions, h264: &SyntheticParticipant, 
     let v = FirstFrame::of("vp8", snap.remote(ids[1]).context("vp8 present")?);
     h.print(&name);
     v.print(&name);
-    wait_sees_and_hears(&late, &[(ids[0], H264_COLOUR, H264_TONE), (ids[1], VP8_COLOUR, VP8_TONE)], Duration::from_secs(10)).await?;
+    late.wait_sees_and_hears(&[(ids[0], H264_COLOUR, H264_TONE), (ids[1], VP8_COLOUR, VP8_TONE)], Duration::from_secs(10)).await?;
     Ok((late, h, v))
 }
 
@@ -300,7 +281,7 @@ async fn vp8_only_receiver_in_a_room_with_an_h264_publisher() -> Result<()> {
         JoinOptions::receive_only("vp8-only").receive_video_codecs(&[VideoCodec::Vp8]),
     )
     .await?;
-    wait_sees_and_hears(&only, &[(vp8.participant_id(), VP8_COLOUR, VP8_TONE)], Duration::from_secs(15)).await?;
+    only.wait_sees_and_hears(&[(vp8.participant_id(), VP8_COLOUR, VP8_TONE)], Duration::from_secs(15)).await?;
     only.wait_until(|s| s.remote(h264.participant_id()).is_some_and(|r| r.sounds(H264_TONE, TONE_TOLERANCE_HZ)), Duration::from_secs(10))
         .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -8,11 +8,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use roomcast_e2e::synthetic::{signaling, Colour, JoinOptions, ServerMessage, SyntheticParticipant};
+use roomcast_e2e::synthetic::{signaling, Colour, JoinOptions, ServerMessage, SyntheticParticipant, COLOUR_TOLERANCE};
 
-/// VP8 and the YUV round trip move a solid colour by a few levels; colours here differ by 255.
-const COLOUR_TOLERANCE: u8 = 40;
-const TONE_TOLERANCE_HZ: f32 = 15.0;
 
 struct Spec {
     name: &'static str,
@@ -26,27 +23,6 @@ const SPECS: [Spec; 3] = [
     Spec { name: "blue", colour: Colour::BLUE, tone_hz: 880.0 },
 ];
 const LATE: Spec = Spec { name: "late", colour: Colour::YELLOW, tone_hz: 550.0 };
-
-/// `who` decodes every participant of `others` in the right colour and hears its tone.
-async fn wait_sees_and_hears(
-    who: &SyntheticParticipant,
-    others: &[(&str, Colour, f32)],
-    timeout: Duration,
-) -> Result<()> {
-    who.wait_until(
-        |s| {
-            others.iter().all(|(id, colour, tone)| {
-                s.remote(id).is_some_and(|r| {
-                    r.video_frames >= 5 && r.shows(*colour, COLOUR_TOLERANCE) && r.sounds(*tone, TONE_TOLERANCE_HZ)
-                })
-            })
-        },
-        timeout,
-    )
-    .await
-    .with_context(|| format!("{} does not see and hear everyone", who.name()))?;
-    Ok(())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn room_of_three_late_joiner_and_leaver() -> Result<()> {
@@ -71,7 +47,7 @@ async fn room_of_three_late_joiner_and_leaver() -> Result<()> {
             .filter(|(j, _)| *j != i)
             .map(|(j, s)| (ids[j].as_str(), s.colour, s.tone_hz))
             .collect();
-        wait_sees_and_hears(p, &others, Duration::from_secs(20)).await?;
+        p.wait_sees_and_hears(&others, Duration::from_secs(20)).await?;
     }
     println!("three participants see and hear each other {:?} after the first join", t0.elapsed());
     for p in &people {
@@ -124,9 +100,9 @@ async fn room_of_three_late_joiner_and_leaver() -> Result<()> {
         println!("  {} received {} keyframe request(s) from the SFU for the late joiner", p.name(), after - before);
     }
     assert!(worst <= Duration::from_secs(1), "late joiner waited {worst:?} for a first frame");
-    wait_sees_and_hears(&late, &everyone, Duration::from_secs(10)).await?;
+    late.wait_sees_and_hears(&everyone, Duration::from_secs(10)).await?;
     for p in &people {
-        wait_sees_and_hears(p, &[(late.participant_id(), LATE.colour, LATE.tone_hz)], Duration::from_secs(10)).await?;
+        p.wait_sees_and_hears(&[(late.participant_id(), LATE.colour, LATE.tone_hz)], Duration::from_secs(10)).await?;
     }
 
     // Phase 3: red leaves; everyone else's subscribe PeerConnection loses red's tracks.
@@ -194,7 +170,7 @@ async fn room_of_three_late_joiner_and_leaver() -> Result<()> {
     }
     let green_id = ids[1].clone();
     let blue_id = ids[2].clone();
-    wait_sees_and_hears(&late, &[(&green_id, Colour::GREEN, 660.0), (&blue_id, Colour::BLUE, 880.0)], Duration::from_secs(5)).await?;
+    late.wait_sees_and_hears(&[(&green_id, Colour::GREEN, 660.0), (&blue_id, Colour::BLUE, 880.0)], Duration::from_secs(5)).await?;
     let start = late.remote().get(&blue_id).map_or(0, |r| r.video_frames);
     late.wait_until(|s| s.remote(&blue_id).is_some_and(|r| r.video_frames >= start + 5), Duration::from_secs(5)).await?;
 
@@ -227,13 +203,13 @@ async fn receive_only_participant_publishes_nothing_and_decodes_everyone() -> Re
     let a = SyntheticParticipant::join(&base, &room, "magenta", Colour::MAGENTA, 330.0).await?;
     let b = SyntheticParticipant::join(&base, &room, "cyan", Colour::CYAN, 990.0).await?;
     let expected = [(a.participant_id(), Colour::MAGENTA, 330.0), (b.participant_id(), Colour::CYAN, 990.0)];
-    wait_sees_and_hears(&watcher, &expected, Duration::from_secs(15)).await?;
+    watcher.wait_sees_and_hears(&expected, Duration::from_secs(15)).await?;
     let s = watcher.snapshot();
     assert!(s.publish.is_none(), "a receive-only participant has no publish PeerConnection");
     assert_eq!(s.published.video_frames_sent + s.published.audio_frames_sent, 0);
 
     // The publishers see each other but get no track from the watcher.
-    wait_sees_and_hears(&a, &[(b.participant_id(), Colour::CYAN, 990.0)], Duration::from_secs(10)).await?;
+    a.wait_sees_and_hears(&[(b.participant_id(), Colour::CYAN, 990.0)], Duration::from_secs(10)).await?;
     for p in [&a, &b] {
         let s = p.snapshot();
         assert!(
@@ -313,7 +289,7 @@ async fn simultaneous_joins_converge() -> Result<()> {
             .filter(|(j, _)| *j != i)
             .map(|(_, (q, s))| (q.participant_id(), s.colour, s.tone_hz))
             .collect();
-        wait_sees_and_hears(p, &others, Duration::from_secs(15)).await?;
+        p.wait_sees_and_hears(&others, Duration::from_secs(15)).await?;
     }
     println!("simultaneous joins: everyone decodes everyone {:?} after the joins returned", t0.elapsed());
     for p in &people {

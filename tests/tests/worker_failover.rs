@@ -10,10 +10,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use roomcast_e2e::synthetic::{signaling, Colour, JoinOptions, Snapshot, SyntheticParticipant};
+use roomcast_e2e::synthetic::{signaling, Colour, JoinOptions, Snapshot, SyntheticParticipant, COLOUR_TOLERANCE, TONE_TOLERANCE_HZ};
 
-const COLOUR_TOLERANCE: u8 = 40;
-const TONE_TOLERANCE_HZ: f32 = 15.0;
 /// Issue 7: "they are all receiving each other's media again within 3 s".
 const RECOVERY_LIMIT: Duration = Duration::from_secs(3);
 

@@ -39,6 +39,11 @@ pub use signaling::{ClientMessage, Kind, Pc, ServerMessage, TrackInfo};
 use media::{Encoder, KeyframeForcer};
 use peer::{lock, Peer, PeerSender, PublishHandler, SubscribeHandler};
 
+/// VP8/H.264 and the YUV round trip move a solid colour by a few levels; test colours differ by 255.
+pub const COLOUR_TOLERANCE: u8 = 40;
+/// How far a detected tone may be from the one sent.
+pub const TONE_TOLERANCE_HZ: f32 = 15.0;
+
 /// How a synthetic participant joins and what it sends.
 #[derive(Debug, Clone)]
 pub struct JoinOptions {
@@ -688,6 +693,22 @@ impl SyntheticParticipant {
     /// Every signaling message received so far.
     pub fn signaling_log(&self) -> Vec<ReceivedMessage> {
         lock(&self.shared.signaling).log.clone()
+    }
+
+    /// Waits until this participant decodes each of `others` (participant id, colour, tone) in
+    /// the right colour, at least 5 frames, and hears its tone.
+    pub async fn wait_sees_and_hears(&self, others: &[(&str, Colour, f32)], timeout: Duration) -> Result<()> {
+        self.wait_until(
+            |s| {
+                others.iter().all(|(id, colour, tone)| {
+                    s.remote(id).is_some_and(|r| r.video_frames >= 5 && r.shows(*colour, COLOUR_TOLERANCE) && r.sounds(*tone, TONE_TOLERANCE_HZ))
+                })
+            },
+            timeout,
+        )
+        .await
+        .with_context(|| format!("{} does not see and hear everyone", self.name))?;
+        Ok(())
     }
 
     /// Polls the snapshot every 20 ms until `cond` holds; on timeout the error shows the last
