@@ -75,12 +75,7 @@ describe('room page: ICE restart when only media broke', () => {
   it('A and B see each other', { timeout: TEST_TIMEOUT_MS }, async () => {
     await fx.joinAs('A');
     await fx.joinAs('B');
-    await fx.waitFor(
-      'A and B decode each other',
-      ['A', 'B'],
-      (s) => frames(s, 'A', 'B') > 0 && frames(s, 'B', 'A') > 0,
-      (s) => `A←B ${frames(s, 'A', 'B')}, B←A ${frames(s, 'B', 'A')}`,
-    );
+    await fx.waitPairDecodes('A', 'B');
   });
 
   it('a media blackhole until the page has restarted ICE: "reconnecting", ICE restart, media back with the same participant id', { timeout: TEST_TIMEOUT_MS }, async (t) => {

@@ -32,12 +32,7 @@ describe('room page: reconnecting', () => {
           routesB.push({ ws, server });
         }),
     });
-    await fx.waitFor(
-      'A and B decode each other',
-      ['A', 'B'],
-      (s) => frames(s, 'A', 'B') > 0 && frames(s, 'B', 'A') > 0,
-      (s) => `A←B ${frames(s, 'A', 'B')}, B←A ${frames(s, 'B', 'A')}`,
-    );
+    await fx.waitPairDecodes('A', 'B');
   });
 
   it('a dropped socket shows "reconnecting" and the page gets back in by itself', { timeout: TEST_TIMEOUT_MS }, async (t) => {

@@ -20,12 +20,7 @@ describe('room page: gateway restart (deploy)', () => {
   it('A and B see each other', { timeout: TEST_TIMEOUT_MS }, async () => {
     await fx.joinAs('A');
     await fx.joinAs('B');
-    await fx.waitFor(
-      'A and B decode each other',
-      ['A', 'B'],
-      (s) => frames(s, 'A', 'B') > 0 && frames(s, 'B', 'A') > 0,
-      (s) => `A←B ${frames(s, 'A', 'B')}, B←A ${frames(s, 'B', 'A')}`,
-    );
+    await fx.waitPairDecodes('A', 'B');
   });
 
   it('SIGTERM: both pages are told (1012), show "reconnecting", and re-join the restarted gateway', { timeout: TEST_TIMEOUT_MS }, async (t) => {

@@ -188,6 +188,15 @@ export function roomFixture(name, { gatewayArgs = [], chromiumArgs = [] } = {}) 
       const list = await Promise.all(labels.map((l) => fx.byLabel(l).page.evaluate(roomSnapshot).catch((e) => ({ error: e.message }))));
       return Object.fromEntries(labels.map((l, i) => [l, list[i]]));
     },
+    /** Waits until pages `a` and `b` decode each other's video. */
+    async waitPairDecodes(a = 'A', b = 'B') {
+      return fx.waitFor(
+        `${a} and ${b} decode each other`,
+        [a, b],
+        (s) => frames(s, a, b) > 0 && frames(s, b, a) > 0,
+        (s) => `${a}←${b} ${frames(s, a, b)}, ${b}←${a} ${frames(s, b, a)}`,
+      );
+    },
     async screenshots(suffix = '') {
       for (const p of fx.pages) {
         await p.page
