@@ -26,6 +26,8 @@ pub struct RunningServer {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// How long shutdown waits for signaling sessions to send 1012 and hear the client's close.
+const SESSION_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// How long shutdown waits for in-flight HTTP requests before it cuts them off.
 const HTTP_SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -40,6 +42,10 @@ impl RunningServer {
         // Participants hear it before the HTTP server stops (their sockets are upgraded
         // connections, which graceful shutdown does not wait for).
         self.state.ops.close_sessions();
+        let still_open = self.state.ops.sessions_closed(SESSION_CLOSE_WAIT).await;
+        if still_open > 0 {
+            tracing::warn!(still_open, wait = ?SESSION_CLOSE_WAIT, "shutdown: some signaling sessions did not close in time; their clients see a dropped connection and re-join");
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

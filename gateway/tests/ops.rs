@@ -393,19 +393,25 @@ async fn shutdown_tells_participants_stops_broadcasts_workers_and_ends_playlists
     let first = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("welcome").unwrap().unwrap();
     assert!(first.to_text().unwrap().contains("\"welcome\""), "{first:?}");
 
+    // The client reads (and so answers the close handshake) while the server shuts down.
+    let reader = tokio::spawn(async move {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+                other => panic!("socket ended without a close frame: {other:?}"),
+            }
+        }
+    });
     let server = env.server.take().unwrap();
     let state = server.state.clone();
     let began = Instant::now();
     tokio::time::timeout(Duration::from_secs(20), server.shutdown()).await.expect("shutdown finishes");
+    // Shutdown returned only after the session had closed, so the process may exit now.
+    assert_eq!(state.ops.open_sessions(), 0, "signaling sessions still open after shutdown");
     // The participant was told (1012: service restart, so clients re-join), not cut off; and
     // the open socket did not hold shutdown up for the 10 s grace period.
-    let close = loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a close frame") {
-            Some(Ok(Message::Close(frame))) => break frame.expect("a close code"),
-            Some(Ok(_)) => continue,
-            other => panic!("socket ended without a close frame: {other:?}"),
-        }
-    };
+    let close = tokio::time::timeout(Duration::from_secs(5), reader).await.expect("a close frame").unwrap().expect("a close code");
     assert_eq!(close.code, CloseCode::Restart, "{close:?}");
     assert!(close.reason.contains("restarting"), "{close:?}");
     assert!(began.elapsed() < Duration::from_secs(8), "shutdown took {:?}", began.elapsed());

@@ -27,6 +27,8 @@ const MAX_FRAME_BYTES: usize = 1024 * 1024;
 
 /// User agents are stored for the call log; longer ones are cut.
 const MAX_USER_AGENT_CHARS: usize = 256;
+/// How long a closing session (shutdown) waits for the client to answer its close frame.
+const CLOSE_HANDSHAKE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Deserialize)]
 pub struct WsQuery {
@@ -73,6 +75,7 @@ pub async fn upgrade(
     ws.max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| async move {
+            let _open = app.ops.session_opened();
             app.rooms.record(Write::SessionJoined(Box::new(session_record(&claims, user_agent))));
             run(socket, claims.clone(), worker, app.clone()).await;
             app.rooms.end_session(&claims.room, &claims.sub);
@@ -105,7 +108,18 @@ async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: AppSt
                 // re-join with backoff, which reaches this node again or its replacement.
                 tracing::info!(%room, %participant, "server shutting down: closing the signaling session");
                 let close = CloseFrame { code: close_code::RESTART, reason: "the server is restarting; reconnect in a moment".into() };
-                let _ = sink.send(Message::Close(Some(close))).await;
+                if sink.send(Message::Close(Some(close))).await.is_ok() {
+                    // The closing handshake: wait for the client's close, so the socket is not
+                    // reset (losing our close frame) when the process exits right after.
+                    let _ = tokio::time::timeout(CLOSE_HANDSHAKE_WAIT, async {
+                        while let Some(Ok(frame)) = stream.next().await {
+                            if matches!(frame, Message::Close(_)) {
+                                break;
+                            }
+                        }
+                    })
+                    .await;
+                }
                 break;
             }
             _ = watchdog.tick() => {
