@@ -193,7 +193,8 @@ fn pipelines_table(body: &serde_json::Value) -> String {
         return out;
     }
     let opt = |v: &serde_json::Value| if v.is_null() { "-".to_owned() } else { v.to_string().trim_matches('"').to_owned() };
-    let mut rows = vec![["ROOM", "STATE", "UPTIME", "RESTARTS", "PARTS", "LEGS", "PEOPLE", "PID", "HLS MSN", "WAITING", "LAST ERROR"].map(str::to_owned).to_vec()];
+    let fps = |v: &serde_json::Value| v.as_f64().map_or("-".to_owned(), |f| format!("{f:.0}"));
+    let mut rows = vec![["ROOM", "STATE", "UPTIME", "RESTARTS", "PARTS", "LEGS", "PEOPLE", "FPS IN/OUT", "DROPPED", "ENCODE", "PID", "HLS MSN", "WAITING", "LAST ERROR"].map(str::to_owned).to_vec()];
     for p in &pipelines {
         let uptime = p["uptime_secs"].as_f64().map_or("-".to_owned(), |s| format!("{}s", s.round() as u64));
         let mut error = opt(&p["last_error"]);
@@ -208,6 +209,9 @@ fn pipelines_table(body: &serde_json::Value) -> String {
             opt(&p["parts"]),
             opt(&p["legs"]),
             opt(&p["participants"]),
+            format!("{}/{}", fps(&p["fps_in"]), fps(&p["fps_out"])),
+            opt(&p["frames_dropped"]),
+            p["encode_ms"].as_f64().map_or("-".to_owned(), |ms| format!("{ms:.1}ms")),
             opt(&p["pid"]),
             opt(&p["hls"]["next_msn"]),
             opt(&p["hls"]["waiting_requests"]),

@@ -350,6 +350,14 @@ async fn metrics_parse_as_prometheus_text_and_have_the_names() {
         "roomcast_broadcast_restarts_total",
         "roomcast_broadcast_parts_total",
         "roomcast_broadcast_legs",
+        "roomcast_broadcast_fps_in",
+        "roomcast_broadcast_fps_out",
+        "roomcast_broadcast_frames_dropped_total",
+        "roomcast_broadcast_packets_lost_total",
+        "roomcast_sfu_rtt_max_seconds",
+        "roomcast_hls_part_publish_delay_seconds_bucket",
+        "roomcast_hls_part_publish_delay_seconds_count",
+        "roomcast_hls_part_publish_delay_seconds_sum",
         "roomcast_rtp_ports_in_use",
         "roomcast_rtp_ports_capacity",
         "roomcast_hls_waiting_requests",
@@ -374,6 +382,9 @@ async fn metrics_parse_as_prometheus_text_and_have_the_names() {
     assert!(value("roomcast_http_requests_total", &[("route", "rooms"), ("method", "POST"), ("status", "201")]).unwrap() >= 1.0, "{text}");
     assert!(value("roomcast_http_requests_total", &[("route", "health"), ("method", "GET"), ("status", "200")]).unwrap() >= 1.0, "{text}");
     assert_eq!(value("roomcast_draining", &[]), Some(0.0));
+    // A compositor that never ran published no parts: an empty histogram, +Inf bucket last.
+    assert_eq!(value("roomcast_hls_part_publish_delay_seconds_count", &[("room", &room)]), Some(0.0), "{text}");
+    assert_eq!(value("roomcast_hls_part_publish_delay_seconds_bucket", &[("room", &room), ("le", "+Inf")]), Some(0.0), "{text}");
 }
 
 #[tokio::test]

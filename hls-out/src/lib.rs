@@ -15,9 +15,10 @@
 //! Modules: [`playlist`] (pure: playlist state → text, m3u8-rs plus the LL-HLS lines),
 //! [`packager`] (pure: one stream's state machine), [`store`] (the shared registry, locks and
 //! wake-ups), [`mod@routes`] (HTTP), [`uri`] (the names), [`access`] (the access-check hook),
-//! [`signed`] (pure: signed, expiring URL queries), [`viewers`] (pure: viewer counting).
+//! [`signed`] (pure: signed, expiring URL queries), [`viewers`] (pure: viewer counting), [`delay`] (pure: the part publish delay histogram).
 
 pub mod access;
+pub mod delay;
 pub mod packager;
 pub mod playlist;
 pub mod routes;
@@ -27,6 +28,7 @@ pub mod uri;
 pub mod viewers;
 
 pub use access::{AccessCheck, Denied};
+pub use delay::DelayHistogram;
 pub use packager::{DropReason, PackagerConfig, Part, PushOutcome, StreamStats};
 pub use routes::routes;
 pub use store::{HlsStore, StreamWriter};

@@ -142,6 +142,8 @@ pub struct StreamStats {
     /// store; see [`crate::viewers`]).
     pub viewers: usize,
     pub viewers_peak: usize,
+    /// Part publish delays (filled in by the store; see [`crate::delay`]).
+    pub publish_delay: crate::delay::DelayHistogram,
     pub ended: bool,
 }
 
@@ -615,6 +617,7 @@ impl Packager {
             waiting_requests: 0,
             viewers: 0,
             viewers_peak: 0,
+            publish_delay: Default::default(),
             ended: self.ended,
         }
     }

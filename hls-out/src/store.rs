@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::access::AccessCheck;
+use crate::delay::DelayHistogram;
 use crate::packager::{Packager, PackagerConfig, Part, PushOutcome, StreamStats};
 use crate::viewers::{ViewerCounter, ViewerStats};
 
@@ -57,6 +58,8 @@ struct StreamState {
     epoch: u64,
     /// Drop reasons and over-target parts already logged at warn level (once per stream).
     warned: u8,
+    /// From a part's last frame being composed to the part being in the playlist.
+    publish_delay: DelayHistogram,
 }
 
 /// Why a wait ended without its answer.
@@ -145,6 +148,7 @@ impl HlsStore {
                 closed_at: None,
                 epoch: 0,
                 warned: 0,
+                publish_delay: DelayHistogram::default(),
             }),
             changed: watch::Sender::new(0),
             viewers: Mutex::new(ViewerCounter::new(window)),
@@ -260,7 +264,11 @@ impl Stream {
     }
 
     fn stats(&self) -> StreamStats {
-        let mut stats = self.lock().packager.stats();
+        let (mut stats, delay) = {
+            let state = self.lock();
+            (state.packager.stats(), state.publish_delay.clone())
+        };
+        stats.publish_delay = delay;
         stats.waiting_requests = self.changed.receiver_count();
         let v = self.viewer_stats();
         (stats.viewers, stats.viewers_peak) = (v.current, v.peak);
@@ -315,11 +323,20 @@ impl StreamWriter {
     /// published (no init yet, stream closed, empty, or not independent where playback must
     /// start) are dropped and counted.
     pub fn push_part(&self, part: Part) -> PushOutcome {
+        self.push_part_composed_at(part, None)
+    }
+
+    /// [`Self::push_part`], also recording the publish delay: from `composed_at` (when the
+    /// part's last frame was composed) to the part being in the playlist.
+    pub fn push_part_composed_at(&self, part: Part, composed_at: Option<Instant>) -> PushOutcome {
         let room = &self.stream.room;
         let duration = part.duration;
         self.stream.update(|s| {
             let before = s.packager.stats().parts_over_target;
             let outcome = s.packager.push_part(part, SystemTime::now());
+            if let (Some(at), PushOutcome::Published { .. }) = (composed_at, outcome) {
+                s.publish_delay.record(at.elapsed());
+            }
             let flag = match outcome {
                 PushOutcome::Dropped(reason) => {
                     let bit = 1u8 << (reason as u8);
@@ -395,6 +412,20 @@ mod tests {
         assert!(!store.stats("r-1").unwrap().ended);
         assert_eq!(store.rooms(), ["r-1"]);
         assert!(store.stats("r-2").is_none());
+    }
+
+    #[test]
+    fn publish_delay_counts_published_parts_only() {
+        let store = HlsStore::new();
+        let w = store.open("r-1", PackagerConfig::default());
+        w.init(Bytes::from_static(b"init"));
+        let composed = Instant::now() - Duration::from_millis(40);
+        w.push_part_composed_at(part(false), Some(composed)); // dropped: no keyframe yet
+        w.push_part_composed_at(part(true), Some(composed));
+        w.push_part(part(false)); // no composition time: not counted
+        let d = w.stats().publish_delay;
+        assert_eq!(d.count, 1, "{d:?}");
+        assert!(d.last_us.unwrap() >= 40_000, "{d:?}");
     }
 
     #[test]

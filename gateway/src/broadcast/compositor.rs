@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -28,7 +28,9 @@ pub struct OutputFormat {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
     Init(Bytes),
-    Part { data: Bytes, independent: bool, segment_start: bool, duration: Duration },
+    /// `composed_at`: when the part's last frame was composed (the compositor reports the
+    /// part's age as it writes it), for the part publish delay.
+    Part { data: Bytes, independent: bool, segment_start: bool, duration: Duration, composed_at: Option<Instant> },
     Event(serde_json::Value),
 }
 
@@ -36,18 +38,22 @@ pub enum Item {
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Header {
     Init,
-    Part { independent: bool, segment_start: bool, duration_ns: u64 },
+    Part { independent: bool, segment_start: bool, duration_ns: u64, age_us: Option<u64> },
     Event,
 }
 
-/// Turns one framed header + body into an item (pure; unit-tested).
-pub fn decode_item(header: &[u8], body: Bytes) -> Result<Item, String> {
+/// Turns one framed header + body, read at `received`, into an item (pure; unit-tested).
+pub fn decode_item(header: &[u8], body: Bytes, received: Instant) -> Result<Item, String> {
     let value: serde_json::Value = serde_json::from_slice(header).map_err(|e| format!("bad header JSON: {e}"))?;
     match serde_json::from_value::<Header>(value.clone()).map_err(|e| format!("bad header: {e}"))? {
         Header::Init => Ok(Item::Init(body)),
-        Header::Part { independent, segment_start, duration_ns } => {
-            Ok(Item::Part { data: body, independent, segment_start, duration: Duration::from_nanos(duration_ns) })
-        }
+        Header::Part { independent, segment_start, duration_ns, age_us } => Ok(Item::Part {
+            data: body,
+            independent,
+            segment_start,
+            duration: Duration::from_nanos(duration_ns),
+            composed_at: age_us.and_then(|us| received.checked_sub(Duration::from_micros(us))),
+        }),
         Header::Event => Ok(Item::Event(value)),
     }
 }
@@ -145,7 +151,7 @@ async fn read_item(stdout: &mut BufReader<ChildStdout>) -> std::io::Result<Optio
     }
     let mut body = vec![0u8; body_len as usize];
     stdout.read_exact(&mut body).await?;
-    decode_item(&header, Bytes::from(body)).map(Some).map_err(invalid)
+    decode_item(&header, Bytes::from(body), Instant::now()).map(Some).map_err(invalid)
 }
 
 fn invalid(msg: String) -> std::io::Error {
@@ -176,12 +182,16 @@ mod tests {
 
     #[test]
     fn decodes_each_kind_and_rejects_garbage() {
-        assert_eq!(decode_item(br#"{"kind":"init"}"#, Bytes::from_static(b"ftyp")).unwrap(), Item::Init(Bytes::from_static(b"ftyp")));
-        let part = decode_item(br#"{"kind":"part","independent":true,"segment_start":true,"pts_ns":5,"duration_ns":333000000}"#, Bytes::new()).unwrap();
-        assert_eq!(part, Item::Part { data: Bytes::new(), independent: true, segment_start: true, duration: Duration::from_millis(333) });
-        assert!(matches!(decode_item(br#"{"kind":"event","event":"stats","fps_out":30}"#, Bytes::new()).unwrap(), Item::Event(_)));
-        assert!(decode_item(b"{", Bytes::new()).is_err());
-        assert!(decode_item(br#"{"kind":"mystery"}"#, Bytes::new()).is_err());
+        let now = Instant::now();
+        assert_eq!(decode_item(br#"{"kind":"init"}"#, Bytes::from_static(b"ftyp"), now).unwrap(), Item::Init(Bytes::from_static(b"ftyp")));
+        let part = decode_item(br#"{"kind":"part","independent":true,"segment_start":true,"pts_ns":5,"duration_ns":333000000}"#, Bytes::new(), now).unwrap();
+        assert_eq!(part, Item::Part { data: Bytes::new(), independent: true, segment_start: true, duration: Duration::from_millis(333), composed_at: None });
+        // The part's age as written: its last frame was composed that long before it was read.
+        let aged = decode_item(br#"{"kind":"part","independent":false,"segment_start":false,"pts_ns":5,"duration_ns":333000000,"age_us":45000}"#, Bytes::new(), now).unwrap();
+        assert!(matches!(aged, Item::Part { composed_at: Some(at), .. } if now - at == Duration::from_millis(45)), "{aged:?}");
+        assert!(matches!(decode_item(br#"{"kind":"event","event":"stats","fps_out":30}"#, Bytes::new(), now).unwrap(), Item::Event(_)));
+        assert!(decode_item(b"{", Bytes::new(), now).is_err());
+        assert!(decode_item(br#"{"kind":"mystery"}"#, Bytes::new(), now).is_err());
     }
 
     /// The supervisor polls `next_item` in a `select!` that other branches win all the time;

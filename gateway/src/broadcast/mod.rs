@@ -2,6 +2,7 @@
 //! plain-RTP legs from the SFU, its CMAF output packaged by hls-out.
 
 pub mod compositor;
+pub mod figures;
 pub mod policy;
 pub mod ports;
 pub mod supervisor;
@@ -15,6 +16,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use self::compositor::OutputFormat;
+use self::figures::PipelineFigures;
 use self::policy::{BroadcastState, RestartPolicy};
 use self::ports::PortAllocator;
 use crate::sfu::WorkerHandle;
@@ -30,9 +32,12 @@ pub struct Status {
     pub legs: usize,
     pub pid: Option<u32>,
     pub last_error: Option<String>,
-    /// From the compositor's last stats report: frames out per second, inputs stalled now.
-    pub fps_out: Option<f64>,
-    pub stalled_inputs: usize,
+    /// From the compositor's stats reports: fps in/out, stalled inputs, drops, encode time.
+    #[serde(flatten)]
+    pub figures: PipelineFigures,
+    /// The last part's publish delay (its last frame composed → in the playlist), ms. Filled
+    /// in by [`Broadcasts::status`] from hls-out.
+    pub part_publish_delay_ms: Option<f64>,
     /// Distinct viewers of the room's HLS now (seen on a playlist request within 3 target
     /// durations), and the most at once since the broadcast started. Filled in by
     /// [`Broadcasts::status`] from hls-out.
@@ -75,7 +80,19 @@ impl Broadcasts {
         if inner.get(room).is_some_and(|r| r.status.lock().expect("status").state.is_running()) {
             return Err(BroadcastError::AlreadyLive);
         }
-        let status = Arc::new(Mutex::new(Status { state: BroadcastState::Starting, since: Instant::now(), restarts: 0, parts: 0, legs: 0, pid: None, last_error: None, fps_out: None, stalled_inputs: 0, viewers: 0, viewers_peak: 0 }));
+        let status = Arc::new(Mutex::new(Status {
+            state: BroadcastState::Starting,
+            since: Instant::now(),
+            restarts: 0,
+            parts: 0,
+            legs: 0,
+            pid: None,
+            last_error: None,
+            figures: PipelineFigures::default(),
+            part_publish_delay_ms: None,
+            viewers: 0,
+            viewers_peak: 0,
+        }));
         let (stop_tx, stop_rx) = oneshot::channel();
         let part = self.format.part;
         let sup = supervisor::Supervisor {
@@ -126,6 +143,7 @@ impl Broadcasts {
         let mut status = self.inner.lock().expect("broadcasts lock").get(room).map(|r| r.status.lock().expect("status").clone())?;
         let v = self.viewers(room);
         (status.viewers, status.viewers_peak) = (v.current, v.peak);
+        status.part_publish_delay_ms = self.hls.stats(room).and_then(|s| s.publish_delay.last_us).map(|us| us as f64 / 1000.0);
         Some(status)
     }
 

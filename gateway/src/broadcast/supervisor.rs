@@ -163,19 +163,16 @@ impl Supervisor {
                 }
                 item = comp.next_item() => match item {
                     Ok(Some(Item::Init(data))) => self.hls.init(data),
-                    Ok(Some(Item::Part { data, independent, segment_start, duration })) => {
+                    Ok(Some(Item::Part { data, independent, segment_start, duration, composed_at })) => {
                         last_part = Some(Instant::now());
                         first_part.get_or_insert_with(Instant::now);
-                        self.hls.push_part(hls_out::Part { data, duration, independent, segment_start });
+                        self.hls.push_part_composed_at(hls_out::Part { data, duration, independent, segment_start }, composed_at);
                         self.set(|s| { s.state = BroadcastState::Live; s.parts += 1; });
                     }
                     Ok(Some(Item::Event(ev))) => {
                         tracing::debug!(room = %self.room, event = %ev, "compositor event");
                         if ev["event"] == "stats" {
-                            self.set(|s| {
-                                s.fps_out = ev["fps_out"].as_f64();
-                                s.stalled_inputs = ev["stalled"].as_array().map_or(0, Vec::len);
-                            });
+                            self.set(|s| s.figures.apply_stats(&ev));
                         }
                         if ev["event"] == "applied" && ev["op"] == "add_track" {
                             // The compositor has bound the track's ports: start the leg now, so

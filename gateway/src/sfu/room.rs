@@ -532,11 +532,13 @@ impl Room {
                 if let Some(loss) = s.loss {
                     stats.ingress_loss_ppm.fetch_max((loss.clamp(0.0, 1.0) * 1e6) as u64, std::sync::atomic::Ordering::Relaxed);
                 }
+                note_rtt(stats, s.rtt);
             }
             Event::MediaEgressStats(s) if role == PcRole::Subscribe => {
                 if let Some(p) = self.get_mut(participant) {
                     p.quality.on_egress(s.loss, s.rtt);
                 }
+                note_rtt(stats, s.rtt);
                 if let Some(c) = self.get_mut(participant).and_then(|p| p.consumers.iter_mut().find(|c| c.state.mid() == Some(s.mid))) {
                     WorkerStats::add(&stats.nacks_received, s.nacks.saturating_sub(c.nacks));
                     c.nacks = s.nacks;
@@ -887,6 +889,14 @@ impl Room {
         for p in &mut self.participants {
             p.negotiate_if_needed(local);
         }
+    }
+}
+
+/// Keeps the worst RTT of the stats window for `/metrics`.
+fn note_rtt(stats: &WorkerStats, rtt: Option<Duration>) {
+    if let Some(rtt) = rtt {
+        let us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX);
+        stats.rtt_max_us.fetch_max(us, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

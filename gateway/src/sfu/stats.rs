@@ -22,6 +22,8 @@ pub struct WorkerStats {
     pub nacks_received: AtomicU64,
     /// Worst incoming packet loss reported in the last stats interval, in parts per million.
     pub ingress_loss_ppm: AtomicU64,
+    /// Worst round-trip time (RTCP) to any participant in the last stats interval, µs.
+    pub rtt_max_us: AtomicU64,
     pub datagrams_in: AtomicU64,
     pub datagrams_unrouted: AtomicU64,
     /// Loop iterations; a stuck worker stops counting (the liveness check reads it).

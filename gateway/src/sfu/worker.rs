@@ -443,10 +443,11 @@ impl Worker {
     }
 
     fn refresh_gauges(&mut self) {
-        // The loss gauge is the worst seen in a 5 s window (stats arrive once a second).
+        // The loss and RTT gauges are the worst seen in a 5 s window (stats arrive once a second).
         self.housekeeping_turns += 1;
         if self.housekeeping_turns % 10 == 0 {
             WorkerStats::set(&self.stats.ingress_loss_ppm, 0);
+            WorkerStats::set(&self.stats.rtt_max_us, 0);
         }
         let s = &self.stats;
         let participants = self.rooms.values().flat_map(|r| r.participants.iter());

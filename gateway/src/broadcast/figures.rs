@@ -1,0 +1,92 @@
+//! A pipeline's media figures for ops and `/metrics`, read from the compositor's `stats`
+//! events (compositor/PROTOCOL.md). Pure: the supervisor hands it each event.
+
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PipelineFigures {
+    /// Video frames decoded per second over all inputs, and frames out per second.
+    pub fps_in: Option<f64>,
+    pub fps_out: Option<f64>,
+    /// Inputs with no media now (their tiles show placeholders).
+    pub stalled_inputs: usize,
+    /// Frames / RTP packets lost before the grid, since the broadcast started: totals over
+    /// every compositor process, so they never go back when one is restarted.
+    pub frames_dropped: u64,
+    pub packets_lost: u64,
+    /// Time frames spent in the encoder over the last stats interval (mean, worst), ms.
+    pub encode_ms: Option<f64>,
+    pub encode_ms_max: Option<f64>,
+    #[serde(skip)]
+    dropped: Total,
+    #[serde(skip)]
+    lost: Total,
+}
+
+impl PipelineFigures {
+    /// Takes one `stats` event.
+    pub fn apply_stats(&mut self, ev: &Value) {
+        self.fps_in = ev["fps_in"].as_f64();
+        self.fps_out = ev["fps_out"].as_f64();
+        self.stalled_inputs = ev["stalled"].as_array().map_or(0, Vec::len);
+        self.frames_dropped = self.dropped.report(ev["frames_dropped"].as_u64().unwrap_or(0));
+        self.packets_lost = self.lost.report(ev["packets_lost"].as_u64().unwrap_or(0));
+        self.encode_ms = ev["encode_ms_avg"].as_f64();
+        self.encode_ms_max = ev["encode_ms_max"].as_f64();
+    }
+}
+
+/// A total over compositor processes, each reporting its own cumulative count from zero: a
+/// report lower than the last one means a new process, whose count adds to the old one's.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Total {
+    earlier_processes: u64,
+    current: u64,
+}
+
+impl Total {
+    fn report(&mut self, cumulative: u64) -> u64 {
+        if cumulative < self.current {
+            self.earlier_processes += self.current;
+        }
+        self.current = cumulative;
+        self.earlier_processes + self.current
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_a_stats_event() {
+        let mut f = PipelineFigures::default();
+        f.apply_stats(&json!({"event": "stats", "fps_in": 58.5, "fps_out": 30.0, "stalled": ["p-1:0"], "frames_dropped": 3, "packets_lost": 7, "encode_ms_avg": 4.5, "encode_ms_max": 9.0}));
+        assert_eq!((f.fps_in, f.fps_out, f.stalled_inputs), (Some(58.5), Some(30.0), 1));
+        assert_eq!((f.frames_dropped, f.packets_lost), (3, 7));
+        assert_eq!((f.encode_ms, f.encode_ms_max), (Some(4.5), Some(9.0)));
+    }
+
+    #[test]
+    fn missing_fields_are_unknown_or_zero() {
+        let mut f = PipelineFigures::default();
+        f.apply_stats(&json!({"event": "stats", "fps_out": 30.0, "encode_ms_avg": null}));
+        assert_eq!((f.fps_in, f.encode_ms, f.frames_dropped, f.stalled_inputs), (None, None, 0, 0));
+    }
+
+    #[test]
+    fn drop_totals_survive_a_compositor_restart() {
+        let mut f = PipelineFigures::default();
+        for n in [2, 5] {
+            f.apply_stats(&json!({"frames_dropped": n, "packets_lost": n * 10}));
+        }
+        assert_eq!((f.frames_dropped, f.packets_lost), (5, 50));
+        // A new process counts from zero again.
+        f.apply_stats(&json!({"frames_dropped": 1, "packets_lost": 4}));
+        assert_eq!((f.frames_dropped, f.packets_lost), (6, 54));
+        f.apply_stats(&json!({"frames_dropped": 3, "packets_lost": 4}));
+        assert_eq!((f.frames_dropped, f.packets_lost), (8, 54));
+    }
+}
