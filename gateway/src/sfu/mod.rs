@@ -1,6 +1,7 @@
 //! The SFU: str0m in RTP mode. Workers (threads, one UDP socket each) own rooms; rooms route
 //! producers to consumers. Pure decision logic lives in `forward`, `keyframe`, `negotiation`.
 pub mod forward;
+pub mod frame_size;
 pub mod keyframe;
 pub mod leg;
 pub mod negotiation;

@@ -16,7 +16,8 @@ use str0m::{Candidate, Event, IceConnectionState, Rtc};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::quality::{QualityMeter, QualitySample};
-use super::simulcast::{allocate, choose_layer, BudgetGate, vp8_keyframe_size, Layer, LayerDecision, LayerFollower, TimestampRewriter};
+use super::frame_size::keyframe_size;
+use super::simulcast::{allocate, choose_layer, BudgetGate, Layer, LayerDecision, LayerFollower, TimestampRewriter};
 use super::forward::{Decision, Forwarder};
 use super::keyframe::starts_keyframe;
 use super::leg::{Leg, LEG_MAX_HEIGHT};
@@ -692,8 +693,8 @@ impl Room {
         if let Some(i) = layer {
             let l = &mut producer.layers[i];
             l.on_packet(pkt.payload.len(), now);
-            if keyframe && params.spec().codec == Codec::Vp8 {
-                if let Some((_, h)) = vp8_keyframe_size(&pkt.payload) {
+            if keyframe {
+                if let Some((_, h)) = keyframe_size(params.spec().codec, &pkt.payload) {
                     l.height = Some(h);
                 }
             }

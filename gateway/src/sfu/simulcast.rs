@@ -212,43 +212,6 @@ impl TimestampRewriter {
     }
 }
 
-/// Width and height of a VP8 keyframe from its first RTP packet (the payload descriptor, then
-/// the frame tag, start code and the 14-bit dimensions), `None` for anything else.
-pub fn vp8_keyframe_size(payload: &[u8]) -> Option<(u32, u32)> {
-    let mut i = 0usize;
-    let b0 = *payload.first()?;
-    let extended = b0 & 0x80 != 0;
-    let start = b0 & 0x10 != 0;
-    let partition = b0 & 0x07;
-    if !start || partition != 0 {
-        return None;
-    }
-    i += 1;
-    if extended {
-        let x = *payload.get(i)?;
-        i += 1;
-        if x & 0x80 != 0 {
-            // PictureID: 7 or 15 bits.
-            let m = *payload.get(i)?;
-            i += if m & 0x80 != 0 { 2 } else { 1 };
-        }
-        if x & 0x40 != 0 {
-            i += 1; // TL0PICIDX
-        }
-        if x & 0x30 != 0 {
-            i += 1; // TID/KEYIDX
-        }
-    }
-    let frame = payload.get(i..i + 10)?;
-    let is_key = frame[0] & 0x01 == 0;
-    if !is_key || frame[3..6] != [0x9d, 0x01, 0x2a] {
-        return None;
-    }
-    let w = u32::from(u16::from_le_bytes([frame[6], frame[7]]) & 0x3fff);
-    let h = u32::from(u16::from_le_bytes([frame[8], frame[9]]) & 0x3fff);
-    Some((w, h))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,20 +328,5 @@ mod tests {
         let out = ts.rewrite(u32::MAX - 10, t1);
         assert_eq!(out, 4000 + 2970);
         assert_eq!(ts.rewrite((u32::MAX - 10).wrapping_add(3000), t1 + Duration::from_millis(33)), out.wrapping_add(3000), "wraps cleanly");
-    }
-
-    #[test]
-    fn reads_vp8_keyframe_dimensions() {
-        // Extended descriptor with a 15-bit PictureID, S=1 PID=0; keyframe tag, start code,
-        // 640x360 (little endian, 14 bits, scaling bits set to check they are masked).
-        let pkt = [0x90, 0x80, 0x81, 0x23, 0x50, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x42, 0x68, 0x41];
-        assert_eq!(vp8_keyframe_size(&pkt), Some((640, 360)));
-        // A delta frame, a continuation packet and garbage: none.
-        let mut delta = pkt;
-        delta[4] |= 0x01;
-        assert_eq!(vp8_keyframe_size(&delta), None);
-        assert_eq!(vp8_keyframe_size(&[0x00, 0x50]), None);
-        assert_eq!(vp8_keyframe_size(&[0x10, 0x50, 0x02]), None);
-        assert_eq!(vp8_keyframe_size(&[]), None);
     }
 }
