@@ -84,6 +84,7 @@ impl Assembler {
                     segment_start: fragment_start,
                     pts_ns: pts_ns.unwrap_or(0),
                     duration_ns: duration_ns.unwrap_or(0),
+                    age_us: None,
                     data: data.to_vec(),
                 });
                 None
@@ -190,6 +191,7 @@ mod tests {
                 segment_start: true,
                 pts_ns: 10,
                 duration_ns: 333,
+                age_us: None,
                 data: b"moofmdat1mdat2".to_vec(),
             })
         );

@@ -49,6 +49,10 @@ struct Controller {
     errors: u64,
     last_tick: Instant,
     last_frames: u64,
+    last_frames_in: u64,
+    /// Frames each video decoder dropped (its latest QoS message), by element path: the
+    /// counts are per decoder, and decoders of removed or rebuilt inputs keep theirs.
+    decoder_drops: HashMap<String, u64>,
     shutting_down: Option<Instant>,
 }
 
@@ -135,6 +139,8 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
         errors: 0,
         last_tick: Instant::now(),
         last_frames: 0,
+        last_frames_in: 0,
+        decoder_drops: HashMap::new(),
         shutting_down: None,
     };
     if let Err(e) = c
@@ -394,6 +400,22 @@ impl Controller {
                     w.error()
                 );
             }
+            // A video decoder dropped a frame (too late for QoS, or corrupt): it posts a QoS
+            // message whose stats carry its running total of dropped frames.
+            MessageView::Qos(q) => {
+                if let (Some(src), (_, gst::GenericFormattedValue::Buffers(Some(dropped)))) =
+                    (msg.src(), q.stats())
+                {
+                    if let Owner::Track(track_id) = self.pipeline.owner_of(src) {
+                        debug!(track_id, dropped = *dropped, "decoder dropped frames");
+                        let n = self
+                            .decoder_drops
+                            .entry(src.path_string().to_string())
+                            .or_default();
+                        *n = (*n).max(*dropped);
+                    }
+                }
+            }
             MessageView::Element(e)
                 if e.structure().map(|s| s.name() == "GstUDPSrcTimeout") == Some(true) =>
             {
@@ -500,14 +522,26 @@ impl Controller {
     fn stats(&mut self) {
         let counters = &self.pipeline.counters;
         let frames = counters.frames_out.load(Ordering::Relaxed);
+        let frames_in = counters.video_frames_in.load(Ordering::Relaxed);
         let dt = self.last_tick.elapsed().as_secs_f64();
-        let fps = if dt > 0.0 {
-            (frames - self.last_frames) as f64 / dt
-        } else {
-            0.0
+        let rate = |now: u64, before: u64| {
+            if dt > 0.0 {
+                let fps = now.saturating_sub(before) as f64 / dt;
+                (fps * 10.0).round() / 10.0
+            } else {
+                0.0
+            }
         };
+        let (fps, fps_in) = (
+            rate(frames, self.last_frames),
+            rate(frames_in, self.last_frames_in),
+        );
+        let timing = counters.timing.lock().unwrap().take_interval();
+        // 0.001 ms resolution is plenty (and keeps the line short)
+        let round = |v: Option<f64>| v.map(|v| (v * 1000.0).round() / 1000.0);
         self.last_tick = Instant::now();
         self.last_frames = frames;
+        self.last_frames_in = frames_in;
         let stalled: Vec<&String> = self
             .health
             .iter()
@@ -517,8 +551,15 @@ impl Controller {
         let event = Item::event(
             "stats",
             json!({
-                "fps_out": (fps * 10.0).round() / 10.0,
+                "fps_out": fps,
+                "fps_in": fps_in,
                 "frames_out": frames,
+                "frames_dropped": self.pipeline.depay_drops()
+                    + self.decoder_drops.values().sum::<u64>(),
+                "packets_lost": self.pipeline.packets_lost(),
+                "encode_ms_avg": round(timing.encode_ms_avg()),
+                "encode_ms_max": round(timing.encode_ms_max()),
+                "part_age_ms_max": round(timing.part_age_ms_max()),
                 "parts_out": counters.parts_out.load(Ordering::Relaxed),
                 "bytes_out": counters.bytes_out.load(Ordering::Relaxed),
                 "participants": self.room.participants().len(),

@@ -23,6 +23,10 @@ pub struct Part {
     pub pts_ns: u64,
     /// Duration of the chunk, ns.
     pub duration_ns: u64,
+    /// Microseconds from the moment the chunk's last video frame left the compositor element
+    /// to the moment the item was handed to the stdout writer; None (the header leaves the
+    /// field out) when that frame is not known.
+    pub age_us: Option<u64>,
     /// `moof` + `mdat` bytes.
     pub data: Vec<u8>,
 }
@@ -49,16 +53,19 @@ impl Item {
     pub fn header_and_body(&self) -> (Value, &[u8]) {
         match self {
             Item::Init(data) => (json!({"kind": "init"}), data),
-            Item::Part(p) => (
-                json!({
+            Item::Part(p) => {
+                let mut header = json!({
                     "kind": "part",
                     "independent": p.independent,
                     "segment_start": p.segment_start,
                     "pts_ns": p.pts_ns,
                     "duration_ns": p.duration_ns,
-                }),
-                &p.data,
-            ),
+                });
+                if let Some(age_us) = p.age_us {
+                    header["age_us"] = age_us.into();
+                }
+                (header, &p.data)
+            }
             Item::Event(fields) => {
                 let mut map = Map::new();
                 map.insert("kind".into(), Value::String("event".into()));
@@ -128,7 +135,16 @@ mod tests {
                 segment_start: true,
                 pts_ns: 1_000_000_000,
                 duration_ns: 333_333_333,
+                age_us: Some(412_345),
                 data: vec![9; 1000],
+            }),
+            Item::Part(Part {
+                independent: false,
+                segment_start: false,
+                pts_ns: 1_333_333_333,
+                duration_ns: 333_333_333,
+                age_us: None,
+                data: vec![8; 10],
             }),
             Item::event("stats", json!({"fps_out": 30.0})),
         ];
@@ -148,7 +164,12 @@ mod tests {
         assert_eq!(h["kind"], "part");
         assert_eq!(h["independent"], true);
         assert_eq!(h["pts_ns"], 1_000_000_000u64);
+        assert_eq!(h["age_us"], 412_345u64);
         assert_eq!(b.len(), 1000);
+        // an unknown age is left out, not null
+        let (h, _) = read_frame(&mut r).unwrap().unwrap();
+        assert_eq!(h["kind"], "part");
+        assert!(h.get("age_us").is_none(), "{h}");
         let (h, b) = read_frame(&mut r).unwrap().unwrap();
         assert_eq!(h, json!({"kind":"event","event":"stats","fps_out":30.0}));
         assert!(b.is_empty());

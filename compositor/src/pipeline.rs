@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
+use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
 use gstreamer as gst;
@@ -21,9 +22,11 @@ use gstreamer_app as gst_app;
 
 use crate::cmaf::{Assembler, Flags};
 use crate::control::{Codec, Kind, TrackSpec};
+use crate::drops::{rtp_ts_marker, DepayFrames};
 use crate::layout::Rect;
 use crate::output::Item;
 use crate::room::{Scene, ZORDER_BACKGROUND, ZORDER_EMPTY_SLOT, ZORDER_PLACEHOLDER};
+use crate::timing::FrameTiming;
 
 /// Output and tuning settings.
 #[derive(Debug, Clone)]
@@ -58,6 +61,19 @@ pub struct Counters {
     pub parts_out: AtomicU64,
     pub bytes_out: AtomicU64,
     pub stray_buffers: AtomicU64,
+    /// Frames out of the video inputs' decoders (all video tracks).
+    pub video_frames_in: AtomicU64,
+    /// Compositor → encoder → part timing (encode times, part ages).
+    pub timing: Mutex<FrameTiming>,
+}
+
+/// The running time of `buf`, from the segment last seen on `pad` (where it is being pushed).
+/// Running time is the one timeline every element agrees on, whatever offset each puts on its
+/// PTS (see `timing`).
+fn running_time_ns(pad: &gst::Pad, buf: &gst::BufferRef) -> Option<u64> {
+    let ev = pad.sticky_event::<gst::event::Segment>(0)?;
+    let seg = ev.segment().downcast_ref::<gst::ClockTime>()?;
+    seg.to_running_time(buf.pts()?).map(|t| t.nseconds())
 }
 
 /// One input bin and the mixer pad it feeds.
@@ -67,6 +83,18 @@ struct Input {
     mixer_pad: gst::Pad,
     /// RTP packets received (for input_resumed and stats), for tracks only.
     packets: Arc<AtomicU64>,
+    /// The jitter buffer of a video track (its `stats` count lost packets).
+    video_jitterbuffer: Option<gst::Element>,
+    /// Frames a video track's depayloader discarded.
+    depay: Option<Arc<Mutex<DepayFrames>>>,
+}
+
+/// Packets a jitter buffer gave up on: `num-lost` (never arrived in time) + `num-late`
+/// (arrived after their slot had been given up, then dropped).
+fn jitterbuffer_lost(jb: &gst::Element) -> u64 {
+    let stats = jb.property::<gst::Structure>("stats");
+    let get = |f| stats.get::<u64>(f).unwrap_or(0);
+    get("num-lost") + get("num-late")
 }
 
 /// Where an element belongs, found from a bus message's source.
@@ -92,6 +120,10 @@ pub struct Pipeline {
     owners: HashMap<String, Owner>,
     next_id: u64,
     pub counters: Arc<Counters>,
+    /// Packets lost (see `jitterbuffer_lost`) by video tracks already removed.
+    retired_packets_lost: u64,
+    /// Frames discarded by the depayloaders of video tracks already removed.
+    retired_depay_drops: u64,
 }
 
 fn make(factory: &str, name: Option<&str>) -> Result<gst::Element> {
@@ -295,11 +327,28 @@ impl Pipeline {
                     }
                     c.stray_buffers.store(asm.stray, Ordering::Relaxed);
                     drop(asm);
-                    for item in out {
-                        if let Item::Part(p) = &item {
+                    // The muxer's PTSs are running time + 1000 h (its output segment starts
+                    // there): back to running time, the timeline the frames were noted on.
+                    let segment = sample
+                        .segment()
+                        .and_then(|s| s.downcast_ref::<gst::ClockTime>().cloned());
+                    for mut item in out {
+                        if let Item::Part(p) = &mut item {
                             c.parts_out.fetch_add(1, Ordering::Relaxed);
                             c.bytes_out
                                 .fetch_add(p.data.len() as u64, Ordering::Relaxed);
+                            let start = segment.as_ref().and_then(|s| {
+                                s.to_running_time(gst::ClockTime::from_nseconds(p.pts_ns))
+                            });
+                            if let Some(start) = start.map(|t| t.nseconds()) {
+                                let end = start + p.duration_ns;
+                                p.age_us = c
+                                    .timing
+                                    .lock()
+                                    .unwrap()
+                                    .part_written(start, end, Instant::now())
+                                    .map(|age| age.as_micros() as u64);
+                            }
                         }
                         if items.send(item).is_err() {
                             return Err(gst::FlowError::Eos);
@@ -321,11 +370,38 @@ impl Pipeline {
         amuxq.link(&mux)?;
         mux.link(&appsink)?;
 
+        // Frame timing (see `timing`): out of the compositor, into and out of x264. With
+        // tune=zerolatency x264 encodes in its sink pad's chain call: one frame out per frame
+        // in, in order.
         let c = counters.clone();
         vmix.static_pad("src")
             .ok_or_else(|| anyhow!("compositor has no src pad"))?
-            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            .add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+                let now = Instant::now();
                 c.frames_out.fetch_add(1, Ordering::Relaxed);
+                if let Some(rt) = info.buffer().and_then(|b| running_time_ns(pad, b)) {
+                    c.timing.lock().unwrap().composed(rt, now);
+                }
+                gst::PadProbeReturn::Ok
+            });
+        let c = counters.clone();
+        x264.static_pad("sink")
+            .ok_or_else(|| anyhow!("x264enc has no sink pad"))?
+            .add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+                let now = Instant::now();
+                if let Some(rt) = info.buffer().and_then(|b| running_time_ns(pad, b)) {
+                    c.timing.lock().unwrap().encode_started(rt, now);
+                }
+                gst::PadProbeReturn::Ok
+            });
+        let c = counters.clone();
+        x264.static_pad("src")
+            .ok_or_else(|| anyhow!("x264enc has no src pad"))?
+            .add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+                let now = Instant::now();
+                if let Some(rt) = info.buffer().and_then(|b| running_time_ns(pad, b)) {
+                    c.timing.lock().unwrap().encoded(rt, now);
+                }
                 gst::PadProbeReturn::Ok
             });
 
@@ -340,6 +416,8 @@ impl Pipeline {
             owners: HashMap::new(),
             next_id: 0,
             counters,
+            retired_packets_lost: 0,
+            retired_depay_drops: 0,
         };
         p.add_background()?;
         p.add_silence()?;
@@ -556,6 +634,8 @@ impl Pipeline {
                 mixer: self.vmix.clone(),
                 mixer_pad: pad,
                 packets: Arc::default(),
+                video_jitterbuffer: None,
+                depay: None,
             },
         );
         Ok(())
@@ -672,6 +752,47 @@ impl Pipeline {
             },
         );
 
+        let depay = (spec.kind == Kind::Video).then(|| {
+            let c = self.counters.clone();
+            prev.static_pad("src")
+                .unwrap()
+                .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                    c.video_frames_in.fetch_add(1, Ordering::Relaxed);
+                    gst::PadProbeReturn::Ok
+                });
+            // The depayloader (chain[0]): RTP packets in, frames out (see `drops`).
+            let depay = Arc::new(Mutex::new(DepayFrames::new()));
+            let d = depay.clone();
+            chain[0].static_pad("sink").unwrap().add_probe(
+                gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+                move |_, info| {
+                    let note = |buf: &gst::BufferRef| {
+                        let mut head = [0u8; 12];
+                        if buf.copy_to_slice(0, &mut head).is_ok() {
+                            if let Some((ts, marker)) = rtp_ts_marker(&head) {
+                                d.lock().unwrap().packet_in(ts, marker);
+                            }
+                        }
+                    };
+                    match &info.data {
+                        Some(gst::PadProbeData::Buffer(b)) => note(b),
+                        Some(gst::PadProbeData::BufferList(l)) => l.iter().for_each(note),
+                        _ => {}
+                    }
+                    gst::PadProbeReturn::Ok
+                },
+            );
+            let d = depay.clone();
+            chain[0].static_pad("src").unwrap().add_probe(
+                gst::PadProbeType::BUFFER,
+                move |_, _| {
+                    d.lock().unwrap().frame_out();
+                    gst::PadProbeReturn::Ok
+                },
+            );
+            depay
+        });
+
         let (mixer, props): (gst::Element, Vec<(&str, glib_value::Value)>) = match spec.kind {
             Kind::Video => (
                 self.vmix.clone(),
@@ -703,6 +824,8 @@ impl Pipeline {
                 mixer,
                 mixer_pad: pad,
                 packets,
+                video_jitterbuffer: (spec.kind == Kind::Video).then_some(jb),
+                depay,
             },
         );
         Ok(())
@@ -710,8 +833,38 @@ impl Pipeline {
 
     pub fn remove_track(&mut self, track_id: &str) {
         if let Some(input) = self.tracks.remove(track_id) {
+            if let Some(jb) = &input.video_jitterbuffer {
+                self.retired_packets_lost += jitterbuffer_lost(jb);
+            }
+            if let Some(d) = &input.depay {
+                self.retired_depay_drops += d.lock().unwrap().dropped();
+            }
             self.detach(input);
         }
+    }
+
+    /// Frames the video tracks' depayloaders discarded since the start (see `drops`),
+    /// removed tracks included.
+    pub fn depay_drops(&self) -> u64 {
+        self.retired_depay_drops
+            + self
+                .tracks
+                .values()
+                .filter_map(|i| i.depay.as_ref())
+                .map(|d| d.lock().unwrap().dropped())
+                .sum::<u64>()
+    }
+
+    /// RTP packets the video tracks' jitter buffers gave up on since the start (lost, or too
+    /// late), removed tracks included.
+    pub fn packets_lost(&self) -> u64 {
+        self.retired_packets_lost
+            + self
+                .tracks
+                .values()
+                .filter_map(|i| i.video_jitterbuffer.as_ref())
+                .map(jitterbuffer_lost)
+                .sum::<u64>()
     }
 
     /// RTP packets received so far on a track.
@@ -749,6 +902,8 @@ impl Pipeline {
                 mixer: self.vmix.clone(),
                 mixer_pad: pad,
                 packets: Arc::default(),
+                video_jitterbuffer: None,
+                depay: None,
             });
         }
         for (i, input) in self.empties.iter().enumerate() {

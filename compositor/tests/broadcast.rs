@@ -315,6 +315,28 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
         &[Red, Green, Blue, Placeholder],
         "three participants",
     );
+    // The ops figures: a stats event (one a second) once the decoders deliver and x264 runs.
+    let stats = c.wait_find(
+        "a stats event with fps_in and encode_ms_avg",
+        PHASE_TIMEOUT,
+        |items| {
+            events(&items[since..])
+                .into_iter()
+                .find(|e| {
+                    e["event"] == "stats"
+                        && e["fps_in"].as_f64().is_some_and(|f| f > 0.0)
+                        && e["encode_ms_avg"].as_f64().is_some_and(|ms| ms > 0.0)
+                })
+                .cloned()
+        },
+    );
+    eprintln!("stats with three inputs: {stats}");
+    assert!(stats["frames_dropped"].is_u64(), "{stats}");
+    assert!(stats["packets_lost"].is_u64(), "{stats}");
+    assert!(
+        stats["encode_ms_max"].as_f64().unwrap() >= stats["encode_ms_avg"].as_f64().unwrap(),
+        "{stats}"
+    );
 
     // a fourth participant joins at runtime, sending H.264
     let since = c.count();
@@ -407,6 +429,25 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
     assert!(events
         .iter()
         .any(|e| e["event"] == "stats" && e["fps_out"].as_f64().unwrap_or(0.0) > 0.0));
+    // every stats event has the ops fields (the timings are null only in an interval
+    // without frames or parts, which this run does not have once it is going)
+    let stats: Vec<&&Value> = events.iter().filter(|e| e["event"] == "stats").collect();
+    for e in &stats {
+        assert!(e["fps_in"].is_number(), "{e}");
+        assert!(
+            e["frames_dropped"].is_u64() && e["packets_lost"].is_u64(),
+            "{e}"
+        );
+        for k in ["encode_ms_avg", "encode_ms_max", "part_age_ms_max"] {
+            assert!(e[k].is_number() || e[k].is_null(), "{k}: {e}");
+        }
+    }
+    assert!(
+        stats
+            .iter()
+            .any(|e| e["part_age_ms_max"].as_f64().is_some_and(|ms| ms > 0.0)),
+        "no part_age_ms_max: {stats:?}"
+    );
     assert_eq!(events.last().unwrap()["event"], "stopped");
     assert!(
         events
@@ -418,6 +459,36 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
     // ---- parts: regular, continuous, delivered without stalls
     let part_list: Vec<&Received> = parts(&items).collect();
     check_parts_continuous(&part_list);
+    // each part's age: its last video frame left the compositor this long before the part
+    // was handed to the writer (a few hundred ms: the muxer's wait for the part to end)
+    let ages: Vec<u64> = part_list
+        .iter()
+        .map(|p| {
+            let age = p.header["age_us"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("part without age_us: {}", p.header));
+            assert!(age > 0 && age < 2_000_000, "implausible age: {}", p.header);
+            age
+        })
+        .collect();
+    let mut sorted = ages.clone();
+    sorted.sort_unstable();
+    eprintln!(
+        "part age_us: min {} median {} max {} over {} parts",
+        sorted[0],
+        sorted[sorted.len() / 2],
+        sorted[sorted.len() - 1],
+        sorted.len()
+    );
+    let field = |k: &str| -> Vec<f64> { stats.iter().filter_map(|e| e[k].as_f64()).collect() };
+    eprintln!(
+        "stats: fps_in {:?}; encode_ms_avg {:?}; encode_ms_max {:?}; frames_dropped {}; packets_lost {}",
+        field("fps_in"),
+        field("encode_ms_avg"),
+        field("encode_ms_max"),
+        stats.last().unwrap()["frames_dropped"],
+        stats.last().unwrap()["packets_lost"],
+    );
     // Wall-clock delivery gaps are incidental (a loaded 2-core CI machine can hold the
     // reader back for a while), so the bound is loose; a stopped output still fails it.
     for w in part_list.windows(2) {

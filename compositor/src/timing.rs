@@ -1,0 +1,292 @@
+//! Frame timing bookkeeping (pure: no GStreamer; the caller passes the instants in).
+//!
+//! Each composed video frame is followed from the moment it leaves the `compositor` element
+//! (`composed`), into x264 (`encode_started`), out of x264 (`encoded`), until the CMAF part
+//! that carries it is handed to the stdout writer (`part_written`). That gives the encode
+//! time of every frame and the age of every part (the age of its last video frame).
+//!
+//! Frames are identified by their **running time** (ns), not by their PTS: x264enc shifts its
+//! output PTS and segment by 1000 h (`min-pts`, room for negative DTS) and isofmp4mux
+//! re-timestamps to running time + 1000 h (its own segment starts there), so raw PTSs line up
+//! only by coincidence. The pipeline converts every timestamp with the segment of the pad it
+//! was seen on, which makes all of them comparable whatever offsets the elements pick.
+//! Matching by running time rather than by order also survives a frame the encoder drops
+//! (x264 with `tune=zerolatency` gives one frame out per frame in, in order, but a frame it
+//! dropped would otherwise shift every later match by one).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Frames between the compositor and x264's output kept at most (the queue before x264
+/// holds up to 1 s; 256 frames is > 4 s at 60 fps). The oldest are forgotten beyond that.
+pub const MAX_IN_FLIGHT: usize = 256;
+/// Encoded frames waiting for their part at most (the muxer holds about one part plus its
+/// latency; 1024 frames is > 15 s at 60 fps).
+pub const MAX_ENCODED: usize = 1024;
+
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    rt_ns: u64,
+    composed: Instant,
+    encode_start: Option<Instant>,
+}
+
+/// What happened in one stats interval (see `FrameTiming::take_interval`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Interval {
+    /// Frames whose encode time was measured.
+    pub frames_encoded: u64,
+    pub encode_total: Duration,
+    pub encode_max: Duration,
+    /// The oldest part (by `age`) written, if any part's age was known.
+    pub part_age_max: Option<Duration>,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl Interval {
+    /// Mean time in the encoder, ms; None when no frame was encoded.
+    pub fn encode_ms_avg(&self) -> Option<f64> {
+        (self.frames_encoded > 0).then(|| ms(self.encode_total) / self.frames_encoded as f64)
+    }
+
+    pub fn encode_ms_max(&self) -> Option<f64> {
+        (self.frames_encoded > 0).then(|| ms(self.encode_max))
+    }
+
+    pub fn part_age_ms_max(&self) -> Option<f64> {
+        self.part_age_max.map(ms)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct FrameTiming {
+    /// Composed, not yet out of the encoder; in running-time order.
+    in_flight: VecDeque<InFlight>,
+    /// Out of the encoder, not yet in a written part: (running time, composed).
+    encoded: VecDeque<(u64, Instant)>,
+    interval: Interval,
+}
+
+impl FrameTiming {
+    pub fn new() -> FrameTiming {
+        FrameTiming::default()
+    }
+
+    /// A frame with running time `rt_ns` left the compositor.
+    pub fn composed(&mut self, rt_ns: u64, now: Instant) {
+        if self.in_flight.len() >= MAX_IN_FLIGHT {
+            self.in_flight.pop_front();
+        }
+        self.in_flight.push_back(InFlight {
+            rt_ns,
+            composed: now,
+            encode_start: None,
+        });
+    }
+
+    /// The frame entered the encoder. A frame never seen composed counts as composed now.
+    pub fn encode_started(&mut self, rt_ns: u64, now: Instant) {
+        match self
+            .in_flight
+            .iter_mut()
+            .find(|f| f.rt_ns == rt_ns && f.encode_start.is_none())
+        {
+            Some(f) => f.encode_start = Some(now),
+            None => {
+                self.composed(rt_ns, now);
+                if let Some(f) = self.in_flight.back_mut() {
+                    f.encode_start = Some(now);
+                }
+            }
+        }
+    }
+
+    /// The encoded frame with running time `rt_ns` left the encoder. Frames before it that
+    /// never came out were dropped by the encoder and are forgotten. Returns the encode time
+    /// (None for a frame that was not seen going in).
+    pub fn encoded(&mut self, rt_ns: u64, now: Instant) -> Option<Duration> {
+        let i = self.in_flight.iter().position(|f| f.rt_ns == rt_ns)?;
+        self.in_flight.drain(..i);
+        let f = self.in_flight.pop_front()?;
+        if self.encoded.len() >= MAX_ENCODED {
+            self.encoded.pop_front();
+        }
+        self.encoded.push_back((rt_ns, f.composed));
+        let took = now.saturating_duration_since(f.encode_start?);
+        let iv = &mut self.interval;
+        iv.frames_encoded += 1;
+        iv.encode_total += took;
+        iv.encode_max = iv.encode_max.max(took);
+        Some(took)
+    }
+
+    /// A part covering running times `[start_ns, end_ns)` is handed to the writer. Returns its
+    /// age: `now` minus the moment its last video frame (the latest encoded frame in the
+    /// range) left the compositor; None if no encoded frame falls in the range. Frames before
+    /// `end_ns` are forgotten (they belong to this part or to earlier ones).
+    pub fn part_written(&mut self, start_ns: u64, end_ns: u64, now: Instant) -> Option<Duration> {
+        let last = self.encoded.iter().rposition(|(rt, _)| *rt < end_ns)?;
+        let (rt, composed) = self.encoded[last];
+        self.encoded.drain(..=last);
+        if rt < start_ns {
+            return None;
+        }
+        let age = now.saturating_duration_since(composed);
+        let max = &mut self.interval.part_age_max;
+        *max = Some(max.map_or(age, |m| m.max(age)));
+        Some(age)
+    }
+
+    /// The interval's figures; starts a new interval.
+    pub fn take_interval(&mut self) -> Interval {
+        std::mem::take(&mut self.interval)
+    }
+
+    /// Frames between the compositor and the encoder's output (for tests and debugging).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Encoded frames not yet in a written part.
+    pub fn pending_encoded(&self) -> usize {
+        self.encoded.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FRAME: u64 = 66_666_666; // 15 fps
+    const MS: Duration = Duration::from_millis(1);
+
+    /// Frame `i` composed at t0 + 66 ms·i, into the encoder 1 ms later, out 5 ms after that.
+    fn run_frames(t: &mut FrameTiming, t0: Instant, frames: std::ops::Range<u64>) {
+        for i in frames {
+            let at = t0 + Duration::from_millis(66 * i);
+            t.composed(i * FRAME, at);
+            t.encode_started(i * FRAME, at + MS);
+            assert_eq!(t.encoded(i * FRAME, at + 6 * MS), Some(5 * MS));
+        }
+    }
+
+    #[test]
+    fn encode_times_and_interval() {
+        let t0 = Instant::now();
+        let mut t = FrameTiming::new();
+        assert_eq!(t.take_interval().encode_ms_avg(), None);
+        t.composed(0, t0);
+        t.composed(FRAME, t0 + 66 * MS);
+        t.encode_started(0, t0 + MS);
+        t.encode_started(FRAME, t0 + 66 * MS);
+        assert_eq!(t.in_flight(), 2);
+        assert_eq!(t.encoded(0, t0 + 3 * MS), Some(2 * MS));
+        assert_eq!(t.encoded(FRAME, t0 + 76 * MS), Some(10 * MS));
+        assert_eq!(t.in_flight(), 0);
+        let iv = t.take_interval();
+        assert_eq!(iv.frames_encoded, 2);
+        assert!((iv.encode_ms_avg().unwrap() - 6.0).abs() < 1e-9);
+        assert!((iv.encode_ms_max().unwrap() - 10.0).abs() < 1e-9);
+        assert_eq!(iv.part_age_ms_max(), None);
+        // a new interval starts empty
+        let iv = t.take_interval();
+        assert_eq!(
+            (iv.frames_encoded, iv.encode_ms_avg(), iv.encode_ms_max()),
+            (0, None, None)
+        );
+    }
+
+    #[test]
+    fn a_frame_the_encoder_dropped_does_not_shift_later_matches() {
+        let t0 = Instant::now();
+        let mut t = FrameTiming::new();
+        for i in 0..3 {
+            t.composed(i * FRAME, t0 + Duration::from_millis(66 * i));
+            t.encode_started(i * FRAME, t0 + Duration::from_millis(66 * i) + MS);
+        }
+        // frame 0 never comes out
+        assert_eq!(t.encoded(FRAME, t0 + 70 * MS), Some(3 * MS));
+        assert_eq!(t.encoded(2 * FRAME, t0 + 140 * MS), Some(7 * MS));
+        assert_eq!(t.in_flight(), 0);
+        // an output frame never seen going in is not measured
+        assert_eq!(t.encoded(9 * FRAME, t0 + 200 * MS), None);
+        assert_eq!(t.take_interval().frames_encoded, 2);
+    }
+
+    #[test]
+    fn encode_start_without_composed_counts_as_composed_then() {
+        let t0 = Instant::now();
+        let mut t = FrameTiming::new();
+        t.encode_started(5, t0);
+        assert_eq!(t.encoded(5, t0 + 4 * MS), Some(4 * MS));
+        assert_eq!(t.part_written(0, 10, t0 + 10 * MS), Some(10 * MS));
+    }
+
+    #[test]
+    fn part_age_is_that_of_its_last_video_frame() {
+        let t0 = Instant::now();
+        let mut t = FrameTiming::new();
+        run_frames(&mut t, t0, 0..12);
+        // part 1: frames 0..5 ([0, 5 frames)); written 400 ms after t0
+        let age = t.part_written(0, 5 * FRAME, t0 + 400 * MS).unwrap();
+        // last frame is 4, composed at 264 ms
+        assert_eq!(age, 136 * MS);
+        assert_eq!(t.pending_encoded(), 7);
+        // part 2 starts a little before its first frame (audio), ends after frame 9
+        let age = t.part_written(5 * FRAME - 3_000_000, 10 * FRAME, t0 + 700 * MS);
+        assert_eq!(age, Some((700 - 66 * 9) * MS));
+        assert_eq!(t.pending_encoded(), 2);
+        let iv = t.take_interval();
+        assert_eq!(iv.part_age_max, Some(136 * MS));
+        assert!((iv.part_age_ms_max().unwrap() - 136.0).abs() < 1e-9);
+        assert_eq!(iv.frames_encoded, 12);
+    }
+
+    #[test]
+    fn part_without_a_known_frame_has_no_age() {
+        let t0 = Instant::now();
+        let mut t = FrameTiming::new();
+        // nothing encoded yet
+        assert_eq!(t.part_written(0, 5 * FRAME, t0), None);
+        run_frames(&mut t, t0, 0..3);
+        // a part entirely after every known frame
+        assert_eq!(t.part_written(10 * FRAME, 15 * FRAME, t0 + 900 * MS), None);
+        // ... which also drops the frames before its end: they can't be in a later part
+        assert_eq!(t.pending_encoded(), 0);
+        // a part whose range holds no frame, with older frames pending: no age either
+        run_frames(&mut t, t0, 20..22);
+        assert_eq!(t.part_written(30 * FRAME, 31 * FRAME, t0 + 3000 * MS), None);
+        assert_eq!(t.take_interval().part_age_max, None);
+        // time never runs backwards into a negative age
+        run_frames(&mut t, t0, 40..41);
+        assert_eq!(
+            t.part_written(40 * FRAME, 41 * FRAME, t0),
+            Some(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn bounded() {
+        let t0 = Instant::now();
+        let mut t = FrameTiming::new();
+        for i in 0..(MAX_IN_FLIGHT as u64 + 10) {
+            t.composed(i, t0);
+        }
+        assert_eq!(t.in_flight(), MAX_IN_FLIGHT);
+        // the oldest were forgotten: their output is not measured
+        assert_eq!(t.encoded(0, t0), None);
+        // frame 10 is still known (composed), but was never seen entering the encoder
+        assert_eq!(t.encoded(10, t0), None);
+        assert_eq!(t.pending_encoded(), 1);
+        let mut t = FrameTiming::new();
+        for i in 0..(MAX_ENCODED as u64 + 10) {
+            t.encode_started(i, t0);
+            t.encoded(i, t0);
+        }
+        assert_eq!(t.pending_encoded(), MAX_ENCODED);
+        assert_eq!(t.in_flight(), 0);
+    }
+}
