@@ -400,8 +400,8 @@ impl Controller {
                     w.error()
                 );
             }
-            // A video decoder dropped a frame (too late for QoS, or corrupt): it posts a QoS
-            // message whose stats carry its running total of dropped frames.
+            // A video decoder dropped a frame (GstVideoDecoder posts a QoS message for each one it
+            // drops, e.g. too late); the message's stats carry its running total of drops.
             MessageView::Qos(q) => {
                 if let (Some(src), (_, gst::GenericFormattedValue::Buffers(Some(dropped)))) =
                     (msg.src(), q.stats())
