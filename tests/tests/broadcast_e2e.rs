@@ -63,6 +63,30 @@ async fn live_room_grid_with_join_and_leave() -> Result<()> {
     ensure!(is_placeholder(tiles[3]), "the empty 4th slot shows a placeholder, got {}", tiles[3]);
     ensure!(pl.text.contains("#EXT-X-PART:"), "LL-HLS parts are listed");
 
+    // Ops figures for the live pipeline: the compositor decodes the three inputs, encodes,
+    // and every part reaches the playlist soon after its last frame was composed.
+    let figures = loop {
+        let st = server.state.broadcasts.status(&room).context("broadcast status")?;
+        let f = &st.figures;
+        if f.fps_in.is_some_and(|v| v > 0.0) && f.encode_ms.is_some() && st.part_publish_delay_ms.is_some() {
+            break st;
+        }
+        ensure!(started.elapsed() < Duration::from_secs(60), "no compositor figures yet: {:?}, part delay {:?}", st.figures, st.part_publish_delay_ms);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let part_delay_ms = figures.part_publish_delay_ms.unwrap_or_default();
+    println!("pipeline figures: {:?}; last part publish delay {part_delay_ms:.1} ms", figures.figures);
+    ensure!(figures.figures.encode_ms.is_some_and(|ms| ms > 0.0 && ms < 1000.0), "encode time {:?}", figures.figures.encode_ms);
+    ensure!(part_delay_ms > 0.0 && part_delay_ms < 2000.0, "part publish delay {part_delay_ms} ms");
+    let metrics = http.get(format!("{base}/metrics")).send().await?.text().await?;
+    let sample = |name: &str| metrics.lines().find(|l| l.starts_with(name) && l.contains(&format!("room=\"{room}\""))).and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    let (count, sum) = (sample("roomcast_hls_part_publish_delay_seconds_count"), sample("roomcast_hls_part_publish_delay_seconds_sum"));
+    ensure!(count.is_some_and(|c| c >= 1.0), "part publish delay histogram count {count:?}");
+    let mean = sum.unwrap_or(f64::NAN) / count.unwrap_or(f64::NAN);
+    ensure!(mean > 0.0 && mean < 2.0, "mean part publish delay {mean} s");
+    ensure!(sample("roomcast_broadcast_fps_in").is_some_and(|v| v > 0.0), "broadcast_fps_in in /metrics");
+    println!("/metrics: {} parts, mean publish delay {:.1} ms", count.unwrap_or_default(), mean * 1000.0);
+
     // A fourth participant: within 3 segments of its media reaching the broadcast the grid
     // has four tiles, the fourth yellow. The clock starts when yellow's legs exist (the
     // supervisor has added both tracks to the compositor) and its publish PeerConnection is
