@@ -1,9 +1,13 @@
 //! A plain-RTP leg (mediasoup's PlainTransport): one producer's packets, unencrypted, to a local
 //! port of the compositor, with RTCP sender reports on the next port so audio and video can be
 //! lined up. The leg holds back until a keyframe, then rewrites sequence numbers like a consumer.
+//!
+//! The SRs carry the publisher's own NTP ↔ RTP mapping (from its SRs, i.e. its capture clock,
+//! shared by its audio and video) once one has arrived: that is what lip sync needs, since the
+//! two tracks may reach us with different delays. Before that, the mapping is by arrival.
 
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::forward::{Decision, Forwarder};
 use super::simulcast::{LayerFollower, TimestampRewriter};
@@ -23,6 +27,10 @@ pub struct Leg {
     /// The last forwarded packet's RTP time and arrival, to extrapolate the SR's RTP time.
     last: Option<(u32, Instant)>,
     last_sr: Option<Instant>,
+    /// Output minus input RTP time of the last forwarded packet (simulcast rewrites it).
+    out_minus_in: Option<u32>,
+    /// The publisher's last SR for the stream this leg forwards.
+    publisher_clock: Option<PublisherClock>,
     /// Simulcast producers: the layer followed, with continuous timestamps across switches.
     pub layer: LayerFollower,
     pub timestamps: TimestampRewriter,
@@ -41,6 +49,8 @@ impl Leg {
             octets: 0,
             last: None,
             last_sr: None,
+            out_minus_in: None,
+            publisher_clock: None,
             layer: LayerFollower::default(),
             timestamps: TimestampRewriter::default(),
         }
@@ -52,12 +62,16 @@ impl Leg {
 
     /// A simulcast layer switch: re-anchor at this keyframe.
     pub fn switch_layer(&mut self, rtp_time: u32, now: Instant) {
+        // Another layer is another RTP stream: its own timestamps and its own SRs.
+        self.publisher_clock = None;
         self.forwarder.resync();
         self.timestamps.rebase(rtp_time, now, self.clock_rate);
     }
 
-    /// The datagram to send for one incoming packet, or why not.
-    pub fn packet(&mut self, in_seq: u64, starts_keyframe: bool, marker: bool, pt: u8, rtp_time: u32, arrival: Instant, payload: &[u8]) -> Result<Vec<u8>, Decision> {
+    /// The datagram to send for one incoming packet, or why not. `rtp_time` is what the leg
+    /// sends, `in_rtp_time` what the publisher sent (they differ when simulcast rewrites).
+    #[allow(clippy::too_many_arguments)]
+    pub fn packet(&mut self, in_seq: u64, starts_keyframe: bool, marker: bool, pt: u8, rtp_time: u32, in_rtp_time: u32, arrival: Instant, payload: &[u8]) -> Result<Vec<u8>, Decision> {
         let seq = match self.forwarder.decide(in_seq, starts_keyframe) {
             Decision::Forward(seq) => seq,
             other => return Err(other),
@@ -65,7 +79,13 @@ impl Leg {
         self.packets = self.packets.wrapping_add(1);
         self.octets = self.octets.wrapping_add(payload.len() as u32);
         self.last = Some((rtp_time, arrival));
+        self.out_minus_in = Some(rtp_time.wrapping_sub(in_rtp_time));
         Ok(rtp_packet(marker, pt, seq as u16, rtp_time, self.ssrc, payload))
+    }
+
+    /// The publisher's SR for the stream this leg forwards arrived (at `received_at`).
+    pub fn publisher_report(&mut self, clock: PublisherClock) {
+        self.publisher_clock = Some(clock);
     }
 
     /// A sender report, at most once a second, once media has flowed.
@@ -75,10 +95,25 @@ impl Leg {
             return None;
         }
         self.last_sr = Some(now);
-        let elapsed = now.saturating_duration_since(arrival);
-        let rtp_now = rtp_time.wrapping_add((elapsed.as_secs_f64() * self.clock_rate as f64) as u32);
-        Some(sender_report(self.ssrc, ntp_now(), rtp_now, self.packets, self.octets))
+        let ticks = |d: Duration| (d.as_secs_f64() * f64::from(self.clock_rate)) as u32;
+        let (ntp, rtp_now) = match (self.publisher_clock, self.out_minus_in) {
+            // The publisher's mapping, carried forward to now and into our timestamps.
+            (Some(c), Some(shift)) => {
+                let elapsed = now.saturating_duration_since(c.received_at);
+                (ntp_of(c.ntp + elapsed), c.rtp_time.wrapping_add(ticks(elapsed)).wrapping_add(shift))
+            }
+            _ => (ntp_of(SystemTime::now()), rtp_time.wrapping_add(ticks(now.saturating_duration_since(arrival)))),
+        };
+        Some(sender_report(self.ssrc, ntp, rtp_now, self.packets, self.octets))
     }
+}
+
+/// A publisher's sender report: its wallclock and RTP time of one instant, and when we got it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublisherClock {
+    pub ntp: SystemTime,
+    pub rtp_time: u32,
+    pub received_at: Instant,
 }
 
 /// RFC 3550 RTP header (no CSRC, no extensions) + payload.
@@ -107,9 +142,9 @@ pub fn sender_report(ssrc: u32, ntp: u64, rtp_time: u32, packets: u32, octets: u
     p
 }
 
-/// Wallclock as 64-bit NTP time (seconds since 1900 in the high word).
-fn ntp_now() -> u64 {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+/// A wallclock time as 64-bit NTP time (seconds since 1900 in the high word).
+fn ntp_of(t: SystemTime) -> u64 {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() + 2_208_988_800;
     let frac = ((d.subsec_nanos() as u64) << 32) / 1_000_000_000;
     (secs << 32) | frac
@@ -131,9 +166,9 @@ mod tests {
         let mut leg = Leg::new("p:0".into(), addr, addr, true, 90_000);
         let now = Instant::now();
         assert!(leg.sender_report_due(now).is_none(), "no SR before media");
-        assert_eq!(leg.packet(10, false, false, 96, 1000, now, &[1]).unwrap_err(), Decision::AwaitKeyframe);
-        let first = leg.packet(11, true, false, 96, 1000, now, &[1, 2, 3]).unwrap();
-        let second = leg.packet(12, false, true, 96, 1000, now, &[4]).unwrap();
+        assert_eq!(leg.packet(10, false, false, 96, 1000, 1000, now, &[1]).unwrap_err(), Decision::AwaitKeyframe);
+        let first = leg.packet(11, true, false, 96, 1000, 1000, now, &[1, 2, 3]).unwrap();
+        let second = leg.packet(12, false, true, 96, 1000, 1000, now, &[4]).unwrap();
         let s1 = u16::from_be_bytes([first[2], first[3]]);
         let s2 = u16::from_be_bytes([second[2], second[3]]);
         assert_eq!(s2, s1.wrapping_add(1));
@@ -144,5 +179,33 @@ mod tests {
         let rtp_in_sr = u32::from_be_bytes(sr[16..20].try_into().unwrap());
         assert_eq!(rtp_in_sr, 1000 + 45_000, "extrapolated by 0.5 s at 90 kHz");
         assert!(leg.sender_report_due(now + std::time::Duration::from_millis(900)).is_none(), "at most once a second");
+    }
+
+    fn ntp_secs(sr: &[u8]) -> f64 {
+        let ntp = u64::from_be_bytes(sr[8..16].try_into().unwrap());
+        (ntp >> 32) as f64 + (ntp & 0xffff_ffff) as f64 / 4_294_967_296.0
+    }
+
+    /// With the publisher's SR, the leg's SR says the publisher's wallclock for the same
+    /// instant, carried forward, in the leg's (rewritten) timestamps; a layer switch drops it.
+    #[test]
+    fn reports_carry_the_publishers_clock() {
+        let addr: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let mut leg = Leg::new("p:0".into(), addr, addr, false, 48_000);
+        let now = Instant::now();
+        // The leg sends timestamps 5000 above the publisher's.
+        leg.packet(1, true, false, 111, 15_000, 10_000, now, &[1]).unwrap();
+        // The publisher's clock is 20 s behind ours (another machine): its SR maps 9_040 to it.
+        let publisher_ntp = SystemTime::now() - Duration::from_secs(20);
+        leg.publisher_report(PublisherClock { ntp: publisher_ntp, rtp_time: 9_040, received_at: now });
+        let sr = leg.sender_report_due(now + Duration::from_millis(250)).unwrap();
+        let rtp = u32::from_be_bytes(sr[16..20].try_into().unwrap());
+        assert_eq!(rtp, 9_040 + 12_000 + 5_000, "250 ms at 48 kHz later, in the leg's timestamps");
+        let want = ntp_secs(&sender_report(0, ntp_of(publisher_ntp + Duration::from_millis(250)), 0, 0, 0));
+        assert!((ntp_secs(&sr) - want).abs() < 1e-6, "the publisher's wallclock, not ours");
+
+        leg.switch_layer(50_000, now);
+        let sr = leg.sender_report_due(now + Duration::from_millis(1500)).unwrap();
+        assert!((ntp_secs(&sr) - ntp_secs(&sender_report(0, ntp_of(SystemTime::now()), 0, 0, 0))).abs() < 1.0, "back to our clock until the new layer's SR");
     }
 }

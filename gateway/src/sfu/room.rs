@@ -20,7 +20,7 @@ use super::frame_size::keyframe_size;
 use super::simulcast::{allocate, choose_layer, BudgetGate, Layer, LayerDecision, LayerFollower, TimestampRewriter};
 use super::forward::{Decision, Forwarder};
 use super::keyframe::starts_keyframe;
-use super::leg::{Leg, LEG_MAX_HEIGHT};
+use super::leg::{Leg, PublisherClock, LEG_MAX_HEIGHT};
 use super::negotiation::{ConsumerState, OfferSlot};
 use super::peer::Peer;
 use super::stats::WorkerStats;
@@ -41,6 +41,8 @@ pub struct Producer {
     nacks: u64,
     /// Simulcast layers, lowest first as the publisher offered them; empty without simulcast.
     layers: Vec<Layer>,
+    /// The publisher's last SR per stream (rid), for the legs' SRs.
+    clocks: Vec<(Option<Rid>, PublisherClock)>,
     /// The whole producer's incoming bitrate (what a non-simulcast consumer costs).
     meter: Layer,
 }
@@ -282,7 +284,26 @@ impl Room {
         let leg = Leg::new(producer_id.to_owned(), rtp_to, rtcp_to, prod.kind == MediaKind::Video, params.spec().clock_rate.get());
         self.legs.retain(|l| l.producer_id != producer_id);
         self.legs.push(leg);
+        self.update_leg_clocks(producer_id);
         self.request_keyframe(producer_id, None, now, None);
+    }
+
+    /// Gives the producer's legs the publisher's SR of the stream each one forwards (a
+    /// simulcast leg: the layer it follows now).
+    fn update_leg_clocks(&mut self, producer_id: &str) {
+        let Some(prod) = self.participants.iter().flat_map(|p| p.producers.iter()).find(|p| p.id == producer_id) else { return };
+        for leg in self.legs.iter_mut().filter(|l| l.producer_id == producer_id) {
+            let rid = match prod.layers.is_empty() {
+                true => None,
+                false => match leg.layer.current().and_then(|i| prod.layers.get(i)) {
+                    Some(layer) => Some(layer.rid),
+                    None => continue,
+                },
+            };
+            if let Some((_, clock)) = prod.clocks.iter().find(|(r, _)| *r == rid) {
+                leg.publisher_report(*clock);
+            }
+        }
     }
 
     fn index_of(&self, participant: &str) -> Option<usize> {
@@ -522,6 +543,16 @@ impl Room {
                     self.request_keyframe(&producer, layer, now, Some(stats));
                 }
             }
+            Event::SenderFeedback(fb) if role == PcRole::Publish => {
+                // The publisher's SR: kept (audio SRs come only every few seconds, maybe before
+                // a leg exists), and its legs' SRs carry its clock on (lip sync downstream).
+                let Some(prod) = self.get_mut(participant).and_then(|p| p.producers.iter_mut().find(|x| x.mid == fb.mid)) else { return };
+                let clock = PublisherClock { ntp: fb.sender_info.ntp_time, rtp_time: fb.sender_info.rtp_time.numer() as u32, received_at: fb.received_at };
+                prod.clocks.retain(|(rid, _)| *rid != fb.rid);
+                prod.clocks.push((fb.rid, clock));
+                let producer_id = prod.id.clone();
+                self.update_leg_clocks(&producer_id);
+            }
             Event::MediaIngressStats(s) if role == PcRole::Publish => {
                 if let Some(p) = self.get_mut(participant) {
                     p.quality.on_ingress((s.mid, s.rid), s.bytes, s.loss, s.rtt);
@@ -598,7 +629,7 @@ impl Room {
             tracing::info!(participant, producer = %id, layers = ?rids.iter().map(|r| r.to_string()).collect::<Vec<_>>(), "simulcast producer");
         }
         let layers = if rids.len() > 1 && kind == MediaKind::Video { rids.into_iter().map(Layer::new).collect() } else { Vec::new() };
-        p.producers.push(Producer { id: id.clone(), mid, kind, params: None, last_pli: None, nacks: 0, layers, meter: Layer::new("all".into()) });
+        p.producers.push(Producer { id: id.clone(), mid, kind, params: None, last_pli: None, nacks: 0, layers, clocks: Vec::new(), meter: Layer::new("all".into()) });
         let info = ProducerInfo { id, participant_id: participant.to_owned(), kind: kind_name(kind) };
         tracing::info!(room = %self.id, participant, producer = %info.id, ?kind, "producer added");
         for other in &mut self.participants {
@@ -785,12 +816,18 @@ impl Room {
                         }
                         continue;
                     }
-                    LayerDecision::Switch => leg.switch_layer(pkt.header.timestamp, now),
+                    LayerDecision::Switch => {
+                        leg.switch_layer(pkt.header.timestamp, now);
+                        // The new layer's own SR, if one came already.
+                        if let Some((_, clock)) = producer.clocks.iter().find(|(r, _)| *r == rid) {
+                            leg.publisher_report(*clock);
+                        }
+                    }
                     LayerDecision::Forward => {}
                 }
                 timestamp = leg.timestamps.rewrite(pkt.header.timestamp, now);
             }
-            match leg.packet(*pkt.seq_no, keyframe, pkt.header.marker, *pkt.header.payload_type, timestamp, pkt.timestamp, &pkt.payload) {
+            match leg.packet(*pkt.seq_no, keyframe, pkt.header.marker, *pkt.header.payload_type, timestamp, pkt.header.timestamp, pkt.timestamp, &pkt.payload) {
                 Ok(datagram) => self.outbox.push((leg.rtp_to, datagram)),
                 Err(Decision::AwaitKeyframe) => needs_keyframe = true,
                 Err(_) => {}
