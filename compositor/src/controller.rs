@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::sync::atomic::Ordering;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use serde_json::json;
 use tracing::{debug, error, info, warn};
 
 use crate::control::{self, Command, Kind, TrackSpec};
+use crate::lipsync::{LipSync, Mapping, Update};
 use crate::output::{write_item, Item};
 use crate::pipeline::{Owner, Pipeline, Settings};
 use crate::room::{Effect, Room};
@@ -32,6 +33,8 @@ enum Msg {
     Bus(gst::Message),
     Tick,
     OutputClosed,
+    /// A track's RTCP sender report, mapped (see `lipsync`).
+    Sync(String, Mapping),
 }
 
 #[derive(Default)]
@@ -53,6 +56,8 @@ struct Controller {
     /// Frames each video decoder dropped (its latest QoS message), by element path: the
     /// counts are per decoder, and decoders of removed or rebuilt inputs keep theirs.
     decoder_drops: HashMap<String, u64>,
+    /// Per-participant A/V delays from the sender reports.
+    lipsync: LipSync,
     shutting_down: Option<Instant>,
 }
 
@@ -79,7 +84,7 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
         }
     })?;
 
-    let pipeline = match Pipeline::new(settings.clone(), item_tx.clone()) {
+    let mut pipeline = match Pipeline::new(settings.clone(), item_tx.clone()) {
         Ok(p) => p,
         Err(e) => {
             error!("cannot build the pipeline: {e:#}");
@@ -89,6 +94,15 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
             return Ok(1);
         }
     };
+
+    // SR mappings arrive on streaming threads; the lip sync state lives here.
+    let tx = Mutex::new(ctl_tx.clone());
+    pipeline.set_sync_sink(Arc::new(move |track_id: &str, mapping: Mapping| {
+        let _ = tx
+            .lock()
+            .unwrap()
+            .send(Msg::Sync(track_id.to_string(), mapping));
+    }));
 
     let tx = ctl_tx.clone();
     pipeline.bus().set_sync_handler(move |_, msg| {
@@ -141,6 +155,7 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
         last_frames: 0,
         last_frames_in: 0,
         decoder_drops: HashMap::new(),
+        lipsync: LipSync::new(),
         shutting_down: None,
     };
     if let Err(e) = c
@@ -201,6 +216,10 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
                     last_stats = Instant::now();
                     c.stats();
                 }
+            }
+            Some(Msg::Sync(track_id, mapping)) => {
+                let update = c.lipsync.observe(&track_id, mapping);
+                c.apply_sync(&track_id, update);
             }
             Some(Msg::OutputClosed) => {
                 code = if c.shutting_down.is_some() { 0 } else { 1 };
@@ -318,11 +337,14 @@ impl Controller {
                     }
                     self.health
                         .insert(spec.track_id.clone(), TrackHealth::default());
+                    self.lipsync.add_track(&spec.track_id, &spec.participant_id);
                     info!(track_id = spec.track_id, port = spec.rtp_port, codec = ?spec.codec, "input added");
                 }
                 Effect::RemoveInput { track_id, kind } => {
                     self.pipeline.remove_track(&track_id);
                     self.health.remove(&track_id);
+                    let update = self.lipsync.remove_track(&track_id);
+                    self.apply_sync(&track_id, update);
                     info!(track_id, kind = kind.as_str(), "input removed");
                 }
                 Effect::Layout(scene) => {
@@ -492,8 +514,12 @@ impl Controller {
             ));
             return;
         }
+        // The rebuilt input starts without a delay: sync it again from its next SR.
+        let update = self.lipsync.remove_track(track_id);
+        self.apply_sync(track_id, update);
         match self.pipeline.add_track(&spec) {
             Ok(()) => {
+                self.lipsync.add_track(track_id, &spec.participant_id);
                 self.health.insert(
                     track_id.to_string(),
                     TrackHealth {
@@ -517,6 +543,40 @@ impl Controller {
                 }
             }
         }
+    }
+
+    /// Apply the delays lip sync asked for (`track_id`: the track the update came from).
+    fn apply_sync(&mut self, track_id: &str, update: Update) {
+        let pid = self
+            .room
+            .track(track_id)
+            .map(|t| t.participant_id.clone())
+            .unwrap_or_default();
+        if let Some(wanted) = update.bogus {
+            warn!(
+                track_id,
+                participant_id = pid,
+                wanted_ms = wanted / 1_000_000,
+                "sender reports would need an A/V delay above {} ms: ignored",
+                crate::lipsync::MAX_DELAY_NS / 1_000_000
+            );
+        }
+        if update.changes.is_empty() {
+            return;
+        }
+        for ch in &update.changes {
+            self.pipeline.set_track_delay(&ch.track_id, ch.delay_ns);
+        }
+        let delays: Vec<String> = update
+            .changes
+            .iter()
+            .map(|ch| format!("{}={:.1}ms", ch.track_id, ch.delay_ns as f64 / 1e6))
+            .collect();
+        info!(
+            participant_id = pid,
+            "A/V sync delays: {}",
+            delays.join(" ")
+        );
     }
 
     fn stats(&mut self) {
@@ -548,6 +608,18 @@ impl Controller {
             .filter(|(_, h)| h.stalled)
             .map(|(k, _)| k)
             .collect();
+        let av_sync_ms: serde_json::Map<String, serde_json::Value> = self
+            .lipsync
+            .report()
+            .into_iter()
+            .map(|(pid, tracks)| {
+                let tracks: serde_json::Map<String, serde_json::Value> = tracks
+                    .into_iter()
+                    .map(|(tid, ns)| (tid, json!((ns as f64 / 100_000.0).round() / 10.0)))
+                    .collect();
+                (pid, serde_json::Value::Object(tracks))
+            })
+            .collect();
         let event = Item::event(
             "stats",
             json!({
@@ -568,6 +640,7 @@ impl Controller {
                 "stalled": stalled,
                 "errors": self.errors,
                 "stray_buffers": counters.stray_buffers.load(Ordering::Relaxed),
+                "av_sync_ms": av_sync_ms,
             }),
         );
         self.emit(event);

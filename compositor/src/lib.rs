@@ -2,14 +2,15 @@
 //! into one grid (GStreamer) and writes fMP4/CMAF init + parts, framed, to stdout.
 //!
 //! Decision logic is plain and unit-tested (`layout`, `control`, `room`, `output`, `cmaf`,
-//! `timing`, `drops`); GStreamer sits at the edge (`pipeline`), and `controller` wires stdin,
-//! bus and stdout.
+//! `timing`, `drops`, `lipsync`); GStreamer sits at the edge (`pipeline`), and `controller`
+//! wires stdin, bus and stdout.
 
 pub mod cmaf;
 pub mod control;
 pub mod controller;
 pub mod drops;
 pub mod layout;
+pub mod lipsync;
 pub mod output;
 pub mod pipeline;
 pub mod room;

@@ -9,6 +9,13 @@
 //! per audio track: udpsrc → rtpjitterbuffer → rtpopusdepay → opusdec ──┘
 //! ```
 //! Inputs are bins added and removed while PLAYING; the output never restarts.
+//!
+//! Lip sync: a track's RTCP sender reports go to its jitter buffer, whose `handle-sync`
+//! signal gives the SR's running time; `lipsync` turns those into a delay per track, applied
+//! as the jitter buffer's `ts-offset` (a later timestamp: the mixer holds the track back).
+//! A queue after the jitter buffer is the room a delayed track waits in: a jitter buffer
+//! blocked by its mixer pad drops packets beyond its latency (`drop-on-latency`). (300 ms of
+//! delay did not block it in the tests; the queue is headroom up to `MAX_DELAY_NS`.)
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +31,7 @@ use crate::cmaf::{Assembler, Flags};
 use crate::control::{Codec, Kind, TrackSpec};
 use crate::drops::{rtp_ts_marker, DepayFrames};
 use crate::layout::Rect;
+use crate::lipsync::{ntp_to_ns, parse_sender_report, sr_running_time, Mapping, MAX_DELAY_NS};
 use crate::output::Item;
 use crate::room::{Scene, ZORDER_BACKGROUND, ZORDER_EMPTY_SLOT, ZORDER_PLACEHOLDER};
 use crate::timing::FrameTiming;
@@ -53,6 +61,12 @@ const PLACEHOLDER_H: i32 = 270;
 
 /// Extra aggregator latency of the muxer.
 const MUX_LATENCY_MS: u64 = 200;
+
+/// Receives each track's SR mappings (track id, mapping), on a streaming thread.
+pub type SyncSink = Arc<dyn Fn(&str, Mapping) + Send + Sync>;
+
+/// No SSRC seen yet (the RTP SSRC a track's SRs must match, see `add_track`).
+const NO_SSRC: u64 = u64::MAX;
 
 /// Counters shared with streaming threads.
 #[derive(Debug, Default)]
@@ -85,6 +99,8 @@ struct Input {
     packets: Arc<AtomicU64>,
     /// The jitter buffer of a video track (its `stats` count lost packets).
     video_jitterbuffer: Option<gst::Element>,
+    /// The jitter buffer of a track (lip sync sets its `ts-offset`).
+    jitterbuffer: Option<gst::Element>,
     /// Frames a video track's depayloader discarded.
     depay: Option<Arc<Mutex<DepayFrames>>>,
 }
@@ -95,6 +111,29 @@ fn jitterbuffer_lost(jb: &gst::Element) -> u64 {
     let stats = jb.property::<gst::Structure>("stats");
     let get = |f| stats.get::<u64>(f).unwrap_or(0);
     get("num-lost") + get("num-late")
+}
+
+/// The SR mapping in a jitter buffer's `handle-sync` structure: the SR's NTP time and the
+/// running time the jitter buffer gives its RTP timestamp (see `lipsync::sr_running_time`).
+/// None when the jitter buffer has no timing yet, or the SR is not of the RTP stream's SSRC.
+fn sr_mapping(s: &gst::StructureRef, rtp_ssrc: &AtomicU64) -> Option<Mapping> {
+    let buf = s.get::<gst::Buffer>("sr-buffer").ok()?;
+    let map = buf.map_readable().ok()?;
+    let sr = parse_sender_report(map.as_slice())?;
+    if rtp_ssrc.load(Ordering::Relaxed) != sr.ssrc as u64 {
+        tracing::debug!(ssrc = sr.ssrc, "SR of another SSRC: ignored");
+        return None;
+    }
+    let running_ns = sr_running_time(
+        s.get::<u64>("base-rtptime").ok()?,
+        s.get::<u64>("base-time").ok()?,
+        s.get::<u32>("clock-rate").ok()?,
+        s.get::<u64>("sr-ext-rtptime").ok()?,
+    )?;
+    Some(Mapping {
+        ntp_ns: ntp_to_ns(sr.ntp),
+        running_ns,
+    })
 }
 
 /// Where an element belongs, found from a bus message's source.
@@ -124,6 +163,8 @@ pub struct Pipeline {
     retired_packets_lost: u64,
     /// Frames discarded by the depayloaders of video tracks already removed.
     retired_depay_drops: u64,
+    /// Where tracks' SR mappings go (lip sync); None: SRs are not used for sync.
+    sync_sink: Option<SyncSink>,
 }
 
 fn make(factory: &str, name: Option<&str>) -> Result<gst::Element> {
@@ -418,10 +459,27 @@ impl Pipeline {
             counters,
             retired_packets_lost: 0,
             retired_depay_drops: 0,
+            sync_sink: None,
         };
         p.add_background()?;
         p.add_silence()?;
         Ok(p)
+    }
+
+    /// Where the SR mappings of tracks added from now on go (see `lipsync`).
+    pub fn set_sync_sink(&mut self, sink: SyncSink) {
+        self.sync_sink = Some(sink);
+    }
+
+    /// Delay a track's media by `delay_ns` (lip sync): its jitter buffer's `ts-offset`.
+    pub fn set_track_delay(&self, track_id: &str, delay_ns: u64) {
+        if let Some(jb) = self
+            .tracks
+            .get(track_id)
+            .and_then(|i| i.jitterbuffer.as_ref())
+        {
+            jb.set_property("ts-offset", delay_ns.min(MAX_DELAY_NS) as i64);
+        }
     }
 
     pub fn bus(&self) -> gst::Bus {
@@ -635,6 +693,7 @@ impl Pipeline {
                 mixer_pad: pad,
                 packets: Arc::default(),
                 video_jitterbuffer: None,
+                jitterbuffer: None,
                 depay: None,
             },
         );
@@ -674,8 +733,18 @@ impl Pipeline {
             .property("do-lost", true)
             .property("drop-on-latency", true)
             .build()?;
-        bin.add_many([&udpsrc, &jb])?;
+        // Holds what the mixer pad is not ready for while lip sync delays this track.
+        let syncq = gst::ElementFactory::make("queue")
+            .name(format!("{bin_name}-syncqueue"))
+            .property("max-size-buffers", 0u32)
+            .property("max-size-bytes", 0u32)
+            .property("max-size-time", MAX_DELAY_NS + 1_000_000_000)
+            .build()?;
+        bin.add_many([&udpsrc, &jb, &syncq])?;
         udpsrc.link(&jb)?;
+        jb.link(&syncq)?;
+        // The SSRC of the RTP packets, to match the SRs against.
+        let ssrc = Arc::new(AtomicU64::new(NO_SSRC));
         if let Some(rtcp_port) = spec.rtcp_port {
             // Sender reports go to the jitterbuffer (clock skew / NTP mapping); also keeps
             // the port bound so the gateway's RTCP has somewhere to land.
@@ -690,6 +759,17 @@ impl Pipeline {
                 .request_pad_simple("sink_rtcp")
                 .ok_or_else(|| anyhow!("rtpjitterbuffer has no sink_rtcp"))?;
             rtcp.static_pad("src").unwrap().link(&sink)?;
+            if let Some(sync_sink) = self.sync_sink.clone() {
+                let track_id = spec.track_id.clone();
+                let ssrc = ssrc.clone();
+                jb.connect("handle-sync", false, move |args| {
+                    let s = args.get(1).and_then(|v| v.get::<gst::Structure>().ok());
+                    if let Some(mapping) = s.and_then(|s| sr_mapping(&s, &ssrc)) {
+                        sync_sink(&track_id, mapping);
+                    }
+                    None
+                });
+            }
         }
         let chain: Vec<gst::Element> = match spec.codec {
             Codec::Vp8 => vec![
@@ -733,7 +813,7 @@ impl Pipeline {
             );
         }
         bin.add_many(&chain)?;
-        let mut prev = jb.clone();
+        let mut prev = syncq.clone();
         for e in &chain {
             prev.link(e)?;
             prev = e.clone();
@@ -744,10 +824,23 @@ impl Pipeline {
 
         let packets = Arc::new(AtomicU64::new(0));
         let c = packets.clone();
+        let ssrc_seen = ssrc.clone();
         udpsrc.static_pad("src").unwrap().add_probe(
             gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
-            move |_, _| {
+            move |_, info| {
                 c.fetch_add(1, Ordering::Relaxed);
+                let buf = match &info.data {
+                    Some(gst::PadProbeData::Buffer(b)) => Some(b.as_ref()),
+                    Some(gst::PadProbeData::BufferList(l)) => l.get(0),
+                    _ => None,
+                };
+                let mut head = [0u8; 12];
+                if let Some(buf) = buf {
+                    if buf.copy_to_slice(0, &mut head).is_ok() && head[0] >> 6 == 2 {
+                        let s = u32::from_be_bytes([head[8], head[9], head[10], head[11]]);
+                        ssrc_seen.store(s as u64, Ordering::Relaxed);
+                    }
+                }
                 gst::PadProbeReturn::Ok
             },
         );
@@ -824,7 +917,8 @@ impl Pipeline {
                 mixer,
                 mixer_pad: pad,
                 packets,
-                video_jitterbuffer: (spec.kind == Kind::Video).then_some(jb),
+                video_jitterbuffer: (spec.kind == Kind::Video).then(|| jb.clone()),
+                jitterbuffer: Some(jb),
                 depay,
             },
         );
@@ -903,6 +997,7 @@ impl Pipeline {
                 mixer_pad: pad,
                 packets: Arc::default(),
                 video_jitterbuffer: None,
+                jitterbuffer: None,
                 depay: None,
             });
         }

@@ -36,19 +36,28 @@ impl Compositor {
         Compositor::start_with(dir, &[])
     }
 
+    /// `extra` arguments replace the defaults of the same name.
     pub fn start_with(dir: &Path, extra: &[&str]) -> Compositor {
         let log = dir.join("compositor.log");
+        // defaults, unless `extra` sets them
+        let (w, h, fps) = (W.to_string(), H.to_string(), FPS.to_string());
+        let defaults = [
+            ("--width", w.as_str()),
+            ("--height", h.as_str()),
+            ("--fps", fps.as_str()),
+            ("--part-ms", "333"),
+            ("--segment-ms", "1000"),
+            ("--preset", "ultrafast"),
+            ("--stats-interval-ms", "1000"),
+        ];
+        let mut args: Vec<&str> = Vec::new();
+        for (k, v) in defaults {
+            if !extra.contains(&k) {
+                args.extend([k, v]);
+            }
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_roomcast-compositor"))
-            .args(["--width", &W.to_string(), "--height", &H.to_string()])
-            .args([
-                "--fps",
-                &FPS.to_string(),
-                "--part-ms",
-                "333",
-                "--segment-ms",
-                "1000",
-            ])
-            .args(["--preset", "ultrafast", "--stats-interval-ms", "1000"])
+            .args(&args)
             .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
