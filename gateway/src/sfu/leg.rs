@@ -3,11 +3,12 @@
 //! lined up. The leg holds back until a keyframe, then rewrites sequence numbers like a consumer.
 //!
 //! The SRs carry the publisher's own NTP ↔ RTP mapping (from its SRs, i.e. its capture clock,
-//! shared by its audio and video) once one has arrived: that is what lip sync needs, since the
-//! two tracks may reach us with different delays. Before that, the mapping is by arrival.
+//! shared by its audio and video): that is what lip sync needs, since the two tracks may reach
+//! us with different delays. Until the publisher's first SR the leg sends none (an SR on our
+//! clock next to one on the publisher's would make the compositor line them up wrongly).
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::forward::{Decision, Forwarder};
 use super::simulcast::{LayerFollower, TimestampRewriter};
@@ -24,8 +25,6 @@ pub struct Leg {
     forwarder: Forwarder,
     packets: u32,
     octets: u32,
-    /// The last forwarded packet's RTP time and arrival, to extrapolate the SR's RTP time.
-    last: Option<(u32, Instant)>,
     last_sr: Option<Instant>,
     /// Output minus input RTP time of the last forwarded packet (simulcast rewrites it).
     out_minus_in: Option<u32>,
@@ -47,7 +46,6 @@ impl Leg {
             forwarder: Forwarder::new(is_video, rand::random()),
             packets: 0,
             octets: 0,
-            last: None,
             last_sr: None,
             out_minus_in: None,
             publisher_clock: None,
@@ -71,14 +69,13 @@ impl Leg {
     /// The datagram to send for one incoming packet, or why not. `rtp_time` is what the leg
     /// sends, `in_rtp_time` what the publisher sent (they differ when simulcast rewrites).
     #[allow(clippy::too_many_arguments)]
-    pub fn packet(&mut self, in_seq: u64, starts_keyframe: bool, marker: bool, pt: u8, rtp_time: u32, in_rtp_time: u32, arrival: Instant, payload: &[u8]) -> Result<Vec<u8>, Decision> {
+    pub fn packet(&mut self, in_seq: u64, starts_keyframe: bool, marker: bool, pt: u8, rtp_time: u32, in_rtp_time: u32, payload: &[u8]) -> Result<Vec<u8>, Decision> {
         let seq = match self.forwarder.decide(in_seq, starts_keyframe) {
             Decision::Forward(seq) => seq,
             other => return Err(other),
         };
         self.packets = self.packets.wrapping_add(1);
         self.octets = self.octets.wrapping_add(payload.len() as u32);
-        self.last = Some((rtp_time, arrival));
         self.out_minus_in = Some(rtp_time.wrapping_sub(in_rtp_time));
         Ok(rtp_packet(marker, pt, seq as u16, rtp_time, self.ssrc, payload))
     }
@@ -88,23 +85,18 @@ impl Leg {
         self.publisher_clock = Some(clock);
     }
 
-    /// A sender report, at most once a second, once media has flowed.
+    /// A sender report, at most once a second, once media has flowed and the publisher's SR
+    /// for this stream has come: its mapping, carried forward to now and into our timestamps.
     pub fn sender_report_due(&mut self, now: Instant) -> Option<Vec<u8>> {
-        let (rtp_time, arrival) = self.last?;
+        let (clock, shift) = (self.publisher_clock?, self.out_minus_in?);
         if self.last_sr.is_some_and(|t| now.duration_since(t).as_millis() < 1000) {
             return None;
         }
         self.last_sr = Some(now);
-        let ticks = |d: Duration| (d.as_secs_f64() * f64::from(self.clock_rate)) as u32;
-        let (ntp, rtp_now) = match (self.publisher_clock, self.out_minus_in) {
-            // The publisher's mapping, carried forward to now and into our timestamps.
-            (Some(c), Some(shift)) => {
-                let elapsed = now.saturating_duration_since(c.received_at);
-                (ntp_of(c.ntp + elapsed), c.rtp_time.wrapping_add(ticks(elapsed)).wrapping_add(shift))
-            }
-            _ => (ntp_of(SystemTime::now()), rtp_time.wrapping_add(ticks(now.saturating_duration_since(arrival)))),
-        };
-        Some(sender_report(self.ssrc, ntp, rtp_now, self.packets, self.octets))
+        let elapsed = now.saturating_duration_since(clock.received_at);
+        let ticks = (elapsed.as_secs_f64() * f64::from(self.clock_rate)) as u32;
+        let rtp_now = clock.rtp_time.wrapping_add(ticks).wrapping_add(shift);
+        Some(sender_report(self.ssrc, ntp_of(clock.ntp + elapsed), rtp_now, self.packets, self.octets))
     }
 }
 
@@ -153,6 +145,7 @@ fn ntp_of(t: SystemTime) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn rtp_header_layout() {
@@ -166,18 +159,20 @@ mod tests {
         let mut leg = Leg::new("p:0".into(), addr, addr, true, 90_000);
         let now = Instant::now();
         assert!(leg.sender_report_due(now).is_none(), "no SR before media");
-        assert_eq!(leg.packet(10, false, false, 96, 1000, 1000, now, &[1]).unwrap_err(), Decision::AwaitKeyframe);
-        let first = leg.packet(11, true, false, 96, 1000, 1000, now, &[1, 2, 3]).unwrap();
-        let second = leg.packet(12, false, true, 96, 1000, 1000, now, &[4]).unwrap();
+        assert_eq!(leg.packet(10, false, false, 96, 1000, 1000, &[1]).unwrap_err(), Decision::AwaitKeyframe);
+        let first = leg.packet(11, true, false, 96, 1000, 1000, &[1, 2, 3]).unwrap();
+        let second = leg.packet(12, false, true, 96, 1000, 1000, &[4]).unwrap();
         let s1 = u16::from_be_bytes([first[2], first[3]]);
         let s2 = u16::from_be_bytes([second[2], second[3]]);
         assert_eq!(s2, s1.wrapping_add(1));
+        assert!(leg.sender_report_due(now).is_none(), "no SR before the publisher's");
+        leg.publisher_report(PublisherClock { ntp: SystemTime::now(), rtp_time: 1000, received_at: now });
         let sr = leg.sender_report_due(now + std::time::Duration::from_millis(500)).unwrap();
         assert_eq!((sr.len(), sr[1]), (28, 200));
         assert_eq!(u32::from_be_bytes(sr[20..24].try_into().unwrap()), 2, "packet count");
         assert_eq!(u32::from_be_bytes(sr[24..28].try_into().unwrap()), 4, "octet count");
         let rtp_in_sr = u32::from_be_bytes(sr[16..20].try_into().unwrap());
-        assert_eq!(rtp_in_sr, 1000 + 45_000, "extrapolated by 0.5 s at 90 kHz");
+        assert_eq!(rtp_in_sr, 1000 + 45_000, "carried forward by 0.5 s at 90 kHz");
         assert!(leg.sender_report_due(now + std::time::Duration::from_millis(900)).is_none(), "at most once a second");
     }
 
@@ -194,7 +189,7 @@ mod tests {
         let mut leg = Leg::new("p:0".into(), addr, addr, false, 48_000);
         let now = Instant::now();
         // The leg sends timestamps 5000 above the publisher's.
-        leg.packet(1, true, false, 111, 15_000, 10_000, now, &[1]).unwrap();
+        leg.packet(1, true, false, 111, 15_000, 10_000, &[1]).unwrap();
         // The publisher's clock is 20 s behind ours (another machine): its SR maps 9_040 to it.
         let publisher_ntp = SystemTime::now() - Duration::from_secs(20);
         leg.publisher_report(PublisherClock { ntp: publisher_ntp, rtp_time: 9_040, received_at: now });
@@ -205,7 +200,6 @@ mod tests {
         assert!((ntp_secs(&sr) - want).abs() < 1e-6, "the publisher's wallclock, not ours");
 
         leg.switch_layer(50_000, now);
-        let sr = leg.sender_report_due(now + Duration::from_millis(1500)).unwrap();
-        assert!((ntp_secs(&sr) - ntp_secs(&sender_report(0, ntp_of(SystemTime::now()), 0, 0, 0))).abs() < 1.0, "back to our clock until the new layer's SR");
+        assert!(leg.sender_report_due(now + Duration::from_millis(1500)).is_none(), "none until the new layer's SR");
     }
 }

@@ -827,7 +827,7 @@ impl Room {
                 }
                 timestamp = leg.timestamps.rewrite(pkt.header.timestamp, now);
             }
-            match leg.packet(*pkt.seq_no, keyframe, pkt.header.marker, *pkt.header.payload_type, timestamp, pkt.header.timestamp, pkt.timestamp, &pkt.payload) {
+            match leg.packet(*pkt.seq_no, keyframe, pkt.header.marker, *pkt.header.payload_type, timestamp, pkt.header.timestamp, &pkt.payload) {
                 Ok(datagram) => self.outbox.push((leg.rtp_to, datagram)),
                 Err(Decision::AwaitKeyframe) => needs_keyframe = true,
                 Err(_) => {}
