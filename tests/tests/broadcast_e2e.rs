@@ -180,6 +180,20 @@ async fn live_room_grid_with_join_and_leave() -> Result<()> {
     }
     println!("segments {}..={}: durations {:?}", pl.media_sequence, complete.last().unwrap().0, complete.iter().map(|s| s.2).collect::<Vec<_>>());
 
+    // Lip sync end to end: the publishers' SRs (str0m sends audio's every few seconds) reach
+    // the compositor through the legs, which then knows how to line up each participant's
+    // audio and video.
+    let waiting = Instant::now();
+    let sync = loop {
+        let st = server.state.broadcasts.status(&room).context("broadcast status")?;
+        if let Some((who, tracks)) = st.figures.av_sync_ms.iter().find(|(_, t)| t.len() == 2) {
+            break format!("{who}: {tracks:?}");
+        }
+        ensure!(waiting.elapsed() < Duration::from_secs(30), "no participant's audio and video were synced from SRs within 30 s: {:?}", st.figures.av_sync_ms);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    println!("lip sync from the publishers' SRs after {:?}: {sync} (ms held back per track)", waiting.elapsed());
+
     let r = http.delete(format!("{base}/api/rooms/{room}/broadcast")).send().await?;
     ensure!(r.status().is_success(), "stop broadcast: {}", r.status());
     for p in people {

@@ -1,6 +1,8 @@
 //! A pipeline's media figures for ops and `/metrics`, read from the compositor's `stats`
 //! events (compositor/PROTOCOL.md). Pure: the supervisor hands it each event.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -18,6 +20,9 @@ pub struct PipelineFigures {
     /// Time frames spent in the encoder over the last stats interval (mean, worst), ms.
     pub encode_ms: Option<f64>,
     pub encode_ms_max: Option<f64>,
+    /// Lip sync: per participant, how long each of its tracks is held back (ms) so they show
+    /// the same capture instant together (from the publisher's RTCP sender reports).
+    pub av_sync_ms: BTreeMap<String, BTreeMap<String, f64>>,
     #[serde(skip)]
     dropped: Total,
     #[serde(skip)]
@@ -34,6 +39,7 @@ impl PipelineFigures {
         self.packets_lost = self.lost.report(ev["packets_lost"].as_u64().unwrap_or(0));
         self.encode_ms = ev["encode_ms_avg"].as_f64();
         self.encode_ms_max = ev["encode_ms_max"].as_f64();
+        self.av_sync_ms = serde_json::from_value(ev["av_sync_ms"].clone()).unwrap_or_default();
     }
 }
 
@@ -63,10 +69,11 @@ mod tests {
     #[test]
     fn reads_a_stats_event() {
         let mut f = PipelineFigures::default();
-        f.apply_stats(&json!({"event": "stats", "fps_in": 58.5, "fps_out": 30.0, "stalled": ["p-1:0"], "frames_dropped": 3, "packets_lost": 7, "encode_ms_avg": 4.5, "encode_ms_max": 9.0}));
+        f.apply_stats(&json!({"event": "stats", "fps_in": 58.5, "fps_out": 30.0, "stalled": ["p-1:0"], "frames_dropped": 3, "packets_lost": 7, "encode_ms_avg": 4.5, "encode_ms_max": 9.0, "av_sync_ms": {"p-1": {"p-1:0": 0.0, "p-1:1": 41.5}}}));
         assert_eq!((f.fps_in, f.fps_out, f.stalled_inputs), (Some(58.5), Some(30.0), 1));
         assert_eq!((f.frames_dropped, f.packets_lost), (3, 7));
         assert_eq!((f.encode_ms, f.encode_ms_max), (Some(4.5), Some(9.0)));
+        assert_eq!(f.av_sync_ms["p-1"]["p-1:1"], 41.5);
     }
 
     #[test]
@@ -74,6 +81,7 @@ mod tests {
         let mut f = PipelineFigures::default();
         f.apply_stats(&json!({"event": "stats", "fps_out": 30.0, "encode_ms_avg": null}));
         assert_eq!((f.fps_in, f.encode_ms, f.frames_dropped, f.stalled_inputs), (None, None, 0, 0));
+        assert!(f.av_sync_ms.is_empty());
     }
 
     #[test]
