@@ -12,10 +12,9 @@
 //!
 //! Lip sync: a track's RTCP sender reports go to its jitter buffer, whose `handle-sync`
 //! signal gives the SR's running time; `lipsync` turns those into a delay per track, applied
-//! as the jitter buffer's `ts-offset` (a later timestamp: the mixer holds the track back).
-//! A queue after the jitter buffer is the room a delayed track waits in: a jitter buffer
-//! blocked by its mixer pad drops packets beyond its latency (`drop-on-latency`). (300 ms of
-//! delay did not block it in the tests; the queue is headroom up to `MAX_DELAY_NS`.)
+//! as the jitter buffer's `ts-offset` (a later timestamp: the mixer holds the track back), as
+//! rtpbin does. A queue after the jitter buffer is the room a delayed track waits in, up to
+//! `MAX_DELAY_NS`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -105,12 +104,10 @@ struct Input {
     depay: Option<Arc<Mutex<DepayFrames>>>,
 }
 
-/// Packets a jitter buffer gave up on: `num-lost` (never arrived in time) + `num-late`
-/// (arrived after their slot had been given up, then dropped).
+/// Packets a jitter buffer gave up on (`num-lost`: never arrived in time). Not `num-late`:
+/// a packet given up on that turns up later is counted there again.
 fn jitterbuffer_lost(jb: &gst::Element) -> u64 {
-    let stats = jb.property::<gst::Structure>("stats");
-    let get = |f| stats.get::<u64>(f).unwrap_or(0);
-    get("num-lost") + get("num-late")
+    jb.property::<gst::Structure>("stats").get::<u64>("num-lost").unwrap_or(0)
 }
 
 /// The SR mapping in a jitter buffer's `handle-sync` structure: the SR's NTP time and the
@@ -471,13 +468,11 @@ impl Pipeline {
         self.sync_sink = Some(sink);
     }
 
-    /// Delay a track's media by `delay_ns` (lip sync): its jitter buffer's `ts-offset`.
+    /// Delay a track's media by `delay_ns` (lip sync): its jitter buffer's `ts-offset`, as
+    /// rtpbin does. (A pad offset after the jitter buffer was tried and had no effect on the
+    /// mixers.) Known cost: a delayed track also waits that much longer for a lost packet.
     pub fn set_track_delay(&self, track_id: &str, delay_ns: u64) {
-        if let Some(jb) = self
-            .tracks
-            .get(track_id)
-            .and_then(|i| i.jitterbuffer.as_ref())
-        {
+        if let Some(jb) = self.tracks.get(track_id).and_then(|i| i.jitterbuffer.as_ref()) {
             jb.set_property("ts-offset", delay_ns.min(MAX_DELAY_NS) as i64);
         }
     }
@@ -906,9 +901,7 @@ impl Pipeline {
         let pad = self.attach(&bin, &mixer, &props)?;
         if spec.kind == Kind::Video {
             pad.set_property_from_str("sizing-policy", "keep-aspect-ratio");
-            if std::env::var_os("XX_CUBIC").is_none() {
-                pad.set_property("converter-config", scaler_config());
-            }
+            pad.set_property("converter-config", scaler_config());
         }
         self.tracks.insert(
             spec.track_id.clone(),

@@ -467,7 +467,9 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
             let age = p.header["age_us"]
                 .as_u64()
                 .unwrap_or_else(|| panic!("part without age_us: {}", p.header));
-            assert!(age > 0 && age < 2_000_000, "implausible age: {}", p.header);
+            // A bound on each for sanity; typical ages are checked on the median below (a
+            // busy machine can hold one part back).
+            assert!(age > 0 && age < 10_000_000, "implausible age: {}", p.header);
             age
         })
         .collect();
@@ -480,6 +482,8 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
         sorted[sorted.len() - 1],
         sorted.len()
     );
+    let median = sorted[sorted.len() / 2];
+    assert!(median < 2_000_000, "median part age {median} µs: parts leave far later than the muxer's wait");
     let field = |k: &str| -> Vec<f64> { stats.iter().filter_map(|e| e[k].as_f64()).collect() };
     eprintln!(
         "stats: fps_in {:?}; encode_ms_avg {:?}; encode_ms_max {:?}; frames_dropped {}; packets_lost {}",

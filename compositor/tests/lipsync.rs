@@ -28,6 +28,10 @@ const EVENT_NS: u64 = 7_000_000_000;
 /// above the 200 ms the test asserts.
 const WIRE_DELAY_MS: u64 = 400;
 const OUT_FPS: u32 = 30;
+/// What "in sync" may measure: +25–50 ms was typical (AAC priming, Opus pre-skip and 30 fps
+/// sampling are in the output path either way); the margin is for a busy machine, still far
+/// below the wire delay that an unsynced output shows.
+const MAX_SYNCED_OFFSET_MS: f64 = 120.0;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Late {
@@ -311,7 +315,7 @@ fn sender_reports_keep_a_participants_audio_and_video_in_sync() {
 
     let synced = run("with-sr", Late::Video, true);
     assert!(
-        synced.offset_ms.abs() < 80.0,
+        synced.offset_ms.abs() < MAX_SYNCED_OFFSET_MS,
         "with SRs the A/V offset should be near 0, measured {:+.1} ms (without: {:+.1} ms)",
         synced.offset_ms,
         skewed.offset_ms
@@ -329,7 +333,7 @@ fn sender_reports_keep_a_participants_audio_and_video_in_sync() {
     // The other way round: audio late on the wire, the video waits.
     let synced = run("with-sr-audio-late", Late::Audio, true);
     assert!(
-        synced.offset_ms.abs() < 80.0,
+        synced.offset_ms.abs() < MAX_SYNCED_OFFSET_MS,
         "audio late on the wire, with SRs: the A/V offset should be near 0, measured {:+.1} ms",
         synced.offset_ms
     );

@@ -30,6 +30,13 @@ pub struct PipelineFigures {
 }
 
 impl PipelineFigures {
+    /// A new compositor process starts: its counts start from zero and add to the totals.
+    pub fn new_process(&mut self) {
+        self.dropped.new_process();
+        self.lost.new_process();
+        self.av_sync_ms.clear();
+    }
+
     /// Takes one `stats` event.
     pub fn apply_stats(&mut self, ev: &Value) {
         self.fps_in = ev["fps_in"].as_f64();
@@ -43,8 +50,8 @@ impl PipelineFigures {
     }
 }
 
-/// A total over compositor processes, each reporting its own cumulative count from zero: a
-/// report lower than the last one means a new process, whose count adds to the old one's.
+/// A total over compositor processes, each reporting its own cumulative count from zero. The
+/// supervisor says when a new process starts; a report lower than the last one also means one.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct Total {
     earlier_processes: u64,
@@ -52,6 +59,11 @@ struct Total {
 }
 
 impl Total {
+    fn new_process(&mut self) {
+        self.earlier_processes += self.current;
+        self.current = 0;
+    }
+
     fn report(&mut self, cumulative: u64) -> u64 {
         if cumulative < self.current {
             self.earlier_processes += self.current;
@@ -96,5 +108,9 @@ mod tests {
         assert_eq!((f.frames_dropped, f.packets_lost), (6, 54));
         f.apply_stats(&json!({"frames_dropped": 3, "packets_lost": 4}));
         assert_eq!((f.frames_dropped, f.packets_lost), (8, 54));
+        // Told explicitly: a new process whose first report is not lower still adds up.
+        f.new_process();
+        f.apply_stats(&json!({"frames_dropped": 4, "packets_lost": 9}));
+        assert_eq!((f.frames_dropped, f.packets_lost), (12, 63));
     }
 }

@@ -122,7 +122,10 @@ impl Supervisor {
 
     /// Runs one compositor process until it ends; says how it ended and whether it was healthy.
     async fn run_once(&self, mut comp: Compositor, stop: &mut oneshot::Receiver<()>, restart: &mut mpsc::UnboundedReceiver<()>) -> (Exit, bool) {
-        self.set(|s| s.pid = comp.pid());
+        self.set(|s| {
+            s.pid = comp.pid();
+            s.figures.new_process();
+        });
         let (events_tx, mut events) = mpsc::unbounded_channel();
         // The worker replays everyone present and every known track, and drops old legs.
         if !self.worker.send(Command::StartBroadcast { room: self.room.clone(), events: events_tx }) {

@@ -50,6 +50,9 @@ pub fn vp8_keyframe_size(payload: &[u8]) -> Option<(u32, u32)> {
     Some((w, h))
 }
 
+/// The most macroblocks a frame may have at any H.264 level (6.2): a bound for bogus SPSs.
+const MAX_FRAME_MBS: u32 = 139_264;
+
 /// H.264 NAL unit types (RFC 6184): SPS, and the STAP-A aggregation packet.
 const NAL_SPS: u8 = 7;
 const NAL_STAP_A: u8 = 24;
@@ -120,14 +123,16 @@ fn parse_sps(rbsp_with_emulation: &[u8]) -> Option<(u32, u32)> {
     }
     r.ue()?; // max_num_ref_frames
     r.bits(1)?; // gaps_in_frame_num_value_allowed_flag
-    let width_mbs = r.ue()? + 1;
-    let height_map_units = r.ue()? + 1;
+    // Untrusted sizes: anything past the largest level's frame (139 264 macroblocks) is bogus,
+    // and the arithmetic below must not overflow on it.
+    let width_mbs = r.ue()?.checked_add(1).filter(|&n| n <= MAX_FRAME_MBS)?;
+    let height_map_units = r.ue()?.checked_add(1).filter(|&n| n <= MAX_FRAME_MBS)?;
     let frame_mbs_only = r.bits(1)?;
     if frame_mbs_only == 0 {
         r.bits(1)?; // mb_adaptive_frame_field_flag
     }
     r.bits(1)?; // direct_8x8_inference_flag
-    let (mut crop_x, mut crop_y) = (0, 0);
+    let (mut crop_x, mut crop_y) = (0u32, 0u32);
     if r.bits(1)? == 1 {
         let (left, right, top, bottom) = (r.ue()?, r.ue()?, r.ue()?, r.ue()?);
         // Crop units: chroma samples (4:2:0 halves both ways, 4:2:2 only across), and
@@ -137,8 +142,8 @@ fn parse_sps(rbsp_with_emulation: &[u8]) -> Option<(u32, u32)> {
             2 => (2, 1),
             _ => (2, 2),
         };
-        crop_x = sub_w * (left + right);
-        crop_y = sub_h * (2 - frame_mbs_only) * (top + bottom);
+        crop_x = left.checked_add(right)?.checked_mul(sub_w)?;
+        crop_y = top.checked_add(bottom)?.checked_mul(sub_h * (2 - frame_mbs_only))?;
     }
     let width = (width_mbs * 16).checked_sub(crop_x)?;
     let height = ((2 - frame_mbs_only) * height_map_units * 16).checked_sub(crop_y)?;
@@ -268,6 +273,54 @@ mod tests {
         assert_eq!(h264_sps_size(&sps[..6]), None, "a truncated SPS");
         assert_eq!(h264_sps_size(&[]), None);
         assert_eq!(keyframe_size(Codec::Opus, &sps), None);
+    }
+
+    /// Whatever a publisher sends, parsing never panics (a worker thread would die).
+    #[test]
+    fn garbage_and_huge_sizes_never_panic() {
+        // A baseline SPS whose width and crop offsets are the largest Exp-Golomb value a u32
+        // holds (2^32 - 2): width_mbs_minus1 + 1 overflowed before.
+        let mut bits = String::from("01000010"); // profile_idc 66
+        bits += "0000000000011111"; // constraints, level
+        bits += "1"; // sps id 0
+        bits += "1"; // log2_max_frame_num_minus4 0
+        bits += "010"; // pic_order_cnt_type 1
+        bits += "1"; // delta_pic_order_always_zero_flag
+        bits += "1"; // offset_for_non_ref_pic 0
+        bits += "1"; // offset_for_top_to_bottom_field 0
+        bits += "1"; // num_ref_frames_in_pic_order_cnt_cycle 0
+        bits += "1"; // max_num_ref_frames 0
+        bits += "0"; // gaps flag
+        let huge = format!("{}1{}", "0".repeat(31), "1".repeat(31)); // ue = 2^32 - 2
+        bits += &huge; // width
+        bits += "1"; // height 0 → 1 map unit
+        bits += "1"; // frame_mbs_only
+        bits += "1"; // direct_8x8
+        bits += "1"; // cropping
+        bits += &huge;
+        bits += &huge;
+        bits += "11";
+        while bits.len() % 8 != 0 {
+            bits.push('0');
+        }
+        let mut sps = vec![0x67];
+        sps.extend((0..bits.len()).step_by(8).map(|i| u8::from_str_radix(&bits[i..i + 8], 2).unwrap()));
+        assert_eq!(h264_sps_size(&sps), None, "a width beyond any level is refused");
+        // Random bytes after an SPS header: no panic, whatever the answer.
+        let mut seed = 0x9e37_79b9_u32;
+        for _ in 0..20_000 {
+            let len = (seed % 40) as usize;
+            let mut p = vec![0x67];
+            for _ in 0..len {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                p.push(seed as u8);
+            }
+            let _ = h264_sps_size(&p);
+            p[0] = 0x78;
+            let _ = h264_sps_size(&p);
+        }
     }
 
     #[test]

@@ -62,6 +62,7 @@ impl Leg {
     pub fn switch_layer(&mut self, rtp_time: u32, now: Instant) {
         // Another layer is another RTP stream: its own timestamps and its own SRs.
         self.publisher_clock = None;
+        self.out_minus_in = None;
         self.forwarder.resync();
         self.timestamps.rebase(rtp_time, now, self.clock_rate);
     }
@@ -94,7 +95,8 @@ impl Leg {
         }
         self.last_sr = Some(now);
         let elapsed = now.saturating_duration_since(clock.received_at);
-        let ticks = (elapsed.as_secs_f64() * f64::from(self.clock_rate)) as u32;
+        // RTP time wraps: compute wide, then truncate.
+        let ticks = (elapsed.as_nanos() * u128::from(self.clock_rate) / 1_000_000_000) as u32;
         let rtp_now = clock.rtp_time.wrapping_add(ticks).wrapping_add(shift);
         Some(sender_report(self.ssrc, ntp_of(clock.ntp + elapsed), rtp_now, self.packets, self.octets))
     }

@@ -72,10 +72,13 @@ pub async fn upgrade(
     };
     let worker = app.workers[room.worker].clone();
     let user_agent = headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect());
+    // Counted from here, not from the upgrade: shutdown waits for upgrades in flight too (a
+    // failed upgrade drops the closure, and the count with it).
+    let open = app.ops.session_opened();
     ws.max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| async move {
-            let _open = app.ops.session_opened();
+            let _open = open;
             app.rooms.record(Write::SessionJoined(Box::new(session_record(&claims, user_agent))));
             run(socket, claims.clone(), worker, app.clone()).await;
             app.rooms.end_session(&claims.room, &claims.sub);
