@@ -89,6 +89,28 @@ fn running_time_ns(pad: &gst::Pad, buf: &gst::BufferRef) -> Option<u64> {
     seg.to_running_time(buf.pts()?).map(|t| t.nseconds())
 }
 
+/// Tells the frame timing (`timing.rs`) when each buffer passes `element`'s `pad`, by its
+/// running time.
+fn timing_probe(
+    element: &gst::Element,
+    pad: &str,
+    counters: &Arc<Counters>,
+    note: impl Fn(&mut FrameTiming, u64, Instant) + Send + Sync + 'static,
+) -> Result<()> {
+    let c = counters.clone();
+    element
+        .static_pad(pad)
+        .ok_or_else(|| anyhow!("{} has no {pad} pad", element.name()))?
+        .add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+            let now = Instant::now();
+            if let Some(rt) = info.buffer().and_then(|b| running_time_ns(pad, b)) {
+                note(&mut c.timing.lock().unwrap(), rt, now);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    Ok(())
+}
+
 /// One input bin and the mixer pad it feeds.
 struct Input {
     bin: gst::Bin,
@@ -422,26 +444,10 @@ impl Pipeline {
                 }
                 gst::PadProbeReturn::Ok
             });
-        let c = counters.clone();
-        x264.static_pad("sink")
-            .ok_or_else(|| anyhow!("x264enc has no sink pad"))?
-            .add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-                let now = Instant::now();
-                if let Some(rt) = info.buffer().and_then(|b| running_time_ns(pad, b)) {
-                    c.timing.lock().unwrap().encode_started(rt, now);
-                }
-                gst::PadProbeReturn::Ok
-            });
-        let c = counters.clone();
-        x264.static_pad("src")
-            .ok_or_else(|| anyhow!("x264enc has no src pad"))?
-            .add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-                let now = Instant::now();
-                if let Some(rt) = info.buffer().and_then(|b| running_time_ns(pad, b)) {
-                    c.timing.lock().unwrap().encoded(rt, now);
-                }
-                gst::PadProbeReturn::Ok
-            });
+        timing_probe(&x264, "sink", &counters, FrameTiming::encode_started)?;
+        timing_probe(&x264, "src", &counters, |t, rt, now| {
+            t.encoded(rt, now);
+        })?;
 
         let mut p = Pipeline {
             settings,
