@@ -320,4 +320,43 @@ describe('simulcast', () => {
     assert.ok(sentAgain.some((x) => JSON.parse(x).producer_id === v.producerId), 'layer_preference went out on the new connection');
     heights.afterRejoin = v.frameHeight;
   });
+
+  it('Low → HD mid-call: the camera is published again with three layers, and others get the high one', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+    if (!needs(t, 'large')) return;
+    const C = await fx.joinAs('C'); // the low preset: one encoding, no simulcast
+    const poll = async (title, read, ok, timeoutMs = 30000) => {
+      const deadline = Date.now() + timeoutMs;
+      let v;
+      for (;;) {
+        v = await read().catch((e) => ({ error: e.message }));
+        if (v && !v.error && ok(v)) return v;
+        if (Date.now() >= deadline) break;
+        await sleep(300);
+      }
+      await fx.screenshots('-failed');
+      console.error(await fx.diagnostics(`${title}: not true after ${timeoutMs} ms`));
+      assert.fail(`${title}: ${JSON.stringify(v)}`);
+    };
+    const ofC = () => B.page.evaluate(inboundOf, 'C');
+    const sendsC = () => C.page.evaluate(outboundLayers);
+    const low = await poll('B decodes C (low preset)', ofC, (v) => v.found && v.framesDecoded > 5);
+    const lowSent = await sendsC();
+    assert.equal(lowSent.encodings.length, 1, `low preset: one encoding, got ${JSON.stringify(lowSent.encodings)}`);
+    await C.page.evaluate(() => window.__roomcast.session.changeSettings({ preset: 'hd' }));
+    const hd = await poll(
+      'C publishes its camera again as q/h/f',
+      sendsC,
+      (p) => p.encodings.length === 3 && p.encodings.every((e) => e.active) && (p.layers.f?.frameHeight ?? 0) >= 360 && (p.layers.q?.framesEncoded ?? 0) > 0,
+    );
+    const back = await poll(
+      "B decodes C's new camera producer at ≥ 360p",
+      ofC,
+      (v) => v.producerId !== low.producerId && v.frameHeight >= 360 && v.framesDecoded > 10,
+    );
+    console.log(
+      `Low → HD: C sent ${JSON.stringify(lowSent.encodings)}, now ${Object.entries(hd.layers).map(([rid, l]) => `${rid} ${l.frameWidth}x${l.frameHeight}`).join(', ')}; ` +
+        `B gets ${back.frameWidth}x${back.frameHeight} from ${back.producerId} (was ${low.producerId} at ${low.frameWidth}x${low.frameHeight})`,
+    );
+    heights.lowToHd = back.frameHeight;
+  });
 });

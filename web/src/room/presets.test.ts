@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PRESETS, SCREEN_MAX_BITRATE, SIMULCAST_LAYERS, audioConstraints, browserLayerLimit, cameraLayers, cameraSendEncodings, parsePreset, videoConstraints, videoSendParameters } from './presets';
+import { PRESETS, SCREEN_MAX_BITRATE, SIMULCAST_LAYERS, audioConstraints, browserLayerLimit, cameraLayers, cameraNeedsRepublish, cameraSendEncodings, parsePreset, videoConstraints, videoSendParameters } from './presets';
 
 describe('presets', () => {
   it('maps each preset to getUserMedia constraints', () => {
@@ -119,5 +119,23 @@ describe('presets', () => {
   it('screen shares get one cap on every encoding', () => {
     const p = videoSendParameters(params([{ active: true }]), 'screen', 'low');
     expect(p.encodings).toEqual([{ active: true, maxBitrate: SCREEN_MAX_BITRATE, maxFramerate: 15 }]);
+  });
+
+  it('publishes the camera again only when a preset change wants more layers than were negotiated', () => {
+    const free = { screenSharing: false, simulcastRefused: false };
+    const hd = { width: 1280, height: 720 };
+    // Low (one encoding) → HD at 720p: three layers need a new m-line.
+    expect(cameraNeedsRepublish(1, 'hd', hd, free)).toBe(true);
+    expect(cameraNeedsRepublish(1, 'sd', { width: 640, height: 360 }, free)).toBe(true);
+    expect(cameraNeedsRepublish(2, 'hd', hd, free)).toBe(true);
+    // Going down, or staying: the negotiated encodings are re-mapped (setParameters), no m-line.
+    expect(cameraNeedsRepublish(3, 'sd', { width: 640, height: 360 }, free)).toBe(false);
+    expect(cameraNeedsRepublish(3, 'low', { width: 320, height: 180 }, free)).toBe(false);
+    expect(cameraNeedsRepublish(1, 'low', { width: 320, height: 180 }, free)).toBe(false);
+    // A camera too small for layers (HD asked, 180p delivered): nothing to gain.
+    expect(cameraNeedsRepublish(1, 'hd', { width: 320, height: 180 }, free)).toBe(false);
+    // A screen share on, or simulcast already refused: keep the camera as it is.
+    expect(cameraNeedsRepublish(1, 'hd', hd, { ...free, screenSharing: true })).toBe(false);
+    expect(cameraNeedsRepublish(1, 'hd', hd, { ...free, simulcastRefused: true })).toBe(false);
   });
 });

@@ -125,6 +125,23 @@ export function cameraSendEncodings(preset: PresetId, simulcast = true, size?: F
   return layers.map((l) => ({ rid: l.rid, scaleResolutionDownBy: l.scaleResolutionDownBy, maxBitrate: l.maxBitrate }));
 }
 
+/**
+ * Whether a preset change mid-call needs the camera published again: its encodings are fixed
+ * when its m-line is negotiated, so going up from fewer layers (Low's single encoding, or SD's
+ * two) to a preset that wants more takes a new camera m-line. Not while a screen share is on
+ * (others tell camera from screen by the order of the video producers; a new camera m-line
+ * would come after the screen's), and not when the browser refused simulcast already.
+ */
+export function cameraNeedsRepublish(
+  negotiatedEncodings: number,
+  preset: PresetId,
+  size: FrameSize | null | undefined,
+  opts: { screenSharing: boolean; simulcastRefused: boolean },
+): boolean {
+  if (opts.screenSharing || opts.simulcastRefused) return false;
+  return cameraSendEncodings(preset, true, size).length > negotiatedEncodings;
+}
+
 type Encoding = RTCRtpEncodingParameters & { rid?: string };
 
 /**

@@ -32,7 +32,7 @@ import {
   type MediaSettings,
 } from './media';
 import { LayerPreferences } from './layers';
-import { SCREEN_MAX_BITRATE, cameraSendEncodings, videoConstraints, videoSendParameters, type VideoSource } from './presets';
+import { SCREEN_MAX_BITRATE, cameraNeedsRepublish, cameraSendEncodings, videoConstraints, videoSendParameters, type VideoSource } from './presets';
 import { SerialQueue } from './queue';
 import { NO_SPEAKER, nextActiveSpeaker, type SpeakerState } from './speaker';
 import { QualityTracker, readStats, type TileQuality } from './stats';
@@ -161,6 +161,8 @@ export class RoomSession {
   private micTrack: MediaStreamTrack | null = null;
   private screenTrack: MediaStreamTrack | null = null;
   private cameraTx: RTCRtpTransceiver | null = null;
+  /** The browser would not set up simulcast layers for the camera: don't try again. */
+  private simulcastRefused = false;
   private micTx: RTCRtpTransceiver | null = null;
   private screenTx: RTCRtpTransceiver | null = null;
   private audioMuted = false;
@@ -704,6 +706,7 @@ export class RoomSession {
         log(`camera simulcast: ${encodings.map((e) => e.rid).join(', ')}`);
         return tx;
       } catch (e) {
+        this.simulcastRefused = true;
         log(`simulcast refused (${errorText(e)}): one encoding`);
       }
     }
@@ -912,9 +915,35 @@ export class RoomSession {
         this.publishLocalStream();
       }
       if (after.preset !== before.preset || cameraChanged) await this.applySendParameters();
+      if (after.preset !== before.preset) await this.republishCameraIfNeeded();
     } catch (e) {
       this.notice('media', `Could not switch the device: ${describeMediaError(e)}.`);
     }
+  }
+
+  /**
+   * A preset that wants more simulcast layers than the camera's m-line was negotiated with
+   * (Low → HD): the camera is published again on a new m-line with the new layers, and the
+   * old one goes inactive (others see its producer replaced). See cameraNeedsRepublish.
+   */
+  private async republishCameraIfNeeded(): Promise<void> {
+    const pc = this.publishPc;
+    const old = this.cameraTx;
+    if (!pc || !old || this.ended) return;
+    const negotiated = old.sender.getParameters().encodings?.length || 1;
+    const opts = { screenSharing: this.screenTrack !== null, simulcastRefused: this.simulcastRefused };
+    if (!cameraNeedsRepublish(negotiated, this.settings.get().preset, this.camTrack?.getSettings(), opts)) return;
+    await this.publishQueue.push('camera layers', async () => {
+      if (pc !== this.publishPc || old !== this.cameraTx || this.ended) return;
+      await old.sender.replaceTrack(null);
+      old.direction = 'inactive';
+      const tx = this.addCameraTransceiver(pc, this.localStream.get() ?? new MediaStream());
+      preferVp8(tx);
+      this.encryptSender(tx, 'video');
+      this.cameraTx = tx;
+      log(`camera published again for the ${this.settings.get().preset} preset (${tx.sender.getParameters().encodings?.length ?? 1} encodings)`);
+      await this.sendPublishOffer(pc);
+    });
   }
 
   /** Starts a screen share: a separate producer (a new sendonly m-line and a new publish_offer). */
