@@ -147,21 +147,7 @@ fn add_track(
 
 /// Presentation time (s) of the first output frame whose centre is white.
 fn video_onset(path: &Path) -> Option<f64> {
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostats", "-i"])
-        .arg(path)
-        .args([
-            "-map",
-            "0:v",
-            "-vf",
-            "crop=iw/4:ih/4,showinfo",
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .expect("ffmpeg");
-    let log = String::from_utf8_lossy(&out.stderr);
+    let log = ffmpeg_log(path, "0:v", "-vf", "crop=iw/4:ih/4,showinfo");
     log.lines()
         .filter(|l| l.contains("pts_time:") && l.contains("mean:["))
         .find_map(|l| {
@@ -171,24 +157,21 @@ fn video_onset(path: &Path) -> Option<f64> {
         })
 }
 
-/// Presentation times (s) where the audio first stops being silent, and where it is silent
-/// again (for 20 ms or more) after that, if it is.
-fn audio_onset(path: &Path) -> (Option<f64>, Option<f64>) {
+/// What ffmpeg logs (stderr) running one filter over one stream of `path`.
+fn ffmpeg_log(path: &Path, stream: &str, filter_flag: &str, filter: &str) -> String {
     let out = Command::new("ffmpeg")
         .args(["-hide_banner", "-nostats", "-i"])
         .arg(path)
-        .args([
-            "-map",
-            "0:a",
-            "-af",
-            "silencedetect=n=-30dB:d=0.02",
-            "-f",
-            "null",
-            "-",
-        ])
+        .args(["-map", stream, filter_flag, filter, "-f", "null", "-"])
         .output()
         .expect("ffmpeg");
-    let log = String::from_utf8_lossy(&out.stderr);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Presentation times (s) where the audio first stops being silent, and where it is silent
+/// again (for 20 ms or more) after that, if it is.
+fn audio_onset(path: &Path) -> (Option<f64>, Option<f64>) {
+    let log = ffmpeg_log(path, "0:a", "-af", "silencedetect=n=-30dB:d=0.02");
     let mut lines = log.lines();
     let onset = lines.find_map(|l| field_after(l, "silence_end:")?.parse().ok());
     let gap = lines.find_map(|l| field_after(l, "silence_start:")?.parse().ok());
