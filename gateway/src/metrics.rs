@@ -13,7 +13,7 @@ use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -137,7 +137,8 @@ pub fn port_pairs(min: u16, max: u16) -> usize {
 
 type Labels = Vec<(&'static str, String)>;
 
-fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, rows: &[(Labels, i64)]) -> fmt::Result {
+/// One gauge family; values are integers or floats.
+fn gauge<V: EncodeGaugeValue + Copy>(e: &mut DescriptorEncoder, name: &str, help: &str, rows: &[(Labels, V)]) -> fmt::Result {
     let mut m = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
     for (labels, v) in rows {
         ConstGauge::new(*v).encode(m.encode_family(labels)?)?;
@@ -149,14 +150,6 @@ fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, rows: &[(Labels, u
     let mut m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
     for (labels, v) in rows {
         ConstCounter::new(*v).encode(m.encode_family(labels)?)?;
-    }
-    Ok(())
-}
-
-fn gauge_f64(e: &mut DescriptorEncoder, name: &str, help: &str, rows: &[(Labels, f64)]) -> fmt::Result {
-    let mut m = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for (labels, v) in rows {
-        ConstGauge::new(*v).encode(m.encode_family(labels)?)?;
     }
     Ok(())
 }
@@ -198,7 +191,7 @@ impl Collector for Snapshot {
         counter(&mut e, "sfu_keyframe_requests", "Keyframe requests (PLI) sent to publishers", &worker_rows(&|s| &s.keyframe_requests))?;
         counter(&mut e, "sfu_nacks_sent", "NACKs sent to publishers (lost packets asked for again)", &worker_rows(&|s| &s.nacks_sent))?;
         counter(&mut e, "sfu_nacks_received", "NACKs received from subscribers (answered from the RTX cache)", &worker_rows(&|s| &s.nacks_received))?;
-        gauge_f64(&mut e, "sfu_rtt_max_seconds", "Worst round-trip time (RTCP) to a participant on the SFU worker in the last stats window", &self.workers.iter().map(|(i, _, s)| (w(*i), WorkerStats::get(&s.rtt_max_us) as f64 / 1e6)).collect::<Vec<_>>())?;
+        gauge(&mut e, "sfu_rtt_max_seconds", "Worst round-trip time (RTCP) to a participant on the SFU worker in the last stats window", &self.workers.iter().map(|(i, _, s)| (w(*i), WorkerStats::get(&s.rtt_max_us) as f64 / 1e6)).collect::<Vec<_>>())?;
         gauge(&mut e, "sfu_ingress_loss_ppm", "Worst publisher packet loss in the last stats interval (parts per million)", &as_gauge(worker_rows(&|s| &s.ingress_loss_ppm)))?;
         counter(&mut e, "sfu_datagrams_in", "UDP datagrams received by the SFU worker", &worker_rows(&|s| &s.datagrams_in))?;
         counter(&mut e, "sfu_datagrams_unrouted", "UDP datagrams no peer accepted", &worker_rows(&|s| &s.datagrams_unrouted))?;
@@ -214,12 +207,12 @@ impl Collector for Snapshot {
         counter(&mut e, "broadcast_restarts", "Compositor restarts of the room's broadcast", &self.pipelines.iter().map(|(r, s)| (room(r), s.restarts as u64)).collect::<Vec<_>>())?;
         counter(&mut e, "broadcast_parts", "CMAF parts the room's compositor published", &self.pipelines.iter().map(|(r, s)| (room(r), s.parts)).collect::<Vec<_>>())?;
         gauge(&mut e, "broadcast_legs", "Plain-RTP legs feeding the room's compositor", &self.pipelines.iter().map(|(r, s)| (room(r), s.legs as i64)).collect::<Vec<_>>())?;
-        gauge_f64(&mut e, "broadcast_fps_in", "Video frames per second the room's compositor decodes, over all inputs", &self.pipelines.iter().map(|(r, s)| (room(r), s.figures.fps_in.unwrap_or(0.0))).collect::<Vec<_>>())?;
-        gauge_f64(&mut e, "broadcast_fps_out", "Frames per second the room's compositor outputs", &self.pipelines.iter().map(|(r, s)| (room(r), s.figures.fps_out.unwrap_or(0.0))).collect::<Vec<_>>())?;
+        gauge(&mut e, "broadcast_fps_in", "Video frames per second the room's compositor decodes, over all inputs", &self.pipelines.iter().map(|(r, s)| (room(r), s.figures.fps_in.unwrap_or(0.0))).collect::<Vec<_>>())?;
+        gauge(&mut e, "broadcast_fps_out", "Frames per second the room's compositor outputs", &self.pipelines.iter().map(|(r, s)| (room(r), s.figures.fps_out.unwrap_or(0.0))).collect::<Vec<_>>())?;
         counter(&mut e, "broadcast_frames_dropped", "Input video frames lost before the grid (all compositor processes of the broadcast)", &self.pipelines.iter().map(|(r, s)| (room(r), s.figures.frames_dropped)).collect::<Vec<_>>())?;
         counter(&mut e, "broadcast_packets_lost", "Input video RTP packets the compositor's jitter buffers gave up on (never arrived in time)", &self.pipelines.iter().map(|(r, s)| (room(r), s.figures.packets_lost)).collect::<Vec<_>>())?;
-        gauge_f64(&mut e, "broadcast_encode_seconds", "Mean time a frame spent in the room's video encoder over the last stats interval", &self.pipelines.iter().filter_map(|(r, s)| s.figures.encode_ms.map(|ms| (room(r), ms / 1000.0))).collect::<Vec<_>>())?;
-        gauge_f64(&mut e, "broadcast_encode_max_seconds", "Worst time a frame spent in the room's video encoder over the last stats interval", &self.pipelines.iter().filter_map(|(r, s)| s.figures.encode_ms_max.map(|ms| (room(r), ms / 1000.0))).collect::<Vec<_>>())?;
+        gauge(&mut e, "broadcast_encode_seconds", "Mean time a frame spent in the room's video encoder over the last stats interval", &self.pipelines.iter().filter_map(|(r, s)| s.figures.encode_ms.map(|ms| (room(r), ms / 1000.0))).collect::<Vec<_>>())?;
+        gauge(&mut e, "broadcast_encode_max_seconds", "Worst time a frame spent in the room's video encoder over the last stats interval", &self.pipelines.iter().filter_map(|(r, s)| s.figures.encode_ms_max.map(|ms| (room(r), ms / 1000.0))).collect::<Vec<_>>())?;
         gauge(&mut e, "broadcast_stalled_inputs", "Compositor inputs with no media now (shown as placeholders)", &self.pipelines.iter().map(|(r, s)| (room(r), s.figures.stalled_inputs as i64)).collect::<Vec<_>>())?;
         gauge(&mut e, "broadcast_uptime_seconds", "Seconds since the room's broadcast last changed state", &self.pipelines.iter().map(|(r, s)| (room(r), s.since.elapsed().as_secs() as i64)).collect::<Vec<_>>())?;
         plain_gauge(&mut e, "rtp_ports_in_use", "RTP port pairs allocated to compositor legs", self.ports_in_use as i64)?;
