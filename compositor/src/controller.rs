@@ -15,6 +15,7 @@ use serde_json::json;
 use tracing::{debug, error, info, warn};
 
 use crate::control::{self, Command, Kind, TrackSpec};
+use crate::keyframes::KeyframeWatch;
 use crate::lipsync::{LipSync, Mapping, Update};
 use crate::output::{write_item, Item};
 use crate::pipeline::{Owner, Pipeline, Settings};
@@ -42,6 +43,8 @@ struct TrackHealth {
     stalled: bool,
     packets_at_stall: u64,
     restarts: u32,
+    /// Video: whether the decoder waits for a keyframe nobody asked for (from the first tick).
+    keyframes: Option<KeyframeWatch>,
 }
 
 struct Controller {
@@ -58,6 +61,8 @@ struct Controller {
     decoder_drops: HashMap<String, u64>,
     /// Per-participant A/V delays from the sender reports.
     lipsync: LipSync,
+    /// Keyframe requests passed on to the gateway since the start.
+    keyframe_requests: u64,
     shutting_down: Option<Instant>,
 }
 
@@ -138,7 +143,8 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
     thread::Builder::new()
         .name("tick".into())
         .spawn(move || loop {
-            thread::sleep(stats_interval.min(Duration::from_millis(500)));
+            // 250 ms: keyframe requests (`keyframes`) must not wait long.
+            thread::sleep(stats_interval.min(Duration::from_millis(250)));
             if tx.send(Msg::Tick).is_err() {
                 return;
             }
@@ -156,6 +162,7 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
         last_frames_in: 0,
         decoder_drops: HashMap::new(),
         lipsync: LipSync::new(),
+        keyframe_requests: 0,
         shutting_down: None,
     };
     if let Err(e) = c
@@ -212,6 +219,7 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
             },
             Some(Msg::Tick) => {
                 c.check_resumed();
+                c.check_keyframes();
                 if last_stats.elapsed() >= stats_interval {
                     last_stats = Instant::now();
                     c.stats();
@@ -495,6 +503,27 @@ impl Controller {
         }
     }
 
+    /// Asks the gateway for a keyframe for each video input whose decoder needs one.
+    fn check_keyframes(&mut self) {
+        let now = Instant::now();
+        let mut asks = Vec::new();
+        for (track_id, h) in self.health.iter_mut() {
+            let Some((packets, frames, upstream)) = self.pipeline.video_counters(track_id) else { continue };
+            let watch = h.keyframes.get_or_insert_with(|| KeyframeWatch::new(now));
+            if let Some(reason) = watch.observe(now, packets, frames, upstream) {
+                asks.push((track_id.clone(), reason));
+            }
+        }
+        for (track_id, reason) in asks {
+            self.keyframe_requests += 1;
+            info!(track_id, reason = reason.as_str(), "no picture from this input: asking the publisher for a keyframe");
+            self.emit(Item::event(
+                "keyframe_request",
+                json!({"track_id": track_id, "reason": reason.as_str()}),
+            ));
+        }
+    }
+
     fn restart_input(&mut self, track_id: &str) {
         let Some(spec): Option<TrackSpec> = self.room.track(track_id).cloned() else {
             return;
@@ -640,6 +669,7 @@ impl Controller {
                 "stalled": stalled,
                 "errors": self.errors,
                 "stray_buffers": counters.stray_buffers.load(Ordering::Relaxed),
+                "keyframe_requests": self.keyframe_requests,
                 "av_sync_ms": av_sync_ms,
             }),
         );

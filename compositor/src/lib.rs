@@ -2,13 +2,14 @@
 //! into one grid (GStreamer) and writes fMP4/CMAF init + parts, framed, to stdout.
 //!
 //! Decision logic is plain and unit-tested (`layout`, `control`, `room`, `output`, `cmaf`,
-//! `timing`, `drops`, `lipsync`); GStreamer sits at the edge (`pipeline`), and `controller`
+//! `timing`, `drops`, `lipsync`, `keyframes`); GStreamer sits at the edge (`pipeline`), and `controller`
 //! wires stdin, bus and stdout.
 
 pub mod cmaf;
 pub mod control;
 pub mod controller;
 pub mod drops;
+pub mod keyframes;
 pub mod layout;
 pub mod lipsync;
 pub mod output;

@@ -124,6 +124,15 @@ struct Input {
     jitterbuffer: Option<gst::Element>,
     /// Frames a video track's depayloader discarded.
     depay: Option<Arc<Mutex<DepayFrames>>>,
+    /// A video track's decoded frames and the keyframe requests its depayloader or decoder
+    /// sent upstream (see `keyframes`).
+    video: Option<VideoCounters>,
+}
+
+#[derive(Clone, Default)]
+struct VideoCounters {
+    frames: Arc<AtomicU64>,
+    keyframe_asks: Arc<AtomicU64>,
 }
 
 /// Packets a jitter buffer gave up on (`num-lost`: never arrived in time). Not `num-late`:
@@ -696,6 +705,7 @@ impl Pipeline {
                 video_jitterbuffer: None,
                 jitterbuffer: None,
                 depay: None,
+                video: None,
             },
         );
         Ok(())
@@ -728,11 +738,17 @@ impl Pipeline {
             .property("timeout", s.stall_ms * 1_000_000)
             .property("buffer-size", 1i32 << 20)
             .build()?;
+        // Not `drop-on-latency`: lip sync delays a track with `ts-offset`, so its jitter
+        // buffer holds latency + delay worth of packets, and with drop-on-latency it threw the
+        // oldest away all the time: after such a loss the depayloader waits for a keyframe, and
+        // browsers send one only when asked (the tile stayed a placeholder). Output is paced by
+        // timestamps either way. Delay changes are spread out (at most 2 ms per buffer) so a
+        // new SR never makes the track jump.
         let jb = gst::ElementFactory::make("rtpjitterbuffer")
             .name(format!("{bin_name}-jitterbuffer"))
             .property("latency", s.jitter_ms)
             .property("do-lost", true)
-            .property("drop-on-latency", true)
+            .property("max-ts-offset-adjustment", 2_000_000u64)
             .build()?;
         // Holds what the mixer pad is not ready for while lip sync delays this track.
         let syncq = gst::ElementFactory::make("queue")
@@ -773,24 +789,31 @@ impl Pipeline {
             }
         }
         let chain: Vec<gst::Element> = match spec.codec {
+            // After a loss the depayloader waits for a keyframe and asks upstream for one
+            // (`request-keyframe`), as the decoder does for a frame it cannot decode; those
+            // requests are counted below and passed on to the gateway (`keyframes`).
             Codec::Vp8 => vec![
                 gst::ElementFactory::make("rtpvp8depay")
                     .property("wait-for-keyframe", true)
+                    .property("request-keyframe", true)
                     .build()?,
                 gst::ElementFactory::make("avdec_vp8")
                     .property("max-threads", 1i32)
                     .property("output-corrupt", false)
+                    .property("automatic-request-sync-points", true)
                     .build()
                     .or_else(|_| make("vp8dec", None))?,
             ],
             Codec::H264 => vec![
                 gst::ElementFactory::make("rtph264depay")
                     .property("wait-for-keyframe", true)
+                    .property("request-keyframe", true)
                     .build()?,
                 make("h264parse", None)?,
                 gst::ElementFactory::make("avdec_h264")
                     .property("max-threads", 1i32)
                     .property("output-corrupt", false)
+                    .property("automatic-request-sync-points", true)
                     .build()?,
             ],
             Codec::Opus => vec![
@@ -846,12 +869,30 @@ impl Pipeline {
             },
         );
 
+        let video = (spec.kind == Kind::Video).then(VideoCounters::default);
+        if let Some(v) = &video {
+            // Upstream keyframe requests reach the jitter buffer through the sync queue.
+            let asks = v.keyframe_asks.clone();
+            syncq.static_pad("src").unwrap().add_probe(
+                gst::PadProbeType::EVENT_UPSTREAM,
+                move |_, info| {
+                    if let Some(gst::PadProbeData::Event(e)) = &info.data {
+                        if e.structure().is_some_and(|s| s.name() == "GstForceKeyUnit") {
+                            asks.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    gst::PadProbeReturn::Ok
+                },
+            );
+        }
         let depay = (spec.kind == Kind::Video).then(|| {
             let c = self.counters.clone();
+            let frames = video.as_ref().map(|v| v.frames.clone()).unwrap_or_default();
             prev.static_pad("src")
                 .unwrap()
                 .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
                     c.video_frames_in.fetch_add(1, Ordering::Relaxed);
+                    frames.fetch_add(1, Ordering::Relaxed);
                     gst::PadProbeReturn::Ok
                 });
             // The depayloader (chain[0]): RTP packets in, frames out (see `drops`).
@@ -919,6 +960,7 @@ impl Pipeline {
                 video_jitterbuffer: (spec.kind == Kind::Video).then(|| jb.clone()),
                 jitterbuffer: Some(jb),
                 depay,
+                video,
             },
         );
         Ok(())
@@ -960,6 +1002,18 @@ impl Pipeline {
                 .sum::<u64>()
     }
 
+    /// A video track's totals: RTP packets received, frames decoded, keyframe requests its
+    /// depayloader or decoder sent upstream. `None` for audio and unknown tracks.
+    pub fn video_counters(&self, track_id: &str) -> Option<(u64, u64, u64)> {
+        let input = self.tracks.get(track_id)?;
+        let v = input.video.as_ref()?;
+        Some((
+            input.packets.load(Ordering::Relaxed),
+            v.frames.load(Ordering::Relaxed),
+            v.keyframe_asks.load(Ordering::Relaxed),
+        ))
+    }
+
     /// RTP packets received so far on a track.
     pub fn packets(&self, track_id: &str) -> Option<u64> {
         self.tracks
@@ -998,6 +1052,7 @@ impl Pipeline {
                 video_jitterbuffer: None,
                 jitterbuffer: None,
                 depay: None,
+                video: None,
             });
         }
         for (i, input) in self.empties.iter().enumerate() {

@@ -40,7 +40,10 @@ enum Late {
 }
 
 /// The publisher: black/silence until `EVENT_NS`, then white/tone; VP8 + Opus through one
-/// rtpbin (SRs every ~0.5 s, capture-time NTP mapping); `late` delayed on the wire.
+/// rtpbin (SRs every ~0.5 s, capture-time NTP mapping); `late` delayed on the wire. One
+/// keyframe only, at the start, as a browser that is never asked for another: a video track
+/// that lip sync delays must not lose a packet to its jitter buffer (it did, with
+/// `drop-on-latency`, and the picture never came back).
 fn sender(late: Late, video: u16, video_rtcp: u16, audio: u16, audio_rtcp: u16) -> gst::Pipeline {
     let wire = |delayed: bool| {
         let ns = if delayed {
@@ -55,7 +58,7 @@ fn sender(late: Late, video: u16, video_rtcp: u16, audio: u16, audio_rtcp: u16) 
         "rtpbin name=rb rtcp-sync-send-time=false \
          videotestsrc is-live=true pattern=black \
            ! video/x-raw,format=I420,width=320,height=180,framerate=30/1 ! identity name=vmark \
-           ! vp8enc deadline=1 cpu-used=8 keyframe-max-dist=30 target-bitrate=300000 \
+           ! vp8enc deadline=1 cpu-used=8 keyframe-max-dist=100000 target-bitrate=300000 \
            ! rtpvp8pay pt=96 ! rb.send_rtp_sink_0 \
          rb.send_rtp_src_0 ! {vwire} ! udpsink host=127.0.0.1 port={video} sync=false async=false \
          rb.send_rtcp_src_0 ! udpsink host=127.0.0.1 port={video_rtcp} sync=false async=false \
