@@ -188,7 +188,8 @@ impl Collector for Snapshot {
         counter(&mut e, "sfu_rtp_packets_out", "RTP packets forwarded to subscribers", &worker_rows(&|s| &s.rtp_packets_out))?;
         counter(&mut e, "sfu_rtp_bytes_out", "RTP payload bytes forwarded to subscribers", &worker_rows(&|s| &s.rtp_bytes_out))?;
         counter(&mut e, "sfu_leg_packets_out", "RTP packets sent on plain-RTP legs to compositors", &worker_rows(&|s| &s.leg_packets_out))?;
-        counter(&mut e, "sfu_keyframe_requests", "Keyframe requests (PLI) sent to publishers", &worker_rows(&|s| &s.keyframe_requests))?;
+        counter(&mut e, "sfu_keyframe_requests", "Keyframe requests (PLI or FIR) sent to publishers", &worker_rows(&|s| &s.keyframe_requests))?;
+        counter(&mut e, "sfu_keyframe_requests_fir", "Keyframe requests sent as FIR: a PLI that went unanswered for 500 ms, asked again", &worker_rows(&|s| &s.keyframe_requests_fir))?;
         counter(&mut e, "sfu_nacks_sent", "NACKs sent to publishers (lost packets asked for again)", &worker_rows(&|s| &s.nacks_sent))?;
         counter(&mut e, "sfu_nacks_received", "NACKs received from subscribers (answered from the RTX cache)", &worker_rows(&|s| &s.nacks_received))?;
         gauge(&mut e, "sfu_rtt_max_seconds", "Worst round-trip time (RTCP) to a participant on the SFU worker in the last stats window", &self.workers.iter().map(|(i, _, s)| (w(*i), WorkerStats::get(&s.rtt_max_us) as f64 / 1e6)).collect::<Vec<_>>())?;

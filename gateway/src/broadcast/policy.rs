@@ -47,7 +47,24 @@ impl Default for RestartPolicy {
     }
 }
 
+/// A compositor that publishes nothing but keeps using CPU is behind (an overloaded host), not
+/// stuck: it gets this many times the stall time before it is restarted anyway. A restart
+/// costs more than waiting: every tile is a placeholder again until its next keyframe.
+pub const BUSY_STALL_FACTOR: u32 = 6;
+
 impl RestartPolicy {
+    /// The watchdog's verdict on a compositor that published no part for `silent`: is it
+    /// stuck? `busy`: it used CPU since the watchdog last looked (a stopped or deadlocked
+    /// process uses none).
+    pub fn is_stalled(&self, silent: Duration, part: Duration, busy: bool) -> bool {
+        let stall_after = part * self.stall_parts;
+        if busy {
+            silent > stall_after * BUSY_STALL_FACTOR
+        } else {
+            silent > stall_after
+        }
+    }
+
     /// Delay before restart number `attempt` (1-based), or None: give up.
     pub fn delay(&self, attempt: u32) -> Option<Duration> {
         if attempt == 0 || attempt > self.max_restarts {
@@ -72,5 +89,19 @@ mod tests {
         assert_eq!(d, vec![0, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
         assert_eq!(p.delay(11), None);
         assert_eq!(p.delay(0), None);
+    }
+
+    #[test]
+    fn a_busy_compositor_gets_longer_than_a_stuck_one() {
+        let p = RestartPolicy::default();
+        let part = Duration::from_millis(333);
+        let ms = Duration::from_millis;
+        // Stuck (no CPU): restarted after 3 parts.
+        assert!(!p.is_stalled(ms(900), part, false));
+        assert!(p.is_stalled(ms(1100), part, false));
+        // Working but behind: tolerated up to 6 × as long, then restarted all the same.
+        assert!(!p.is_stalled(ms(1100), part, true));
+        assert!(!p.is_stalled(ms(5900), part, true));
+        assert!(p.is_stalled(ms(6100), part, true));
     }
 }

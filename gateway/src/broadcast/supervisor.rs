@@ -136,7 +136,8 @@ impl Supervisor {
         let spawned = Instant::now();
         let mut last_part: Option<Instant> = None;
         let mut first_part: Option<Instant> = None;
-        let stall_after = self.format.part * self.policy.stall_parts;
+        // The compositor's CPU time over the last second of watchdog looks.
+        let mut cpu_seen: Vec<(Instant, u64)> = Vec::new();
         let mut watchdog = tokio::time::interval(self.format.part / 2);
         let exit = loop {
             tokio::select! {
@@ -185,6 +186,13 @@ impl Supervisor {
                                 self.worker.send(Command::AttachLeg { room: self.room.clone(), producer_id: producer_id.clone(), rtp_to: to(pair.rtp), rtcp_to: to(pair.rtcp) });
                             }
                         }
+                        if ev["event"] == "keyframe_request" {
+                            // The compositor's decoder for this leg needs a keyframe (it has no
+                            // RTCP path to the publisher): the SFU asks for it.
+                            if let Some(producer_id) = ev["track_id"].as_str().filter(|id| roster.tracks.contains_key(*id)) {
+                                self.worker.send(Command::LegNeedsKeyframe { room: self.room.clone(), producer_id: producer_id.to_owned() });
+                            }
+                        }
                         if ev["event"] == "error" {
                             self.set(|s| s.last_error = ev["message"].as_str().map(str::to_owned));
                         }
@@ -193,8 +201,17 @@ impl Supervisor {
                     Err(e) => break Exit::Died(e.to_string()),
                 },
                 _ = watchdog.tick() => {
+                    // Busy: it used CPU within the last second (a stopped or hung process uses
+                    // none; on an overloaded host a working one may get none for a moment).
+                    let now = Instant::now();
+                    let cpu = comp.pid().and_then(process_cpu_ticks);
+                    cpu_seen.retain(|(t, _)| now.duration_since(*t) <= Duration::from_secs(1));
+                    let busy = cpu.is_some_and(|c| cpu_seen.first().is_some_and(|(_, before)| c > *before));
+                    if let Some(c) = cpu {
+                        cpu_seen.push((now, c));
+                    }
                     let stalled = match last_part {
-                        Some(t) => t.elapsed() > stall_after,
+                        Some(t) => self.policy.is_stalled(t.elapsed(), self.format.part, busy),
                         None => spawned.elapsed() > FIRST_PART_TIMEOUT,
                     };
                     if stalled {
@@ -282,4 +299,15 @@ impl Supervisor {
         }
         Ok(())
     }
+}
+
+/// CPU time (user + system, in clock ticks) a process has used, from `/proc/PID/stat`.
+fn process_cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) in parentheses.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
 }

@@ -19,7 +19,7 @@ use super::quality::{QualityMeter, QualitySample};
 use super::frame_size::keyframe_size;
 use super::simulcast::{allocate, choose_layer, BudgetGate, Layer, LayerDecision, LayerFollower, TimestampRewriter};
 use super::forward::{Decision, Forwarder};
-use super::keyframe::starts_keyframe;
+use super::keyframe::{can_start_at, starts_keyframe, KeyframeRequests};
 use super::leg::{Leg, PublisherClock, LEG_MAX_HEIGHT};
 use super::negotiation::{ConsumerState, OfferSlot};
 use super::peer::Peer;
@@ -28,15 +28,13 @@ use crate::signaling::messages::{
     ErrorCode, MediaKindName, ParticipantInfo, PcRole, ProducerInfo, ServerMsg, TrackInfo,
 };
 
-/// At most one keyframe request per producer in this interval.
-const PLI_INTERVAL: Duration = Duration::from_millis(300);
-
 pub struct Producer {
     pub id: String,
     pub mid: Mid,
     pub kind: MediaKind,
     params: Option<PayloadParams>,
-    last_pli: Option<Instant>,
+    /// Keyframe requests per stream (index: simulcast layer, else 0), PLI then FIR.
+    keyframes: [KeyframeRequests; MAX_STREAMS],
     /// str0m's cumulative NACK count at the last stats event (metrics count the growth).
     nacks: u64,
     /// Simulcast layers, lowest first as the publisher offered them; empty without simulcast.
@@ -45,6 +43,16 @@ pub struct Producer {
     clocks: Vec<(Option<Rid>, PublisherClock)>,
     /// The whole producer's incoming bitrate (what a non-simulcast consumer costs).
     meter: Layer,
+    /// Newest (extended) sequence number seen per stream (index: simulcast layer, else 0).
+    newest_seq: [Option<u64>; MAX_STREAMS],
+}
+
+/// Streams tracked per producer: one, or one per simulcast layer (browsers send up to 3).
+const MAX_STREAMS: usize = 4;
+
+/// The per-stream slot of a packet or request (simulcast layer, or 0).
+fn stream_slot(layer: Option<usize>) -> usize {
+    layer.unwrap_or(0).min(MAX_STREAMS - 1)
 }
 
 pub struct Consumer {
@@ -277,7 +285,7 @@ impl Room {
     }
 
     /// Sends this producer's packets to the compositor's ports from its next keyframe on.
-    pub fn attach_leg(&mut self, producer_id: &str, rtp_to: SocketAddr, rtcp_to: SocketAddr, now: Instant) {
+    pub fn attach_leg(&mut self, producer_id: &str, rtp_to: SocketAddr, rtcp_to: SocketAddr, now: Instant, stats: &WorkerStats) {
         let found = self.participants.iter().flat_map(|p| p.producers.iter()).find(|p| p.id == producer_id);
         let Some(prod) = found else { return };
         let Some(params) = &prod.params else { return };
@@ -285,7 +293,19 @@ impl Room {
         self.legs.retain(|l| l.producer_id != producer_id);
         self.legs.push(leg);
         self.update_leg_clocks(producer_id);
-        self.request_keyframe(producer_id, None, now, None);
+        if prod_is_video(self, producer_id) {
+            self.request_keyframe(producer_id, None, now, Some(stats));
+        }
+    }
+
+    /// The compositor cannot decode the producer's leg (a keyframe was lost, or never came):
+    /// asks the publisher for a keyframe of the layer the leg forwards. The compositor has no
+    /// RTCP path back, so this is its PLI.
+    pub fn leg_needs_keyframe(&mut self, producer_id: &str, now: Instant, stats: &WorkerStats) {
+        let Some(leg) = self.legs.iter().find(|l| l.producer_id == producer_id) else { return };
+        let layer = leg.layer.current();
+        tracing::debug!(room = %self.id, producer = producer_id, ?layer, "the compositor asks for a keyframe");
+        self.request_keyframe(producer_id, layer, now, Some(stats));
     }
 
     /// Gives the producer's legs the publisher's SR of the stream each one forwards (a
@@ -629,7 +649,7 @@ impl Room {
             tracing::info!(participant, producer = %id, layers = ?rids.iter().map(|r| r.to_string()).collect::<Vec<_>>(), "simulcast producer");
         }
         let layers = if rids.len() > 1 && kind == MediaKind::Video { rids.into_iter().map(Layer::new).collect() } else { Vec::new() };
-        p.producers.push(Producer { id: id.clone(), mid, kind, params: None, last_pli: None, nacks: 0, layers, clocks: Vec::new(), meter: Layer::new("all".into()) });
+        p.producers.push(Producer { id: id.clone(), mid, kind, params: None, keyframes: Default::default(), nacks: 0, layers, clocks: Vec::new(), meter: Layer::new("all".into()), newest_seq: [None; MAX_STREAMS] });
         let info = ProducerInfo { id, participant_id: participant.to_owned(), kind: kind_name(kind) };
         tracing::info!(room = %self.id, participant, producer = %info.id, ?kind, "producer added");
         for other in &mut self.participants {
@@ -655,26 +675,27 @@ impl Room {
 
     fn request_keyframe(&mut self, producer_id: &str, layer: Option<usize>, now: Instant, stats: Option<&WorkerStats>) {
         for p in &mut self.participants {
+    /// Asks the producer's publisher for a keyframe of `layer` (simulcast; `None`: every
+    /// layer), unless a request for that stream is already in flight (see `KeyframeRequests`).
             let Some(prod) = p.producers.iter_mut().find(|x| x.id == producer_id) else { continue };
-            if prod.last_pli.is_some_and(|t| now.duration_since(t) < PLI_INTERVAL) {
-                return;
-            }
-            prod.last_pli = Some(now);
             let mid = prod.mid;
             // Simulcast: the layer asked for, or every layer when nobody said which.
-            let rids: Vec<Option<Rid>> = match (prod.layers.is_empty(), layer.and_then(|l| prod.layers.get(l))) {
-                (true, _) => vec![None],
-                (false, Some(l)) => vec![Some(l.rid)],
-                (false, None) => prod.layers.iter().map(|l| Some(l.rid)).collect(),
+            let streams: Vec<(usize, Option<Rid>)> = match (prod.layers.is_empty(), layer.and_then(|l| prod.layers.get(l).map(|x| (l, x)))) {
+                (true, _) => vec![(0, None)],
+                (false, Some((l, x))) => vec![(stream_slot(Some(l)), Some(x.rid))],
+                (false, None) => prod.layers.iter().enumerate().map(|(l, x)| (stream_slot(Some(l)), Some(x.rid))).collect(),
             };
-            if let Some(peer) = p.publish.as_mut() {
-                for rid in rids {
-                    if let Some(rx) = peer.rtc.direct_api().stream_rx_by_mid(mid, rid) {
-                        rx.request_keyframe(KeyframeRequestKind::Pli);
-                        peer.mark_dirty();
-                        if let Some(stats) = stats {
-                            WorkerStats::add(&stats.keyframe_requests, 1);
-                        }
+            let Some(peer) = p.publish.as_mut() else { return };
+            for (slot, rid) in streams {
+                let mut api = peer.rtc.direct_api();
+                let Some(rx) = api.stream_rx_by_mid(mid, rid) else { continue };
+                let Some(kind) = prod.keyframes[slot].ask(now) else { continue };
+                rx.request_keyframe(kind);
+                peer.mark_dirty();
+                if let Some(stats) = stats {
+                    WorkerStats::add(&stats.keyframe_requests, 1);
+                    if kind == KeyframeRequestKind::Fir {
+                        WorkerStats::add(&stats.keyframe_requests_fir, 1);
                     }
                 }
             }
@@ -706,10 +727,6 @@ impl Room {
         let Some(params) = producer.params.as_ref() else { return none };
         let is_video = producer.kind == MediaKind::Video;
         let keyframe = starts_keyframe(params.spec().codec, &pkt.payload);
-        if keyframe && is_video {
-            // The request was answered: a consumer that starts now may ask again at once.
-            producer.last_pli = None;
-        }
         producer.meter.on_packet(pkt.payload.len(), now);
         // Simulcast: which layer this packet is, and what each layer looks like now.
         let layer = match (producer.layers.is_empty(), rid) {
@@ -732,9 +749,20 @@ impl Room {
         }
         let producer = &*producer;
         let producer_id = producer.id.as_str();
+        let slot = stream_slot(layer);
+        let newest_before = producer.newest_seq[slot];
+        producer.newest_seq[slot] = Some(newest_before.map_or(*pkt.seq_no, |n| n.max(*pkt.seq_no)));
+        // Where a waiting consumer or leg may start (or switch layers): a keyframe's first
+        // packet, and the newest of its stream (see `can_start_at`).
+        let keyframe = is_video && can_start_at(keyframe, *pkt.seq_no, newest_before);
+        if keyframe {
+            // The request was answered: whoever needs one next asks again at once.
+            producer.keyframes[slot].answered();
+        }
         let layers = producer.layers.as_slice();
         let clock_rate = params.spec().clock_rate.get();
-        let mut wanted_layer = None;
+        // Simulcast layers a consumer or leg waits to switch to (bit per layer).
+        let mut wanted_layers = 0u32;
         let mut ext = pkt.header.ext_vals.clone();
         ext.mid = None;
         ext.rid = None;
@@ -771,7 +799,7 @@ impl Room {
                     match c.layer.on_packet(layer, keyframe) {
                         LayerDecision::Drop => {
                             if let Some(t) = c.layer.wants_keyframe() {
-                                wanted_layer = Some(t);
+                                wanted_layers |= 1 << stream_slot(Some(t));
                             }
                             continue;
                         }
@@ -812,7 +840,7 @@ impl Room {
                 match leg.layer.on_packet(layer, keyframe) {
                     LayerDecision::Drop => {
                         if let Some(t) = leg.layer.wants_keyframe() {
-                            wanted_layer = Some(t);
+                            wanted_layers |= 1 << stream_slot(Some(t));
                         }
                         continue;
                     }
@@ -828,17 +856,28 @@ impl Room {
                 timestamp = leg.timestamps.rewrite(pkt.header.timestamp, now);
             }
             match leg.packet(*pkt.seq_no, keyframe, pkt.header.marker, *pkt.header.payload_type, timestamp, pkt.header.timestamp, &pkt.payload) {
-                Ok(datagram) => self.outbox.push((leg.rtp_to, datagram)),
+                Ok(datagram) => {
+                    if !was_started {
+                        tracing::debug!(room = %room_id, producer = %producer_id, ?layer, "compositor leg starts at a keyframe");
+                    }
+                    self.outbox.push((leg.rtp_to, datagram))
+                }
+            let was_started = leg.started();
                 Err(Decision::AwaitKeyframe) => needs_keyframe = true,
                 Err(_) => {}
             }
         }
         // Rare (a consumer or leg waits for a keyframe): only then is the id copied, to end
-        // the borrow of the publisher.
-        let keyframe_layer = if needs_keyframe { Some(layer) } else { wanted_layer.map(Some) };
-        if let Some(l) = keyframe_layer {
+        // the borrow of the publisher. Each stream has its own request state, so a consumer's
+        // wait on this layer and a leg's on another are both asked for.
+        if needs_keyframe || wanted_layers != 0 {
             let producer_id = producer_id.to_owned();
-            self.request_keyframe(&producer_id, l, now, Some(stats));
+            if needs_keyframe {
+                self.request_keyframe(&producer_id, layer, now, Some(stats));
+            }
+            for l in (0..MAX_STREAMS).filter(|l| wanted_layers & (1 << l) != 0) {
+                self.request_keyframe(&producer_id, Some(l), now, Some(stats));
+            }
         }
         (sent, sent * pkt.payload.len() as u64)
     }
@@ -940,6 +979,10 @@ fn note_rtt(stats: &WorkerStats, rtt: Option<Duration>) {
 
 fn track_added(participant: &str, p: &Producer) -> Option<LegEvent> {
     let params = p.params.as_ref()?;
+fn prod_is_video(room: &Room, producer_id: &str) -> bool {
+    room.participants.iter().flat_map(|p| p.producers.iter()).any(|p| p.id == producer_id && p.kind == MediaKind::Video)
+}
+
     let codec = match params.spec().codec {
         Codec::Vp8 => "VP8",
         Codec::H264 => "H264",

@@ -16,7 +16,10 @@ pub struct WorkerStats {
     pub rtp_packets_out: AtomicU64,
     pub rtp_bytes_out: AtomicU64,
     pub leg_packets_out: AtomicU64,
+    /// Keyframe requests sent to publishers (PLI or FIR), and of those the FIRs (a PLI that
+    /// went unanswered for 500 ms is repeated as a FIR).
     pub keyframe_requests: AtomicU64,
+    pub keyframe_requests_fir: AtomicU64,
     /// NACKs sent to publishers / received from subscribers (retransmissions asked for).
     pub nacks_sent: AtomicU64,
     pub nacks_received: AtomicU64,

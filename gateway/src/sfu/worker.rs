@@ -41,6 +41,8 @@ pub enum Command {
     StopBroadcast { room: String },
     BroadcastState { room: String, state: String },
     AttachLeg { room: String, producer_id: String, rtp_to: SocketAddr, rtcp_to: SocketAddr },
+    /// The compositor cannot decode this producer's leg and asks for a keyframe.
+    LegNeedsKeyframe { room: String, producer_id: String },
     /// Fault injection: the worker thread panics (tests of worker recovery).
     Panic,
     /// Shutdown: the thread ends (see `WorkerHandle::stop`).
@@ -334,7 +336,12 @@ impl Worker {
             }
             Command::AttachLeg { room, producer_id, rtp_to, rtcp_to } => {
                 if let Some(r) = self.rooms.get_mut(&room) {
-                    r.attach_leg(&producer_id, rtp_to, rtcp_to, now);
+                    r.attach_leg(&producer_id, rtp_to, rtcp_to, now, &self.stats);
+                }
+            }
+            Command::LegNeedsKeyframe { room, producer_id } => {
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    r.leg_needs_keyframe(&producer_id, now, &self.stats);
                 }
             }
             Command::Panic => panic!("SFU worker {}: fault injected", self.index),
