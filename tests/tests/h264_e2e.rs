@@ -197,7 +197,7 @@ async fn late_join(room: &Room, opts: JoinOptions, h264: &SyntheticParticipant, 
     let name = opts.name.clone();
     let late = SyntheticParticipant::join_with(&room.base, &room.room, opts).await?;
     let ids = [h264.participant_id(), vp8.participant_id()];
-    // Generous: without the SFU's keyframe the next one comes with the 4 s GOP.
+    // Generous: without the SFU's keyframe request none comes at all (keyframes only on request).
     let snap = late
         .wait_until(|s| ids.iter().all(|id| s.remote(id).is_some_and(|r| r.first_video_frame_at.is_some())), Duration::from_secs(15))
         .await
@@ -248,7 +248,7 @@ async fn late_joiner_gets_an_h264_keyframe_promptly() -> Result<()> {
     // Without its own PLIs the joiner depends on the SFU: the keyframe the SFU asked for must
     // arrive whole. If the SFU starts the consumer at the IDR's packet and drops the
     // STAP-A with SPS/PPS sent just before it, that IDR is useless and the picture waits
-    // for the encoder's next keyframe (up to its 4 s GOP).
+    // for the encoder's next keyframe (which it sends only when asked).
     ensure!(
         nh.keyframes_without_parameter_sets == 0,
         "the first H.264 keyframe(s) forwarded to the late joiner came without SPS/PPS ({} IDR(s) undecodable; the first keyframe had NAL types {:?} \

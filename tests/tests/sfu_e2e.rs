@@ -68,7 +68,7 @@ async fn room_of_three_late_joiner_and_leaver() -> Result<()> {
     let plis_before: Vec<u64> = people.iter().map(|p| p.snapshot().published.keyframe_requests).collect();
 
     // Phase 2: a late joiner that never asks for keyframes itself: the SFU must (PLI when a
-    // consumer starts), or the first frame waits for the 4 s GOP.
+    // consumer starts), or the first frame never comes (the publishers send keyframes only when asked).
     let late = SyntheticParticipant::join_with(
         &base,
         &room,

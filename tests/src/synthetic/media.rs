@@ -211,26 +211,49 @@ fn differs(a: [u8; 3], b: [u8; 3]) -> bool {
     a.iter().zip(b).any(|(x, y)| x.abs_diff(y) > FLIP_THRESHOLD)
 }
 
-/// `gst-launch` description of the VP8 video publisher.
-pub fn video_encoder_description(colour: Colour) -> String {
-    video_encoder_description_for(VideoCodec::Vp8, colour)
+/// When a synthetic video publisher sends keyframes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyframePolicy {
+    /// Only the first frame and when asked (a PLI/FIR, or [`KeyframeForcer::force`]): what
+    /// browsers do. Bugs in keyframe requests show up as frozen or missing video.
+    #[default]
+    OnRequest,
+    /// Also one every this many frames (GStreamer's encoders' habit; hides keyframe bugs).
+    Every(u32),
 }
 
-/// `gst-launch` description of the video publisher: 320x240 at 15 fps, a keyframe at least
-/// every 60 frames (4 s), ~300 kbit/s, no frame delay in the encoder (a forced keyframe is
-/// the very next frame). H.264: constrained baseline in Annex-B access units; x264 repeats
-/// SPS and PPS before every IDR, as browsers' encoders do.
-pub fn video_encoder_description_for(codec: VideoCodec, colour: Colour) -> String {
-    let encoder = match codec {
-        VideoCodec::Vp8 => {
-            "vp8enc name=enc deadline=1 cpu-used=8 keyframe-max-dist=60 lag-in-frames=0 \
-               end-usage=cbr target-bitrate=300000 error-resilient=default"
+impl KeyframePolicy {
+    /// The encoder's maximum keyframe distance, in frames.
+    fn max_distance(self) -> u32 {
+        match self {
+            // About 18 hours at 15 fps: in practice never.
+            KeyframePolicy::OnRequest => 1_000_000,
+            KeyframePolicy::Every(n) => n.max(1),
         }
-        VideoCodec::H264 => {
-            "x264enc name=enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=300 \
+    }
+}
+
+/// `gst-launch` description of the VP8 video publisher (keyframes only on request).
+pub fn video_encoder_description(colour: Colour) -> String {
+    video_encoder_description_for(VideoCodec::Vp8, colour, KeyframePolicy::OnRequest)
+}
+
+/// `gst-launch` description of the video publisher: 320x240 at 15 fps, keyframes as `keyframes`
+/// says, ~300 kbit/s, no frame delay in the encoder (a forced keyframe is the very next frame).
+/// H.264: constrained baseline in Annex-B access units; x264 repeats SPS and PPS before every
+/// IDR, as browsers' encoders do.
+pub fn video_encoder_description_for(codec: VideoCodec, colour: Colour, keyframes: KeyframePolicy) -> String {
+    let gop = keyframes.max_distance();
+    let encoder = match codec {
+        VideoCodec::Vp8 => format!(
+            "vp8enc name=enc deadline=1 cpu-used=8 keyframe-max-dist={gop} lag-in-frames=0 \
+               end-usage=cbr target-bitrate=300000 error-resilient=default"
+        ),
+        VideoCodec::H264 => format!(
+            "x264enc name=enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} bitrate=300 \
                byte-stream=true aud=false threads=1 \
              ! video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au"
-        }
+        ),
     };
     format!(
         "videotestsrc name=src pattern=solid-color foreground-color={:#010x} is-live=true \
@@ -257,9 +280,15 @@ impl Encoder {
         Self::video_with(VideoCodec::Vp8, colour, on_frame)
     }
 
-    /// [`Encoder::video`] in `codec` (H.264: one Annex-B access unit per frame).
+    /// [`Encoder::video`] in `codec` (H.264: one Annex-B access unit per frame), keyframes
+    /// only on request.
     pub fn video_with(codec: VideoCodec, colour: Colour, on_frame: impl FnMut(EncodedFrame) + Send + 'static) -> Result<Self> {
-        Self::start(&video_encoder_description_for(codec, colour), Kind::Video, on_frame)
+        Self::video_keyframes(codec, colour, KeyframePolicy::OnRequest, on_frame)
+    }
+
+    /// [`Encoder::video_with`] with an explicit keyframe policy.
+    pub fn video_keyframes(codec: VideoCodec, colour: Colour, keyframes: KeyframePolicy, on_frame: impl FnMut(EncodedFrame) + Send + 'static) -> Result<Self> {
+        Self::start(&video_encoder_description_for(codec, colour, keyframes), Kind::Video, on_frame)
     }
 
     /// A sine at `tone_hz`, mono 48 kHz, Opus in 20 ms frames.
@@ -906,7 +935,7 @@ mod tests {
         assert_eq!(enc.flips().len(), 1);
     }
 
-    /// A keyframe request makes the encoder emit a keyframe long before its 60-frame GOP ends.
+    /// A keyframe request makes the encoder emit a keyframe at once (it sends none by itself).
     #[test]
     fn force_keyframe_reaches_the_encoder() {
         for codec in VideoCodec::ALL {

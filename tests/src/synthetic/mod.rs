@@ -32,7 +32,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
 pub use analysis::Colour;
-pub use media::{AudioStats, FlipRecord, FramesSince, VideoCodec, VideoStats};
+pub use media::{AudioStats, FlipRecord, FramesSince, KeyframePolicy, VideoCodec, VideoStats};
 pub use peer::{PeerStatus, PublishCounters, TrackRecord};
 pub use signaling::{ClientMessage, Kind, Pc, ServerMessage, TrackInfo};
 
@@ -68,6 +68,9 @@ pub struct JoinOptions {
     pub trickle: bool,
     /// How long to wait for `welcome` after the socket opens.
     pub welcome_timeout: Duration,
+    /// When the video encoder sends keyframes. Default: only the first frame and when asked,
+    /// as browsers do; a test that needs periodic keyframes says so.
+    pub keyframes: KeyframePolicy,
 }
 
 impl JoinOptions {
@@ -84,6 +87,7 @@ impl JoinOptions {
             decode: true,
             trickle: true,
             welcome_timeout: Duration::from_secs(5),
+            keyframes: KeyframePolicy::OnRequest,
         }
     }
 
@@ -122,6 +126,12 @@ impl JoinOptions {
 
     pub fn trickle(mut self, yes: bool) -> Self {
         self.trickle = yes;
+        self
+    }
+
+    /// Keyframe policy of the published video (default: on request only, as a browser).
+    pub fn keyframes(mut self, policy: KeyframePolicy) -> Self {
+        self.keyframes = policy;
         self
     }
 }
@@ -486,7 +496,7 @@ impl SyntheticParticipant {
             }
         };
         if opts.publish_video {
-            let enc = Encoder::video_with(opts.video_codec, opts.colour, route(&shared))?;
+            let enc = Encoder::video_keyframes(opts.video_codec, opts.colour, opts.keyframes, route(&shared))?;
             forcer = Some(enc.keyframe_forcer());
             encoders.push(enc);
         }
