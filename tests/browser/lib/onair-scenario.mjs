@@ -1,0 +1,101 @@
+// One on-air run: Chromium publishers with solid-colour cameras join a room, the broadcast
+// goes live, and every step is judged by the served picture (lib/onair.mjs): go-live → every
+// tile shows its publisher, a late joiner's tile, a leave, camera off → placeholder → on.
+import { openPage } from './browser.mjs';
+import { api } from './gateway.mjs';
+import { COLOURS, canvasCameraScript, waitTiles } from './onair.mjs';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function publisher(browser, base, roomId, i, preset) {
+  const label = `U${i}`;
+  const p = await openPage(browser, label, { viewport: { width: 800, height: 500 } });
+  await p.context.addInitScript({ content: canvasCameraScript(COLOURS[i].rgb) });
+  const joinedAt = async () => {
+    await p.page.goto(`${base}/room/${encodeURIComponent(roomId)}?name=${label}&autojoin=1&preset=${preset}`);
+    await p.page.waitForFunction(() => window.__roomcast?.state.phase === 'joined', null, { timeout: 30000 });
+    return Date.now();
+  };
+  p.joinedAt = await joinedAt();
+  p.colour = COLOURS[i].name;
+  return p;
+}
+
+/** Waits until the page's camera is being encoded (what it publishes is real). */
+async function encoding(p) {
+  await p.page.waitForFunction(
+    async () => {
+      const pc = window.__roomcast?.publishPc;
+      if (!pc) return false;
+      let frames = 0;
+      (await pc.getStats()).forEach((r) => {
+        if (r.type === 'outbound-rtp' && r.kind === 'video') frames += r.framesEncoded ?? 0;
+      });
+      return frames > 0;
+    },
+    null,
+    { timeout: 30000, polling: 250 },
+  );
+}
+
+/**
+ * @param {{ browser: import('playwright-core').Browser, gw: { url: string }, publishers: number, preset: 'hd'|'sd'|'low',
+ *   lateJoin?: boolean, leave?: boolean, camera?: boolean, timeoutMs?: number, log?: (s: string) => void }} o
+ * @returns {Promise<{ goLiveMs: number, lateJoinMs?: number, leaveMs?: number, cameraOffMs?: number, cameraOnMs?: number }>}
+ */
+export async function onAirRun(o) {
+  const { browser, gw, publishers: n, preset } = o;
+  const timeoutMs = o.timeoutMs ?? 30000;
+  const log = o.log ?? (() => undefined);
+  const roomId = (await api(gw.url, 'POST', '/api/rooms', { name: `on air ${preset} ${n}` })).id;
+  const pages = [];
+  const result = {};
+  try {
+    for (let i = 0; i < n; i += 1) pages.push(await publisher(browser, gw.url, roomId, i, preset));
+    await Promise.all(pages.map(encoding));
+    // Let the publishers settle as a user would (simulcast layers ramp up, CPU adaptation starts).
+    await sleep(1000);
+    const t0 = Date.now();
+    await api(gw.url, 'POST', `/api/rooms/${encodeURIComponent(roomId)}/broadcast`, {});
+    const live = await waitTiles(gw.url, roomId, pages.map((p) => p.colour), { timeoutMs });
+    result.goLiveMs = live.at - t0;
+    log(`go-live → all ${n} tiles: ${result.goLiveMs} ms`);
+
+    if (o.lateJoin) {
+      const late = await publisher(browser, gw.url, roomId, n, preset);
+      pages.push(late);
+      const seen = await waitTiles(gw.url, roomId, pages.map((p) => p.colour), { timeoutMs });
+      result.lateJoinMs = seen.at - late.joinedAt;
+      log(`late join (joined → its tile): ${result.lateJoinMs} ms`);
+    }
+    if (o.leave) {
+      const gone = pages.shift();
+      const t = Date.now();
+      await gone.context.close();
+      const seen = await waitTiles(gw.url, roomId, pages.map((p) => p.colour), { timeoutMs });
+      result.leaveMs = seen.at - t;
+      log(`leave → its tile gone, the others showing: ${result.leaveMs} ms`);
+    }
+    if (o.camera) {
+      const p = pages[0];
+      let t = Date.now();
+      await p.page.getByRole('button', { name: 'Stop camera' }).click();
+      const off = await waitTiles(gw.url, roomId, pages.map((x) => (x === p ? 'placeholder' : x.colour)), { timeoutMs });
+      result.cameraOffMs = off.at - t;
+      t = Date.now();
+      await p.page.getByRole('button', { name: 'Start camera' }).click();
+      const on = await waitTiles(gw.url, roomId, pages.map((x) => x.colour), { timeoutMs });
+      result.cameraOnMs = on.at - t;
+      log(`camera off → placeholder ${result.cameraOffMs} ms; on → colour ${result.cameraOnMs} ms`);
+    }
+    return result;
+  } catch (e) {
+    const status = await fetch(`${gw.url}/api/rooms/${encodeURIComponent(roomId)}/broadcast`).then((r) => r.text()).catch((x) => String(x));
+    e.message += `\n(room ${roomId}; broadcast status: ${status}\ngateway log tail:\n${gw.logTail?.(60) ?? ''})`;
+    e.partial = result;
+    throw e;
+  } finally {
+    await fetch(`${gw.url}/api/rooms/${encodeURIComponent(roomId)}/broadcast`, { method: 'DELETE' }).catch(() => undefined);
+    for (const p of pages) await p.context.close().catch(() => undefined);
+  }
+}
