@@ -360,6 +360,16 @@ impl Controller {
                         error!("layout: {e:#}");
                         self.report_error("layout", format!("{e:#}"), json!({}));
                     }
+                    // Each video's tile size: the gateway sends each leg the simulcast layer
+                    // that fits it (decoding 720p for a 360p tile is wasted work).
+                    let tiles: serde_json::Map<String, serde_json::Value> = scene
+                        .videos
+                        .iter()
+                        .map(|(id, rect, _)| {
+                            (id.clone(), json!({"width": rect.width, "height": rect.height}))
+                        })
+                        .collect();
+                    self.emit(Item::event("layout", json!({"tiles": tiles})));
                 }
                 Effect::Shutdown => self.begin_shutdown(),
             }

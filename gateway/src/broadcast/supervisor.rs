@@ -186,6 +186,15 @@ impl Supervisor {
                                 self.worker.send(Command::AttachLeg { room: self.room.clone(), producer_id: producer_id.clone(), rtp_to: to(pair.rtp), rtcp_to: to(pair.rtcp) });
                             }
                         }
+                        if ev["event"] == "layout" {
+                            // Each leg gets the simulcast layer that fits its tile.
+                            for (producer_id, tile) in ev["tiles"].as_object().into_iter().flatten() {
+                                let height = tile["height"].as_u64().and_then(|h| u32::try_from(h).ok());
+                                if let (Some(height), true) = (height, roster.tracks.contains_key(producer_id)) {
+                                    self.worker.send(Command::LegTile { room: self.room.clone(), producer_id: producer_id.clone(), height });
+                                }
+                            }
+                        }
                         if ev["event"] == "keyframe_request" {
                             // The compositor's decoder for this leg needs a keyframe (it has no
                             // RTCP path to the publisher): the SFU asks for it.

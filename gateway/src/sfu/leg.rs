@@ -13,8 +13,17 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use super::forward::{Decision, Forwarder};
 use super::simulcast::{LayerFollower, TimestampRewriter};
 
-/// The compositor's output height: a simulcast producer's leg takes the tallest layer up to it.
+/// The compositor's output height: until the compositor says how big the tile is, a simulcast
+/// producer's leg takes the tallest layer up to it.
 pub const LEG_MAX_HEIGHT: u32 = 720;
+
+/// The tallest simulcast layer a leg should get for a tile `tile_height` pixels high: up to a
+/// quarter taller than the tile (a 360p layer for a 356-pixel tile, 720p for a full frame),
+/// since scaling a little down looks better than doubling a smaller layer, and decoding more
+/// than the tile shows is wasted compositor CPU.
+pub fn layer_height_for_tile(tile_height: u32) -> u32 {
+    (tile_height + tile_height / 4).clamp(1, LEG_MAX_HEIGHT)
+}
 
 pub struct Leg {
     pub producer_id: String,
@@ -30,7 +39,9 @@ pub struct Leg {
     out_minus_in: Option<u32>,
     /// The publisher's last SR for the stream this leg forwards.
     publisher_clock: Option<PublisherClock>,
-    /// Simulcast producers: the layer followed, with continuous timestamps across switches.
+    /// Simulcast producers: the tallest layer wanted (from the tile size), the layer
+    /// followed, with continuous timestamps across switches.
+    pub max_height: u32,
     pub layer: LayerFollower,
     pub timestamps: TimestampRewriter,
 }
@@ -49,6 +60,7 @@ impl Leg {
             last_sr: None,
             out_minus_in: None,
             publisher_clock: None,
+            max_height: LEG_MAX_HEIGHT,
             layer: LayerFollower::default(),
             timestamps: TimestampRewriter::default(),
         }
@@ -148,6 +160,17 @@ fn ntp_of(t: SystemTime) -> u64 {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn layer_fits_the_tile() {
+        // 2x2 grid on 1280x720: 632x356 tiles take the 360p layer, not 720p (nor 180p).
+        assert_eq!(layer_height_for_tile(356), 445);
+        // One participant, the whole frame: 720p.
+        assert_eq!(layer_height_for_tile(712), 720);
+        // 3x3: 232-pixel tiles take 180p (not 360p).
+        assert_eq!(layer_height_for_tile(232), 290);
+        assert_eq!(layer_height_for_tile(0), 1);
+    }
 
     #[test]
     fn rtp_header_layout() {

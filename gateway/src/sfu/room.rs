@@ -20,7 +20,7 @@ use super::frame_size::keyframe_size;
 use super::simulcast::{allocate, choose_layer, BudgetGate, Layer, LayerDecision, LayerFollower, TimestampRewriter};
 use super::forward::{Decision, Forwarder};
 use super::keyframe::{can_start_at, starts_keyframe, KeyframeRequests};
-use super::leg::{Leg, PublisherClock, LEG_MAX_HEIGHT};
+use super::leg::{layer_height_for_tile, Leg, PublisherClock};
 use super::negotiation::{ConsumerState, OfferSlot};
 use super::peer::Peer;
 use super::stats::WorkerStats;
@@ -224,6 +224,8 @@ pub struct Room {
     legs: Vec<Leg>,
     /// Plain datagrams (RTP legs, RTCP SRs) for the worker to send.
     pub outbox: Vec<(SocketAddr, Vec<u8>)>,
+    /// Tile height per producer, as the compositor last laid it out (kept for legs attached later).
+    leg_tiles: HashMap<String, u32>,
     broadcast_state: String,
 }
 
@@ -238,7 +240,7 @@ pub struct Effects {
 
 impl Room {
     pub fn new(id: String) -> Self {
-        Self { id, participants: Vec::new(), broadcast: None, legs: Vec::new(), outbox: Vec::new(), broadcast_state: "stopped".into() }
+        Self { id, participants: Vec::new(), broadcast: None, legs: Vec::new(), leg_tiles: HashMap::new(), outbox: Vec::new(), broadcast_state: "stopped".into() }
     }
 
     /// Tells everyone in the room (and later joiners) the broadcast's state.
@@ -267,6 +269,7 @@ impl Room {
         self.legs.clear();
         for p in &self.participants {
             let _ = events.send(LegEvent::ParticipantJoined { id: p.info.id.clone(), name: p.info.name.clone() });
+        self.leg_tiles.clear();
             if p.info.video_muted {
                 let _ = events.send(LegEvent::VideoMuted { id: p.info.id.clone(), muted: true });
             }
@@ -284,12 +287,16 @@ impl Room {
         self.legs.clear();
     }
 
+        self.leg_tiles.clear();
     /// Sends this producer's packets to the compositor's ports from its next keyframe on.
     pub fn attach_leg(&mut self, producer_id: &str, rtp_to: SocketAddr, rtcp_to: SocketAddr, now: Instant, stats: &WorkerStats) {
         let found = self.participants.iter().flat_map(|p| p.producers.iter()).find(|p| p.id == producer_id);
         let Some(prod) = found else { return };
         let Some(params) = &prod.params else { return };
-        let leg = Leg::new(producer_id.to_owned(), rtp_to, rtcp_to, prod.kind == MediaKind::Video, params.spec().clock_rate.get());
+        let mut leg = Leg::new(producer_id.to_owned(), rtp_to, rtcp_to, prod.kind == MediaKind::Video, params.spec().clock_rate.get());
+        if let Some(h) = self.leg_tiles.get(producer_id) {
+            leg.max_height = layer_height_for_tile(*h);
+        }
         self.legs.retain(|l| l.producer_id != producer_id);
         self.legs.push(leg);
         self.update_leg_clocks(producer_id);
@@ -300,6 +307,15 @@ impl Room {
 
     /// The compositor cannot decode the producer's leg (a keyframe was lost, or never came):
     /// asks the publisher for a keyframe of the layer the leg forwards. The compositor has no
+    /// The compositor drew the producer's video in a tile `tile_height` pixels high: its leg
+    /// follows the simulcast layer that fits (switching at that layer's next keyframe).
+    pub fn set_leg_tile(&mut self, producer_id: &str, tile_height: u32) {
+        self.leg_tiles.insert(producer_id.to_owned(), tile_height);
+        for leg in self.legs.iter_mut().filter(|l| l.producer_id == producer_id) {
+            leg.max_height = layer_height_for_tile(tile_height);
+        }
+    }
+
     /// RTCP path back, so this is its PLI.
     pub fn leg_needs_keyframe(&mut self, producer_id: &str, now: Instant, stats: &WorkerStats) {
         let Some(leg) = self.legs.iter().find(|l| l.producer_id == producer_id) else { return };
@@ -668,17 +684,18 @@ impl Room {
         self.legs.retain(|l| l.producer_id != gone.id);
         self.tell_broadcast(LegEvent::TrackRemoved { producer_id: gone.id.clone() });
         for other in &mut self.participants {
+        self.leg_tiles.remove(&gone.id);
             other.drop_consumers_of(&gone.id);
             other.send(ServerMsg::ProducerRemoved { producer_id: gone.id.clone(), participant_id: participant.to_owned() });
         }
     }
 
-    fn request_keyframe(&mut self, producer_id: &str, layer: Option<usize>, now: Instant, stats: Option<&WorkerStats>) {
-        for p in &mut self.participants {
     /// Asks the producer's publisher for a keyframe of `layer` (simulcast; `None`: every
     /// layer), unless a request for that stream is already in flight (see `KeyframeRequests`).
             let Some(prod) = p.producers.iter_mut().find(|x| x.id == producer_id) else { continue };
             let mid = prod.mid;
+    fn request_keyframe(&mut self, producer_id: &str, layer: Option<usize>, now: Instant, stats: Option<&WorkerStats>) {
+        for p in &mut self.participants {
             // Simulcast: the layer asked for, or every layer when nobody said which.
             let streams: Vec<(usize, Option<Rid>)> = match (prod.layers.is_empty(), layer.and_then(|l| prod.layers.get(l).map(|x| (l, x)))) {
                 (true, _) => vec![(0, None)],
@@ -692,6 +709,7 @@ impl Room {
                 let Some(kind) = prod.keyframes[slot].ask(now) else { continue };
                 rx.request_keyframe(kind);
                 peer.mark_dirty();
+                tracing::debug!(producer = producer_id, ?rid, ?kind, "keyframe request");
                 if let Some(stats) = stats {
                     WorkerStats::add(&stats.keyframe_requests, 1);
                     if kind == KeyframeRequestKind::Fir {
@@ -747,8 +765,6 @@ impl Room {
                 }
             }
         }
-        let producer = &*producer;
-        let producer_id = producer.id.as_str();
         let slot = stream_slot(layer);
         let newest_before = producer.newest_seq[slot];
         producer.newest_seq[slot] = Some(newest_before.map_or(*pkt.seq_no, |n| n.max(*pkt.seq_no)));
@@ -761,6 +777,8 @@ impl Room {
         }
         let layers = producer.layers.as_slice();
         let clock_rate = params.spec().clock_rate.get();
+        let producer = &*producer;
+        let producer_id = producer.id.as_str();
         // Simulcast layers a consumer or leg waits to switch to (bit per layer).
         let mut wanted_layers = 0u32;
         let mut ext = pkt.header.ext_vals.clone();
@@ -836,7 +854,7 @@ impl Room {
         for leg in self.legs.iter_mut().filter(|l| l.producer_id == producer_id) {
             let mut timestamp = pkt.header.timestamp;
             if let Some(layer) = layer {
-                leg.layer.set_target(choose_layer(layers, LEG_MAX_HEIGHT, now));
+                leg.layer.set_target(choose_layer(layers, leg.max_height, now));
                 match leg.layer.on_packet(layer, keyframe) {
                     LayerDecision::Drop => {
                         if let Some(t) = leg.layer.wants_keyframe() {
@@ -847,6 +865,7 @@ impl Room {
                     LayerDecision::Switch => {
                         leg.switch_layer(pkt.header.timestamp, now);
                         // The new layer's own SR, if one came already.
+                        tracing::debug!(room = %room_id, producer = %producer_id, layer, height = ?layers[layer].height, "compositor leg switches layer");
                         if let Some((_, clock)) = producer.clocks.iter().find(|(r, _)| *r == rid) {
                             leg.publisher_report(*clock);
                         }
@@ -857,12 +876,12 @@ impl Room {
             }
             match leg.packet(*pkt.seq_no, keyframe, pkt.header.marker, *pkt.header.payload_type, timestamp, pkt.header.timestamp, &pkt.payload) {
                 Ok(datagram) => {
+            let was_started = leg.started();
                     if !was_started {
                         tracing::debug!(room = %room_id, producer = %producer_id, ?layer, "compositor leg starts at a keyframe");
                     }
                     self.outbox.push((leg.rtp_to, datagram))
                 }
-            let was_started = leg.started();
                 Err(Decision::AwaitKeyframe) => needs_keyframe = true,
                 Err(_) => {}
             }
@@ -977,14 +996,14 @@ fn note_rtt(stats: &WorkerStats, rtt: Option<Duration>) {
     }
 }
 
-fn track_added(participant: &str, p: &Producer) -> Option<LegEvent> {
-    let params = p.params.as_ref()?;
 fn prod_is_video(room: &Room, producer_id: &str) -> bool {
     room.participants.iter().flat_map(|p| p.producers.iter()).any(|p| p.id == producer_id && p.kind == MediaKind::Video)
 }
 
     let codec = match params.spec().codec {
         Codec::Vp8 => "VP8",
+fn track_added(participant: &str, p: &Producer) -> Option<LegEvent> {
+    let params = p.params.as_ref()?;
         Codec::H264 => "H264",
         Codec::Opus => "opus",
         _ => return None,

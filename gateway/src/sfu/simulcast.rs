@@ -6,8 +6,11 @@
 use std::time::{Duration, Instant};
 
 /// A layer that sent nothing for this long is not chosen (e.g. the browser stopped sending its
-/// top layer for lack of CPU or bandwidth).
-pub const LAYER_IDLE: Duration = Duration::from_millis(1500);
+/// top layer for lack of CPU or bandwidth, which Chrome does within a second or two of
+/// starting on a busy host). Short, because whoever follows that layer sees nothing until it
+/// is noticed, plus a keyframe of the next one; at 5 fps or more a live layer sends a frame
+/// every 200 ms.
+pub const LAYER_IDLE: Duration = Duration::from_millis(600);
 
 /// How long a layer's bitrate is measured over.
 const BITRATE_WINDOW: Duration = Duration::from_secs(1);

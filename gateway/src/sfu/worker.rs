@@ -25,6 +25,8 @@ use crate::store::StatsSample;
 /// Longest wait for a datagram before commands are looked at again.
 const COMMAND_LATENCY: Duration = Duration::from_millis(5);
 const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(500);
+/// A command that holds the worker this long is logged (media waits meanwhile).
+const SLOW_COMMAND: Duration = Duration::from_millis(20);
 
 pub enum Command {
     Join { room: String, info: ParticipantInfo, out: UnboundedSender<ServerMsg> },
@@ -43,6 +45,8 @@ pub enum Command {
     AttachLeg { room: String, producer_id: String, rtp_to: SocketAddr, rtcp_to: SocketAddr },
     /// The compositor cannot decode this producer's leg and asks for a keyframe.
     LegNeedsKeyframe { room: String, producer_id: String },
+    /// The compositor draws this producer's video in a tile this many pixels high.
+    LegTile { room: String, producer_id: String, height: u32 },
     /// Fault injection: the worker thread panics (tests of worker recovery).
     Panic,
     /// Shutdown: the thread ends (see `WorkerHandle::stop`).
@@ -51,6 +55,28 @@ pub enum Command {
     /// network broke while signaling stays up. `reply`: whether it was found.
     /// `loss_per_mille` 1000 is a blackhole; less drops that share of the datagrams (NACK/RTX).
     NetFault { room: String, participant: String, until: Instant, loss_per_mille: u16, only: Option<Way>, reply: oneshot::Sender<bool> },
+}
+
+impl Command {
+    /// The command's name, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::Join { .. } => "join",
+            Command::Signal { .. } => "signal",
+            Command::Leave { .. } => "leave",
+            Command::Remove { .. } => "remove",
+            Command::Snapshot { .. } => "snapshot",
+            Command::StartBroadcast { .. } => "start_broadcast",
+            Command::StopBroadcast { .. } => "stop_broadcast",
+            Command::BroadcastState { .. } => "broadcast_state",
+            Command::AttachLeg { .. } => "attach_leg",
+            Command::LegNeedsKeyframe { .. } => "leg_needs_keyframe",
+            Command::LegTile { .. } => "leg_tile",
+            Command::Panic => "panic",
+            Command::Stop => "stop",
+            Command::NetFault { .. } => "net_fault",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -234,7 +260,15 @@ impl Worker {
                         tracing::info!(worker = self.index, rooms = self.rooms.len(), "SFU worker stopped (shutdown)");
                         return;
                     }
-                    Ok(cmd) => self.handle_command(cmd),
+                    Ok(cmd) => {
+                        // Media stops while a command runs: make slow ones visible.
+                        let (kind, started) = (cmd.kind(), Instant::now());
+                        self.handle_command(cmd);
+                        let took = started.elapsed();
+                        if took >= SLOW_COMMAND {
+                            tracing::warn!(worker = self.index, command = kind, took_ms = took.as_millis() as u64, "SFU worker command was slow: no media was forwarded meanwhile");
+                        }
+                    }
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => {
                         tracing::info!(worker = self.index, "SFU worker stopping: the gateway is gone");
@@ -253,7 +287,14 @@ impl Worker {
             let wait = wake.saturating_duration_since(Instant::now()).max(Duration::from_micros(200));
             let _ = self.socket.set_read_timeout(Some(wait));
             match self.socket.recv_from(&mut buf) {
-                Ok((n, source)) => self.route_datagram(&buf[..n], source),
+                Ok((n, source)) => {
+                    let started = Instant::now();
+                    self.route_datagram(&buf[..n], source);
+                    let took = started.elapsed();
+                    if took >= SLOW_COMMAND {
+                        tracing::warn!(worker = self.index, took_ms = took.as_millis() as u64, %source, "SFU worker: one datagram took long to handle (a DTLS handshake on a starved host?); media waited meanwhile");
+                    }
+                }
                 Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
                 Err(e) => tracing::debug!(worker = self.index, error = %e, "UDP receive failed"),
             }
@@ -342,6 +383,11 @@ impl Worker {
             Command::LegNeedsKeyframe { room, producer_id } => {
                 if let Some(r) = self.rooms.get_mut(&room) {
                     r.leg_needs_keyframe(&producer_id, now, &self.stats);
+                }
+            }
+            Command::LegTile { room, producer_id, height } => {
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    r.set_leg_tile(&producer_id, height);
                 }
             }
             Command::Panic => panic!("SFU worker {}: fault injected", self.index),

@@ -59,7 +59,9 @@ export async function onAirRun(o) {
     await api(gw.url, 'POST', `/api/rooms/${encodeURIComponent(roomId)}/broadcast`, {});
     const live = await waitTiles(gw.url, roomId, pages.map((p) => p.colour), { timeoutMs });
     result.goLiveMs = live.at - t0;
+    const history = (w) => w.seen.map((x) => `+${x.at - t0}ms ${x.error ?? x.tiles.join(',')}`).join(' | ');
     log(`go-live → all ${n} tiles: ${result.goLiveMs} ms`);
+    if (process.env.ROOMCAST_ONAIR_VERBOSE) console.log(`  seen: ${history(live)}`);
 
     if (o.lateJoin) {
       const late = await publisher(browser, gw.url, roomId, n, preset);
@@ -67,6 +69,7 @@ export async function onAirRun(o) {
       const seen = await waitTiles(gw.url, roomId, pages.map((p) => p.colour), { timeoutMs });
       result.lateJoinMs = seen.at - late.joinedAt;
       log(`late join (joined → its tile): ${result.lateJoinMs} ms`);
+      if (process.env.ROOMCAST_ONAIR_VERBOSE) console.log(`  seen: ${history(seen)}`);
     }
     if (o.leave) {
       const gone = pages.shift();
