@@ -22,6 +22,27 @@ fn offers(c: &Controls) -> Vec<String> {
     c.log.lock().unwrap().iter().filter(|v| v["type"] == "subscribe_offer").filter_map(|v| v["sdp"].as_str().and_then(ufrag)).collect()
 }
 
+/// Every server `candidate` names the first mid of its connection's latest SDP (our subscribe
+/// offer, or the answer to the publisher's offer: same mids), with m-line index 0.
+fn assert_candidates_name_a_mid(log: &[Value]) {
+    let first_mid = |sdp: &str| sdp.lines().find_map(|l| l.trim().strip_prefix("a=mid:").map(str::to_owned));
+    let (mut subscribe, mut publish, mut seen) = (None, None, 0);
+    for v in log {
+        match v["type"].as_str() {
+            Some("subscribe_offer") => subscribe = v["sdp"].as_str().and_then(first_mid),
+            Some("publish_answer") => publish = v["sdp"].as_str().and_then(first_mid),
+            Some("candidate") => {
+                let expected = if v["pc"] == "subscribe" { &subscribe } else { &publish };
+                assert!(expected.is_some(), "a candidate before its SDP: {v}");
+                assert_eq!((v["sdp_mid"].as_str(), v["sdp_mline_index"].as_u64()), (expected.as_deref(), Some(0)), "{v}");
+                seen += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(seen > 0, "no candidate messages in {log:?}");
+}
+
 async fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
@@ -43,8 +64,9 @@ async fn subscribe_connection_restarts_ice_and_media_comes_back() {
 
     let counters = Arc::new(Counters::default());
     let watcher = Controls::default();
+    let publisher = Controls::default();
     tokio::spawn(client_with(base.clone(), room.clone(), false, counters.clone(), watcher.clone()));
-    tokio::spawn(client_with(base.clone(), room.clone(), true, Arc::new(Counters::default()), Controls::default()));
+    tokio::spawn(client_with(base.clone(), room.clone(), true, Arc::new(Counters::default()), publisher.clone()));
     wait_until("the watcher receiving media", Duration::from_secs(20), || counters.received.load(Ordering::Relaxed) > 0).await;
     let watcher_id = watcher.log.lock().unwrap().iter().find(|v| v["type"] == "welcome").and_then(|v| v["participant_id"].as_str().map(str::to_owned)).unwrap();
 
@@ -78,6 +100,8 @@ async fn subscribe_connection_restarts_ice_and_media_comes_back() {
     // Same session: no rejoin, no second welcome.
     assert_eq!(watcher.log.lock().unwrap().iter().filter(|v| v["type"] == "welcome").count(), 1);
     assert!(!watcher.log.lock().unwrap().iter().any(|v| v["type"] == "error"), "{:?}", watcher.log.lock().unwrap());
+    assert_candidates_name_a_mid(&watcher.log.lock().unwrap());
+    assert_candidates_name_a_mid(&publisher.log.lock().unwrap());
 }
 
 #[tokio::test]

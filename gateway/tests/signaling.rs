@@ -165,6 +165,11 @@ async fn bad_messages_get_errors_and_nobody_else_notices() {
     let answer = next_json(&mut ws).await;
     assert_eq!(answer["type"], "publish_answer", "{answer}");
     assert!(answer["sdp"].as_str().unwrap().contains("a=ice-lite"));
+    // The server's candidate names a real m-line (the offer's first mid), so addIceCandidate takes it.
+    let candidate = next_json(&mut ws).await;
+    let offer_mid = offer.lines().find_map(|l| l.strip_prefix("a=mid:")).expect("the offer has mids");
+    assert_eq!(candidate["type"], "candidate", "{candidate}");
+    assert_eq!((candidate["pc"].as_str(), candidate["sdp_mid"].as_str(), candidate["sdp_mline_index"].as_u64()), (Some("publish"), Some(offer_mid), Some(0)), "{candidate}");
     // The bystander heard nothing but the join (and the new producers, once media flows).
     assert_quiet(&mut bystander).await;
 }

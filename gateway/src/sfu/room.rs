@@ -200,8 +200,10 @@ impl Participant {
                 })
             })
             .collect();
-        self.send(ServerMsg::SubscribeOffer { sdp: offer.to_sdp_string(), tracks });
-        self.send(candidate_msg(PcRole::Subscribe, local_candidate));
+        let sdp = offer.to_sdp_string();
+        let candidate = candidate_msg(PcRole::Subscribe, local_candidate, &sdp);
+        self.send(ServerMsg::SubscribeOffer { sdp, tracks });
+        self.send(candidate);
     }
 }
 
@@ -435,7 +437,7 @@ impl Room {
             Ok(answer) => {
                 peer.mark_dirty();
                 p.send(ServerMsg::PublishAnswer { sdp: answer.to_sdp_string() });
-                p.send(candidate_msg(PcRole::Publish, local));
+                p.send(candidate_msg(PcRole::Publish, local, sdp));
             }
             Err(e) => {
                 if fresh {
@@ -1025,6 +1027,9 @@ pub fn kind_name(kind: MediaKind) -> MediaKindName {
     }
 }
 
-fn candidate_msg(pc: PcRole, c: &Candidate) -> ServerMsg {
-    ServerMsg::Candidate { pc, candidate: c.to_sdp_string(), sdp_mid: None }
+/// Our one candidate serves the whole bundle: it names the first m-line of the connection's
+/// SDP `sdp` (the publisher's offer, or our subscribe offer), as `addIceCandidate` needs.
+fn candidate_msg(pc: PcRole, c: &Candidate, sdp: &str) -> ServerMsg {
+    let sdp_mid = crate::signaling::messages::first_mid(sdp);
+    ServerMsg::Candidate { pc, candidate: c.to_sdp_string(), sdp_mid, sdp_mline_index: 0 }
 }

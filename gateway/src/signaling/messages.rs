@@ -133,7 +133,15 @@ pub enum ServerMsg {
     Token { token: String, expires_in: u64 },
     PublishAnswer { sdp: String },
     SubscribeOffer { sdp: String, tracks: Vec<TrackInfo> },
-    Candidate { pc: PcRole, candidate: String, sdp_mid: Option<String> },
+    /// The server's candidate: `sdp_mid` is the first m-line's mid of that connection's SDP
+    /// (one candidate serves the whole bundle), `sdp_mline_index` is 0.
+    Candidate {
+        pc: PcRole,
+        candidate: String,
+        sdp_mid: Option<String>,
+        #[serde(default)]
+        sdp_mline_index: u32,
+    },
     ParticipantJoined { participant: ParticipantInfo },
     ParticipantLeft { participant_id: String },
     ProducerAdded { producer: ProducerInfo },
@@ -199,6 +207,23 @@ pub fn parse_client_msg(text: &str) -> Result<ClientMsg, ServerMsg> {
     serde_json::from_value::<ClientMsg>(value)
         .map_err(|e| ServerMsg::error(ErrorCode::Malformed, format!("`{kind}` message: {e}")))?
         .validate()
+}
+
+/// The mid of an SDP's first m-line (its `a=mid:` before the next `m=`), if it has one.
+pub fn first_mid(sdp: &str) -> Option<String> {
+    let mut first_media = false;
+    for line in sdp.lines() {
+        if line.starts_with("m=") {
+            if first_media {
+                return None;
+            }
+            first_media = true;
+        } else if let Some(mid) = line.strip_prefix("a=mid:").filter(|_| first_media) {
+            let mid = mid.trim();
+            return (!mid.is_empty()).then(|| mid.to_owned());
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -267,5 +292,21 @@ mod tests {
         assert_eq!(json, serde_json::json!({"type": "participant_left", "participant_id": "p-1"}));
         let json = serde_json::to_value(ServerMsg::error(ErrorCode::BadSdp, "x")).unwrap();
         assert_eq!(json, serde_json::json!({"type": "error", "code": "bad_sdp", "message": "x", "fatal": false}));
+        let candidate = ServerMsg::Candidate { pc: PcRole::Subscribe, candidate: "candidate:1 1 udp 1 127.0.0.1 5 typ host".into(), sdp_mid: Some("0".into()), sdp_mline_index: 0 };
+        let json = serde_json::to_value(candidate).unwrap();
+        assert_eq!((json["sdp_mid"].as_str(), json["sdp_mline_index"].as_u64()), (Some("0"), Some(0)), "{json}");
+    }
+
+    #[test]
+    fn first_mid_of_an_sdp() {
+        let chrome = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n";
+        assert_eq!(first_mid(chrome).as_deref(), Some("0"));
+        // Firefox-style mids, \n line ends, a session-level a=mid is not an m-line's.
+        assert_eq!(first_mid("v=0\na=mid:nope\nm=video 9 UDP/TLS/RTP/SAVPF 96\na=mid:{abc}\nm=audio 9 x\na=mid:x\n").as_deref(), Some("{abc}"));
+        assert_eq!(first_mid("v=0\r\nm=audio 9 x\r\na=sendonly\r\nm=video 9 x\r\na=mid:1\r\n"), None, "the first m-line has no mid");
+        assert_eq!(first_mid("v=0\r\ns=-\r\n"), None, "no m-lines");
+        assert_eq!(first_mid("v=0\r\nm=audio 9 x\r\na=mid:\r\n"), None, "an empty mid");
     }
 }
