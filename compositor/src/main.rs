@@ -34,8 +34,10 @@ struct Args {
     /// An input silent this long is reported as stalled.
     #[arg(long, default_value_t = 1000)]
     stall_ms: u64,
-    /// A frozen tile shows its last frame this long, then the placeholder.
-    #[arg(long, default_value_t = 500)]
+    /// A frozen tile shows its last frame this long, then the placeholder. Long enough to
+    /// cover a browser switching simulcast layers under load (the leg waits for the new
+    /// layer's keyframe): a short freeze looks better than the name card flashing.
+    #[arg(long, default_value_t = 1500)]
     repeat_ms: u64,
     /// Interval of `stats` events.
     #[arg(long, default_value_t = 2000)]

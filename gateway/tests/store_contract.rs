@@ -59,6 +59,8 @@ struct Written {
     ended_room: RoomRecord,
     sessions: Vec<SessionRecord>,
     broadcasts: Vec<BroadcastRecord>,
+    /// An invite id and its seats taken.
+    invite: (String, u32),
 }
 
 fn room(id: &str, name: &str, auto_broadcast: bool, created_at: u64) -> RoomRecord {
@@ -163,7 +165,33 @@ async fn contract(store: Arc<dyn Store>) -> Written {
     );
     assert!(store.broadcasts(&b_id).await.unwrap().is_empty(), "broadcasts belong to their room");
 
-    Written { open_room: a, ended_room: b, sessions, broadcasts }
+    // Invite seats: counted up to max_uses; a rejoin moves a seat (no new use), once.
+    let (limited, unlimited) = (format!("inv-l{run}"), format!("inv-u{run}"));
+    assert_eq!(store.invite_uses(&limited).await.unwrap(), 0, "never used");
+    assert_eq!(store.invite_use(&limited, &p1, Some(2), t0).await.unwrap(), Some(1));
+    assert_eq!(store.invite_use(&limited, &p2, Some(2), t0 + 1).await.unwrap(), Some(2));
+    assert_eq!(store.invite_use(&limited, &p3, Some(2), t0 + 2).await.unwrap(), None, "used up");
+    assert_eq!(store.invite_uses(&limited).await.unwrap(), 2);
+    let p1_again = format!("p-1b{run}");
+    assert!(store.invite_rejoin(&limited, &p1, &p1_again, t0 + 3).await.unwrap(), "p1 holds a seat");
+    assert!(!store.invite_rejoin(&limited, &p1, &format!("p-1c{run}"), t0 + 4).await.unwrap(), "p1's seat moved on");
+    assert!(!store.invite_rejoin(&limited, &p3, &format!("p-3b{run}"), t0 + 4).await.unwrap(), "p3 never had one");
+    assert!(!store.invite_rejoin(&unlimited, &p1_again, &p3, t0 + 4).await.unwrap(), "seats belong to their invite");
+    assert!(store.invite_rejoin(&limited, &p1_again, &format!("p-1d{run}"), t0 + 5).await.unwrap(), "and moves again");
+    assert_eq!(store.invite_uses(&limited).await.unwrap(), 2, "rejoins are not new uses");
+    for i in 1..=5 {
+        assert_eq!(store.invite_use(&unlimited, &format!("p-u{i}{run}"), None, t0).await.unwrap(), Some(i), "no limit");
+    }
+    // Many at once: exactly max_uses get in.
+    let racing = format!("inv-r{run}");
+    let tries = (0..8).map(|i| {
+        let (store, racing, p) = (store.clone(), racing.clone(), format!("p-r{i}{run}"));
+        tokio::spawn(async move { store.invite_use(&racing, &p, Some(3), t0).await.unwrap() })
+    });
+    let admitted = futures_util::future::join_all(tries).await.into_iter().filter(|r| r.as_ref().unwrap().is_some()).count();
+    assert_eq!((admitted, store.invite_uses(&racing).await.unwrap()), (3, 3), "concurrent uses never exceed max_uses");
+
+    Written { open_room: a, ended_room: b, sessions, broadcasts, invite: (limited, 2) }
 }
 
 /// A reopened store (same file or database) has everything [`contract`] wrote.
@@ -175,6 +203,7 @@ async fn contract_after_reopen(store: Arc<dyn Store>, w: &Written) {
     assert_eq!(store.sessions(&w.open_room.id).await.unwrap(), w.sessions);
     assert_eq!(store.broadcasts(&w.open_room.id).await.unwrap(), w.broadcasts);
     assert_eq!(store.summary(&w.sessions[0].participant).await.unwrap(), w.sessions[0].stats);
+    assert_eq!(store.invite_uses(&w.invite.0).await.unwrap(), w.invite.1, "invite uses survive a restart");
 }
 
 /// Sequential write latency, printed (run with --nocapture to see it).

@@ -1,7 +1,8 @@
 // Issue 11: what the audience sees. Chromium publishers with solid-colour cameras (the real
 // room page, keyframes only when asked, simulcast with the HD preset); the served LL-HLS is
 // decoded and every grid tile must show its publisher's colour: after go-live, after a late
-// join, after a leave, and a placeholder while a camera is off (its colour again when it is on).
+// join, after a leave, after the compositor is killed (and restarted by the gateway), and a
+// placeholder while a camera is off (its colour again when it is on).
 // `onair-bench.mjs` repeats these runs and prints the distributions.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -25,8 +26,8 @@ describe('on air: every tile shows its publisher (Chromium publishers, decoded H
     await gw?.stop();
   });
 
-  it('HD (simulcast), 3 publishers: go-live, late join, leave, camera off/on', { timeout: TEST_TIMEOUT_MS }, async () => {
-    const r = await onAirRun({ browser, gw, publishers: 3, preset: 'hd', lateJoin: true, leave: true, camera: true, timeoutMs: STEP_TIMEOUT_MS, log: console.log });
+  it('HD (simulcast), 3 publishers: go-live, late join, leave, compositor restart, camera off/on', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const r = await onAirRun({ browser, gw, publishers: 3, preset: 'hd', lateJoin: true, leave: true, compositorRestart: true, camera: true, timeoutMs: STEP_TIMEOUT_MS, log: console.log });
     assert.ok(r.goLiveMs <= STEP_TIMEOUT_MS && r.cameraOnMs <= STEP_TIMEOUT_MS, JSON.stringify(r));
   });
 

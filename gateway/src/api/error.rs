@@ -50,6 +50,20 @@ impl From<crate::auth::access::Denied> for ApiError {
     }
 }
 
+/// Refused invites: each reason its own code, so the web app can say what happened.
+impl From<crate::auth::invite::InviteError> for ApiError {
+    fn from(e: crate::auth::invite::InviteError) -> Self {
+        use crate::auth::invite::InviteError;
+        let (status, code) = match e {
+            InviteError::Malformed | InviteError::BadSignature | InviteError::Role => (StatusCode::UNAUTHORIZED, "invite_invalid"),
+            InviteError::WrongRoom => (StatusCode::FORBIDDEN, "invite_wrong_room"),
+            InviteError::Expired => (StatusCode::GONE, "invite_expired"),
+            InviteError::Exhausted { .. } => (StatusCode::GONE, "invite_exhausted"),
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(serde_json::json!({"error": self.code, "message": self.message}))).into_response()

@@ -2,6 +2,7 @@
 
 pub mod broadcast;
 pub mod error;
+pub mod invites;
 pub mod ops;
 pub mod rooms;
 pub mod security;
@@ -47,10 +48,13 @@ pub fn router(state: AppState) -> Router {
         .route("/rooms", post(rooms::create.layer(draining.clone())))
         .route("/rooms/{id}", get(rooms::get))
         .route("/rooms/{id}/join", post(rooms::join.layer(draining.clone())))
+        .route("/rooms/{id}/invites", post(invites::mint))
+        .route("/rooms/{id}/invites/check", post(invites::check))
         .route("/rooms/{id}/participants/{pid}", axum::routing::delete(rooms::remove_participant))
         .route("/rooms/{id}/broadcast", post(broadcast::start.layer(draining)).delete(broadcast::stop).get(broadcast::status))
         .route("/rooms/{id}/viewer-token", post(watch::viewer_token))
         .route("/rooms/{id}/hls-url", get(watch::hls_url))
+        .route("/config", get(invites::config))
         .route("/ops/pipelines", get(ops::list))
         .route("/ops/pipelines/{room}/restart", post(ops::restart))
         .route("/ops/drain", post(ops::drain).delete(ops::undrain))

@@ -32,6 +32,12 @@ pub struct JoinBody {
     /// `publisher` (default) or `subscriber` (receives only; its `publish_offer` is refused).
     #[serde(default)]
     role: Option<String>,
+    /// An invite link's invite (`api::invites`): no API key needed; the token gets its role.
+    #[serde(default)]
+    invite: Option<String>,
+    /// With `invite`: the join token this browser had before (a reconnect is not a new use).
+    #[serde(default)]
+    rejoin: Option<String>,
 }
 
 /// The role a join asks for; hosts come from the host key, viewers from viewer tokens.
@@ -134,7 +140,10 @@ pub async fn join(
     headers: HeaderMap,
     body: Result<Json<JoinBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    access::server_call(authorization(&headers), app.config.api_key.as_deref())?;
+    // An invite is the browser's way in on a node with an API key.
+    if !body.as_ref().is_ok_and(|Json(b)| b.invite.is_some()) {
+        access::server_call(authorization(&headers), app.config.api_key.as_deref())?;
+    }
     if !app.joins.allow(peer.ip(), Instant::now()) {
         return Err(ApiError::rate_limited("too many joins from this address; wait a minute and try again"));
     }
@@ -146,6 +155,10 @@ pub async fn join(
     let participant = new_id("p");
     let name = clean_name(body.name, &format!("Guest {}", &participant[2..6]))?;
     let role = match body.host_key.as_deref() {
+        _ if body.invite.is_some() && (body.host_key.is_some() || body.role.is_some()) => {
+            return Err(ApiError::bad_request("an invite sets the role: send it without host_key and role"));
+        }
+        _ if body.invite.is_some() => super::invites::redeem(&app, &room.id, body.invite.as_deref().unwrap_or_default(), body.rejoin.as_deref(), &participant).await?,
         Some(key) if app.tokens.is_host_key(&room.id, key) => Role::Host,
         Some(_) => return Err(ApiError::forbidden("that host key is not this room's")),
         None => requested_role(body.role.as_deref())?,

@@ -1,6 +1,7 @@
 //! Who may call what. With `--api-key` set, room creation and joins (which mint tokens) are
-//! server-to-server calls that need the key, and broadcast control needs the key or a host
-//! token of that room. Without a key the node is an open demo: anyone may do all of it.
+//! server-to-server calls that need the key (or, for a join, an invite link), and broadcast
+//! control and invites need the key or a host token of that room. Without a key the node is
+//! an open demo: anyone may do all of it (but invite hosts).
 
 use super::ops::constant_time_eq;
 use super::token::{Role, TokenKeys};
@@ -46,6 +47,23 @@ pub fn host_call(authorization: Option<&str>, api_key: Option<&str>, tokens: &To
         Ok(())
     } else {
         Err(Denied::Forbidden("only this room's host (or the API key) may do this"))
+    }
+}
+
+/// Minting invite links of `role`: as [`host_call`] (the API key or a host token of the room;
+/// anyone on a node without a key, where anyone may join anyway), except that a `host` invite
+/// always needs a host token of the room or the key: on an open node it would otherwise make
+/// anyone a host, which takes the room's host key.
+pub fn invite_call(authorization: Option<&str>, api_key: Option<&str>, tokens: &TokenKeys, room: &str, role: Role) -> Result<(), Denied> {
+    if role != Role::Host || api_key.is_some_and(|k| !k.is_empty()) {
+        return host_call(authorization, api_key, tokens, room);
+    }
+    let token = bearer(authorization).ok_or(Denied::Unauthenticated("a host invite needs this room's host token: send Authorization: Bearer <host token>"))?;
+    let claims = tokens.verify(token).map_err(|_| Denied::Unauthenticated("the token is not valid or has expired"))?;
+    if claims.room == room && claims.role == Role::Host {
+        Ok(())
+    } else {
+        Err(Denied::Forbidden("only this room's host (or the API key) may invite hosts"))
     }
 }
 
@@ -95,6 +113,29 @@ mod tests {
         assert!(matches!(host_call(Some(&format!("Bearer {other_host}")), Some("k"), &keys, "r-1"), Err(Denied::Forbidden(_))));
         assert_eq!(host_call(Some("Bearer k"), Some("k"), &keys, "r-1"), Ok(()));
         assert_eq!(host_call(None, None, &keys, "r-1"), Ok(()));
+    }
+
+    #[test]
+    fn who_may_mint_invites() {
+        let keys = TokenKeys::from_secret(b"0123456789abcdef0123456789abcdef");
+        let ttl = Duration::from_secs(60);
+        let host = format!("Bearer {}", keys.mint("r-1", "p-1", "H", Role::Host, ttl));
+        let publisher = format!("Bearer {}", keys.mint("r-1", "p-2", "P", Role::Publisher, ttl));
+        let other_host = format!("Bearer {}", keys.mint("r-2", "p-3", "H", Role::Host, ttl));
+        for role in [Role::Host, Role::Publisher, Role::Subscriber] {
+            // With a key: the key or this room's host, nobody else.
+            assert_eq!(invite_call(Some("Bearer k"), Some("k"), &keys, "r-1", role), Ok(()));
+            assert_eq!(invite_call(Some(&host), Some("k"), &keys, "r-1", role), Ok(()));
+            assert!(matches!(invite_call(None, Some("k"), &keys, "r-1", role), Err(Denied::Unauthenticated(_))));
+            assert!(matches!(invite_call(Some(&publisher), Some("k"), &keys, "r-1", role), Err(Denied::Forbidden(_))));
+            assert!(matches!(invite_call(Some(&other_host), Some("k"), &keys, "r-1", role), Err(Denied::Forbidden(_))));
+            // Without a key, a host invite still needs this room's host.
+            assert_eq!(invite_call(Some(&host), None, &keys, "r-1", role), Ok(()));
+        }
+        assert_eq!(invite_call(None, None, &keys, "r-1", Role::Publisher), Ok(()), "open node: anyone may join anyway");
+        assert!(matches!(invite_call(None, None, &keys, "r-1", Role::Host), Err(Denied::Unauthenticated(_))));
+        assert!(matches!(invite_call(Some(&publisher), None, &keys, "r-1", Role::Host), Err(Denied::Forbidden(_))));
+        assert!(matches!(invite_call(Some(&other_host), None, &keys, "r-1", Role::Host), Err(Denied::Forbidden(_))));
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Authentication: join tokens, ops access, and the signing secret.
+//! Authentication: join tokens, invite links, ops access, and the signing secret.
 pub mod access;
 pub mod hls_url;
+pub mod invite;
 pub mod ops;
 pub mod secret;
 pub mod token;

@@ -72,6 +72,11 @@ impl TokenKeys {
         super::ops::constant_time_eq(self.host_key(room).as_bytes(), key.as_bytes())
     }
 
+    /// The invite-link keys, derived from the same secret (under their own label).
+    pub fn invites(&self) -> super::invite::InviteKeys {
+        super::invite::InviteKeys::from_token_secret(&self.secret)
+    }
+
     pub fn mint(&self, room: &str, participant: &str, name: &str, role: Role, ttl: Duration) -> String {
         let now = unix_now();
         let claims = Claims {

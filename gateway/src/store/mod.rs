@@ -1,6 +1,7 @@
-//! The store: what Roomcast remembers across restarts — rooms, participant sessions, call stats
-//! and broadcasts. One contract ([`Store`]), two implementations: [`sqlite`] (the embedded
-//! default, in the data directory) and [`mongo`] (chosen by a `mongodb://` URI).
+//! The store: what Roomcast remembers across restarts — rooms, participant sessions, call stats,
+//! broadcasts and the uses of invite links. One contract ([`Store`]), two implementations:
+//! [`sqlite`] (the embedded default, in the data directory) and [`mongo`] (chosen by a
+//! `mongodb://` URI).
 //!
 //! Timestamps are Unix seconds (`*_at`), except stats samples, which carry milliseconds (`at_ms`).
 
@@ -156,6 +157,16 @@ pub trait Store: Send + Sync {
     async fn broadcast_stopped(&self, room: &str, end: &BroadcastEnd) -> Result<()>;
     /// A room's broadcasts, oldest first.
     async fn broadcasts(&self, room: &str) -> Result<Vec<BroadcastRecord>>;
+
+    /// Invite links: one seat per person who joined with the invite `invite` (its id). Takes a
+    /// seat for `participant` if fewer than `max_uses` (`None`: no limit) are taken, atomically:
+    /// the number of seats taken now, or `None` when the invite is used up.
+    async fn invite_use(&self, invite: &str, participant: &str, max_uses: Option<u32>, at: u64) -> Result<Option<u32>>;
+    /// A rejoin: moves the seat `previous` holds to `participant` (no new use). False when
+    /// `previous` holds no seat of the invite (never had one, or already moved it on).
+    async fn invite_rejoin(&self, invite: &str, previous: &str, participant: &str, at: u64) -> Result<bool>;
+    /// How many seats of the invite are taken (0 for an invite never used).
+    async fn invite_uses(&self, invite: &str) -> Result<u32>;
 }
 
 /// Where the store lives, from `--store` and `--data-dir`.

@@ -1,12 +1,13 @@
 //! The MongoDB store (the official `mongodb` driver), chosen by a `mongodb://` URI in `--store`.
 //! The database is the URI's default database, else `roomcast`. Collections: `rooms` (`_id` is
-//! the room id), `sessions` (unique on room + participant), `stats_samples`, `broadcasts`.
+//! the room id), `sessions` (unique on room + participant), `stats_samples`, `broadcasts`,
+//! `invites` (`_id` is the invite id: its use count and who holds its seats).
 
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use mongodb::bson::{self, doc, Bson, Document};
-use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::options::{ClientOptions, IndexOptions, ReturnDocument};
 use mongodb::{Client, Collection, Database, IndexModel};
 
 use super::{redact, summarize, to_i64, to_u64, BroadcastEnd, BroadcastRecord, Result, RoomRecord, RoomSettings, Sample, SessionRecord, StatsSample, StatsSummary, Store, StoreError};
@@ -20,6 +21,7 @@ pub struct MongoStore {
     sessions: Collection<Document>,
     samples: Collection<Document>,
     broadcasts: Collection<Document>,
+    invites: Collection<Document>,
 }
 
 impl MongoStore {
@@ -38,6 +40,7 @@ impl MongoStore {
             sessions: db.collection("sessions"),
             samples: db.collection("stats_samples"),
             broadcasts: db.collection("broadcasts"),
+            invites: db.collection("invites"),
         })
     }
 
@@ -57,6 +60,16 @@ async fn create_indexes(db: &Database) -> mongodb::error::Result<()> {
     db.collection::<Document>("stats_samples").create_index(index(doc! { "participant": 1, "at_ms": 1 }, false)).await?;
     db.collection::<Document>("broadcasts").create_index(index(doc! { "room": 1, "started_at": 1 }, false)).await?;
     Ok(())
+}
+
+/// A write refused because the `_id` (or a unique index) exists already.
+fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match e.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == 11000,
+        ErrorKind::Command(c) => c.code == 11000,
+        _ => false,
+    }
 }
 
 // Reading fields. Other drivers and servers may hand integers back as Int32 or Double.
@@ -246,5 +259,39 @@ impl Store for MongoStore {
     async fn broadcasts(&self, room: &str) -> Result<Vec<BroadcastRecord>> {
         let docs: Vec<Document> = self.broadcasts.find(doc! { "room": room }).sort(doc! { "started_at": 1, "_id": 1 }).await?.try_collect().await?;
         docs.iter().map(broadcast_from_doc).collect()
+    }
+
+    async fn invite_use(&self, invite: &str, participant: &str, max_uses: Option<u32>, at: u64) -> Result<Option<u32>> {
+        // The invite's document first (a second insert of it is a harmless duplicate), then one
+        // conditional update: the count check and the new seat are atomic.
+        match self.invites.insert_one(doc! { "_id": invite, "uses": 0_i64, "seats": [], "at": to_i64(at) }).await {
+            Ok(_) => {}
+            Err(e) if is_duplicate_key(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let mut filter = doc! { "_id": invite };
+        if let Some(max) = max_uses {
+            filter.insert("uses", doc! { "$lt": i64::from(max) });
+        }
+        let update = doc! { "$inc": { "uses": 1_i64 }, "$push": { "seats": participant }, "$set": { "at": to_i64(at) } };
+        let after = self.invites.find_one_and_update(filter, update).return_document(ReturnDocument::After).await?;
+        after.map(|d| get_u32(&d, "uses")).transpose()
+    }
+
+    async fn invite_rejoin(&self, invite: &str, previous: &str, participant: &str, at: u64) -> Result<bool> {
+        // Only one rejoin can pull the previous seat; the new one is pushed after it.
+        let pulled = self.invites.update_one(doc! { "_id": invite, "seats": previous }, doc! { "$pull": { "seats": previous } }).await?;
+        if pulled.modified_count == 0 {
+            return Ok(false);
+        }
+        self.invites.update_one(doc! { "_id": invite }, doc! { "$push": { "seats": participant }, "$set": { "at": to_i64(at) } }).await?;
+        Ok(true)
+    }
+
+    async fn invite_uses(&self, invite: &str) -> Result<u32> {
+        match self.invites.find_one(doc! { "_id": invite }).await? {
+            Some(d) => get_u32(&d, "uses"),
+            None => Ok(0),
+        }
     }
 }

@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::{summarize, BroadcastEnd, BroadcastRecord, Result, RoomRecord, RoomSettings, Sample, SessionRecord, StatsSample, StatsSummary, Store, StoreError};
 
 /// Bumped when the schema changes; `PRAGMA user_version` holds it.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS rooms (
@@ -52,6 +52,12 @@ CREATE TABLE IF NOT EXISTS broadcasts (
     viewers_peak INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS broadcasts_room ON broadcasts (room, started_at);
+CREATE TABLE IF NOT EXISTS invite_seats (
+    invite TEXT NOT NULL,
+    participant TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (invite, participant)
+);
 ";
 
 pub struct SqliteStore {
@@ -152,6 +158,10 @@ fn samples_of(conn: &Connection, participant: &str) -> rusqlite::Result<Vec<Samp
     let mut stmt = conn.prepare_cached("SELECT at_ms, bitrate_bps, loss, rtt_ms FROM stats_samples WHERE participant = ?1 ORDER BY at_ms")?;
     let rows = stmt.query_map([participant], |r| Ok(Sample { at_ms: r.get(0)?, bitrate_bps: r.get(1)?, loss: r.get(2)?, rtt_ms: r.get(3)? }))?;
     rows.collect()
+}
+
+fn seats_of(conn: &Connection, invite: &str) -> rusqlite::Result<u32> {
+    conn.query_row("SELECT COUNT(*) FROM invite_seats WHERE invite = ?1", [invite], |r| r.get(0))
 }
 
 #[async_trait::async_trait]
@@ -279,5 +289,36 @@ impl Store for SqliteStore {
             rows.collect()
         })
         .await
+    }
+
+    async fn invite_use(&self, invite: &str, participant: &str, max_uses: Option<u32>, at: u64) -> Result<Option<u32>> {
+        let (invite, participant) = (invite.to_owned(), participant.to_owned());
+        self.call(move |c| {
+            // One connection (behind the mutex), and the count and the insert in one transaction.
+            let tx = c.transaction()?;
+            let taken = seats_of(&tx, &invite)?;
+            if max_uses.is_some_and(|max| taken >= max) {
+                return Ok(None);
+            }
+            tx.execute("INSERT OR IGNORE INTO invite_seats (invite, participant, at) VALUES (?1, ?2, ?3)", params![invite, participant, at])?;
+            let taken = seats_of(&tx, &invite)?;
+            tx.commit()?;
+            Ok(Some(taken))
+        })
+        .await
+    }
+
+    async fn invite_rejoin(&self, invite: &str, previous: &str, participant: &str, at: u64) -> Result<bool> {
+        let (invite, previous, participant) = (invite.to_owned(), previous.to_owned(), participant.to_owned());
+        self.call(move |c| {
+            c.execute("UPDATE invite_seats SET participant = ?3, at = ?4 WHERE invite = ?1 AND participant = ?2", params![invite, previous, participant, at])
+                .map(|changed| changed == 1)
+        })
+        .await
+    }
+
+    async fn invite_uses(&self, invite: &str) -> Result<u32> {
+        let invite = invite.to_owned();
+        self.call(move |c| seats_of(c, &invite)).await
     }
 }

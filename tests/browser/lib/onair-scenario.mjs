@@ -1,9 +1,10 @@
 // One on-air run: Chromium publishers with solid-colour cameras join a room, the broadcast
 // goes live, and every step is judged by the served picture (lib/onair.mjs): go-live → every
 // tile shows its publisher, a late joiner's tile, a leave, camera off → placeholder → on.
+import assert from 'node:assert/strict';
 import { openPage } from './browser.mjs';
 import { api } from './gateway.mjs';
-import { COLOURS, canvasCameraScript, waitTiles } from './onair.mjs';
+import { COLOURS, canvasCameraScript, servedTiles, waitTiles } from './onair.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -40,7 +41,7 @@ async function encoding(p) {
 
 /**
  * @param {{ browser: import('playwright-core').Browser, gw: { url: string }, publishers: number, preset: 'hd'|'sd'|'low',
- *   lateJoin?: boolean, leave?: boolean, camera?: boolean, timeoutMs?: number, log?: (s: string) => void }} o
+ *   lateJoin?: boolean, leave?: boolean, camera?: boolean, compositorRestart?: boolean, timeoutMs?: number, log?: (s: string) => void }} o
  * @returns {Promise<{ goLiveMs: number, lateJoinMs?: number, leaveMs?: number, cameraOffMs?: number, cameraOnMs?: number }>}
  */
 export async function onAirRun(o) {
@@ -78,6 +79,18 @@ export async function onAirRun(o) {
       const seen = await waitTiles(gw.url, roomId, pages.map((p) => p.colour), { timeoutMs });
       result.leaveMs = seen.at - t;
       log(`leave → its tile gone, the others showing: ${result.leaveMs} ms`);
+    }
+    if (o.compositorRestart) {
+      // The compositor dies (as a crash would): the supervisor restarts it, the legs start
+      // again, and every tile must come back without anyone doing anything.
+      const status = await api(gw.url, 'GET', `/api/rooms/${encodeURIComponent(roomId)}/broadcast`);
+      assert.ok(status.pid, `a compositor pid: ${JSON.stringify(status)}`);
+      const before = await servedTiles(gw.url, roomId, pages.length);
+      const t = Date.now();
+      process.kill(status.pid, 'SIGKILL');
+      const back = await waitTiles(gw.url, roomId, pages.map((p) => p.colour), { timeoutMs, minDisc: before.disc + 1 });
+      result.compositorRestartMs = back.at - t;
+      log(`compositor killed → every tile back: ${result.compositorRestartMs} ms`);
     }
     if (o.camera) {
       const p = pages[0];

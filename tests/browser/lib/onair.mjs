@@ -87,7 +87,10 @@ function parsePlaylist(text, base) {
   const map = lines.find((l) => l.startsWith('#EXT-X-MAP:'));
   const uri = (l) => /URI="([^"]+)"/.exec(l)?.[1];
   const parts = lines.filter((l) => l.startsWith('#EXT-X-PART:')).map((l) => ({ url: new URL(uri(l), base).href, independent: /INDEPENDENT=YES/.test(l) }));
-  return { init: map ? new URL(uri(map), base).href : null, parts, ended: lines.includes('#EXT-X-ENDLIST') };
+  // Discontinuities so far (one per compositor restart): the sequence plus the tags listed.
+  const discSeq = Number(lines.find((l) => l.startsWith('#EXT-X-DISCONTINUITY-SEQUENCE:'))?.split(':')[1] ?? 0);
+  const disc = discSeq + lines.filter((l) => l === '#EXT-X-DISCONTINUITY').length;
+  return { init: map ? new URL(uri(map), base).href : null, parts, ended: lines.includes('#EXT-X-ENDLIST'), disc };
 }
 
 async function bytes(url) {
@@ -146,7 +149,7 @@ export function nameOf(rgb) {
 /**
  * The newest picture the gateway serves for `roomId` (from the last independent part to the
  * newest part), as the colour name of each of the `n` grid tiles, in slot order.
- * @returns {Promise<{ at: number, tiles: string[], parts: number, ended: boolean }>}
+ * @returns {Promise<{ at: number, tiles: string[], parts: number, ended: boolean, disc: number }>}
  */
 export async function servedTiles(base, roomId, n) {
   const playlistUrl = `${base}/hls/${encodeURIComponent(roomId)}/index.m3u8`;
@@ -158,14 +161,14 @@ export async function servedTiles(base, roomId, n) {
   pl.parts.forEach((p, i) => {
     if (p.independent) start = i;
   });
-  if (!pl.init || start < 0) return { at, tiles: [], parts: 0, ended: pl.ended };
+  if (!pl.init || start < 0) return { at, tiles: [], parts: 0, ended: pl.ended, disc: pl.disc };
   const chosen = pl.parts.slice(start);
   const body = Buffer.concat([await bytes(pl.init), ...(await Promise.all(chosen.map((p) => bytes(p.url))))]);
   const W = 256;
   const H = 144;
   const frame = await lastFrame(body, W, H);
   const tiles = gridSlots(n).map((slot) => nameOf(sample(frame, W, 1280 / W, slot)));
-  return { at, tiles, parts: chosen.length, ended: pl.ended };
+  return { at, tiles, parts: chosen.length, ended: pl.ended, disc: pl.disc };
 }
 
 /** Do the served tiles show exactly these colour names (any order)? */
@@ -180,7 +183,7 @@ export function tilesMatch(tiles, expected) {
  * Polls the served picture until its tiles show `expected` (colour names and 'placeholder',
  * any order); returns when that was first seen and the history of what was seen before.
  */
-export async function waitTiles(base, roomId, expected, { timeoutMs = 30000, intervalMs = 250 } = {}) {
+export async function waitTiles(base, roomId, expected, { timeoutMs = 30000, intervalMs = 250, minDisc = 0 } = {}) {
   const deadline = Date.now() + timeoutMs;
   const seen = [];
   for (;;) {
@@ -193,7 +196,8 @@ export async function waitTiles(base, roomId, expected, { timeoutMs = 30000, int
     const last = seen[seen.length - 1];
     const key = JSON.stringify(got.tiles) + (got.error ?? '');
     if (!last || last.key !== key) seen.push({ key, at: got.at, tiles: got.tiles, error: got.error });
-    if (tilesMatch(got.tiles, expected)) return { at: got.at, seen };
+    // `minDisc`: only a picture from after that many discontinuities (a restarted compositor's).
+    if ((got.disc ?? 0) >= minDisc && tilesMatch(got.tiles, expected)) return { at: got.at, seen, disc: got.disc };
     if (Date.now() > deadline) {
       const err = new Error(`the served picture never showed ${JSON.stringify(expected)} within ${timeoutMs} ms; seen: ${seen.map((s) => `${new Date(s.at).toISOString().slice(11, 23)} ${s.error ?? JSON.stringify(s.tiles)}`).join(' | ')}`);
       err.seen = seen;
