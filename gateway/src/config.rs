@@ -84,6 +84,16 @@ pub struct Config {
     /// 6 × as long.
     #[arg(long, env = "ROOMCAST_STALL_PARTS", default_value_t = 3)]
     pub stall_parts: u32,
+    /// A broadcast stops by itself once its room has had no publisher (nobody sending a track)
+    /// for this many seconds; its playlist ends and its compositor and ports are released.
+    /// 0: never. An `auto_broadcast` room starts again when someone publishes.
+    #[arg(long, env = "ROOMCAST_BROADCAST_IDLE_STOP_SECS", default_value_t = 60)]
+    pub broadcast_idle_stop_secs: u64,
+    /// A room with nobody in it for this many seconds is ended: its broadcast stops and its
+    /// state is released from memory (the stored room stays; joining it again brings it back).
+    /// 0: never.
+    #[arg(long, env = "ROOMCAST_ROOM_IDLE_END_SECS", default_value_t = 300)]
+    pub room_idle_end_secs: u64,
     /// Browser origins allowed to call the API and open signaling sockets (comma-separated,
     /// e.g. https://app.example.com). Empty: same-origin pages and non-browser clients only.
     #[arg(long, env = "ROOMCAST_ALLOWED_ORIGINS", value_delimiter = ',')]
@@ -136,6 +146,8 @@ impl Config {
             segment_ms: 1000,
             max_compositor_restarts: 5,
             stall_parts: 3,
+            broadcast_idle_stop_secs: 60,
+            room_idle_end_secs: 300,
             allowed_origins: Vec::new(),
             max_participants: 50,
             joins_per_minute: 0,
@@ -172,6 +184,10 @@ impl Config {
 
     pub fn hls_url_ttl(&self) -> Duration {
         Duration::from_secs(self.hls_url_ttl_secs)
+    }
+
+    pub fn idle_limits(&self) -> crate::rooms::idle::IdleLimits {
+        crate::rooms::idle::IdleLimits::from_secs(self.broadcast_idle_stop_secs, self.room_idle_end_secs)
     }
 
     pub fn ice_disconnect_timeout(&self) -> Duration {

@@ -145,6 +145,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     };
     auth::hls_url::install(&state, &secret);
     spawn_worker_monitor(Arc::downgrade(&state.workers));
+    rooms::lifecycle::spawn(&state);
     let app = api::router(state.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {

@@ -105,6 +105,7 @@ struct Snapshot {
     hls: Vec<(String, hls_out::StreamStats)>,
     ports_in_use: usize,
     port_pairs: usize,
+    rooms: usize,
     draining: bool,
 }
 
@@ -124,6 +125,7 @@ impl Snapshot {
             hls,
             ports_in_use: app.broadcasts.ports_in_use(),
             port_pairs: port_pairs(app.config.rtp_port_min, app.config.rtp_port_max),
+            rooms: app.rooms.len(),
             draining: app.ops.is_draining(),
         }
     }
@@ -230,6 +232,7 @@ impl Collector for Snapshot {
         gauge(&mut e, "hls_viewers", "Distinct viewers of the room's HLS now (a playlist request within 3 target durations)", &self.hls.iter().map(|(r, s)| (room(r), s.viewers as i64)).collect::<Vec<_>>())?;
         gauge(&mut e, "hls_viewers_peak", "Most viewers of the room's HLS at once since the broadcast started", &self.hls.iter().map(|(r, s)| (room(r), s.viewers_peak as i64)).collect::<Vec<_>>())?;
 
+        plain_gauge(&mut e, "rooms", "Rooms in memory (ended rooms, empty for --room-idle-end-secs, are released)", self.rooms as i64)?;
         plain_gauge(&mut e, "draining", "1 while the node is draining (no new rooms)", self.draining as i64)?;
         Ok(())
     }

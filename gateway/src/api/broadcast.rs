@@ -6,16 +6,18 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::rooms::authorization;
+use super::rooms::{authorization, known_room, live_room};
 use super::AppState;
 use crate::auth::access;
 use crate::auth::token::unix_now;
 use crate::broadcast::BroadcastError;
-use crate::store::{BroadcastEnd, Write};
+use crate::store::Write;
 
+/// Starts the broadcast; an ended room is brought back for it (and its idle clock starts).
 pub async fn start(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let room = app.rooms.get(&id).ok_or_else(ApiError::room_not_found)?;
+    known_room(&app, &id).await?;
     access::host_call(authorization(&headers), app.config.api_key.as_deref(), &app.tokens, &id)?;
+    let room = live_room(&app, &id).await?;
     if room.settings.e2ee {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -33,13 +35,10 @@ pub async fn start(State(app): State<AppState>, Path(id): Path<String>, headers:
 }
 
 pub async fn stop(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    app.rooms.get(&id).ok_or_else(ApiError::room_not_found)?;
+    known_room(&app, &id).await?;
     access::host_call(authorization(&headers), app.config.api_key.as_deref(), &app.tokens, &id)?;
-    let restarts = app.broadcasts.status(&id).map_or(0, |s| s.restarts);
-    // Read before the stream closes (a new broadcast would start its peak again).
-    let viewers_peak = app.broadcasts.viewers(&id).peak;
-    app.broadcasts.stop(&id).map_err(|e| ApiError::conflict(e.to_string()))?;
-    let end = BroadcastEnd { stopped_at: unix_now(), restarts, viewers_peak: u32::try_from(viewers_peak).unwrap_or(u32::MAX) };
+    let end = app.broadcasts.stop(&id).map_err(|e| ApiError::conflict(e.to_string()))?;
+    tracing::info!(room = %id, "broadcast stopped on request");
     app.rooms.record(Write::BroadcastStopped { room: id.clone(), end });
     Ok(Json(json!({"state": "stopped"})))
 }
@@ -47,7 +46,7 @@ pub async fn stop(State(app): State<AppState>, Path(id): Path<String>, headers: 
 /// The broadcast's state, compositor figures and audience (`viewers`, `viewers_peak`). A
 /// stopped broadcast still reports its audience while the stream's final playlist is served.
 pub async fn status(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    app.rooms.get(&id).ok_or_else(ApiError::room_not_found)?;
+    known_room(&app, &id).await?;
     Ok(Json(match app.broadcasts.status(&id) {
         Some(s) => json!(s),
         None => {

@@ -21,7 +21,7 @@ use crate::auth::token::unix_now;
 use crate::broadcast::policy::BroadcastState;
 use crate::broadcast::{Broadcasts, Status};
 use crate::sfu::Command;
-use crate::store::{BroadcastEnd, Write};
+use crate::store::Write;
 
 /// How long `drain` (and shutdown) waits for stopped compositors to exit.
 const COMPOSITOR_EXIT_WAIT: Duration = Duration::from_secs(5);
@@ -192,8 +192,8 @@ pub async fn restart(State(app): State<AppState>, headers: HeaderMap, Path(room)
         if app.ops.is_draining() {
             return Err(ApiError::unavailable("this node is draining; a failed broadcast is not started again here"));
         }
-        if app.broadcasts.stop(&room).is_ok() {
-            record_stopped(&app, &room, &status);
+        if let Ok(end) = app.broadcasts.stop(&room) {
+            app.rooms.record(Write::BroadcastStopped { room: room.clone(), end });
         }
         app.broadcasts.start(&room, worker).map_err(|e| ApiError::conflict(e.to_string()))?;
         app.rooms.record(Write::BroadcastStarted { room: room.clone(), at: unix_now() });
@@ -204,14 +204,6 @@ pub async fn restart(State(app): State<AppState>, headers: HeaderMap, Path(room)
     };
     tracing::info!(%room, %caller, how, "ops: pipeline restarted");
     Ok(Json(json!({"room": room, "restarted": true, "how": how, "state": app.broadcasts.state(&room)})))
-}
-
-/// Closes the room's broadcast record in the store (as `DELETE …/broadcast` does).
-fn record_stopped(app: &AppState, room: &str, status: &Status) {
-    // The stream stays readable for its grace period after the stop, so its peak is still there.
-    let viewers_peak = app.broadcasts.viewers(room).peak.max(status.viewers_peak);
-    let end = BroadcastEnd { stopped_at: unix_now(), restarts: status.restarts, viewers_peak: u32::try_from(viewers_peak).unwrap_or(u32::MAX) };
-    app.rooms.record(Write::BroadcastStopped { room: room.to_owned(), end });
 }
 
 /// What a drain did.
@@ -232,9 +224,9 @@ pub async fn drain_node(app: &AppState) -> DrainReport {
     let mut pids = Vec::new();
     for (room, status) in pipeline_statuses(app) {
         match app.broadcasts.stop(&room) {
-            Ok(()) => {
+            Ok(end) => {
                 tracing::info!(%room, state = status.state.as_str(), pid = ?status.pid, "drain: broadcast stopped");
-                record_stopped(app, &room, &status);
+                app.rooms.record(Write::BroadcastStopped { room: room.clone(), end });
                 pids.extend(status.pid);
                 report.stopped.push(room);
             }

@@ -16,8 +16,9 @@ use crate::auth::access;
 use crate::auth::token::{unix_now, Role, JOIN_TOKEN_TTL};
 use crate::auth::turn::{turn_credentials, IceServer};
 use crate::rooms::registry::new_id;
+use crate::rooms::RoomEntry;
 use crate::sfu::{Command, RoomSnapshot};
-use crate::store::RoomSettings;
+use crate::store::{RoomRecord, RoomSettings, StoreError};
 
 const MAX_NAME_CHARS: usize = 64;
 
@@ -56,6 +57,21 @@ const TURN_TTL: std::time::Duration = std::time::Duration::from_secs(12 * 60 * 6
 
 pub fn authorization(headers: &HeaderMap) -> Option<&str> {
     headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+}
+
+/// The room, live or ended (from the store, not brought back), or 404.
+pub async fn known_room(app: &AppState, id: &str) -> Result<RoomRecord, ApiError> {
+    app.rooms.find(id).await.map_err(store_unavailable)?.ok_or_else(ApiError::room_not_found)
+}
+
+/// The room in memory: an ended room is brought back (someone joins it again), or 404.
+pub async fn live_room(app: &AppState, id: &str) -> Result<RoomEntry, ApiError> {
+    app.rooms.reopen(id).await.map_err(store_unavailable)?.ok_or_else(ApiError::room_not_found)
+}
+
+fn store_unavailable(e: StoreError) -> ApiError {
+    tracing::error!(error = %e, "cannot read a room from the store");
+    ApiError::unavailable(format!("the room could not be read: {e}"))
 }
 
 #[derive(Deserialize, Default)]
@@ -104,8 +120,17 @@ pub async fn create(State(app): State<AppState>, headers: HeaderMap, body: Resul
         "private": room.settings.private, "e2ee": room.settings.e2ee, "host_key": host_key}))))
 }
 
+/// `GET /api/rooms/{id}`. An ended room (nobody in it for `--room-idle-end-secs`) is still
+/// described, with its `ended_at`; joining it brings it back.
 pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let room = app.rooms.get(&id).ok_or_else(ApiError::room_not_found)?;
+    let Some(room) = app.rooms.get(&id) else {
+        let room = known_room(&app, &id).await?;
+        return Ok(Json(json!({
+            "id": room.id, "name": room.name, "created_at": room.created_at,
+            "auto_broadcast": room.settings.auto_broadcast, "private": room.settings.private, "e2ee": room.settings.e2ee,
+            "participants": [], "producers": [], "broadcast": app.broadcasts.state(&id), "ended_at": room.ended_at,
+        })));
+    };
     let (reply, rx) = oneshot::channel();
     let snapshot = if app.workers[room.worker].send(Command::Snapshot { room: id.clone(), reply }) {
         rx.await.unwrap_or_default()
@@ -116,7 +141,7 @@ pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<
         "id": room.id, "name": room.name, "created_at": room.created_at,
         "auto_broadcast": room.settings.auto_broadcast, "private": room.settings.private, "e2ee": room.settings.e2ee,
         "participants": snapshot.participants, "producers": snapshot.producers,
-        "broadcast": app.broadcasts.state(&id),
+        "broadcast": app.broadcasts.state(&id), "ended_at": null,
     })))
 }
 
@@ -148,7 +173,7 @@ pub async fn join(
         return Err(ApiError::rate_limited("too many joins from this address; wait a minute and try again"));
     }
     let Json(body) = body?;
-    let room = app.rooms.get(&id).ok_or_else(ApiError::room_not_found)?;
+    let room = live_room(&app, &id).await?;
     if app.rooms.connected(&id) >= app.config.max_participants {
         return Err(ApiError::room_full(app.config.max_participants));
     }

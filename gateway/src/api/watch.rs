@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::rooms::authorization;
+use super::rooms::{authorization, known_room};
 use super::AppState;
 use crate::auth::access::{self, Denied};
 use crate::auth::hls_url::{playlist_path, url_expiry};
@@ -83,7 +83,7 @@ pub fn watch_rights(authorization: Option<&str>, api_key: Option<&str>, tokens: 
 
 /// `POST /api/rooms/{id}/viewer-token`
 pub async fn viewer_token(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
-    let room = app.rooms.get(&id).ok_or_else(ApiError::room_not_found)?;
+    let room = known_room(&app, &id).await?;
     mint_rights(authorization(&headers), app.config.api_key.as_deref(), &app.tokens, &id).map_err(|d| match d {
         Denied::Unauthenticated(_) => ApiError::unauthorized("send Authorization: Bearer <this room's host token or the API key> to mint viewer tokens"),
         Denied::Forbidden(_) => ApiError::forbidden("only this room's host (or the API key) may mint viewer tokens"),
@@ -108,7 +108,7 @@ pub async fn viewer_token(State(app): State<AppState>, Path(id): Path<String>, h
 
 /// `GET /api/rooms/{id}/hls-url`
 pub async fn hls_url(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    let room = app.rooms.get(&id).ok_or_else(ApiError::room_not_found)?;
+    let room = known_room(&app, &id).await?;
     if !room.settings.private {
         return Ok(Json(json!({"hls_url": playlist_path(&id), "private": false})));
     }

@@ -94,8 +94,9 @@ impl PrivateRooms {
 
 impl hls_out::AccessCheck for PrivateRooms {
     fn check(&self, room: &str, query: &[(String, String)]) -> Result<Option<String>, Denied> {
-        match self.rooms.get(room) {
-            Some(entry) if entry.settings.private => self.urls.check(room, query, unix_now()).map(Some),
+        // An ended room's final playlist may still be served: it stays private.
+        match self.rooms.settings_for_access(room) {
+            Some(settings) if settings.private => self.urls.check(room, query, unix_now()).map(Some),
             _ => Ok(None),
         }
     }
@@ -155,12 +156,15 @@ mod tests {
         let rooms = Arc::new(Rooms::new(1));
         let public = rooms.create("Open".into(), RoomSettings::default());
         let private = rooms.create("Closed".into(), RoomSettings { private: true, ..Default::default() });
-        let hook = PrivateRooms::new(rooms, urls());
+        let hook = PrivateRooms::new(rooms.clone(), urls());
         assert_eq!(hook.check(&public.id, &[]), Ok(None));
         assert_eq!(hook.check("r-unknown", &[]), Ok(None));
         assert!(matches!(hook.check(&private.id, &[]), Err(Denied::Unauthenticated(_))));
         let exp = unix_now() + 60;
         let ok = hook.check(&private.id, &pairs(&urls().playlist_url(&private.id, exp))).unwrap();
         assert_eq!(ok, Some(urls().query(&private.id, exp)));
+        // An ended room's final playlist is served a while longer: still private.
+        assert!(rooms.end_if_empty(&private.id).is_some());
+        assert!(matches!(hook.check(&private.id, &[]), Err(Denied::Unauthenticated(_))));
     }
 }

@@ -19,7 +19,9 @@ use self::compositor::OutputFormat;
 use self::figures::PipelineFigures;
 use self::policy::{BroadcastState, RestartPolicy};
 use self::ports::PortAllocator;
+use crate::auth::token::unix_now;
 use crate::sfu::WorkerHandle;
+use crate::store::BroadcastEnd;
 
 /// What ops and the API see of one broadcast.
 #[derive(Debug, Clone, Serialize)]
@@ -57,10 +59,15 @@ struct Running {
     status: Arc<Mutex<Status>>,
     stop: Option<oneshot::Sender<()>>,
     restart: tokio::sync::mpsc::UnboundedSender<()>,
+    /// The supervisor task; after a stop it still shuts the compositor down and releases the
+    /// ports, and a new broadcast of the room waits for it (see [`Broadcasts::start`]).
+    task: tokio::task::JoinHandle<()>,
 }
 
 pub struct Broadcasts {
     inner: Mutex<HashMap<String, Running>>,
+    /// Supervisors of stopped broadcasts that may still be finishing, by room.
+    stopping: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
     ports: Arc<Mutex<PortAllocator>>,
     pub hls: Arc<hls_out::HlsStore>,
     /// Signs private rooms' HLS URLs; set once at start (`auth::hls_url::install`).
@@ -72,7 +79,7 @@ pub struct Broadcasts {
 
 impl Broadcasts {
     pub fn new(hls: Arc<hls_out::HlsStore>, bin: PathBuf, format: OutputFormat, ports: std::ops::Range<u16>, policy: RestartPolicy) -> Self {
-        Self { inner: Mutex::new(HashMap::new()), ports: Arc::new(Mutex::new(PortAllocator::new(ports))), hls, hls_urls: OnceLock::new(), bin, format, policy }
+        Self { inner: Mutex::new(HashMap::new()), stopping: Mutex::new(HashMap::new()), ports: Arc::new(Mutex::new(PortAllocator::new(ports))), hls, hls_urls: OnceLock::new(), bin, format, policy }
     }
 
     pub fn start(&self, room: &str, worker: WorkerHandle) -> Result<(), BroadcastError> {
@@ -107,20 +114,40 @@ impl Broadcasts {
             policy: self.policy,
         };
         let (restart_tx, restart_rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(sup.run(stop_rx, restart_rx));
-        inner.insert(room.to_owned(), Running { status, stop: Some(stop_tx), restart: restart_tx });
+        // A stopped broadcast's supervisor may still be shutting its compositor down: the new
+        // one starts after it, so the old one's last word to the SFU worker ("stop sending
+        // legs") cannot cut off the new one's legs.
+        let previous = self.stopping.lock().expect("stopping lock").remove(room).filter(|t| !t.is_finished());
+        let task = tokio::spawn(async move {
+            if let Some(previous) = previous {
+                let _ = previous.await;
+            }
+            sup.run(stop_rx, restart_rx).await
+        });
+        inner.insert(room.to_owned(), Running { status, stop: Some(stop_tx), restart: restart_tx, task });
         tracing::info!(room, "broadcast starting");
         Ok(())
     }
 
-    pub fn stop(&self, room: &str) -> Result<(), BroadcastError> {
+    /// Stops the room's broadcast (running or failed): the compositor is asked to exit (its
+    /// ports are released when it has), the playlist gets EXT-X-ENDLIST and stays served for
+    /// hls-out's grace period. Returns what the store keeps of the end (its viewers peak is
+    /// read before the stream closes).
+    pub fn stop(&self, room: &str) -> Result<BroadcastEnd, BroadcastError> {
+        let viewers_peak = self.viewers(room).peak;
         let mut inner = self.inner.lock().expect("broadcasts lock");
         let running = inner.get_mut(room).ok_or(BroadcastError::NotLive)?;
         let stop = running.stop.take().ok_or(BroadcastError::NotLive)?;
         let _ = stop.send(());
-        inner.remove(room);
+        let Some(running) = inner.remove(room) else { return Err(BroadcastError::NotLive) };
+        drop(inner);
+        let restarts = running.status.lock().expect("status").restarts;
+        let mut stopping = self.stopping.lock().expect("stopping lock");
+        stopping.retain(|_, t| !t.is_finished());
+        stopping.insert(room.to_owned(), running.task);
+        drop(stopping);
         self.hls.close(room);
-        Ok(())
+        Ok(BroadcastEnd { stopped_at: unix_now(), restarts, viewers_peak: u32::try_from(viewers_peak).unwrap_or(u32::MAX) })
     }
 
     /// Restarts the room's compositor (ops): the room notices nothing, viewers see one

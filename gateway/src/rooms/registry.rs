@@ -2,9 +2,14 @@
 //! participants have a live signaling session (one session per join token's participant).
 //! With a store, rooms are written through to it and loaded back at start, and session and
 //! broadcast records go to it through its [`Writer`] (never blocking the caller).
+//!
+//! A room left empty is ended ([`Rooms::end_if_empty`], by the lifecycle task): it leaves
+//! memory and its stored record gets `ended_at`. The record stays, so the room's link keeps
+//! working: the next join brings it back ([`Rooms::reopen`]) with its name and settings.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -47,13 +52,20 @@ struct Persistence {
 pub struct Rooms {
     workers: usize,
     inner: Mutex<HashMap<String, RoomState>>,
+    /// Rooms ended lately and their settings: a private room's final playlist is served for a
+    /// grace period after its broadcast stops, and must stay private until it is gone.
+    recently_ended: Mutex<HashMap<String, (RoomSettings, Instant)>>,
     persistence: Option<Persistence>,
 }
+
+/// How long an ended room's settings are remembered: longer than hls-out keeps a stopped
+/// stream (its broadcast stopped at the latest when the room ended).
+const RECENTLY_ENDED_KEEP: Duration = Duration::from_secs(hls_out::store::DEFAULT_GRACE.as_secs() * 2);
 
 impl Rooms {
     /// Rooms in memory only (unit tests).
     pub fn new(workers: usize) -> Self {
-        Self { workers: workers.max(1), inner: Mutex::new(HashMap::new()), persistence: None }
+        Self { workers: workers.max(1), inner: Mutex::new(HashMap::new()), recently_ended: Mutex::new(HashMap::new()), persistence: None }
     }
 
     /// Rooms kept in `store`; call [`Rooms::load`] next. Needs a tokio runtime (the writer task).
@@ -68,16 +80,8 @@ impl Rooms {
     pub async fn load(&self) -> Result<usize, StoreError> {
         let Some(p) = &self.persistence else { return Ok(0) };
         let rooms = p.store.open_rooms().await?;
-        let tokens_valid_since = unix_now().saturating_sub(JOIN_TOKEN_TTL.as_secs());
         for room in &rooms {
-            let ended: HashSet<String> = p
-                .store
-                .sessions(&room.id)
-                .await?
-                .into_iter()
-                .filter(|s| s.left_at.is_some() && s.joined_at >= tokens_valid_since)
-                .map(|s| s.participant)
-                .collect();
+            let ended = used_tokens(p.store.as_ref(), &room.id).await?;
             let mut inner = self.inner.lock().expect("rooms lock");
             let worker = least_loaded_worker(&inner, self.workers);
             let entry = RoomEntry { id: room.id.clone(), name: room.name.clone(), created_at: room.created_at, settings: room.settings.clone(), worker };
@@ -130,6 +134,88 @@ impl Rooms {
         self.inner.lock().expect("rooms lock").get(id).and_then(|s| s.entry.clone())
     }
 
+    /// The rooms in memory (not ended).
+    pub fn ids(&self) -> Vec<String> {
+        self.inner.lock().expect("rooms lock").keys().cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().expect("rooms lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A room in memory, or else an ended one from the store (`ended_at` set), without bringing
+    /// it back. `None`: no such room.
+    pub async fn find(&self, id: &str) -> Result<Option<RoomRecord>, StoreError> {
+        if let Some(entry) = self.get(id) {
+            return Ok(Some(room_record(&entry)));
+        }
+        match &self.persistence {
+            Some(p) => p.store.room(id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The room, brought back into memory from the store if it had ended (someone joins it
+    /// again): same id, name and settings, a fresh SFU room, and its record open again.
+    /// `None`: no such room.
+    pub async fn reopen(&self, id: &str) -> Result<Option<RoomEntry>, StoreError> {
+        if let Some(entry) = self.get(id) {
+            return Ok(Some(entry));
+        }
+        let Some(p) = &self.persistence else { return Ok(None) };
+        // The room's last writes (its end, the sessions that left) go first.
+        p.writer.flush().await;
+        let Some(mut record) = p.store.room(id).await? else { return Ok(None) };
+        let ended = used_tokens(p.store.as_ref(), id).await?;
+        let was_ended_at = record.ended_at.take();
+        p.store.create_room(&record).await?;
+        let mut inner = self.inner.lock().expect("rooms lock");
+        if let Some(entry) = inner.get(id).and_then(|s| s.entry.clone()) {
+            // Another request brought it back meanwhile.
+            return Ok(Some(entry));
+        }
+        let worker = least_loaded_worker(&inner, self.workers);
+        let entry = RoomEntry { id: record.id, name: record.name, created_at: record.created_at, settings: record.settings, worker };
+        inner.insert(id.to_owned(), RoomState { entry: Some(entry.clone()), connected: HashSet::new(), ended });
+        drop(inner);
+        self.recently_ended.lock().expect("ended rooms lock").remove(id);
+        tracing::info!(room = id, worker, ended_at = ?was_ended_at, "room reopened: someone joins it again");
+        Ok(Some(entry))
+    }
+
+    /// Ends the room if nobody is connected to it: it leaves memory, and the store records the
+    /// end. Returns the ended room, or `None` if it is unknown or someone is in it.
+    pub fn end_if_empty(&self, id: &str) -> Option<RoomEntry> {
+        let entry = {
+            let mut inner = self.inner.lock().expect("rooms lock");
+            if inner.get(id).is_none_or(|s| !s.connected.is_empty()) {
+                return None;
+            }
+            inner.remove(id)?.entry?
+        };
+        let now = Instant::now();
+        let mut ended = self.recently_ended.lock().expect("ended rooms lock");
+        ended.retain(|_, (_, at)| now.duration_since(*at) < RECENTLY_ENDED_KEEP);
+        ended.insert(id.to_owned(), (entry.settings.clone(), now));
+        drop(ended);
+        self.record(Write::RoomEnded { room: id.to_owned(), at: unix_now() });
+        Some(entry)
+    }
+
+    /// The room's settings for access checks: a room in memory, or one that ended lately
+    /// (whose final playlist may still be served).
+    pub fn settings_for_access(&self, id: &str) -> Option<RoomSettings> {
+        if let Some(entry) = self.get(id) {
+            return Some(entry.settings);
+        }
+        let ended = self.recently_ended.lock().expect("ended rooms lock");
+        ended.get(id).filter(|(_, at)| at.elapsed() < RECENTLY_ENDED_KEEP).map(|(settings, _)| settings.clone())
+    }
+
     pub fn begin_session(&self, room: &str, participant: &str) -> Result<RoomEntry, SessionError> {
         let mut inner = self.inner.lock().expect("rooms lock");
         let state = inner.get_mut(room).ok_or(SessionError::UnknownRoom)?;
@@ -161,6 +247,19 @@ impl Rooms {
             state.ended.insert(participant.to_owned());
         }
     }
+}
+
+/// Participants who left the room while their join token may still be valid: their tokens
+/// stay used up.
+async fn used_tokens(store: &dyn Store, room: &str) -> Result<HashSet<String>, StoreError> {
+    let tokens_valid_since = unix_now().saturating_sub(JOIN_TOKEN_TTL.as_secs());
+    Ok(store
+        .sessions(room)
+        .await?
+        .into_iter()
+        .filter(|s| s.left_at.is_some() && s.joined_at >= tokens_valid_since)
+        .map(|s| s.participant)
+        .collect())
 }
 
 /// New rooms go to the worker with the fewest rooms.
@@ -229,6 +328,40 @@ mod tests {
         assert!(after.get(&gone.id).is_none(), "ended rooms stay ended");
         assert_eq!(after.begin_session(&r.id, "p-left"), Err(SessionError::Ended));
         assert!(after.begin_session(&r.id, "p-cut").is_ok(), "a session cut by the restart may reconnect");
+    }
+
+    #[tokio::test]
+    async fn an_ended_room_leaves_memory_and_comes_back_on_reopen() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store: Arc<dyn Store> = Arc::new(crate::store::sqlite::SqliteStore::open(&dir.path().join("s.sqlite3")).await.expect("open"));
+        let rooms = Rooms::with_store(2, store.clone());
+        let settings = RoomSettings { auto_broadcast: true, private: true, ..Default::default() };
+        let r = rooms.create_stored("Standup".into(), settings.clone()).await.expect("stored");
+        rooms.begin_session(&r.id, "p-1").expect("session");
+        assert_eq!(rooms.end_if_empty(&r.id), None, "someone is in it");
+        rooms.end_session(&r.id, "p-1");
+        rooms.record(Write::SessionJoined(Box::new(crate::store::SessionRecord {
+            room: r.id.clone(), participant: "p-1".into(), name: "p-1".into(), role: "publisher".into(),
+            user_agent: None, joined_at: unix_now(), left_at: None, stats: None,
+        })));
+        rooms.record(Write::SessionLeft { room: r.id.clone(), participant: "p-1".into(), at: unix_now() });
+        assert_eq!(rooms.end_if_empty(&r.id).map(|e| e.id), Some(r.id.clone()));
+        assert_eq!(rooms.end_if_empty(&r.id), None, "ended once");
+        assert!(rooms.get(&r.id).is_none() && rooms.is_empty(), "released from memory");
+        assert_eq!(rooms.settings_for_access(&r.id), Some(settings.clone()), "still private while its last playlist may be served");
+        rooms.flush().await;
+        let found = rooms.find(&r.id).await.expect("find").expect("the record stays");
+        assert!(found.ended_at.is_some(), "the store has the end");
+        assert!(rooms.get(&r.id).is_none(), "find does not bring it back");
+        assert_eq!(rooms.find("r-nope").await.expect("find"), None);
+        assert_eq!(rooms.reopen("r-nope").await.expect("reopen"), None);
+
+        let back = rooms.reopen(&r.id).await.expect("reopen").expect("known room");
+        assert_eq!((back.name.as_str(), &back.settings, back.created_at), ("Standup", &settings, r.created_at));
+        assert_eq!(rooms.get(&r.id), Some(back));
+        assert_eq!(store.room(&r.id).await.expect("read").expect("stored").ended_at, None, "open again");
+        assert_eq!(rooms.begin_session(&r.id, "p-1"), Err(SessionError::Ended), "a used token stays used");
+        assert!(rooms.begin_session(&r.id, "p-2").is_ok());
     }
 
     #[test]

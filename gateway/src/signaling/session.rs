@@ -52,7 +52,16 @@ pub async fn upgrade(
     if let Err(denied) = crate::auth::access::may_join_call(claims.role) {
         return ApiError::from(denied).into_response();
     }
-    let room = match app.rooms.begin_session(&claims.room, &claims.sub) {
+    let mut session = app.rooms.begin_session(&claims.room, &claims.sub);
+    if matches!(session, Err(SessionError::UnknownRoom)) {
+        // The room ended (it was empty for a while) after this token was minted: bring it back.
+        match app.rooms.reopen(&claims.room).await {
+            Ok(Some(_)) => session = app.rooms.begin_session(&claims.room, &claims.sub),
+            Ok(None) => {}
+            Err(e) => return ApiError::unavailable(format!("the room could not be read: {e}")).into_response(),
+        }
+    }
+    let room = match session {
         Ok(r) => r,
         Err(SessionError::UnknownRoom) => return ApiError::room_not_found().into_response(),
         Err(e) => return ApiError::conflict(e.to_string()).into_response(),

@@ -20,6 +20,8 @@ pub enum Write {
     Stats(Vec<StatsSample>),
     BroadcastStarted { room: String, at: u64 },
     BroadcastStopped { room: String, end: BroadcastEnd },
+    /// The room ended (nobody in it for a while): its record gets `ended_at`.
+    RoomEnded { room: String, at: u64 },
 }
 
 enum Job {
@@ -97,5 +99,6 @@ async fn apply(store: &dyn Store, write: &Write) -> super::Result<()> {
         Write::Stats(samples) => store.record_stats(samples).await,
         Write::BroadcastStarted { room, at } => store.broadcast_started(room, *at).await,
         Write::BroadcastStopped { room, end } => store.broadcast_stopped(room, end).await,
+        Write::RoomEnded { room, at } => store.end_room(room, *at).await,
     }
 }
