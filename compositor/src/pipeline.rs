@@ -738,12 +738,12 @@ impl Pipeline {
             .property("timeout", s.stall_ms * 1_000_000)
             .property("buffer-size", 1i32 << 20)
             .build()?;
-        // Not `drop-on-latency`: lip sync delays a track with `ts-offset`, so its jitter
-        // buffer holds latency + delay worth of packets, and with drop-on-latency it threw the
-        // oldest away all the time: after such a loss the depayloader waits for a keyframe, and
-        // browsers send one only when asked (the tile stayed a placeholder). Output is paced by
-        // timestamps either way. Delay changes are spread out (at most 2 ms per buffer) so a
-        // new SR never makes the track jump.
+        // Not `drop-on-latency`: when the compositor falls behind (a starved host), packets
+        // pile up here, and dropping them breaks the decoder's chain of references: the
+        // depayloader then discards every frame until a keyframe, which a browser sends only
+        // when asked (see `keyframes`). A late frame is better dropped after decoding, by the
+        // mixer. Lip sync delay changes (`ts-offset`) are spread out, at most 2 ms per buffer,
+        // so a new SR never makes a track jump.
         let jb = gst::ElementFactory::make("rtpjitterbuffer")
             .name(format!("{bin_name}-jitterbuffer"))
             .property("latency", s.jitter_ms)
