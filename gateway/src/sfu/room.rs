@@ -224,10 +224,10 @@ pub struct Room {
     pub participants: Vec<Participant>,
     broadcast: Option<UnboundedSender<LegEvent>>,
     legs: Vec<Leg>,
-    /// Plain datagrams (RTP legs, RTCP SRs) for the worker to send.
-    pub outbox: Vec<(SocketAddr, Vec<u8>)>,
     /// Tile height per producer, as the compositor last laid it out (kept for legs attached later).
     leg_tiles: HashMap<String, u32>,
+    /// Plain datagrams (RTP legs, RTCP SRs) for the worker to send.
+    pub outbox: Vec<(SocketAddr, Vec<u8>)>,
     broadcast_state: String,
 }
 
@@ -269,9 +269,9 @@ impl Room {
     /// about everyone present and every track whose codec is known; old legs are dropped.
     pub fn start_broadcast(&mut self, events: UnboundedSender<LegEvent>) {
         self.legs.clear();
+        self.leg_tiles.clear();
         for p in &self.participants {
             let _ = events.send(LegEvent::ParticipantJoined { id: p.info.id.clone(), name: p.info.name.clone() });
-        self.leg_tiles.clear();
             if p.info.video_muted {
                 let _ = events.send(LegEvent::VideoMuted { id: p.info.id.clone(), muted: true });
             }
@@ -287,9 +287,9 @@ impl Room {
     pub fn stop_broadcast(&mut self) {
         self.broadcast = None;
         self.legs.clear();
+        self.leg_tiles.clear();
     }
 
-        self.leg_tiles.clear();
     /// Sends this producer's packets to the compositor's ports from its next keyframe on.
     pub fn attach_leg(&mut self, producer_id: &str, rtp_to: SocketAddr, rtcp_to: SocketAddr, now: Instant, stats: &WorkerStats) {
         let found = self.participants.iter().flat_map(|p| p.producers.iter()).find(|p| p.id == producer_id);
@@ -307,8 +307,6 @@ impl Room {
         }
     }
 
-    /// The compositor cannot decode the producer's leg (a keyframe was lost, or never came):
-    /// asks the publisher for a keyframe of the layer the leg forwards. The compositor has no
     /// The compositor drew the producer's video in a tile `tile_height` pixels high: its leg
     /// follows the simulcast layer that fits (switching at that layer's next keyframe).
     pub fn set_leg_tile(&mut self, producer_id: &str, tile_height: u32) {
@@ -318,6 +316,8 @@ impl Room {
         }
     }
 
+    /// The compositor cannot decode the producer's leg (a keyframe was lost, or never came):
+    /// asks the publisher for a keyframe of the layer the leg forwards. The compositor has no
     /// RTCP path back, so this is its PLI.
     pub fn leg_needs_keyframe(&mut self, producer_id: &str, now: Instant, stats: &WorkerStats) {
         let Some(leg) = self.legs.iter().find(|l| l.producer_id == producer_id) else { return };
@@ -684,9 +684,9 @@ impl Room {
         let gone = p.producers.remove(idx);
         p.quality.stream_gone(mid);
         self.legs.retain(|l| l.producer_id != gone.id);
+        self.leg_tiles.remove(&gone.id);
         self.tell_broadcast(LegEvent::TrackRemoved { producer_id: gone.id.clone() });
         for other in &mut self.participants {
-        self.leg_tiles.remove(&gone.id);
             other.drop_consumers_of(&gone.id);
             other.send(ServerMsg::ProducerRemoved { producer_id: gone.id.clone(), participant_id: participant.to_owned() });
         }
@@ -694,10 +694,10 @@ impl Room {
 
     /// Asks the producer's publisher for a keyframe of `layer` (simulcast; `None`: every
     /// layer), unless a request for that stream is already in flight (see `KeyframeRequests`).
-            let Some(prod) = p.producers.iter_mut().find(|x| x.id == producer_id) else { continue };
-            let mid = prod.mid;
     fn request_keyframe(&mut self, producer_id: &str, layer: Option<usize>, now: Instant, stats: Option<&WorkerStats>) {
         for p in &mut self.participants {
+            let Some(prod) = p.producers.iter_mut().find(|x| x.id == producer_id) else { continue };
+            let mid = prod.mid;
             // Simulcast: the layer asked for, or every layer when nobody said which.
             let streams: Vec<(usize, Option<Rid>)> = match (prod.layers.is_empty(), layer.and_then(|l| prod.layers.get(l).map(|x| (l, x)))) {
                 (true, _) => vec![(0, None)],
@@ -709,9 +709,9 @@ impl Room {
                 let mut api = peer.rtc.direct_api();
                 let Some(rx) = api.stream_rx_by_mid(mid, rid) else { continue };
                 let Some(kind) = prod.keyframes[slot].ask(now) else { continue };
+                tracing::debug!(producer = producer_id, ?rid, ?kind, "keyframe request");
                 rx.request_keyframe(kind);
                 peer.mark_dirty();
-                tracing::debug!(producer = producer_id, ?rid, ?kind, "keyframe request");
                 if let Some(stats) = stats {
                     WorkerStats::add(&stats.keyframe_requests, 1);
                     if kind == KeyframeRequestKind::Fir {
@@ -777,10 +777,10 @@ impl Room {
             // The request was answered: whoever needs one next asks again at once.
             producer.keyframes[slot].answered();
         }
-        let layers = producer.layers.as_slice();
-        let clock_rate = params.spec().clock_rate.get();
         let producer = &*producer;
         let producer_id = producer.id.as_str();
+        let layers = producer.layers.as_slice();
+        let clock_rate = params.spec().clock_rate.get();
         // Simulcast layers a consumer or leg waits to switch to (bit per layer).
         let mut wanted_layers = 0u32;
         let mut ext = pkt.header.ext_vals.clone();
@@ -865,9 +865,9 @@ impl Room {
                         continue;
                     }
                     LayerDecision::Switch => {
+                        tracing::debug!(room = %room_id, producer = %producer_id, layer, height = ?layers[layer].height, "compositor leg switches layer");
                         leg.switch_layer(pkt.header.timestamp, now);
                         // The new layer's own SR, if one came already.
-                        tracing::debug!(room = %room_id, producer = %producer_id, layer, height = ?layers[layer].height, "compositor leg switches layer");
                         if let Some((_, clock)) = producer.clocks.iter().find(|(r, _)| *r == rid) {
                             leg.publisher_report(*clock);
                         }
@@ -876,9 +876,9 @@ impl Room {
                 }
                 timestamp = leg.timestamps.rewrite(pkt.header.timestamp, now);
             }
+            let was_started = leg.started();
             match leg.packet(*pkt.seq_no, keyframe, pkt.header.marker, *pkt.header.payload_type, timestamp, pkt.header.timestamp, &pkt.payload) {
                 Ok(datagram) => {
-            let was_started = leg.started();
                     if !was_started {
                         tracing::debug!(room = %room_id, producer = %producer_id, ?layer, "compositor leg starts at a keyframe");
                     }
@@ -1002,10 +1002,10 @@ fn prod_is_video(room: &Room, producer_id: &str) -> bool {
     room.participants.iter().flat_map(|p| p.producers.iter()).any(|p| p.id == producer_id && p.kind == MediaKind::Video)
 }
 
-    let codec = match params.spec().codec {
-        Codec::Vp8 => "VP8",
 fn track_added(participant: &str, p: &Producer) -> Option<LegEvent> {
     let params = p.params.as_ref()?;
+    let codec = match params.spec().codec {
+        Codec::Vp8 => "VP8",
         Codec::H264 => "H264",
         Codec::Opus => "opus",
         _ => return None,
