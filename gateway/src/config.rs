@@ -194,3 +194,23 @@ impl Config {
         Duration::from_secs(self.ice_disconnect_timeout_secs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    #[test]
+    fn idle_limits_from_flags() {
+        let defaults = Serve::try_parse_from(["roomcast"]).expect("defaults parse").config.idle_limits();
+        assert_eq!((defaults.broadcast, defaults.room), (Some(Duration::from_secs(60)), Some(Duration::from_secs(300))));
+        let set = Serve::try_parse_from(["roomcast", "--broadcast-idle-stop-secs", "3", "--room-idle-end-secs", "0"]).expect("parse").config.idle_limits();
+        assert_eq!((set.broadcast, set.room), (Some(Duration::from_secs(3)), None), "0 is never");
+    }
+}
