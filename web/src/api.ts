@@ -98,7 +98,19 @@ export function getRoom(id: string): Promise<Room & { participants?: unknown[]; 
 export async function joinRoom(roomId: string, name: string, key: string | null = hostKey(roomId)): Promise<JoinResponse> {
   // host_key only when there is one: older gateways refuse unknown fields.
   const body = key ? { name, host_key: key } : { name };
-  const res = await request<Partial<JoinResponse>>('POST', `/api/rooms/${encodeURIComponent(roomId)}/join`, body);
+  return joinResponse(await request<Partial<JoinResponse>>('POST', `/api/rooms/${encodeURIComponent(roomId)}/join`, body));
+}
+
+/**
+ * Joins with an invite link's invite (no API key needed; the token gets the invite's role).
+ * `rejoin`: the join token this page had (a reconnect), so the server does not count a new use.
+ */
+export async function redeemInvite(roomId: string, invite: string, name: string, rejoin: string | null = null): Promise<JoinResponse> {
+  const body = rejoin ? { invite, name, rejoin } : { invite, name };
+  return joinResponse(await request<Partial<JoinResponse>>('POST', `/api/rooms/${encodeURIComponent(roomId)}/join`, body));
+}
+
+function joinResponse(res: Partial<JoinResponse>): JoinResponse {
   if (typeof res.token !== 'string') throw new ApiError(200, 'bad_response', 'join: response has no token');
   return {
     token: res.token,
@@ -109,6 +121,47 @@ export async function joinRoom(roomId: string, name: string, key: string | null 
     expires_in: typeof res.expires_in === 'number' && res.expires_in > 0 ? res.expires_in : null,
     e2ee: res.e2ee === true,
   };
+}
+
+/** What the gateway tells browsers about itself (`GET /api/config`). */
+export interface GatewayConfig {
+  /** Joining needs an invite link (the gateway has an API key). */
+  invite_required: boolean;
+}
+
+/** The gateway's config; null when it cannot say (an older gateway, or the network). */
+export async function getConfig(): Promise<GatewayConfig | null> {
+  try {
+    const c = await request<Partial<GatewayConfig>>('GET', '/api/config');
+    return { invite_required: c.invite_required === true };
+  } catch {
+    return null;
+  }
+}
+
+export interface InviteInfo {
+  role: string;
+  expires_at: number;
+  max_uses: number | null;
+  uses: number;
+}
+
+/** Whether an invite would let us in now, without using it (throws the ApiError a join would get). */
+export function checkInvite(roomId: string, invite: string): Promise<InviteInfo> {
+  return request('POST', `/api/rooms/${encodeURIComponent(roomId)}/invites/check`, { invite });
+}
+
+export interface MintedInvite {
+  invite: string;
+  /** `/room/{id}?invite=…` */
+  url: string;
+  role: string;
+  expires_at: number;
+}
+
+/** Mints an invite link (`token`: a host token of the room, on gateways with an API key). */
+export function mintInvite(roomId: string, token: string | null, body: { role?: string; ttl_secs?: number; max_uses?: number }): Promise<MintedInvite> {
+  return request('POST', `/api/rooms/${encodeURIComponent(roomId)}/invites`, body, token);
 }
 
 export interface BroadcastStart {

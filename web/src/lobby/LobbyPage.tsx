@@ -1,6 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { createRoom } from '../api';
 import { generatePassphrase, withKey } from '../e2ee/passphrase';
+import { invitePath } from '../room/invite';
 import { navigate, roomPath, watchPath } from '../routes';
 import { parseRoomLink } from './roomLink';
 
@@ -35,7 +36,8 @@ export function LobbyPage() {
       return;
     }
     setLinkError(null);
-    navigate(parsed.page === 'room' ? withKey(roomPath(parsed.roomId), parsed.key ?? null) : watchPath(parsed.roomId));
+    if (parsed.page === 'watch') navigate(watchPath(parsed.roomId));
+    else navigate(withKey(parsed.invite ? invitePath(parsed.roomId, parsed.invite) : roomPath(parsed.roomId), parsed.key ?? null));
   };
 
   return (

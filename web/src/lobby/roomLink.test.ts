@@ -13,3 +13,16 @@ describe('parseRoomLink and e2ee keys', () => {
     expect(parseRoomLink('https://h/watch/r-1#key=k')).toStrictEqual({ page: 'watch', roomId: 'r-1' });
   });
 });
+
+describe('parseRoomLink and invite links', () => {
+  it('keeps the ?invite= of a room link', () => {
+    expect(parseRoomLink('http://127.0.0.1:8080/room/r-1?invite=inv1.abc.def')).toStrictEqual({ page: 'room', roomId: 'r-1', invite: 'inv1.abc.def' });
+    expect(parseRoomLink('/room/r-1?name=Ada&invite=inv1.x.y#key=k')).toStrictEqual({ page: 'room', roomId: 'r-1', key: 'k', invite: 'inv1.x.y' });
+    expect(parseRoomLink('room/r-1?invite=inv1.x.y')).toStrictEqual({ page: 'room', roomId: 'r-1', invite: 'inv1.x.y' });
+  });
+
+  it('has none without one, and none for watch links', () => {
+    expect(parseRoomLink('https://h/room/r-1?name=Ada')).toStrictEqual({ page: 'room', roomId: 'r-1' });
+    expect(parseRoomLink('https://h/watch/r-1?invite=inv1.x.y')).toStrictEqual({ page: 'watch', roomId: 'r-1' });
+  });
+});

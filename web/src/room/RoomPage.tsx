@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
-import { ApiError, getRoom, startBroadcast, stopBroadcast } from '../api';
+import { ApiError, checkInvite, getConfig, getRoom, mintInvite, startBroadcast, stopBroadcast, type GatewayConfig } from '../api';
 import { keyFromHash, withKey } from '../e2ee/passphrase';
 import { decryptState } from '../e2ee/status';
 import type { BroadcastState } from '../signaling';
@@ -7,6 +7,7 @@ import { navigate, roomPath, watchPath } from '../routes';
 import { useStore } from '../store';
 import { ChatPanel } from './ChatPanel';
 import { DevicePickers, useDevices } from './DevicePickers';
+import { PAGE_INVITE, inviteFresh, inviteFromSearch, inviteLinkMode, inviteProblem, joinPath, type InviteProblem } from './invite';
 import { BroadcastIcon, CameraIcon, ChatIcon, LeaveIcon, LinkIcon, MicIcon, ScreenIcon, SettingsIcon, SmileIcon } from './icons';
 import { gridLayout, orderTiles } from './layout';
 import { loadSettings, type MediaSettings } from './media';
@@ -38,6 +39,36 @@ export function RoomPage({ roomId, search }: { roomId: string; search: string })
   const [passphrase, setPassphrase] = useState<string | null>(() => keyFromHash(window.location.hash));
   /** Whether the room is end-to-end encrypted (null while asking the server). */
   const [e2ee, setE2ee] = useState<boolean | null>(null);
+  // An invite link (`?invite=…`): checked at once (without using it), so a bad one is said
+  // before the join screen; joins then exchange it for a token.
+  const invite = inviteFromSearch(search);
+  const [inviteState, setInviteState] = useState<'checking' | 'ok' | InviteProblem>(invite ? 'checking' : 'ok');
+  /** What the gateway says about itself ('loading' until it answers; null: it could not say). */
+  const [config, setConfig] = useState<GatewayConfig | null | 'loading'>('loading');
+  const inviteRequired = config === 'loading' || config === null ? null : config.invite_required;
+  const path = joinPath(invite, inviteRequired);
+
+  useEffect(() => {
+    let alive = true;
+    void getConfig().then((c) => alive && setConfig(c));
+    return () => {
+      alive = false;
+    };
+  }, []);
+
+  useEffect(() => {
+    if (!invite) return;
+    let alive = true;
+    checkInvite(roomId, invite)
+      .then(() => alive && setInviteState('ok'))
+      .catch((e) => {
+        // Anything but a verdict on the invite (an older gateway, the network): the join says.
+        if (alive) setInviteState((e instanceof ApiError && inviteProblem(e.code)) || 'ok');
+      });
+    return () => {
+      alive = false;
+    };
+  }, [roomId, invite]);
 
   useEffect(() => {
     let alive = true;
@@ -78,20 +109,24 @@ export function RoomPage({ roomId, search }: { roomId: string; search: string })
         audioMuted: choice?.audioMuted,
         videoMuted: choice?.videoMuted,
         passphrase: key,
+        invite,
+        previousToken: session?.token ?? null,
       });
     },
-    [roomId, settings, session, passphrase],
+    [roomId, settings, session, passphrase, invite],
   );
 
   const needsKey = e2ee === true && !passphrase;
+  const canJoin = inviteState === 'ok' && config !== 'loading' && path !== 'needs_invite';
   useEffect(() => {
-    // Autojoin is a page-load decision, taken once we know whether the room needs a key.
-    if (params.autojoin && !autojoined.current && e2ee !== null && !needsKey) {
+    // Autojoin is a page-load decision, taken once we know whether the room needs a key, and
+    // whether this gateway (and the link's invite) lets us in.
+    if (params.autojoin && !autojoined.current && e2ee !== null && !needsKey && canJoin) {
       autojoined.current = true;
       join(name, null);
     }
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [e2ee, needsKey]);
+  }, [e2ee, needsKey, canJoin]);
 
   // Leave cleanly when the tab closes or the route changes (the server frees the seat at once).
   useEffect(() => {
@@ -104,6 +139,8 @@ export function RoomPage({ roomId, search }: { roomId: string; search: string })
     };
   }, [session]);
 
+  if (!session && typeof inviteState === 'object') return <InviteErrorPage problem={inviteState} />;
+  if (!session && path === 'needs_invite') return <InviteErrorPage problem={inviteProblem('needs_invite')!} />;
   if (!session && needsKey) return <KeyPrompt roomId={roomId} onKey={applyKey} />;
   if (!session) {
     return (
@@ -122,6 +159,7 @@ export function RoomPage({ roomId, search }: { roomId: string; search: string })
     <RoomView
       session={session}
       passphrase={passphrase}
+      inviteRequired={inviteRequired}
       onRejoin={() => join(name, null)}
       onNewKey={(key) => {
         applyKey(key);
@@ -177,8 +215,37 @@ function useSize(ref: React.RefObject<HTMLElement | null>): { width: number; hei
   return size;
 }
 
-function RoomView(props: { session: RoomSession; passphrase: string | null; onRejoin: () => void; onNewKey: (key: string) => void }) {
-  const { session, passphrase, onRejoin, onNewKey } = props;
+/** A refused invite link (or none where one is needed): what happened and what to do. */
+function InviteErrorPage({ problem }: { problem: InviteProblem }) {
+  return (
+    <main className="page narrow">
+      <InviteErrorCard problem={problem} />
+    </main>
+  );
+}
+
+function InviteErrorCard({ problem }: { problem: InviteProblem }) {
+  return (
+    <div className="card stack ended" role="alert" data-testid="invite-error" data-code={problem.code}>
+      <strong>{problem.title}</strong>
+      <span>{problem.detail}</span>
+      <div className="row">
+        <button type="button" className="primary" onClick={() => navigate('/')}>
+          Go to the start page
+        </button>
+      </div>
+    </div>
+  );
+}
+
+function RoomView(props: {
+  session: RoomSession;
+  passphrase: string | null;
+  inviteRequired: boolean | null;
+  onRejoin: () => void;
+  onNewKey: (key: string) => void;
+}) {
+  const { session, passphrase, inviteRequired, onRejoin, onNewKey } = props;
   const state = useStore(session.state);
   const local = useStore(session.localStream);
   const screen = useStore(session.screenStream);
@@ -192,6 +259,7 @@ function RoomView(props: { session: RoomSession; passphrase: string | null; onRe
   const size = useSize(stageRef);
   const remoteModels = remoteTiles(state);
   const inRoom = state.phase === 'joining' || state.phase === 'joined' || state.phase === 'reconnecting';
+  const inviteFailure = state.phase === 'failed' ? session.inviteFailure : null;
 
   // Reactions fade out.
   useEffect(() => {
@@ -216,8 +284,6 @@ function RoomView(props: { session: RoomSession; passphrase: string | null; onRe
   const reactionsOf = (pid: string | null) =>
     pid ? state.reactions.filter((r) => r.participantId === pid).map((r) => ({ id: r.id, emoji: r.emoji })) : [];
 
-  // An e2ee room's invite carries the key in its fragment: whoever has the link can decrypt.
-  const inviteUrl = `${window.location.origin}${withKey(roomPath(state.roomId), state.e2ee ? passphrase : null)}`;
   const isHost = state.role === 'host';
   const decryptOf = (key: string) => {
     const c = live.decrypt.get(key);
@@ -244,7 +310,7 @@ function RoomView(props: { session: RoomSession; passphrase: string | null; onRe
         {state.phase !== 'removed' && (
           <div className="row">
             <BroadcastControls session={session} state={state} />
-            <CopyButton text={inviteUrl} label="Copy invite link" />
+            <InviteLinkButton session={session} state={state} inviteRequired={inviteRequired} passphrase={passphrase} />
             {!state.e2ee && <CopyButton text={watchUrl} label="Copy watch link" />}
           </div>
         )}
@@ -277,7 +343,9 @@ function RoomView(props: { session: RoomSession; passphrase: string | null; onRe
         </div>
       )}
 
-      {!inRoom && state.phase !== 'removed' && (
+      {inviteFailure && <InviteErrorCard problem={inviteFailure} />}
+
+      {!inRoom && state.phase !== 'removed' && !inviteFailure && (
         <div className="card stack ended" role="alert">
           <strong>{phaseText(state)}</strong>
           {state.endReason && <span>{state.endReason}</span>}
@@ -613,19 +681,89 @@ function Notices({ session, state }: { session: RoomSession; state: RoomState })
   );
 }
 
-function CopyButton({ text, label }: { text: string; label: string }) {
+/**
+ * "Copy invite link": the room's address on an open gateway (with the key of an e2ee room in
+ * its fragment: whoever has the link can decrypt); on a gateway that needs invites, an invite
+ * the host mints (re-minted before it expires); others there cannot make one.
+ */
+function InviteLinkButton(props: { session: RoomSession; state: RoomState; inviteRequired: boolean | null; passphrase: string | null }) {
+  const { session, state, inviteRequired, passphrase } = props;
+  const mode = inviteLinkMode(inviteRequired, state.role);
+  const [minted, setMinted] = useState<{ path: string; expiresAt: number } | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const key = state.e2ee ? passphrase : null;
+  const joined = state.phase === 'joined';
+  const roomId = state.roomId;
+
+  const mint = useCallback(async (): Promise<string | null> => {
+    try {
+      const m = await mintInvite(roomId, session.token, PAGE_INVITE);
+      setMinted({ path: m.url, expiresAt: m.expires_at });
+      setError(null);
+      return m.url;
+    } catch (e) {
+      setError(e instanceof Error ? e.message : String(e));
+      return null;
+    }
+  }, [roomId, session]);
+
+  useEffect(() => {
+    if (mode === 'mint' && joined && !minted) void mint();
+  }, [mode, joined, minted, mint]);
+
+  const full = (path: string) => `${window.location.origin}${withKey(path, key)}`;
+  if (mode === 'plain') return <CopyButton text={full(roomPath(roomId))} label="Copy invite link" testId="copy-invite" />;
+  if (mode === 'host_only') {
+    return <CopyButton text={null} label="Copy invite link" testId="copy-invite" disabledReason="On this server only the host can make invite links." />;
+  }
+  const fresh = minted && inviteFresh(minted.expiresAt, Date.now()) ? full(minted.path) : null;
+  return (
+    <CopyButton
+      text={fresh}
+      label="Copy invite link"
+      testId="copy-invite"
+      getText={async () => {
+        const path = await mint();
+        return path ? full(path) : null;
+      }}
+      disabledReason={!joined ? 'Invite links can be made once you are in the room.' : undefined}
+      problem={error ? `Could not make an invite link: ${error}` : undefined}
+    />
+  );
+}
+
+function CopyButton(props: {
+  /** What to copy; null: ask `getText` when clicked. */
+  text: string | null;
+  label: string;
+  getText?: () => Promise<string | null>;
+  testId?: string;
+  /** Set: the button is disabled and says why. */
+  disabledReason?: string;
+  problem?: string;
+}) {
+  const { text, label, getText, testId, disabledReason, problem } = props;
   const [done, setDone] = useState(false);
   const copy = async () => {
+    const value = text ?? (getText ? await getText() : null);
+    if (!value) return;
     try {
-      await navigator.clipboard.writeText(text);
+      await navigator.clipboard.writeText(value);
       setDone(true);
       window.setTimeout(() => setDone(false), 1500);
     } catch {
-      window.prompt('Copy this link:', text);
+      window.prompt('Copy this link:', value);
     }
   };
   return (
-    <button type="button" onClick={() => void copy()} title={text}>
+    <button
+      type="button"
+      onClick={() => void copy()}
+      title={disabledReason ?? problem ?? text ?? label}
+      disabled={disabledReason !== undefined}
+      data-testid={testId}
+      data-link={text ?? undefined}
+    >
       <LinkIcon /> {done ? 'Copied' : label}
     </button>
   );

@@ -11,7 +11,8 @@
 //   if media is not back within 10 s, a full re-join as below;
 // - the socket closes, or DTLS fails: "reconnecting…", then a full re-join (new POST join,
 //   new socket) with exponential backoff and jitter (backoff.ts).
-import { joinRoom, ApiError } from '../api';
+import { joinRoom, redeemInvite, ApiError } from '../api';
+import { inviteProblem, type InviteProblem } from './invite';
 import { SignalingClient, resolveWsUrl, type ClientMessage, type PcName, type ServerMessage, type TrackInfo, type LogEntry } from '../signaling';
 import { Store } from '../store';
 import { E2eeClient, e2eeApi, type E2eeApi } from '../e2ee/client';
@@ -100,6 +101,10 @@ export interface JoinOptions {
   videoMuted?: boolean;
   /** The room passphrase (from the link's #key=…); needed when the room is end-to-end encrypted. */
   passphrase?: string | null;
+  /** The invite of an invite link (`?invite=…`): joins (and re-joins) exchange it for a token. */
+  invite?: string | null;
+  /** The join token of this page's previous session (a "Rejoin"): an invite's seat moves to us. */
+  previousToken?: string | null;
 }
 
 /** After `reconnect`, the server's new `welcome` should come quickly; else re-join. */
@@ -131,6 +136,10 @@ export class RoomSession {
   /** Our current join token and role (for host calls such as the broadcast controls). */
   token: string | null = null;
   role: string | null = null;
+  /** Why a join with an invite link was refused (expired, used up …), for the page to explain. */
+  inviteFailure: InviteProblem | null = null;
+  private invite: string | null = null;
+  private previousToken: string | null = null;
   private signaling: SignalingClient | null = null;
   private name = '';
   private media: Promise<void> | null = null;
@@ -287,6 +296,8 @@ export class RoomSession {
     this.audioMuted = options.audioMuted ?? false;
     this.videoMuted = options.videoMuted ?? false;
     this.passphrase = options.passphrase ?? null;
+    this.invite = options.invite ?? null;
+    this.previousToken = options.previousToken ?? null;
     this.dispatch({ type: 'joining', name: options.name });
     this.media = this.takeMedia(options);
     this.startStats();
@@ -326,11 +337,22 @@ export class RoomSession {
     const epoch = ++this.epoch;
     let join;
     try {
-      join = await joinRoom(this.roomId, this.name);
+      // With an invite, every (re)join exchanges it; the token we had keeps our seat of it.
+      join = this.invite
+        ? await redeemInvite(this.roomId, this.invite, this.name, this.token ?? this.previousToken)
+        : await joinRoom(this.roomId, this.name);
     } catch (e) {
       if (this.ended || epoch !== this.epoch) return;
       const gone = e instanceof ApiError && e.status === 404;
-      const reason = e instanceof ApiError ? (gone ? 'This room does not exist (or was closed).' : `${e.message} (${e.code})`) : String(e);
+      const problem = this.invite && e instanceof ApiError ? inviteProblem(e.code) : null;
+      this.inviteFailure = problem;
+      const reason = problem
+        ? `${problem.title}. ${problem.detail}`
+        : e instanceof ApiError
+          ? gone
+            ? 'This room does not exist (or was closed).'
+            : `${e.message} (${e.code})`
+          : String(e);
       const retryable = !gone && !(e instanceof ApiError && e.status >= 400 && e.status < 500 && e.status !== 429);
       if (this.state.get().wasJoined && retryable) this.scheduleReconnect(`Cannot get back into the room: ${reason}`);
       else this.end('failed', reason);
