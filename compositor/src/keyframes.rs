@@ -71,7 +71,10 @@ impl KeyframeWatch {
             self.picture_since = now;
         }
         let receiving = self.last_packet.is_some_and(|t| now.saturating_duration_since(t) < NO_PICTURE_AFTER);
-        let reason = if asked {
+        // Before the first picture an upstream request means nothing yet: the depayloader asks
+        // on the stream's first (discontinuous) buffer even when it is the keyframe the leg
+        // started at. A first keyframe that does not decode shows as `NoPicture`.
+        let reason = if asked && frames > 0 {
             Reason::Decoder
         } else if receiving && !decoded && now.saturating_duration_since(self.picture_since) >= NO_PICTURE_AFTER {
             Reason::NoPicture
@@ -126,6 +129,17 @@ mod tests {
         // …and a slow stream (no new packet on this tick) still counts as receiving.
         assert_eq!(w.observe(t0 + ms(4500), 30, 3, 0), None);
         assert_eq!(w.observe(t0 + ms(4750), 31, 3, 0), Some(Reason::NoPicture));
+    }
+
+    #[test]
+    fn a_request_before_the_first_picture_waits_for_no_picture() {
+        let t0 = Instant::now();
+        let mut w = KeyframeWatch::new(t0);
+        assert_eq!(w.observe(t0 + ms(100), 10, 0, 1), None, "the depayloader's start-up request");
+        assert_eq!(w.observe(t0 + ms(250), 20, 2, 1), None, "pictures came");
+        let mut w = KeyframeWatch::new(t0);
+        assert_eq!(w.observe(t0 + ms(100), 10, 0, 1), None);
+        assert_eq!(w.observe(t0 + ms(600), 60, 0, 1), Some(Reason::NoPicture), "the first keyframe did not decode");
     }
 
     #[test]
