@@ -59,7 +59,7 @@ pub async fn config(State(app): State<AppState>) -> Json<Value> {
 
 /// `POST /api/rooms/{id}/invites`
 pub async fn mint(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let room = app.rooms.get(&id).ok_or_else(ApiError::room_not_found)?;
+    let room = known_room(&app, &id).await?;
     // The body is optional: none, empty, or JSON.
     let body: MintBody = if body.iter().all(u8::is_ascii_whitespace) {
         MintBody::default()
@@ -67,22 +67,22 @@ pub async fn mint(State(app): State<AppState>, Path(id): Path<String>, headers: 
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("{e}; send {{\"role\": \"publisher\", \"ttl_secs\": 86400, \"max_uses\": 10}} (all optional)")))?
     };
     let role = invite::parse_role(body.role.as_deref()).map_err(ApiError::bad_request)?;
-    access::invite_call(authorization(&headers), app.config.api_key.as_deref(), &app.tokens, &room.id, role).map_err(|d| match d {
+    access::invite_call(authorization(&headers), app.config.api_key.as_deref(), &app.tokens, &room, role).map_err(|d| match d {
         Denied::Unauthenticated(m) => ApiError::unauthorized(format!("{m}; invites are minted with the API key or this room's host token")),
         Denied::Forbidden(m) => ApiError::forbidden(m),
     })?;
     let ttl = invite::ttl_secs(body.ttl_secs).map_err(ApiError::bad_request)?;
     let max_uses = invite::max_uses(body.max_uses).map_err(ApiError::bad_request)?;
     let now = unix_now();
-    let inv = Invite::new(&room.id, role, ttl, max_uses, now);
+    let inv = Invite::new(&room, role, ttl, max_uses, now);
     let text = app.tokens.invites().sign(&inv);
-    tracing::info!(room = %room.id, invite_id = %inv.id, ?role, ttl_secs = ttl, ?max_uses, "invite minted");
+    tracing::info!(room = %room, invite_id = %inv.id, ?role, ttl_secs = ttl, ?max_uses, "invite minted");
     Ok((
         StatusCode::CREATED,
         Json(json!({
             "invite": text,
-            "url": format!("/room/{}?invite={text}", room.id),
-            "room": room.id,
+            "url": format!("/room/{room}?invite={text}"),
+            "room": room,
             "role": role,
             "expires_at": inv.exp,
             "expires_in": ttl,
@@ -95,13 +95,13 @@ pub async fn mint(State(app): State<AppState>, Path(id): Path<String>, headers: 
 /// with it would get now. Uses nothing.
 pub async fn check(State(app): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let body: CheckBody = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("{e}; send {{\"invite\": \"inv1.…\"}}")))?;
-    let room = app.rooms.get(&id).ok_or_else(ApiError::room_not_found)?;
+    let room = known_room(&app, &id).await?;
     let now = unix_now();
-    let inv = app.tokens.invites().verify(&body.invite, &room.id, now)?;
+    let inv = app.tokens.invites().verify(&body.invite, &room, now)?;
     let uses = store(&app)?.invite_uses(&inv.id).await.map_err(store_failed)?;
     inv.check_uses(uses)?;
     Ok(Json(json!({
-        "room": room.id,
+        "room": room,
         "role": inv.role,
         "expires_at": inv.exp,
         "expires_in": inv.exp.saturating_sub(now),
@@ -142,11 +142,22 @@ pub async fn redeem(app: &AppState, room: &str, invite: &str, rejoin: Option<&st
     }
 }
 
+/// The id of a room this node knows: live, or ended but in the store (a join brings it back).
+async fn known_room(app: &AppState, id: &str) -> Result<String, ApiError> {
+    if let Some(room) = app.rooms.get(id) {
+        return Ok(room.id);
+    }
+    match store(app)?.room(id).await.map_err(store_failed)? {
+        Some(room) => Ok(room.id),
+        None => Err(ApiError::room_not_found()),
+    }
+}
+
 fn store(app: &AppState) -> Result<&std::sync::Arc<dyn crate::store::Store>, ApiError> {
     app.rooms.store().ok_or_else(|| ApiError::unavailable("invite links need the store, and this node runs without one"))
 }
 
 fn store_failed(e: StoreError) -> ApiError {
-    tracing::error!(error = %e, "the store failed counting an invite's uses");
+    tracing::error!(error = %e, "the store failed while checking an invite");
     ApiError::unavailable(format!("the invite could not be checked: {e}"))
 }
