@@ -1,6 +1,6 @@
 //! Pure decisions of the broadcast supervisor: its state, and when to restart a compositor.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -52,6 +52,30 @@ impl Default for RestartPolicy {
 /// costs more than waiting: every tile is a placeholder again until its next keyframe.
 pub const BUSY_STALL_FACTOR: u32 = 6;
 
+/// Did a process use CPU in about the last second? Fed the process's CPU time (clock ticks) at
+/// each watchdog look. A stopped or deadlocked process uses none; on an overloaded host a
+/// working one may get none for a moment, so the window is a second, not one look.
+#[derive(Debug, Clone, Default)]
+pub struct CpuWindow {
+    looks: Vec<(Instant, u64)>,
+}
+
+impl CpuWindow {
+    /// Records a look (`None`: the CPU time could not be read) and says whether the CPU time
+    /// grew since the baseline: the newest look at least 1 s old, or the oldest there is (so a
+    /// watchdog that was itself descheduled for a while still compares with something).
+    pub fn observe(&mut self, now: Instant, cpu: Option<u64>) -> bool {
+        if let Some(i) = self.looks.iter().rposition(|(t, _)| now.saturating_duration_since(*t) >= Duration::from_secs(1)) {
+            self.looks.drain(..i);
+        }
+        let busy = cpu.is_some_and(|c| self.looks.first().is_some_and(|(_, before)| c > *before));
+        if let Some(c) = cpu {
+            self.looks.push((now, c));
+        }
+        busy
+    }
+}
+
 impl RestartPolicy {
     /// The watchdog's verdict on a compositor that published no part for `silent`: is it
     /// stuck? `busy`: it used CPU since the watchdog last looked (a stopped or deadlocked
@@ -89,6 +113,25 @@ mod tests {
         assert_eq!(d, vec![0, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
         assert_eq!(p.delay(11), None);
         assert_eq!(p.delay(0), None);
+    }
+
+    #[test]
+    fn cpu_window_sees_work_within_a_second_even_after_a_gap() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut w = CpuWindow::default();
+        assert!(!w.observe(t0, Some(100)), "nothing to compare with yet");
+        assert!(w.observe(t0 + ms(166), Some(103)));
+        // Starved for a moment (no tick of CPU since the last look), but it worked within 1 s.
+        assert!(w.observe(t0 + ms(333), Some(103)));
+        // Stopped: nothing for over a second.
+        assert!(w.observe(t0 + ms(1100), Some(103)), "the baseline is still the look at t0");
+        assert!(!w.observe(t0 + ms(1400), Some(103)));
+        // The watchdog itself was descheduled for 5 s: it still compares with its last look.
+        let mut w = CpuWindow::default();
+        w.observe(t0, Some(10));
+        assert!(w.observe(t0 + ms(5000), Some(50)));
+        assert!(!w.observe(t0 + ms(5200), None), "unreadable (the process is gone)");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
 use super::compositor::{Compositor, Item, OutputFormat};
-use super::policy::{BroadcastState, RestartPolicy};
+use super::policy::{BroadcastState, CpuWindow, RestartPolicy};
 use super::ports::{PortAllocator, PortPair};
 use super::Status;
 use crate::sfu::{Command, LegEvent, WorkerHandle};
@@ -136,8 +136,7 @@ impl Supervisor {
         let spawned = Instant::now();
         let mut last_part: Option<Instant> = None;
         let mut first_part: Option<Instant> = None;
-        // The compositor's CPU time over the last second of watchdog looks.
-        let mut cpu_seen: Vec<(Instant, u64)> = Vec::new();
+        let mut cpu_seen = CpuWindow::default();
         let mut watchdog = tokio::time::interval(self.format.part / 2);
         let exit = loop {
             tokio::select! {
@@ -210,15 +209,7 @@ impl Supervisor {
                     Err(e) => break Exit::Died(e.to_string()),
                 },
                 _ = watchdog.tick() => {
-                    // Busy: it used CPU within the last second (a stopped or hung process uses
-                    // none; on an overloaded host a working one may get none for a moment).
-                    let now = Instant::now();
-                    let cpu = comp.pid().and_then(process_cpu_ticks);
-                    cpu_seen.retain(|(t, _)| now.duration_since(*t) <= Duration::from_secs(1));
-                    let busy = cpu.is_some_and(|c| cpu_seen.first().is_some_and(|(_, before)| c > *before));
-                    if let Some(c) = cpu {
-                        cpu_seen.push((now, c));
-                    }
+                    let busy = cpu_seen.observe(Instant::now(), comp.pid().and_then(process_cpu_ticks));
                     let stalled = match last_part {
                         Some(t) => self.policy.is_stalled(t.elapsed(), self.format.part, busy),
                         None => spawned.elapsed() > FIRST_PART_TIMEOUT,
