@@ -37,9 +37,14 @@ pub struct KeyframeRequests {
 }
 
 impl KeyframeRequests {
+    /// A request went out less than [`REASK_AFTER`] ago and no keyframe came since.
+    pub fn in_flight(&self, now: Instant) -> bool {
+        self.last.is_some_and(|t| now.saturating_duration_since(t) < REASK_AFTER)
+    }
+
     /// Someone needs a keyframe now: the request to send, or `None` while one is in flight.
     pub fn ask(&mut self, now: Instant) -> Option<KeyframeRequestKind> {
-        if self.last.is_some_and(|t| now.saturating_duration_since(t) < REASK_AFTER) {
+        if self.in_flight(now) {
             return None;
         }
         let kind = if self.unanswered == 0 { KeyframeRequestKind::Pli } else { KeyframeRequestKind::Fir };
@@ -77,6 +82,7 @@ mod tests {
         let mut r = KeyframeRequests::default();
         assert_eq!(r.ask(t0), Some(KeyframeRequestKind::Pli));
         // In flight: others needing it now do not ask again.
+        assert!(r.in_flight(t0 + Duration::from_millis(100)));
         assert_eq!(r.ask(t0 + Duration::from_millis(100)), None);
         assert_eq!(r.ask(t0 + Duration::from_millis(499)), None);
         // 500 ms without a keyframe: ask again, harder.

@@ -295,14 +295,15 @@ impl Room {
         let found = self.participants.iter().flat_map(|p| p.producers.iter()).find(|p| p.id == producer_id);
         let Some(prod) = found else { return };
         let Some(params) = &prod.params else { return };
-        let mut leg = Leg::new(producer_id.to_owned(), rtp_to, rtcp_to, prod.kind == MediaKind::Video, params.spec().clock_rate.get());
+        let is_video = prod.kind == MediaKind::Video;
+        let mut leg = Leg::new(producer_id.to_owned(), rtp_to, rtcp_to, is_video, params.spec().clock_rate.get());
         if let Some(h) = self.leg_tiles.get(producer_id) {
             leg.max_height = layer_height_for_tile(*h);
         }
         self.legs.retain(|l| l.producer_id != producer_id);
         self.legs.push(leg);
         self.update_leg_clocks(producer_id);
-        if prod_is_video(self, producer_id) {
+        if is_video {
             self.request_keyframe(producer_id, None, now, Some(stats));
         }
     }
@@ -698,14 +699,20 @@ impl Room {
         for p in &mut self.participants {
             let Some(prod) = p.producers.iter_mut().find(|x| x.id == producer_id) else { continue };
             let mid = prod.mid;
-            // Simulcast: the layer asked for, or every layer when nobody said which.
-            let streams: Vec<(usize, Option<Rid>)> = match (prod.layers.is_empty(), layer.and_then(|l| prod.layers.get(l).map(|x| (l, x)))) {
-                (true, _) => vec![(0, None)],
-                (false, Some((l, x))) => vec![(stream_slot(Some(l)), Some(x.rid))],
-                (false, None) => prod.layers.iter().enumerate().map(|(l, x)| (stream_slot(Some(l)), Some(x.rid))).collect(),
+            // Simulcast: the layer asked for, or every layer when nobody said which. Called per
+            // packet while someone waits, so no allocation, and an in-flight request returns early.
+            let layers = match layer.filter(|l| *l < prod.layers.len()) {
+                _ if prod.layers.is_empty() => 0..1,
+                Some(l) => l..l + 1,
+                None => 0..prod.layers.len(),
             };
             let Some(peer) = p.publish.as_mut() else { return };
-            for (slot, rid) in streams {
+            for l in layers {
+                let slot = stream_slot(Some(l));
+                if prod.keyframes[slot].in_flight(now) {
+                    continue;
+                }
+                let rid = prod.layers.get(l).map(|x| x.rid);
                 let mut api = peer.rtc.direct_api();
                 let Some(rx) = api.stream_rx_by_mid(mid, rid) else { continue };
                 let Some(kind) = prod.keyframes[slot].ask(now) else { continue };
@@ -996,10 +1003,6 @@ fn note_rtt(stats: &WorkerStats, rtt: Option<Duration>) {
         let us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX);
         stats.rtt_max_us.fetch_max(us, std::sync::atomic::Ordering::Relaxed);
     }
-}
-
-fn prod_is_video(room: &Room, producer_id: &str) -> bool {
-    room.participants.iter().flat_map(|p| p.producers.iter()).any(|p| p.id == producer_id && p.kind == MediaKind::Video)
 }
 
 fn track_added(participant: &str, p: &Producer) -> Option<LegEvent> {
