@@ -58,6 +58,34 @@ pub fn decode_item(header: &[u8], body: Bytes, received: Instant) -> Result<Item
     }
 }
 
+/// What a compositor event asks of the SFU for one of this run's legs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegAction {
+    /// `applied` add_track: the ports are bound, start the leg.
+    Attach { producer_id: String },
+    /// `layout`: the track is drawn this many pixels high (its leg takes the layer that fits).
+    Tile { producer_id: String, height: u32 },
+    /// `keyframe_request`: the decoder lacks a picture (it has no RTCP path to the publisher).
+    Keyframe { producer_id: String },
+}
+
+/// The leg actions in a compositor event, for tracks `known` to this run (pure; unit-tested).
+pub fn leg_actions(ev: &serde_json::Value, known: impl Fn(&str) -> bool) -> Vec<LegAction> {
+    let known_id = |v: &serde_json::Value| v.as_str().filter(|id| known(id)).map(str::to_owned);
+    match ev["event"].as_str() {
+        Some("applied") if ev["op"] == "add_track" => known_id(&ev["id"]).map(|producer_id| LegAction::Attach { producer_id }).into_iter().collect(),
+        Some("keyframe_request") => known_id(&ev["track_id"]).map(|producer_id| LegAction::Keyframe { producer_id }).into_iter().collect(),
+        Some("layout") => ev["tiles"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(id, _)| known(id))
+            .filter_map(|(id, tile)| Some(LegAction::Tile { producer_id: id.clone(), height: u32::try_from(tile["height"].as_u64()?).ok()? }))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 pub struct Compositor {
     child: Child,
     stdin: ChildStdin,
@@ -192,6 +220,19 @@ mod tests {
         assert!(matches!(decode_item(br#"{"kind":"event","event":"stats","fps_out":30}"#, Bytes::new(), now).unwrap(), Item::Event(_)));
         assert!(decode_item(b"{", Bytes::new(), now).is_err());
         assert!(decode_item(br#"{"kind":"mystery"}"#, Bytes::new(), now).is_err());
+    }
+
+    #[test]
+    fn leg_actions_name_only_this_runs_tracks() {
+        use serde_json::json;
+        let known = |id: &str| id.starts_with("p-1:");
+        assert_eq!(leg_actions(&json!({"event": "applied", "op": "add_track", "id": "p-1:0"}), known), vec![LegAction::Attach { producer_id: "p-1:0".into() }]);
+        assert_eq!(leg_actions(&json!({"event": "applied", "op": "add_participant", "id": "p-1:0"}), known), vec![]);
+        assert_eq!(leg_actions(&json!({"event": "keyframe_request", "track_id": "p-1:0", "reason": "no_picture"}), known), vec![LegAction::Keyframe { producer_id: "p-1:0".into() }]);
+        assert_eq!(leg_actions(&json!({"event": "keyframe_request", "track_id": "p-9:0"}), known), vec![], "a track this run has no ports for");
+        let layout = json!({"event": "layout", "tiles": {"p-1:0": {"width": 632, "height": 356}, "p-9:0": {"height": 356}, "p-1:2": {"height": -1}}});
+        assert_eq!(leg_actions(&layout, known), vec![LegAction::Tile { producer_id: "p-1:0".into(), height: 356 }]);
+        assert_eq!(leg_actions(&json!({"event": "stats"}), known), vec![]);
     }
 
     /// The supervisor polls `next_item` in a `select!` that other branches win all the time;

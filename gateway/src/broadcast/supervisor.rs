@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
-use super::compositor::{Compositor, Item, OutputFormat};
+use super::compositor::{leg_actions, Compositor, Item, LegAction, OutputFormat};
 use super::policy::{BroadcastState, CpuWindow, RestartPolicy};
 use super::ports::{PortAllocator, PortPair};
 use super::Status;
@@ -177,29 +177,18 @@ impl Supervisor {
                         if ev["event"] == "stats" {
                             self.set(|s| s.figures.apply_stats(&ev));
                         }
-                        if ev["event"] == "applied" && ev["op"] == "add_track" {
-                            // The compositor has bound the track's ports: start the leg now, so
-                            // the keyframe the SFU asks for on attach lands on a listening socket.
-                            if let Some((producer_id, pair)) = ev["id"].as_str().and_then(|id| roster.tracks.get_key_value(id)) {
-                                let to = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-                                self.worker.send(Command::AttachLeg { room: self.room.clone(), producer_id: producer_id.clone(), rtp_to: to(pair.rtp), rtcp_to: to(pair.rtcp) });
-                            }
-                        }
-                        if ev["event"] == "layout" {
-                            // Each leg gets the simulcast layer that fits its tile.
-                            for (producer_id, tile) in ev["tiles"].as_object().into_iter().flatten() {
-                                let height = tile["height"].as_u64().and_then(|h| u32::try_from(h).ok());
-                                if let (Some(height), true) = (height, roster.tracks.contains_key(producer_id)) {
-                                    self.worker.send(Command::LegTile { room: self.room.clone(), producer_id: producer_id.clone(), height });
+                        for action in leg_actions(&ev, |id| roster.tracks.contains_key(id)) {
+                            self.worker.send(match action {
+                                LegAction::Attach { producer_id } => {
+                                    // The compositor has bound the track's ports: start the leg now, so
+                                    // the keyframe the SFU asks for on attach lands on a listening socket.
+                                    let pair = roster.tracks[&producer_id];
+                                    let to = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+                                    Command::AttachLeg { room: self.room.clone(), producer_id, rtp_to: to(pair.rtp), rtcp_to: to(pair.rtcp) }
                                 }
-                            }
-                        }
-                        if ev["event"] == "keyframe_request" {
-                            // The compositor's decoder for this leg needs a keyframe (it has no
-                            // RTCP path to the publisher): the SFU asks for it.
-                            if let Some(producer_id) = ev["track_id"].as_str().filter(|id| roster.tracks.contains_key(*id)) {
-                                self.worker.send(Command::LegNeedsKeyframe { room: self.room.clone(), producer_id: producer_id.to_owned() });
-                            }
+                                LegAction::Tile { producer_id, height } => Command::LegTile { room: self.room.clone(), producer_id, height },
+                                LegAction::Keyframe { producer_id } => Command::LegNeedsKeyframe { room: self.room.clone(), producer_id },
+                            });
                         }
                         if ev["event"] == "error" {
                             self.set(|s| s.last_error = ev["message"].as_str().map(str::to_owned));
