@@ -15,33 +15,19 @@ use tokio_tungstenite::tungstenite::Message;
 const KEY: &str = "invites-test-api-key";
 const SECRET: &str = "invites-test-secret-0123456789abcdef";
 
-struct Env {
-    _server: roomcast::RunningServer,
-    base: String,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
+#[path = "support/gateway.rs"]
+mod support;
+use support::TestGateway as Env;
 
 async fn env(api_key: Option<&str>) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = roomcast::Config::for_tests(dir.path());
-    config.api_key = api_key.map(str::to_owned);
-    config.jwt_secret = Some(SECRET.into());
-    let server = roomcast::start(config).await.unwrap();
-    let base = format!("http://{}", server.http_addr);
-    Env { _server: server, base, http: reqwest::Client::new(), _dir: dir }
+    Env::start(|c| {
+        c.api_key = api_key.map(str::to_owned);
+        c.jwt_secret = Some(SECRET.into());
+    })
+    .await
 }
 
 impl Env {
-    async fn post(&self, path: &str, body: Value, bearer: Option<&str>) -> (u16, Value) {
-        let mut req = self.http.post(format!("{}{path}", self.base)).json(&body);
-        if let Some(b) = bearer {
-            req = req.bearer_auth(b);
-        }
-        let r = req.send().await.unwrap();
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-    }
-
     /// A room and its host key.
     async fn room(&self) -> (String, String) {
         let (s, v) = self.post("/api/rooms", json!({"name": "Invites"}), Some(KEY)).await;

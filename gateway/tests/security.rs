@@ -10,32 +10,15 @@ use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, Message};
 
 const KEY: &str = "security-test-api-key";
 
-struct Env {
-    _server: roomcast::RunningServer,
-    base: String,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
+#[path = "support/gateway.rs"]
+mod support;
+use support::TestGateway as Env;
 
 async fn env(tune: impl FnOnce(&mut roomcast::Config)) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = roomcast::Config::for_tests(dir.path());
-    tune(&mut config);
-    let server = roomcast::start(config).await.unwrap();
-    let base = format!("http://{}", server.http_addr);
-    Env { _server: server, base, http: reqwest::Client::new(), _dir: dir }
+    Env::start(tune).await
 }
 
 impl Env {
-    async fn post(&self, path: &str, body: Value, bearer: Option<&str>) -> (u16, Value) {
-        let mut req = self.http.post(format!("{}{path}", self.base)).json(&body);
-        if let Some(b) = bearer {
-            req = req.bearer_auth(b);
-        }
-        let r = req.send().await.unwrap();
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-    }
-
     async fn ws(&self, token: &str, origin: Option<&str>) -> Result<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>, u16> {
         let mut req = format!("{}/ws?token={token}", self.base.replace("http://", "ws://")).into_client_request().unwrap();
         if let Some(o) = origin {
