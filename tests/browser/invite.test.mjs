@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { launchChromium, openPage } from './lib/browser.mjs';
-import { startGateway } from './lib/gateway.mjs';
+import { apiCall, startGateway } from './lib/gateway.mjs';
 import { roomSnapshot, sleep } from './lib/room.mjs';
 
 const KEY = randomBytes(12).toString('hex');
@@ -23,15 +23,7 @@ describe('invite links on a gateway with an API key', () => {
   const pages = [];
 
   /** A JSON call with the API key (or `token`); status and body. */
-  const call = async (method, path, body, token = KEY) => {
-    const res = await fetch(gw.url + path, {
-      method,
-      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : null };
-  };
+  const call = (method, path, body, token = KEY) => apiCall(gw.url, method, path, { token, body });
 
   const mint = async (body) => {
     const r = await call('POST', `/api/rooms/${roomId}/invites`, body);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { launchChromium, openPage } from './lib/browser.mjs';
-import { OUT_DIR, api, startGateway } from './lib/gateway.mjs';
+import { OUT_DIR, api, apiCall, startGateway } from './lib/gateway.mjs';
 
 const LIVE_TIMEOUT_MS = Number(process.env.ROOMCAST_LIVE_TIMEOUT_MS ?? 45000);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -24,15 +24,7 @@ describe('private room: watch page with and without a viewer link', () => {
   let roomId;
   let hostToken;
 
-  const call = async (method, path, token, body) => {
-    const res = await fetch(gw.url + path, {
-      method,
-      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : null };
-  };
+  const call = (method, path, token, body) => apiCall(gw.url, method, path, { token, body });
 
   before(async () => {
     gw = await startGateway({ name: 'private', extraArgs: ['--hls-url-ttl-secs', String(URL_TTL_SECS)] });

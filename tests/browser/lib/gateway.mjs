@@ -135,3 +135,14 @@ export async function api(base, method, path, body) {
   if (!res.ok) throw new Error(`${method} ${path} → HTTP ${res.status}: ${text}`);
   return text ? JSON.parse(text) : null;
 }
+
+/** A JSON call with an optional bearer token; never throws on a status: `{ status, body }`. */
+export async function apiCall(base, method, path, { token, body } = {}) {
+  const res = await fetch(base + path, {
+    method,
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
