@@ -45,6 +45,8 @@ struct TrackHealth {
     restarts: u32,
     /// Video: whether the decoder waits for a keyframe nobody asked for (from the first tick).
     keyframes: Option<KeyframeWatch>,
+    /// Video: when the input was added, until its first decoded frame is logged.
+    waiting_since: Option<Instant>,
 }
 
 struct Controller {
@@ -344,7 +346,7 @@ impl Controller {
                         return false;
                     }
                     self.health
-                        .insert(spec.track_id.clone(), TrackHealth::default());
+                        .insert(spec.track_id.clone(), TrackHealth { waiting_since: Some(Instant::now()), ..Default::default() });
                     self.lipsync.add_track(&spec.track_id, &spec.participant_id);
                     info!(track_id = spec.track_id, port = spec.rtp_port, codec = ?spec.codec, "input added");
                 }
@@ -519,6 +521,12 @@ impl Controller {
         let mut asks = Vec::new();
         for (track_id, h) in self.health.iter_mut() {
             let Some((packets, frames, upstream)) = self.pipeline.video_counters(track_id) else { continue };
+            if frames > 0 {
+                if let Some(since) = h.waiting_since.take() {
+                    let path = self.pipeline.video_path(track_id).unwrap_or_default();
+                    info!(track_id, after_ms = since.elapsed().as_millis() as u64, path, "first picture from this input");
+                }
+            }
             let watch = h.keyframes.get_or_insert_with(|| KeyframeWatch::new(now));
             if let Some(reason) = watch.observe(now, packets, frames, upstream) {
                 asks.push((track_id.clone(), reason));
@@ -526,7 +534,8 @@ impl Controller {
         }
         for (track_id, reason) in asks {
             self.keyframe_requests += 1;
-            info!(track_id, reason = reason.as_str(), "no picture from this input: asking the publisher for a keyframe");
+            let path = self.pipeline.video_path(&track_id).unwrap_or_default();
+            info!(track_id, reason = reason.as_str(), path, "no picture from this input: asking the publisher for a keyframe");
             self.emit(Item::event(
                 "keyframe_request",
                 json!({"track_id": track_id, "reason": reason.as_str()}),
@@ -563,6 +572,7 @@ impl Controller {
                     track_id.to_string(),
                     TrackHealth {
                         restarts: restarts + 1,
+                        waiting_since: Some(Instant::now()),
                         ..Default::default()
                     },
                 );

@@ -78,6 +78,11 @@ impl DepayFrames {
         self.out += 1;
     }
 
+    /// Frames the depayloader pushed.
+    pub fn out(&self) -> u64 {
+        self.out
+    }
+
     /// Frames discarded since the first frame came out (never decreases).
     pub fn dropped(&self) -> u64 {
         self.dropped

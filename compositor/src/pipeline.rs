@@ -1014,6 +1014,27 @@ impl Pipeline {
         ))
     }
 
+    /// Where a video input's frames stop, for the log when it has no picture: each stage's
+    /// count from the socket to the decoder, and the jitter buffer's lip sync offset.
+    pub fn video_path(&self, track_id: &str) -> Option<String> {
+        let input = self.tracks.get(track_id)?;
+        let v = input.video.as_ref()?;
+        let jb = input.jitterbuffer.as_ref()?;
+        let st = jb.property::<gst::Structure>("stats");
+        let n = |k: &str| st.get::<u64>(k).unwrap_or(0);
+        let depay = input.depay.as_ref().map(|d| d.lock().unwrap().out()).unwrap_or(0);
+        Some(format!(
+            "packets {} → jitter buffer pushed {} (lost {}, late {}, ts-offset {} ms) → depayloader frames {} → decoded {}",
+            input.packets.load(Ordering::Relaxed),
+            n("num-pushed"),
+            n("num-lost"),
+            n("num-late"),
+            jb.property::<i64>("ts-offset") / 1_000_000,
+            depay,
+            v.frames.load(Ordering::Relaxed),
+        ))
+    }
+
     /// RTP packets received so far on a track.
     pub fn packets(&self, track_id: &str) -> Option<u64> {
         self.tracks

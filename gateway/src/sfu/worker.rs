@@ -185,6 +185,7 @@ fn start_thread(index: usize, config: WorkerConfig, stats: Arc<WorkerStats>) -> 
     let socket = UdpSocket::bind(config.bind)
         .map_err(|e| anyhow::anyhow!("SFU worker {index}: cannot bind UDP {}: {e}; pick another --udp-port", config.bind))?;
     let local = socket.local_addr()?;
+    size_receive_buffer(index, &socket);
     let announced = SocketAddr::new(config.announce_ip, local.port());
     let candidate = Candidate::host(announced, "udp")?;
     let (tx, rx) = mpsc::channel();
@@ -209,6 +210,32 @@ fn start_thread(index: usize, config: WorkerConfig, stats: Arc<WorkerStats>) -> 
     })?;
     tracing::info!(worker = index, udp = %local, announced = %announced, "SFU worker started");
     Ok((local, tx, alive))
+}
+
+/// What the SFU socket's receive buffer should hold: about 2 s of a busy worker's ingress.
+/// Every publisher's packets wait here while the worker thread is not running. With the
+/// kernel's default (208 KiB, about 90 datagrams) a starved 2-core host dropped hundreds of
+/// them per broadcast run (/proc/net/udp `drops`): each drop is a lost packet the compositor
+/// waits for, then a frozen tile until the next keyframe.
+pub const RECEIVE_BUFFER_BYTES: usize = 4 << 20;
+
+/// Asks for [`RECEIVE_BUFFER_BYTES`]; the kernel caps it at `net.core.rmem_max`, which the log
+/// names when it is too low.
+fn size_receive_buffer(index: usize, socket: &UdpSocket) {
+    let sock = socket2::SockRef::from(socket);
+    let _ = sock.set_recv_buffer_size(RECEIVE_BUFFER_BYTES);
+    // Linux reports twice the size asked for (its bookkeeping overhead).
+    let got = sock.recv_buffer_size().unwrap_or(0) / 2;
+    if got < RECEIVE_BUFFER_BYTES / 2 {
+        tracing::warn!(
+            worker = index,
+            receive_buffer_bytes = got,
+            wanted = RECEIVE_BUFFER_BYTES,
+            "SFU socket receive buffer is small: packets will be dropped when the host is busy; raise it with `sysctl -w net.core.rmem_max={RECEIVE_BUFFER_BYTES}`"
+        );
+    } else {
+        tracing::debug!(worker = index, receive_buffer_bytes = got, "SFU socket receive buffer");
+    }
 }
 
 /// Clears the alive flag when the thread ends, also by panic.
