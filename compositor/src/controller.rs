@@ -480,7 +480,9 @@ impl Controller {
         let Some(h) = self.health.get_mut(track_id) else {
             return;
         };
-        if h.stalled {
+        // Inputs are made at negotiation, before the publisher's media flows: one that never
+        // had a packet is still starting, not stalled.
+        if h.stalled || packets == 0 {
             return;
         }
         h.stalled = true;
@@ -690,6 +692,7 @@ impl Controller {
                 "errors": self.errors,
                 "stray_buffers": counters.stray_buffers.load(Ordering::Relaxed),
                 "keyframe_requests": self.keyframe_requests,
+                "mixer_catchups": counters.mixer_catchups.load(Ordering::Relaxed),
                 "av_sync_ms": av_sync_ms,
             }),
         );

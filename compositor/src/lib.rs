@@ -5,6 +5,7 @@
 //! `timing`, `drops`, `lipsync`, `keyframes`); GStreamer sits at the edge (`pipeline`), and `controller`
 //! wires stdin, bus and stdout.
 
+pub mod catchup;
 pub mod cmaf;
 pub mod control;
 pub mod controller;

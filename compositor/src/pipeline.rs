@@ -26,6 +26,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
+use crate::catchup;
 use crate::cmaf::{Assembler, Flags};
 use crate::control::{Codec, Kind, TrackSpec};
 use crate::drops::{rtp_ts_marker, DepayFrames};
@@ -71,6 +72,8 @@ const NO_SSRC: u64 = u64::MAX;
 #[derive(Debug, Default)]
 pub struct Counters {
     pub frames_out: AtomicU64,
+    /// Times the mixer was told it is behind the clock (it then skips late frames).
+    pub mixer_catchups: AtomicU64,
     pub parts_out: AtomicU64,
     pub bytes_out: AtomicU64,
     pub stray_buffers: AtomicU64,
@@ -132,6 +135,9 @@ struct Input {
 #[derive(Clone, Default)]
 struct VideoCounters {
     frames: Arc<AtomicU64>,
+    /// The last decoded frame's running time minus the pipeline's, in ms (how long the mixer
+    /// will hold it: about the pipeline latency when all is well).
+    ahead_ms: Arc<std::sync::atomic::AtomicI64>,
     keyframe_asks: Arc<AtomicU64>,
 }
 
@@ -442,7 +448,9 @@ impl Pipeline {
         // Frame timing (see `timing`): out of the compositor, into and out of x264. With
         // tune=zerolatency x264 encodes in its sink pad's chain call: one frame out per frame
         // in, in order.
+        // Also where the mixer learns it is behind the clock (see `catchup`).
         let c = counters.clone();
+        let mixer_latency = input_latency_ns(s) + 1_000_000_000 / s.fps.max(1) as u64;
         vmix.static_pad("src")
             .ok_or_else(|| anyhow!("compositor has no src pad"))?
             .add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
@@ -450,6 +458,12 @@ impl Pipeline {
                 c.frames_out.fetch_add(1, Ordering::Relaxed);
                 if let Some(rt) = info.buffer().and_then(|b| running_time_ns(pad, b)) {
                     c.timing.lock().unwrap().composed(rt, now);
+                    let now_rt = pad.parent_element().and_then(|e| e.current_running_time());
+                    if let Some(late) = now_rt.and_then(|n| catchup::lateness(rt, n.nseconds(), mixer_latency)) {
+                        c.mixer_catchups.fetch_add(1, Ordering::Relaxed);
+                        let qos = gst::event::Qos::new(gst::QOSType::Underflow, 1.0, late as i64, gst::ClockTime::from_nseconds(rt));
+                        pad.send_event(qos);
+                    }
                 }
                 gst::PadProbeReturn::Ok
             });
@@ -888,11 +902,18 @@ impl Pipeline {
         let depay = (spec.kind == Kind::Video).then(|| {
             let c = self.counters.clone();
             let frames = video.as_ref().map(|v| v.frames.clone()).unwrap_or_default();
+            let ahead = video.as_ref().map(|v| v.ahead_ms.clone()).unwrap_or_default();
+            let element = prev.clone();
             prev.static_pad("src")
                 .unwrap()
-                .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                .add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
                     c.video_frames_in.fetch_add(1, Ordering::Relaxed);
                     frames.fetch_add(1, Ordering::Relaxed);
+                    if let (Some(gst::PadProbeData::Buffer(b)), Some(now)) = (&info.data, element.current_running_time()) {
+                        if let Some(rt) = running_time_ns(pad, b) {
+                            ahead.store((rt as i64 - now.nseconds() as i64) / 1_000_000, Ordering::Relaxed);
+                        }
+                    }
                     gst::PadProbeReturn::Ok
                 });
             // The depayloader (chain[0]): RTP packets in, frames out (see `drops`).
@@ -1023,15 +1044,23 @@ impl Pipeline {
         let st = jb.property::<gst::Structure>("stats");
         let n = |k: &str| st.get::<u64>(k).unwrap_or(0);
         let depay = input.depay.as_ref().map(|d| d.lock().unwrap().out()).unwrap_or(0);
+        let (queued, queued_ms) = input
+            .bin
+            .by_name(&format!("{}-syncqueue", input.bin.name()))
+            .map(|q| (q.property::<u32>("current-level-buffers"), q.property::<u64>("current-level-time") / 1_000_000))
+            .unwrap_or_default();
         Some(format!(
-            "packets {} → jitter buffer pushed {} (lost {}, late {}, ts-offset {} ms) → depayloader frames {} → decoded {}",
+            "packets {} → jitter buffer pushed {} (lost {}, late {}, ts-offset {} ms) → queued {} ({} ms) → depayloader frames {} → decoded {} (the last {} ms ahead of now)",
             input.packets.load(Ordering::Relaxed),
             n("num-pushed"),
             n("num-lost"),
             n("num-late"),
             jb.property::<i64>("ts-offset") / 1_000_000,
+            queued,
+            queued_ms,
             depay,
             v.frames.load(Ordering::Relaxed),
+            v.ahead_ms.load(Ordering::Relaxed),
         ))
     }
 

@@ -668,9 +668,17 @@ impl Room {
             tracing::info!(participant, producer = %id, layers = ?rids.iter().map(|r| r.to_string()).collect::<Vec<_>>(), "simulcast producer");
         }
         let layers = if rids.len() > 1 && kind == MediaKind::Video { rids.into_iter().map(Layer::new).collect() } else { Vec::new() };
-        p.producers.push(Producer { id: id.clone(), mid, kind, params: None, keyframes: Default::default(), nacks: 0, layers, clocks: Vec::new(), meter: Layer::new("all".into()), newest_seq: [None; MAX_STREAMS] });
+        // The codec it will send is known from the negotiation: announcing the track now lets
+        // the compositor's input and leg be ready for the publisher's very first keyframe
+        // (a browser sends one unasked only then), instead of being built after it went by.
+        let params = p.publish.as_ref().and_then(|peer| negotiated_params(&peer.rtc, mid));
+        p.producers.push(Producer { id: id.clone(), mid, kind, params, keyframes: Default::default(), nacks: 0, layers, clocks: Vec::new(), meter: Layer::new("all".into()), newest_seq: [None; MAX_STREAMS] });
         let info = ProducerInfo { id, participant_id: participant.to_owned(), kind: kind_name(kind) };
+        let announce = p.producers.last().and_then(|x| track_added(participant, x));
         tracing::info!(room = %self.id, participant, producer = %info.id, ?kind, "producer added");
+        if let Some(ev) = announce {
+            self.tell_broadcast(ev);
+        }
         for other in &mut self.participants {
             if other.info.id != participant {
                 other.add_consumer(&info, kind);
@@ -743,11 +751,20 @@ impl Room {
         let Some((mid, rid)) = peer.rtc.direct_api().stream_rx(&pkt.header.ssrc).map(|s| (s.mid(), s.rid())) else { return none };
         let Some(producer) = publisher.producers.iter_mut().find(|p| p.mid == mid) else { return none };
         if producer.params.as_ref().is_none_or(|p| p.pt() != pkt.header.payload_type) {
-            let first = producer.params.is_none();
+            let before = producer.params.as_ref().map(|p| p.spec().codec);
             producer.params = peer.rtc.codec_config().find(|p| p.pt() == pkt.header.payload_type).cloned();
-            if first {
-                if let (Some(tx), Some(ev)) = (&self.broadcast, track_added(participant, producer)) {
-                    let _ = tx.send(ev);
+            let now_codec = producer.params.as_ref().map(|p| p.spec().codec);
+            // Announced at negotiation with another codec (or not at all): the compositor's
+            // input is made again for what really arrives.
+            if now_codec.is_some() && now_codec != before {
+                tracing::debug!(producer = %producer.id, ?before, now = ?now_codec, "producer's codec differs from the announced one");
+                if let Some(tx) = &self.broadcast {
+                    if before.is_some() {
+                        let _ = tx.send(LegEvent::TrackRemoved { producer_id: producer.id.clone() });
+                    }
+                    if let Some(ev) = track_added(participant, producer) {
+                        let _ = tx.send(ev);
+                    }
                 }
             }
         }
@@ -1003,6 +1020,13 @@ fn note_rtt(stats: &WorkerStats, rtt: Option<Duration>) {
         let us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX);
         stats.rtt_max_us.fetch_max(us, std::sync::atomic::Ordering::Relaxed);
     }
+}
+
+/// The codec a publisher will send on `mid`: the first payload type of its negotiated list
+/// (the remote's order of preference) that we accept.
+fn negotiated_params(rtc: &str0m::Rtc, mid: Mid) -> Option<PayloadParams> {
+    let media = rtc.media(mid)?;
+    media.remote_pts().iter().find_map(|pt| rtc.codec_config().find(|p| p.pt() == *pt).cloned())
 }
 
 fn track_added(participant: &str, p: &Producer) -> Option<LegEvent> {

@@ -70,7 +70,12 @@ export async function onAirRun(o) {
       const seen = await waitTiles(gw.url, roomId, pages.map((p) => p.colour), { timeoutMs });
       result.lateJoinMs = seen.at - late.joinedAt;
       log(`late join (joined → its tile): ${result.lateJoinMs} ms`);
-      if (process.env.ROOMCAST_ONAIR_VERBOSE) console.log(`  seen: ${history(seen)}`);
+      if (process.env.ROOMCAST_ONAIR_VERBOSE) {
+        console.log(`  seen: ${history(seen)}`);
+        // Where the joiner's own time goes: its signaling, relative to the page reaching joined.
+        const kind = (t) => (t.startsWith('{') ? JSON.parse(t).type : t);
+        console.log(`  late joiner: ${late.wsFrames.map((f) => `${f.dir} ${kind(f.text)} ${f.at - late.joinedAt}`).join(' | ')}`);
+      }
     }
     if (o.leave) {
       const gone = pages.shift();
