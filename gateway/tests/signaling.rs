@@ -170,8 +170,23 @@ async fn bad_messages_get_errors_and_nobody_else_notices() {
     let offer_mid = offer.lines().find_map(|l| l.strip_prefix("a=mid:")).expect("the offer has mids");
     assert_eq!(candidate["type"], "candidate", "{candidate}");
     assert_eq!((candidate["pc"].as_str(), candidate["sdp_mid"].as_str(), candidate["sdp_mline_index"].as_u64()), (Some("publish"), Some(offer_mid), Some(0)), "{candidate}");
-    // The bystander heard nothing but the join (and the new producers, once media flows).
-    assert_quiet(&mut bystander).await;
+    // The bystander heard nothing but the join and the new producers (announced with the
+    // accepted offer), with the subscribe offer that brings them: none of the bad messages.
+    let mallory = joined["participant_id"].as_str().unwrap();
+    let mut producers = 0;
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(300), bystander.next()).await {
+        let Message::Text(t) = m else { continue };
+        let v: Value = serde_json::from_str(&t).unwrap();
+        match v["type"].as_str() {
+            Some("producer_added") => {
+                assert_eq!(v["producer"]["participant_id"], mallory, "{v}");
+                producers += 1;
+            }
+            Some("subscribe_offer" | "candidate") => {}
+            _ => panic!("bystander got {v}"),
+        }
+    }
+    assert_eq!(producers, 2, "the offer's audio and video");
 }
 
 /// A real sendonly audio+video offer, as a WebRTC client would send it.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::{Codec, PayloadParams};
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt, Rid, Rids};
 use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::{Candidate, Event, IceConnectionState, Rtc};
@@ -437,8 +437,20 @@ impl Room {
         match peer.rtc.sdp_api().accept_offer(offer) {
             Ok(answer) => {
                 peer.mark_dirty();
+                // str0m tells `MediaAdded` only once DTLS is up (up to seconds later on a busy
+                // host); the negotiation already says what will come, so the producers (and
+                // the broadcast's inputs for them) are made now.
+                let incoming: Vec<(Mid, MediaKind, Vec<Rid>)> = crate::signaling::messages::media_mids(sdp)
+                    .iter()
+                    .filter_map(|m| peer.rtc.media(Mid::from(m.as_str())))
+                    .filter(|m| m.direction().is_receiving())
+                    .map(|m| (m.mid(), m.kind(), match m.rids_rx() { Rids::Specific(r) => r.clone(), _ => Vec::new() }))
+                    .collect();
                 p.send(ServerMsg::PublishAnswer { sdp: answer.to_sdp_string() });
                 p.send(candidate_msg(PcRole::Publish, local, sdp));
+                for (mid, kind, rids) in incoming {
+                    self.add_producer(participant, mid, kind, rids);
+                }
             }
             Err(e) => {
                 if fresh {
@@ -620,7 +632,9 @@ impl Room {
                     p.bwe_bps = Some(estimate.as_u64());
                 }
             }
+            Event::Connected => tracing::debug!(participant, ?role, "DTLS connected: media can flow"),
             Event::IceConnectionStateChange(state) => {
+                tracing::debug!(participant, ?role, ?state, "ICE state");
                 let mut recovered = Vec::new();
                 if let Some(p) = self.get_mut(participant) {
                     let slot = &mut p.ice_up[role as usize];

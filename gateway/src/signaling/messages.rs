@@ -53,6 +53,23 @@ pub const MAX_CHAT_CHARS: usize = 2000;
 pub const MAX_EMOJI_CHARS: usize = 16;
 
 impl ClientMsg {
+    /// The message's `type`, for logs (never its content: SDPs and chat stay out of them).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientMsg::PublishOffer { .. } => "publish_offer",
+            ClientMsg::SubscribeAnswer { .. } => "subscribe_answer",
+            ClientMsg::Candidate { .. } => "candidate",
+            ClientMsg::Leave => "leave",
+            ClientMsg::Chat { .. } => "chat",
+            ClientMsg::Reaction { .. } => "reaction",
+            ClientMsg::MediaState { .. } => "media_state",
+            ClientMsg::RefreshToken => "refresh_token",
+            ClientMsg::RemoveParticipant { .. } => "remove_participant",
+            ClientMsg::LayerPreference { .. } => "layer_preference",
+            ClientMsg::IceRestart => "ice_restart",
+        }
+    }
+
     /// Checks the limits serde cannot express.
     fn validate(self) -> Result<Self, ServerMsg> {
         match &self {
@@ -210,6 +227,23 @@ pub fn parse_client_msg(text: &str) -> Result<ClientMsg, ServerMsg> {
 }
 
 /// The mid of an SDP's first m-line (its `a=mid:` before the next `m=`), if it has one.
+/// The mid of every m-line of `sdp` that has one, in order.
+pub fn media_mids(sdp: &str) -> Vec<String> {
+    let mut mids = Vec::new();
+    let mut in_media = false;
+    for line in sdp.lines() {
+        if line.starts_with("m=") {
+            in_media = true;
+        } else if let Some(mid) = line.strip_prefix("a=mid:").filter(|_| in_media) {
+            let mid = mid.trim();
+            if !mid.is_empty() {
+                mids.push(mid.to_owned());
+            }
+        }
+    }
+    mids
+}
+
 pub fn first_mid(sdp: &str) -> Option<String> {
     let mut first_media = false;
     for line in sdp.lines() {
@@ -295,6 +329,14 @@ mod tests {
         let candidate = ServerMsg::Candidate { pc: PcRole::Subscribe, candidate: "candidate:1 1 udp 1 127.0.0.1 5 typ host".into(), sdp_mid: Some("0".into()), sdp_mline_index: 0 };
         let json = serde_json::to_value(candidate).unwrap();
         assert_eq!((json["sdp_mid"].as_str(), json["sdp_mline_index"].as_u64()), (Some("0"), Some(0)), "{json}");
+    }
+
+    #[test]
+    fn every_mid_of_an_sdp() {
+        let chrome = "v=0\r\na=group:BUNDLE 0 1\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\nm=video 9 x\r\na=sendonly\r\n";
+        assert_eq!(media_mids(chrome), vec!["0", "1"], "a session-level group is no mid; an m-line without one is skipped");
+        assert_eq!(media_mids("v=0\na=mid:nope\n"), Vec::<String>::new());
     }
 
     #[test]

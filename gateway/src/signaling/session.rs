@@ -183,6 +183,7 @@ async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: AppSt
                             Some(ServerMsg::error(ErrorCode::Forbidden, "this token only subscribes; join with a publisher role to send media"))
                         }
                         Ok(msg) => {
+                            tracing::trace!(%room, %participant, kind = msg.kind(), "client message");
                             worker.send(Command::Signal { room: room.clone(), participant: participant.clone(), msg });
                             None
                         }
