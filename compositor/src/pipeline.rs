@@ -450,6 +450,8 @@ impl Pipeline {
         // in, in order.
         // Also where the mixer learns it is behind the clock (see `catchup`).
         let c = counters.clone();
+        // The latency the mixer reports (and waits for): its min-upstream-latency plus one
+        // output frame.
         let mixer_latency = input_latency_ns(s) + 1_000_000_000 / s.fps.max(1) as u64;
         vmix.static_pad("src")
             .ok_or_else(|| anyhow!("compositor has no src pad"))?
