@@ -62,6 +62,8 @@ impl KeyframeWatch {
         let flowing = packets > self.packets;
         let decoded = frames > self.frames;
         let asked = asks > self.asks;
+        // Pictures came before this tick (not only on it): see `Reason::Decoder` below.
+        let had_picture = self.frames > 0;
         (self.packets, self.frames, self.asks) = (packets, frames, asks);
         let silent_before = self.last_packet.is_none_or(|t| now.saturating_duration_since(t) > SILENCE);
         if flowing {
@@ -73,8 +75,9 @@ impl KeyframeWatch {
         let receiving = self.last_packet.is_some_and(|t| now.saturating_duration_since(t) < NO_PICTURE_AFTER);
         // Before the first picture an upstream request means nothing yet: the depayloader asks
         // on the stream's first (discontinuous) buffer even when it is the keyframe the leg
-        // started at. A first keyframe that does not decode shows as `NoPicture`.
-        let reason = if asked && frames > 0 {
+        // started at, and that request and the first pictures are often seen on the same tick.
+        // A first keyframe that does not decode shows as `NoPicture`.
+        let reason = if asked && had_picture {
             Reason::Decoder
         } else if receiving && !decoded && now.saturating_duration_since(self.picture_since) >= NO_PICTURE_AFTER {
             Reason::NoPicture
@@ -137,6 +140,10 @@ mod tests {
         let mut w = KeyframeWatch::new(t0);
         assert_eq!(w.observe(t0 + ms(100), 10, 0, 1), None, "the depayloader's start-up request");
         assert_eq!(w.observe(t0 + ms(250), 20, 2, 1), None, "pictures came");
+        // The start-up request and the first pictures on the same tick: still nothing to ask.
+        let mut w = KeyframeWatch::new(t0);
+        assert_eq!(w.observe(t0 + ms(250), 20, 4, 1), None);
+        assert_eq!(w.observe(t0 + ms(500), 30, 9, 1), None);
         let mut w = KeyframeWatch::new(t0);
         assert_eq!(w.observe(t0 + ms(100), 10, 0, 1), None);
         assert_eq!(w.observe(t0 + ms(600), 60, 0, 1), Some(Reason::NoPicture), "the first keyframe did not decode");
