@@ -80,7 +80,7 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_MAX_COMPOSITOR_RESTARTS", default_value_t = 5)]
     pub max_compositor_restarts: u32,
     /// Watchdog: a compositor that publishes no part for this many part durations while it
-    /// uses no CPU is restarted (3 × 333 ms by default); one that is busy but behind gets
+    /// used no CPU for 2 s is restarted (3 × 333 ms by default); one that is busy but behind gets
     /// 6 × as long.
     #[arg(long, env = "ROOMCAST_STALL_PARTS", default_value_t = 3)]
     pub stall_parts: u32,

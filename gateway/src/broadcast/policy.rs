@@ -52,20 +52,25 @@ impl Default for RestartPolicy {
 /// costs more than waiting: every tile is a placeholder again until its next keyframe.
 pub const BUSY_STALL_FACTOR: u32 = 6;
 
-/// Did a process use CPU in about the last second? Fed the process's CPU time (clock ticks) at
-/// each watchdog look. A stopped or deadlocked process uses none; on an overloaded host a
-/// working one may get none for a moment, so the window is a second, not one look.
+/// Did a process use CPU in about the last [`CPU_WINDOW`]? Fed the process's CPU time (clock
+/// ticks) at each watchdog look. A stopped or deadlocked process uses none; on an overloaded
+/// host a working one may get none for a while, so the window is two seconds, not one look.
 #[derive(Debug, Clone, Default)]
 pub struct CpuWindow {
     looks: Vec<(Instant, u64)>,
 }
 
+/// How far back [`CpuWindow`] looks for work. One second was too short: with three Chromium
+/// publishers and a late joiner starting on 2 cores, a working compositor got no CPU tick for
+/// over a second (its own 2 s stats came 3 s apart) and was killed, blanking every tile.
+pub const CPU_WINDOW: Duration = Duration::from_secs(2);
+
 impl CpuWindow {
     /// Records a look (`None`: the CPU time could not be read) and says whether the CPU time
-    /// grew since the baseline: the newest look at least 1 s old, or the oldest there is (so a
-    /// watchdog that was itself descheduled for a while still compares with something).
+    /// grew since the baseline: the newest look at least [`CPU_WINDOW`] old, or the oldest there
+    /// is (so a watchdog that was itself descheduled for a while still compares with something).
     pub fn observe(&mut self, now: Instant, cpu: Option<u64>) -> bool {
-        if let Some(i) = self.looks.iter().rposition(|(t, _)| now.saturating_duration_since(*t) >= Duration::from_secs(1)) {
+        if let Some(i) = self.looks.iter().rposition(|(t, _)| now.saturating_duration_since(*t) >= CPU_WINDOW) {
             self.looks.drain(..i);
         }
         let busy = cpu.is_some_and(|c| self.looks.first().is_some_and(|(_, before)| c > *before));
@@ -116,17 +121,18 @@ mod tests {
     }
 
     #[test]
-    fn cpu_window_sees_work_within_a_second_even_after_a_gap() {
+    fn cpu_window_sees_work_within_two_seconds_even_after_a_gap() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let mut w = CpuWindow::default();
         assert!(!w.observe(t0, Some(100)), "nothing to compare with yet");
         assert!(w.observe(t0 + ms(166), Some(103)));
-        // Starved for a moment (no tick of CPU since the last look), but it worked within 1 s.
+        // Starved for a while (no tick of CPU since the last look), but it worked within 2 s.
         assert!(w.observe(t0 + ms(333), Some(103)));
-        // Stopped: nothing for over a second.
-        assert!(w.observe(t0 + ms(1100), Some(103)), "the baseline is still the look at t0");
-        assert!(!w.observe(t0 + ms(1400), Some(103)));
+        assert!(w.observe(t0 + ms(1500), Some(103)), "starved for 1.3 s: still working");
+        // Stopped: nothing for over two seconds.
+        assert!(w.observe(t0 + ms(2100), Some(103)), "the baseline is still the look at t0");
+        assert!(!w.observe(t0 + ms(2400), Some(103)));
         // The watchdog itself was descheduled for 5 s: it still compares with its last look.
         let mut w = CpuWindow::default();
         w.observe(t0, Some(10));
