@@ -41,8 +41,9 @@ async function encoding(p) {
 
 /**
  * @param {{ browser: import('playwright-core').Browser, gw: { url: string }, publishers: number, preset: 'hd'|'sd'|'low',
- *   lateJoin?: boolean, leave?: boolean, camera?: boolean, compositorRestart?: boolean, timeoutMs?: number, log?: (s: string) => void }} o
- * @returns {Promise<{ goLiveMs: number, lateJoinMs?: number, leaveMs?: number, cameraOffMs?: number, cameraOnMs?: number }>}
+ *   lateJoin?: boolean, leave?: boolean, camera?: boolean, compositorRestart?: boolean, iceRestart?: boolean, timeoutMs?: number,
+ *   log?: (s: string) => void }} o
+ * @returns {Promise<{ goLiveMs: number, lateJoinMs?: number, leaveMs?: number, iceRestartMs?: number, cameraOffMs?: number, cameraOnMs?: number }>}
  */
 export async function onAirRun(o) {
   const { browser, gw, publishers: n, preset } = o;
@@ -96,6 +97,35 @@ export async function onAirRun(o) {
       const back = await waitTiles(gw.url, roomId, pages.map((p) => p.colour), { timeoutMs, minDisc: before.disc + 1 });
       result.compositorRestartMs = back.at - t;
       log(`compositor killed → every tile back: ${result.compositorRestartMs} ms`);
+    }
+    if (o.iceRestart) {
+      // A publisher's media path breaks while signaling stays (the gateway's fault injection
+      // drops its UDP): the page notices, restarts ICE (a new publish_offer), and once the
+      // path is back its tile must show its colour again. Ended as soon as the page has sent
+      // its ICE-restart offer, so the restart itself is what brings the media back.
+      const p = pages[0];
+      const id = await p.page.evaluate(() => window.__roomcast.participantId);
+      assert.ok(id, 'the page knows its participant id');
+      const hole = async (ms) => {
+        const res = await fetch(`${gw.url}/api/ops/faults/blackhole`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ room: roomId, participant_id: id, ms }),
+        });
+        assert.equal(res.status, 204, `blackhole → ${res.status} (the gateway needs --fault-injection)`);
+      };
+      const t = Date.now();
+      await hole(60000);
+      const restarted = () => p.wsFrames.some((f) => f.at >= t && f.dir === 'out' && f.text.startsWith('{"type":"publish_offer"'));
+      while (!restarted()) {
+        assert.ok(Date.now() - t < 30000, 'the page restarts ICE (a new publish_offer) within 30 s of losing its media');
+        await sleep(100);
+      }
+      const tBack = Date.now();
+      await hole(1);
+      const back = await waitTiles(gw.url, roomId, pages.map((x) => x.colour), { timeoutMs });
+      result.iceRestartMs = back.at - tBack;
+      log(`publisher's media cut → ICE restart offer after ${tBack - t} ms; path back → its tile ${result.iceRestartMs} ms`);
     }
     if (o.camera) {
       const p = pages[0];
