@@ -354,6 +354,7 @@ async fn metrics_parse_as_prometheus_text_and_have_the_names() {
         "roomcast_broadcast_fps_out",
         "roomcast_broadcast_frames_dropped_total",
         "roomcast_broadcast_packets_lost_total",
+        "roomcast_broadcast_mixer_catchups_total",
         "roomcast_sfu_rtt_max_seconds",
         "roomcast_hls_part_publish_delay_seconds_bucket",
         "roomcast_hls_part_publish_delay_seconds_count",

@@ -17,6 +17,9 @@ pub struct PipelineFigures {
     /// every compositor process, so they never go back when one is restarted.
     pub frames_dropped: u64,
     pub packets_lost: u64,
+    /// Times the video mixer was behind the clock and skipped frames to catch up (a starved
+    /// host; compositor/src/catchup.rs), since the broadcast started.
+    pub mixer_catchups: u64,
     /// Time frames spent in the encoder over the last stats interval (mean, worst), ms.
     pub encode_ms: Option<f64>,
     pub encode_ms_max: Option<f64>,
@@ -27,6 +30,8 @@ pub struct PipelineFigures {
     dropped: Total,
     #[serde(skip)]
     lost: Total,
+    #[serde(skip)]
+    catchups: Total,
 }
 
 impl PipelineFigures {
@@ -34,6 +39,7 @@ impl PipelineFigures {
     pub fn new_process(&mut self) {
         self.dropped.new_process();
         self.lost.new_process();
+        self.catchups.new_process();
         self.av_sync_ms.clear();
     }
 
@@ -44,6 +50,7 @@ impl PipelineFigures {
         self.stalled_inputs = ev["stalled"].as_array().map_or(0, Vec::len);
         self.frames_dropped = self.dropped.report(ev["frames_dropped"].as_u64().unwrap_or(0));
         self.packets_lost = self.lost.report(ev["packets_lost"].as_u64().unwrap_or(0));
+        self.mixer_catchups = self.catchups.report(ev["mixer_catchups"].as_u64().unwrap_or(0));
         self.encode_ms = ev["encode_ms_avg"].as_f64();
         self.encode_ms_max = ev["encode_ms_max"].as_f64();
         self.av_sync_ms = serde_json::from_value(ev["av_sync_ms"].clone()).unwrap_or_default();
@@ -86,6 +93,8 @@ mod tests {
         assert_eq!((f.frames_dropped, f.packets_lost), (3, 7));
         assert_eq!((f.encode_ms, f.encode_ms_max), (Some(4.5), Some(9.0)));
         assert_eq!(f.av_sync_ms["p-1"]["p-1:1"], 41.5);
+        f.apply_stats(&json!({"event": "stats", "mixer_catchups": 4}));
+        assert_eq!(f.mixer_catchups, 4);
     }
 
     #[test]
