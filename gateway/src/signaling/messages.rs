@@ -226,38 +226,28 @@ pub fn parse_client_msg(text: &str) -> Result<ClientMsg, ServerMsg> {
         .validate()
 }
 
-/// The mid of an SDP's first m-line (its `a=mid:` before the next `m=`), if it has one.
-/// The mid of every m-line of `sdp` that has one, in order.
-pub fn media_mids(sdp: &str) -> Vec<String> {
-    let mut mids = Vec::new();
-    let mut in_media = false;
+/// Each m-line's mid (its first `a=mid:` before the next `m=`), in order; `None` for an m-line
+/// without one (or with an empty one). Session-level lines before the first `m=` do not count.
+fn mline_mids(sdp: &str) -> Vec<Option<&str>> {
+    let mut mids: Vec<Option<&str>> = Vec::new();
     for line in sdp.lines() {
         if line.starts_with("m=") {
-            in_media = true;
-        } else if let Some(mid) = line.strip_prefix("a=mid:").filter(|_| in_media) {
-            let mid = mid.trim();
-            if !mid.is_empty() {
-                mids.push(mid.to_owned());
-            }
+            mids.push(None);
+        } else if let (Some(mid), Some(slot @ None)) = (line.strip_prefix("a=mid:"), mids.last_mut()) {
+            *slot = Some(mid.trim()).filter(|m| !m.is_empty());
         }
     }
     mids
 }
 
+/// The mid of every m-line of `sdp` that has one, in order.
+pub fn media_mids(sdp: &str) -> Vec<String> {
+    mline_mids(sdp).into_iter().flatten().map(str::to_owned).collect()
+}
+
+/// The mid of an SDP's first m-line, if it has one.
 pub fn first_mid(sdp: &str) -> Option<String> {
-    let mut first_media = false;
-    for line in sdp.lines() {
-        if line.starts_with("m=") {
-            if first_media {
-                return None;
-            }
-            first_media = true;
-        } else if let Some(mid) = line.strip_prefix("a=mid:").filter(|_| first_media) {
-            let mid = mid.trim();
-            return (!mid.is_empty()).then(|| mid.to_owned());
-        }
-    }
-    None
+    mline_mids(sdp).first().copied().flatten().map(str::to_owned)
 }
 
 #[cfg(test)]
