@@ -135,9 +135,6 @@ struct Input {
 #[derive(Clone, Default)]
 struct VideoCounters {
     frames: Arc<AtomicU64>,
-    /// The last decoded frame's running time minus the pipeline's, in ms (how long the mixer
-    /// will hold it: about the pipeline latency when all is well).
-    ahead_ms: Arc<std::sync::atomic::AtomicI64>,
     keyframe_asks: Arc<AtomicU64>,
 }
 
@@ -904,18 +901,11 @@ impl Pipeline {
         let depay = (spec.kind == Kind::Video).then(|| {
             let c = self.counters.clone();
             let frames = video.as_ref().map(|v| v.frames.clone()).unwrap_or_default();
-            let ahead = video.as_ref().map(|v| v.ahead_ms.clone()).unwrap_or_default();
-            let element = prev.clone();
             prev.static_pad("src")
                 .unwrap()
-                .add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+                .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
                     c.video_frames_in.fetch_add(1, Ordering::Relaxed);
                     frames.fetch_add(1, Ordering::Relaxed);
-                    if let (Some(gst::PadProbeData::Buffer(b)), Some(now)) = (&info.data, element.current_running_time()) {
-                        if let Some(rt) = running_time_ns(pad, b) {
-                            ahead.store((rt as i64 - now.nseconds() as i64) / 1_000_000, Ordering::Relaxed);
-                        }
-                    }
                     gst::PadProbeReturn::Ok
                 });
             // The depayloader (chain[0]): RTP packets in, frames out (see `drops`).
@@ -1052,7 +1042,7 @@ impl Pipeline {
             .map(|q| (q.property::<u32>("current-level-buffers"), q.property::<u64>("current-level-time") / 1_000_000))
             .unwrap_or_default();
         Some(format!(
-            "packets {} → jitter buffer pushed {} (lost {}, late {}, ts-offset {} ms) → queued {} ({} ms) → depayloader frames {} → decoded {} (the last {} ms ahead of now)",
+            "packets {} → jitter buffer pushed {} (lost {}, late {}, ts-offset {} ms) → queued {} ({} ms) → depayloader frames {} → decoded {}",
             input.packets.load(Ordering::Relaxed),
             n("num-pushed"),
             n("num-lost"),
@@ -1062,7 +1052,6 @@ impl Pipeline {
             queued_ms,
             depay,
             v.frames.load(Ordering::Relaxed),
-            v.ahead_ms.load(Ordering::Relaxed),
         ))
     }
 
