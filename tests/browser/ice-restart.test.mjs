@@ -8,6 +8,7 @@
 // that participant's two PeerConnections for `ms` milliseconds; signaling is not touched.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { blackhole as cutMedia } from './lib/gateway.mjs';
 import { frames, roomFixture, sleep } from './lib/room.mjs';
 
 // Chromium reports "disconnected" 5–7 s into the loss and the page restarts ICE 2 s later; media
@@ -31,16 +32,7 @@ describe('room page: ICE restart when only media broke', () => {
   before(() => fx.setup(), { timeout: TEST_TIMEOUT_MS });
   after(() => fx.teardown());
 
-  async function blackhole(participantId, ms) {
-    const res = await fetch(`${fx.gw.url}/api/ops/faults/blackhole`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ room: fx.roomId, participant_id: participantId, ms }),
-    });
-    const body = await res.text();
-    assert.equal(res.status, 204, `POST /api/ops/faults/blackhole → ${res.status} ${body} (does this gateway have --fault-injection / ROOMCAST_FAULT_INJECTION?)`);
-    return Date.now();
-  }
+  const blackhole = (participantId, ms) => cutMedia(fx.gw.url, fx.roomId, participantId, ms);
 
   /** Frames of a type the page sent since `t` (Playwright sees every frame). */
   const sentSince = (p, type, t) => p.wsFrames.filter((f) => f.at >= t && f.dir === 'out' && f.text.startsWith(`{"type":"${type}"`));

@@ -146,3 +146,16 @@ export async function apiCall(base, method, path, { token, body } = {}) {
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : null };
 }
+
+/**
+ * Fault injection (a gateway with `--fault-injection`): drops every UDP datagram to and from
+ * that participant's PeerConnections for `ms` (a later call overwrites it: `ms` 1 ends it).
+ * Signaling is not touched. Returns when it took effect (`Date.now()`).
+ */
+export async function blackhole(base, room, participantId, ms) {
+  const { status, body } = await apiCall(base, 'POST', '/api/ops/faults/blackhole', { body: { room, participant_id: participantId, ms } });
+  if (status !== 204) {
+    throw new Error(`POST /api/ops/faults/blackhole → ${status} ${JSON.stringify(body)} (does this gateway have --fault-injection / ROOMCAST_FAULT_INJECTION?)`);
+  }
+  return Date.now();
+}

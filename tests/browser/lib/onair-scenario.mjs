@@ -3,7 +3,7 @@
 // tile shows its publisher, a late joiner's tile, a leave, camera off → placeholder → on.
 import assert from 'node:assert/strict';
 import { openPage } from './browser.mjs';
-import { api } from './gateway.mjs';
+import { api, blackhole } from './gateway.mjs';
 import { COLOURS, canvasCameraScript, servedTiles, waitTiles } from './onair.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -106,23 +106,13 @@ export async function onAirRun(o) {
       const p = pages[0];
       const id = await p.page.evaluate(() => window.__roomcast.participantId);
       assert.ok(id, 'the page knows its participant id');
-      const hole = async (ms) => {
-        const res = await fetch(`${gw.url}/api/ops/faults/blackhole`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ room: roomId, participant_id: id, ms }),
-        });
-        assert.equal(res.status, 204, `blackhole → ${res.status} (the gateway needs --fault-injection)`);
-      };
-      const t = Date.now();
-      await hole(60000);
+      const t = await blackhole(gw.url, roomId, id, 60000);
       const restarted = () => p.wsFrames.some((f) => f.at >= t && f.dir === 'out' && f.text.startsWith('{"type":"publish_offer"'));
       while (!restarted()) {
         assert.ok(Date.now() - t < 30000, 'the page restarts ICE (a new publish_offer) within 30 s of losing its media');
         await sleep(100);
       }
-      const tBack = Date.now();
-      await hole(1);
+      const tBack = await blackhole(gw.url, roomId, id, 1);
       const back = await waitTiles(gw.url, roomId, pages.map((x) => x.colour), { timeoutMs });
       result.iceRestartMs = back.at - tBack;
       log(`publisher's media cut → ICE restart offer after ${tBack - t} ms; path back → its tile ${result.iceRestartMs} ms`);
