@@ -76,6 +76,7 @@ export async function onAirRun(o) {
         // Where the joiner's own time goes: its signaling, relative to the page reaching joined.
         const kind = (t) => (t.startsWith('{') ? JSON.parse(t).type : t);
         console.log(`  late joiner: ${late.wsFrames.map((f) => `${f.dir} ${kind(f.text)} ${f.at - late.joinedAt}`).join(' | ')}`);
+        console.log(`  late joiner's log (joined at ${new Date(late.joinedAt).toISOString().slice(11, 23)}):\n    ${late.consoleLines.filter((l) => l.includes('[roomcast]')).slice(0, 40).join('\n    ')}`);
       }
     }
     if (o.leave) {

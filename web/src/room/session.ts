@@ -110,9 +110,21 @@ export interface JoinOptions {
 /** After `reconnect`, the server's new `welcome` should come quickly; else re-join. */
 const WELCOME_AFTER_RECONNECT_MS = 15000;
 const STATS_INTERVAL_MS = 1000;
+/**
+ * A joiner's own media goes first: the receiving connection (an offer with every other
+ * participant's tracks, a decoder each) waits until our publish offer is answered, at most this
+ * long. A browser has one signaling thread per page; on a busy machine, answering a big
+ * subscribe offer first delayed our publish offer and its ICE by up to a second, and with it
+ * our tile in the broadcast and in everyone else's view.
+ */
+const PUBLISH_FIRST_MAX_MS = 1500;
 
 function log(...args: unknown[]): void {
   console.info('[roomcast]', ...args);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => window.setTimeout(resolve, ms));
 }
 
 function errorText(e: unknown): string {
@@ -152,6 +164,8 @@ export class RoomSession {
   private attempt = 0;
   private retryTimer: number | null = null;
   private welcomeTimer: number | null = null;
+  /** Lets the subscribe queue go on once the first publish offer is answered (PUBLISH_FIRST_MAX_MS). */
+  private publishAnswered: (() => void) | null = null;
   private statsTimer: number | null = null;
   private refreshTimer: number | null = null;
   /** Seconds the current token lives, when the gateway refreshes tokens over signaling. */
@@ -683,12 +697,17 @@ export class RoomSession {
     this.publishPc = this.createPc('publish');
     this.subscribePc = this.createPc('subscribe');
     const pc = this.publishPc;
+    const welcomedAt = performance.now();
+    const published = new Promise<void>((resolve) => (this.publishAnswered = resolve));
+    this.subscribeQueue.push('publish first', () => Promise.race([published, sleep(PUBLISH_FIRST_MAX_MS)]));
     this.publishQueue.push('publish_offer', async () => {
       await this.media;
       if (this.ended || pc !== this.publishPc) return;
+      const mediaMs = Math.round(performance.now() - welcomedAt);
       if (this.audioMuted || this.videoMuted) this.sendMediaState();
       if (!this.hasCamera && !this.hasMic && !this.screenTrack) {
         this.notice('not_publishing', 'Nobody can see or hear you: no camera or microphone.');
+        this.releaseSubscribe();
         return;
       }
       const stream = this.localStream.get() ?? new MediaStream();
@@ -705,6 +724,8 @@ export class RoomSession {
       }
       if (this.screenTrack) this.addScreenTransceiver(pc, this.screenTrack);
       await this.sendPublishOffer(pc);
+      // Where a join's time goes before the server hears of our media (camera, then the offer).
+      log(`publish offer sent ${Math.round(performance.now() - welcomedAt)} ms after welcome (media ready after ${mediaMs} ms)`);
     });
   }
 
@@ -820,6 +841,12 @@ export class RoomSession {
     this.send({ type: 'publish_offer', sdp });
   }
 
+  /** The publish offer is answered (or there is nothing to publish): subscribe work may run. */
+  private releaseSubscribe(): void {
+    this.publishAnswered?.();
+    this.publishAnswered = null;
+  }
+
   private async applyPublishAnswer(pc: RTCPeerConnection | null, sdp: string): Promise<void> {
     if (!pc || this.ended || pc !== this.publishPc) return;
     if (pc.signalingState !== 'have-local-offer') {
@@ -827,6 +854,7 @@ export class RoomSession {
       return;
     }
     await pc.setRemoteDescription({ type: 'answer', sdp });
+    this.releaseSubscribe();
     await this.flushCandidates('publish', pc);
     await this.applySendParameters();
     if (this.publishRestartPending && pc === this.publishPc && !this.ended) {
