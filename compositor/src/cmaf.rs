@@ -31,12 +31,8 @@ pub fn classify(f: Flags) -> Piece {
     let set = (f.discont, f.header, f.delta_unit, f.marker);
     match set {
         (true, true, false, false) => Piece::Init,
-        (false, true, false, false) => Piece::ChunkHeader {
-            fragment_start: true,
-        },
-        (false, true, true, false) => Piece::ChunkHeader {
-            fragment_start: false,
-        },
+        (false, true, false, false) => Piece::ChunkHeader { fragment_start: true },
+        (false, true, true, false) => Piece::ChunkHeader { fragment_start: false },
         (false, false, true, false) => Piece::Media { last: false },
         (false, false, true, true) => Piece::Media { last: true },
         _ => Piece::Unknown,
@@ -59,13 +55,7 @@ impl Assembler {
     }
 
     /// Feed one buffer. `pts_ns`/`duration_ns` matter only for chunk headers.
-    pub fn push(
-        &mut self,
-        flags: Flags,
-        pts_ns: Option<u64>,
-        duration_ns: Option<u64>,
-        data: &[u8],
-    ) -> Option<Item> {
+    pub fn push(&mut self, flags: Flags, pts_ns: Option<u64>, duration_ns: Option<u64>, data: &[u8]) -> Option<Item> {
         match classify(flags) {
             Piece::Init => {
                 // cmafmux may send an updated header at EOS; the stream keeps the first one.
@@ -115,72 +105,28 @@ impl Assembler {
 mod tests {
     use super::*;
 
-    const INIT: Flags = Flags {
-        discont: true,
-        header: true,
-        delta_unit: false,
-        marker: false,
-    };
-    const FRAG: Flags = Flags {
-        discont: false,
-        header: true,
-        delta_unit: false,
-        marker: false,
-    };
-    const CHUNK: Flags = Flags {
-        discont: false,
-        header: true,
-        delta_unit: true,
-        marker: false,
-    };
-    const MEDIA: Flags = Flags {
-        discont: false,
-        header: false,
-        delta_unit: true,
-        marker: false,
-    };
-    const LAST: Flags = Flags {
-        discont: false,
-        header: false,
-        delta_unit: true,
-        marker: true,
-    };
+    const INIT: Flags = Flags { discont: true, header: true, delta_unit: false, marker: false };
+    const FRAG: Flags = Flags { discont: false, header: true, delta_unit: false, marker: false };
+    const CHUNK: Flags = Flags { discont: false, header: true, delta_unit: true, marker: false };
+    const MEDIA: Flags = Flags { discont: false, header: false, delta_unit: true, marker: false };
+    const LAST: Flags = Flags { discont: false, header: false, delta_unit: true, marker: true };
 
     #[test]
     fn exact_flag_sets() {
         assert_eq!(classify(INIT), Piece::Init);
-        assert_eq!(
-            classify(FRAG),
-            Piece::ChunkHeader {
-                fragment_start: true
-            }
-        );
-        assert_eq!(
-            classify(CHUNK),
-            Piece::ChunkHeader {
-                fragment_start: false
-            }
-        );
+        assert_eq!(classify(FRAG), Piece::ChunkHeader { fragment_start: true });
+        assert_eq!(classify(CHUNK), Piece::ChunkHeader { fragment_start: false });
         assert_eq!(classify(MEDIA), Piece::Media { last: false });
         assert_eq!(classify(LAST), Piece::Media { last: true });
         // a chunk header that also says MARKER is not something cmafmux sends
-        assert_eq!(
-            classify(Flags {
-                marker: true,
-                ..CHUNK
-            }),
-            Piece::Unknown
-        );
+        assert_eq!(classify(Flags { marker: true, ..CHUNK }), Piece::Unknown);
         assert_eq!(classify(Flags::default()), Piece::Unknown);
     }
 
     #[test]
     fn assembles_init_and_parts() {
         let mut a = Assembler::new();
-        assert_eq!(
-            a.push(INIT, Some(0), None, b"ftypmoov"),
-            Some(Item::Init(b"ftypmoov".to_vec()))
-        );
+        assert_eq!(a.push(INIT, Some(0), None, b"ftypmoov"), Some(Item::Init(b"ftypmoov".to_vec())));
         assert_eq!(a.push(FRAG, Some(10), Some(333), b"moof"), None);
         assert_eq!(a.push(MEDIA, None, None, b"mdat1"), None);
         let item = a.push(LAST, None, None, b"mdat2").unwrap();

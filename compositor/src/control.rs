@@ -72,12 +72,22 @@ pub struct TrackSpec {
 /// A validated command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    AddParticipant { id: String, name: String },
-    RemoveParticipant { id: String },
+    AddParticipant {
+        id: String,
+        name: String,
+    },
+    RemoveParticipant {
+        id: String,
+    },
     AddTrack(TrackSpec),
-    RemoveTrack { track_id: String },
+    RemoveTrack {
+        track_id: String,
+    },
     /// The participant turned its camera off (or on): its tile shows the named placeholder.
-    SetVideoMuted { id: String, muted: bool },
+    SetVideoMuted {
+        id: String,
+        muted: bool,
+    },
     Shutdown,
 }
 
@@ -149,10 +159,7 @@ enum Wire {
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> ControlError {
-    ControlError::Invalid {
-        field,
-        reason: reason.into(),
-    }
+    ControlError::Invalid { field, reason: reason.into() }
 }
 
 fn check_id(field: &'static str, id: &str) -> Result<(), ControlError> {
@@ -184,10 +191,7 @@ pub fn parse_line(line: &str) -> Result<Command, ControlError> {
             check_id("id", &id)?;
             let name = name.unwrap_or_else(|| id.clone());
             if name.chars().count() > MAX_NAME_LEN {
-                return Err(invalid(
-                    "name",
-                    format!("longer than {MAX_NAME_LEN} characters"),
-                ));
+                return Err(invalid("name", format!("longer than {MAX_NAME_LEN} characters")));
             }
             if name.chars().any(char::is_control) {
                 return Err(invalid("name", "contains control characters"));
@@ -198,16 +202,7 @@ pub fn parse_line(line: &str) -> Result<Command, ControlError> {
             check_id("id", &id)?;
             Ok(Command::RemoveParticipant { id })
         }
-        Wire::AddTrack {
-            track_id,
-            participant_id,
-            kind,
-            codec,
-            payload_type,
-            clock_rate,
-            rtp_port,
-            rtcp_port,
-        } => {
+        Wire::AddTrack { track_id, participant_id, kind, codec, payload_type, clock_rate, rtp_port, rtcp_port } => {
             check_id("track_id", &track_id)?;
             check_id("participant_id", &participant_id)?;
             let kind = match kind.as_str() {
@@ -215,13 +210,9 @@ pub fn parse_line(line: &str) -> Result<Command, ControlError> {
                 "audio" => Kind::Audio,
                 other => return Err(invalid("kind", format!("{other:?} is not video or audio"))),
             };
-            let codec = Codec::parse(&codec)
-                .ok_or_else(|| invalid("codec", format!("{codec:?} is not VP8, H264 or opus")))?;
+            let codec = Codec::parse(&codec).ok_or_else(|| invalid("codec", format!("{codec:?} is not VP8, H264 or opus")))?;
             if codec.kind() != kind {
-                return Err(invalid(
-                    "codec",
-                    format!("{codec:?} is not a {} codec", kind.as_str()),
-                ));
+                return Err(invalid("codec", format!("{codec:?} is not a {} codec", kind.as_str())));
             }
             let payload_type = u8::try_from(payload_type)
                 .ok()
@@ -233,26 +224,14 @@ pub fn parse_line(line: &str) -> Result<Command, ControlError> {
             };
             let clock_rate = clock_rate.unwrap_or(expected_rate);
             if clock_rate != expected_rate {
-                return Err(invalid(
-                    "clock_rate",
-                    format!("{clock_rate} (expected {expected_rate} for {codec:?})"),
-                ));
+                return Err(invalid("clock_rate", format!("{clock_rate} (expected {expected_rate} for {codec:?})")));
             }
             let rtp_port = check_port("rtp_port", rtp_port)?;
             let rtcp_port = rtcp_port.map(|p| check_port("rtcp_port", p)).transpose()?;
             if rtcp_port == Some(rtp_port) {
                 return Err(invalid("rtcp_port", "same as rtp_port"));
             }
-            Ok(Command::AddTrack(TrackSpec {
-                track_id,
-                participant_id,
-                kind,
-                codec,
-                payload_type,
-                clock_rate,
-                rtp_port,
-                rtcp_port,
-            }))
+            Ok(Command::AddTrack(TrackSpec { track_id, participant_id, kind, codec, payload_type, clock_rate, rtp_port, rtcp_port }))
         }
         Wire::RemoveTrack { track_id } => {
             check_id("track_id", &track_id)?;
@@ -268,11 +247,7 @@ pub fn parse_line(line: &str) -> Result<Command, ControlError> {
 
 /// The `op` of a line, if it has one (for error reports on lines that fail validation).
 pub fn op_of(line: &str) -> Option<String> {
-    serde_json::from_str::<serde_json::Value>(line)
-        .ok()?
-        .get("op")?
-        .as_str()
-        .map(str::to_owned)
+    serde_json::from_str::<serde_json::Value>(line).ok()?.get("op")?.as_str().map(str::to_owned)
 }
 
 #[cfg(test)]
@@ -285,15 +260,9 @@ mod tests {
     fn parses_every_op() {
         assert_eq!(
             parse_line(r#"{"op":"add_participant","id":"p-1","name":"Ada"}"#),
-            Ok(Command::AddParticipant {
-                id: "p-1".into(),
-                name: "Ada".into()
-            })
+            Ok(Command::AddParticipant { id: "p-1".into(), name: "Ada".into() })
         );
-        assert_eq!(
-            parse_line(r#"{"op":"remove_participant","id":"p-1"}"#),
-            Ok(Command::RemoveParticipant { id: "p-1".into() })
-        );
+        assert_eq!(parse_line(r#"{"op":"remove_participant","id":"p-1"}"#), Ok(Command::RemoveParticipant { id: "p-1".into() }));
         assert_eq!(
             parse_line(VIDEO),
             Ok(Command::AddTrack(TrackSpec {
@@ -307,25 +276,18 @@ mod tests {
                 rtcp_port: Some(40001),
             }))
         );
-        assert_eq!(
-            parse_line(r#"{"op":"remove_track","track_id":"p-1:0"}"#),
-            Ok(Command::RemoveTrack {
-                track_id: "p-1:0".into()
-            })
-        );
+        assert_eq!(parse_line(r#"{"op":"remove_track","track_id":"p-1:0"}"#), Ok(Command::RemoveTrack { track_id: "p-1:0".into() }));
         assert_eq!(
             parse_line(r#"{"op":"set_video_muted","id":"p-1","muted":true}"#),
-            Ok(Command::SetVideoMuted {
-                id: "p-1".into(),
-                muted: true
-            })
+            Ok(Command::SetVideoMuted { id: "p-1".into(), muted: true })
         );
         assert_eq!(parse_line(r#"{"op":"shutdown"}"#), Ok(Command::Shutdown));
     }
 
     #[test]
     fn defaults_and_case() {
-        let line = r#"{"op":"add_track","track_id":"a","participant_id":"p","kind":"audio","codec":"OPUS","payload_type":111,"rtp_port":40002}"#;
+        let line =
+            r#"{"op":"add_track","track_id":"a","participant_id":"p","kind":"audio","codec":"OPUS","payload_type":111,"rtp_port":40002}"#;
         match parse_line(line).unwrap() {
             Command::AddTrack(t) => {
                 assert_eq!(t.codec, Codec::Opus);
@@ -365,14 +327,8 @@ mod tests {
         for line in bad {
             assert!(parse_line(line).is_err(), "accepted {line}");
         }
-        let long = format!(
-            r#"{{"op":"add_participant","id":"p","name":"{}"}}"#,
-            "x".repeat(65)
-        );
-        assert!(matches!(
-            parse_line(&long),
-            Err(ControlError::Invalid { field: "name", .. })
-        ));
+        let long = format!(r#"{{"op":"add_participant","id":"p","name":"{}"}}"#, "x".repeat(65));
+        assert!(matches!(parse_line(&long), Err(ControlError::Invalid { field: "name", .. })));
     }
 
     #[test]

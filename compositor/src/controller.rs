@@ -105,10 +105,7 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
     // SR mappings arrive on streaming threads; the lip sync state lives here.
     let tx = Mutex::new(ctl_tx.clone());
     pipeline.set_sync_sink(Arc::new(move |track_id: &str, mapping: Mapping| {
-        let _ = tx
-            .lock()
-            .unwrap()
-            .send(Msg::Sync(track_id.to_string(), mapping));
+        let _ = tx.lock().unwrap().send(Msg::Sync(track_id.to_string(), mapping));
     }));
 
     let tx = ctl_tx.clone();
@@ -142,15 +139,13 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
 
     // stats tick
     let tx = ctl_tx.clone();
-    thread::Builder::new()
-        .name("tick".into())
-        .spawn(move || loop {
-            // 250 ms: keyframe requests (`keyframes`) must not wait long.
-            thread::sleep(stats_interval.min(Duration::from_millis(250)));
-            if tx.send(Msg::Tick).is_err() {
-                return;
-            }
-        })?;
+    thread::Builder::new().name("tick".into()).spawn(move || loop {
+        // 250 ms: keyframe requests (`keyframes`) must not wait long.
+        thread::sleep(stats_interval.min(Duration::from_millis(250)));
+        if tx.send(Msg::Tick).is_err() {
+            return;
+        }
+    })?;
     drop(ctl_tx);
 
     let mut c = Controller {
@@ -167,11 +162,7 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
         keyframe_requests: 0,
         shutting_down: None,
     };
-    if let Err(e) = c
-        .pipeline
-        .apply_scene(&c.room.scene())
-        .and_then(|_| c.pipeline.play())
-    {
+    if let Err(e) = c.pipeline.apply_scene(&c.room.scene()).and_then(|_| c.pipeline.play()) {
         error!("cannot start the pipeline: {e:#}");
         c.emit(Item::event("fatal", json!({"message": format!("{e:#}")})));
         c.pipeline.stop();
@@ -179,12 +170,7 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
         let _ = writer.join();
         return Ok(1);
     }
-    info!(
-        width = settings.width,
-        height = settings.height,
-        fps = settings.fps,
-        "compositor started"
-    );
+    info!(width = settings.width, height = settings.height, fps = settings.fps, "compositor started");
     c.emit(Item::event(
         "started",
         json!({
@@ -274,11 +260,7 @@ impl Controller {
     fn on_line(&mut self, raw: &[u8]) {
         if raw.len() > MAX_LINE {
             warn!(len = raw.len(), "control line too long");
-            self.report_error(
-                "too_long",
-                format!("line of {} bytes (max {MAX_LINE})", raw.len()),
-                json!({}),
-            );
+            self.report_error("too_long", format!("line of {} bytes (max {MAX_LINE})", raw.len()), json!({}));
             return;
         }
         let line = String::from_utf8_lossy(raw);
@@ -289,9 +271,7 @@ impl Controller {
         let op = control::op_of(line);
         let result = control::parse_line(line).and_then(|cmd| {
             let target = target_of(&cmd);
-            self.room
-                .apply(cmd.clone())
-                .map(|effects| (cmd, target, effects))
+            self.room.apply(cmd.clone()).map(|effects| (cmd, target, effects))
         });
         match result {
             Ok((cmd, target, effects)) => {
@@ -312,41 +292,25 @@ impl Controller {
     fn execute(&mut self, effects: Vec<Effect>) -> bool {
         for effect in effects {
             match effect {
-                Effect::AddPlaceholder {
-                    participant_id,
-                    name,
-                } => {
+                Effect::AddPlaceholder { participant_id, name } => {
                     if let Err(e) = self.pipeline.add_placeholder(&participant_id, &name) {
                         // The participant still gets a tile position; log and carry on.
                         error!("placeholder for {participant_id}: {e:#}");
-                        self.report_error(
-                            "placeholder",
-                            format!("{e:#}"),
-                            json!({"participant_id": participant_id}),
-                        );
+                        self.report_error("placeholder", format!("{e:#}"), json!({"participant_id": participant_id}));
                     }
                 }
-                Effect::RemovePlaceholder { participant_id } => {
-                    self.pipeline.remove_placeholder(&participant_id)
-                }
+                Effect::RemovePlaceholder { participant_id } => self.pipeline.remove_placeholder(&participant_id),
                 Effect::AddInput(spec) => {
                     if let Err(e) = self.pipeline.add_track(&spec) {
                         error!(track_id = spec.track_id, "cannot add input: {e:#}");
-                        self.report_error(
-                            "input_failed",
-                            format!("{e:#}"),
-                            json!({"track_id": spec.track_id}),
-                        );
+                        self.report_error("input_failed", format!("{e:#}"), json!({"track_id": spec.track_id}));
                         // roll the room back so it matches the pipeline
-                        if let Ok(more) = self.room.apply(Command::RemoveTrack {
-                            track_id: spec.track_id.clone(),
-                        }) {
+                        if let Ok(more) = self.room.apply(Command::RemoveTrack { track_id: spec.track_id.clone() }) {
                             self.execute(more);
                         }
                         return false;
                     }
-                    self.health
-                        .insert(spec.track_id.clone(), TrackHealth { waiting_since: Some(Instant::now()), ..Default::default() });
+                    self.health.insert(spec.track_id.clone(), TrackHealth { waiting_since: Some(Instant::now()), ..Default::default() });
                     self.lipsync.add_track(&spec.track_id, &spec.participant_id);
                     info!(track_id = spec.track_id, port = spec.rtp_port, codec = ?spec.codec, "input added");
                 }
@@ -367,9 +331,7 @@ impl Controller {
                     let tiles: serde_json::Map<String, serde_json::Value> = scene
                         .videos
                         .iter()
-                        .map(|(id, rect, _)| {
-                            (id.clone(), json!({"width": rect.width, "height": rect.height}))
-                        })
+                        .map(|(id, rect, _)| (id.clone(), json!({"width": rect.width, "height": rect.height})))
                         .collect();
                     self.emit(Item::event("layout", json!({"tiles": tiles})));
                 }
@@ -392,15 +354,10 @@ impl Controller {
             MessageView::Eos(_) => return BusOutcome::Eos,
             MessageView::Latency(_) => self.pipeline.recalculate_latency(),
             MessageView::Error(err) => {
-                let owner = msg
-                    .src()
-                    .map(|s| self.pipeline.owner_of(s))
-                    .unwrap_or(Owner::Output);
+                let owner = msg.src().map(|s| self.pipeline.owner_of(s)).unwrap_or(Owner::Output);
                 let text = format!(
                     "{}: {} ({})",
-                    msg.src()
-                        .map(|s| s.path_string().to_string())
-                        .unwrap_or_default(),
+                    msg.src().map(|s| s.path_string().to_string()).unwrap_or_default(),
                     err.error(),
                     err.debug().unwrap_or_default()
                 );
@@ -434,40 +391,25 @@ impl Controller {
                 }
             }
             MessageView::Warning(w) => {
-                warn!(
-                    "{}: {}",
-                    msg.src()
-                        .map(|s| s.path_string().to_string())
-                        .unwrap_or_default(),
-                    w.error()
-                );
+                warn!("{}: {}", msg.src().map(|s| s.path_string().to_string()).unwrap_or_default(), w.error());
             }
             // A video decoder dropped a frame (GstVideoDecoder posts a QoS message for each one it
             // drops, e.g. too late); the message's stats carry its running total of drops.
             MessageView::Qos(q) => {
-                if let (Some(src), (_, gst::GenericFormattedValue::Buffers(Some(dropped)))) =
-                    (msg.src(), q.stats())
-                {
+                if let (Some(src), (_, gst::GenericFormattedValue::Buffers(Some(dropped)))) = (msg.src(), q.stats()) {
                     if let Owner::Track(track_id) = self.pipeline.owner_of(src) {
                         debug!(track_id, dropped = *dropped, "decoder dropped frames");
-                        let n = self
-                            .decoder_drops
-                            .entry(src.path_string().to_string())
-                            .or_default();
+                        let n = self.decoder_drops.entry(src.path_string().to_string()).or_default();
                         *n = (*n).max(*dropped);
                     }
                 }
             }
-            MessageView::Element(e)
-                if e.structure().map(|s| s.name() == "GstUDPSrcTimeout") == Some(true) =>
-            {
+            MessageView::Element(e) if e.structure().map(|s| s.name() == "GstUDPSrcTimeout") == Some(true) => {
                 if let Some(Owner::Track(track_id)) = msg.src().map(|s| self.pipeline.owner_of(s)) {
                     self.on_stall(&track_id);
                 }
             }
-            MessageView::StateChanged(s)
-                if msg.src() == Some(self.pipeline.pipeline().upcast_ref::<gst::Object>()) =>
-            {
+            MessageView::StateChanged(s) if msg.src() == Some(self.pipeline.pipeline().upcast_ref::<gst::Object>()) => {
                 debug!("pipeline {:?} → {:?}", s.old(), s.current());
             }
             _ => {}
@@ -487,16 +429,9 @@ impl Controller {
         }
         h.stalled = true;
         h.packets_at_stall = packets;
-        let pid = self
-            .room
-            .track(track_id)
-            .map(|t| t.participant_id.clone())
-            .unwrap_or_default();
+        let pid = self.room.track(track_id).map(|t| t.participant_id.clone()).unwrap_or_default();
         warn!(track_id, "input stalled");
-        self.emit(Item::event(
-            "input_stalled",
-            json!({"track_id": track_id, "participant_id": pid}),
-        ));
+        self.emit(Item::event("input_stalled", json!({"track_id": track_id, "participant_id": pid})));
     }
 
     fn check_resumed(&mut self) {
@@ -538,10 +473,7 @@ impl Controller {
             self.keyframe_requests += 1;
             let path = self.pipeline.video_path(&track_id).unwrap_or_default();
             info!(track_id, reason = reason.as_str(), path, "no picture from this input: asking the publisher for a keyframe");
-            self.emit(Item::event(
-                "keyframe_request",
-                json!({"track_id": track_id, "reason": reason.as_str()}),
-            ));
+            self.emit(Item::event("keyframe_request", json!({"track_id": track_id, "reason": reason.as_str()})));
         }
     }
 
@@ -553,15 +485,10 @@ impl Controller {
         self.pipeline.remove_track(track_id);
         if restarts >= MAX_RESTARTS {
             warn!(track_id, "input failed {restarts} times: leaving it out");
-            if let Ok(effects) = self.room.apply(Command::RemoveTrack {
-                track_id: track_id.to_string(),
-            }) {
+            if let Ok(effects) = self.room.apply(Command::RemoveTrack { track_id: track_id.to_string() }) {
                 self.execute(effects);
             }
-            self.emit(Item::event(
-                "input_removed",
-                json!({"track_id": track_id, "reason": "failed"}),
-            ));
+            self.emit(Item::event("input_removed", json!({"track_id": track_id, "reason": "failed"})));
             return;
         }
         // The rebuilt input starts without a delay: sync it again from its next SR.
@@ -572,24 +499,14 @@ impl Controller {
                 self.lipsync.add_track(track_id, &spec.participant_id);
                 self.health.insert(
                     track_id.to_string(),
-                    TrackHealth {
-                        restarts: restarts + 1,
-                        waiting_since: Some(Instant::now()),
-                        ..Default::default()
-                    },
+                    TrackHealth { restarts: restarts + 1, waiting_since: Some(Instant::now()), ..Default::default() },
                 );
                 let _ = self.pipeline.apply_scene(&self.room.scene());
                 info!(track_id, "input restarted");
             }
             Err(e) => {
-                self.report_error(
-                    "input_failed",
-                    format!("{e:#}"),
-                    json!({"track_id": track_id}),
-                );
-                if let Ok(effects) = self.room.apply(Command::RemoveTrack {
-                    track_id: track_id.to_string(),
-                }) {
+                self.report_error("input_failed", format!("{e:#}"), json!({"track_id": track_id}));
+                if let Ok(effects) = self.room.apply(Command::RemoveTrack { track_id: track_id.to_string() }) {
                     self.execute(effects);
                 }
             }
@@ -598,11 +515,7 @@ impl Controller {
 
     /// Apply the delays lip sync asked for (`track_id`: the track the update came from).
     fn apply_sync(&mut self, track_id: &str, update: Update) {
-        let pid = self
-            .room
-            .track(track_id)
-            .map(|t| t.participant_id.clone())
-            .unwrap_or_default();
+        let pid = self.room.track(track_id).map(|t| t.participant_id.clone()).unwrap_or_default();
         if let Some(wanted) = update.bogus {
             warn!(
                 track_id,
@@ -618,16 +531,8 @@ impl Controller {
         for ch in &update.changes {
             self.pipeline.set_track_delay(&ch.track_id, ch.delay_ns);
         }
-        let delays: Vec<String> = update
-            .changes
-            .iter()
-            .map(|ch| format!("{}={:.1}ms", ch.track_id, ch.delay_ns as f64 / 1e6))
-            .collect();
-        info!(
-            participant_id = pid,
-            "A/V sync delays: {}",
-            delays.join(" ")
-        );
+        let delays: Vec<String> = update.changes.iter().map(|ch| format!("{}={:.1}ms", ch.track_id, ch.delay_ns as f64 / 1e6)).collect();
+        info!(participant_id = pid, "A/V sync delays: {}", delays.join(" "));
     }
 
     fn stats(&mut self) {
@@ -643,31 +548,21 @@ impl Controller {
                 0.0
             }
         };
-        let (fps, fps_in) = (
-            rate(frames, self.last_frames),
-            rate(frames_in, self.last_frames_in),
-        );
+        let (fps, fps_in) = (rate(frames, self.last_frames), rate(frames_in, self.last_frames_in));
         let timing = counters.timing.lock().unwrap().take_interval();
         // 0.001 ms resolution is plenty (and keeps the line short)
         let round = |v: Option<f64>| v.map(|v| (v * 1000.0).round() / 1000.0);
         self.last_tick = Instant::now();
         self.last_frames = frames;
         self.last_frames_in = frames_in;
-        let stalled: Vec<&String> = self
-            .health
-            .iter()
-            .filter(|(_, h)| h.stalled)
-            .map(|(k, _)| k)
-            .collect();
+        let stalled: Vec<&String> = self.health.iter().filter(|(_, h)| h.stalled).map(|(k, _)| k).collect();
         let av_sync_ms: serde_json::Map<String, serde_json::Value> = self
             .lipsync
             .report()
             .into_iter()
             .map(|(pid, tracks)| {
-                let tracks: serde_json::Map<String, serde_json::Value> = tracks
-                    .into_iter()
-                    .map(|(tid, ns)| (tid, json!((ns as f64 / 100_000.0).round() / 10.0)))
-                    .collect();
+                let tracks: serde_json::Map<String, serde_json::Value> =
+                    tracks.into_iter().map(|(tid, ns)| (tid, json!((ns as f64 / 100_000.0).round() / 10.0))).collect();
                 (pid, serde_json::Value::Object(tracks))
             })
             .collect();

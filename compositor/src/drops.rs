@@ -119,9 +119,7 @@ mod tests {
     #[test]
     fn nothing_lost_counts_nothing() {
         let mut d = DepayFrames::new();
-        let frames: Vec<_> = (0..100)
-            .map(|i| (i * 6000, 1 + (i % 3) as usize, true))
-            .collect();
+        let frames: Vec<_> = (0..100).map(|i| (i * 6000, 1 + (i % 3) as usize, true)).collect();
         feed(&mut d, &frames);
         assert_eq!(d.dropped(), 0);
     }
@@ -130,18 +128,8 @@ mod tests {
     fn the_wait_for_the_first_keyframe_is_not_counted() {
         for keyframe_packets in [1, 3] {
             let mut d = DepayFrames::new();
-            feed(
-                &mut d,
-                &[
-                    (0, 2, false),
-                    (3000, 1, false),
-                    (6000, keyframe_packets, true),
-                ],
-            );
-            feed(
-                &mut d,
-                &[(9000, 1, true), (12000, 2, true), (15000, 1, true)],
-            );
+            feed(&mut d, &[(0, 2, false), (3000, 1, false), (6000, keyframe_packets, true)]);
+            feed(&mut d, &[(9000, 1, true), (12000, 2, true), (15000, 1, true)]);
             assert_eq!(d.dropped(), 0, "keyframe of {keyframe_packets} packets");
         }
     }
@@ -151,10 +139,7 @@ mod tests {
         let mut d = DepayFrames::new();
         feed(&mut d, &[(0, 1, true), (3000, 1, true)]);
         // a packet was lost: three frames discarded until the keyframe
-        feed(
-            &mut d,
-            &[(6000, 2, false), (9000, 1, false), (12000, 1, false)],
-        );
+        feed(&mut d, &[(6000, 2, false), (9000, 1, false), (12000, 1, false)]);
         // frame 12000's marker packet is handled only once the next packet comes
         assert_eq!(d.dropped(), 2);
         feed(&mut d, &[(15000, 3, true)]);
@@ -162,10 +147,7 @@ mod tests {
         feed(&mut d, &[(18000, 1, true), (21000, 1, true)]);
         assert_eq!(d.dropped(), 3);
         // a single-packet frame lost later
-        feed(
-            &mut d,
-            &[(24000, 1, false), (27000, 1, true), (30000, 1, true)],
-        );
+        feed(&mut d, &[(24000, 1, false), (27000, 1, true), (30000, 1, true)]);
         assert_eq!(d.dropped(), 4);
     }
 
@@ -197,25 +179,16 @@ mod tests {
         d.packet_in(3000, false); // the keyframe, its marker lost
         d.packet_in(6000, false);
         d.frame_out(); // the keyframe
-        feed(
-            &mut d,
-            &[(6000, 1, true), (9000, 1, true), (12000, 1, true)],
-        );
+        feed(&mut d, &[(6000, 1, true), (9000, 1, true), (12000, 1, true)]);
         assert_eq!(d.dropped(), 0);
-        feed(
-            &mut d,
-            &[(15000, 1, false), (18000, 1, true), (21000, 1, true)],
-        );
+        feed(&mut d, &[(15000, 1, false), (18000, 1, true), (21000, 1, true)]);
         assert_eq!(d.dropped(), 1);
     }
 
     #[test]
     fn never_decreases_nor_counts_extra_outputs_as_frames() {
         let mut d = DepayFrames::new();
-        feed(
-            &mut d,
-            &[(0, 1, true), (1, 1, false), (2, 1, false), (3, 1, true)],
-        );
+        feed(&mut d, &[(0, 1, true), (1, 1, false), (2, 1, false), (3, 1, true)]);
         feed(&mut d, &[(4, 1, true)]);
         assert_eq!(d.dropped(), 2);
         // more outputs than frames (a depayloader splitting a frame) do not undo drops

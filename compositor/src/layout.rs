@@ -26,10 +26,7 @@ impl Rect {
         (self.x + self.width / 2, self.y + self.height / 2)
     }
     pub fn intersects(&self, other: &Rect) -> bool {
-        self.x < other.right()
-            && other.x < self.right()
-            && self.y < other.bottom()
-            && other.y < self.bottom()
+        self.x < other.right() && other.x < self.right() && self.y < other.bottom() && other.y < self.bottom()
     }
 }
 
@@ -79,12 +76,7 @@ pub fn layout(n: usize, width: u32, height: u32) -> Grid {
     let mut slots = Vec::with_capacity((cols * rows) as usize);
     for r in 0..rows as i32 {
         for c in 0..cols as i32 {
-            slots.push(Rect {
-                x: x0 + c * (tile_w + gap),
-                y: y0 + r * (tile_h + gap),
-                width: tile_w,
-                height: tile_h,
-            });
+            slots.push(Rect { x: x0 + c * (tile_w + gap), y: y0 + r * (tile_h + gap), width: tile_w, height: tile_h });
         }
     }
     Grid { cols, rows, slots }
@@ -101,10 +93,7 @@ mod tests {
         for (i, s) in g.slots.iter().enumerate() {
             // inside the canvas
             assert!(s.x >= 0 && s.y >= 0, "n={n} slot {i} {s:?}");
-            assert!(
-                s.right() <= w as i32 && s.bottom() <= h as i32,
-                "n={n} slot {i} {s:?}"
-            );
+            assert!(s.right() <= w as i32 && s.bottom() <= h as i32, "n={n} slot {i} {s:?}");
             // 16:9 within rounding
             let ratio = s.width as f64 / s.height as f64;
             assert!((ratio - 16.0 / 9.0).abs() < 0.03, "n={n} ratio {ratio}");

@@ -42,11 +42,7 @@ pub fn parse_sender_report(data: &[u8]) -> Option<SenderReport> {
         return None;
     }
     let u32_at = |i: usize| u32::from_be_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
-    Some(SenderReport {
-        ssrc: u32_at(4),
-        ntp: ((u32_at(8) as u64) << 32) | u32_at(12) as u64,
-        rtp_time: u32_at(16),
-    })
+    Some(SenderReport { ssrc: u32_at(4), ntp: ((u32_at(8) as u64) << 32) | u32_at(12) as u64, rtp_time: u32_at(16) })
 }
 
 /// A 64-bit NTP timestamp in nanoseconds (since 1900).
@@ -59,12 +55,7 @@ pub fn ntp_to_ns(ntp: u64) -> u64 {
 /// `base_time + (sr_ext_rtptime − base_rtptime) / clock_rate`, as `gst_rtp_bin_associate`
 /// computes it. None when a value is missing (the jitter buffer passes −1 = u64::MAX) or the
 /// result would be negative.
-pub fn sr_running_time(
-    base_rtptime: u64,
-    base_time: u64,
-    clock_rate: u32,
-    sr_ext_rtptime: u64,
-) -> Option<u64> {
+pub fn sr_running_time(base_rtptime: u64, base_time: u64, clock_rate: u32, sr_ext_rtptime: u64) -> Option<u64> {
     if [base_rtptime, base_time, sr_ext_rtptime].contains(&u64::MAX) || clock_rate == 0 {
         return None;
     }
@@ -123,13 +114,7 @@ impl LipSync {
     }
 
     pub fn add_track(&mut self, track_id: &str, participant_id: &str) {
-        self.tracks.insert(
-            track_id.to_string(),
-            Track {
-                participant_id: participant_id.to_string(),
-                ..Track::default()
-            },
-        );
+        self.tracks.insert(track_id.to_string(), Track { participant_id: participant_id.to_string(), ..Track::default() });
     }
 
     /// Forget a track; the rest of its participant is aligned again.
@@ -161,9 +146,7 @@ impl LipSync {
         let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
         for (tid, t) in &self.tracks {
             if t.offset.is_some() {
-                out.entry(t.participant_id.clone())
-                    .or_default()
-                    .insert(tid.clone(), t.delay_ns);
+                out.entry(t.participant_id.clone()).or_default().insert(tid.clone(), t.delay_ns);
             }
         }
         out.retain(|_, tracks| tracks.len() >= 2);
@@ -171,11 +154,7 @@ impl LipSync {
     }
 
     fn align(&mut self, participant_id: &str) -> Update {
-        let mine = || {
-            self.tracks
-                .iter()
-                .filter(move |(_, t)| t.participant_id == participant_id)
-        };
+        let mine = || self.tracks.iter().filter(move |(_, t)| t.participant_id == participant_id);
         let offsets: Vec<i128> = mine().filter_map(|(_, t)| t.offset).collect();
         let max = offsets.iter().copied().max();
         let synced = offsets.len() >= 2;
@@ -197,18 +176,12 @@ impl LipSync {
         }
         wanted.sort();
         for (tid, want) in wanted {
-            let t = self
-                .tracks
-                .get_mut(&tid)
-                .expect("a track of the participant");
+            let t = self.tracks.get_mut(&tid).expect("a track of the participant");
             // Back to 0 (no longer synced) always applies; otherwise only real changes.
             let moved = want.abs_diff(t.delay_ns) >= HYSTERESIS_NS || (want == 0 && t.delay_ns > 0);
             if moved {
                 t.delay_ns = want;
-                update.changes.push(DelayChange {
-                    track_id: tid,
-                    delay_ns: want,
-                });
+                update.changes.push(DelayChange { track_id: tid, delay_ns: want });
             }
         }
         update
@@ -233,10 +206,7 @@ mod tests {
 
     /// capture instant `ntp_ms` presented at `running_ms`
     fn m(ntp_ms: u64, running_ms: u64) -> Mapping {
-        Mapping {
-            ntp_ns: 3_900_000_000_000_000_000 + ntp_ms * MS,
-            running_ns: running_ms * MS,
-        }
+        Mapping { ntp_ns: 3_900_000_000_000_000_000 + ntp_ms * MS, running_ns: running_ms * MS }
     }
 
     fn delays(ls: &LipSync, ids: &[&str]) -> Vec<u64> {
@@ -246,15 +216,8 @@ mod tests {
     #[test]
     fn parses_a_plain_sender_report_and_a_compound_one() {
         let ntp = (3_900_000_000u64 << 32) | 0x8000_0000;
-        let want = SenderReport {
-            ssrc: 0xdead_beef,
-            ntp,
-            rtp_time: 123_456,
-        };
-        assert_eq!(
-            parse_sender_report(&sr(0xdead_beef, ntp, 123_456)),
-            Some(want)
-        );
+        let want = SenderReport { ssrc: 0xdead_beef, ntp, rtp_time: 123_456 };
+        assert_eq!(parse_sender_report(&sr(0xdead_beef, ntp, 123_456)), Some(want));
         let mut compound = sr(0xdead_beef, ntp, 123_456);
         compound.extend([0x81, 202, 0, 2, 0xde, 0xad, 0xbe, 0xef, 1, 1, b'x', 0]);
         assert_eq!(parse_sender_report(&compound), Some(want));
@@ -272,15 +235,9 @@ mod tests {
     #[test]
     fn running_time_of_the_sr_follows_the_jitterbuffer_mapping() {
         // base: RTP 90000 at 10 s; the SR's RTP 135000 is half a second later
-        assert_eq!(
-            sr_running_time(90_000, 10_000 * MS, 90_000, 135_000),
-            Some(10_500 * MS)
-        );
+        assert_eq!(sr_running_time(90_000, 10_000 * MS, 90_000, 135_000), Some(10_500 * MS));
         // an SR from before the base
-        assert_eq!(
-            sr_running_time(96_000, 10_000 * MS, 48_000, 48_000),
-            Some(9_000 * MS)
-        );
+        assert_eq!(sr_running_time(96_000, 10_000 * MS, 48_000, 48_000), Some(9_000 * MS));
         assert_eq!(sr_running_time(u64::MAX, 10, 48_000, 5), None);
         assert_eq!(sr_running_time(1, u64::MAX, 48_000, 5), None);
         assert_eq!(sr_running_time(1, 10, 48_000, u64::MAX), None);
@@ -298,13 +255,7 @@ mod tests {
         assert!(ls.report().is_empty());
         // video shows the same capture instant 300 ms later: audio waits 300 ms
         let u = ls.observe("v", m(1000, 5350));
-        assert_eq!(
-            u.changes,
-            vec![DelayChange {
-                track_id: "a".into(),
-                delay_ns: 300 * MS
-            }]
-        );
+        assert_eq!(u.changes, vec![DelayChange { track_id: "a".into(), delay_ns: 300 * MS }]);
         assert_eq!(delays(&ls, &["a", "v"]), [300, 0]);
         let report = ls.report();
         assert_eq!(report["p"]["a"], 300 * MS);
@@ -369,22 +320,13 @@ mod tests {
         // p2's clock is unrelated to p1's
         ls.observe("a2", m(50_000, 2000));
         ls.observe("v2", m(50_000, 1900));
-        assert_eq!(
-            delays(&ls, &["a1", "v1", "s1", "a2", "v2"]),
-            [300, 0, 0, 0, 100]
-        );
+        assert_eq!(delays(&ls, &["a1", "v1", "s1", "a2", "v2"]), [300, 0, 0, 0, 100]);
         let report = ls.report();
         assert_eq!(report.len(), 2);
         assert_eq!(report["p1"].len(), 2, "no SR, not reported: {report:?}");
         // p1's video goes: its audio has nothing to wait for
         let u = ls.remove_track("v1");
-        assert_eq!(
-            u.changes,
-            vec![DelayChange {
-                track_id: "a1".into(),
-                delay_ns: 0
-            }]
-        );
+        assert_eq!(u.changes, vec![DelayChange { track_id: "a1".into(), delay_ns: 0 }]);
         assert_eq!(ls.delay_ns("v1"), None);
         assert_eq!(ls.report().keys().collect::<Vec<_>>(), ["p2"]);
         // SRs of tracks that are gone (or never were) change nothing

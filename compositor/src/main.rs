@@ -48,29 +48,16 @@ fn main() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
     let a = Args::parse();
     let problems = [
-        (
-            a.width < 64 || a.width > 7680 || a.width % 2 != 0,
-            "--width must be even, 64..=7680",
-        ),
-        (
-            a.height < 64 || a.height > 4320 || a.height % 2 != 0,
-            "--height must be even, 64..=4320",
-        ),
+        (a.width < 64 || a.width > 7680 || a.width % 2 != 0, "--width must be even, 64..=7680"),
+        (a.height < 64 || a.height > 4320 || a.height % 2 != 0, "--height must be even, 64..=4320"),
         (a.fps == 0 || a.fps > 120, "--fps must be 1..=120"),
-        (
-            a.part_ms == 0 || a.part_ms > a.segment_ms,
-            "--part-ms must be 1..=--segment-ms",
-        ),
-        (
-            a.segment_ms < 100 || a.segment_ms > 60_000,
-            "--segment-ms must be 100..=60000",
-        ),
+        (a.part_ms == 0 || a.part_ms > a.segment_ms, "--part-ms must be 1..=--segment-ms"),
+        (a.segment_ms < 100 || a.segment_ms > 60_000, "--segment-ms must be 100..=60000"),
     ];
     for (bad, why) in problems {
         if bad {
@@ -91,10 +78,7 @@ fn main() {
         stall_ms: a.stall_ms,
         repeat_ms: a.repeat_ms,
     };
-    match controller::run(
-        settings,
-        Duration::from_millis(a.stats_interval_ms.max(100)),
-    ) {
+    match controller::run(settings, Duration::from_millis(a.stats_interval_ms.max(100))) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             tracing::error!("{e:#}");

@@ -104,10 +104,7 @@ pub fn read_frame(r: &mut impl Read) -> io::Result<Option<(Value, Vec<u8>)>> {
     }
     let hlen = u32::from_be_bytes(len);
     if hlen > MAX_HEADER_LEN {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "header too large",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "header too large"));
     }
     let mut header = vec![0u8; hlen as usize];
     r.read_exact(&mut header)?;

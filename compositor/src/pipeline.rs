@@ -101,16 +101,16 @@ fn timing_probe(
     note: impl Fn(&mut FrameTiming, u64, Instant) + Send + Sync + 'static,
 ) -> Result<()> {
     let c = counters.clone();
-    element
-        .static_pad(pad)
-        .ok_or_else(|| anyhow!("{} has no {pad} pad", element.name()))?
-        .add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+    element.static_pad(pad).ok_or_else(|| anyhow!("{} has no {pad} pad", element.name()))?.add_probe(
+        gst::PadProbeType::BUFFER,
+        move |pad, info| {
             let now = Instant::now();
             if let Some(rt) = info.buffer().and_then(|b| running_time_ns(pad, b)) {
                 note(&mut c.timing.lock().unwrap(), rt, now);
             }
             gst::PadProbeReturn::Ok
-        });
+        },
+    );
     Ok(())
 }
 
@@ -161,10 +161,7 @@ fn sr_mapping(s: &gst::StructureRef, rtp_ssrc: &AtomicU64) -> Option<Mapping> {
         s.get::<u32>("clock-rate").ok()?,
         s.get::<u64>("sr-ext-rtptime").ok()?,
     )?;
-    Some(Mapping {
-        ntp_ns: ntp_to_ns(sr.ntp),
-        running_ns,
-    })
+    Some(Mapping { ntp_ns: ntp_to_ns(sr.ntp), running_ns })
 }
 
 /// Where an element belongs, found from a bus message's source.
@@ -203,8 +200,7 @@ fn make(factory: &str, name: Option<&str>) -> Result<gst::Element> {
     if let Some(name) = name {
         b = b.name(name);
     }
-    b.build()
-        .with_context(|| format!("creating element {factory} (is its plugin installed?)"))
+    b.build().with_context(|| format!("creating element {factory} (is its plugin installed?)"))
 }
 
 /// Latency the mixers plan for from the start, so RTP inputs (jitterbuffer + decoder) that
@@ -218,14 +214,8 @@ fn input_latency_ns(s: &Settings) -> u64 {
 fn scaler_config() -> gst::Structure {
     use gstreamer_video::{VideoDitherMethod, VideoResamplerMethod};
     gst::Structure::builder("GstVideoConverter")
-        .field(
-            "GstVideoConverter.resampler-method",
-            VideoResamplerMethod::Linear,
-        )
-        .field(
-            "GstVideoConverter.chroma-resampler-method",
-            VideoResamplerMethod::Linear,
-        )
+        .field("GstVideoConverter.resampler-method", VideoResamplerMethod::Linear)
+        .field("GstVideoConverter.chroma-resampler-method", VideoResamplerMethod::Linear)
         .field("GstVideoConverter.dither-method", VideoDitherMethod::None)
         .build()
 }
@@ -268,9 +258,7 @@ impl Pipeline {
             .field("framerate", gst::Fraction::new(s.fps as i32, 1))
             .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
             .build();
-        let vcapsf = gst::ElementFactory::make("capsfilter")
-            .property("caps", &vcaps)
-            .build()?;
+        let vcapsf = gst::ElementFactory::make("capsfilter").property("caps", &vcaps).build()?;
         let vqueue = gst::ElementFactory::make("queue")
             .name("venc-queue")
             .property("max-size-buffers", 0u32)
@@ -290,12 +278,7 @@ impl Pipeline {
             .build()
             .context("creating x264enc")?;
         let hcaps = gst::ElementFactory::make("capsfilter")
-            .property(
-                "caps",
-                gst::Caps::builder("video/x-h264")
-                    .field("profile", "high")
-                    .build(),
-            )
+            .property("caps", gst::Caps::builder("video/x-h264").field("profile", "high").build())
             .build()?;
         let vmuxq = gst::ElementFactory::make("queue")
             .property("max-size-buffers", 0u32)
@@ -315,15 +298,9 @@ impl Pipeline {
             .field("rate", 48_000i32)
             .field("channels", 2i32)
             .build();
-        let acapsf = gst::ElementFactory::make("capsfilter")
-            .property("caps", &acaps)
-            .build()?;
+        let acapsf = gst::ElementFactory::make("capsfilter").property("caps", &acaps).build()?;
         let aconv = make("audioconvert", None)?;
-        let aac = match gst::ElementFactory::make("avenc_aac")
-            .name("aac")
-            .property("bitrate", 128_000i32)
-            .build()
-        {
+        let aac = match gst::ElementFactory::make("avenc_aac").name("aac").property("bitrate", 128_000i32).build() {
             Ok(e) => e,
             Err(_) => gst::ElementFactory::make("voaacenc")
                 .name("aac")
@@ -343,12 +320,7 @@ impl Pipeline {
             // Half a frame short of the segment: fmp4mux 0.14.5 only closes a fragment when the
             // next GOP starts strictly after the fragment end, so a keyframe landing exactly on
             // the boundary would double every fragment. Keyframes still come every segment.
-            .property(
-                "fragment-duration",
-                gst::ClockTime::from_nseconds(
-                    s.segment_ms * 1_000_000 - 500_000_000 / s.fps as u64,
-                ),
-            )
+            .property("fragment-duration", gst::ClockTime::from_nseconds(s.segment_ms * 1_000_000 - 500_000_000 / s.fps as u64))
             .property("chunk-duration", gst::ClockTime::from_mseconds(s.part_ms))
             // Slack for the audio path (mixer + AAC framing) so a live timeout never drains a
             // chunk before every stream has caught up (that breaks fragment boundaries).
@@ -380,12 +352,9 @@ impl Pipeline {
                             marker: f.contains(gst::BufferFlags::MARKER),
                         };
                         if let Ok(map) = buf.map_readable() {
-                            if let Some(item) = asm.push(
-                                flags,
-                                buf.pts().map(|t| t.nseconds()),
-                                buf.duration().map(|t| t.nseconds()),
-                                map.as_slice(),
-                            ) {
+                            if let Some(item) =
+                                asm.push(flags, buf.pts().map(|t| t.nseconds()), buf.duration().map(|t| t.nseconds()), map.as_slice())
+                            {
                                 out.push(item);
                             }
                         }
@@ -401,25 +370,16 @@ impl Pipeline {
                     drop(asm);
                     // The muxer's PTSs are running time + 1000 h (its output segment starts
                     // there): back to running time, the timeline the frames were noted on.
-                    let segment = sample
-                        .segment()
-                        .and_then(|s| s.downcast_ref::<gst::ClockTime>().cloned());
+                    let segment = sample.segment().and_then(|s| s.downcast_ref::<gst::ClockTime>().cloned());
                     for mut item in out {
                         if let Item::Part(p) = &mut item {
                             c.parts_out.fetch_add(1, Ordering::Relaxed);
-                            c.bytes_out
-                                .fetch_add(p.data.len() as u64, Ordering::Relaxed);
-                            let start = segment.as_ref().and_then(|s| {
-                                s.to_running_time(gst::ClockTime::from_nseconds(p.pts_ns))
-                            });
+                            c.bytes_out.fetch_add(p.data.len() as u64, Ordering::Relaxed);
+                            let start = segment.as_ref().and_then(|s| s.to_running_time(gst::ClockTime::from_nseconds(p.pts_ns)));
                             if let Some(start) = start.map(|t| t.nseconds()) {
                                 let end = start + p.duration_ns;
-                                p.age_us = c
-                                    .timing
-                                    .lock()
-                                    .unwrap()
-                                    .part_written(start, end, Instant::now())
-                                    .map(|age| age.as_micros() as u64);
+                                p.age_us =
+                                    c.timing.lock().unwrap().part_written(start, end, Instant::now()).map(|age| age.as_micros() as u64);
                             }
                         }
                         if items.send(item).is_err() {
@@ -431,10 +391,7 @@ impl Pipeline {
                 .build(),
         );
 
-        pipeline.add_many([
-            &vmix, &vcapsf, &vqueue, &x264, &hcaps, &vmuxq, &amix, &acapsf, &aconv, &aac, &amuxq,
-            &mux,
-        ])?;
+        pipeline.add_many([&vmix, &vcapsf, &vqueue, &x264, &hcaps, &vmuxq, &amix, &acapsf, &aconv, &aac, &amuxq, &mux])?;
         pipeline.add(appsink.upcast_ref::<gst::Element>())?;
         gst::Element::link_many([&vmix, &vcapsf, &vqueue, &x264, &hcaps, &vmuxq])?;
         gst::Element::link_many([&amix, &acapsf, &aconv, &aac, &amuxq])?;
@@ -450,9 +407,9 @@ impl Pipeline {
         // The latency the mixer reports (and waits for): its min-upstream-latency plus one
         // output frame.
         let mixer_latency = input_latency_ns(s) + 1_000_000_000 / s.fps.max(1) as u64;
-        vmix.static_pad("src")
-            .ok_or_else(|| anyhow!("compositor has no src pad"))?
-            .add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        vmix.static_pad("src").ok_or_else(|| anyhow!("compositor has no src pad"))?.add_probe(
+            gst::PadProbeType::BUFFER,
+            move |pad, info| {
                 let now = Instant::now();
                 c.frames_out.fetch_add(1, Ordering::Relaxed);
                 if let Some(rt) = info.buffer().and_then(|b| running_time_ns(pad, b)) {
@@ -465,7 +422,8 @@ impl Pipeline {
                     }
                 }
                 gst::PadProbeReturn::Ok
-            });
+            },
+        );
         timing_probe(&x264, "sink", &counters, FrameTiming::encode_started)?;
         timing_probe(&x264, "src", &counters, |t, rt, now| {
             t.encoded(rt, now);
@@ -514,9 +472,7 @@ impl Pipeline {
     }
 
     pub fn play(&self) -> Result<()> {
-        self.pipeline
-            .set_state(gst::State::Playing)
-            .context("setting the pipeline to PLAYING")?;
+        self.pipeline.set_state(gst::State::Playing).context("setting the pipeline to PLAYING")?;
         Ok(())
     }
 
@@ -555,23 +511,14 @@ impl Pipeline {
     }
 
     /// A live solid-colour source at the output frame rate, optionally with a centred label.
-    fn solid_bin(
-        &mut self,
-        name: &str,
-        argb: u32,
-        w: i32,
-        h: i32,
-        label: Option<&str>,
-    ) -> Result<gst::Bin> {
+    fn solid_bin(&mut self, name: &str, argb: u32, w: i32, h: i32, label: Option<&str>) -> Result<gst::Bin> {
         let bin = gst::Bin::with_name(name);
         let src = gst::ElementFactory::make("videotestsrc")
             .property("is-live", true)
             .property_from_str("pattern", "solid-color")
             .property("foreground-color", argb)
             .build()?;
-        let caps = gst::ElementFactory::make("capsfilter")
-            .property("caps", self.video_src_caps(w, h))
-            .build()?;
+        let caps = gst::ElementFactory::make("capsfilter").property("caps", self.video_src_caps(w, h)).build()?;
         bin.add_many([&src, &caps])?;
         src.link(&caps)?;
         let mut last = caps;
@@ -594,12 +541,7 @@ impl Pipeline {
     }
 
     /// Add `bin` to the pipeline, link it to a new pad of `mixer`, start it.
-    fn attach(
-        &self,
-        bin: &gst::Bin,
-        mixer: &gst::Element,
-        props: &[(&str, glib_value::Value)],
-    ) -> Result<gst::Pad> {
+    fn attach(&self, bin: &gst::Bin, mixer: &gst::Element, props: &[(&str, glib_value::Value)]) -> Result<gst::Pad> {
         // READY on its own first: sockets are bound here, so a port that is taken fails
         // before the bin touches the running pipeline (a child failing a state change inside
         // the pipeline can wedge the pipeline's own state).
@@ -608,19 +550,14 @@ impl Pipeline {
             return Err(anyhow!("cannot open {} (port in use?)", bin.name()));
         }
         self.pipeline.add(bin)?;
-        let pad = mixer
-            .request_pad_simple("sink_%u")
-            .ok_or_else(|| anyhow!("no request pad on {}", mixer.name()))?;
+        let pad = mixer.request_pad_simple("sink_%u").ok_or_else(|| anyhow!("no request pad on {}", mixer.name()))?;
         for (k, v) in props {
             pad.set_property_from_value(k, v);
         }
         let linked = bin
             .static_pad("src")
             .ok_or_else(|| anyhow!("bin without src pad"))
-            .and_then(|src| {
-                src.link(&pad)
-                    .map_err(|e| anyhow!("linking {}: {e:?}", bin.name()))
-            });
+            .and_then(|src| src.link(&pad).map_err(|e| anyhow!("linking {}: {e:?}", bin.name())));
         if let Err(e) = linked {
             mixer.release_request_pad(&pad);
             let _ = self.pipeline.remove(bin);
@@ -650,14 +587,7 @@ impl Pipeline {
     fn add_background(&mut self) -> Result<()> {
         // Transparent, tiny: it only guarantees the compositor always has a live input.
         let bin = self.solid_bin("background", 0xff00_0000, 16, 16, None)?;
-        let pad = self.attach(
-            &bin,
-            &self.vmix.clone(),
-            &[
-                ("zorder", ZORDER_BACKGROUND.to_value()),
-                ("alpha", 0.0f64.to_value()),
-            ],
-        )?;
+        let pad = self.attach(&bin, &self.vmix.clone(), &[("zorder", ZORDER_BACKGROUND.to_value()), ("alpha", 0.0f64.to_value())])?;
         let _ = pad;
         Ok(())
     }
@@ -682,32 +612,16 @@ impl Pipeline {
             .build()?;
         bin.add_many([&src, &caps])?;
         src.link(&caps)?;
-        bin.add_pad(&gst::GhostPad::with_target(
-            &caps.static_pad("src").unwrap(),
-        )?)?;
+        bin.add_pad(&gst::GhostPad::with_target(&caps.static_pad("src").unwrap())?)?;
         self.attach(&bin, &self.amix.clone(), &[])?;
         Ok(())
     }
 
     pub fn add_placeholder(&mut self, participant_id: &str, name: &str) -> Result<()> {
         let bin_name = self.fresh_name("ph");
-        let bin = self.solid_bin(
-            &bin_name,
-            PLACEHOLDER_ARGB,
-            PLACEHOLDER_W,
-            PLACEHOLDER_H,
-            Some(name),
-        )?;
-        self.owners
-            .insert(bin_name, Owner::Placeholder(participant_id.to_string()));
-        let pad = self.attach(
-            &bin,
-            &self.vmix.clone(),
-            &[
-                ("zorder", ZORDER_PLACEHOLDER.to_value()),
-                ("alpha", 0.0f64.to_value()),
-            ],
-        )?;
+        let bin = self.solid_bin(&bin_name, PLACEHOLDER_ARGB, PLACEHOLDER_W, PLACEHOLDER_H, Some(name))?;
+        self.owners.insert(bin_name, Owner::Placeholder(participant_id.to_string()));
+        let pad = self.attach(&bin, &self.vmix.clone(), &[("zorder", ZORDER_PLACEHOLDER.to_value()), ("alpha", 0.0f64.to_value())])?;
         self.placeholders.insert(
             participant_id.to_string(),
             Input {
@@ -785,9 +699,7 @@ impl Pipeline {
                 .property("caps", gst::Caps::new_empty_simple("application/x-rtcp"))
                 .build()?;
             bin.add(&rtcp)?;
-            let sink = jb
-                .request_pad_simple("sink_rtcp")
-                .ok_or_else(|| anyhow!("rtpjitterbuffer has no sink_rtcp"))?;
+            let sink = jb.request_pad_simple("sink_rtcp").ok_or_else(|| anyhow!("rtpjitterbuffer has no sink_rtcp"))?;
             rtcp.static_pad("src").unwrap().link(&sink)?;
             if let Some(sync_sink) = self.sync_sink.clone() {
                 let track_id = spec.track_id.clone();
@@ -806,10 +718,7 @@ impl Pipeline {
             // (`request-keyframe`), as the decoder does for a frame it cannot decode; those
             // requests are counted below and passed on to the gateway (`keyframes`).
             Codec::Vp8 => vec![
-                gst::ElementFactory::make("rtpvp8depay")
-                    .property("wait-for-keyframe", true)
-                    .property("request-keyframe", true)
-                    .build()?,
+                gst::ElementFactory::make("rtpvp8depay").property("wait-for-keyframe", true).property("request-keyframe", true).build()?,
                 gst::ElementFactory::make("avdec_vp8")
                     .property("max-threads", 1i32)
                     .property("output-corrupt", false)
@@ -818,10 +727,7 @@ impl Pipeline {
                     .or_else(|_| make("vp8dec", None))?,
             ],
             Codec::H264 => vec![
-                gst::ElementFactory::make("rtph264depay")
-                    .property("wait-for-keyframe", true)
-                    .property("request-keyframe", true)
-                    .build()?,
+                gst::ElementFactory::make("rtph264depay").property("wait-for-keyframe", true).property("request-keyframe", true).build()?,
                 make("h264parse", None)?,
                 gst::ElementFactory::make("avdec_h264")
                     .property("max-threads", 1i32)
@@ -831,23 +737,13 @@ impl Pipeline {
             ],
             Codec::Opus => vec![
                 make("rtpopusdepay", None)?,
-                gst::ElementFactory::make("opusdec")
-                    .property("plc", true)
-                    .build()?,
+                gst::ElementFactory::make("opusdec").property("plc", true).build()?,
                 make("audioconvert", None)?,
                 make("audioresample", None)?,
             ],
         };
         for (i, e) in chain.iter().enumerate() {
-            e.set_property(
-                "name",
-                format!(
-                    "{bin_name}-{i}{}",
-                    e.factory()
-                        .map(|f| f.name().to_string())
-                        .unwrap_or_default()
-                ),
-            );
+            e.set_property("name", format!("{bin_name}-{i}{}", e.factory().map(|f| f.name().to_string()).unwrap_or_default()));
         }
         bin.add_many(&chain)?;
         let mut prev = syncq.clone();
@@ -855,109 +751,86 @@ impl Pipeline {
             prev.link(e)?;
             prev = e.clone();
         }
-        bin.add_pad(&gst::GhostPad::with_target(
-            &prev.static_pad("src").unwrap(),
-        )?)?;
+        bin.add_pad(&gst::GhostPad::with_target(&prev.static_pad("src").unwrap())?)?;
 
         let packets = Arc::new(AtomicU64::new(0));
         let c = packets.clone();
         let ssrc_seen = ssrc.clone();
-        udpsrc.static_pad("src").unwrap().add_probe(
-            gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
-            move |_, info| {
-                c.fetch_add(1, Ordering::Relaxed);
-                let buf = match &info.data {
-                    Some(gst::PadProbeData::Buffer(b)) => Some(b.as_ref()),
-                    Some(gst::PadProbeData::BufferList(l)) => l.get(0),
-                    _ => None,
-                };
-                let mut head = [0u8; 12];
-                if let Some(buf) = buf {
-                    if buf.copy_to_slice(0, &mut head).is_ok() && head[0] >> 6 == 2 {
-                        let s = u32::from_be_bytes([head[8], head[9], head[10], head[11]]);
-                        ssrc_seen.store(s as u64, Ordering::Relaxed);
-                    }
+        udpsrc.static_pad("src").unwrap().add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, info| {
+            c.fetch_add(1, Ordering::Relaxed);
+            let buf = match &info.data {
+                Some(gst::PadProbeData::Buffer(b)) => Some(b.as_ref()),
+                Some(gst::PadProbeData::BufferList(l)) => l.get(0),
+                _ => None,
+            };
+            let mut head = [0u8; 12];
+            if let Some(buf) = buf {
+                if buf.copy_to_slice(0, &mut head).is_ok() && head[0] >> 6 == 2 {
+                    let s = u32::from_be_bytes([head[8], head[9], head[10], head[11]]);
+                    ssrc_seen.store(s as u64, Ordering::Relaxed);
                 }
-                gst::PadProbeReturn::Ok
-            },
-        );
+            }
+            gst::PadProbeReturn::Ok
+        });
 
         let video = (spec.kind == Kind::Video).then(VideoCounters::default);
         if let Some(v) = &video {
             // Upstream keyframe requests reach the jitter buffer through the sync queue.
             let asks = v.keyframe_asks.clone();
-            syncq.static_pad("src").unwrap().add_probe(
-                gst::PadProbeType::EVENT_UPSTREAM,
-                move |_, info| {
-                    if let Some(gst::PadProbeData::Event(e)) = &info.data {
-                        if e.structure().is_some_and(|s| s.name() == "GstForceKeyUnit") {
-                            asks.fetch_add(1, Ordering::Relaxed);
-                        }
+            syncq.static_pad("src").unwrap().add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+                if let Some(gst::PadProbeData::Event(e)) = &info.data {
+                    if e.structure().is_some_and(|s| s.name() == "GstForceKeyUnit") {
+                        asks.fetch_add(1, Ordering::Relaxed);
                     }
-                    gst::PadProbeReturn::Ok
-                },
-            );
+                }
+                gst::PadProbeReturn::Ok
+            });
         }
         let depay = (spec.kind == Kind::Video).then(|| {
             let c = self.counters.clone();
             let frames = video.as_ref().map(|v| v.frames.clone()).unwrap_or_default();
-            prev.static_pad("src")
-                .unwrap()
-                .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-                    c.video_frames_in.fetch_add(1, Ordering::Relaxed);
-                    frames.fetch_add(1, Ordering::Relaxed);
-                    gst::PadProbeReturn::Ok
-                });
+            prev.static_pad("src").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                c.video_frames_in.fetch_add(1, Ordering::Relaxed);
+                frames.fetch_add(1, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
             // The depayloader (chain[0]): RTP packets in, frames out (see `drops`).
             let depay = Arc::new(Mutex::new(DepayFrames::new()));
             let d = depay.clone();
-            chain[0].static_pad("sink").unwrap().add_probe(
-                gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
-                move |_, info| {
-                    let note = |buf: &gst::BufferRef| {
-                        let mut head = [0u8; 12];
-                        if buf.copy_to_slice(0, &mut head).is_ok() {
-                            if let Some((ts, marker)) = rtp_ts_marker(&head) {
-                                d.lock().unwrap().packet_in(ts, marker);
-                            }
+            chain[0].static_pad("sink").unwrap().add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, info| {
+                let note = |buf: &gst::BufferRef| {
+                    let mut head = [0u8; 12];
+                    if buf.copy_to_slice(0, &mut head).is_ok() {
+                        if let Some((ts, marker)) = rtp_ts_marker(&head) {
+                            d.lock().unwrap().packet_in(ts, marker);
                         }
-                    };
-                    match &info.data {
-                        Some(gst::PadProbeData::Buffer(b)) => note(b),
-                        Some(gst::PadProbeData::BufferList(l)) => l.iter().for_each(note),
-                        _ => {}
                     }
-                    gst::PadProbeReturn::Ok
-                },
-            );
+                };
+                match &info.data {
+                    Some(gst::PadProbeData::Buffer(b)) => note(b),
+                    Some(gst::PadProbeData::BufferList(l)) => l.iter().for_each(note),
+                    _ => {}
+                }
+                gst::PadProbeReturn::Ok
+            });
             let d = depay.clone();
-            chain[0].static_pad("src").unwrap().add_probe(
-                gst::PadProbeType::BUFFER,
-                move |_, _| {
-                    d.lock().unwrap().frame_out();
-                    gst::PadProbeReturn::Ok
-                },
-            );
+            chain[0].static_pad("src").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                d.lock().unwrap().frame_out();
+                gst::PadProbeReturn::Ok
+            });
             depay
         });
 
         let (mixer, props): (gst::Element, Vec<(&str, glib_value::Value)>) = match spec.kind {
             Kind::Video => (
                 self.vmix.clone(),
-                vec![
-                    ("alpha", 0.0f64.to_value()),
-                    (
-                        "max-last-buffer-repeat",
-                        (self.settings.repeat_ms * 1_000_000).to_value(),
-                    ),
-                ],
+                vec![("alpha", 0.0f64.to_value()), ("max-last-buffer-repeat", (self.settings.repeat_ms * 1_000_000).to_value())],
             ),
             Kind::Audio => (self.amix.clone(), vec![]),
         };
         // Known before it starts: a bin that fails to start still posts its error on the bus,
         // and that must be attributed to the track, not to the output.
-        self.owners
-            .insert(bin_name, Owner::Track(spec.track_id.clone()));
+        self.owners.insert(bin_name, Owner::Track(spec.track_id.clone()));
         let pad = self.attach(&bin, &mixer, &props)?;
         if spec.kind == Kind::Video {
             pad.set_property_from_str("sizing-policy", "keep-aspect-ratio");
@@ -994,25 +867,13 @@ impl Pipeline {
     /// Frames the video tracks' depayloaders discarded since the start (see `drops`),
     /// removed tracks included.
     pub fn depay_drops(&self) -> u64 {
-        self.retired_depay_drops
-            + self
-                .tracks
-                .values()
-                .filter_map(|i| i.depay.as_ref())
-                .map(|d| d.lock().unwrap().dropped())
-                .sum::<u64>()
+        self.retired_depay_drops + self.tracks.values().filter_map(|i| i.depay.as_ref()).map(|d| d.lock().unwrap().dropped()).sum::<u64>()
     }
 
     /// RTP packets the video tracks' jitter buffers gave up on since the start (lost, or too
     /// late), removed tracks included.
     pub fn packets_lost(&self) -> u64 {
-        self.retired_packets_lost
-            + self
-                .tracks
-                .values()
-                .filter_map(|i| i.video_jitterbuffer.as_ref())
-                .map(jitterbuffer_lost)
-                .sum::<u64>()
+        self.retired_packets_lost + self.tracks.values().filter_map(|i| i.video_jitterbuffer.as_ref()).map(jitterbuffer_lost).sum::<u64>()
     }
 
     /// A video track's totals: RTP packets received, frames decoded, keyframe requests its
@@ -1020,11 +881,7 @@ impl Pipeline {
     pub fn video_counters(&self, track_id: &str) -> Option<(u64, u64, u64)> {
         let input = self.tracks.get(track_id)?;
         let v = input.video.as_ref()?;
-        Some((
-            input.packets.load(Ordering::Relaxed),
-            v.frames.load(Ordering::Relaxed),
-            v.keyframe_asks.load(Ordering::Relaxed),
-        ))
+        Some((input.packets.load(Ordering::Relaxed), v.frames.load(Ordering::Relaxed), v.keyframe_asks.load(Ordering::Relaxed)))
     }
 
     /// Where a video input's frames stop, for the log when it has no picture: each stage's
@@ -1057,9 +914,7 @@ impl Pipeline {
 
     /// RTP packets received so far on a track.
     pub fn packets(&self, track_id: &str) -> Option<u64> {
-        self.tracks
-            .get(track_id)
-            .map(|i| i.packets.load(Ordering::Relaxed))
+        self.tracks.get(track_id).map(|i| i.packets.load(Ordering::Relaxed))
     }
 
     fn place(pad: &gst::Pad, rect: Rect, zorder: u32) {
@@ -1077,14 +932,7 @@ impl Pipeline {
         while self.empties.len() < scene.empty_slots.len() {
             let name = self.fresh_name("empty");
             let bin = self.solid_bin(&name, EMPTY_SLOT_ARGB, 32, 18, None)?;
-            let pad = self.attach(
-                &bin,
-                &self.vmix.clone(),
-                &[
-                    ("zorder", ZORDER_EMPTY_SLOT.to_value()),
-                    ("alpha", 0.0f64.to_value()),
-                ],
-            )?;
+            let pad = self.attach(&bin, &self.vmix.clone(), &[("zorder", ZORDER_EMPTY_SLOT.to_value()), ("alpha", 0.0f64.to_value())])?;
             self.empties.push(Input {
                 bin,
                 mixer: self.vmix.clone(),

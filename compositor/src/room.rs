@@ -34,18 +34,10 @@ pub struct Scene {
 /// What the pipeline has to do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    AddPlaceholder {
-        participant_id: String,
-        name: String,
-    },
-    RemovePlaceholder {
-        participant_id: String,
-    },
+    AddPlaceholder { participant_id: String, name: String },
+    RemovePlaceholder { participant_id: String },
     AddInput(TrackSpec),
-    RemoveInput {
-        track_id: String,
-        kind: Kind,
-    },
+    RemoveInput { track_id: String, kind: Kind },
     Layout(Scene),
     Shutdown,
 }
@@ -61,12 +53,7 @@ pub struct Room {
 
 impl Room {
     pub fn new(width: u32, height: u32) -> Room {
-        Room {
-            width,
-            height,
-            participants: Vec::new(),
-            tracks: Vec::new(),
-        }
+        Room { width, height, participants: Vec::new(), tracks: Vec::new() }
     }
 
     pub fn participants(&self) -> &[Participant] {
@@ -93,18 +80,13 @@ impl Room {
             match self.participants.get(i) {
                 Some(p) => {
                     scene.placeholders.push((p.id.clone(), *slot));
-                    let videos = self
-                        .tracks
-                        .iter()
-                        .filter(|t| t.participant_id == p.id && t.kind == Kind::Video);
+                    let videos = self.tracks.iter().filter(|t| t.participant_id == p.id && t.kind == Kind::Video);
                     for (n, t) in videos.enumerate() {
                         // The camera is the first video track; a screen share stays visible.
                         if n == 0 && p.video_muted {
                             continue;
                         }
-                        scene
-                            .videos
-                            .push((t.track_id.clone(), *slot, ZORDER_VIDEO + n as u32));
+                        scene.videos.push((t.track_id.clone(), *slot, ZORDER_VIDEO + n as u32));
                     }
                 }
                 None => scene.empty_slots.push(*slot),
@@ -121,33 +103,16 @@ impl Room {
                 if self.participants.iter().any(|p| p.id == id) {
                     return Err(ControlError::DuplicateParticipant(id));
                 }
-                self.participants.push(Participant {
-                    id: id.clone(),
-                    name: name.clone(),
-                    video_muted: false,
-                });
-                Ok(vec![
-                    Effect::AddPlaceholder {
-                        participant_id: id,
-                        name,
-                    },
-                    Effect::Layout(self.scene()),
-                ])
+                self.participants.push(Participant { id: id.clone(), name: name.clone(), video_muted: false });
+                Ok(vec![Effect::AddPlaceholder { participant_id: id, name }, Effect::Layout(self.scene())])
             }
             Command::RemoveParticipant { id } => {
-                let idx = self
-                    .participants
-                    .iter()
-                    .position(|p| p.id == id)
-                    .ok_or_else(|| ControlError::UnknownParticipant(id.clone()))?;
+                let idx = self.participants.iter().position(|p| p.id == id).ok_or_else(|| ControlError::UnknownParticipant(id.clone()))?;
                 let mut effects: Vec<Effect> = self
                     .tracks
                     .iter()
                     .filter(|t| t.participant_id == id)
-                    .map(|t| Effect::RemoveInput {
-                        track_id: t.track_id.clone(),
-                        kind: t.kind,
-                    })
+                    .map(|t| Effect::RemoveInput { track_id: t.track_id.clone(), kind: t.kind })
                     .collect();
                 self.tracks.retain(|t| t.participant_id != id);
                 self.participants.remove(idx);
@@ -156,11 +121,7 @@ impl Room {
                 Ok(effects)
             }
             Command::AddTrack(spec) => {
-                if !self
-                    .participants
-                    .iter()
-                    .any(|p| p.id == spec.participant_id)
-                {
+                if !self.participants.iter().any(|p| p.id == spec.participant_id) {
                     return Err(ControlError::UnknownParticipant(spec.participant_id));
                 }
                 if self.tracks.iter().any(|t| t.track_id == spec.track_id) {
@@ -183,27 +144,17 @@ impl Room {
                 Ok(effects)
             }
             Command::RemoveTrack { track_id } => {
-                let idx = self
-                    .tracks
-                    .iter()
-                    .position(|t| t.track_id == track_id)
-                    .ok_or_else(|| ControlError::UnknownTrack(track_id.clone()))?;
+                let idx =
+                    self.tracks.iter().position(|t| t.track_id == track_id).ok_or_else(|| ControlError::UnknownTrack(track_id.clone()))?;
                 let spec = self.tracks.remove(idx);
-                let mut effects = vec![Effect::RemoveInput {
-                    track_id,
-                    kind: spec.kind,
-                }];
+                let mut effects = vec![Effect::RemoveInput { track_id, kind: spec.kind }];
                 if spec.kind == Kind::Video {
                     effects.push(Effect::Layout(self.scene()));
                 }
                 Ok(effects)
             }
             Command::SetVideoMuted { id, muted } => {
-                let p = self
-                    .participants
-                    .iter_mut()
-                    .find(|p| p.id == id)
-                    .ok_or(ControlError::UnknownParticipant(id))?;
+                let p = self.participants.iter_mut().find(|p| p.id == id).ok_or(ControlError::UnknownParticipant(id))?;
                 p.video_muted = muted;
                 Ok(vec![Effect::Layout(self.scene())])
             }
@@ -218,11 +169,7 @@ mod tests {
     use crate::control::Codec;
 
     fn join(room: &mut Room, id: &str) -> Vec<Effect> {
-        room.apply(Command::AddParticipant {
-            id: id.into(),
-            name: format!("name {id}"),
-        })
-        .unwrap()
+        room.apply(Command::AddParticipant { id: id.into(), name: format!("name {id}") }).unwrap()
     }
 
     fn track(id: &str, pid: &str, codec: Codec, port: u16) -> TrackSpec {
@@ -259,13 +206,7 @@ mod tests {
         join(&mut room, "a");
         join(&mut room, "b");
         let e = join(&mut room, "c");
-        assert_eq!(
-            e[0],
-            Effect::AddPlaceholder {
-                participant_id: "c".into(),
-                name: "name c".into()
-            }
-        );
+        assert_eq!(e[0], Effect::AddPlaceholder { participant_id: "c".into(), name: "name c".into() });
         let s = last_scene(&e);
         assert_eq!(s.placeholders.len(), 3);
         assert_eq!(s.empty_slots.len(), 1);
@@ -278,17 +219,13 @@ mod tests {
         let mut room = Room::new(1280, 720);
         join(&mut room, "a");
         join(&mut room, "b");
-        let e = room
-            .apply(Command::AddTrack(track("b:0", "b", Codec::Vp8, 40000)))
-            .unwrap();
+        let e = room.apply(Command::AddTrack(track("b:0", "b", Codec::Vp8, 40000))).unwrap();
         assert!(matches!(&e[0], Effect::AddInput(t) if t.track_id == "b:0"));
         let s = last_scene(&e);
         let b_tile = s.placeholders[1].1;
         assert_eq!(s.videos, vec![("b:0".to_string(), b_tile, ZORDER_VIDEO)]);
         // a second video of the same participant stacks above
-        let e = room
-            .apply(Command::AddTrack(track("b:1", "b", Codec::H264, 40002)))
-            .unwrap();
+        let e = room.apply(Command::AddTrack(track("b:1", "b", Codec::H264, 40002))).unwrap();
         let s = last_scene(&e);
         assert_eq!(s.videos[1], ("b:1".to_string(), b_tile, ZORDER_VIDEO + 1));
     }
@@ -305,33 +242,18 @@ mod tests {
         assert_eq!(s.placeholders.len(), 1, "the named placeholder is under it");
         let s = last_scene(&room.apply(Command::SetVideoMuted { id: "a".into(), muted: false }).unwrap());
         assert_eq!(s.videos.len(), 2);
-        assert_eq!(
-            room.apply(Command::SetVideoMuted { id: "zz".into(), muted: true }),
-            Err(ControlError::UnknownParticipant("zz".into()))
-        );
+        assert_eq!(room.apply(Command::SetVideoMuted { id: "zz".into(), muted: true }), Err(ControlError::UnknownParticipant("zz".into())));
     }
 
     #[test]
     fn audio_needs_no_layout() {
         let mut room = Room::new(1280, 720);
         join(&mut room, "a");
-        let e = room
-            .apply(Command::AddTrack(track("a:a", "a", Codec::Opus, 40000)))
-            .unwrap();
+        let e = room.apply(Command::AddTrack(track("a:a", "a", Codec::Opus, 40000))).unwrap();
         assert_eq!(e.len(), 1);
         assert_eq!(room.count(Kind::Audio), 1);
-        let e = room
-            .apply(Command::RemoveTrack {
-                track_id: "a:a".into(),
-            })
-            .unwrap();
-        assert_eq!(
-            e,
-            vec![Effect::RemoveInput {
-                track_id: "a:a".into(),
-                kind: Kind::Audio
-            }]
-        );
+        let e = room.apply(Command::RemoveTrack { track_id: "a:a".into() }).unwrap();
+        assert_eq!(e, vec![Effect::RemoveInput { track_id: "a:a".into(), kind: Kind::Audio }]);
     }
 
     #[test]
@@ -340,39 +262,23 @@ mod tests {
         for id in ["a", "b", "c", "d"] {
             join(&mut room, id);
         }
-        room.apply(Command::AddTrack(track("b:0", "b", Codec::Vp8, 40000)))
-            .unwrap();
-        room.apply(Command::AddTrack(track("b:a", "b", Codec::Opus, 40002)))
-            .unwrap();
-        room.apply(Command::AddTrack(track("d:0", "d", Codec::Vp8, 40004)))
-            .unwrap();
-        let e = room
-            .apply(Command::RemoveParticipant { id: "b".into() })
-            .unwrap();
+        room.apply(Command::AddTrack(track("b:0", "b", Codec::Vp8, 40000))).unwrap();
+        room.apply(Command::AddTrack(track("b:a", "b", Codec::Opus, 40002))).unwrap();
+        room.apply(Command::AddTrack(track("d:0", "d", Codec::Vp8, 40004))).unwrap();
+        let e = room.apply(Command::RemoveParticipant { id: "b".into() }).unwrap();
         assert_eq!(
             &e[..3],
             &[
-                Effect::RemoveInput {
-                    track_id: "b:0".into(),
-                    kind: Kind::Video
-                },
-                Effect::RemoveInput {
-                    track_id: "b:a".into(),
-                    kind: Kind::Audio
-                },
-                Effect::RemovePlaceholder {
-                    participant_id: "b".into()
-                },
+                Effect::RemoveInput { track_id: "b:0".into(), kind: Kind::Video },
+                Effect::RemoveInput { track_id: "b:a".into(), kind: Kind::Audio },
+                Effect::RemovePlaceholder { participant_id: "b".into() },
             ]
         );
         let s = last_scene(&e);
         // c and d moved up one slot
         let ids: Vec<_> = s.placeholders.iter().map(|(id, _)| id.as_str()).collect();
         assert_eq!(ids, ["a", "c", "d"]);
-        assert_eq!(
-            s.videos,
-            vec![("d:0".to_string(), s.placeholders[2].1, ZORDER_VIDEO)]
-        );
+        assert_eq!(s.videos, vec![("d:0".to_string(), s.placeholders[2].1, ZORDER_VIDEO)]);
         assert_eq!(s.empty_slots.len(), 1);
         assert_eq!(room.tracks().len(), 1);
     }
@@ -382,36 +288,15 @@ mod tests {
         let mut room = Room::new(1280, 720);
         join(&mut room, "a");
         assert_eq!(
-            room.apply(Command::AddParticipant {
-                id: "a".into(),
-                name: "again".into()
-            }),
+            room.apply(Command::AddParticipant { id: "a".into(), name: "again".into() }),
             Err(ControlError::DuplicateParticipant("a".into()))
         );
-        assert_eq!(
-            room.apply(Command::AddTrack(track("x:0", "x", Codec::Vp8, 40000))),
-            Err(ControlError::UnknownParticipant("x".into()))
-        );
-        room.apply(Command::AddTrack(track("a:0", "a", Codec::Vp8, 40000)))
-            .unwrap();
-        assert_eq!(
-            room.apply(Command::AddTrack(track("a:0", "a", Codec::Vp8, 40010))),
-            Err(ControlError::DuplicateTrack("a:0".into()))
-        );
-        assert_eq!(
-            room.apply(Command::AddTrack(track("a:1", "a", Codec::Vp8, 40001))),
-            Err(ControlError::PortInUse(40001, "a:0".into()))
-        );
-        assert_eq!(
-            room.apply(Command::RemoveTrack {
-                track_id: "zz".into()
-            }),
-            Err(ControlError::UnknownTrack("zz".into()))
-        );
-        assert_eq!(
-            room.apply(Command::RemoveParticipant { id: "zz".into() }),
-            Err(ControlError::UnknownParticipant("zz".into()))
-        );
+        assert_eq!(room.apply(Command::AddTrack(track("x:0", "x", Codec::Vp8, 40000))), Err(ControlError::UnknownParticipant("x".into())));
+        room.apply(Command::AddTrack(track("a:0", "a", Codec::Vp8, 40000))).unwrap();
+        assert_eq!(room.apply(Command::AddTrack(track("a:0", "a", Codec::Vp8, 40010))), Err(ControlError::DuplicateTrack("a:0".into())));
+        assert_eq!(room.apply(Command::AddTrack(track("a:1", "a", Codec::Vp8, 40001))), Err(ControlError::PortInUse(40001, "a:0".into())));
+        assert_eq!(room.apply(Command::RemoveTrack { track_id: "zz".into() }), Err(ControlError::UnknownTrack("zz".into())));
+        assert_eq!(room.apply(Command::RemoveParticipant { id: "zz".into() }), Err(ControlError::UnknownParticipant("zz".into())));
         assert_eq!(room.participants().len(), 1);
         assert_eq!(room.tracks().len(), 1);
     }

@@ -80,20 +80,12 @@ impl FrameTiming {
         if self.in_flight.len() >= MAX_IN_FLIGHT {
             self.in_flight.pop_front();
         }
-        self.in_flight.push_back(InFlight {
-            rt_ns,
-            composed: now,
-            encode_start: None,
-        });
+        self.in_flight.push_back(InFlight { rt_ns, composed: now, encode_start: None });
     }
 
     /// The frame entered the encoder. A frame never seen composed counts as composed now.
     pub fn encode_started(&mut self, rt_ns: u64, now: Instant) {
-        match self
-            .in_flight
-            .iter_mut()
-            .find(|f| f.rt_ns == rt_ns && f.encode_start.is_none())
-        {
+        match self.in_flight.iter_mut().find(|f| f.rt_ns == rt_ns && f.encode_start.is_none()) {
             Some(f) => f.encode_start = Some(now),
             None => {
                 self.composed(rt_ns, now);
@@ -193,10 +185,7 @@ mod tests {
         assert_eq!(iv.part_age_ms_max(), None);
         // a new interval starts empty
         let iv = t.take_interval();
-        assert_eq!(
-            (iv.frames_encoded, iv.encode_ms_avg(), iv.encode_ms_max()),
-            (0, None, None)
-        );
+        assert_eq!((iv.frames_encoded, iv.encode_ms_avg(), iv.encode_ms_max()), (0, None, None));
     }
 
     #[test]
@@ -262,10 +251,7 @@ mod tests {
         assert_eq!(t.take_interval().part_age_max, None);
         // time never runs backwards into a negative age
         run_frames(&mut t, t0, 40..41);
-        assert_eq!(
-            t.part_written(40 * FRAME, 41 * FRAME, t0),
-            Some(Duration::ZERO)
-        );
+        assert_eq!(t.part_written(40 * FRAME, 41 * FRAME, t0), Some(Duration::ZERO));
     }
 
     #[test]

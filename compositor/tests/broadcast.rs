@@ -71,30 +71,21 @@ fn add_track(c: &mut Compositor, pid: &str, kind: &str, codec: &str, pt: u8) -> 
         c.send(&format!(
             r#"{{"op":"add_track","track_id":"{track_id}","participant_id":"{pid}","kind":"{kind}","codec":"{codec}","payload_type":{pt},"rtp_port":{rtp_port},"rtcp_port":{rtcp_port}}}"#
         ));
-        let answer = c.wait_find(
-            &format!("the answer to add_track {track_id}"),
-            Duration::from_secs(10),
-            |items| {
-                items[since..]
-                    .iter()
-                    .map(|r| &r.header)
-                    .find(|h| {
-                        h["kind"] == "event"
-                            && ((h["event"] == "applied"
-                                && h["op"] == "add_track"
-                                && h["id"] == track_id.as_str())
-                                || (h["event"] == "error" && h["track_id"] == track_id.as_str()))
-                    })
-                    .cloned()
-            },
-        );
+        let answer = c.wait_find(&format!("the answer to add_track {track_id}"), Duration::from_secs(10), |items| {
+            items[since..]
+                .iter()
+                .map(|r| &r.header)
+                .find(|h| {
+                    h["kind"] == "event"
+                        && ((h["event"] == "applied" && h["op"] == "add_track" && h["id"] == track_id.as_str())
+                            || (h["event"] == "error" && h["track_id"] == track_id.as_str()))
+                })
+                .cloned()
+        });
         if answer["event"] == "applied" {
             return rtp_port;
         }
-        let port_taken = answer["code"] == "input_failed"
-            && answer["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("port in use"));
+        let port_taken = answer["code"] == "input_failed" && answer["message"].as_str().is_some_and(|m| m.contains("port in use"));
         assert!(port_taken && attempt < 3, "add_track {track_id}: {answer}");
         eprintln!("add_track {track_id}: a port was taken meanwhile ({answer}); new ports");
     }
@@ -103,17 +94,12 @@ fn add_track(c: &mut Compositor, pid: &str, kind: &str, codec: &str, pt: u8) -> 
 
 /// Index of the newest part at or after item `since` that starts a segment (a keyframe).
 fn last_segment_start(items: &[Received], since: usize) -> Option<usize> {
-    (since..items.len())
-        .rev()
-        .find(|&i| items[i].header["kind"] == "part" && items[i].header["segment_start"] == true)
+    (since..items.len()).rev().find(|&i| items[i].header["kind"] == "part" && items[i].header["segment_start"] == true)
 }
 
 /// init + the parts from `items[start]` (a segment start) on, as an .mp4.
 fn snapshot_file(items: &[Received], start: usize, path: &Path) {
-    let init = items
-        .iter()
-        .find(|r| r.header["kind"] == "init")
-        .expect("an init segment");
+    let init = items.iter().find(|r| r.header["kind"] == "init").expect("an init segment");
     let mut f = File::create(path).unwrap();
     f.write_all(&init.body).unwrap();
     for p in parts(&items[start..]) {
@@ -124,12 +110,7 @@ fn snapshot_file(items: &[Received], start: usize, path: &Path) {
 /// The newest picture of the output, decoded from the newest segment that began at or after
 /// item `since`, with the number of items received at the time; None while there is no such
 /// segment, or no part newer than `*seen` (the last part looked at, to spare decoding).
-fn newest_frame(
-    c: &Compositor,
-    since: usize,
-    seen: &mut Option<usize>,
-    path: &Path,
-) -> Option<(usize, Vec<u8>)> {
+fn newest_frame(c: &Compositor, since: usize, seen: &mut Option<usize>, path: &Path) -> Option<(usize, Vec<u8>)> {
     let n = c.with_items(|items| {
         let start = last_segment_start(items, since)?;
         let newest = items.iter().rposition(|r| r.header["kind"] == "part");
@@ -168,11 +149,7 @@ fn await_grid(c: &Compositor, since: usize, expected: &[Tile], what: &str, path:
         );
         thread::sleep(Duration::from_millis(200));
     };
-    c.wait_for(
-        &format!("{what}: the next segment"),
-        PHASE_TIMEOUT,
-        |items| last_segment_start(items, matched).is_some(),
-    );
+    c.wait_for(&format!("{what}: the next segment"), PHASE_TIMEOUT, |items| last_segment_start(items, matched).is_some());
     let (_, frame) = newest_frame(c, matched, &mut None, path).expect("a segment");
     if let Err(e) = check_tiles(&frame, expected, what) {
         panic!("{what}: the grid showed {expected:?}, then no longer: {e}");
@@ -188,17 +165,9 @@ fn last_frame(path: &Path) -> Vec<u8> {
         .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
         .output()
         .expect("ffmpeg (apt-get install ffmpeg)");
-    assert!(
-        out.status.success(),
-        "ffmpeg: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
     let frame = (W * H * 3) as usize;
-    assert!(
-        out.stdout.len() >= frame,
-        "no frame decoded from {}",
-        path.display()
-    );
+    assert!(out.stdout.len() >= frame, "no frame decoded from {}", path.display());
     out.stdout[out.stdout.len() - frame..].to_vec()
 }
 
@@ -245,23 +214,12 @@ fn check_tiles(frame: &[u8], expected: &[Tile], what: &str) -> Result<(), String
     let grid = layout(expected.len(), W, H);
     assert_eq!(grid.slots.len(), expected.len(), "{what}: slot count");
     for (slot, want) in grid.slots.iter().zip(expected) {
-        let Rect {
-            x,
-            y,
-            width,
-            height,
-        } = *slot;
+        let Rect { x, y, width, height } = *slot;
         // video fills the tile: its centre; a placeholder has a centred name: sample higher up
-        let (px, py) = if *want == Tile::Placeholder {
-            (x + width / 4, y + height / 4)
-        } else {
-            (x + width / 2, y + height / 2)
-        };
+        let (px, py) = if *want == Tile::Placeholder { (x + width / 4, y + height / 4) } else { (x + width / 2, y + height / 2) };
         let rgb = mean_rgb(frame, px, py);
         if classify(rgb) != Some(*want) {
-            return Err(format!(
-                "{what}: tile at {slot:?} has colour {rgb:?}, expected {want:?}"
-            ));
+            return Err(format!("{what}: tile at {slot:?} has colour {rgb:?}, expected {want:?}"));
         }
     }
     // the gutter/letterbox outside the grid is black
@@ -282,23 +240,12 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
     // Each phase waits for the change to show in the output (not for a fixed time, which a
     // busy CI machine can overrun), with a generous timeout; see `await_grid`.
     let mut c = Compositor::start(&dir);
-    c.wait_for("the init segment", Duration::from_secs(20), |items| {
-        items.iter().any(|r| r.header["kind"] == "init")
-    });
+    c.wait_for("the init segment", Duration::from_secs(20), |items| items.iter().any(|r| r.header["kind"] == "init"));
 
     let since = c.count();
     let mut senders = Vec::new();
-    for (i, (name, argb)) in [
-        ("Red", 0xffff_0000),
-        ("Green", 0xff00_ff00),
-        ("Blue", 0xff00_00ff),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        c.send(&format!(
-            r#"{{"op":"add_participant","id":"p{i}","name":"{name}"}}"#
-        ));
+    for (i, (name, argb)) in [("Red", 0xffff_0000), ("Green", 0xff00_ff00), ("Blue", 0xff00_00ff)].into_iter().enumerate() {
+        c.send(&format!(r#"{{"op":"add_participant","id":"p{i}","name":"{name}"}}"#));
         let port = add_track(&mut c, &format!("p{i}"), "video", "VP8", 96);
         senders.push(video_sender(argb, port));
     }
@@ -308,35 +255,22 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
     let phase = |c: &Compositor, i: usize, since: usize, expected: &[Tile], what: &str| {
         await_grid(c, since, expected, what, &dir.join(format!("phase{i}.mp4")))
     };
-    phase(
-        &c,
-        0,
-        since,
-        &[Red, Green, Blue, Placeholder],
-        "three participants",
-    );
+    phase(&c, 0, since, &[Red, Green, Blue, Placeholder], "three participants");
     // The ops figures: a stats event (one a second) once the decoders deliver and x264 runs.
-    let stats = c.wait_find(
-        "a stats event with fps_in and encode_ms_avg",
-        PHASE_TIMEOUT,
-        |items| {
-            events(&items[since..])
-                .into_iter()
-                .find(|e| {
-                    e["event"] == "stats"
-                        && e["fps_in"].as_f64().is_some_and(|f| f > 0.0)
-                        && e["encode_ms_avg"].as_f64().is_some_and(|ms| ms > 0.0)
-                })
-                .cloned()
-        },
-    );
+    let stats = c.wait_find("a stats event with fps_in and encode_ms_avg", PHASE_TIMEOUT, |items| {
+        events(&items[since..])
+            .into_iter()
+            .find(|e| {
+                e["event"] == "stats"
+                    && e["fps_in"].as_f64().is_some_and(|f| f > 0.0)
+                    && e["encode_ms_avg"].as_f64().is_some_and(|ms| ms > 0.0)
+            })
+            .cloned()
+    });
     eprintln!("stats with three inputs: {stats}");
     assert!(stats["frames_dropped"].is_u64(), "{stats}");
     assert!(stats["packets_lost"].is_u64(), "{stats}");
-    assert!(
-        stats["encode_ms_max"].as_f64().unwrap() >= stats["encode_ms_avg"].as_f64().unwrap(),
-        "{stats}"
-    );
+    assert!(stats["encode_ms_max"].as_f64().unwrap() >= stats["encode_ms_avg"].as_f64().unwrap(), "{stats}");
 
     // a fourth participant joins at runtime, sending H.264
     let since = c.count();
@@ -348,56 +282,28 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
     // green leaves
     let since = c.count();
     c.send(r#"{"op":"remove_participant","id":"p1"}"#);
-    phase(
-        &c,
-        2,
-        since,
-        &[Red, Blue, Yellow, Placeholder],
-        "green left",
-    );
+    phase(&c, 2, since, &[Red, Blue, Yellow, Placeholder], "green left");
 
     // blue's sender dies: a stall is reported, its tile falls back to the placeholder
     let since = c.count();
     senders[2].set_state(gst::State::Null).unwrap();
     c.wait_for("blue's stall", PHASE_TIMEOUT, |items| {
-        events(&items[since..])
-            .iter()
-            .any(|e| e["event"] == "input_stalled" && e["track_id"] == "p2:video")
+        events(&items[since..]).iter().any(|e| e["event"] == "input_stalled" && e["track_id"] == "p2:video")
     });
-    phase(
-        &c,
-        3,
-        since,
-        &[Red, Placeholder, Yellow, Placeholder],
-        "blue stalled",
-    );
+    phase(&c, 3, since, &[Red, Placeholder, Yellow, Placeholder], "blue stalled");
 
     // red turns its camera off (media keeps flowing): its named placeholder shows; then on again
     let since = c.count();
     c.send(r#"{"op":"set_video_muted","id":"p0","muted":true}"#);
-    phase(
-        &c,
-        4,
-        since,
-        &[Placeholder, Placeholder, Yellow, Placeholder],
-        "red's camera off",
-    );
+    phase(&c, 4, since, &[Placeholder, Placeholder, Yellow, Placeholder], "red's camera off");
     let since = c.count();
     c.send(r#"{"op":"set_video_muted","id":"p0","muted":false}"#);
-    phase(
-        &c,
-        5,
-        since,
-        &[Red, Placeholder, Yellow, Placeholder],
-        "red's camera on",
-    );
+    phase(&c, 5, since, &[Red, Placeholder, Yellow, Placeholder], "red's camera on");
 
     // However quickly the phases went, the totals below are checked over at least 16 s of
     // output (48 parts of 1/3 s): the output keeps going with the room as it is now.
     const MIN_PARTS: usize = 48;
-    c.wait_for("16 s of output", Duration::from_secs(40), |items| {
-        parts(items).count() >= MIN_PARTS
-    });
+    c.wait_for("16 s of output", Duration::from_secs(40), |items| parts(items).count() >= MIN_PARTS);
 
     let log_path = c.log.clone();
     let (items, code) = c.finish();
@@ -408,53 +314,25 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
     assert_eq!(code, 0, "exit code; log:\n{log}");
 
     // ---- events
-    let events: Vec<&Value> = items
-        .iter()
-        .filter(|r| r.header["kind"] == "event")
-        .map(|r| &r.header)
-        .collect();
+    let events: Vec<&Value> = items.iter().filter(|r| r.header["kind"] == "event").map(|r| &r.header).collect();
     assert!(events.iter().any(|e| e["event"] == "started"));
-    assert!(
-        events
-            .iter()
-            .any(|e| e["event"] == "error" && e["code"] == "malformed"),
-        "bad line reported: {events:?}"
-    );
+    assert!(events.iter().any(|e| e["event"] == "error" && e["code"] == "malformed"), "bad line reported: {events:?}");
     let applied = events.iter().filter(|e| e["event"] == "applied").count();
-    assert_eq!(
-        applied,
-        3 + 3 + 1 + 2 + 1 + 2 + 1,
-        "applied acks: {events:?}"
-    );
-    assert!(events
-        .iter()
-        .any(|e| e["event"] == "stats" && e["fps_out"].as_f64().unwrap_or(0.0) > 0.0));
+    assert_eq!(applied, 3 + 3 + 1 + 2 + 1 + 2 + 1, "applied acks: {events:?}");
+    assert!(events.iter().any(|e| e["event"] == "stats" && e["fps_out"].as_f64().unwrap_or(0.0) > 0.0));
     // every stats event has the ops fields (the timings are null only in an interval
     // without frames or parts, which this run does not have once it is going)
     let stats: Vec<&&Value> = events.iter().filter(|e| e["event"] == "stats").collect();
     for e in &stats {
         assert!(e["fps_in"].is_number(), "{e}");
-        assert!(
-            e["frames_dropped"].is_u64() && e["packets_lost"].is_u64(),
-            "{e}"
-        );
+        assert!(e["frames_dropped"].is_u64() && e["packets_lost"].is_u64(), "{e}");
         for k in ["encode_ms_avg", "encode_ms_max", "part_age_ms_max"] {
             assert!(e[k].is_number() || e[k].is_null(), "{k}: {e}");
         }
     }
-    assert!(
-        stats
-            .iter()
-            .any(|e| e["part_age_ms_max"].as_f64().is_some_and(|ms| ms > 0.0)),
-        "no part_age_ms_max: {stats:?}"
-    );
+    assert!(stats.iter().any(|e| e["part_age_ms_max"].as_f64().is_some_and(|ms| ms > 0.0)), "no part_age_ms_max: {stats:?}");
     assert_eq!(events.last().unwrap()["event"], "stopped");
-    assert!(
-        events
-            .iter()
-            .any(|e| e["event"] == "input_stalled" && e["track_id"] == "p2:video"),
-        "stall reported: {events:?}"
-    );
+    assert!(events.iter().any(|e| e["event"] == "input_stalled" && e["track_id"] == "p2:video"), "stall reported: {events:?}");
 
     // ---- parts: regular, continuous, delivered without stalls
     let part_list: Vec<&Received> = parts(&items).collect();
@@ -464,9 +342,7 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
     let ages: Vec<u64> = part_list
         .iter()
         .map(|p| {
-            let age = p.header["age_us"]
-                .as_u64()
-                .unwrap_or_else(|| panic!("part without age_us: {}", p.header));
+            let age = p.header["age_us"].as_u64().unwrap_or_else(|| panic!("part without age_us: {}", p.header));
             // A bound on each for sanity; typical ages are checked on the median below (a
             // busy machine can hold one part back).
             assert!(age > 0 && age < 10_000_000, "implausible age: {}", p.header);
@@ -500,18 +376,9 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
         assert!(gap < Duration::from_secs(3), "output stalled for {gap:?}");
     }
     // a segment (keyframe) every 1 s = every third part
-    let segs = part_list
-        .iter()
-        .filter(|p| p.header["segment_start"] == true)
-        .count();
-    assert!(
-        segs >= part_list.len() / 3 - 1,
-        "{segs} segments in {} parts",
-        part_list.len()
-    );
-    assert!(part_list
-        .iter()
-        .all(|p| p.header["independent"] == p.header["segment_start"]));
+    let segs = part_list.iter().filter(|p| p.header["segment_start"] == true).count();
+    assert!(segs >= part_list.len() / 3 - 1, "{segs} segments in {} parts", part_list.len());
+    assert!(part_list.iter().all(|p| p.header["independent"] == p.header["segment_start"]));
 
     // ---- the whole stream decodes as 1280x720 H.264 + AAC 48 kHz stereo, no video gaps
     let full = dir.join("full.mp4");
@@ -522,67 +389,32 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
         }
     }
     let probe = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_type,codec_name,width,height,sample_rate,channels",
-            "-of",
-            "json",
-        ])
+        .args(["-v", "error", "-show_entries", "stream=codec_type,codec_name,width,height,sample_rate,channels", "-of", "json"])
         .arg(&full)
         .output()
         .expect("ffprobe");
     let probe: Value = serde_json::from_slice(&probe.stdout).unwrap();
     let streams = probe["streams"].as_array().unwrap();
-    let video = streams
-        .iter()
-        .find(|s| s["codec_type"] == "video")
-        .expect("a video stream");
-    let audio = streams
-        .iter()
-        .find(|s| s["codec_type"] == "audio")
-        .expect("an audio stream");
+    let video = streams.iter().find(|s| s["codec_type"] == "video").expect("a video stream");
+    let audio = streams.iter().find(|s| s["codec_type"] == "audio").expect("an audio stream");
     assert_eq!(video["codec_name"], "h264");
-    assert_eq!(
-        (video["width"].as_u64(), video["height"].as_u64()),
-        (Some(W as u64), Some(H as u64))
-    );
+    assert_eq!((video["width"].as_u64(), video["height"].as_u64()), (Some(W as u64), Some(H as u64)));
     assert_eq!(audio["codec_name"], "aac");
     assert_eq!(audio["sample_rate"], "48000");
     assert_eq!(audio["channels"], 2);
 
     let pts = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v",
-            "-show_entries",
-            "packet=pts_time",
-            "-of",
-            "csv=p=0",
-        ])
+        .args(["-v", "error", "-select_streams", "v", "-show_entries", "packet=pts_time", "-of", "csv=p=0"])
         .arg(&full)
         .output()
         .unwrap();
-    let times: Vec<f64> = String::from_utf8_lossy(&pts.stdout)
-        .lines()
-        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
-        .collect();
+    let times: Vec<f64> =
+        String::from_utf8_lossy(&pts.stdout).lines().filter_map(|l| l.trim().trim_end_matches(',').parse().ok()).collect();
     // MIN_PARTS (16 s) of output were waited for: allow a second for the first part
-    assert!(
-        times.len() as f64 >= 15.0 * FPS as f64,
-        "{} video frames",
-        times.len()
-    );
+    assert!(times.len() as f64 >= 15.0 * FPS as f64, "{} video frames", times.len());
     for w in times.windows(2) {
         let dt = w[1] - w[0];
-        assert!(
-            dt > 0.0 && dt < 2.5 / FPS as f64,
-            "video timestamp gap {dt} s at {}",
-            w[0]
-        );
+        assert!(dt > 0.0 && dt < 2.5 / FPS as f64, "video timestamp gap {dt} s at {}", w[0]);
     }
 
     // the Opus tone made it into the AAC track
@@ -592,11 +424,7 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
         .args(["-vn", "-f", "s16le", "-ac", "1", "-ar", "8000", "-"])
         .output()
         .unwrap();
-    let samples: Vec<i16> = pcm
-        .stdout
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-        .collect();
+    let samples: Vec<i16> = pcm.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
     let tail = &samples[samples.len() / 2..];
     let rms = (tail.iter().map(|s| (*s as f64).powi(2)).sum::<f64>() / tail.len() as f64).sqrt();
     assert!(rms > 1000.0, "audio RMS {rms}: the tone is missing");

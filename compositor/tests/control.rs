@@ -35,9 +35,7 @@ fn bad_commands_are_reported_and_the_output_keeps_going() {
     }
     // The port lines go out once the pipeline is up, so the reserved ports are free only for
     // the moment it takes the compositor to reach them (not for its whole start-up).
-    c.wait_for("the started event", Duration::from_secs(20), |items| {
-        events(items).iter().any(|e| e["event"] == "started")
-    });
+    c.wait_for("the started event", Duration::from_secs(20), |items| events(items).iter().any(|e| e["event"] == "started"));
     let late = [
         track("ghost:v", "nobody", ghost_port.release()),
         track("p1:v", "p1", taken_port), // port in use: the input cannot open
@@ -52,52 +50,27 @@ fn bad_commands_are_reported_and_the_output_keeps_going() {
     // Lines are handled in order: once the last one is answered, all of them are. Then the
     // output must keep going: wait for parts produced after that (an event, not a fixed time,
     // so a slow start on a loaded machine does not eat the window).
-    c.wait_for(
-        "the answer to the last line",
-        Duration::from_secs(15),
-        |items| {
-            events(items)
-                .iter()
-                .any(|e| e["event"] == "error" && e["code"] == "too_long")
-        },
-    );
+    c.wait_for("the answer to the last line", Duration::from_secs(15), |items| {
+        events(items).iter().any(|e| e["event"] == "error" && e["code"] == "too_long")
+    });
     let answered = c.count();
-    c.wait_for(
-        "2 s of parts after the last answer",
-        Duration::from_secs(15),
-        |items| parts(&items[answered..]).count() >= 6 && parts(items).count() >= 9,
-    );
+    c.wait_for("2 s of parts after the last answer", Duration::from_secs(15), |items| {
+        parts(&items[answered..]).count() >= 6 && parts(items).count() >= 9
+    });
     let (items, code) = c.finish();
     drop(taken);
     assert_eq!(code, 0);
 
     let ev = events(&items);
-    let codes: Vec<&str> = ev
-        .iter()
-        .filter(|e| e["event"] == "error")
-        .map(|e| e["code"].as_str().unwrap())
-        .collect();
+    let codes: Vec<&str> = ev.iter().filter(|e| e["event"] == "error").map(|e| e["code"].as_str().unwrap()).collect();
     assert_eq!(
         codes,
-        [
-            "malformed",
-            "malformed",
-            "invalid",
-            "duplicate_participant",
-            "unknown_participant",
-            "input_failed",
-            "unknown_track",
-            "too_long"
-        ],
+        ["malformed", "malformed", "invalid", "duplicate_participant", "unknown_participant", "input_failed", "unknown_track", "too_long"],
         "{ev:?}"
     );
     assert!(!ev.iter().any(|e| e["event"] == "fatal"));
     let applied = ev.iter().filter(|e| e["event"] == "applied").count();
-    assert_eq!(
-        applied,
-        1 + 1 + 1 + 1,
-        "add p1, add p1:v2, remove p1:v2, shutdown: {ev:?}"
-    );
+    assert_eq!(applied, 1 + 1 + 1 + 1, "add p1, add p1:v2, remove p1:v2, shutdown: {ev:?}");
     // output kept flowing: regular 1/3 s parts, continuous on the media timeline
     let p: Vec<&Received> = parts(&items).collect();
     assert!(p.len() >= 9, "{} parts", p.len());

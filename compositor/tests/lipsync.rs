@@ -46,11 +46,7 @@ enum Late {
 /// `drop-on-latency`, and the picture never came back).
 fn sender(late: Late, video: u16, video_rtcp: u16, audio: u16, audio_rtcp: u16) -> gst::Pipeline {
     let wire = |delayed: bool| {
-        let ns = if delayed {
-            WIRE_DELAY_MS * 1_000_000
-        } else {
-            0
-        };
+        let ns = if delayed { WIRE_DELAY_MS * 1_000_000 } else { 0 };
         format!("queue max-size-buffers=0 max-size-bytes=0 max-size-time=2000000000 min-threshold-time={ns}")
     };
     let (vwire, awire) = (wire(late == Late::Video), wire(late == Late::Audio));
@@ -68,82 +64,58 @@ fn sender(late: Late, video: u16, video_rtcp: u16, audio: u16, audio_rtcp: u16) 
          rb.send_rtp_src_1 ! {awire} ! udpsink host=127.0.0.1 port={audio} sync=false async=false \
          rb.send_rtcp_src_1 ! udpsink host=127.0.0.1 port={audio_rtcp} sync=false async=false"
     );
-    let p = gst::parse::launch(&desc)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
+    let p = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
     let rb = p.by_name("rb").unwrap();
     for session in [0u32, 1] {
         let s = rb.emit_by_name::<gst::Element>("get-session", &[&session]);
         s.set_property("rtcp-min-interval", 500_000_000u64);
     }
     // From EVENT_NS on: a white picture (Y = 235; the chroma of black is already neutral)
-    p.by_name("vmark")
-        .unwrap()
-        .static_pad("src")
-        .unwrap()
-        .add_probe(gst::PadProbeType::BUFFER, |_, info| {
-            if let Some(buf) = info.buffer_mut() {
-                if buf.pts().is_some_and(|t| t.nseconds() >= EVENT_NS) {
-                    let mut map = buf.make_mut().map_writable().unwrap();
-                    map.as_mut_slice()[..320 * 180].fill(235);
-                }
-            }
-            gst::PadProbeReturn::Ok
-        });
-    // Before EVENT_NS: silence (to the sample)
-    p.by_name("amark")
-        .unwrap()
-        .static_pad("src")
-        .unwrap()
-        .add_probe(gst::PadProbeType::BUFFER, |_, info| {
-            if let Some(buf) = info.buffer_mut() {
-                let Some(pts) = buf.pts().map(|t| t.nseconds()) else {
-                    return gst::PadProbeReturn::Ok;
-                };
+    p.by_name("vmark").unwrap().static_pad("src").unwrap().add_probe(gst::PadProbeType::BUFFER, |_, info| {
+        if let Some(buf) = info.buffer_mut() {
+            if buf.pts().is_some_and(|t| t.nseconds() >= EVENT_NS) {
                 let mut map = buf.make_mut().map_writable().unwrap();
-                let data = map.as_mut_slice();
-                let before = EVENT_NS.saturating_sub(pts) as u128 * 48_000 / 1_000_000_000;
-                let n = (before as usize * 2).min(data.len());
-                data[..n].fill(0);
+                map.as_mut_slice()[..320 * 180].fill(235);
             }
-            gst::PadProbeReturn::Ok
-        });
+        }
+        gst::PadProbeReturn::Ok
+    });
+    // Before EVENT_NS: silence (to the sample)
+    p.by_name("amark").unwrap().static_pad("src").unwrap().add_probe(gst::PadProbeType::BUFFER, |_, info| {
+        if let Some(buf) = info.buffer_mut() {
+            let Some(pts) = buf.pts().map(|t| t.nseconds()) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let mut map = buf.make_mut().map_writable().unwrap();
+            let data = map.as_mut_slice();
+            let before = EVENT_NS.saturating_sub(pts) as u128 * 48_000 / 1_000_000_000;
+            let n = (before as usize * 2).min(data.len());
+            data[..n].fill(0);
+        }
+        gst::PadProbeReturn::Ok
+    });
     p.set_state(gst::State::Playing).unwrap();
     p
 }
 
 /// Adds a track (with an RTCP port or not) on freshly reserved ports; returns the ports.
-fn add_track(
-    c: &mut Compositor,
-    kind: &str,
-    codec: &str,
-    pt: u8,
-    with_rtcp: bool,
-) -> (u16, Option<u16>) {
+fn add_track(c: &mut Compositor, kind: &str, codec: &str, pt: u8, with_rtcp: bool) -> (u16, Option<u16>) {
     let track_id = format!("p:{kind}");
     let (rtp, rtcp) = (ReservedPort::new(), ReservedPort::new());
     let since = c.count();
     let (rtp_port, rtcp_port) = (rtp.release(), with_rtcp.then(|| rtcp.release()));
-    let rtcp_field = rtcp_port
-        .map(|p| format!(r#","rtcp_port":{p}"#))
-        .unwrap_or_default();
+    let rtcp_field = rtcp_port.map(|p| format!(r#","rtcp_port":{p}"#)).unwrap_or_default();
     c.send(&format!(
         r#"{{"op":"add_track","track_id":"{track_id}","participant_id":"p","kind":"{kind}","codec":"{codec}","payload_type":{pt},"rtp_port":{rtp_port}{rtcp_field}}}"#
     ));
-    let answer = c.wait_find(
-        &format!("the answer to add_track {track_id}"),
-        Duration::from_secs(10),
-        |items| {
-            events(&items[since..])
-                .into_iter()
-                .find(|h| {
-                    (h["event"] == "applied" && h["id"] == track_id.as_str())
-                        || (h["event"] == "error" && h["track_id"] == track_id.as_str())
-                })
-                .cloned()
-        },
-    );
+    let answer = c.wait_find(&format!("the answer to add_track {track_id}"), Duration::from_secs(10), |items| {
+        events(&items[since..])
+            .into_iter()
+            .find(|h| {
+                (h["event"] == "applied" && h["id"] == track_id.as_str()) || (h["event"] == "error" && h["track_id"] == track_id.as_str())
+            })
+            .cloned()
+    });
     assert_eq!(answer["event"], "applied", "add_track {track_id}: {answer}");
     (rtp_port, rtcp_port)
 }
@@ -151,13 +123,11 @@ fn add_track(
 /// Presentation time (s) of the first output frame whose centre is white.
 fn video_onset(path: &Path) -> Option<f64> {
     let log = ffmpeg_log(path, "0:v", "-vf", "crop=iw/4:ih/4,showinfo");
-    log.lines()
-        .filter(|l| l.contains("pts_time:") && l.contains("mean:["))
-        .find_map(|l| {
-            let pts: f64 = field_after(l, "pts_time:")?.parse().ok()?;
-            let y: f64 = field_after(l, "mean:[")?.parse().ok()?;
-            (y > 150.0).then_some(pts)
-        })
+    log.lines().filter(|l| l.contains("pts_time:") && l.contains("mean:[")).find_map(|l| {
+        let pts: f64 = field_after(l, "pts_time:")?.parse().ok()?;
+        let y: f64 = field_after(l, "mean:[")?.parse().ok()?;
+        (y > 150.0).then_some(pts)
+    })
 }
 
 /// What ffmpeg logs (stderr) running one filter over one stream of `path`.
@@ -195,32 +165,14 @@ struct Run {
 
 fn run(name: &str, late: Late, with_sr: bool) -> Run {
     let dir = temp_dir(&format!("lipsync-{name}"));
-    let mut c = Compositor::start_with(
-        &dir,
-        &[
-            "--width",
-            "640",
-            "--height",
-            "360",
-            "--fps",
-            &OUT_FPS.to_string(),
-        ],
-    );
-    c.wait_for("the started event", Duration::from_secs(20), |items| {
-        events(items).iter().any(|e| e["event"] == "started")
-    });
+    let mut c = Compositor::start_with(&dir, &["--width", "640", "--height", "360", "--fps", &OUT_FPS.to_string()]);
+    c.wait_for("the started event", Duration::from_secs(20), |items| events(items).iter().any(|e| e["event"] == "started"));
     c.send(r#"{"op":"add_participant","id":"p","name":"Lips"}"#);
     // RTCP of a run without SRs goes to a socket nobody reads.
     let sink = ReservedPort::new();
     let (v, vr) = add_track(&mut c, "video", "VP8", 96, with_sr);
     let (a, ar) = add_track(&mut c, "audio", "opus", 111, with_sr);
-    let s = sender(
-        late,
-        v,
-        vr.unwrap_or(sink.port()),
-        a,
-        ar.unwrap_or(sink.port()),
-    );
+    let s = sender(late, v, vr.unwrap_or(sink.port()), a, ar.unwrap_or(sink.port()));
 
     // Until the event was captured, and 3 s more (SRs keep coming meanwhile).
     let t0 = std::time::Instant::now();
@@ -229,25 +181,14 @@ fn run(name: &str, late: Late, with_sr: bool) -> Run {
         if rt > EVENT_NS + 3_000_000_000 {
             break;
         }
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "the sender did not get going; log:\n{}",
-            c.log_text()
-        );
+        assert!(t0.elapsed() < Duration::from_secs(60), "the sender did not get going; log:\n{}", c.log_text());
         thread::sleep(Duration::from_millis(100));
     }
     // The output is about a second behind: 2 s more of parts (6 of 333 ms).
     let n = c.with_items(|items| parts(items).count());
-    c.wait_for("2 s more of output", Duration::from_secs(30), |items| {
-        parts(items).count() >= n + 6
-    });
+    c.wait_for("2 s more of output", Duration::from_secs(30), |items| parts(items).count() >= n + 6);
     let av_sync = c.with_items(|items| {
-        events(items)
-            .into_iter()
-            .rev()
-            .find(|e| e["event"] == "stats")
-            .map(|e| e["av_sync_ms"].clone())
-            .unwrap_or(Value::Null)
+        events(items).into_iter().rev().find(|e| e["event"] == "stats").map(|e| e["av_sync_ms"].clone()).unwrap_or(Value::Null)
     });
     let log_path = c.log.clone();
     let (items, code) = c.finish();
@@ -268,10 +209,7 @@ fn run(name: &str, late: Late, with_sr: bool) -> Run {
     // The tone plays on (a delay, once set, does not cut the audio), for the 2 s waited for
     // at least; the silence at the very end is the shutdown.
     if let Some(gap) = gap {
-        assert!(
-            gap > audio + 2.0,
-            "{name}: the tone stops at {gap:.3} s; log:\n{log}"
-        );
+        assert!(gap > audio + 2.0, "{name}: the tone stops at {gap:.3} s; log:\n{log}");
     }
     let offset_ms = (audio - video) * 1000.0;
     eprintln!(

@@ -28,7 +28,10 @@ fn main() -> anyhow::Result<()> {
     let seconds: u64 = arg("--seconds").map(|s| s.parse().expect("seconds")).unwrap_or(10);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     println!("SFU forwarding, 1 publisher -> K subscribers, {FPS} fps x {PACKETS_PER_FRAME} pkts x {PAYLOAD_BYTES} B, {seconds} s per run");
-    println!("{:>5} {:>10} {:>12} {:>10} {:>16} {:>14} {:>16} {:>7}", "K", "sent pps", "fwd pps", "worker %", "fwd pps / core", "us / fwd pkt", "consumers/core", "loss %");
+    println!(
+        "{:>5} {:>10} {:>12} {:>10} {:>16} {:>14} {:>16} {:>7}",
+        "K", "sent pps", "fwd pps", "worker %", "fwd pps / core", "us / fwd pkt", "consumers/core", "loss %"
+    );
     // `--bwe on|off` runs one variant (one process per variant keeps the runs independent).
     let variants: Vec<bool> = match arg("--bwe").as_deref() {
         Some("on") => vec![true],
@@ -41,7 +44,14 @@ fn main() -> anyhow::Result<()> {
             let r = rt.block_on(run(k, seconds, bwe))?;
             println!(
                 "{:>5} {:>10.0} {:>12.0} {:>10.1} {:>16.0} {:>14.2} {:>16.0} {:>7.2}",
-                k, r.sent_pps, r.fwd_pps, r.cpu * 100.0, r.fwd_pps / r.cpu.max(1e-9), r.cpu * 1e6 / r.fwd_pps.max(1e-9), k as f64 / r.cpu.max(1e-9), r.loss * 100.0
+                k,
+                r.sent_pps,
+                r.fwd_pps,
+                r.cpu * 100.0,
+                r.fwd_pps / r.cpu.max(1e-9),
+                r.cpu * 1e6 / r.fwd_pps.max(1e-9),
+                k as f64 / r.cpu.max(1e-9),
+                r.loss * 100.0
             );
         }
     }
@@ -76,14 +86,20 @@ async fn run(k: usize, seconds: u64, bwe: bool) -> anyhow::Result<RunResult> {
 
     let start = Instant::now();
     while counters.receiving_clients.load(Ordering::Relaxed) < k as u64 {
-        anyhow::ensure!(start.elapsed() < Duration::from_secs(60), "only {} of {k} subscribers receiving after 60 s", counters.receiving_clients.load(Ordering::Relaxed));
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(60),
+            "only {} of {k} subscribers receiving after 60 s",
+            counters.receiving_clients.load(Ordering::Relaxed)
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let (s0, r0, c0, t0) = (counters.sent.load(Ordering::Relaxed), counters.received.load(Ordering::Relaxed), worker_cpu_secs(), Instant::now());
+    let (s0, r0, c0, t0) =
+        (counters.sent.load(Ordering::Relaxed), counters.received.load(Ordering::Relaxed), worker_cpu_secs(), Instant::now());
     tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let (s1, r1, c1, t1) = (counters.sent.load(Ordering::Relaxed), counters.received.load(Ordering::Relaxed), worker_cpu_secs(), Instant::now());
+    let (s1, r1, c1, t1) =
+        (counters.sent.load(Ordering::Relaxed), counters.received.load(Ordering::Relaxed), worker_cpu_secs(), Instant::now());
     let wall = (t1 - t0).as_secs_f64();
     let sent = (s1 - s0) as f64;
     let fwd = (r1 - r0) as f64;
@@ -114,4 +130,3 @@ fn worker_cpu_secs() -> f64 {
     }
     total
 }
-

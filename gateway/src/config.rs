@@ -167,9 +167,7 @@ impl Config {
     }
 
     pub fn worker_count(&self) -> usize {
-        self.workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
-            .max(1)
+        self.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1)
     }
 
     pub fn output_format(&self) -> crate::broadcast::compositor::OutputFormat {
@@ -210,7 +208,10 @@ mod tests {
     fn idle_limits_from_flags() {
         let defaults = Serve::try_parse_from(["roomcast"]).expect("defaults parse").config.idle_limits();
         assert_eq!((defaults.broadcast, defaults.room), (Some(Duration::from_secs(60)), Some(Duration::from_secs(300))));
-        let set = Serve::try_parse_from(["roomcast", "--broadcast-idle-stop-secs", "3", "--room-idle-end-secs", "0"]).expect("parse").config.idle_limits();
+        let set = Serve::try_parse_from(["roomcast", "--broadcast-idle-stop-secs", "3", "--room-idle-end-secs", "0"])
+            .expect("parse")
+            .config
+            .idle_limits();
         assert_eq!((set.broadcast, set.room), (Some(Duration::from_secs(3)), None), "0 is never");
     }
 }

@@ -109,14 +109,21 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         })
     };
     for i in 0..worker_count {
-        let port = if config.udp_port == 0 { 0 } else { config.udp_port.checked_add(i as u16).ok_or_else(|| anyhow::anyhow!("--udp-port too high for {worker_count} workers"))? };
-        workers.push(sfu::worker::spawn(i, sfu::WorkerConfig {
-            bind: SocketAddr::new(config.media_ip(), port),
-            announce_ip: config.announce_ip(),
-            ice_disconnect_timeout: config.ice_disconnect_timeout(),
-            samples: Some(sample_sink.clone()),
-            bwe: config.bwe,
-        })?);
+        let port = if config.udp_port == 0 {
+            0
+        } else {
+            config.udp_port.checked_add(i as u16).ok_or_else(|| anyhow::anyhow!("--udp-port too high for {worker_count} workers"))?
+        };
+        workers.push(sfu::worker::spawn(
+            i,
+            sfu::WorkerConfig {
+                bind: SocketAddr::new(config.media_ip(), port),
+                announce_ip: config.announce_ip(),
+                ice_disconnect_timeout: config.ice_disconnect_timeout(),
+                samples: Some(sample_sink.clone()),
+                bwe: config.bwe,
+            },
+        )?);
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -128,7 +135,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         broadcast::compositor::locate(config.compositor_bin.as_deref()),
         config.output_format(),
         config.rtp_port_min..config.rtp_port_max,
-        broadcast::policy::RestartPolicy { max_restarts: config.max_compositor_restarts, stall_parts: config.stall_parts.max(1), ..Default::default() },
+        broadcast::policy::RestartPolicy {
+            max_restarts: config.max_compositor_restarts,
+            stall_parts: config.stall_parts.max(1),
+            ..Default::default()
+        },
     ));
     let loaded = rooms.load().await?;
     tracing::info!(store = store.kind(), at = %store_location.display(), rooms = loaded, "store open");

@@ -77,7 +77,11 @@ mod tests {
         assert!(!b.try_take(t0), "burst used up");
         assert!(!b.try_take(t0 + Duration::from_millis(50)), "half a token");
         assert!(b.try_take(t0 + Duration::from_millis(100)), "one token after 100 ms at 10/s");
-        assert!(b.try_take(t0 + Duration::from_secs(60)) && b.try_take(t0 + Duration::from_secs(60)) && b.try_take(t0 + Duration::from_secs(60)));
+        assert!(
+            b.try_take(t0 + Duration::from_secs(60))
+                && b.try_take(t0 + Duration::from_secs(60))
+                && b.try_take(t0 + Duration::from_secs(60))
+        );
         assert!(!b.try_take(t0 + Duration::from_secs(60)), "refill is capped at the burst");
     }
 

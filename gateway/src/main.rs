@@ -15,7 +15,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the gateway (HTTP, signaling, SFU).
-    Serve(Config),
+    Serve(Box<Config>),
     /// Mint a token for a room (signed with the data directory's secret).
     Token {
         #[arg(long)]
@@ -109,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Cmd::Serve(config) => {
             init_logs(config.log_json);
-            let server = roomcast::start(config).await?;
+            let server = roomcast::start(*config).await?;
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
                 _ = terminate() => tracing::info!("SIGTERM: shutting down"),
@@ -120,7 +120,8 @@ async fn main() -> anyhow::Result<()> {
             init_logs(false);
             let secret = roomcast::auth::secret::load_or_create(&data_dir, jwt_secret.as_deref())?;
             let participant = roomcast::rooms::registry::new_id("p");
-            let token = TokenKeys::from_secret(&secret).mint(&room, &participant, &name, role.into(), std::time::Duration::from_secs(ttl_secs));
+            let token =
+                TokenKeys::from_secret(&secret).mint(&room, &participant, &name, role.into(), std::time::Duration::from_secs(ttl_secs));
             println!("{token}");
         }
         Cmd::Ops(args) => ops(args).await?,
@@ -138,7 +139,13 @@ async fn ops(args: OpsArgs) -> anyhow::Result<()> {
             }
             let secret = roomcast::auth::secret::load_or_create(&args.data_dir, args.jwt_secret.as_deref())?;
             let who = roomcast::rooms::registry::new_id("ops");
-            TokenKeys::from_secret(&secret).mint(roomcast::auth::ops::OPS_ROOM, &who, "roomcast ops", Role::Ops, std::time::Duration::from_secs(60))
+            TokenKeys::from_secret(&secret).mint(
+                roomcast::auth::ops::OPS_ROOM,
+                &who,
+                "roomcast ops",
+                Role::Ops,
+                std::time::Duration::from_secs(60),
+            )
         }
     };
     let base = args.url.trim_end_matches('/');
@@ -167,10 +174,16 @@ async fn ops(args: OpsArgs) -> anyhow::Result<()> {
     }
     match args.action {
         OpsAction::List => print!("{}", pipelines_table(&body)),
-        OpsAction::Restart { room } => println!("{room}: {} (state {})", body["how"].as_str().unwrap_or("restarted"), body["state"].as_str().unwrap_or("?")),
+        OpsAction::Restart { room } => {
+            println!("{room}: {} (state {})", body["how"].as_str().unwrap_or("restarted"), body["state"].as_str().unwrap_or("?"))
+        }
         OpsAction::Drain => {
             let stopped: Vec<&str> = body["stopped"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
-            println!("draining: new rooms, joins and broadcasts are refused; {} broadcast(s) stopped{}", stopped.len(), if stopped.is_empty() { String::new() } else { format!(": {}", stopped.join(", ")) });
+            println!(
+                "draining: new rooms, joins and broadcasts are refused; {} broadcast(s) stopped{}",
+                stopped.len(),
+                if stopped.is_empty() { String::new() } else { format!(": {}", stopped.join(", ")) }
+            );
             if let Some(pids) = body["still_running"].as_array().filter(|a| !a.is_empty()) {
                 println!("compositors still exiting: {pids:?}");
             }
@@ -194,7 +207,24 @@ fn pipelines_table(body: &serde_json::Value) -> String {
     }
     let opt = |v: &serde_json::Value| if v.is_null() { "-".to_owned() } else { v.to_string().trim_matches('"').to_owned() };
     let fps = |v: &serde_json::Value| v.as_f64().map_or("-".to_owned(), |f| format!("{f:.0}"));
-    let mut rows = vec![["ROOM", "STATE", "UPTIME", "RESTARTS", "PARTS", "LEGS", "PEOPLE", "FPS IN/OUT", "DROPPED", "ENCODE", "PID", "HLS MSN", "WAITING", "LAST ERROR"].map(str::to_owned).to_vec()];
+    let mut rows = vec![[
+        "ROOM",
+        "STATE",
+        "UPTIME",
+        "RESTARTS",
+        "PARTS",
+        "LEGS",
+        "PEOPLE",
+        "FPS IN/OUT",
+        "DROPPED",
+        "ENCODE",
+        "PID",
+        "HLS MSN",
+        "WAITING",
+        "LAST ERROR",
+    ]
+    .map(str::to_owned)
+    .to_vec()];
     for p in &pipelines {
         let uptime = p["uptime_secs"].as_f64().map_or("-".to_owned(), |s| format!("{}s", s.round() as u64));
         let mut error = opt(&p["last_error"]);

@@ -159,7 +159,12 @@ fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, rows: &[(Labels, u
 fn histogram(e: &mut DescriptorEncoder, name: &str, help: &str, rows: &[(Labels, &hls_out::DelayHistogram)]) -> fmt::Result {
     let mut m = e.encode_descriptor(name, help, None, MetricType::Histogram)?;
     for (labels, h) in rows {
-        m.encode_family(labels)?.encode_histogram::<prometheus_client::encoding::NoLabelSet>(h.sum_seconds(), h.count, &h.buckets_seconds(), None)?;
+        m.encode_family(labels)?.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            h.sum_seconds(),
+            h.count,
+            &h.buckets_seconds(),
+            None,
+        )?;
     }
     Ok(())
 }
@@ -168,7 +173,8 @@ fn plain_gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> fmt
     ConstGauge::new(v).encode(e.encode_descriptor(name, help, None, MetricType::Gauge)?)
 }
 
-const STATES: [BroadcastState; 5] = [BroadcastState::Starting, BroadcastState::Live, BroadcastState::Restarting, BroadcastState::Failed, BroadcastState::Stopped];
+const STATES: [BroadcastState; 5] =
+    [BroadcastState::Starting, BroadcastState::Live, BroadcastState::Restarting, BroadcastState::Failed, BroadcastState::Stopped];
 
 impl Collector for Snapshot {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), fmt::Error> {
@@ -179,7 +185,12 @@ impl Collector for Snapshot {
         let as_gauge = |rows: Vec<(Labels, u64)>| -> Vec<(Labels, i64)> { rows.into_iter().map(|(l, v)| (l, v as i64)).collect() };
 
         // SFU workers.
-        gauge(&mut e, "sfu_worker_up", "1 while the SFU worker thread runs", &self.workers.iter().map(|(i, up, _)| (w(*i), *up as i64)).collect::<Vec<_>>())?;
+        gauge(
+            &mut e,
+            "sfu_worker_up",
+            "1 while the SFU worker thread runs",
+            &self.workers.iter().map(|(i, up, _)| (w(*i), *up as i64)).collect::<Vec<_>>(),
+        )?;
         gauge(&mut e, "sfu_rooms", "Rooms on the SFU worker", &as_gauge(worker_rows(&|s| &s.rooms)))?;
         gauge(&mut e, "sfu_participants", "Participants on the SFU worker", &as_gauge(worker_rows(&|s| &s.participants)))?;
         gauge(&mut e, "sfu_producers", "Producers (published tracks) on the SFU worker", &as_gauge(worker_rows(&|s| &s.producers)))?;
@@ -190,15 +201,45 @@ impl Collector for Snapshot {
         counter(&mut e, "sfu_rtp_packets_out", "RTP packets forwarded to subscribers", &worker_rows(&|s| &s.rtp_packets_out))?;
         counter(&mut e, "sfu_rtp_bytes_out", "RTP payload bytes forwarded to subscribers", &worker_rows(&|s| &s.rtp_bytes_out))?;
         counter(&mut e, "sfu_leg_packets_out", "RTP packets sent on plain-RTP legs to compositors", &worker_rows(&|s| &s.leg_packets_out))?;
-        counter(&mut e, "sfu_keyframe_requests", "Keyframe requests (PLI or FIR) sent to publishers", &worker_rows(&|s| &s.keyframe_requests))?;
-        counter(&mut e, "sfu_keyframe_requests_fir", "Keyframe requests sent as FIR: a PLI that went unanswered for 500 ms, asked again", &worker_rows(&|s| &s.keyframe_requests_fir))?;
+        counter(
+            &mut e,
+            "sfu_keyframe_requests",
+            "Keyframe requests (PLI or FIR) sent to publishers",
+            &worker_rows(&|s| &s.keyframe_requests),
+        )?;
+        counter(
+            &mut e,
+            "sfu_keyframe_requests_fir",
+            "Keyframe requests sent as FIR: a PLI that went unanswered for 500 ms, asked again",
+            &worker_rows(&|s| &s.keyframe_requests_fir),
+        )?;
         counter(&mut e, "sfu_nacks_sent", "NACKs sent to publishers (lost packets asked for again)", &worker_rows(&|s| &s.nacks_sent))?;
-        counter(&mut e, "sfu_nacks_received", "NACKs received from subscribers (answered from the RTX cache)", &worker_rows(&|s| &s.nacks_received))?;
-        gauge(&mut e, "sfu_rtt_max_seconds", "Worst round-trip time (RTCP) to a participant on the SFU worker in the last stats window", &self.workers.iter().map(|(i, _, s)| (w(*i), WorkerStats::get(&s.rtt_max_us) as f64 / 1e6)).collect::<Vec<_>>())?;
-        gauge(&mut e, "sfu_ingress_loss_ppm", "Worst publisher packet loss in the last stats interval (parts per million)", &as_gauge(worker_rows(&|s| &s.ingress_loss_ppm)))?;
+        counter(
+            &mut e,
+            "sfu_nacks_received",
+            "NACKs received from subscribers (answered from the RTX cache)",
+            &worker_rows(&|s| &s.nacks_received),
+        )?;
+        gauge(
+            &mut e,
+            "sfu_rtt_max_seconds",
+            "Worst round-trip time (RTCP) to a participant on the SFU worker in the last stats window",
+            &self.workers.iter().map(|(i, _, s)| (w(*i), WorkerStats::get(&s.rtt_max_us) as f64 / 1e6)).collect::<Vec<_>>(),
+        )?;
+        gauge(
+            &mut e,
+            "sfu_ingress_loss_ppm",
+            "Worst publisher packet loss in the last stats interval (parts per million)",
+            &as_gauge(worker_rows(&|s| &s.ingress_loss_ppm)),
+        )?;
         counter(&mut e, "sfu_datagrams_in", "UDP datagrams received by the SFU worker", &worker_rows(&|s| &s.datagrams_in))?;
         counter(&mut e, "sfu_datagrams_unrouted", "UDP datagrams no peer accepted", &worker_rows(&|s| &s.datagrams_unrouted))?;
-        counter(&mut e, "sfu_loop_turns", "SFU worker loop iterations (stops growing when a worker is stuck)", &worker_rows(&|s| &s.loop_turns))?;
+        counter(
+            &mut e,
+            "sfu_loop_turns",
+            "SFU worker loop iterations (stops growing when a worker is stuck)",
+            &worker_rows(&|s| &s.loop_turns),
+        )?;
 
         // Broadcasts (pipelines).
         let by_state: Vec<(Labels, i64)> = STATES
@@ -207,31 +248,136 @@ impl Collector for Snapshot {
             .collect();
         gauge(&mut e, "broadcasts", "Broadcasts by state", &by_state)?;
         let room = |r: &str| vec![("room", r.to_owned())];
-        counter(&mut e, "broadcast_restarts", "Compositor restarts of the room's broadcast", &self.pipelines.iter().map(|(r, s)| (room(r), s.restarts as u64)).collect::<Vec<_>>())?;
-        counter(&mut e, "broadcast_parts", "CMAF parts the room's compositor published", &self.pipelines.iter().map(|(r, s)| (room(r), s.parts)).collect::<Vec<_>>())?;
-        gauge(&mut e, "broadcast_legs", "Plain-RTP legs feeding the room's compositor", &self.pipelines.iter().map(|(r, s)| (room(r), s.legs as i64)).collect::<Vec<_>>())?;
-        gauge(&mut e, "broadcast_fps_in", "Video frames per second the room's compositor decodes, over all inputs", &self.pipelines.iter().map(|(r, s)| (room(r), s.figures.fps_in.unwrap_or(0.0))).collect::<Vec<_>>())?;
-        gauge(&mut e, "broadcast_fps_out", "Frames per second the room's compositor outputs", &self.pipelines.iter().map(|(r, s)| (room(r), s.figures.fps_out.unwrap_or(0.0))).collect::<Vec<_>>())?;
-        counter(&mut e, "broadcast_frames_dropped", "Input video frames lost before the grid (all compositor processes of the broadcast)", &self.pipelines.iter().map(|(r, s)| (room(r), s.figures.frames_dropped)).collect::<Vec<_>>())?;
-        counter(&mut e, "broadcast_mixer_catchups", "Times the video mixer was behind the clock and skipped the frames it was late for (the host starves the compositor of CPU)", &self.pipelines.iter().map(|(r, s)| (room(r), s.figures.mixer_catchups)).collect::<Vec<_>>())?;
-        counter(&mut e, "broadcast_packets_lost", "Input video RTP packets the compositor's jitter buffers gave up on (never arrived in time)", &self.pipelines.iter().map(|(r, s)| (room(r), s.figures.packets_lost)).collect::<Vec<_>>())?;
-        gauge(&mut e, "broadcast_encode_seconds", "Mean time a frame spent in the room's video encoder over the last stats interval", &self.pipelines.iter().filter_map(|(r, s)| s.figures.encode_ms.map(|ms| (room(r), ms / 1000.0))).collect::<Vec<_>>())?;
-        gauge(&mut e, "broadcast_encode_max_seconds", "Worst time a frame spent in the room's video encoder over the last stats interval", &self.pipelines.iter().filter_map(|(r, s)| s.figures.encode_ms_max.map(|ms| (room(r), ms / 1000.0))).collect::<Vec<_>>())?;
-        gauge(&mut e, "broadcast_stalled_inputs", "Compositor inputs with no media now (shown as placeholders)", &self.pipelines.iter().map(|(r, s)| (room(r), s.figures.stalled_inputs as i64)).collect::<Vec<_>>())?;
-        gauge(&mut e, "broadcast_uptime_seconds", "Seconds since the room's broadcast last changed state", &self.pipelines.iter().map(|(r, s)| (room(r), s.since.elapsed().as_secs() as i64)).collect::<Vec<_>>())?;
+        counter(
+            &mut e,
+            "broadcast_restarts",
+            "Compositor restarts of the room's broadcast",
+            &self.pipelines.iter().map(|(r, s)| (room(r), s.restarts as u64)).collect::<Vec<_>>(),
+        )?;
+        counter(
+            &mut e,
+            "broadcast_parts",
+            "CMAF parts the room's compositor published",
+            &self.pipelines.iter().map(|(r, s)| (room(r), s.parts)).collect::<Vec<_>>(),
+        )?;
+        gauge(
+            &mut e,
+            "broadcast_legs",
+            "Plain-RTP legs feeding the room's compositor",
+            &self.pipelines.iter().map(|(r, s)| (room(r), s.legs as i64)).collect::<Vec<_>>(),
+        )?;
+        gauge(
+            &mut e,
+            "broadcast_fps_in",
+            "Video frames per second the room's compositor decodes, over all inputs",
+            &self.pipelines.iter().map(|(r, s)| (room(r), s.figures.fps_in.unwrap_or(0.0))).collect::<Vec<_>>(),
+        )?;
+        gauge(
+            &mut e,
+            "broadcast_fps_out",
+            "Frames per second the room's compositor outputs",
+            &self.pipelines.iter().map(|(r, s)| (room(r), s.figures.fps_out.unwrap_or(0.0))).collect::<Vec<_>>(),
+        )?;
+        counter(
+            &mut e,
+            "broadcast_frames_dropped",
+            "Input video frames lost before the grid (all compositor processes of the broadcast)",
+            &self.pipelines.iter().map(|(r, s)| (room(r), s.figures.frames_dropped)).collect::<Vec<_>>(),
+        )?;
+        counter(
+            &mut e,
+            "broadcast_mixer_catchups",
+            "Times the video mixer was behind the clock and skipped the frames it was late for (the host starves the compositor of CPU)",
+            &self.pipelines.iter().map(|(r, s)| (room(r), s.figures.mixer_catchups)).collect::<Vec<_>>(),
+        )?;
+        counter(
+            &mut e,
+            "broadcast_packets_lost",
+            "Input video RTP packets the compositor's jitter buffers gave up on (never arrived in time)",
+            &self.pipelines.iter().map(|(r, s)| (room(r), s.figures.packets_lost)).collect::<Vec<_>>(),
+        )?;
+        gauge(
+            &mut e,
+            "broadcast_encode_seconds",
+            "Mean time a frame spent in the room's video encoder over the last stats interval",
+            &self.pipelines.iter().filter_map(|(r, s)| s.figures.encode_ms.map(|ms| (room(r), ms / 1000.0))).collect::<Vec<_>>(),
+        )?;
+        gauge(
+            &mut e,
+            "broadcast_encode_max_seconds",
+            "Worst time a frame spent in the room's video encoder over the last stats interval",
+            &self.pipelines.iter().filter_map(|(r, s)| s.figures.encode_ms_max.map(|ms| (room(r), ms / 1000.0))).collect::<Vec<_>>(),
+        )?;
+        gauge(
+            &mut e,
+            "broadcast_stalled_inputs",
+            "Compositor inputs with no media now (shown as placeholders)",
+            &self.pipelines.iter().map(|(r, s)| (room(r), s.figures.stalled_inputs as i64)).collect::<Vec<_>>(),
+        )?;
+        gauge(
+            &mut e,
+            "broadcast_uptime_seconds",
+            "Seconds since the room's broadcast last changed state",
+            &self.pipelines.iter().map(|(r, s)| (room(r), s.since.elapsed().as_secs() as i64)).collect::<Vec<_>>(),
+        )?;
         plain_gauge(&mut e, "rtp_ports_in_use", "RTP port pairs allocated to compositor legs", self.ports_in_use as i64)?;
         plain_gauge(&mut e, "rtp_ports_capacity", "RTP port pairs in the configured range", self.port_pairs as i64)?;
 
         // HLS streams.
-        gauge(&mut e, "hls_waiting_requests", "Playlist/part requests waiting (blocking reload, preload hints)", &self.hls.iter().map(|(r, s)| (room(r), s.waiting_requests as i64)).collect::<Vec<_>>())?;
-        counter(&mut e, "hls_parts_published", "Parts the room's HLS stream published", &self.hls.iter().map(|(r, s)| (room(r), s.parts_published)).collect::<Vec<_>>())?;
-        counter(&mut e, "hls_segments_published", "Segments the room's HLS stream published", &self.hls.iter().map(|(r, s)| (room(r), s.segments_published)).collect::<Vec<_>>())?;
-        counter(&mut e, "hls_parts_dropped", "Parts the packager dropped", &self.hls.iter().map(|(r, s)| (room(r), s.parts_dropped)).collect::<Vec<_>>())?;
-        gauge(&mut e, "hls_discontinuity_sequence", "Discontinuities in the room's HLS stream (one per compositor restart)", &self.hls.iter().map(|(r, s)| (room(r), s.discontinuity_sequence as i64)).collect::<Vec<_>>())?;
-        gauge(&mut e, "hls_bytes_in_memory", "Media bytes the room's HLS stream holds", &self.hls.iter().map(|(r, s)| (room(r), s.bytes_in_memory as i64)).collect::<Vec<_>>())?;
-        histogram(&mut e, "hls_part_publish_delay_seconds", "From a part's last frame being composed to the part being in the playlist (encode, mux, hand-over)", &self.hls.iter().map(|(r, s)| (room(r), &s.publish_delay)).collect::<Vec<_>>())?;
-        gauge(&mut e, "hls_viewers", "Distinct viewers of the room's HLS now (a playlist request within 3 target durations)", &self.hls.iter().map(|(r, s)| (room(r), s.viewers as i64)).collect::<Vec<_>>())?;
-        gauge(&mut e, "hls_viewers_peak", "Most viewers of the room's HLS at once since the broadcast started", &self.hls.iter().map(|(r, s)| (room(r), s.viewers_peak as i64)).collect::<Vec<_>>())?;
+        gauge(
+            &mut e,
+            "hls_waiting_requests",
+            "Playlist/part requests waiting (blocking reload, preload hints)",
+            &self.hls.iter().map(|(r, s)| (room(r), s.waiting_requests as i64)).collect::<Vec<_>>(),
+        )?;
+        counter(
+            &mut e,
+            "hls_parts_published",
+            "Parts the room's HLS stream published",
+            &self.hls.iter().map(|(r, s)| (room(r), s.parts_published)).collect::<Vec<_>>(),
+        )?;
+        counter(
+            &mut e,
+            "hls_segments_published",
+            "Segments the room's HLS stream published",
+            &self.hls.iter().map(|(r, s)| (room(r), s.segments_published)).collect::<Vec<_>>(),
+        )?;
+        counter(
+            &mut e,
+            "hls_parts_dropped",
+            "Parts the packager dropped",
+            &self.hls.iter().map(|(r, s)| (room(r), s.parts_dropped)).collect::<Vec<_>>(),
+        )?;
+        gauge(
+            &mut e,
+            "hls_discontinuity_sequence",
+            "Discontinuities in the room's HLS stream (one per compositor restart)",
+            &self.hls.iter().map(|(r, s)| (room(r), s.discontinuity_sequence as i64)).collect::<Vec<_>>(),
+        )?;
+        gauge(
+            &mut e,
+            "hls_bytes_in_memory",
+            "Media bytes the room's HLS stream holds",
+            &self.hls.iter().map(|(r, s)| (room(r), s.bytes_in_memory as i64)).collect::<Vec<_>>(),
+        )?;
+        histogram(
+            &mut e,
+            "hls_part_publish_delay_seconds",
+            "From a part's last frame being composed to the part being in the playlist (encode, mux, hand-over)",
+            &self.hls.iter().map(|(r, s)| (room(r), &s.publish_delay)).collect::<Vec<_>>(),
+        )?;
+        gauge(
+            &mut e,
+            "hls_viewers",
+            "Distinct viewers of the room's HLS now (a playlist request within 3 target durations)",
+            &self.hls.iter().map(|(r, s)| (room(r), s.viewers as i64)).collect::<Vec<_>>(),
+        )?;
+        gauge(
+            &mut e,
+            "hls_viewers_peak",
+            "Most viewers of the room's HLS at once since the broadcast started",
+            &self.hls.iter().map(|(r, s)| (room(r), s.viewers_peak as i64)).collect::<Vec<_>>(),
+        )?;
 
         plain_gauge(&mut e, "rooms", "Rooms in memory (ended rooms, empty for --room-idle-end-secs, are released)", self.rooms as i64)?;
         plain_gauge(&mut e, "draining", "1 while the node is draining (no new rooms)", self.draining as i64)?;

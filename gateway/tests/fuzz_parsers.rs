@@ -24,9 +24,15 @@ fn keys() -> TokenKeys {
 /// JSON that looks like a message: a known or random `type` and random fields of random kinds.
 fn message_like() -> impl Strategy<Value = String> {
     let kind = prop_oneof![
-        Just("publish_offer".to_owned()), Just("subscribe_answer".to_owned()), Just("candidate".to_owned()),
-        Just("leave".to_owned()), Just("chat".to_owned()), Just("reaction".to_owned()),
-        Just("media_state".to_owned()), Just("refresh_token".to_owned()), "[a-z_]{0,12}",
+        Just("publish_offer".to_owned()),
+        Just("subscribe_answer".to_owned()),
+        Just("candidate".to_owned()),
+        Just("leave".to_owned()),
+        Just("chat".to_owned()),
+        Just("reaction".to_owned()),
+        Just("media_state".to_owned()),
+        Just("refresh_token".to_owned()),
+        "[a-z_]{0,12}",
     ];
     let value = prop_oneof![
         any::<bool>().prop_map(serde_json::Value::from),
@@ -36,8 +42,14 @@ fn message_like() -> impl Strategy<Value = String> {
         prop::collection::vec(any::<u8>(), 0..4).prop_map(|v| serde_json::json!(v)),
     ];
     let field = prop_oneof![
-        Just("sdp".to_owned()), Just("pc".to_owned()), Just("candidate".to_owned()), Just("sdp_mid".to_owned()),
-        Just("text".to_owned()), Just("emoji".to_owned()), Just("audio_muted".to_owned()), Just("video_muted".to_owned()),
+        Just("sdp".to_owned()),
+        Just("pc".to_owned()),
+        Just("candidate".to_owned()),
+        Just("sdp_mid".to_owned()),
+        Just("text".to_owned()),
+        Just("emoji".to_owned()),
+        Just("audio_muted".to_owned()),
+        Just("video_muted".to_owned()),
         "[a-z]{1,8}",
     ];
     (kind, prop::collection::vec((field, value), 0..5)).prop_map(|(kind, fields)| {

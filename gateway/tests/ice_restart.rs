@@ -68,7 +68,14 @@ async fn subscribe_connection_restarts_ice_and_media_comes_back() {
     tokio::spawn(client_with(base.clone(), room.clone(), false, counters.clone(), watcher.clone()));
     tokio::spawn(client_with(base.clone(), room.clone(), true, Arc::new(Counters::default()), publisher.clone()));
     wait_until("the watcher receiving media", Duration::from_secs(20), || counters.received.load(Ordering::Relaxed) > 0).await;
-    let watcher_id = watcher.log.lock().unwrap().iter().find(|v| v["type"] == "welcome").and_then(|v| v["participant_id"].as_str().map(str::to_owned)).unwrap();
+    let watcher_id = watcher
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|v| v["type"] == "welcome")
+        .and_then(|v| v["participant_id"].as_str().map(str::to_owned))
+        .unwrap();
 
     // Bad fault requests are refused clearly.
     let blackhole = |body: Value| http.post(format!("{base}/api/ops/faults/blackhole")).json(&body).send();

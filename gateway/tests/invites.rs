@@ -75,7 +75,10 @@ async fn minting_needs_the_api_key_or_the_host_and_checks_its_inputs() {
     assert_eq!(s, 201, "{v}");
     let invite = v["invite"].as_str().unwrap();
     assert_eq!(v["url"], format!("/room/{room}?invite={invite}"));
-    assert_eq!((v["room"].as_str(), v["role"].as_str(), v["max_uses"].as_u64(), v["expires_in"].as_u64()), (Some(room.as_str()), Some("publisher"), Some(5), Some(600)));
+    assert_eq!(
+        (v["room"].as_str(), v["role"].as_str(), v["max_uses"].as_u64(), v["expires_in"].as_u64()),
+        (Some(room.as_str()), Some("publisher"), Some(5), Some(600))
+    );
     let expires_at = v["expires_at"].as_u64().unwrap();
     assert!(expires_at.abs_diff(unix_now() + 600) <= 2, "{v}");
 
@@ -137,7 +140,11 @@ async fn an_invite_gives_a_token_that_opens_the_signaling_socket() {
             _ => continue,
         }
     };
-    assert_eq!((welcome["type"].as_str(), welcome["participant_id"].as_str()), (Some("welcome"), joined["participant_id"].as_str()), "{welcome}");
+    assert_eq!(
+        (welcome["type"].as_str(), welcome["participant_id"].as_str()),
+        (Some("welcome"), joined["participant_id"].as_str()),
+        "{welcome}"
+    );
 
     // An invite sets the role: no host_key or role next to it.
     let (s, v) = e.post(&format!("/api/rooms/{room}/join"), json!({"invite": invite, "role": "publisher"}), None).await;

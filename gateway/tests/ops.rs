@@ -97,7 +97,8 @@ async fn ops_endpoints_need_an_ops_token_or_the_api_key() {
     let publisher = join["token"].as_str().unwrap().to_owned();
     let ops_for_one_room = env.keys.mint(&room, "p-x", "Ops", Role::Ops, Duration::from_secs(600));
     let host_for_all = env.keys.mint("*", "p-y", "Host", Role::Host, Duration::from_secs(600));
-    let foreign = TokenKeys::from_secret(b"another-secret-another-secret-xxxx").mint("*", "p-z", "Ops", Role::Ops, Duration::from_secs(600));
+    let foreign =
+        TokenKeys::from_secret(b"another-secret-another-secret-xxxx").mint("*", "p-z", "Ops", Role::Ops, Duration::from_secs(600));
     let ops = env.ops_token();
 
     let endpoints = [
@@ -238,7 +239,13 @@ async fn ops_restart_of_a_live_pipeline_replaces_the_compositor() {
     config.broadcast_height = 180;
     config.broadcast_fps = 15;
     let server = roomcast::start(config).await.unwrap();
-    let env = Env { base: format!("http://{}", server.http_addr), server: Some(server), http: reqwest::Client::new(), keys: TokenKeys::from_secret(SECRET.as_bytes()), _dir: dir };
+    let env = Env {
+        base: format!("http://{}", server.http_addr),
+        server: Some(server),
+        http: reqwest::Client::new(),
+        keys: TokenKeys::from_secret(SECRET.as_bytes()),
+        _dir: dir,
+    };
     let room = env.room().await;
     env.start_broadcast(&room).await;
     let before = env.wait_state(&room, "live").await;
@@ -256,7 +263,10 @@ async fn ops_restart_of_a_live_pipeline_replaces_the_compositor() {
         assert!(msn >= last_msn, "MSN went back: {last_msn} → {msn}");
         last_msn = msn;
         let replaced = p["pid"].as_u64().is_some_and(|pid| pid != old_pid) && p["restarts"].as_u64() >= Some(1);
-        if replaced && p["state"] == "live" && p["hls"]["parts_published"].as_u64() > before["hls"]["parts_published"].as_u64().map(|n| n + 3) {
+        if replaced
+            && p["state"] == "live"
+            && p["hls"]["parts_published"].as_u64() > before["hls"]["parts_published"].as_u64().map(|n| n + 3)
+        {
             assert_eq!(p["hls"]["ended"], false, "{p}");
             break;
         }
@@ -272,7 +282,10 @@ type Sample = (String, Vec<(String, String)>, f64);
 fn parse_sample(line: &str) -> Result<Sample, String> {
     let name_end = line.find(['{', ' ']).ok_or("no value")?;
     let name = &line[..name_end];
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') || name.starts_with(|c: char| c.is_ascii_digit()) {
+    if name.is_empty()
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        || name.starts_with(|c: char| c.is_ascii_digit())
+    {
         return Err(format!("bad metric name {name:?}"));
     }
     let mut rest = &line[name_end..];
@@ -369,10 +382,7 @@ async fn metrics_parse_as_prometheus_text_and_have_the_names() {
         assert!(names.contains(name), "{name} missing from /metrics:\n{text}");
     }
     let value = |name: &str, labels: &[(&str, &str)]| -> Option<f64> {
-        samples
-            .iter()
-            .find(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v)))
-            .map(|s| s.2)
+        samples.iter().find(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))).map(|s| s.2)
     };
     assert_eq!(value("roomcast_broadcasts", &[("state", "failed")]), Some(1.0), "{text}");
     assert_eq!(value("roomcast_broadcasts", &[("state", "live")]), Some(0.0), "{text}");
@@ -495,12 +505,7 @@ async fn cli_ops_list_restart_drain() {
 
     let (restart, drain) = tokio::task::spawn_blocking({
         let room = room.clone();
-        move || {
-            (
-                cli(&["ops", "restart", &room, "--url", &base, "--token", &ops]),
-                cli(&["ops", "drain", "--url", &base, "--token", &ops]),
-            )
-        }
+        move || (cli(&["ops", "restart", &room, "--url", &base, "--token", &ops]), cli(&["ops", "drain", "--url", &base, "--token", &ops]))
     })
     .await
     .unwrap();

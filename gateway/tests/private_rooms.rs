@@ -91,11 +91,20 @@ impl Env {
     fn feed(&self, room: &str, segments: u64) -> hls_out::StreamWriter {
         let w = self.server.state.broadcasts.hls.open(
             room,
-            hls_out::PackagerConfig { part_target: Duration::from_millis(334), segment_target: Duration::from_secs(1), window_segments: 10 },
+            hls_out::PackagerConfig {
+                part_target: Duration::from_millis(334),
+                segment_target: Duration::from_secs(1),
+                window_segments: 10,
+            },
         );
         w.init(Bytes::from_static(b"ftyp+moov of the test"));
         for i in 0..segments * 3 + 1 {
-            w.push_part(hls_out::Part { data: Bytes::from(format!("part {i}")), duration: Duration::from_millis(333), independent: i % 3 == 0, segment_start: i % 3 == 0 });
+            w.push_part(hls_out::Part {
+                data: Bytes::from(format!("part {i}")),
+                duration: Duration::from_millis(333),
+                independent: i % 3 == 0,
+                segment_start: i % 3 == 0,
+            });
         }
         w
     }
@@ -187,7 +196,13 @@ async fn hls_url_for_public_and_private_rooms() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (s, v) = e.get_json(&path, Some(&short)).await;
     assert!(s == 401 || s == 403, "expired token: {s} {v}");
-    let forged = TokenKeys::from_secret(b"another-secret-another-secret-xxxx").mint(&private.id, "v-2", "viewer", Role::Viewer, Duration::from_secs(600));
+    let forged = TokenKeys::from_secret(b"another-secret-another-secret-xxxx").mint(
+        &private.id,
+        "v-2",
+        "viewer",
+        Role::Viewer,
+        Duration::from_secs(600),
+    );
     assert_eq!(e.get_json(&path, Some(&forged)).await.0, 401);
     // a URL signed for a short-lived token lives no longer than the token
     let brief = keys.mint(&private.id, "v-3", "viewer", Role::Viewer, Duration::from_secs(30));
@@ -282,7 +297,12 @@ async fn private_hls_needs_a_valid_signature_and_signs_everything_it_lists() {
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!waiter.is_finished(), "the hinted part is not there yet");
-    writer.push_part(hls_out::Part { data: Bytes::from_static(b"part hinted"), duration: Duration::from_millis(333), independent: false, segment_start: false });
+    writer.push_part(hls_out::Part {
+        data: Bytes::from_static(b"part hinted"),
+        duration: Duration::from_millis(333),
+        independent: false,
+        segment_start: false,
+    });
     assert_eq!(waiter.await.unwrap(), (200, "part hinted".to_owned()));
 
     // path tricks still fail cleanly, signed or not

@@ -19,7 +19,11 @@ async fn env(tune: impl FnOnce(&mut roomcast::Config)) -> Env {
 }
 
 impl Env {
-    async fn ws(&self, token: &str, origin: Option<&str>) -> Result<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>, u16> {
+    async fn ws(
+        &self,
+        token: &str,
+        origin: Option<&str>,
+    ) -> Result<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>, u16> {
         let mut req = format!("{}/ws?token={token}", self.base.replace("http://", "ws://")).into_client_request().unwrap();
         if let Some(o) = origin {
             req.headers_mut().insert("origin", o.parse().unwrap());
@@ -69,7 +73,8 @@ async fn api_key_and_host_role() {
     assert_eq!(e.post(&format!("/api/rooms/{id}/broadcast"), json!({}), guest["token"].as_str()).await.0, 403);
     assert_eq!(e.post(&format!("/api/rooms/{id}/broadcast"), json!({}), None).await.0, 401);
     assert_eq!(e.post(&format!("/api/rooms/{id}/broadcast"), json!({}), host["token"].as_str()).await.0, 202);
-    let r = e.http.delete(format!("{}/api/rooms/{id}/broadcast", e.base)).bearer_auth(guest["token"].as_str().unwrap()).send().await.unwrap();
+    let r =
+        e.http.delete(format!("{}/api/rooms/{id}/broadcast", e.base)).bearer_auth(guest["token"].as_str().unwrap()).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 403);
     let r = e.http.delete(format!("{}/api/rooms/{id}/broadcast", e.base)).bearer_auth(KEY).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
@@ -111,11 +116,23 @@ async fn origins_cors_and_headers() {
     let t2 = e.post(&format!("/api/rooms/{id}/join"), join("b"), None).await.1["token"].as_str().unwrap().to_owned();
     assert!(e.ws(&t2, None).await.is_ok(), "non-browser clients send no Origin");
 
-    let pre = e.http.request(reqwest::Method::OPTIONS, format!("{}/api/rooms", e.base))
-        .header("origin", "https://app.example.com").header("access-control-request-method", "POST").send().await.unwrap();
+    let pre = e
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/api/rooms", e.base))
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(pre.headers().get("access-control-allow-origin").unwrap(), "https://app.example.com");
-    let bad = e.http.request(reqwest::Method::OPTIONS, format!("{}/api/rooms", e.base))
-        .header("origin", "https://evil.example.com").header("access-control-request-method", "POST").send().await.unwrap();
+    let bad = e
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/api/rooms", e.base))
+        .header("origin", "https://evil.example.com")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
     assert!(bad.headers().get("access-control-allow-origin").is_none());
 
     let r = e.http.get(format!("{}/healthz", e.base)).send().await.unwrap();
@@ -251,7 +268,9 @@ async fn host_removes_participants() {
     // The host: unknown ids and itself are refused with a reason.
     hs.send(Message::Text(json!({"type": "remove_participant", "participant_id": "p-nobody"}).to_string().into())).await.unwrap();
     assert_eq!(next_of(&mut hs, "error").await["code"], "unknown_participant");
-    hs.send(Message::Text(json!({"type": "remove_participant", "participant_id": host["participant_id"]}).to_string().into())).await.unwrap();
+    hs.send(Message::Text(json!({"type": "remove_participant", "participant_id": host["participant_id"]}).to_string().into()))
+        .await
+        .unwrap();
     assert_eq!(next_of(&mut hs, "error").await["code"], "malformed");
 
     hs.send(Message::Text(json!({"type": "remove_participant", "participant_id": guest_id}).to_string().into())).await.unwrap();

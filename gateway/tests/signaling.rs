@@ -30,7 +30,14 @@ async fn env() -> Env {
 
 impl Env {
     async fn post(&self, path: &str, body: &str) -> (u16, Value) {
-        let r = self.http.post(format!("{}{path}", self.base)).header("content-type", "application/json").body(body.to_owned()).send().await.unwrap();
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -62,7 +69,8 @@ impl Env {
 
 async fn next_json(ws: &mut Ws) -> Value {
     loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a message within 5 s").expect("socket open").unwrap();
+        let msg =
+            tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a message within 5 s").expect("socket open").unwrap();
         if let Message::Text(t) = msg {
             return serde_json::from_str(&t).unwrap();
         }
@@ -113,7 +121,11 @@ async fn tokens_are_checked_before_upgrade() {
     let sign = |c: &Value, secret: &str| encode(&Header::default(), c, &EncodingKey::from_secret(secret.as_bytes())).unwrap();
     assert_eq!(e.connect(&sign(&claims(&room, now - 700, now - 100), SECRET)).await.err(), Some(401), "expired");
     assert_eq!(e.connect(&sign(&claims(&room, now + 600, now + 900), SECRET)).await.err(), Some(401), "not yet valid");
-    assert_eq!(e.connect(&sign(&claims(&room, now, now + 600), "some-other-secret-0123456789abcdefgh")).await.err(), Some(401), "foreign signature");
+    assert_eq!(
+        e.connect(&sign(&claims(&room, now, now + 600), "some-other-secret-0123456789abcdefgh")).await.err(),
+        Some(401),
+        "foreign signature"
+    );
     assert_eq!(e.connect(&sign(&claims("r-unknown", now, now + 600), SECRET)).await.err(), Some(404), "unknown room");
 
     // One live session per token; a token is dead after its participant left.
@@ -153,7 +165,12 @@ async fn bad_messages_get_errors_and_nobody_else_notices() {
         (Message::Text(r#"{"type":"publish_offer","sdp":"v=0\r\nthis is not sdp\r\n"}"#.into()), "bad_sdp"),
         (Message::Text(r#"{"type":"subscribe_answer","sdp":"v=0\r\n"}"#.into()), "bad_state"),
         (Message::Text(r#"{"type":"candidate","pc":"subscribe","candidate":"candidate:nonsense"}"#.into()), "bad_candidate"),
-        (Message::Text(r#"{"type":"candidate","pc":"publish","candidate":"candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host"}"#.into()), "bad_state"),
+        (
+            Message::Text(
+                r#"{"type":"candidate","pc":"publish","candidate":"candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host"}"#.into(),
+            ),
+            "bad_state",
+        ),
     ];
     for (msg, code) in cases {
         ws.send(msg).await.unwrap();
@@ -169,7 +186,11 @@ async fn bad_messages_get_errors_and_nobody_else_notices() {
     let candidate = next_json(&mut ws).await;
     let offer_mid = offer.lines().find_map(|l| l.strip_prefix("a=mid:")).expect("the offer has mids");
     assert_eq!(candidate["type"], "candidate", "{candidate}");
-    assert_eq!((candidate["pc"].as_str(), candidate["sdp_mid"].as_str(), candidate["sdp_mline_index"].as_u64()), (Some("publish"), Some(offer_mid), Some(0)), "{candidate}");
+    assert_eq!(
+        (candidate["pc"].as_str(), candidate["sdp_mid"].as_str(), candidate["sdp_mline_index"].as_u64()),
+        (Some("publish"), Some(offer_mid), Some(0)),
+        "{candidate}"
+    );
     // The bystander heard nothing but the join and the new producers (announced with the
     // accepted offer), with the subscribe offer that brings them: none of the bad messages.
     let mallory = joined["participant_id"].as_str().unwrap();

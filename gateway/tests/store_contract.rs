@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use roomcast::store::{self, summarize, BroadcastEnd, BroadcastRecord, Location, RoomRecord, RoomSettings, Sample, SessionRecord, StatsSample, Store};
+use roomcast::store::{
+    self, summarize, BroadcastEnd, BroadcastRecord, Location, RoomRecord, RoomSettings, Sample, SessionRecord, StatsSample, Store,
+};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -20,7 +22,9 @@ fn mongodb_location() -> Option<Location> {
     let on_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
     match uri {
         Some(uri) => Some(Location::Mongo(with_database(&uri, &format!("roomcast_test_{:016x}", rand_u64())))),
-        None if on_ci => panic!("{MONGODB_URI_VAR} is not set, and CI is: run the tests through tests/run.sh, which starts SecantusDB and sets it"),
+        None if on_ci => {
+            panic!("{MONGODB_URI_VAR} is not set, and CI is: run the tests through tests/run.sh, which starts SecantusDB and sets it")
+        }
         None => {
             eprintln!("skipped: the MongoDB half needs {MONGODB_URI_VAR}=mongodb://127.0.0.1:PORT (tests/run.sh sets it)");
             None
@@ -64,7 +68,13 @@ struct Written {
 }
 
 fn room(id: &str, name: &str, auto_broadcast: bool, created_at: u64) -> RoomRecord {
-    RoomRecord { id: id.into(), name: name.into(), settings: RoomSettings { auto_broadcast, private: auto_broadcast, e2ee: !auto_broadcast }, created_at, ended_at: None }
+    RoomRecord {
+        id: id.into(),
+        name: name.into(),
+        settings: RoomSettings { auto_broadcast, private: auto_broadcast, e2ee: !auto_broadcast },
+        created_at,
+        ended_at: None,
+    }
 }
 
 fn session(room: &str, participant: &str, role: &str, user_agent: Option<&str>, joined_at: u64) -> SessionRecord {
@@ -118,10 +128,19 @@ async fn contract(store: Arc<dyn Store>) -> Written {
     ];
     store.record_stats(&p1_samples[..2]).await.unwrap();
     store.record_stats(&[p1_samples[2].clone(), sample(&a_id, &p3, t0 * 1000, 9, 1.0, 999.0)]).await.unwrap();
-    let expected = summarize(&p1_samples.iter().map(|s| Sample { at_ms: s.at_ms, bitrate_bps: s.bitrate_bps, loss: s.loss, rtt_ms: s.rtt_ms }).collect::<Vec<_>>()).unwrap();
+    let expected = summarize(
+        &p1_samples
+            .iter()
+            .map(|s| Sample { at_ms: s.at_ms, bitrate_bps: s.bitrate_bps, loss: s.loss, rtt_ms: s.rtt_ms })
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     let summary = store.summary(&p1).await.unwrap().expect("p1 has samples");
     assert_eq!(summary, expected);
-    assert_eq!((summary.samples, summary.first_at_ms, summary.last_at_ms, summary.bitrate_avg_bps, summary.rtt_max_ms), (3, t0 * 1000 + 1000, t0 * 1000 + 3000, 1_500_000, 30.0));
+    assert_eq!(
+        (summary.samples, summary.first_at_ms, summary.last_at_ms, summary.bitrate_avg_bps, summary.rtt_max_ms),
+        (3, t0 * 1000 + 1000, t0 * 1000 + 3000, 1_500_000, 30.0)
+    );
     assert_eq!(store.summary(&p2).await.unwrap(), None, "no samples, no summary");
 
     // Sessions: join, rejoin (replace), leave with the stats summarized.
@@ -293,7 +312,9 @@ async fn connect(base: &str, token: &str) -> Result<Ws, (u16, String)> {
     request.headers_mut().insert("user-agent", USER_AGENT.parse().unwrap());
     match tokio_tungstenite::connect_async(request).await {
         Ok((ws, _)) => Ok(ws),
-        Err(tungstenite::Error::Http(resp)) => Err((resp.status().as_u16(), String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned())),
+        Err(tungstenite::Error::Http(resp)) => {
+            Err((resp.status().as_u16(), String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned()))
+        }
         Err(e) => panic!("unexpected WebSocket error: {e}"),
     }
 }
@@ -307,7 +328,8 @@ async fn assert_used_up(base: &str, token: &str) {
 
 async fn first_message_type(ws: &mut Ws) -> String {
     loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a message within 5 s").expect("socket open").unwrap();
+        let msg =
+            tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a message within 5 s").expect("socket open").unwrap();
         if let Message::Text(t) = msg {
             let v: Value = serde_json::from_str(&t).unwrap();
             return v["type"].as_str().unwrap_or_default().to_owned();

@@ -32,12 +32,7 @@ impl DelayHistogram {
     /// `(upper bound in seconds, delays in that bucket)`, +Inf last: the shape Prometheus
     /// encoders take.
     pub fn buckets_seconds(&self) -> Vec<(f64, u64)> {
-        BUCKET_BOUNDS_US
-            .iter()
-            .map(|&us| us as f64 / 1e6)
-            .chain(std::iter::once(f64::INFINITY))
-            .zip(self.counts.iter().copied())
-            .collect()
+        BUCKET_BOUNDS_US.iter().map(|&us| us as f64 / 1e6).chain(std::iter::once(f64::INFINITY)).zip(self.counts.iter().copied()).collect()
     }
 
     pub fn sum_seconds(&self) -> f64 {

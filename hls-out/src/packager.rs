@@ -26,11 +26,7 @@ pub struct PackagerConfig {
 
 impl Default for PackagerConfig {
     fn default() -> Self {
-        PackagerConfig {
-            part_target: Duration::from_millis(334),
-            segment_target: Duration::from_secs(1),
-            window_segments: 10,
-        }
+        PackagerConfig { part_target: Duration::from_millis(334), segment_target: Duration::from_secs(1), window_segments: 10 }
     }
 }
 
@@ -62,7 +58,10 @@ pub struct Part {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushOutcome {
     /// Published as part `index` of segment `msn`.
-    Published { msn: u64, index: u64 },
+    Published {
+        msn: u64,
+        index: u64,
+    },
     Dropped(DropReason),
 }
 
@@ -100,14 +99,12 @@ pub enum DirectiveError {
 impl std::fmt::Display for DirectiveError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DirectiveError::MsnTooFarAhead { requested, limit } => write!(
-                f,
-                "_HLS_msn={requested} is more than two segments ahead of the playlist (at most {limit} now)"
-            ),
-            DirectiveError::PartTooFarAhead { requested, limit } => write!(
-                f,
-                "_HLS_part={requested} is too far ahead of the last published part (at most {limit} now)"
-            ),
+            DirectiveError::MsnTooFarAhead { requested, limit } => {
+                write!(f, "_HLS_msn={requested} is more than two segments ahead of the playlist (at most {limit} now)")
+            }
+            DirectiveError::PartTooFarAhead { requested, limit } => {
+                write!(f, "_HLS_part={requested} is too far ahead of the last published part (at most {limit} now)")
+            }
         }
     }
 }
@@ -533,11 +530,7 @@ impl Packager {
                     .parts
                     .iter()
                     .enumerate()
-                    .map(|(i, p)| PartEntry {
-                        uri: uri::part(s.msn, i as u64),
-                        duration: p.duration,
-                        independent: p.independent,
-                    })
+                    .map(|(i, p)| PartEntry { uri: uri::part(s.msn, i as u64), duration: p.duration, independent: p.independent })
                     .collect(),
             })
             .collect();
@@ -635,11 +628,7 @@ mod tests {
     }
 
     fn cfg() -> PackagerConfig {
-        PackagerConfig {
-            part_target: Duration::from_millis(334),
-            segment_target: Duration::from_secs(1),
-            window_segments: 5,
-        }
+        PackagerConfig { part_target: Duration::from_millis(334), segment_target: Duration::from_secs(1), window_segments: 5 }
     }
 
     fn part(i: u64, tag: &str) -> Part {
@@ -758,10 +747,7 @@ mod tests {
         // (arrival of its first part minus its duration = 1.665 s, but not before the end of
         // segment 1 = 1.666 s)
         assert_eq!(st.segments[2].program_date_time, Some(now(1666)));
-        assert_eq!(
-            st.segments[3].program_date_time.unwrap(),
-            st.segments[2].program_date_time.unwrap() + st.segments[2].duration
-        );
+        assert_eq!(st.segments[3].program_date_time.unwrap(), st.segments[2].program_date_time.unwrap() + st.segments[2].duration);
         assert_eq!(st.segments[1].program_date_time.unwrap(), now(0) + Duration::from_millis(1000));
     }
 
@@ -802,10 +788,7 @@ mod tests {
         let st = p.playlist_state();
         assert_eq!(st.media_sequence, 3);
         assert_eq!(st.discontinuity_sequence, 1, "segment 2's discontinuity slid out");
-        assert_eq!(
-            st.segments.iter().map(|s| s.discontinuity).collect::<Vec<_>>(),
-            [false, true, false, true, false]
-        );
+        assert_eq!(st.segments.iter().map(|s| s.discontinuity).collect::<Vec<_>>(), [false, true, false, true, false]);
         check_invariants(&text(&mut p, Delivery::Full));
     }
 
@@ -848,10 +831,7 @@ mod tests {
         assert_eq!(p.push_part(part(1, "x"), now(0)), PushOutcome::Published { msn: 0, index: 1 });
         p.discontinuity();
         assert_eq!(p.push_part(part(2, "x"), now(0)), PushOutcome::Dropped(DropReason::NotIndependent));
-        assert_eq!(
-            p.push_part(Part { duration: Duration::ZERO, ..part(0, "x") }, now(0)),
-            PushOutcome::Dropped(DropReason::Empty)
-        );
+        assert_eq!(p.push_part(Part { duration: Duration::ZERO, ..part(0, "x") }, now(0)), PushOutcome::Dropped(DropReason::Empty));
         assert_eq!(p.push_part(part(0, "x"), now(0)), PushOutcome::Published { msn: 1, index: 0 });
         p.end();
         assert_eq!(p.push_part(part(0, "x"), now(0)), PushOutcome::Dropped(DropReason::Ended));

@@ -149,12 +149,7 @@ impl PlaylistState {
     /// segments exactly as the full playlist does.
     pub fn skippable_segments(&self) -> usize {
         let until = self.can_skip_until();
-        let n = self
-            .distances_to_end()
-            .iter()
-            .zip(&self.segments)
-            .take_while(|(d, s)| **d >= until && !s.discontinuity)
-            .count();
+        let n = self.distances_to_end().iter().zip(&self.segments).take_while(|(d, s)| **d >= until && !s.discontinuity).count();
         n.min(self.segments.len().saturating_sub(1))
     }
 
@@ -178,16 +173,10 @@ pub fn render(state: &PlaylistState, delivery: Delivery) -> String {
     let mut segments = Vec::with_capacity(state.segments.len() - skipped);
     let mut last_init: Option<&str> = None;
     for (i, s) in state.segments.iter().enumerate().skip(skipped) {
-        let map = (last_init != Some(s.init_uri.as_str())).then(|| Map {
-            uri: s.init_uri.clone(),
-            ..Default::default()
-        });
+        let map = (last_init != Some(s.init_uri.as_str())).then(|| Map { uri: s.init_uri.clone(), ..Default::default() });
         last_init = Some(&s.init_uri);
         let unknown_tags = if i >= parts_from {
-            s.parts
-                .iter()
-                .map(|p| ExtTag { tag: "X-PART".into(), rest: Some(part_attributes(p)) })
-                .collect()
+            s.parts.iter().map(|p| ExtTag { tag: "X-PART".into(), rest: Some(part_attributes(p)) }).collect()
         } else {
             Vec::new()
         };
@@ -240,11 +229,7 @@ pub fn render(state: &PlaylistState, delivery: Delivery) -> String {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
         if let Some(t) = p.program_date_time {
-            let _ = writeln!(
-                out,
-                "#EXT-X-PROGRAM-DATE-TIME:{}",
-                pdt(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-            );
+            let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", pdt(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
         }
         for part in &p.parts {
             let _ = writeln!(out, "#EXT-X-PART:{}", part_attributes(part));
@@ -316,8 +301,8 @@ pub(crate) mod tests {
     }
 
     fn parse(text: &str) -> m3u8_rs::MediaPlaylist {
-        let pl = m3u8_rs::parse_media_playlist_res(text.as_bytes())
-            .unwrap_or_else(|e| panic!("m3u8-rs refuses the playlist: {e:?}\n{text}"));
+        let pl =
+            m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap_or_else(|e| panic!("m3u8-rs refuses the playlist: {e:?}\n{text}"));
         // m3u8-rs stops quietly at a line it cannot parse: make sure it read every segment.
         let uris = text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).count();
         assert_eq!(pl.segments.len(), uris, "m3u8-rs did not read every segment:\n{text}");
@@ -334,9 +319,10 @@ pub(crate) mod tests {
     pub(crate) fn check_invariants(text: &str) -> m3u8_rs::MediaPlaylist {
         let pl = parse(text);
         assert!(pl.version.unwrap() >= 9, "{text}");
-        let part_target = text.lines().find_map(|l| l.strip_prefix("#EXT-X-PART-INF:")).map(|l| {
-            attr(&format!("X:{l}"), "PART-TARGET").unwrap().parse::<f64>().unwrap()
-        });
+        let part_target = text
+            .lines()
+            .find_map(|l| l.strip_prefix("#EXT-X-PART-INF:"))
+            .map(|l| attr(&format!("X:{l}"), "PART-TARGET").unwrap().parse::<f64>().unwrap());
         let part_target = part_target.expect("EXT-X-PART-INF");
         let sc = text.lines().find(|l| l.starts_with("#EXT-X-SERVER-CONTROL:")).expect("server control");
         assert_eq!(attr(sc, "CAN-BLOCK-RELOAD"), Some("YES"));
@@ -356,10 +342,8 @@ pub(crate) mod tests {
         assert!(hints <= usize::from(!pl.end_list), "{text}");
         // MSNs follow from the header
         for (i, s) in pl.segments.iter().enumerate() {
-            let skipped = text
-                .lines()
-                .find_map(|l| l.strip_prefix("#EXT-X-SKIP:SKIPPED-SEGMENTS="))
-                .map_or(0, |n| n.parse::<u64>().unwrap());
+            let skipped =
+                text.lines().find_map(|l| l.strip_prefix("#EXT-X-SKIP:SKIPPED-SEGMENTS=")).map_or(0, |n| n.parse::<u64>().unwrap());
             assert_eq!(s.uri, uri::segment(pl.media_sequence + skipped + i as u64));
         }
         pl
@@ -376,11 +360,7 @@ pub(crate) mod tests {
         assert!(!pl.end_list);
         assert_eq!(pl.segments[0].map.as_ref().unwrap().uri, "init-100.mp4");
         assert!(pl.segments[1..].iter().all(|s| s.map.is_none()));
-        assert_eq!(
-            pl.segments[0].program_date_time.unwrap().to_rfc3339(),
-            "2023-11-14T22:15:00+00:00",
-            "PDT of msn 100 = T0 + 100 s"
-        );
+        assert_eq!(pl.segments[0].program_date_time.unwrap().to_rfc3339(), "2023-11-14T22:15:00+00:00", "PDT of msn 100 = T0 + 100 s");
         assert!(pl.segments.iter().all(|s| s.program_date_time.is_some()));
         assert!(pl.segments.iter().all(|s| (s.duration - 1.0).abs() < 1e-6));
         let head: Vec<&str> = text.lines().take(6).collect();
@@ -500,12 +480,7 @@ pub(crate) mod tests {
         st.segments[2].discontinuity = true;
         st.segments[2].init_uri = uri::init(2);
         st.segments[3].init_uri = uri::init(2);
-        st.partial = Some(PartialSegment {
-            discontinuity: true,
-            init_uri: uri::init(4),
-            program_date_time: None,
-            parts: parts(4, &[300]),
-        });
+        st.partial = Some(PartialSegment { discontinuity: true, init_uri: uri::init(4), program_date_time: None, parts: parts(4, &[300]) });
         let text = render(&st, Delivery::Full);
         let pl = check_invariants(&text);
         assert_eq!(pl.discontinuity_sequence, 2);

@@ -86,11 +86,7 @@ fn not_found(message: impl Into<String>) -> Response {
 }
 
 fn timeout(what: &str) -> Response {
-    let mut r = error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "timeout",
-        format!("{what} did not become available in time; reload the playlist"),
-    );
+    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "timeout", format!("{what} did not become available in time; reload the playlist"));
     r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     r
 }
@@ -182,9 +178,7 @@ async fn serve(
     let file = match FileName::parse(&file) {
         Ok(f) => f,
         Err(NameError::BadNumber) => return bad_request(format!("malformed number in {file:?}")),
-        Err(NameError::Unknown) => {
-            return not_found("no such file; a stream has index.m3u8 and the init, seg and part files it lists")
-        }
+        Err(NameError::Unknown) => return not_found("no such file; a stream has index.m3u8 and the init, seg and part files it lists"),
     };
     // Access before anything about the stream is revealed.
     let signed = match store.access() {
@@ -302,9 +296,7 @@ async fn playlist(stream: &Stream, d: Directives, signed: Option<&str>) -> Respo
             if let Err(e) = stream.with(|p| p.check_directive(msn, d.part)) {
                 return bad_request(e.to_string());
             }
-            let waited = stream
-                .wait_until(deadline(stream), |p| p.playlist_ready(msn, d.part).then(|| p.playlist(delivery)))
-                .await;
+            let waited = stream.wait_until(deadline(stream), |p| p.playlist_ready(msn, d.part).then(|| p.playlist(delivery))).await;
             match waited {
                 Ok(body) => body,
                 Err(WaitError::Gone) => return not_found("the stream is gone"),
@@ -321,11 +313,7 @@ async fn playlist(stream: &Stream, d: Directives, signed: Option<&str>) -> Respo
         None => {
             let (body, starting) = stream.with(|p| (p.playlist(delivery), !p.has_media() && !p.is_ended()));
             if starting {
-                let mut r = error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "stream_starting",
-                    "the broadcast is starting; no media yet",
-                );
+                let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "stream_starting", "the broadcast is starting; no media yet");
                 r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 return r;
             }

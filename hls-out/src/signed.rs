@@ -37,7 +37,9 @@ pub enum SigError {
 impl std::fmt::Display for SigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            SigError::Missing => "this broadcast is private: the URL needs exp and sig parameters; get a signed URL from GET /api/rooms/{id}/hls-url",
+            SigError::Missing => {
+                "this broadcast is private: the URL needs exp and sig parameters; get a signed URL from GET /api/rooms/{id}/hls-url"
+            }
             SigError::Malformed => "malformed exp or sig parameter; get a fresh signed URL from GET /api/rooms/{id}/hls-url",
             SigError::BadSignature => "the URL's signature is not valid for this room; get a signed URL from GET /api/rooms/{id}/hls-url",
             SigError::Expired => "the signed URL has expired; get a fresh one from GET /api/rooms/{id}/hls-url",

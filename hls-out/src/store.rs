@@ -143,13 +143,7 @@ impl HlsStore {
         let window = packager.target_duration() * VIEWER_WINDOW_TARGET_DURATIONS;
         let stream = Arc::new(Stream {
             room: room.to_owned(),
-            state: Mutex::new(StreamState {
-                packager,
-                closed_at: None,
-                epoch: 0,
-                warned: 0,
-                publish_delay: DelayHistogram::default(),
-            }),
+            state: Mutex::new(StreamState { packager, closed_at: None, epoch: 0, warned: 0, publish_delay: DelayHistogram::default() }),
             changed: watch::Sender::new(0),
             viewers: Mutex::new(ViewerCounter::new(window)),
         });
@@ -379,12 +373,7 @@ mod tests {
     use crate::packager::DropReason;
 
     fn part(start: bool) -> Part {
-        Part {
-            data: Bytes::from_static(b"moof+mdat"),
-            duration: Duration::from_millis(333),
-            independent: start,
-            segment_start: start,
-        }
+        Part { data: Bytes::from_static(b"moof+mdat"), duration: Duration::from_millis(333), independent: start, segment_start: start }
     }
 
     #[test]

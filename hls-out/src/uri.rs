@@ -99,9 +99,7 @@ pub fn valid_room(room: &str) -> bool {
         && room.len() <= MAX_ROOM_LEN
         && room != "."
         && room != ".."
-        && room
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+        && room.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
 }
 
 #[cfg(test)]

@@ -36,10 +36,18 @@ fn setup() -> (Arc<HlsStore>, Router) {
         }
     }));
     for room in ["private-1", "private-2", "public-1"] {
-        let w = store.open(room, PackagerConfig { part_target: Duration::from_millis(334), segment_target: Duration::from_secs(1), window_segments: 10 });
+        let w = store.open(
+            room,
+            PackagerConfig { part_target: Duration::from_millis(334), segment_target: Duration::from_secs(1), window_segments: 10 },
+        );
         w.init(Bytes::from_static(b"ftyp+moov"));
         for i in 0..8u64 {
-            w.push_part(Part { data: Bytes::from(format!("part {i}")), duration: Duration::from_millis(333), independent: i % 3 == 0, segment_start: i % 3 == 0 });
+            w.push_part(Part {
+                data: Bytes::from(format!("part {i}")),
+                duration: Duration::from_millis(333),
+                independent: i % 3 == 0,
+                segment_start: i % 3 == 0,
+            });
         }
     }
     let app = hls_out::routes(store.clone());

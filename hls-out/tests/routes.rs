@@ -14,11 +14,7 @@ use tower::ServiceExt;
 const INIT: &[u8] = b"ftyp+moov";
 
 fn config() -> PackagerConfig {
-    PackagerConfig {
-        part_target: Duration::from_millis(334),
-        segment_target: Duration::from_secs(1),
-        window_segments: 10,
-    }
+    PackagerConfig { part_target: Duration::from_millis(334), segment_target: Duration::from_secs(1), window_segments: 10 }
 }
 
 struct Setup {
@@ -101,12 +97,7 @@ impl Resp {
 }
 
 async fn request(app: &Router, method: Method, uri: &str) -> Resp {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::ORIGIN, "http://watch.example")
-        .body(Body::empty())
-        .unwrap();
+    let req = Request::builder().method(method).uri(uri).header(header::ORIGIN, "http://watch.example").body(Body::empty()).unwrap();
     let res = app.clone().oneshot(req).await.unwrap();
     let status = res.status();
     let headers = res.headers().clone();
@@ -303,9 +294,8 @@ async fn far_ahead_requests_are_400_at_once() {
         format!("_HLS_msn={}&_HLS_part=9", m + 1),
         format!("_HLS_msn={}", u64::MAX),
     ] {
-        let r = tokio::time::timeout(Duration::from_millis(500), s.get(&format!("/hls/r-1/index.m3u8?{q}")))
-            .await
-            .expect("answered at once");
+        let r =
+            tokio::time::timeout(Duration::from_millis(500), s.get(&format!("/hls/r-1/index.m3u8?{q}"))).await.expect("answered at once");
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}");
         assert_eq!(r.error(), "bad_request");
     }
@@ -433,12 +423,7 @@ async fn stream_without_media_is_starting() {
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!h.is_finished());
-    w.push_part(Part {
-        data: Bytes::from_static(b"p0"),
-        duration: Duration::from_millis(333),
-        independent: true,
-        segment_start: true,
-    });
+    w.push_part(Part { data: Bytes::from_static(b"p0"), duration: Duration::from_millis(333), independent: true, segment_start: true });
     let r = h.await.unwrap();
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.text().contains(&format!("part-{m}.0.m4s")));

@@ -56,7 +56,11 @@ async fn live_room_grid_with_join_and_leave() -> Result<()> {
         msn += 1;
     };
     println!("all three colours in segment {msn}, {:?} after POST broadcast", started.elapsed());
-    ensure!(segment.streams.contains("codec_name=h264") && segment.streams.contains("width=1280") && segment.streams.contains("height=720"), "video stream: {}", segment.streams);
+    ensure!(
+        segment.streams.contains("codec_name=h264") && segment.streams.contains("width=1280") && segment.streams.contains("height=720"),
+        "video stream: {}",
+        segment.streams
+    );
     ensure!(segment.streams.contains("codec_name=aac"), "audio stream: {}", segment.streams);
     ensure!((28..=32).contains(&segment.frames.len()), "a 1 s segment at 30 fps, got {} frames", segment.frames.len());
     let tiles = segment.last().tiles(3);
@@ -72,7 +76,12 @@ async fn live_room_grid_with_join_and_leave() -> Result<()> {
         if f.fps_in.is_some_and(|v| v > 0.0) && f.encode_ms.is_some() && st.part_publish_delay_ms.is_some() {
             break st;
         }
-        ensure!(waiting.elapsed() < Duration::from_secs(30), "no compositor figures yet: {:?}, part delay {:?}", st.figures, st.part_publish_delay_ms);
+        ensure!(
+            waiting.elapsed() < Duration::from_secs(30),
+            "no compositor figures yet: {:?}, part delay {:?}",
+            st.figures,
+            st.part_publish_delay_ms
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let part_delay_ms = figures.part_publish_delay_ms.unwrap_or_default();
@@ -82,7 +91,12 @@ async fn live_room_grid_with_join_and_leave() -> Result<()> {
     // all parts below is the check.
     ensure!(part_delay_ms > 0.0, "part publish delay {part_delay_ms} ms");
     let metrics = http.get(format!("{base}/metrics")).send().await?.text().await?;
-    let sample = |name: &str| metrics.lines().find(|l| l.starts_with(name) && l.contains(&format!("room=\"{room}\""))).and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    let sample = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name) && l.contains(&format!("room=\"{room}\"")))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    };
     let (count, sum) = (sample("roomcast_hls_part_publish_delay_seconds_count"), sample("roomcast_hls_part_publish_delay_seconds_sum"));
     ensure!(count.is_some_and(|c| c >= 1.0), "part publish delay histogram count {count:?}");
     let mean = sum.unwrap_or(f64::NAN) / count.unwrap_or(f64::NAN);
@@ -110,7 +124,10 @@ async fn live_room_grid_with_join_and_leave() -> Result<()> {
         if legs_at.is_some() && connected_at.is_some() {
             break;
         }
-        ensure!(joining.elapsed() < Duration::from_secs(15), "yellow's legs ({legs}, was {legs_before}) or publish connection ({connected_at:?}) missing 15 s after joining");
+        ensure!(
+            joining.elapsed() < Duration::from_secs(15),
+            "yellow's legs ({legs}, was {legs_before}) or publish connection ({connected_at:?}) missing 15 s after joining"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let last_before = hls.last_msn().await?;
@@ -127,7 +144,10 @@ async fn live_room_grid_with_join_and_leave() -> Result<()> {
         let tiles = seg.last().tiles(4);
         if expected4.iter().zip(&tiles).all(|(e, t)| close(*e, *t)) {
             let from = seg.first_matching(4, |t| expected4.iter().zip(t).all(|(e, t)| close(*e, *t)));
-            println!("yellow tile in segment {msn} from frame {from:?}, {} segment(s) after its legs and connection (limit 3)", msn - last_before);
+            println!(
+                "yellow tile in segment {msn} from frame {from:?}, {} segment(s) after its legs and connection (limit 3)",
+                msn - last_before
+            );
             break;
         }
         println!("segment {msn}: tiles {}", describe(&tiles));
@@ -162,7 +182,12 @@ async fn live_room_grid_with_join_and_leave() -> Result<()> {
             let tiles = hls.frames(&pl, m, &dir).await?.last().tiles(3);
             let green_shown = close(Colour::GREEN, tiles[0]);
             if green_shown == want_green && (want_green || is_placeholder(tiles[0])) && close(Colour::BLUE, tiles[1]) {
-                println!("camera {} → green tile {} in segment {m}, {} segment(s) later", if muted { "off" } else { "on" }, if want_green { "back" } else { "a placeholder" }, m - last_before);
+                println!(
+                    "camera {} → green tile {} in segment {m}, {} segment(s) later",
+                    if muted { "off" } else { "on" },
+                    if want_green { "back" } else { "a placeholder" },
+                    m - last_before
+                );
                 break;
             }
             ensure!(m < last_before + 3, "camera {}: tiles {}", if muted { "off" } else { "on" }, describe(&tiles));
@@ -181,7 +206,12 @@ async fn live_room_grid_with_join_and_leave() -> Result<()> {
         ensure!(!disc, "no discontinuity expected (segment {n})");
         ensure!((0.8..=1.25).contains(d), "segment {n} lasts {d} s (target 1 s)\n{}", pl.text);
     }
-    println!("segments {}..={}: durations {:?}", pl.media_sequence, complete.last().unwrap().0, complete.iter().map(|s| s.2).collect::<Vec<_>>());
+    println!(
+        "segments {}..={}: durations {:?}",
+        pl.media_sequence,
+        complete.last().unwrap().0,
+        complete.iter().map(|s| s.2).collect::<Vec<_>>()
+    );
 
     // Lip sync end to end: the publishers' SRs (str0m sends audio's every few seconds) reach
     // the compositor through the legs, which then knows how to line up each participant's
@@ -192,7 +222,11 @@ async fn live_room_grid_with_join_and_leave() -> Result<()> {
         if let Some((who, tracks)) = st.figures.av_sync_ms.iter().find(|(_, t)| t.len() == 2) {
             break format!("{who}: {tracks:?}");
         }
-        ensure!(waiting.elapsed() < Duration::from_secs(30), "no participant's audio and video were synced from SRs within 30 s: {:?}", st.figures.av_sync_ms);
+        ensure!(
+            waiting.elapsed() < Duration::from_secs(30),
+            "no participant's audio and video were synced from SRs within 30 s: {:?}",
+            st.figures.av_sync_ms
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     println!("lip sync from the publishers' SRs after {:?}: {sync} (ms held back per track)", waiting.elapsed());

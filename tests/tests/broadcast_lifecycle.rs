@@ -44,7 +44,8 @@ impl Gateway {
         (config.broadcast_width, config.broadcast_height, config.broadcast_fps) = (640, 360, 15);
         let server = roomcast::start(config).await?;
         let base = format!("http://{}", server.http_addr);
-        let ops_token = server.state.tokens.mint(roomcast::auth::ops::OPS_ROOM, "ops-e2e", "lifecycle test", Role::Ops, Duration::from_secs(600));
+        let ops_token =
+            server.state.tokens.mint(roomcast::auth::ops::OPS_ROOM, "ops-e2e", "lifecycle test", Role::Ops, Duration::from_secs(600));
         Ok(Self { server, base, http: reqwest::Client::new(), ops_token, dir })
     }
 
@@ -147,7 +148,12 @@ impl Gateway {
     }
 
     async fn create_room(&self, name: &str, auto_broadcast: bool) -> Result<String> {
-        let r = self.http.post(format!("{}/api/rooms", self.base)).json(&json!({"name": name, "auto_broadcast": auto_broadcast})).send().await?;
+        let r = self
+            .http
+            .post(format!("{}/api/rooms", self.base))
+            .json(&json!({"name": name, "auto_broadcast": auto_broadcast}))
+            .send()
+            .await?;
         ensure!(r.status().as_u16() == 201, "create room: {}", r.status());
         let body: Value = r.json().await?;
         body["id"].as_str().map(str::to_owned).context("room id")
@@ -207,7 +213,8 @@ async fn idle_broadcast_stops_and_empty_room_ends() -> Result<()> {
     // message a moment to cross the worker, the session and the socket (a busy CI machine).
     let told_by = Instant::now() + Duration::from_secs(5);
     loop {
-        let told = watcher.signaling_log().iter().any(|m| matches!(&m.message, ServerMessage::BroadcastState { state } if state == "stopped"));
+        let told =
+            watcher.signaling_log().iter().any(|m| matches!(&m.message, ServerMessage::BroadcastState { state } if state == "stopped"));
         if told {
             break;
         }
@@ -276,7 +283,10 @@ async fn auto_broadcast_room_goes_live_again_when_someone_publishes() -> Result<
             _ => None,
         })
         .collect();
-    ensure!(states.iter().filter(|s| *s == "live").count() >= 2 && states.contains(&"stopped".to_owned()), "the watcher saw live, stopped, live: {states:?}");
+    ensure!(
+        states.iter().filter(|s| *s == "live").count() >= 2 && states.contains(&"stopped".to_owned()),
+        "the watcher saw live, stopped, live: {states:?}"
+    );
 
     // Everyone leaves: the broadcast stops, the room ends; a publisher joining the ended room
     // brings it back and starts its broadcast again.

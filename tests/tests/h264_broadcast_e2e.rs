@@ -53,7 +53,14 @@ async fn join(base: &str, room: &str, p: &Publisher, tone: f32) -> Result<Synthe
 
 /// From segment `from` on, the first segment whose last frame shows tile `slot` (of `n`) in
 /// `colour`; gives up after `max` segments. Returns (msn, frame index of the first match).
-async fn first_segment_showing(hls: &Hls, dir: &std::path::Path, from: u64, max: u64, n: usize, expect: &[Colour]) -> Result<Option<(u64, usize)>> {
+async fn first_segment_showing(
+    hls: &Hls,
+    dir: &std::path::Path,
+    from: u64,
+    max: u64,
+    n: usize,
+    expect: &[Colour],
+) -> Result<Option<(u64, usize)>> {
     for msn in from..from + max {
         let frames = frames(hls, msn, dir).await?;
         let last = frames.last().context("a frame")?.tiles(n);
@@ -69,6 +76,7 @@ async fn first_segment_showing(hls: &Hls, dir: &std::path::Path, from: u64, max:
 /// A publisher joins the live broadcast: segments from its legs (and publish connection)
 /// existing to its tile showing. Returns the count, or None if not within
 /// [`TILE_EVENTUALLY_SEGMENTS`].
+#[allow(clippy::too_many_arguments)] // a test helper: each argument is one part of the scene
 async fn join_live(
     server: &roomcast::RunningServer,
     hls: &Hls,
@@ -94,7 +102,11 @@ async fn join_live(
         if legs_at.is_some() && connected_at.is_some() {
             break;
         }
-        ensure!(joining.elapsed() < Duration::from_secs(15), "{}: legs ({legs}, was {legs_before}) or publish connection missing 15 s after joining", p.name);
+        ensure!(
+            joining.elapsed() < Duration::from_secs(15),
+            "{}: legs ({legs}, was {legs_before}) or publish connection missing 15 s after joining",
+            p.name
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let last_before = hls.last_msn().await?;
@@ -174,7 +186,18 @@ async fn h264_tiles_in_the_broadcast() -> Result<()> {
     ensure!(green_at.is_some(), "the VP8 publisher's tile never showed green within 15 segments");
 
     // Publishers joining the live broadcast: H.264 first, then VP8 as the control.
-    let blue = join_live(&server, &hls, &dir, &base, &room, &BLUE_H264, 880.0, &[RED_H264.colour, GREEN_VP8.colour, BLUE_H264.colour], &mut people).await?;
+    let blue = join_live(
+        &server,
+        &hls,
+        &dir,
+        &base,
+        &room,
+        &BLUE_H264,
+        880.0,
+        &[RED_H264.colour, GREEN_VP8.colour, BLUE_H264.colour],
+        &mut people,
+    )
+    .await?;
     let yellow = join_live(
         &server,
         &hls,
@@ -187,7 +210,8 @@ async fn h264_tiles_in_the_broadcast() -> Result<()> {
         &mut people,
     )
     .await?;
-    let published: Vec<String> = people.iter().map(|p| format!("{}: {}", p.name(), p.snapshot().published.video_codec.unwrap_or_default())).collect();
+    let published: Vec<String> =
+        people.iter().map(|p| format!("{}: {}", p.name(), p.snapshot().published.video_codec.unwrap_or_default())).collect();
     println!("negotiated: {published:?}");
 
     let r = http.delete(format!("{base}/api/rooms/{room}/broadcast")).send().await?;

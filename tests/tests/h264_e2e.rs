@@ -14,9 +14,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use roomcast_e2e::synthetic::{signaling, tracks, Colour, JoinOptions, RemoteMedia, SyntheticParticipant, VideoCodec, COLOUR_TOLERANCE, TONE_TOLERANCE_HZ};
+use roomcast_e2e::synthetic::{
+    signaling, tracks, Colour, JoinOptions, RemoteMedia, SyntheticParticipant, VideoCodec, COLOUR_TOLERANCE, TONE_TOLERANCE_HZ,
+};
 
-/// The codecs and the YUV round trip move a solid colour by a few levels; colours here differ by 255.
+// The codecs and the YUV round trip move a solid colour by a few levels; colours here differ by 255.
 
 const H264_COLOUR: Colour = Colour::RED;
 const H264_TONE: f32 = 440.0;
@@ -193,7 +195,12 @@ impl FirstFrame {
 }
 
 /// A late joiner that decodes both publishers; returns the first-frame figures (h264, vp8).
-async fn late_join(room: &Room, opts: JoinOptions, h264: &SyntheticParticipant, vp8: &SyntheticParticipant) -> Result<(SyntheticParticipant, FirstFrame, FirstFrame)> {
+async fn late_join(
+    room: &Room,
+    opts: JoinOptions,
+    h264: &SyntheticParticipant,
+    vp8: &SyntheticParticipant,
+) -> Result<(SyntheticParticipant, FirstFrame, FirstFrame)> {
     let name = opts.name.clone();
     let late = SyntheticParticipant::join_with(&room.base, &room.room, opts).await?;
     let ids = [h264.participant_id(), vp8.participant_id()];
@@ -244,7 +251,11 @@ async fn late_joiner_gets_an_h264_keyframe_promptly() -> Result<()> {
         ensure!(is_vp8(f.codec.as_deref()), "{:?}", f.codec);
         ensure!(f.first_frame.is_some_and(|t| t <= limit), "VP8 control: first frame {:?} after subscribing", f.first_frame);
     }
-    ensure!(bh.first_frame.is_some_and(|t| t <= limit), "late joiner that sends PLIs: first H.264 frame {:?} after subscribing (limit {limit:?})", bh.first_frame);
+    ensure!(
+        bh.first_frame.is_some_and(|t| t <= limit),
+        "late joiner that sends PLIs: first H.264 frame {:?} after subscribing (limit {limit:?})",
+        bh.first_frame
+    );
     // Without its own PLIs the joiner depends on the SFU: the keyframe the SFU asked for must
     // arrive whole. If the SFU starts the consumer at the IDR's packet and drops the
     // STAP-A with SPS/PPS sent just before it, that IDR is useless and the picture waits
@@ -260,7 +271,11 @@ async fn late_joiner_gets_an_h264_keyframe_promptly() -> Result<()> {
         nh.first_keyframe,
         nh.first_decodable_keyframe
     );
-    ensure!(nh.first_frame.is_some_and(|t| t <= limit), "late joiner without PLIs: first H.264 frame {:?} after subscribing (limit {limit:?})", nh.first_frame);
+    ensure!(
+        nh.first_frame.is_some_and(|t| t <= limit),
+        "late joiner without PLIs: first H.264 frame {:?} after subscribing (limit {limit:?})",
+        nh.first_frame
+    );
     room.end(vec![browser_like, no_pli, h264, vp8]).await;
     Ok(())
 }
@@ -304,7 +319,8 @@ async fn vp8_only_receiver_in_a_room_with_an_h264_publisher() -> Result<()> {
     // The receiver is told, once, that this producer's codec is not in its answer (so a client
     // can say why the tile stays empty), and nothing else went wrong.
     let h264_video = format!("producer {}:", h264.participant_id());
-    let unsupported: Vec<&String> = s.errors.iter().filter(|e| e.starts_with("unsupported_codec") && e.contains(&h264_video) && e.contains("H264")).collect();
+    let unsupported: Vec<&String> =
+        s.errors.iter().filter(|e| e.starts_with("unsupported_codec") && e.contains(&h264_video) && e.contains("H264")).collect();
     ensure!(unsupported.len() == 1 && s.errors.len() == 1, "expected one unsupported_codec error for the H.264 producer: {:?}", s.errors);
     ensure!(
         foreign.is_empty(),

@@ -31,7 +31,12 @@ struct Window {
 }
 
 /// What the receiver got from `from` while `body` ran, and the SFU's NACK counters meanwhile.
-async fn measure(server: &roomcast::RunningServer, rx: &SyntheticParticipant, from: &str, body: impl std::future::Future<Output = Result<()>>) -> Result<Window> {
+async fn measure(
+    server: &roomcast::RunningServer,
+    rx: &SyntheticParticipant,
+    from: &str,
+    body: impl std::future::Future<Output = Result<()>>,
+) -> Result<Window> {
     let nacks = |f: fn(&roomcast::sfu::WorkerStats) -> u64| server.state.workers.iter().map(|w| f(&w.stats)).sum::<u64>();
     let sent = |s: &roomcast::sfu::WorkerStats| s.nacks_sent.load(Ordering::Relaxed);
     let received = |s: &roomcast::sfu::WorkerStats| s.nacks_received.load(Ordering::Relaxed);

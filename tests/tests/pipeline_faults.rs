@@ -133,7 +133,11 @@ async fn killed_compositor_is_restarted_and_the_timeline_continues() -> Result<(
     ensure!(status.state != roomcast::broadcast::policy::BroadcastState::Failed, "not failed: {status:?}");
     times.sort();
     let (p50, max) = (percentile(&times, 0.5), *times.last().context("times")?);
-    println!("kill -9 → first new part over {} kills: p50 {p50:?}, p95 {:?}, max {max:?} (target 2 s)", times.len(), percentile(&times, 0.95));
+    println!(
+        "kill -9 → first new part over {} kills: p50 {p50:?}, p95 {:?}, max {max:?} (target 2 s)",
+        times.len(),
+        percentile(&times, 0.95)
+    );
     ensure!(max <= MAX_KILL_TO_PART, "a restart took {max:?} from kill -9 to its first part (bound {MAX_KILL_TO_PART:?}; target 2 s)");
     a.leave().await;
     b.leave().await;
@@ -175,7 +179,11 @@ async fn always_crashing_compositor_ends_failed_not_in_a_loop() -> Result<()> {
     let e = env("crash", crasher, 3).await?;
     let started = Instant::now();
     e.start_broadcast().await?;
-    let status = e.wait("failed state", Duration::from_secs(20), |s| (s.state == roomcast::broadcast::policy::BroadcastState::Failed).then(|| s.clone())).await?;
+    let status = e
+        .wait("failed state", Duration::from_secs(20), |s| {
+            (s.state == roomcast::broadcast::policy::BroadcastState::Failed).then(|| s.clone())
+        })
+        .await?;
     println!("failed after {:?}: {status:?}", started.elapsed());
     ensure!(status.restarts == 4, "1 start + 3 retries, then stop: {status:?}");
     ensure!(status.last_error.is_some(), "the failure is explained");

@@ -47,7 +47,14 @@ impl Env {
         let (s, room) = self.call(reqwest::Method::POST, "/api/rooms", None, Some(json!({"name": "private", "private": true}))).await?;
         ensure!(s == 201, "create: {s} {room}");
         let id = room["id"].as_str().context("id")?.to_owned();
-        let (_, host) = self.call(reqwest::Method::POST, &format!("/api/rooms/{id}/join"), None, Some(json!({"name": "Host", "host_key": room["host_key"]}))).await?;
+        let (_, host) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/api/rooms/{id}/join"),
+                None,
+                Some(json!({"name": "Host", "host_key": room["host_key"]})),
+            )
+            .await?;
         let host = host["token"].as_str().context("host token")?.to_owned();
         let (s, v) = self.call(reqwest::Method::POST, &format!("/api/rooms/{id}/broadcast"), Some(&host), None).await?;
         ensure!(s == 202, "broadcast: {s} {v}");

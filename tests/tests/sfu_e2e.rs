@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use roomcast_e2e::synthetic::{signaling, Colour, JoinOptions, ServerMessage, SyntheticParticipant, COLOUR_TOLERANCE};
 
-
 struct Spec {
     name: &'static str,
     colour: Colour,
@@ -41,12 +40,8 @@ async fn room_of_three_late_joiner_and_leaver() -> Result<()> {
     }
     let ids: Vec<String> = people.iter().map(|p| p.participant_id().to_owned()).collect();
     for (i, p) in people.iter().enumerate() {
-        let others: Vec<(&str, Colour, f32)> = SPECS
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(j, s)| (ids[j].as_str(), s.colour, s.tone_hz))
-            .collect();
+        let others: Vec<(&str, Colour, f32)> =
+            SPECS.iter().enumerate().filter(|(j, _)| *j != i).map(|(j, s)| (ids[j].as_str(), s.colour, s.tone_hz)).collect();
         p.wait_sees_and_hears(&others, Duration::from_secs(20)).await?;
     }
     println!("three participants see and hear each other {:?} after the first join", t0.elapsed());
@@ -69,14 +64,10 @@ async fn room_of_three_late_joiner_and_leaver() -> Result<()> {
 
     // Phase 2: a late joiner that never asks for keyframes itself: the SFU must (PLI when a
     // consumer starts), or the first frame never comes (the publishers send keyframes only when asked).
-    let late = SyntheticParticipant::join_with(
-        &base,
-        &room,
-        JoinOptions::new(LATE.name, LATE.colour, LATE.tone_hz).request_keyframes(false),
-    )
-    .await?;
-    let everyone: Vec<(&str, Colour, f32)> =
-        SPECS.iter().zip(&ids).map(|(s, id)| (id.as_str(), s.colour, s.tone_hz)).collect();
+    let late =
+        SyntheticParticipant::join_with(&base, &room, JoinOptions::new(LATE.name, LATE.colour, LATE.tone_hz).request_keyframes(false))
+            .await?;
+    let everyone: Vec<(&str, Colour, f32)> = SPECS.iter().zip(&ids).map(|(s, id)| (id.as_str(), s.colour, s.tone_hz)).collect();
     let snap = late
         .wait_until(
             |s| everyone.iter().all(|(id, _, _)| s.remote(id).is_some_and(|r| r.first_video_frame_at.is_some())),
@@ -143,12 +134,8 @@ async fn room_of_three_late_joiner_and_leaver() -> Result<()> {
             p.name()
         );
         // The m-lines that carried red are inactive (or reused for someone else).
-        let red_mids: Vec<String> = p
-            .track_views()
-            .iter()
-            .filter(|v| v.record.info.participant_id == red_id)
-            .map(|v| v.record.info.mid.clone())
-            .collect();
+        let red_mids: Vec<String> =
+            p.track_views().iter().filter(|v| v.record.info.participant_id == red_id).map(|v| v.record.info.mid.clone()).collect();
         for mid in &red_mids {
             let reused = offer.tracks.iter().any(|t| &t.mid == mid);
             assert!(
@@ -278,8 +265,7 @@ async fn simultaneous_joins_converge() -> Result<()> {
     let room = signaling::create_room(&reqwest::Client::new(), &base, "e2e-together").await?;
 
     let joins = SPECS.iter().map(|s| SyntheticParticipant::join(&base, &room, s.name, s.colour, s.tone_hz));
-    let people: Vec<SyntheticParticipant> =
-        futures_util::future::join_all(joins).await.into_iter().collect::<Result<_>>()?;
+    let people: Vec<SyntheticParticipant> = futures_util::future::join_all(joins).await.into_iter().collect::<Result<_>>()?;
     let t0 = Instant::now();
     for (i, p) in people.iter().enumerate() {
         let others: Vec<(&str, Colour, f32)> = people

@@ -70,10 +70,17 @@ async fn worker_panic_three_participants_recover_within_3s_other_room_undisturbe
     };
     let t0 = Instant::now();
     while !(all_receive(&members, true, None) && all_receive(&bystanders, false, None)) {
-        ensure!(t0.elapsed() < Duration::from_secs(20), "the rooms never got going: {:#?}", members.iter().map(|m| m.p.snapshot()).collect::<Vec<_>>());
+        ensure!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the rooms never got going: {:#?}",
+            members.iter().map(|m| m.p.snapshot()).collect::<Vec<_>>()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    println!("both rooms up {:?} after the first join (room {room} on worker {worker}, {other_room} on worker {other_worker})", t0.elapsed());
+    println!(
+        "both rooms up {:?} after the first join (room {room} on worker {worker}, {other_room} on worker {other_worker})",
+        t0.elapsed()
+    );
 
     // Kill the room's worker.
     let handle = &server.state.workers[worker];
@@ -122,7 +129,11 @@ async fn worker_panic_three_participants_recover_within_3s_other_room_undisturbe
         let r = snap.remote(members[*j].p.participant_id()).context("remote")?;
         let first = r.first_video_frame_at.map(|t| t.saturating_duration_since(kill));
         let audio = r.first_audio_at.map(|t| t.saturating_duration_since(kill));
-        println!("{:<5} <- {:<5}: right colour and tone again {t:?} after the kill (first new video frame {first:?}, first new audio {audio:?})", name(*i), name(*j));
+        println!(
+            "{:<5} <- {:<5}: right colour and tone again {t:?} after the kill (first new video frame {first:?}, first new audio {audio:?})",
+            name(*i),
+            name(*j)
+        );
     }
     ensure!(
         handle.generation() == generation + 1 && handle.is_alive(),
@@ -131,11 +142,8 @@ async fn worker_panic_three_participants_recover_within_3s_other_room_undisturbe
         handle.generation(),
         handle.is_alive()
     );
-    let missing: Vec<String> = pairs(&members)
-        .into_iter()
-        .filter(|k| !recovered.contains_key(k))
-        .map(|(i, j)| format!("{} <- {}", name(i), name(j)))
-        .collect();
+    let missing: Vec<String> =
+        pairs(&members).into_iter().filter(|k| !recovered.contains_key(k)).map(|(i, j)| format!("{} <- {}", name(i), name(j))).collect();
     ensure!(
         missing.is_empty(),
         "not receiving again 15 s after the kill: {missing:?}; snapshots: {:#?}",
@@ -167,7 +175,13 @@ async fn worker_panic_three_participants_recover_within_3s_other_room_undisturbe
         let (p, q) = (&members[i].p, &members[j]);
         let mut since_after = p.video_since(q.p.participant_id(), after);
         while since_after.frames < 4 {
-            ensure!(after.elapsed() < Duration::from_secs(2), "{} <- {}: only {} frames in the 2 s after recovery", p.name(), q.p.name(), since_after.frames);
+            ensure!(
+                after.elapsed() < Duration::from_secs(2),
+                "{} <- {}: only {} frames in the 2 s after recovery",
+                p.name(),
+                q.p.name(),
+                since_after.frames
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
             since_after = p.video_since(q.p.participant_id(), after);
         }
@@ -176,7 +190,13 @@ async fn worker_panic_three_participants_recover_within_3s_other_room_undisturbe
         ensure!(last.is_close_to(q.colour, COLOUR_TOLERANCE), "{} <- {}: shows {last}, expected {}", p.name(), q.p.name(), q.colour);
         let s = p.snapshot();
         let r = s.remote(q.p.participant_id()).context("remote")?;
-        ensure!(r.video_subscriptions >= 2, "{} <- {}: {} video subscriptions (expected one before and one after)", p.name(), q.p.name(), r.video_subscriptions);
+        ensure!(
+            r.video_subscriptions >= 2,
+            "{} <- {}: {} video subscriptions (expected one before and one after)",
+            p.name(),
+            q.p.name(),
+            r.video_subscriptions
+        );
         ensure!(r.video_frames_total > r.video_frames, "{} <- {}: the total counts both tracks", p.name(), q.p.name());
     }
     println!("4 new frames from each other participant {:?} after recovery", after.elapsed());
@@ -197,7 +217,13 @@ async fn worker_panic_three_participants_recover_within_3s_other_room_undisturbe
         let f = p.video_since(q.p.participant_id(), kill);
         // 15 fps; at least half of them on a busy 2-core machine (a stop would lose far more).
         let expected = (window.as_secs_f64() * 15.0 * 0.5) as u64;
-        ensure!(f.frames >= expected, "{} <- {}: {} frames in the {window:?} since the kill (expected >= {expected})", p.name(), q.p.name(), f.frames);
+        ensure!(
+            f.frames >= expected,
+            "{} <- {}: {} frames in the {window:?} since the kill (expected >= {expected})",
+            p.name(),
+            q.p.name(),
+            f.frames
+        );
         let last = f.last_at.context("frames")?;
         ensure!(last.elapsed() < Duration::from_millis(1500), "{} <- {}: last frame {:?} ago", p.name(), q.p.name(), last.elapsed());
         ensure!(f.last_colour().is_some_and(|c| c.is_close_to(q.colour, COLOUR_TOLERANCE)), "{} <- {}: wrong colour", p.name(), q.p.name());

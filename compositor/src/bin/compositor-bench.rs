@@ -65,17 +65,12 @@ fn cpu_seconds(pid: u32, hz: f64) -> Option<f64> {
     let after = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = after.split_whitespace().collect();
     // fields after "comm": state(0) ppid … utime(11) stime(12) cutime(13) cstime(14)
-    let t: f64 = [11, 12, 13, 14]
-        .iter()
-        .map(|i| f.get(*i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0))
-        .sum();
+    let t: f64 = [11, 12, 13, 14].iter().map(|i| f.get(*i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)).sum();
     Some(t / hz)
 }
 
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
+    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
 }
 
 /// A 640x360@30 VP8 clip with motion, long enough for one run (cached).
@@ -96,10 +91,7 @@ fn make_clip(dir: &Path, seconds: u64) -> Result<PathBuf> {
     let p = gst::parse::launch(&desc)?;
     p.set_state(gst::State::Playing)?;
     let bus = p.bus().unwrap();
-    let msg = bus.timed_pop_filtered(
-        gst::ClockTime::from_seconds(300),
-        &[gst::MessageType::Eos, gst::MessageType::Error],
-    );
+    let msg = bus.timed_pop_filtered(gst::ClockTime::from_seconds(300), &[gst::MessageType::Eos, gst::MessageType::Error]);
     p.set_state(gst::State::Null)?;
     match msg.as_ref().map(|m| m.view()) {
         Some(gst::MessageView::Eos(_)) => {}
@@ -110,11 +102,7 @@ fn make_clip(dir: &Path, seconds: u64) -> Result<PathBuf> {
 }
 
 fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 struct Measured {
@@ -123,12 +111,7 @@ struct Measured {
     fps: f64,
 }
 
-fn measure(
-    child: &Child,
-    warmup: Duration,
-    window: Duration,
-    media_ns: impl Fn() -> u64,
-) -> Result<Measured> {
+fn measure(child: &Child, warmup: Duration, window: Duration, media_ns: impl Fn() -> u64) -> Result<Measured> {
     let hz = clock_ticks();
     thread::sleep(warmup);
     let pid = child.id();
@@ -140,29 +123,13 @@ fn measure(
     let m1 = media_ns();
     let dt = t0.elapsed().as_secs_f64();
     let media = (m1 - m0) as f64 / 1e9;
-    Ok(Measured {
-        cpu_cores: (c1 - c0) / dt,
-        realtime: media / dt,
-        fps: media * FPS as f64 / dt,
-    })
+    Ok(Measured { cpu_cores: (c1 - c0) / dt, realtime: media / dt, fps: media * FPS as f64 / dt })
 }
 
 fn run_compositor(exe: &Path, clip: &Path, n: usize, a: &Args) -> Result<Measured> {
     let mut child = Command::new(exe)
-        .args([
-            "--width",
-            &W.to_string(),
-            "--height",
-            &H.to_string(),
-            "--fps",
-            &FPS.to_string(),
-        ])
-        .args([
-            "--preset",
-            &a.preset,
-            "--encoder-threads",
-            &a.threads.to_string(),
-        ])
+        .args(["--width", &W.to_string(), "--height", &H.to_string(), "--fps", &FPS.to_string()])
+        .args(["--preset", &a.preset, "--encoder-threads", &a.threads.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -183,20 +150,15 @@ fn run_compositor(exe: &Path, clip: &Path, n: usize, a: &Args) -> Result<Measure
     let mut senders = Vec::new();
     for i in 0..n {
         let port = free_port();
-        writeln!(
-            stdin,
-            r#"{{"op":"add_participant","id":"p{i}","name":"Bench {i}"}}"#
-        )?;
+        writeln!(stdin, r#"{{"op":"add_participant","id":"p{i}","name":"Bench {i}"}}"#)?;
         writeln!(
             stdin,
             r#"{{"op":"add_track","track_id":"p{i}:v","participant_id":"p{i}","kind":"video","codec":"VP8","payload_type":96,"rtp_port":{port}}}"#
         )?;
         stdin.flush()?;
         thread::sleep(Duration::from_millis(50));
-        let desc = format!(
-            "filesrc location={} ! matroskademux ! rtpvp8pay pt=96 ! udpsink host=127.0.0.1 port={port} sync=true",
-            clip.display()
-        );
+        let desc =
+            format!("filesrc location={} ! matroskademux ! rtpvp8pay pt=96 ! udpsink host=127.0.0.1 port={port} sync=true", clip.display());
         let p = gst::parse::launch(&desc)?;
         p.set_state(gst::State::Playing)?;
         senders.push(p);
@@ -215,9 +177,7 @@ fn run_compositor(exe: &Path, clip: &Path, n: usize, a: &Args) -> Result<Measure
     senders.push(p);
 
     let window = Duration::from_secs(a.seconds.saturating_sub(a.warmup).max(1));
-    let result = measure(&child, Duration::from_secs(a.warmup), window, || {
-        media.load(Ordering::Relaxed)
-    });
+    let result = measure(&child, Duration::from_secs(a.warmup), window, || media.load(Ordering::Relaxed));
     writeln!(stdin, r#"{{"op":"shutdown"}}"#).ok();
     drop(stdin);
     for s in &senders {
@@ -257,56 +217,24 @@ fn run_ffmpeg(clip: &Path, n: usize, a: &Args, dir: &Path) -> Result<Measured> {
     for _ in 0..n {
         cmd.args(["-re", "-i"]).arg(clip);
     }
-    cmd.args([
-        "-re",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000",
-    ])
-    .args(["-filter_complex", &filter])
-    .args(["-map", "[vout]", "-map", &format!("{n}:a")])
-    .args([
-        "-c:v",
-        "libx264",
-        "-preset",
-        &a.preset,
-        "-tune",
-        "zerolatency",
-    ])
-    .args([
-        "-b:v",
-        "2500k",
-        "-g",
-        &FPS.to_string(),
-        "-threads",
-        &a.threads.to_string(),
-    ])
-    .args(["-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000"])
-    .args(["-t", &a.seconds.to_string()])
-    .args(["-progress"])
-    .arg(&progress)
-    .args([
-        "-f",
-        "mp4",
-        "-movflags",
-        "frag_keyframe+empty_moov+default_base_moof",
-        "-y",
-        "/dev/null",
-    ])
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped());
+    cmd.args(["-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-filter_complex", &filter])
+        .args(["-map", "[vout]", "-map", &format!("{n}:a")])
+        .args(["-c:v", "libx264", "-preset", &a.preset, "-tune", "zerolatency"])
+        .args(["-b:v", "2500k", "-g", &FPS.to_string(), "-threads", &a.threads.to_string()])
+        .args(["-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000"])
+        .args(["-t", &a.seconds.to_string()])
+        .args(["-progress"])
+        .arg(&progress)
+        .args(["-f", "mp4", "-movflags", "frag_keyframe+empty_moov+default_base_moof", "-y", "/dev/null"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().context("spawning ffmpeg")?;
     let prog = progress.clone();
     let media_ns = move || {
         std::fs::read_to_string(&prog)
             .ok()
-            .and_then(|s| {
-                s.lines().rev().find_map(|l| {
-                    l.strip_prefix("out_time_us=")
-                        .and_then(|v| v.parse::<u64>().ok())
-                })
-            })
+            .and_then(|s| s.lines().rev().find_map(|l| l.strip_prefix("out_time_us=").and_then(|v| v.parse::<u64>().ok())))
             .unwrap_or(0)
             * 1000
     };
@@ -323,15 +251,9 @@ fn run_ffmpeg(clip: &Path, n: usize, a: &Args, dir: &Path) -> Result<Measured> {
 fn main() -> Result<()> {
     let a = Args::parse();
     gst::init()?;
-    let exe = std::env::current_exe()?
-        .parent()
-        .unwrap()
-        .join("roomcast-compositor");
+    let exe = std::env::current_exe()?.parent().unwrap().join("roomcast-compositor");
     if !exe.exists() {
-        bail!(
-            "{} not found: build it first (cargo build --release -p roomcast-compositor)",
-            exe.display()
-        );
+        bail!("{} not found: build it first (cargo build --release -p roomcast-compositor)", exe.display());
     }
     let dir = std::env::temp_dir().join("roomcast-compositor-bench");
     std::fs::create_dir_all(&dir)?;
@@ -345,10 +267,7 @@ fn main() -> Result<()> {
         a.warmup,
         thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
-    println!(
-        "{:>5}  {:>22}  {:>22}  {:>9}  loadavg",
-        "tiles", "roomcast cpu / rt / fps", "ffmpeg cpu / rt / fps", "cpu ratio"
-    );
+    println!("{:>5}  {:>22}  {:>22}  {:>9}  loadavg", "tiles", "roomcast cpu / rt / fps", "ffmpeg cpu / rt / fps", "cpu ratio");
     for &n in &a.tiles {
         eprintln!("{n} tiles: roomcast-compositor …");
         let g = run_compositor(&exe, &clip, n, &a)?;
@@ -364,9 +283,7 @@ fn main() -> Result<()> {
             n,
             fmt(&g),
             f.as_ref().map(fmt).unwrap_or_else(|| "-".into()),
-            f.as_ref()
-                .map(|f| format!("{:.2}x", g.cpu_cores / f.cpu_cores))
-                .unwrap_or_else(|| "-".into()),
+            f.as_ref().map(|f| format!("{:.2}x", g.cpu_cores / f.cpu_cores)).unwrap_or_else(|| "-".into()),
             loadavg()
         );
     }

@@ -71,20 +71,10 @@ impl Compositor {
         let reader = thread::spawn(move || {
             let mut r = BufReader::new(stdout);
             while let Ok(Some((header, body))) = read_frame(&mut r) {
-                sink.lock().unwrap().push(Received {
-                    header,
-                    body,
-                    at: Instant::now(),
-                });
+                sink.lock().unwrap().push(Received { header, body, at: Instant::now() });
             }
         });
-        Compositor {
-            child,
-            stdin,
-            items,
-            reader: Some(reader),
-            log,
-        }
+        Compositor { child, stdin, items, reader: Some(reader), log }
     }
 
     pub fn send(&mut self, line: &str) {
@@ -99,22 +89,14 @@ impl Compositor {
     }
 
     /// Polls the items until `find` returns something (panics after `timeout`).
-    pub fn wait_find<R>(
-        &self,
-        what: &str,
-        timeout: Duration,
-        mut find: impl FnMut(&[Received]) -> Option<R>,
-    ) -> R {
+    pub fn wait_find<R>(&self, what: &str, timeout: Duration, mut find: impl FnMut(&[Received]) -> Option<R>) -> R {
         let t0 = Instant::now();
         loop {
             if let Some(found) = find(&self.items.lock().unwrap()) {
                 return found;
             }
             if t0.elapsed() >= timeout {
-                panic!(
-                    "timed out after {timeout:?} waiting for {what}; log:\n{}",
-                    self.log_text()
-                );
+                panic!("timed out after {timeout:?} waiting for {what}; log:\n{}", self.log_text());
             }
             thread::sleep(Duration::from_millis(50));
         }
@@ -142,10 +124,7 @@ impl Compositor {
             if let Some(status) = self.child.try_wait().unwrap() {
                 break status.code().unwrap_or(-1);
             }
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "compositor did not exit"
-            );
+            assert!(t0.elapsed() < Duration::from_secs(10), "compositor did not exit");
             thread::sleep(Duration::from_millis(50));
         };
         self.reader.take().unwrap().join().unwrap();
@@ -187,16 +166,11 @@ pub fn parts(items: &[Received]) -> impl Iterator<Item = &Received> {
 }
 
 pub fn events(items: &[Received]) -> Vec<&Value> {
-    items
-        .iter()
-        .filter(|r| r.header["kind"] == "event")
-        .map(|r| &r.header)
-        .collect()
+    items.iter().filter(|r| r.header["kind"] == "event").map(|r| &r.header).collect()
 }
 
 pub fn temp_dir(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("roomcast-compositor-{name}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("roomcast-compositor-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -209,20 +183,13 @@ pub fn check_parts_continuous(parts: &[&Received]) {
     let frame_ns = 1_000_000_000 / FPS as i64;
     for p in &parts[..parts.len().saturating_sub(1)] {
         let d = p.header["duration_ns"].as_i64().unwrap();
-        assert!(
-            (333_000_000 - frame_ns..=333_333_334 + frame_ns).contains(&d),
-            "irregular part duration {d}: {}",
-            p.header
-        );
+        assert!((333_000_000 - frame_ns..=333_333_334 + frame_ns).contains(&d), "irregular part duration {d}: {}", p.header);
         assert!(!p.body.is_empty(), "empty part: {}", p.header);
     }
     for w in parts.windows(2) {
         let (a, b) = (&w[0].header, &w[1].header);
         let end = a["pts_ns"].as_i64().unwrap() + a["duration_ns"].as_i64().unwrap();
         let jump = b["pts_ns"].as_i64().unwrap() - end;
-        assert!(
-            jump.abs() <= frame_ns,
-            "media timeline jumps by {jump} ns between parts {a} and {b}"
-        );
+        assert!(jump.abs() <= frame_ns, "media timeline jumps by {jump} ns between parts {a} and {b}");
     }
 }

@@ -31,7 +31,10 @@ pub async fn start(State(app): State<AppState>, Path(id): Path<String>, headers:
         BroadcastError::NotLive => ApiError::conflict(e.to_string()),
     })?;
     app.rooms.record(Write::BroadcastStarted { room: id.clone(), at: unix_now() });
-    Ok((StatusCode::ACCEPTED, Json(json!({"state": app.broadcasts.state(&id), "hls_url": format!("/hls/{id}/index.m3u8"), "watch_url": format!("/watch/{id}")}))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"state": app.broadcasts.state(&id), "hls_url": format!("/hls/{id}/index.m3u8"), "watch_url": format!("/watch/{id}")})),
+    ))
 }
 
 pub async fn stop(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {

@@ -34,7 +34,11 @@ impl ApiError {
         Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
     }
     pub fn room_full(max: usize) -> Self {
-        Self::new(StatusCode::CONFLICT, "room_full", format!("the room has its maximum of {max} participants; try again when someone leaves"))
+        Self::new(
+            StatusCode::CONFLICT,
+            "room_full",
+            format!("the room has its maximum of {max} participants; try again when someone leaves"),
+        )
     }
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)

@@ -58,13 +58,20 @@ pub async fn config(State(app): State<AppState>) -> Json<Value> {
 }
 
 /// `POST /api/rooms/{id}/invites`
-pub async fn mint(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn mint(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let room = known_room(&app, &id).await?;
     // The body is optional: none, empty, or JSON.
     let body: MintBody = if body.iter().all(u8::is_ascii_whitespace) {
         MintBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("{e}; send {{\"role\": \"publisher\", \"ttl_secs\": 86400, \"max_uses\": 10}} (all optional)")))?
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(format!("{e}; send {{\"role\": \"publisher\", \"ttl_secs\": 86400, \"max_uses\": 10}} (all optional)"))
+        })?
     };
     let role = invite::parse_role(body.role.as_deref()).map_err(ApiError::bad_request)?;
     access::invite_call(authorization(&headers), app.config.api_key.as_deref(), &app.tokens, &room, role).map_err(|d| match d {
@@ -94,7 +101,8 @@ pub async fn mint(State(app): State<AppState>, Path(id): Path<String>, headers: 
 /// `POST /api/rooms/{id}/invites/check`: 200 with what the invite gives, or the error a join
 /// with it would get now. Uses nothing.
 pub async fn check(State(app): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
-    let body: CheckBody = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("{e}; send {{\"invite\": \"inv1.…\"}}")))?;
+    let body: CheckBody =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("{e}; send {{\"invite\": \"inv1.…\"}}")))?;
     let room = known_room(&app, &id).await?;
     let now = unix_now();
     let inv = app.tokens.invites().verify(&body.invite, &room, now)?;

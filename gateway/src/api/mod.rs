@@ -11,8 +11,8 @@ pub mod watch;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
 use axum::handler::Handler;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 
 use crate::broadcast::Broadcasts;
@@ -115,7 +115,9 @@ async fn readyz(State(app): State<AppState>) -> (StatusCode, String) {
     let capacity = crate::metrics::port_pairs(app.config.rtp_port_min, app.config.rtp_port_max);
     let in_use = app.broadcasts.ports_in_use();
     if in_use >= capacity {
-        problems.push(format!("no free RTP port pairs ({in_use} of {capacity} in use); widen --rtp-port-min/--rtp-port-max or stop a broadcast"));
+        problems.push(format!(
+            "no free RTP port pairs ({in_use} of {capacity} in use); widen --rtp-port-min/--rtp-port-max or stop a broadcast"
+        ));
     }
     if let Some(store) = app.rooms.store() {
         match tokio::time::timeout(STORE_PROBE_WAIT, store.room("r-readyz-probe")).await {

@@ -242,7 +242,10 @@ pub async fn drain_node(app: &AppState) -> DrainReport {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     if !pids.is_empty() {
-        tracing::warn!(?pids, "drain: compositors still running after {COMPOSITOR_EXIT_WAIT:?}; they are killed when their supervisors give up waiting");
+        tracing::warn!(
+            ?pids,
+            "drain: compositors still running after {COMPOSITOR_EXIT_WAIT:?}; they are killed when their supervisors give up waiting"
+        );
     }
     report.still_running = pids;
     report
@@ -262,7 +265,9 @@ pub async fn drain(State(app): State<AppState>, headers: HeaderMap) -> Result<Js
     tracing::info!(%caller, "ops: drain requested; new rooms, joins and broadcasts are refused from now on");
     let report = drain_node(&app).await;
     tracing::info!(stopped = report.stopped.len(), still_running = report.still_running.len(), "ops: drain done");
-    Ok(Json(json!({"draining": true, "already_draining": report.already_draining, "stopped": report.stopped, "still_running": report.still_running})))
+    Ok(Json(
+        json!({"draining": true, "already_draining": report.already_draining, "stopped": report.stopped, "still_running": report.still_running}),
+    ))
 }
 
 /// `DELETE /api/ops/drain`: take new rooms again (stopped broadcasts stay stopped).
@@ -307,9 +312,16 @@ pub struct BlackholeBody {
 /// `POST /api/ops/faults/blackhole` (only with `--fault-injection`, for tests): the SFU drops
 /// every datagram to and from one participant for `ms`, as if its network broke while its
 /// signaling socket stays up; with `loss_percent`, only that share of them (lossy network).
-pub async fn blackhole(State(app): State<AppState>, body: Result<Json<BlackholeBody>, axum::extract::rejection::JsonRejection>) -> Result<StatusCode, ApiError> {
+pub async fn blackhole(
+    State(app): State<AppState>,
+    body: Result<Json<BlackholeBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<StatusCode, ApiError> {
     if !app.config.fault_injection {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "fault injection is off (tests start the gateway with --fault-injection)"));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "fault injection is off (tests start the gateway with --fault-injection)",
+        ));
     }
     let Json(body) = body?;
     if body.ms == 0 || body.ms > 60_000 {
@@ -334,6 +346,10 @@ pub async fn blackhole(State(app): State<AppState>, body: Result<Json<BlackholeB
         tracing::warn!(room = %body.room, participant = %body.participant_id, ms = body.ms, loss_percent, "fault injected: the participant's media is dropped");
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::new(StatusCode::NOT_FOUND, "participant_not_found", format!("nobody with id {:?} is in room {}", body.participant_id, body.room)))
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "participant_not_found",
+            format!("nobody with id {:?} is in room {}", body.participant_id, body.room),
+        ))
     }
 }

@@ -101,7 +101,11 @@ fn clean_name(name: Option<String>, default: &str) -> Result<String, ApiError> {
     Ok(name)
 }
 
-pub async fn create(State(app): State<AppState>, headers: HeaderMap, body: Result<Json<CreateBody>, JsonRejection>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn create(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<CreateBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     access::server_call(authorization(&headers), app.config.api_key.as_deref())?;
     let Json(body) = body?;
     let name = clean_name(body.name, "Room")?;
@@ -116,8 +120,11 @@ pub async fn create(State(app): State<AppState>, headers: HeaderMap, body: Resul
     tracing::info!(room = %room.id, worker = room.worker, "room created");
     // The host key goes to the creator only: joining with it makes a host.
     let host_key = app.tokens.host_key(&room.id);
-    Ok((StatusCode::CREATED, Json(json!({"id": room.id, "name": room.name, "auto_broadcast": room.settings.auto_broadcast,
-        "private": room.settings.private, "e2ee": room.settings.e2ee, "host_key": host_key}))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": room.id, "name": room.name, "auto_broadcast": room.settings.auto_broadcast,
+        "private": room.settings.private, "e2ee": room.settings.e2ee, "host_key": host_key})),
+    ))
 }
 
 /// `GET /api/rooms/{id}`. An ended room (nobody in it for `--room-idle-end-secs`) is still
@@ -147,7 +154,11 @@ pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<
 
 /// `DELETE /api/rooms/{id}/participants/{pid}`: the host (or the API key) removes someone.
 /// They get `removed` on their socket, the others `participant_left`, and their token is used up.
-pub async fn remove_participant(State(app): State<AppState>, Path((id, pid)): Path<(String, String)>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
+pub async fn remove_participant(
+    State(app): State<AppState>,
+    Path((id, pid)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
     let room = app.rooms.get(&id).ok_or_else(ApiError::room_not_found)?;
     access::host_call(authorization(&headers), app.config.api_key.as_deref(), &app.tokens, &id)?;
     let worker = &app.workers[room.worker];
@@ -183,7 +194,9 @@ pub async fn join(
         _ if body.invite.is_some() && (body.host_key.is_some() || body.role.is_some()) => {
             return Err(ApiError::bad_request("an invite sets the role: send it without host_key and role"));
         }
-        _ if body.invite.is_some() => super::invites::redeem(&app, &room.id, body.invite.as_deref().unwrap_or_default(), body.rejoin.as_deref(), &participant).await?,
+        _ if body.invite.is_some() => {
+            super::invites::redeem(&app, &room.id, body.invite.as_deref().unwrap_or_default(), body.rejoin.as_deref(), &participant).await?
+        }
         Some(key) if app.tokens.is_host_key(&room.id, key) => Role::Host,
         Some(_) => return Err(ApiError::forbidden("that host key is not this room's")),
         None => requested_role(body.role.as_deref())?,

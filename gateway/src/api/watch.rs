@@ -82,10 +82,17 @@ pub fn watch_rights(authorization: Option<&str>, api_key: Option<&str>, tokens: 
 }
 
 /// `POST /api/rooms/{id}/viewer-token`
-pub async fn viewer_token(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+pub async fn viewer_token(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let room = known_room(&app, &id).await?;
     mint_rights(authorization(&headers), app.config.api_key.as_deref(), &app.tokens, &id).map_err(|d| match d {
-        Denied::Unauthenticated(_) => ApiError::unauthorized("send Authorization: Bearer <this room's host token or the API key> to mint viewer tokens"),
+        Denied::Unauthenticated(_) => {
+            ApiError::unauthorized("send Authorization: Bearer <this room's host token or the API key> to mint viewer tokens")
+        }
         Denied::Forbidden(_) => ApiError::forbidden("only this room's host (or the API key) may mint viewer tokens"),
     })?;
     // The body is optional: none, empty, or JSON.
@@ -117,7 +124,11 @@ pub async fn hls_url(State(app): State<AppState>, Path(id): Path<String>, header
     let now = unix_now();
     let exp = url_expiry(now, app.config.hls_url_ttl(), token_exp);
     if exp <= now {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the viewer token has expired; ask the host for a new viewer link"));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the viewer token has expired; ask the host for a new viewer link",
+        ));
     }
     Ok(Json(json!({"hls_url": urls.playlist_url(&id, exp), "expires_at": exp, "expires_in": exp - now, "private": true})))
 }
@@ -175,7 +186,8 @@ mod tests {
         assert_eq!(status(watch_rights(Some(&other), None, &k, "r-1")), 403);
         let ops = format!("Bearer {}", k.mint("r-1", "p", "x", Role::Ops, ttl));
         assert_eq!(status(watch_rights(Some(&ops), None, &k, "r-1")), 403);
-        let foreign = format!("Bearer {}", TokenKeys::from_secret(b"another-secret-another-secret-xx").mint("r-1", "p", "x", Role::Viewer, ttl));
+        let foreign =
+            format!("Bearer {}", TokenKeys::from_secret(b"another-secret-another-secret-xx").mint("r-1", "p", "x", Role::Viewer, ttl));
         assert_eq!(status(watch_rights(Some(&foreign), None, &k, "r-1")), 401);
     }
 }

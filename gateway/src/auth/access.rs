@@ -16,10 +16,7 @@ pub enum Denied {
 
 /// The token of an `Authorization: Bearer …` header value.
 pub fn bearer(authorization: Option<&str>) -> Option<&str> {
-    authorization
-        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
+    authorization.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer "))).map(str::trim).filter(|t| !t.is_empty())
 }
 
 fn is_api_key(authorization: Option<&str>, api_key: &str) -> bool {
@@ -58,7 +55,8 @@ pub fn invite_call(authorization: Option<&str>, api_key: Option<&str>, tokens: &
     if role != Role::Host || api_key.is_some_and(|k| !k.is_empty()) {
         return host_call(authorization, api_key, tokens, room);
     }
-    let token = bearer(authorization).ok_or(Denied::Unauthenticated("a host invite needs this room's host token: send Authorization: Bearer <host token>"))?;
+    let token = bearer(authorization)
+        .ok_or(Denied::Unauthenticated("a host invite needs this room's host token: send Authorization: Bearer <host token>"))?;
     let claims = tokens.verify(token).map_err(|_| Denied::Unauthenticated("the token is not valid or has expired"))?;
     if claims.room == room && claims.role == Role::Host {
         Ok(())

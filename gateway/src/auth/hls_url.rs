@@ -17,7 +17,6 @@ use hls_out::Denied;
 use super::token::unix_now;
 use crate::rooms::Rooms;
 
-
 /// Label of the key derivation (HMAC-SHA256(token secret, label)).
 const KEY_LABEL: &str = "roomcast hls-url key v1";
 

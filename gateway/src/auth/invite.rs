@@ -96,7 +96,9 @@ pub fn ttl_secs(requested: Option<u64>) -> Result<u64, String> {
 /// A minting request's use limit: none, or 1 to [`MAX_USES_MAX`].
 pub fn max_uses(requested: Option<u32>) -> Result<Option<u32>, String> {
     match requested {
-        Some(n) if !(1..=MAX_USES_MAX).contains(&n) => Err(format!("max_uses must be between 1 and {MAX_USES_MAX}, or left out for no limit")),
+        Some(n) if !(1..=MAX_USES_MAX).contains(&n) => {
+            Err(format!("max_uses must be between 1 and {MAX_USES_MAX}, or left out for no limit"))
+        }
         n => Ok(n),
     }
 }
@@ -177,11 +179,8 @@ impl InviteKeys {
         let signed = &text[..PREFIX.len() + payload.len()];
         // Constant time (`hmac`'s verify_slice).
         self.mac(signed).verify_slice(&sig).map_err(|_| InviteError::BadSignature)?;
-        let invite: Invite = B64
-            .decode(payload)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .ok_or(InviteError::Malformed)?;
+        let invite: Invite =
+            B64.decode(payload).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).ok_or(InviteError::Malformed)?;
         if !invitable(invite.role) {
             return Err(InviteError::Role);
         }

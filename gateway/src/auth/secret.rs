@@ -17,8 +17,7 @@ pub fn load_or_create(data_dir: &Path, configured: Option<&str>) -> anyhow::Resu
             return Ok(existing);
         }
     }
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     let secret: [u8; 32] = rand::random();
     let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
     write_private(&path, hex.as_bytes()).with_context(|| format!("writing {}", path.display()))?;

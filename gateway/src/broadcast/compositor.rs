@@ -30,7 +30,13 @@ pub enum Item {
     Init(Bytes),
     /// `composed_at`: when the part's last frame was composed (the compositor reports the
     /// part's age as it writes it), for the part publish delay.
-    Part { data: Bytes, independent: bool, segment_start: bool, duration: Duration, composed_at: Option<Instant> },
+    Part {
+        data: Bytes,
+        independent: bool,
+        segment_start: bool,
+        duration: Duration,
+        composed_at: Option<Instant>,
+    },
     Event(serde_json::Value),
 }
 
@@ -73,14 +79,18 @@ pub enum LegAction {
 pub fn leg_actions(ev: &serde_json::Value, known: impl Fn(&str) -> bool) -> Vec<LegAction> {
     let known_id = |v: &serde_json::Value| v.as_str().filter(|id| known(id)).map(str::to_owned);
     match ev["event"].as_str() {
-        Some("applied") if ev["op"] == "add_track" => known_id(&ev["id"]).map(|producer_id| LegAction::Attach { producer_id }).into_iter().collect(),
+        Some("applied") if ev["op"] == "add_track" => {
+            known_id(&ev["id"]).map(|producer_id| LegAction::Attach { producer_id }).into_iter().collect()
+        }
         Some("keyframe_request") => known_id(&ev["track_id"]).map(|producer_id| LegAction::Keyframe { producer_id }).into_iter().collect(),
         Some("layout") => ev["tiles"]
             .as_object()
             .into_iter()
             .flatten()
             .filter(|(id, _)| known(id))
-            .filter_map(|(id, tile)| Some(LegAction::Tile { producer_id: id.clone(), height: u32::try_from(tile["height"].as_u64()?).ok()? }))
+            .filter_map(|(id, tile)| {
+                Some(LegAction::Tile { producer_id: id.clone(), height: u32::try_from(tile["height"].as_u64()?).ok()? })
+            })
             .collect(),
         _ => Vec::new(),
     }
@@ -101,11 +111,16 @@ const ITEM_QUEUE: usize = 64;
 impl Compositor {
     pub fn spawn(bin: &Path, format: &OutputFormat, room: &str) -> std::io::Result<Self> {
         let mut child = Command::new(bin)
-            .arg("--width").arg(format.width.to_string())
-            .arg("--height").arg(format.height.to_string())
-            .arg("--fps").arg(format.fps.to_string())
-            .arg("--part-ms").arg(format.part.as_millis().to_string())
-            .arg("--segment-ms").arg(format.segment.as_millis().to_string())
+            .arg("--width")
+            .arg(format.width.to_string())
+            .arg("--height")
+            .arg(format.height.to_string())
+            .arg("--fps")
+            .arg(format.fps.to_string())
+            .arg("--part-ms")
+            .arg(format.part.as_millis().to_string())
+            .arg("--segment-ms")
+            .arg(format.segment.as_millis().to_string())
             .env("ROOMCAST_ROOM", room)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -212,10 +227,29 @@ mod tests {
     fn decodes_each_kind_and_rejects_garbage() {
         let now = Instant::now();
         assert_eq!(decode_item(br#"{"kind":"init"}"#, Bytes::from_static(b"ftyp"), now).unwrap(), Item::Init(Bytes::from_static(b"ftyp")));
-        let part = decode_item(br#"{"kind":"part","independent":true,"segment_start":true,"pts_ns":5,"duration_ns":333000000}"#, Bytes::new(), now).unwrap();
-        assert_eq!(part, Item::Part { data: Bytes::new(), independent: true, segment_start: true, duration: Duration::from_millis(333), composed_at: None });
+        let part = decode_item(
+            br#"{"kind":"part","independent":true,"segment_start":true,"pts_ns":5,"duration_ns":333000000}"#,
+            Bytes::new(),
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            part,
+            Item::Part {
+                data: Bytes::new(),
+                independent: true,
+                segment_start: true,
+                duration: Duration::from_millis(333),
+                composed_at: None
+            }
+        );
         // The part's age as written: its last frame was composed that long before it was read.
-        let aged = decode_item(br#"{"kind":"part","independent":false,"segment_start":false,"pts_ns":5,"duration_ns":333000000,"age_us":45000}"#, Bytes::new(), now).unwrap();
+        let aged = decode_item(
+            br#"{"kind":"part","independent":false,"segment_start":false,"pts_ns":5,"duration_ns":333000000,"age_us":45000}"#,
+            Bytes::new(),
+            now,
+        )
+        .unwrap();
         assert!(matches!(aged, Item::Part { composed_at: Some(at), .. } if now - at == Duration::from_millis(45)), "{aged:?}");
         assert!(matches!(decode_item(br#"{"kind":"event","event":"stats","fps_out":30}"#, Bytes::new(), now).unwrap(), Item::Event(_)));
         assert!(decode_item(b"{", Bytes::new(), now).is_err());
@@ -226,10 +260,20 @@ mod tests {
     fn leg_actions_name_only_this_runs_tracks() {
         use serde_json::json;
         let known = |id: &str| id.starts_with("p-1:");
-        assert_eq!(leg_actions(&json!({"event": "applied", "op": "add_track", "id": "p-1:0"}), known), vec![LegAction::Attach { producer_id: "p-1:0".into() }]);
+        assert_eq!(
+            leg_actions(&json!({"event": "applied", "op": "add_track", "id": "p-1:0"}), known),
+            vec![LegAction::Attach { producer_id: "p-1:0".into() }]
+        );
         assert_eq!(leg_actions(&json!({"event": "applied", "op": "add_participant", "id": "p-1:0"}), known), vec![]);
-        assert_eq!(leg_actions(&json!({"event": "keyframe_request", "track_id": "p-1:0", "reason": "no_picture"}), known), vec![LegAction::Keyframe { producer_id: "p-1:0".into() }]);
-        assert_eq!(leg_actions(&json!({"event": "keyframe_request", "track_id": "p-9:0"}), known), vec![], "a track this run has no ports for");
+        assert_eq!(
+            leg_actions(&json!({"event": "keyframe_request", "track_id": "p-1:0", "reason": "no_picture"}), known),
+            vec![LegAction::Keyframe { producer_id: "p-1:0".into() }]
+        );
+        assert_eq!(
+            leg_actions(&json!({"event": "keyframe_request", "track_id": "p-9:0"}), known),
+            vec![],
+            "a track this run has no ports for"
+        );
         let layout = json!({"event": "layout", "tiles": {"p-1:0": {"width": 632, "height": 356}, "p-9:0": {"height": 356}, "p-1:2": {"height": -1}}});
         assert_eq!(leg_actions(&layout, known), vec![LegAction::Tile { producer_id: "p-1:0".into(), height: 356 }]);
         assert_eq!(leg_actions(&json!({"event": "stats"}), known), vec![]);

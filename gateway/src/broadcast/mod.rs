@@ -78,8 +78,23 @@ pub struct Broadcasts {
 }
 
 impl Broadcasts {
-    pub fn new(hls: Arc<hls_out::HlsStore>, bin: PathBuf, format: OutputFormat, ports: std::ops::Range<u16>, policy: RestartPolicy) -> Self {
-        Self { inner: Mutex::new(HashMap::new()), stopping: Mutex::new(HashMap::new()), ports: Arc::new(Mutex::new(PortAllocator::new(ports))), hls, hls_urls: OnceLock::new(), bin, format, policy }
+    pub fn new(
+        hls: Arc<hls_out::HlsStore>,
+        bin: PathBuf,
+        format: OutputFormat,
+        ports: std::ops::Range<u16>,
+        policy: RestartPolicy,
+    ) -> Self {
+        Self {
+            inner: Mutex::new(HashMap::new()),
+            stopping: Mutex::new(HashMap::new()),
+            ports: Arc::new(Mutex::new(PortAllocator::new(ports))),
+            hls,
+            hls_urls: OnceLock::new(),
+            bin,
+            format,
+            policy,
+        }
     }
 
     pub fn start(&self, room: &str, worker: WorkerHandle) -> Result<(), BroadcastError> {
@@ -105,7 +120,9 @@ impl Broadcasts {
         let sup = supervisor::Supervisor {
             room: room.to_owned(),
             worker,
-            hls: self.hls.open(room, hls_out::PackagerConfig { part_target: part, segment_target: self.format.segment, window_segments: 12 }),
+            hls: self
+                .hls
+                .open(room, hls_out::PackagerConfig { part_target: part, segment_target: self.format.segment, window_segments: 12 }),
             hls_store: self.hls.clone(),
             ports: self.ports.clone(),
             status: status.clone(),

@@ -17,7 +17,6 @@ use super::ports::{PortAllocator, PortPair};
 use super::Status;
 use crate::sfu::{Command, LegEvent, WorkerHandle};
 
-
 pub struct Supervisor {
     pub room: String,
     pub worker: WorkerHandle,
@@ -121,7 +120,12 @@ impl Supervisor {
     }
 
     /// Runs one compositor process until it ends; says how it ended and whether it was healthy.
-    async fn run_once(&self, mut comp: Compositor, stop: &mut oneshot::Receiver<()>, restart: &mut mpsc::UnboundedReceiver<()>) -> (Exit, bool) {
+    async fn run_once(
+        &self,
+        mut comp: Compositor,
+        stop: &mut oneshot::Receiver<()>,
+        restart: &mut mpsc::UnboundedReceiver<()>,
+    ) -> (Exit, bool) {
         self.set(|s| {
             s.pid = comp.pid();
             s.figures.new_process();
@@ -236,7 +240,10 @@ impl Supervisor {
                 let (tx, rx) = mpsc::unbounded_channel();
                 if self.worker.send(Command::StartBroadcast { room: self.room.clone(), events: tx }) {
                     // Participants rejoin the new worker; their state reaches the compositor as they do.
-                    self.worker.send(Command::BroadcastState { room: self.room.clone(), state: self.status.lock().expect("status").state.as_str().to_owned() });
+                    self.worker.send(Command::BroadcastState {
+                        room: self.room.clone(),
+                        state: self.status.lock().expect("status").state.as_str().to_owned(),
+                    });
                     return Ok(rx);
                 }
             }

@@ -247,10 +247,16 @@ mod tests {
     fn ending_the_room_comes_first_when_both_are_due() {
         // Without a broadcast limit the room's end stops the broadcast.
         let limits = IdleLimits { broadcast: None, room: Some(Duration::from_secs(5)) };
-        assert_eq!(run(&every_second(0, 10, seen(0, BroadcastSeen::Publishers(0))), limits), vec![(5, Action::EndRoom { empty: Duration::from_secs(5) })]);
+        assert_eq!(
+            run(&every_second(0, 10, seen(0, BroadcastSeen::Publishers(0))), limits),
+            vec![(5, Action::EndRoom { empty: Duration::from_secs(5) })]
+        );
         // Both due in the same tick (the observations were late): one action, the end.
         let limits = IdleLimits { broadcast: Some(Duration::from_secs(3)), room: Some(Duration::from_secs(5)) };
-        assert_eq!(run(&[(0, seen(0, BroadcastSeen::Publishers(0))), (9, seen(0, BroadcastSeen::Publishers(0)))], limits), vec![(9, Action::EndRoom { empty: Duration::from_secs(9) })]);
+        assert_eq!(
+            run(&[(0, seen(0, BroadcastSeen::Publishers(0))), (9, seen(0, BroadcastSeen::Publishers(0)))], limits),
+            vec![(9, Action::EndRoom { empty: Duration::from_secs(9) })]
+        );
     }
 
     #[test]

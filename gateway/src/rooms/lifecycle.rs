@@ -48,7 +48,9 @@ impl Lifecycle {
                 // The tick's scheduled instant, not the moment this task ran: observations are
                 // then exactly a tick apart, and a limit of n ticks is due on the n-th.
                 let now = tick.tick().await.into_std();
-                let (Some(rooms), Some(broadcasts), Some(workers)) = (self.rooms.upgrade(), self.broadcasts.upgrade(), self.workers.upgrade()) else {
+                let (Some(rooms), Some(broadcasts), Some(workers)) =
+                    (self.rooms.upgrade(), self.broadcasts.upgrade(), self.workers.upgrade())
+                else {
                     return;
                 };
                 tick_once(&rooms, &broadcasts, &workers, self.limits, &mut clocks, now).await;
@@ -58,7 +60,14 @@ impl Lifecycle {
 }
 
 /// One look at every room as of `now`; `clocks` keeps each room's idle clocks between ticks.
-pub async fn tick_once(rooms: &Rooms, broadcasts: &Broadcasts, workers: &[WorkerHandle], limits: IdleLimits, clocks: &mut HashMap<String, RoomIdle>, now: Instant) {
+pub async fn tick_once(
+    rooms: &Rooms,
+    broadcasts: &Broadcasts,
+    workers: &[WorkerHandle],
+    limits: IdleLimits,
+    clocks: &mut HashMap<String, RoomIdle>,
+    now: Instant,
+) {
     let ids = rooms.ids();
     let present: HashSet<&String> = ids.iter().collect();
     clocks.retain(|id, _| present.contains(id));

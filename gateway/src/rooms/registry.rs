@@ -84,7 +84,13 @@ impl Rooms {
             let ended = used_tokens(p.store.as_ref(), &room.id).await?;
             let mut inner = self.inner.lock().expect("rooms lock");
             let worker = least_loaded_worker(&inner, self.workers);
-            let entry = RoomEntry { id: room.id.clone(), name: room.name.clone(), created_at: room.created_at, settings: room.settings.clone(), worker };
+            let entry = RoomEntry {
+                id: room.id.clone(),
+                name: room.name.clone(),
+                created_at: room.created_at,
+                settings: room.settings.clone(),
+                worker,
+            };
             inner.insert(room.id.clone(), RoomState { entry: Some(entry), connected: HashSet::new(), ended });
         }
         Ok(rooms.len())
@@ -308,13 +314,22 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let store: Arc<dyn Store> = Arc::new(crate::store::sqlite::SqliteStore::open(&dir.path().join("s.sqlite3")).await.expect("open"));
         let before = Rooms::with_store(2, store.clone());
-        let r = before.create_stored("Standup".into(), RoomSettings { auto_broadcast: true, private: true, ..Default::default() }).await.expect("stored");
+        let r = before
+            .create_stored("Standup".into(), RoomSettings { auto_broadcast: true, private: true, ..Default::default() })
+            .await
+            .expect("stored");
         let gone = before.create_stored("Gone".into(), RoomSettings::default()).await.expect("stored");
         store.end_room(&gone.id, unix_now()).await.expect("end");
         let now = unix_now();
         let session = |p: &str| crate::store::SessionRecord {
-            room: r.id.clone(), participant: p.into(), name: p.into(), role: "publisher".into(),
-            user_agent: None, joined_at: now, left_at: None, stats: None,
+            room: r.id.clone(),
+            participant: p.into(),
+            name: p.into(),
+            role: "publisher".into(),
+            user_agent: None,
+            joined_at: now,
+            left_at: None,
+            stats: None,
         };
         before.record(Write::SessionJoined(Box::new(session("p-left"))));
         before.record(Write::SessionLeft { room: r.id.clone(), participant: "p-left".into(), at: now });
@@ -324,7 +339,10 @@ mod tests {
         let after = Rooms::with_store(2, store);
         assert_eq!(after.load().await.expect("load"), 1);
         let loaded = after.get(&r.id).expect("room loaded");
-        assert_eq!((loaded.name.as_str(), loaded.settings.auto_broadcast, loaded.settings.private, loaded.created_at), ("Standup", true, true, r.created_at));
+        assert_eq!(
+            (loaded.name.as_str(), loaded.settings.auto_broadcast, loaded.settings.private, loaded.created_at),
+            ("Standup", true, true, r.created_at)
+        );
         assert!(after.get(&gone.id).is_none(), "ended rooms stay ended");
         assert_eq!(after.begin_session(&r.id, "p-left"), Err(SessionError::Ended));
         assert!(after.begin_session(&r.id, "p-cut").is_ok(), "a session cut by the restart may reconnect");
@@ -341,8 +359,14 @@ mod tests {
         assert_eq!(rooms.end_if_empty(&r.id), None, "someone is in it");
         rooms.end_session(&r.id, "p-1");
         rooms.record(Write::SessionJoined(Box::new(crate::store::SessionRecord {
-            room: r.id.clone(), participant: "p-1".into(), name: "p-1".into(), role: "publisher".into(),
-            user_agent: None, joined_at: unix_now(), left_at: None, stats: None,
+            room: r.id.clone(),
+            participant: "p-1".into(),
+            name: "p-1".into(),
+            role: "publisher".into(),
+            user_agent: None,
+            joined_at: unix_now(),
+            left_at: None,
+            stats: None,
         })));
         rooms.record(Write::SessionLeft { room: r.id.clone(), participant: "p-1".into(), at: unix_now() });
         assert_eq!(rooms.end_if_empty(&r.id).map(|e| e.id), Some(r.id.clone()));

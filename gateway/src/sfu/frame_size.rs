@@ -123,8 +123,8 @@ fn parse_sps(rbsp_with_emulation: &[u8]) -> Option<(u32, u32)> {
     }
     r.ue()?; // max_num_ref_frames
     r.bits(1)?; // gaps_in_frame_num_value_allowed_flag
-    // Untrusted sizes: anything past the largest level's frame (139 264 macroblocks) is bogus,
-    // and the arithmetic below must not overflow on it.
+                // Untrusted sizes: anything past the largest level's frame (139 264 macroblocks) is bogus,
+                // and the arithmetic below must not overflow on it.
     let width_mbs = r.ue()?.checked_add(1).filter(|&n| n <= MAX_FRAME_MBS)?;
     let height_map_units = r.ue()?.checked_add(1).filter(|&n| n <= MAX_FRAME_MBS)?;
     let frame_mbs_only = r.bits(1)?;

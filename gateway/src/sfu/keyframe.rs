@@ -121,7 +121,7 @@ mod tests {
     fn h264_idr_single_stapa_and_fua() {
         assert!(starts_keyframe(Codec::H264, &[0x65, 0x88])); // IDR slice (type 5)
         assert!(!starts_keyframe(Codec::H264, &[0x41, 0x9a])); // non-IDR (type 1)
-        // STAP-A holding SPS (7) + IDR (5)
+                                                               // STAP-A holding SPS (7) + IDR (5)
         assert!(starts_keyframe(Codec::H264, &[0x78, 0x00, 0x02, 0x67, 0x42, 0x00, 0x02, 0x65, 0x88]));
         // FU-A start of an IDR: indicator type 28, header S=1 type 5
         assert!(starts_keyframe(Codec::H264, &[0x7c, 0x85, 0x88]));

@@ -82,7 +82,16 @@ impl Leg {
     /// The datagram to send for one incoming packet, or why not. `rtp_time` is what the leg
     /// sends, `in_rtp_time` what the publisher sent (they differ when simulcast rewrites).
     #[allow(clippy::too_many_arguments)]
-    pub fn packet(&mut self, in_seq: u64, starts_keyframe: bool, marker: bool, pt: u8, rtp_time: u32, in_rtp_time: u32, payload: &[u8]) -> Result<Vec<u8>, Decision> {
+    pub fn packet(
+        &mut self,
+        in_seq: u64,
+        starts_keyframe: bool,
+        marker: bool,
+        pt: u8,
+        rtp_time: u32,
+        in_rtp_time: u32,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, Decision> {
         let seq = match self.forwarder.decide(in_seq, starts_keyframe) {
             Decision::Forward(seq) => seq,
             other => return Err(other),

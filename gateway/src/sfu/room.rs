@@ -7,26 +7,24 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::{Codec, PayloadParams};
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt, Rid, Rids};
 use str0m::rtp::{RtpPacket, RtpWrite};
-use str0m::bwe::{Bitrate, BweKind};
 use str0m::{Candidate, Event, IceConnectionState, Rtc};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::quality::{QualityMeter, QualitySample};
-use super::frame_size::keyframe_size;
-use super::simulcast::{allocate, choose_layer, BudgetGate, Layer, LayerDecision, LayerFollower, TimestampRewriter};
 use super::forward::{Decision, Forwarder};
+use super::frame_size::keyframe_size;
 use super::keyframe::{can_start_at, starts_keyframe, KeyframeRequests};
 use super::leg::{layer_height_for_tile, Leg, PublisherClock};
 use super::negotiation::{ConsumerState, OfferSlot};
 use super::peer::Peer;
+use super::quality::{QualityMeter, QualitySample};
+use super::simulcast::{allocate, choose_layer, BudgetGate, Layer, LayerDecision, LayerFollower, TimestampRewriter};
 use super::stats::WorkerStats;
-use crate::signaling::messages::{
-    ErrorCode, MediaKindName, ParticipantInfo, PcRole, ProducerInfo, ServerMsg, TrackInfo,
-};
+use crate::signaling::messages::{ErrorCode, MediaKindName, ParticipantInfo, PcRole, ProducerInfo, ServerMsg, TrackInfo};
 
 pub struct Producer {
     pub id: String,
@@ -114,11 +112,7 @@ impl Participant {
     }
 
     fn producer_infos(&self) -> impl Iterator<Item = ProducerInfo> + '_ {
-        self.producers.iter().map(|p| ProducerInfo {
-            id: p.id.clone(),
-            participant_id: self.info.id.clone(),
-            kind: kind_name(p.kind),
-        })
+        self.producers.iter().map(|p| ProducerInfo { id: p.id.clone(), participant_id: self.info.id.clone(), kind: kind_name(p.kind) })
     }
 
     fn add_consumer(&mut self, producer: &ProducerInfo, kind: MediaKind) {
@@ -210,13 +204,30 @@ impl Participant {
 /// What a live room tells its broadcast (the compositor's supervisor).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LegEvent {
-    ParticipantJoined { id: String, name: String },
-    ParticipantLeft { id: String },
+    ParticipantJoined {
+        id: String,
+        name: String,
+    },
+    ParticipantLeft {
+        id: String,
+    },
     /// A producer whose codec is known: the supervisor allocates ports and attaches a leg.
-    TrackAdded { producer_id: String, participant_id: String, kind: MediaKindName, codec: &'static str, payload_type: u8, clock_rate: u32 },
-    TrackRemoved { producer_id: String },
+    TrackAdded {
+        producer_id: String,
+        participant_id: String,
+        kind: MediaKindName,
+        codec: &'static str,
+        payload_type: u8,
+        clock_rate: u32,
+    },
+    TrackRemoved {
+        producer_id: String,
+    },
     /// The participant turned its camera off or on.
-    VideoMuted { id: String, muted: bool },
+    VideoMuted {
+        id: String,
+        muted: bool,
+    },
 }
 
 pub struct Room {
@@ -242,7 +253,15 @@ pub struct Effects {
 
 impl Room {
     pub fn new(id: String) -> Self {
-        Self { id, participants: Vec::new(), broadcast: None, legs: Vec::new(), leg_tiles: HashMap::new(), outbox: Vec::new(), broadcast_state: "stopped".into() }
+        Self {
+            id,
+            participants: Vec::new(),
+            broadcast: None,
+            legs: Vec::new(),
+            leg_tiles: HashMap::new(),
+            outbox: Vec::new(),
+            broadcast_state: "stopped".into(),
+        }
     }
 
     /// Tells everyone in the room (and later joiners) the broadcast's state.
@@ -358,10 +377,7 @@ impl Room {
     }
 
     pub fn snapshot(&self) -> (Vec<ParticipantInfo>, Vec<ProducerInfo>) {
-        (
-            self.participants.iter().map(|p| p.info.clone()).collect(),
-            self.participants.iter().flat_map(|p| p.producer_infos()).collect(),
-        )
+        (self.participants.iter().map(|p| p.info.clone()).collect(), self.participants.iter().flat_map(|p| p.producer_infos()).collect())
     }
 
     pub fn join(&mut self, info: ParticipantInfo, out: UnboundedSender<ServerMsg>, subscribe: Rtc, now: Instant) {
@@ -430,7 +446,12 @@ impl Room {
         let Some(p) = self.get_mut(participant) else { return };
         let offer = match SdpOffer::from_sdp_string(sdp) {
             Ok(o) => o,
-            Err(e) => return p.send(ServerMsg::error(ErrorCode::BadSdp, format!("publish_offer: the SDP did not parse ({e}); send a complete offer from createOffer()"))),
+            Err(e) => {
+                return p.send(ServerMsg::error(
+                    ErrorCode::BadSdp,
+                    format!("publish_offer: the SDP did not parse ({e}); send a complete offer from createOffer()"),
+                ))
+            }
         };
         let fresh = p.publish.is_none();
         let peer = p.publish.get_or_insert_with(|| Peer::new(make_rtc(), now));
@@ -444,7 +465,16 @@ impl Room {
                     .iter()
                     .filter_map(|m| peer.rtc.media(Mid::from(m.as_str())))
                     .filter(|m| m.direction().is_receiving())
-                    .map(|m| (m.mid(), m.kind(), match m.rids_rx() { Rids::Specific(r) => r.clone(), _ => Vec::new() }))
+                    .map(|m| {
+                        (
+                            m.mid(),
+                            m.kind(),
+                            match m.rids_rx() {
+                                Rids::Specific(r) => r.clone(),
+                                _ => Vec::new(),
+                            },
+                        )
+                    })
                     .collect();
                 p.send(ServerMsg::PublishAnswer { sdp: answer.to_sdp_string() });
                 p.send(candidate_msg(PcRole::Publish, local, sdp));
@@ -456,7 +486,10 @@ impl Room {
                 if fresh {
                     p.publish = None;
                 }
-                p.send(ServerMsg::error(ErrorCode::BadSdp, format!("publish_offer: the offer was refused ({e}); offer sendonly Opus/VP8/H264 tracks")));
+                p.send(ServerMsg::error(
+                    ErrorCode::BadSdp,
+                    format!("publish_offer: the offer was refused ({e}); offer sendonly Opus/VP8/H264 tracks"),
+                ));
             }
         }
     }
@@ -468,7 +501,12 @@ impl Room {
         }
         let answer = match SdpAnswer::from_sdp_string(sdp) {
             Ok(a) => a,
-            Err(e) => return p.send(ServerMsg::error(ErrorCode::BadSdp, format!("subscribe_answer: the SDP did not parse ({e}); answer the latest subscribe_offer"))),
+            Err(e) => {
+                return p.send(ServerMsg::error(
+                    ErrorCode::BadSdp,
+                    format!("subscribe_answer: the SDP did not parse ({e}); answer the latest subscribe_offer"),
+                ))
+            }
         };
         let pending = p.pending_offer.take().expect("an offer in flight has its pending changes");
         p.offer_slot.answered();
@@ -482,7 +520,8 @@ impl Room {
                     s => s,
                 };
             }
-            return p.send(ServerMsg::error(ErrorCode::BadSdp, format!("subscribe_answer: the answer was refused ({e}); a new offer follows")));
+            return p
+                .send(ServerMsg::error(ErrorCode::BadSdp, format!("subscribe_answer: the answer was refused ({e}); a new offer follows")));
         }
         p.subscribe.mark_dirty();
         p.consumers.retain_mut(|c| c.state.on_answer());
@@ -524,7 +563,12 @@ impl Room {
         let Some(p) = self.get_mut(participant) else { return };
         let (out, include_sender) = match msg {
             ClientMsg::Chat { text } => (
-                ServerMsg::Chat { participant_id: participant.to_owned(), name: p.info.name.clone(), text: text.clone(), ts: crate::auth::token::unix_now() },
+                ServerMsg::Chat {
+                    participant_id: participant.to_owned(),
+                    name: p.info.name.clone(),
+                    text: text.clone(),
+                    ts: crate::auth::token::unix_now(),
+                },
                 true,
             ),
             ClientMsg::Reaction { emoji } => (ServerMsg::Reaction { participant_id: participant.to_owned(), emoji: emoji.clone() }, true),
@@ -536,7 +580,10 @@ impl Room {
                     // The broadcast shows the named placeholder while the camera is off.
                     self.tell_broadcast(LegEvent::VideoMuted { id: participant.to_owned(), muted: *video_muted });
                 }
-                (ServerMsg::MediaState { participant_id: participant.to_owned(), audio_muted: *audio_muted, video_muted: *video_muted }, false)
+                (
+                    ServerMsg::MediaState { participant_id: participant.to_owned(), audio_muted: *audio_muted, video_muted: *video_muted },
+                    false,
+                )
             }
             _ => return,
         };
@@ -578,13 +625,17 @@ impl Room {
             }
             Event::MediaAdded(m) if role == PcRole::Publish => {
                 // The publisher's send layers (str0m may file them under send or recv).
-                let rids: Vec<Rid> = m.simulcast.map(|s| if s.recv.is_empty() { s.send } else { s.recv }).unwrap_or_default().into_iter().map(|l| l.rid).collect();
+                let rids: Vec<Rid> = m
+                    .simulcast
+                    .map(|s| if s.recv.is_empty() { s.send } else { s.recv })
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|l| l.rid)
+                    .collect();
                 self.add_producer(participant, m.mid, m.kind, rids)
             }
-            Event::MediaChanged(m) if role == PcRole::Publish => {
-                if !m.direction.is_receiving() {
-                    self.remove_producer(participant, m.mid);
-                }
+            Event::MediaChanged(m) if role == PcRole::Publish && !m.direction.is_receiving() => {
+                self.remove_producer(participant, m.mid);
             }
             Event::KeyframeRequest(req) if role == PcRole::Subscribe => {
                 let producer = self.get_mut(participant).and_then(|p| {
@@ -598,7 +649,11 @@ impl Room {
                 // The publisher's SR: kept (audio SRs come only every few seconds, maybe before
                 // a leg exists), and its legs' SRs carry its clock on (lip sync downstream).
                 let Some(prod) = self.get_mut(participant).and_then(|p| p.producers.iter_mut().find(|x| x.mid == fb.mid)) else { return };
-                let clock = PublisherClock { ntp: fb.sender_info.ntp_time, rtp_time: fb.sender_info.rtp_time.numer() as u32, received_at: fb.received_at };
+                let clock = PublisherClock {
+                    ntp: fb.sender_info.ntp_time,
+                    rtp_time: fb.sender_info.rtp_time.numer() as u32,
+                    received_at: fb.received_at,
+                };
                 prod.clocks.retain(|(rid, _)| *rid != fb.rid);
                 prod.clocks.push((fb.rid, clock));
                 let producer_id = prod.id.clone();
@@ -657,9 +712,16 @@ impl Room {
                         tracing::info!(participant, ?role, "ICE reconnected; asking for keyframes");
                         recovered = match role {
                             // What it receives: the producers of its video consumers.
-                            PcRole::Subscribe => p.consumers.iter().filter(|c| c.kind == MediaKind::Video).map(|c| (c.producer_id.clone(), c.layer.current())).collect(),
+                            PcRole::Subscribe => p
+                                .consumers
+                                .iter()
+                                .filter(|c| c.kind == MediaKind::Video)
+                                .map(|c| (c.producer_id.clone(), c.layer.current()))
+                                .collect(),
                             // What it sends: its own video, for everyone receiving it.
-                            PcRole::Publish => p.producers.iter().filter(|x| x.kind == MediaKind::Video).map(|x| (x.id.clone(), None)).collect(),
+                            PcRole::Publish => {
+                                p.producers.iter().filter(|x| x.kind == MediaKind::Video).map(|x| (x.id.clone(), None)).collect()
+                            }
                         };
                     }
                 }
@@ -686,7 +748,18 @@ impl Room {
         // the compositor's input and leg be ready for the publisher's very first keyframe
         // (a browser sends one unasked only then), instead of being built after it went by.
         let params = p.publish.as_ref().and_then(|peer| negotiated_params(&peer.rtc, mid));
-        p.producers.push(Producer { id: id.clone(), mid, kind, params, keyframes: Default::default(), nacks: 0, layers, clocks: Vec::new(), meter: Layer::new("all".into()), newest_seq: [None; MAX_STREAMS] });
+        p.producers.push(Producer {
+            id: id.clone(),
+            mid,
+            kind,
+            params,
+            keyframes: Default::default(),
+            nacks: 0,
+            layers,
+            clocks: Vec::new(),
+            meter: Layer::new("all".into()),
+            newest_seq: [None; MAX_STREAMS],
+        });
         let info = ProducerInfo { id, participant_id: participant.to_owned(), kind: kind_name(kind) };
         let announce = p.producers.last().and_then(|x| track_added(participant, x));
         tracing::info!(room = %self.id, participant, producer = %info.id, ?kind, "producer added");
@@ -915,7 +988,15 @@ impl Room {
                 timestamp = leg.timestamps.rewrite(pkt.header.timestamp, now);
             }
             let was_started = leg.started();
-            match leg.packet(*pkt.seq_no, keyframe, pkt.header.marker, *pkt.header.payload_type, timestamp, pkt.header.timestamp, &pkt.payload) {
+            match leg.packet(
+                *pkt.seq_no,
+                keyframe,
+                pkt.header.marker,
+                *pkt.header.payload_type,
+                timestamp,
+                pkt.header.timestamp,
+                &pkt.payload,
+            ) {
                 Ok(datagram) => {
                     if !was_started {
                         tracing::debug!(room = %room_id, producer = %producer_id, ?layer, "compositor leg starts at a keyframe");

@@ -58,10 +58,8 @@ pub fn choose_layer(layers: &[Layer], max_height: u32, now: Instant) -> Option<u
     }
     // Called per packet for compositor legs: no allocation, layers are few (≤ 3).
     let active = |i: &usize| layers[*i].active(now);
-    let fitting = (0..layers.len())
-        .filter(active)
-        .filter(|&i| layers[i].height.is_some_and(|h| h <= max_height))
-        .max_by_key(|&i| layers[i].height);
+    let fitting =
+        (0..layers.len()).filter(active).filter(|&i| layers[i].height.is_some_and(|h| h <= max_height)).max_by_key(|&i| layers[i].height);
     if fitting.is_some() {
         return fitting;
     }
@@ -223,7 +221,13 @@ mod tests {
         heights
             .iter()
             .enumerate()
-            .map(|(i, h)| Layer { rid: ["q", "h", "f"][i].into(), height: *h, last_packet: Some(now), bitrate_bps: [150_000, 500_000, 1_500_000][i], window: None })
+            .map(|(i, h)| Layer {
+                rid: ["q", "h", "f"][i].into(),
+                height: *h,
+                last_packet: Some(now),
+                bitrate_bps: [150_000, 500_000, 1_500_000][i],
+                window: None,
+            })
             .collect()
     }
 

@@ -29,24 +29,64 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(500);
 const SLOW_COMMAND: Duration = Duration::from_millis(20);
 
 pub enum Command {
-    Join { room: String, info: ParticipantInfo, out: UnboundedSender<ServerMsg> },
-    Signal { room: String, participant: String, msg: ClientMsg },
+    Join {
+        room: String,
+        info: ParticipantInfo,
+        out: UnboundedSender<ServerMsg>,
+    },
+    Signal {
+        room: String,
+        participant: String,
+        msg: ClientMsg,
+    },
     /// `done` is answered once the participant is gone and its last quality sample is queued,
     /// so the session's "left" record (which summarizes the samples) comes after it.
-    Leave { room: String, participant: String, done: Option<oneshot::Sender<()>> },
+    Leave {
+        room: String,
+        participant: String,
+        done: Option<oneshot::Sender<()>>,
+    },
     /// The host (or the API key) removes a participant: it is told why, then dropped.
     /// `reply` says whether the participant was in the room.
-    Remove { room: String, participant: String, reason: String, reply: oneshot::Sender<bool> },
-    Snapshot { room: String, reply: oneshot::Sender<RoomSnapshot> },
+    Remove {
+        room: String,
+        participant: String,
+        reason: String,
+        reply: oneshot::Sender<bool>,
+    },
+    Snapshot {
+        room: String,
+        reply: oneshot::Sender<RoomSnapshot>,
+    },
     /// Start (or restart) sending the room's tracks to a broadcast; events say what to attach.
-    StartBroadcast { room: String, events: UnboundedSender<LegEvent> },
-    StopBroadcast { room: String },
-    BroadcastState { room: String, state: String },
-    AttachLeg { room: String, producer_id: String, rtp_to: SocketAddr, rtcp_to: SocketAddr },
+    StartBroadcast {
+        room: String,
+        events: UnboundedSender<LegEvent>,
+    },
+    StopBroadcast {
+        room: String,
+    },
+    BroadcastState {
+        room: String,
+        state: String,
+    },
+    AttachLeg {
+        room: String,
+        producer_id: String,
+        rtp_to: SocketAddr,
+        rtcp_to: SocketAddr,
+    },
     /// The compositor cannot decode this producer's leg and asks for a keyframe.
-    LegNeedsKeyframe { room: String, producer_id: String },
+    LegNeedsKeyframe {
+        room: String,
+        producer_id: String,
+    },
     /// The compositor draws this producer's video in a tile this many pixels high.
-    LegTile { room: String, producer_id: String, height: u32 },
+    LegTile {
+        room: String,
+        producer_id: String,
+        height: u32,
+    },
     /// Fault injection: the worker thread panics (tests of worker recovery).
     Panic,
     /// Shutdown: the thread ends (see `WorkerHandle::stop`).
@@ -54,7 +94,14 @@ pub enum Command {
     /// Fault injection: drop a participant's UDP (both connections) until `until`, as if its
     /// network broke while signaling stays up. `reply`: whether it was found.
     /// `loss_per_mille` 1000 is a blackhole; less drops that share of the datagrams (NACK/RTX).
-    NetFault { room: String, participant: String, until: Instant, loss_per_mille: u16, only: Option<Way>, reply: oneshot::Sender<bool> },
+    NetFault {
+        room: String,
+        participant: String,
+        until: Instant,
+        loss_per_mille: u16,
+        only: Option<Way>,
+        reply: oneshot::Sender<bool>,
+    },
 }
 
 impl Command {
@@ -133,7 +180,11 @@ impl WorkerHandle {
                 slot.tx = tx;
                 slot.alive = alive;
                 slot.generation += 1;
-                tracing::warn!(worker = self.index, generation = slot.generation, "SFU worker replaced after it died; its participants are rejoining");
+                tracing::warn!(
+                    worker = self.index,
+                    generation = slot.generation,
+                    "SFU worker replaced after it died; its participants are rejoining"
+                );
                 true
             }
             Err(e) => {
@@ -181,7 +232,11 @@ pub fn spawn(index: usize, config: WorkerConfig) -> anyhow::Result<WorkerHandle>
     })
 }
 
-fn start_thread(index: usize, config: WorkerConfig, stats: Arc<WorkerStats>) -> anyhow::Result<(SocketAddr, Sender<Command>, Arc<AtomicBool>)> {
+fn start_thread(
+    index: usize,
+    config: WorkerConfig,
+    stats: Arc<WorkerStats>,
+) -> anyhow::Result<(SocketAddr, Sender<Command>, Arc<AtomicBool>)> {
     let socket = UdpSocket::bind(config.bind)
         .map_err(|e| anyhow::anyhow!("SFU worker {index}: cannot bind UDP {}: {e}; pick another --udp-port", config.bind))?;
     let local = socket.local_addr()?;
@@ -293,7 +348,12 @@ impl Worker {
                         self.handle_command(cmd);
                         let took = started.elapsed();
                         if took >= SLOW_COMMAND {
-                            tracing::warn!(worker = self.index, command = kind, took_ms = took.as_millis() as u64, "SFU worker command was slow: no media was forwarded meanwhile");
+                            tracing::warn!(
+                                worker = self.index,
+                                command = kind,
+                                took_ms = took.as_millis() as u64,
+                                "SFU worker command was slow: no media was forwarded meanwhile"
+                            );
                         }
                     }
                     Err(TryRecvError::Empty) => break,
@@ -350,16 +410,24 @@ impl Worker {
                 match msg {
                     ClientMsg::PublishOffer { sdp } => {
                         let candidate = self.candidate.clone();
-                        r.publish_offer(&participant, &sdp, || {
-                            let mut rtc = rtc_config().build(now);
-                            rtc.add_local_candidate(candidate);
-                            rtc
-                        }, &self.candidate, now)
+                        r.publish_offer(
+                            &participant,
+                            &sdp,
+                            || {
+                                let mut rtc = rtc_config().build(now);
+                                rtc.add_local_candidate(candidate);
+                                rtc
+                            },
+                            &self.candidate,
+                            now,
+                        )
                     }
                     ClientMsg::SubscribeAnswer { sdp } => r.subscribe_answer(&participant, &sdp, now),
                     ClientMsg::Candidate { pc, candidate, .. } => r.add_remote_candidate(&participant, pc, &candidate),
                     ClientMsg::Chat { .. } | ClientMsg::Reaction { .. } | ClientMsg::MediaState { .. } => r.relay(&participant, &msg),
-                    ClientMsg::LayerPreference { producer_id, max_height } => r.set_layer_preference(&participant, &producer_id, max_height),
+                    ClientMsg::LayerPreference { producer_id, max_height } => {
+                        r.set_layer_preference(&participant, &producer_id, max_height)
+                    }
                     ClientMsg::IceRestart => r.restart_subscribe_ice(&participant),
                     // Answered by the signaling session itself.
                     ClientMsg::RefreshToken | ClientMsg::RemoveParticipant { .. } => {}
@@ -525,7 +593,7 @@ impl Worker {
     fn refresh_gauges(&mut self) {
         // The loss and RTT gauges are the worst seen in a 5 s window (stats arrive once a second).
         self.housekeeping_turns += 1;
-        if self.housekeeping_turns % 10 == 0 {
+        if self.housekeeping_turns.is_multiple_of(10) {
             WorkerStats::set(&self.stats.ingress_loss_ppm, 0);
             WorkerStats::set(&self.stats.rtt_max_us, 0);
         }
@@ -598,5 +666,12 @@ impl Worker {
 /// A room's quality sample as the store keeps it (wall-clock milliseconds).
 fn stats_sample(room: &str, participant: &str, s: QualitySample) -> StatsSample {
     let at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    StatsSample { room: room.to_owned(), participant: participant.to_owned(), at_ms, bitrate_bps: s.bitrate_bps, loss: s.loss, rtt_ms: s.rtt_ms }
+    StatsSample {
+        room: room.to_owned(),
+        participant: participant.to_owned(),
+        at_ms,
+        bitrate_bps: s.bitrate_bps,
+        loss: s.loss,
+        rtt_ms: s.rtt_ms,
+    }
 }

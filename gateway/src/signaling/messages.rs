@@ -19,8 +19,12 @@ pub enum PcRole {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMsg {
-    PublishOffer { sdp: String },
-    SubscribeAnswer { sdp: String },
+    PublishOffer {
+        sdp: String,
+    },
+    SubscribeAnswer {
+        sdp: String,
+    },
     Candidate {
         pc: PcRole,
         candidate: String,
@@ -29,9 +33,13 @@ pub enum ClientMsg {
     },
     Leave,
     /// A chat message to everyone in the room.
-    Chat { text: String },
+    Chat {
+        text: String,
+    },
     /// An emoji reaction shown briefly to everyone.
-    Reaction { emoji: String },
+    Reaction {
+        emoji: String,
+    },
     /// The sender's microphone/camera mute state, shown on its tile by the others.
     MediaState {
         audio_muted: bool,
@@ -40,10 +48,15 @@ pub enum ClientMsg {
     /// Ask for a fresh token (same room, participant and role) before this one expires.
     RefreshToken,
     /// Host only: remove another participant from the room.
-    RemoveParticipant { participant_id: String },
+    RemoveParticipant {
+        participant_id: String,
+    },
     /// How tall the sender shows a remote video: the SFU sends the tallest simulcast layer that
     /// fits (at least the lowest); 0 pauses that video.
-    LayerPreference { producer_id: String, max_height: u32 },
+    LayerPreference {
+        producer_id: String,
+        max_height: u32,
+    },
     /// The subscribe connection's media broke while signaling works: the server sends a new
     /// `subscribe_offer` with fresh ICE credentials. (The publish side restarts by offering.)
     IceRestart,
@@ -73,11 +86,12 @@ impl ClientMsg {
     /// Checks the limits serde cannot express.
     fn validate(self) -> Result<Self, ServerMsg> {
         match &self {
-            ClientMsg::Chat { text } if text.trim().is_empty() || text.chars().count() > MAX_CHAT_CHARS => Err(ServerMsg::error(
-                ErrorCode::Malformed,
-                format!("chat: the text must have 1 to {MAX_CHAT_CHARS} characters"),
-            )),
-            ClientMsg::Reaction { emoji } if emoji.is_empty() || emoji.chars().count() > MAX_EMOJI_CHARS || emoji.chars().any(char::is_control) => {
+            ClientMsg::Chat { text } if text.trim().is_empty() || text.chars().count() > MAX_CHAT_CHARS => {
+                Err(ServerMsg::error(ErrorCode::Malformed, format!("chat: the text must have 1 to {MAX_CHAT_CHARS} characters")))
+            }
+            ClientMsg::Reaction { emoji }
+                if emoji.is_empty() || emoji.chars().count() > MAX_EMOJI_CHARS || emoji.chars().any(char::is_control) =>
+            {
                 Err(ServerMsg::error(ErrorCode::Malformed, format!("reaction: send one emoji (at most {MAX_EMOJI_CHARS} characters)")))
             }
             _ => Ok(self),
@@ -136,20 +150,46 @@ pub enum ServerMsg {
         broadcast: String,
     },
     /// The room's broadcast changed state.
-    BroadcastState { state: String },
-    Chat { participant_id: String, name: String, text: String, ts: u64 },
-    Reaction { participant_id: String, emoji: String },
-    MediaState { participant_id: String, audio_muted: bool, video_muted: bool },
+    BroadcastState {
+        state: String,
+    },
+    Chat {
+        participant_id: String,
+        name: String,
+        text: String,
+        ts: u64,
+    },
+    Reaction {
+        participant_id: String,
+        emoji: String,
+    },
+    MediaState {
+        participant_id: String,
+        audio_muted: bool,
+        video_muted: bool,
+    },
     /// The media server for this room restarted: close both PeerConnections; a new `welcome`
     /// follows on this socket, then publish again as after the first one.
-    Reconnect { reason: String },
+    Reconnect {
+        reason: String,
+    },
     /// You were removed from the room by its host; the server closes the socket next and the
     /// join token is used up.
-    Removed { reason: String },
+    Removed {
+        reason: String,
+    },
     /// A fresh token (answer to `refresh_token`).
-    Token { token: String, expires_in: u64 },
-    PublishAnswer { sdp: String },
-    SubscribeOffer { sdp: String, tracks: Vec<TrackInfo> },
+    Token {
+        token: String,
+        expires_in: u64,
+    },
+    PublishAnswer {
+        sdp: String,
+    },
+    SubscribeOffer {
+        sdp: String,
+        tracks: Vec<TrackInfo>,
+    },
     /// The server's candidate: `sdp_mid` is the first m-line's mid of that connection's SDP
     /// (one candidate serves the whole bundle), `sdp_mline_index` is 0.
     Candidate {
@@ -159,11 +199,24 @@ pub enum ServerMsg {
         #[serde(default)]
         sdp_mline_index: u32,
     },
-    ParticipantJoined { participant: ParticipantInfo },
-    ParticipantLeft { participant_id: String },
-    ProducerAdded { producer: ProducerInfo },
-    ProducerRemoved { producer_id: String, participant_id: String },
-    Error { code: ErrorCode, message: String, fatal: bool },
+    ParticipantJoined {
+        participant: ParticipantInfo,
+    },
+    ParticipantLeft {
+        participant_id: String,
+    },
+    ProducerAdded {
+        producer: ProducerInfo,
+    },
+    ProducerRemoved {
+        producer_id: String,
+        participant_id: String,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+        fatal: bool,
+    },
 }
 
 impl ServerMsg {
@@ -196,23 +249,29 @@ pub enum ErrorCode {
     Internal,
 }
 
-const KNOWN_TYPES: &[&str] = &["publish_offer", "subscribe_answer", "candidate", "leave", "chat", "reaction", "media_state", "refresh_token", "remove_participant", "layer_preference", "ice_restart"];
+const KNOWN_TYPES: &[&str] = &[
+    "publish_offer",
+    "subscribe_answer",
+    "candidate",
+    "leave",
+    "chat",
+    "reaction",
+    "media_state",
+    "refresh_token",
+    "remove_participant",
+    "layer_preference",
+    "ice_restart",
+];
 
 /// Parses one text frame. The error is the `error` message to send back.
 pub fn parse_client_msg(text: &str) -> Result<ClientMsg, ServerMsg> {
     if text.len() > MAX_MESSAGE_BYTES {
-        return Err(ServerMsg::error(
-            ErrorCode::TooLarge,
-            format!("message is {} bytes; the limit is {MAX_MESSAGE_BYTES}", text.len()),
-        ));
+        return Err(ServerMsg::error(ErrorCode::TooLarge, format!("message is {} bytes; the limit is {MAX_MESSAGE_BYTES}", text.len())));
     }
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| ServerMsg::error(ErrorCode::Malformed, format!("not valid JSON: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| ServerMsg::error(ErrorCode::Malformed, format!("not valid JSON: {e}")))?;
     let Some(kind) = value.get("type").and_then(|t| t.as_str()) else {
-        return Err(ServerMsg::error(
-            ErrorCode::Malformed,
-            "every message needs a string field `type` (see docs/protocol.md)",
-        ));
+        return Err(ServerMsg::error(ErrorCode::Malformed, "every message needs a string field `type` (see docs/protocol.md)"));
     };
     if !KNOWN_TYPES.contains(&kind) {
         return Err(ServerMsg::error(
@@ -263,12 +322,10 @@ mod tests {
 
     #[test]
     fn parses_documented_examples() {
+        assert_eq!(parse_client_msg(r#"{"type":"publish_offer","sdp":"v=0"}"#).unwrap(), ClientMsg::PublishOffer { sdp: "v=0".into() });
         assert_eq!(
-            parse_client_msg(r#"{"type":"publish_offer","sdp":"v=0"}"#).unwrap(),
-            ClientMsg::PublishOffer { sdp: "v=0".into() }
-        );
-        assert_eq!(
-            parse_client_msg(r#"{"type":"candidate","pc":"publish","candidate":"candidate:1 1 udp 1 127.0.0.1 5 typ host","sdp_mid":"0"}"#).unwrap(),
+            parse_client_msg(r#"{"type":"candidate","pc":"publish","candidate":"candidate:1 1 udp 1 127.0.0.1 5 typ host","sdp_mid":"0"}"#)
+                .unwrap(),
             ClientMsg::Candidate {
                 pc: PcRole::Publish,
                 candidate: "candidate:1 1 udp 1 127.0.0.1 5 typ host".into(),
@@ -316,7 +373,12 @@ mod tests {
         assert_eq!(json, serde_json::json!({"type": "participant_left", "participant_id": "p-1"}));
         let json = serde_json::to_value(ServerMsg::error(ErrorCode::BadSdp, "x")).unwrap();
         assert_eq!(json, serde_json::json!({"type": "error", "code": "bad_sdp", "message": "x", "fatal": false}));
-        let candidate = ServerMsg::Candidate { pc: PcRole::Subscribe, candidate: "candidate:1 1 udp 1 127.0.0.1 5 typ host".into(), sdp_mid: Some("0".into()), sdp_mline_index: 0 };
+        let candidate = ServerMsg::Candidate {
+            pc: PcRole::Subscribe,
+            candidate: "candidate:1 1 udp 1 127.0.0.1 5 typ host".into(),
+            sdp_mid: Some("0".into()),
+            sdp_mline_index: 0,
+        };
         let json = serde_json::to_value(candidate).unwrap();
         assert_eq!((json["sdp_mid"].as_str(), json["sdp_mline_index"].as_u64()), (Some("0"), Some(0)), "{json}");
     }
@@ -336,7 +398,10 @@ mod tests {
             m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n";
         assert_eq!(first_mid(chrome).as_deref(), Some("0"));
         // Firefox-style mids, \n line ends, a session-level a=mid is not an m-line's.
-        assert_eq!(first_mid("v=0\na=mid:nope\nm=video 9 UDP/TLS/RTP/SAVPF 96\na=mid:{abc}\nm=audio 9 x\na=mid:x\n").as_deref(), Some("{abc}"));
+        assert_eq!(
+            first_mid("v=0\na=mid:nope\nm=video 9 UDP/TLS/RTP/SAVPF 96\na=mid:{abc}\nm=audio 9 x\na=mid:x\n").as_deref(),
+            Some("{abc}")
+        );
         assert_eq!(first_mid("v=0\r\nm=audio 9 x\r\na=sendonly\r\nm=video 9 x\r\na=mid:1\r\n"), None, "the first m-line has no mid");
         assert_eq!(first_mid("v=0\r\ns=-\r\n"), None, "no m-lines");
         assert_eq!(first_mid("v=0\r\nm=audio 9 x\r\na=mid:\r\n"), None, "an empty mid");

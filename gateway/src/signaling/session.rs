@@ -84,15 +84,13 @@ pub async fn upgrade(
     // Counted from here, not from the upgrade: shutdown waits for upgrades in flight too (a
     // failed upgrade drops the closure, and the count with it).
     let open = app.ops.session_opened();
-    ws.max_message_size(MAX_FRAME_BYTES)
-        .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| async move {
-            let _open = open;
-            app.rooms.record(Write::SessionJoined(Box::new(session_record(&claims, user_agent))));
-            run(socket, claims.clone(), worker, app.clone()).await;
-            app.rooms.end_session(&claims.room, &claims.sub);
-            app.rooms.record(Write::SessionLeft { room: claims.room.clone(), participant: claims.sub.clone(), at: unix_now() });
-        })
+    ws.max_message_size(MAX_FRAME_BYTES).max_frame_size(MAX_FRAME_BYTES).on_upgrade(move |socket| async move {
+        let _open = open;
+        app.rooms.record(Write::SessionJoined(Box::new(session_record(&claims, user_agent))));
+        run(socket, claims.clone(), worker, app.clone()).await;
+        app.rooms.end_session(&claims.room, &claims.sub);
+        app.rooms.record(Write::SessionLeft { room: claims.room.clone(), participant: claims.sub.clone(), at: unix_now() });
+    })
 }
 
 async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: AppState) {
@@ -231,7 +229,8 @@ async fn remove_by_host(worker: &WorkerHandle, claims: &Claims, target: &str) ->
 /// (and its token is used up) when it gets `removed`.
 pub async fn remove_participant(worker: &WorkerHandle, room: &str, participant: &str, reason: &str) -> bool {
     let (reply, rx) = tokio::sync::oneshot::channel();
-    worker.send(Command::Remove { room: room.to_owned(), participant: participant.to_owned(), reason: reason.to_owned(), reply }) && rx.await.unwrap_or(false)
+    worker.send(Command::Remove { room: room.to_owned(), participant: participant.to_owned(), reason: reason.to_owned(), reply })
+        && rx.await.unwrap_or(false)
 }
 
 /// Rooms created with `auto_broadcast` go live when someone first publishes.

@@ -10,7 +10,10 @@ use mongodb::bson::{self, doc, Bson, Document};
 use mongodb::options::{ClientOptions, IndexOptions, ReturnDocument};
 use mongodb::{Client, Collection, Database, IndexModel};
 
-use super::{redact, summarize, to_i64, to_u64, BroadcastEnd, BroadcastRecord, Result, RoomRecord, RoomSettings, Sample, SessionRecord, StatsSample, StatsSummary, Store, StoreError};
+use super::{
+    redact, summarize, to_i64, to_u64, BroadcastEnd, BroadcastRecord, Result, RoomRecord, RoomSettings, Sample, SessionRecord, StatsSample,
+    StatsSummary, Store, StoreError,
+};
 
 const DEFAULT_DATABASE: &str = "roomcast";
 /// How long start-up waits for the server when the URI does not say (`serverSelectionTimeoutMS`).
@@ -45,14 +48,16 @@ impl MongoStore {
     }
 
     async fn samples_of(&self, participant: &str) -> Result<Vec<Sample>> {
-        let docs: Vec<Document> = self.samples.find(doc! { "participant": participant }).sort(doc! { "at_ms": 1 }).await?.try_collect().await?;
+        let docs: Vec<Document> =
+            self.samples.find(doc! { "participant": participant }).sort(doc! { "at_ms": 1 }).await?.try_collect().await?;
         docs.iter().map(sample_from_doc).collect()
     }
 }
 
 /// Idempotent: creating an index that exists with the same keys and options is a no-op.
 async fn create_indexes(db: &Database) -> mongodb::error::Result<()> {
-    let index = |keys: Document, unique: bool| IndexModel::builder().keys(keys).options(IndexOptions::builder().unique(unique).build()).build();
+    let index =
+        |keys: Document, unique: bool| IndexModel::builder().keys(keys).options(IndexOptions::builder().unique(unique).build()).build();
     db.collection::<Document>("rooms").create_index(index(doc! { "ended_at": 1, "created_at": 1 }, false)).await?;
     let sessions = db.collection::<Document>("sessions");
     sessions.create_index(index(doc! { "room": 1, "participant": 1 }, true)).await?;
@@ -131,11 +136,19 @@ fn room_doc(r: &RoomRecord) -> Result<Document> {
 
 fn room_from_doc(d: &Document) -> Result<RoomRecord> {
     let settings = match d.get("settings") {
-        Some(Bson::Document(s)) => bson::from_document::<RoomSettings>(s.clone()).map_err(|e| StoreError::Malformed(format!("room settings: {e}")))?,
+        Some(Bson::Document(s)) => {
+            bson::from_document::<RoomSettings>(s.clone()).map_err(|e| StoreError::Malformed(format!("room settings: {e}")))?
+        }
         None | Some(Bson::Null) => RoomSettings::default(),
         other => return Err(malformed("settings", other)),
     };
-    Ok(RoomRecord { id: get_string(d, "_id")?, name: get_string(d, "name")?, settings, created_at: get_u64(d, "created_at")?, ended_at: get_opt_u64(d, "ended_at")? })
+    Ok(RoomRecord {
+        id: get_string(d, "_id")?,
+        name: get_string(d, "name")?,
+        settings,
+        created_at: get_u64(d, "created_at")?,
+        ended_at: get_opt_u64(d, "ended_at")?,
+    })
 }
 
 fn summary_bson(s: Option<&StatsSummary>) -> Result<Bson> {
@@ -175,7 +188,12 @@ fn sample_doc(s: &StatsSample) -> Document {
 }
 
 fn sample_from_doc(d: &Document) -> Result<Sample> {
-    Ok(Sample { at_ms: get_u64(d, "at_ms")?, bitrate_bps: get_u64(d, "bitrate_bps")?, loss: get_f64(d, "loss")?, rtt_ms: get_f64(d, "rtt_ms")? })
+    Ok(Sample {
+        at_ms: get_u64(d, "at_ms")?,
+        bitrate_bps: get_u64(d, "bitrate_bps")?,
+        loss: get_f64(d, "loss")?,
+        rtt_ms: get_f64(d, "rtt_ms")?,
+    })
 }
 
 fn broadcast_from_doc(d: &Document) -> Result<BroadcastRecord> {
@@ -209,7 +227,8 @@ impl Store for MongoStore {
     }
 
     async fn open_rooms(&self) -> Result<Vec<RoomRecord>> {
-        let docs: Vec<Document> = self.rooms.find(doc! { "ended_at": Bson::Null }).sort(doc! { "created_at": 1, "_id": 1 }).await?.try_collect().await?;
+        let docs: Vec<Document> =
+            self.rooms.find(doc! { "ended_at": Bson::Null }).sort(doc! { "created_at": 1, "_id": 1 }).await?.try_collect().await?;
         docs.iter().map(room_from_doc).collect()
     }
 
@@ -226,7 +245,8 @@ impl Store for MongoStore {
     }
 
     async fn sessions(&self, room: &str) -> Result<Vec<SessionRecord>> {
-        let docs: Vec<Document> = self.sessions.find(doc! { "room": room }).sort(doc! { "joined_at": 1, "participant": 1 }).await?.try_collect().await?;
+        let docs: Vec<Document> =
+            self.sessions.find(doc! { "room": room }).sort(doc! { "joined_at": 1, "participant": 1 }).await?.try_collect().await?;
         docs.iter().map(session_from_doc).collect()
     }
 
@@ -257,7 +277,8 @@ impl Store for MongoStore {
     }
 
     async fn broadcasts(&self, room: &str) -> Result<Vec<BroadcastRecord>> {
-        let docs: Vec<Document> = self.broadcasts.find(doc! { "room": room }).sort(doc! { "started_at": 1, "_id": 1 }).await?.try_collect().await?;
+        let docs: Vec<Document> =
+            self.broadcasts.find(doc! { "room": room }).sort(doc! { "started_at": 1, "_id": 1 }).await?.try_collect().await?;
         docs.iter().map(broadcast_from_doc).collect()
     }
 

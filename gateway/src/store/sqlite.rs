@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{summarize, BroadcastEnd, BroadcastRecord, Result, RoomRecord, RoomSettings, Sample, SessionRecord, StatsSample, StatsSummary, Store, StoreError};
+use super::{
+    summarize, BroadcastEnd, BroadcastRecord, Result, RoomRecord, RoomSettings, Sample, SessionRecord, StatsSample, StatsSummary, Store,
+    StoreError,
+};
 
 /// Bumped when the schema changes; `PRAGMA user_version` holds it.
 const SCHEMA_VERSION: i64 = 2;
@@ -151,12 +154,20 @@ fn session_from_row(row: &Row) -> rusqlite::Result<SessionRecord> {
 }
 
 fn broadcast_from_row(row: &Row) -> rusqlite::Result<BroadcastRecord> {
-    Ok(BroadcastRecord { room: row.get(0)?, started_at: row.get(1)?, stopped_at: row.get(2)?, restarts: row.get(3)?, viewers_peak: row.get(4)? })
+    Ok(BroadcastRecord {
+        room: row.get(0)?,
+        started_at: row.get(1)?,
+        stopped_at: row.get(2)?,
+        restarts: row.get(3)?,
+        viewers_peak: row.get(4)?,
+    })
 }
 
 fn samples_of(conn: &Connection, participant: &str) -> rusqlite::Result<Vec<Sample>> {
-    let mut stmt = conn.prepare_cached("SELECT at_ms, bitrate_bps, loss, rtt_ms FROM stats_samples WHERE participant = ?1 ORDER BY at_ms")?;
-    let rows = stmt.query_map([participant], |r| Ok(Sample { at_ms: r.get(0)?, bitrate_bps: r.get(1)?, loss: r.get(2)?, rtt_ms: r.get(3)? }))?;
+    let mut stmt =
+        conn.prepare_cached("SELECT at_ms, bitrate_bps, loss, rtt_ms FROM stats_samples WHERE participant = ?1 ORDER BY at_ms")?;
+    let rows =
+        stmt.query_map([participant], |r| Ok(Sample { at_ms: r.get(0)?, bitrate_bps: r.get(1)?, loss: r.get(2)?, rtt_ms: r.get(3)? }))?;
     rows.collect()
 }
 
@@ -222,7 +233,10 @@ impl Store for SqliteStore {
         self.call(move |c| {
             let tx = c.transaction()?;
             let stats = summarize(&samples_of(&tx, &participant)?).as_ref().map(to_json).transpose()?;
-            tx.execute("UPDATE sessions SET left_at = ?3, stats = ?4 WHERE room = ?1 AND participant = ?2", params![room, participant, at, stats])?;
+            tx.execute(
+                "UPDATE sessions SET left_at = ?3, stats = ?4 WHERE room = ?1 AND participant = ?2",
+                params![room, participant, at, stats],
+            )?;
             tx.commit()
         })
         .await
@@ -243,7 +257,9 @@ impl Store for SqliteStore {
         self.call(move |c| {
             let tx = c.transaction()?;
             {
-                let mut stmt = tx.prepare_cached("INSERT INTO stats_samples (room, participant, at_ms, bitrate_bps, loss, rtt_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO stats_samples (room, participant, at_ms, bitrate_bps, loss, rtt_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
                 for s in &samples {
                     stmt.execute(params![s.room, s.participant, s.at_ms, s.bitrate_bps, s.loss, s.rtt_ms])?;
                 }
@@ -284,7 +300,9 @@ impl Store for SqliteStore {
     async fn broadcasts(&self, room: &str) -> Result<Vec<BroadcastRecord>> {
         let room = room.to_owned();
         self.call(move |c| {
-            let mut stmt = c.prepare("SELECT room, started_at, stopped_at, restarts, viewers_peak FROM broadcasts WHERE room = ?1 ORDER BY started_at, id")?;
+            let mut stmt = c.prepare(
+                "SELECT room, started_at, stopped_at, restarts, viewers_peak FROM broadcasts WHERE room = ?1 ORDER BY started_at, id",
+            )?;
             let rows = stmt.query_map([room], broadcast_from_row)?;
             rows.collect()
         })
@@ -300,7 +318,10 @@ impl Store for SqliteStore {
             if max_uses.is_some_and(|max| taken >= max) {
                 return Ok(None);
             }
-            tx.execute("INSERT OR IGNORE INTO invite_seats (invite, participant, at) VALUES (?1, ?2, ?3)", params![invite, participant, at])?;
+            tx.execute(
+                "INSERT OR IGNORE INTO invite_seats (invite, participant, at) VALUES (?1, ?2, ?3)",
+                params![invite, participant, at],
+            )?;
             let taken = seats_of(&tx, &invite)?;
             tx.commit()?;
             Ok(Some(taken))
@@ -311,8 +332,11 @@ impl Store for SqliteStore {
     async fn invite_rejoin(&self, invite: &str, previous: &str, participant: &str, at: u64) -> Result<bool> {
         let (invite, previous, participant) = (invite.to_owned(), previous.to_owned(), participant.to_owned());
         self.call(move |c| {
-            c.execute("UPDATE invite_seats SET participant = ?3, at = ?4 WHERE invite = ?1 AND participant = ?2", params![invite, previous, participant, at])
-                .map(|changed| changed == 1)
+            c.execute(
+                "UPDATE invite_seats SET participant = ?3, at = ?4 WHERE invite = ?1 AND participant = ?2",
+                params![invite, previous, participant, at],
+            )
+            .map(|changed| changed == 1)
         })
         .await
     }

@@ -16,12 +16,25 @@ pub const QUEUE_CAPACITY: usize = 4096;
 #[derive(Debug, Clone)]
 pub enum Write {
     SessionJoined(Box<SessionRecord>),
-    SessionLeft { room: String, participant: String, at: u64 },
+    SessionLeft {
+        room: String,
+        participant: String,
+        at: u64,
+    },
     Stats(Vec<StatsSample>),
-    BroadcastStarted { room: String, at: u64 },
-    BroadcastStopped { room: String, end: BroadcastEnd },
+    BroadcastStarted {
+        room: String,
+        at: u64,
+    },
+    BroadcastStopped {
+        room: String,
+        end: BroadcastEnd,
+    },
     /// The room ended (nobody in it for a while): its record gets `ended_at`.
-    RoomEnded { room: String, at: u64 },
+    RoomEnded {
+        room: String,
+        at: u64,
+    },
 }
 
 enum Job {

@@ -46,7 +46,13 @@ pub struct Controls {
 
 pub async fn client_with(base: String, room: String, publisher: bool, counters: Arc<Counters>, controls: Controls) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
-    let join: Value = http.post(format!("{base}/api/rooms/{room}/join")).json(&json!({"name": if publisher { "pub" } else { "sub" }})).send().await?.json().await?;
+    let join: Value = http
+        .post(format!("{base}/api/rooms/{room}/join"))
+        .json(&json!({"name": if publisher { "pub" } else { "sub" }}))
+        .send()
+        .await?
+        .json()
+        .await?;
     let ws_url = join["ws_url"].as_str().ok_or_else(|| anyhow::anyhow!("join refused: {join}"))?;
     let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await?;
     let socket = UdpSocket::bind("127.0.0.1:0").await?;
@@ -119,7 +125,7 @@ pub async fn client_with(base: String, room: String, publisher: bool, counters: 
                 next_frame += Duration::from_micros(1_000_000 / FPS);
                 let pt = rtc.codec_config().find(|p| p.spec().codec == Codec::Vp8).map(|p| p.pt()).expect("VP8");
                 let rtp_time = (start.elapsed().as_micros() as u64 * 90 / 1000) as u32;
-                let key = frame % (2 * FPS) == 0;
+                let key = frame.is_multiple_of(2 * FPS);
                 if let Some(tx) = rtc.direct_api().stream_tx_by_mid(mid.unwrap(), None) {
                     for i in 0..PACKETS_PER_FRAME {
                         let mut payload = vec![0u8; PAYLOAD_BYTES];

@@ -270,7 +270,11 @@ fn raise_nofile(n: u64) {
     let ok = set(&format!("{n}:{n}")) || set(&format!("{hard}:"));
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
     let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap_or("").to_owned();
-    eprintln!("open-file limit{}: {}", if ok { "" } else { " (prlimit failed)" }, line.split_whitespace().skip(3).take(2).collect::<Vec<_>>().join(" / "));
+    eprintln!(
+        "open-file limit{}: {}",
+        if ok { "" } else { " (prlimit failed)" },
+        line.split_whitespace().skip(3).take(2).collect::<Vec<_>>().join(" / ")
+    );
 }
 
 fn open_file_limit() -> u64 {
@@ -525,7 +529,11 @@ fn machine_jiffies() -> (u64, u64) {
 /// % of the whole machine (all cores) busy between two readings.
 fn machine_busy(a: (u64, u64), b: (u64, u64)) -> f64 {
     let total = b.1.saturating_sub(a.1);
-    if total == 0 { 0.0 } else { 100.0 * b.0.saturating_sub(a.0) as f64 / total as f64 }
+    if total == 0 {
+        0.0
+    } else {
+        100.0 * b.0.saturating_sub(a.0) as f64 / total as f64
+    }
 }
 
 /// Child processes of `pid` (e.g. the compositor of the gateway, nginx's workers).
@@ -618,7 +626,10 @@ async fn live_run(gw: SocketAddr, gw_pid: u32, room: &str, n: usize, seconds: u6
         for p in ps {
             let got = results.iter().filter(|r| r.parts.iter().any(|(q, _)| *q == p)).count();
             let mon = monitor.lock().unwrap().first_seen.get(&p).map(|t| t.saturating_duration_since(window_start));
-            eprintln!("part {p}: {got}/{n} viewers; monitor at {mon:?}, earliest {:?}", earliest[&p].saturating_duration_since(window_start));
+            eprintln!(
+                "part {p}: {got}/{n} viewers; monitor at {mon:?}, earliest {:?}",
+                earliest[&p].saturating_duration_since(window_start)
+            );
         }
     }
     let expected = published.len() * n;
@@ -678,7 +689,8 @@ async fn throughput_run(
     let mut tasks = vec![];
     for i in 0..n {
         let (mut stop, room) = (stop_rx.clone(), room.to_owned());
-        let (requests, bytes, errors, recent, measuring) = (requests.clone(), bytes.clone(), errors.clone(), recent.clone(), measuring.clone());
+        let (requests, bytes, errors, recent, measuring) =
+            (requests.clone(), bytes.clone(), errors.clone(), recent.clone(), measuring.clone());
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::new(addr, source_ip(i + 7));
             let mut lat: Vec<u32> = vec![];
@@ -907,7 +919,13 @@ async fn bench_main() -> Result<()> {
         p
     });
 
-    let mut report = Report { load_average_1m_start: load_start, load_average_1m_end: None, open_file_limit: open_file_limit(), live: vec![], throughput: vec![] };
+    let mut report = Report {
+        load_average_1m_start: load_start,
+        load_average_1m_end: None,
+        open_file_limit: open_file_limit(),
+        live: vec![],
+        throughput: vec![],
+    };
     for &n in &args.viewers {
         eprintln!("--- {n} viewers: live LL-HLS ({} s)", args.seconds);
         let live = live_run(addr, gw_pid, &room, n, args.seconds, &monitor).await?;
@@ -961,10 +979,17 @@ async fn bench_main() -> Result<()> {
             t.mbytes_per_s,
             t.server_cpu_percent,
             t.server_cpu_percent * 1e4 / t.requests_per_s.max(1.0),
-            t.server_rss_max_mb, t.client_cpu_percent, t.machine_busy_percent, d, t.errors
+            t.server_rss_max_mb,
+            t.client_cpu_percent,
+            t.machine_busy_percent,
+            d,
+            t.errors
         );
     }
-    println!("load average (1 min): {:?} at start, {:?} at the end; open-file limit {}", report.load_average_1m_start, report.load_average_1m_end, report.open_file_limit);
+    println!(
+        "load average (1 min): {:?} at start, {:?} at the end; open-file limit {}",
+        report.load_average_1m_start, report.load_average_1m_end, report.open_file_limit
+    );
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
         println!("wrote {}", path.display());

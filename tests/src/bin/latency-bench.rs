@@ -161,13 +161,14 @@ async fn main() -> Result<()> {
     let room = signaling::create_room(&http, &base, "latency-bench").await?;
 
     // The flipper joins first: the top-left tile. The others only fill the grid.
-    let mut people = vec![
-        SyntheticParticipant::join_with(&base, &room, JoinOptions::new("flip", FIRST, 440.0).decode(false)).await?,
-    ];
+    let mut people = vec![SyntheticParticipant::join_with(&base, &room, JoinOptions::new("flip", FIRST, 440.0).decode(false)).await?];
     let fillers = [Colour::WHITE, Colour::new(128, 128, 128), Colour::new(200, 120, 40)];
     for i in 1..args.participants {
         let c = fillers[(i - 1) % fillers.len()];
-        people.push(SyntheticParticipant::join_with(&base, &room, JoinOptions::new(format!("p{i}"), c, 500.0 + 60.0 * i as f32).decode(false)).await?);
+        people.push(
+            SyntheticParticipant::join_with(&base, &room, JoinOptions::new(format!("p{i}"), c, 500.0 + 60.0 * i as f32).decode(false))
+                .await?,
+        );
     }
     let r = http.post(format!("{base}/api/rooms/{room}/broadcast")).send().await?;
     ensure!(r.status().as_u16() == 202, "POST broadcast: {} {}", r.status(), r.text().await.unwrap_or_default());
@@ -241,7 +242,11 @@ async fn main() -> Result<()> {
     loop {
         let rust_ok = frames.lock().unwrap().iter().rev().take(5).any(|f| f.colour.is_some_and(|c| c.is_close_to(FIRST, TOLERANCE)));
         let browser_ok = !args.browser
-            || browser_events.lock().unwrap().iter().any(|e| e.event == "colour" && e.rgb.is_some_and(|c| Colour::new(c[0], c[1], c[2]).is_close_to(FIRST, TOLERANCE)));
+            || browser_events
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|e| e.event == "colour" && e.rgb.is_some_and(|c| Colour::new(c[0], c[1], c[2]).is_close_to(FIRST, TOLERANCE)));
         if rust_ok && browser_ok {
             break;
         }
@@ -319,7 +324,15 @@ async fn main() -> Result<()> {
     println!("\nflip  colour   sent→part   sent→decoded   sent→screen   part");
     for (i, r) in report.results.iter().enumerate() {
         let f = |v: Option<f64>| v.map(|v| format!("{v:>7.0} ms")).unwrap_or_else(|| "      -   ".into());
-        println!("{:>4}  {}  {}  {}     {}    {}", i + 1, r.colour, f(r.part_ms), f(r.decoded_ms), f(r.screen_ms), r.part.clone().unwrap_or_default());
+        println!(
+            "{:>4}  {}  {}  {}     {}    {}",
+            i + 1,
+            r.colour,
+            f(r.part_ms),
+            f(r.decoded_ms),
+            f(r.screen_ms),
+            r.part.clone().unwrap_or_default()
+        );
     }
     println!();
     let line = |what: &str, s: &Option<Summary>| match s {
@@ -330,11 +343,19 @@ async fn main() -> Result<()> {
     line("flip sent → frame decoded (Rust)", &report.decoded);
     line("flip sent → on screen (Chromium, hls.js)", &report.screen);
     if let Some(l) = report.hlsjs_latency_s_median {
-        println!("hls.js latency (its own estimate, median): {l:.2} s; target {:?} s; playback rate {:?}", report.hlsjs_target_latency_s, stats_browser.last().and_then(|e| e.rate));
+        println!(
+            "hls.js latency (its own estimate, median): {l:.2} s; target {:?} s; playback rate {:?}",
+            report.hlsjs_target_latency_s,
+            stats_browser.last().and_then(|e| e.rate)
+        );
     }
     let rates: Vec<f64> = stats_browser.iter().filter_map(|e| e.rate).collect();
     if !rates.is_empty() {
-        println!("hls.js playback rate: min {:.2} max {:.2}", rates.iter().copied().fold(f64::INFINITY, f64::min), rates.iter().copied().fold(0.0, f64::max));
+        println!(
+            "hls.js playback rate: min {:.2} max {:.2}",
+            rates.iter().copied().fold(f64::INFINITY, f64::min),
+            rates.iter().copied().fold(0.0, f64::max)
+        );
     }
     println!("load average (1 min): {:?}", report.load_average_1m);
     if let Some(path) = &args.json {

@@ -153,16 +153,9 @@ impl TileDecoder {
                 gst::BusSyncReply::Drop
             });
         }
-        let src = pipeline
-            .by_name("src")
-            .context("appsrc")?
-            .downcast::<gst_app::AppSrc>()
-            .map_err(|_| anyhow!("src is not an appsrc"))?;
-        let sink = pipeline
-            .by_name("sink")
-            .context("appsink")?
-            .downcast::<gst_app::AppSink>()
-            .map_err(|_| anyhow!("sink is not an appsink"))?;
+        let src = pipeline.by_name("src").context("appsrc")?.downcast::<gst_app::AppSrc>().map_err(|_| anyhow!("src is not an appsrc"))?;
+        let sink =
+            pipeline.by_name("sink").context("appsink")?.downcast::<gst_app::AppSink>().map_err(|_| anyhow!("sink is not an appsink"))?;
         let attribution = Arc::new(Mutex::new(Attribution::default()));
         let attr = attribution.clone();
         let on_frame = self.on_frame.clone();
@@ -239,7 +232,5 @@ impl TileDecoder {
 }
 
 fn push(src: &gst_app::AppSrc, data: &[u8]) -> Result<()> {
-    src.push_buffer(gst::Buffer::from_slice(data.to_vec()))
-        .map(|_| ())
-        .map_err(|e| anyhow!("decoder refused data: {e:?}"))
+    src.push_buffer(gst::Buffer::from_slice(data.to_vec())).map(|_| ()).map_err(|e| anyhow!("decoder refused data: {e:?}"))
 }

@@ -17,7 +17,11 @@ use super::playlist::{self, LivePlaylist, PartEntry, PartId};
 pub enum HlsEvent {
     /// An init segment: a decoder starts (again) with it. Parts that follow start independent.
     /// Also sent again (same bytes) at a discontinuity: timestamps jump, start afresh.
-    Init { uri: String, data: Vec<u8>, received_at: Instant },
+    Init {
+        uri: String,
+        data: Vec<u8>,
+        received_at: Instant,
+    },
     Part(FetchedPart),
 }
 
@@ -216,7 +220,8 @@ impl Follower {
             if let (Some(h), false) = (pl.preload_hint.clone(), need_independent) {
                 let next_segment = PartId { msn: want.msn + 1, index: 0 };
                 if (h.part == want || (h.part == next_segment && want.index > 0)) && map.is_some() {
-                    let entry = PartEntry { msn: h.part.msn, index: h.part.index, uri: h.uri, duration: 0.0, independent: h.part.index == 0 };
+                    let entry =
+                        PartEntry { msn: h.part.msn, index: h.part.index, uri: h.uri, duration: 0.0, independent: h.part.index == 0 };
                     if let Some(f) = self.fetch_part(&entry, true).await? {
                         want = PartId { msn: h.part.msn, index: h.part.index + 1 };
                         if tx.send(HlsEvent::Part(f)).is_err() {

@@ -109,7 +109,11 @@ impl Hls {
         let _ = tokio::fs::remove_file(&path).await;
         ensure!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
         let size = (DW * DH * 3) as usize;
-        ensure!(!out.stdout.is_empty() && out.stdout.len() % size == 0, "decoded {} bytes, not whole {DW}x{DH} RGB frames ({streams})", out.stdout.len());
+        ensure!(
+            !out.stdout.is_empty() && out.stdout.len() % size == 0,
+            "decoded {} bytes, not whole {DW}x{DH} RGB frames ({streams})",
+            out.stdout.len()
+        );
         let frames = out.stdout.chunks(size).map(|c| Frame { rgb: c.to_vec() }).collect();
         Ok(Segment { frames, streams })
     }

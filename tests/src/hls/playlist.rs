@@ -211,10 +211,8 @@ pub fn parse(text: &str) -> Result<LivePlaylist> {
             let a = attributes(v);
             if attr(&a, "TYPE") == Some("PART") {
                 let uri = attr(&a, "URI").context("EXT-X-PRELOAD-HINT without URI")?.to_owned();
-                pl.preload_hint = Some(PreloadHint {
-                    part: PartId::from_uri(&uri).unwrap_or(PartId { msn: cur, index: parts.len() as u32 }),
-                    uri,
-                });
+                pl.preload_hint =
+                    Some(PreloadHint { part: PartId::from_uri(&uri).unwrap_or(PartId { msn: cur, index: parts.len() as u32 }), uri });
             }
         } else if line == "#EXT-X-ENDLIST" {
             pl.ended = true;

@@ -50,13 +50,7 @@ impl std::fmt::Display for Colour {
 /// Mean colour of a packed image with `bytes_per_pixel` >= 3 whose first three bytes per pixel
 /// are R, G, B (RGB, RGBx, RGBA). `stride` is the length of one row in bytes.
 /// `None` if the buffer is too short for the stated geometry or the image is empty.
-pub fn mean_colour(
-    data: &[u8],
-    width: usize,
-    height: usize,
-    stride: usize,
-    bytes_per_pixel: usize,
-) -> Option<Colour> {
+pub fn mean_colour(data: &[u8], width: usize, height: usize, stride: usize, bytes_per_pixel: usize) -> Option<Colour> {
     if width == 0 || height == 0 || bytes_per_pixel < 3 || stride < width * bytes_per_pixel {
         return None;
     }
@@ -160,9 +154,7 @@ mod tests {
     use super::*;
 
     fn sine(freq: f32, amp: f32, rate: u32, n: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| amp * (2.0 * std::f32::consts::PI * freq * i as f32 / rate as f32).sin())
-            .collect()
+        (0..n).map(|i| amp * (2.0 * std::f32::consts::PI * freq * i as f32 / rate as f32).sin()).collect()
     }
 
     #[test]

@@ -30,9 +30,7 @@ const MIN_TONE_DBFS: f32 = -50.0;
 /// Initializes GStreamer once per process.
 pub fn init() -> Result<()> {
     static INIT: OnceLock<Result<(), String>> = OnceLock::new();
-    INIT.get_or_init(|| gst::init().map_err(|e| e.to_string()))
-        .clone()
-        .map_err(|e| anyhow!("gstreamer init failed: {e}"))
+    INIT.get_or_init(|| gst::init().map_err(|e| e.to_string())).clone().map_err(|e| anyhow!("gstreamer init failed: {e}"))
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -41,11 +39,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn launch(description: &str) -> Result<gst::Pipeline> {
     init()?;
-    let element = gst::parse::launch(description)
-        .with_context(|| format!("gst-launch syntax: {description}"))?;
-    let pipeline = element
-        .downcast::<gst::Pipeline>()
-        .map_err(|_| anyhow!("not a pipeline: {description}"))?;
+    let element = gst::parse::launch(description).with_context(|| format!("gst-launch syntax: {description}"))?;
+    let pipeline = element.downcast::<gst::Pipeline>().map_err(|_| anyhow!("not a pipeline: {description}"))?;
     // Nobody pops the bus: log what matters and drop every message so none pile up.
     if let Some(bus) = pipeline.bus() {
         let name = description.split_whitespace().next().unwrap_or("pipeline").to_owned();
@@ -74,10 +69,7 @@ fn by_name<T: IsA<gst::Element>>(pipeline: &gst::Pipeline, name: &str) -> Result
 }
 
 fn play(pipeline: &gst::Pipeline) -> Result<()> {
-    pipeline
-        .set_state(gst::State::Playing)
-        .map(|_| ())
-        .map_err(|e| anyhow!("pipeline would not start: {e}"))
+    pipeline.set_state(gst::State::Playing).map(|_| ()).map_err(|e| anyhow!("pipeline would not start: {e}"))
 }
 
 /// A pipeline that is stopped (set to NULL) when dropped.
@@ -287,7 +279,12 @@ impl Encoder {
     }
 
     /// [`Encoder::video_with`] with an explicit keyframe policy.
-    pub fn video_keyframes(codec: VideoCodec, colour: Colour, keyframes: KeyframePolicy, on_frame: impl FnMut(EncodedFrame) + Send + 'static) -> Result<Self> {
+    pub fn video_keyframes(
+        codec: VideoCodec,
+        colour: Colour,
+        keyframes: KeyframePolicy,
+        on_frame: impl FnMut(EncodedFrame) + Send + 'static,
+    ) -> Result<Self> {
         Self::start(&video_encoder_description_for(codec, colour, keyframes), Kind::Video, on_frame)
     }
 
@@ -296,11 +293,7 @@ impl Encoder {
         Self::start(&audio_encoder_description(tone_hz), Kind::Audio, on_frame)
     }
 
-    fn start(
-        description: &str,
-        kind: Kind,
-        mut on_frame: impl FnMut(EncodedFrame) + Send + 'static,
-    ) -> Result<Self> {
+    fn start(description: &str, kind: Kind, mut on_frame: impl FnMut(EncodedFrame) + Send + 'static) -> Result<Self> {
         let pipeline = launch(description)?;
         let sink: gst_app::AppSink = by_name(&pipeline, "sink")?;
         let flips = Arc::new(Mutex::new(FlipState::default()));
@@ -365,9 +358,8 @@ impl Encoder {
                         let pts = buffer.pts();
                         // A frame at or after the first new-colour frame completes the flip
                         // (the encoder may skip none here, but never count a later one early).
-                        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut st.pending)
-                            .into_iter()
-                            .partition(|p| p.pts.is_some() && pts.is_some() && pts >= p.pts);
+                        let (ready, waiting): (Vec<_>, Vec<_>) =
+                            std::mem::take(&mut st.pending).into_iter().partition(|p| p.pts.is_some() && pts.is_some() && pts >= p.pts);
                         st.pending = waiting;
                         for p in ready {
                             st.done.push(FlipRecord {
@@ -703,11 +695,7 @@ impl Decoder {
                     let Ok(map) = buffer.map_readable() else {
                         return Err(gst::FlowError::Error);
                     };
-                    window.extend(
-                        map.as_slice()
-                            .chunks_exact(4)
-                            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-                    );
+                    window.extend(map.as_slice().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
                     if window.len() > AUDIO_WINDOW {
                         window.drain(..window.len() - AUDIO_WINDOW);
                     }
@@ -726,10 +714,7 @@ impl Decoder {
     /// Hands one encoded frame to the decoder (never blocks).
     pub fn push(&mut self, frame: &[u8]) -> Result<()> {
         self.pushed += 1;
-        self.src
-            .push_buffer(gst::Buffer::from_slice(frame.to_vec()))
-            .map(|_| ())
-            .map_err(|e| anyhow!("decoder refused a frame: {e:?}"))
+        self.src.push_buffer(gst::Buffer::from_slice(frame.to_vec())).map(|_| ()).map_err(|e| anyhow!("decoder refused a frame: {e:?}"))
     }
 
     pub fn frames_pushed(&self) -> u64 {

@@ -309,11 +309,7 @@ pub struct TrackView {
 
 /// Per remote participant: the media of its current tracks (for each kind, the active track
 /// subscribed most recently; a participant with no active track keeps its last figures).
-pub fn summarize(
-    views: &[TrackView],
-    names: &BTreeMap<String, String>,
-    left: &BTreeSet<String>,
-) -> BTreeMap<String, RemoteMedia> {
+pub fn summarize(views: &[TrackView], names: &BTreeMap<String, String>, left: &BTreeSet<String>) -> BTreeMap<String, RemoteMedia> {
     let mut out: BTreeMap<String, RemoteMedia> = BTreeMap::new();
     let mut ids: BTreeSet<&String> = names.keys().collect();
     ids.extend(views.iter().map(|v| &v.record.info.participant_id));
@@ -510,9 +506,8 @@ impl SyntheticParticipant {
         let subscribe_candidate = peers.subscribe.as_ref().map(|p| p.local_candidate.clone());
         *lock(&shared.peers) = peers;
 
-        let (ws, _) = tokio_tungstenite::connect_async(ws_url.as_str())
-            .await
-            .with_context(|| format!("opening the signaling socket {ws_url}"))?;
+        let (ws, _) =
+            tokio_tungstenite::connect_async(ws_url.as_str()).await.with_context(|| format!("opening the signaling socket {ws_url}"))?;
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (welcome_tx, welcome_rx) = oneshot::channel();
         let task = tokio::spawn(run_signaling(
@@ -609,9 +604,7 @@ impl SyntheticParticipant {
     /// per channel), on a video track subscribed after `subscribed_after`: the decoder's own
     /// timestamp, however late the caller looks.
     pub fn first_video_in(&self, participant_id: &str, colour: Colour, tolerance: u8, subscribed_after: Instant) -> Option<Instant> {
-        self.first_event(participant_id, Kind::Video, subscribed_after, |d| {
-            d.first_video_frame_where(|c| c.is_close_to(colour, tolerance))
-        })
+        self.first_event(participant_id, Kind::Video, subscribed_after, |d| d.first_video_frame_where(|c| c.is_close_to(colour, tolerance)))
     }
 
     /// When `participant_id`'s audio first sounded `tone_hz` (within `tolerance_hz`), on an
@@ -711,7 +704,8 @@ impl SyntheticParticipant {
         self.wait_until(
             |s| {
                 others.iter().all(|(id, colour, tone)| {
-                    s.remote(id).is_some_and(|r| r.video_frames >= 5 && r.shows(*colour, COLOUR_TOLERANCE) && r.sounds(*tone, TONE_TOLERANCE_HZ))
+                    s.remote(id)
+                        .is_some_and(|r| r.video_frames >= 5 && r.shows(*colour, COLOUR_TOLERANCE) && r.sounds(*tone, TONE_TOLERANCE_HZ))
                 })
             },
             timeout,
@@ -723,11 +717,7 @@ impl SyntheticParticipant {
 
     /// Polls the snapshot every 20 ms until `cond` holds; on timeout the error shows the last
     /// snapshot.
-    pub async fn wait_until(
-        &self,
-        mut cond: impl FnMut(&Snapshot) -> bool,
-        timeout: Duration,
-    ) -> Result<Snapshot> {
+    pub async fn wait_until(&self, mut cond: impl FnMut(&Snapshot) -> bool, timeout: Duration) -> Result<Snapshot> {
         let end = Instant::now() + timeout;
         loop {
             let s = self.snapshot();
@@ -967,12 +957,7 @@ async fn handle_server_message(ctx: &mut SignalingCtx, msg: &ServerMessage) -> V
                 }
             }
             ServerMessage::Reconnect { reason } => {
-                sig.reconnects.push(ReconnectRecord {
-                    at: now,
-                    reason: reason.clone(),
-                    welcome_at: None,
-                    publish_offer_at: None,
-                });
+                sig.reconnects.push(ReconnectRecord { at: now, reason: reason.clone(), welcome_at: None, publish_offer_at: None });
             }
             ServerMessage::PublishAnswer { .. } | ServerMessage::SubscribeOffer { .. } | ServerMessage::Candidate { .. }
                 if ctx.awaiting_welcome =>
@@ -1052,12 +1037,7 @@ mod tests {
 
     fn record(mid: &str, pid: &str, kind: Kind, at: Instant, removed: bool) -> TrackRecord {
         TrackRecord {
-            info: TrackInfo {
-                mid: mid.into(),
-                producer_id: format!("{pid}:{mid}"),
-                participant_id: pid.into(),
-                kind,
-            },
+            info: TrackInfo { mid: mid.into(), producer_id: format!("{pid}:{mid}"), participant_id: pid.into(), kind },
             subscribed_at: at,
             removed_at: removed.then_some(at),
             frames_received: 10,
@@ -1092,12 +1072,8 @@ mod tests {
     fn summary_prefers_active_and_recent_tracks() {
         let t0 = Instant::now();
         let t1 = t0 + Duration::from_secs(1);
-        let video = |frames, colour| Some(VideoStats {
-            frames,
-            first_frame_at: Some(t1),
-            last_frame_at: Some(t1),
-            mean_colour: Some(colour),
-        });
+        let video =
+            |frames, colour| Some(VideoStats { frames, first_frame_at: Some(t1), last_frame_at: Some(t1), mean_colour: Some(colour) });
         let views = vec![
             TrackView { record: record("0", "p-a", Kind::Video, t0, true), video: video(5, Colour::BLUE), audio: None },
             TrackView { record: record("1", "p-a", Kind::Video, t1, false), video: video(7, Colour::RED), audio: None },

@@ -142,9 +142,7 @@ pub(crate) fn rtc_config(video: &[VideoCodec]) -> RtcConfig {
     for codec in video {
         match codec {
             VideoCodec::Vp8 => config = config.enable_vp8(true),
-            VideoCodec::H264 => {
-                config.codec_config().add_h264(H264_PT.into(), Some(H264_RTX_PT.into()), true, H264_PROFILE_LEVEL_ID)
-            }
+            VideoCodec::H264 => config.codec_config().add_h264(H264_PT.into(), Some(H264_RTX_PT.into()), true, H264_PROFILE_LEVEL_ID),
         }
     }
     config
@@ -322,13 +320,7 @@ async fn drain_output<H: PeerHandler>(
     }
 }
 
-fn handle_command<H: PeerHandler>(
-    role: Pc,
-    rtc: &mut Rtc,
-    handler: &mut H,
-    pending: &mut Option<SdpPendingOffer>,
-    cmd: PeerCommand,
-) {
+fn handle_command<H: PeerHandler>(role: Pc, rtc: &mut Rtc, handler: &mut H, pending: &mut Option<SdpPendingOffer>, cmd: PeerCommand) {
     match cmd {
         PeerCommand::CreateOffer { reply } => {
             let result = handler.create_offer(rtc).map(|(offer, p)| {
@@ -605,14 +597,7 @@ pub(crate) struct SubscribeHandler {
 
 impl SubscribeHandler {
     pub(crate) fn new(request_keyframes: bool, decode: bool, records: Arc<Mutex<Vec<TrackRecord>>>) -> Self {
-        SubscribeHandler {
-            request_keyframes,
-            decode,
-            tracks: vec![],
-            receivers: HashMap::new(),
-            records,
-            unknown_frames: 0,
-        }
+        SubscribeHandler { request_keyframes, decode, tracks: vec![], receivers: HashMap::new(), records, unknown_frames: 0 }
     }
 }
 

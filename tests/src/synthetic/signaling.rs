@@ -193,10 +193,7 @@ pub fn resolve_ws_url(base_url: &str, ws_url: &str, token: &str) -> Result<Strin
         };
         // Keep only scheme://host:port of the base.
         let scheme_end = ws_base.find("://").map(|i| i + 3).unwrap_or(0);
-        let host_end = ws_base[scheme_end..]
-            .find('/')
-            .map(|i| i + scheme_end)
-            .unwrap_or(ws_base.len());
+        let host_end = ws_base[scheme_end..].find('/').map(|i| i + scheme_end).unwrap_or(ws_base.len());
         format!("{}{}", &ws_base[..host_end], ws_url)
     } else {
         bail!("ws_url {ws_url:?} is neither absolute nor a path");
@@ -221,19 +218,9 @@ fn encode_query_value(v: &str) -> String {
 }
 
 /// `POST {base}/api/rooms/{room_id}/join` with `{"name": name}`.
-pub async fn join_room(
-    http: &reqwest::Client,
-    base_url: &str,
-    room_id: &str,
-    name: &str,
-) -> Result<JoinResponse> {
+pub async fn join_room(http: &reqwest::Client, base_url: &str, room_id: &str, name: &str) -> Result<JoinResponse> {
     let url = format!("{}/api/rooms/{}/join", base_url.trim_end_matches('/'), room_id);
-    let resp = http
-        .post(&url)
-        .json(&serde_json::json!({ "name": name }))
-        .send()
-        .await
-        .with_context(|| format!("POST {url}"))?;
+    let resp = http.post(&url).json(&serde_json::json!({ "name": name })).send().await.with_context(|| format!("POST {url}"))?;
     let status = resp.status();
     let body = resp.text().await.with_context(|| format!("POST {url}: reading the body"))?;
     if !status.is_success() {
@@ -249,19 +236,13 @@ pub async fn create_room(http: &reqwest::Client, base_url: &str, name: &str) -> 
         id: String,
     }
     let url = format!("{}/api/rooms", base_url.trim_end_matches('/'));
-    let resp = http
-        .post(&url)
-        .json(&serde_json::json!({ "name": name }))
-        .send()
-        .await
-        .with_context(|| format!("POST {url}"))?;
+    let resp = http.post(&url).json(&serde_json::json!({ "name": name })).send().await.with_context(|| format!("POST {url}"))?;
     let status = resp.status();
     let body = resp.text().await.with_context(|| format!("POST {url}: reading the body"))?;
     if !status.is_success() {
         bail!("POST {url}: {status}: {body}");
     }
-    let created: Created =
-        serde_json::from_str(&body).with_context(|| format!("POST {url}: unexpected body {body}"))?;
+    let created: Created = serde_json::from_str(&body).with_context(|| format!("POST {url}: unexpected body {body}"))?;
     Ok(created.id)
 }
 
@@ -286,11 +267,7 @@ mod tests {
                 room_id: "r-3f2a".into(),
                 participant_id: "p-81c0".into(),
                 participants: vec![ParticipantInfo { id: "p-11aa".into(), name: "Ada".into() }],
-                producers: vec![ProducerInfo {
-                    id: "p-11aa:0".into(),
-                    participant_id: "p-11aa".into(),
-                    kind: Kind::Video
-                }],
+                producers: vec![ProducerInfo { id: "p-11aa:0".into(), participant_id: "p-11aa".into(), kind: Kind::Video }],
                 broadcast: None,
             }
         );
@@ -343,38 +320,31 @@ mod tests {
         );
         assert_eq!(
             parse_server_message(r#"{"type": "participant_joined", "participant": {"id": "p-22bb", "name": "Grace"}}"#).unwrap(),
-            ServerMessage::ParticipantJoined {
-                participant: ParticipantInfo { id: "p-22bb".into(), name: "Grace".into() }
-            }
+            ServerMessage::ParticipantJoined { participant: ParticipantInfo { id: "p-22bb".into(), name: "Grace".into() } }
         );
         assert_eq!(
             parse_server_message(r#"{"type": "participant_left", "participant_id": "p-22bb"}"#).unwrap(),
             ServerMessage::ParticipantLeft { participant_id: "p-22bb".into() }
         );
         assert_eq!(
-            parse_server_message(r#"{"type": "producer_added", "producer": {"id": "p-22bb:1", "participant_id": "p-22bb", "kind": "audio"}}"#).unwrap(),
+            parse_server_message(
+                r#"{"type": "producer_added", "producer": {"id": "p-22bb:1", "participant_id": "p-22bb", "kind": "audio"}}"#
+            )
+            .unwrap(),
             ServerMessage::ProducerAdded {
-                producer: ProducerInfo {
-                    id: "p-22bb:1".into(),
-                    participant_id: "p-22bb".into(),
-                    kind: Kind::Audio
-                }
+                producer: ProducerInfo { id: "p-22bb:1".into(), participant_id: "p-22bb".into(), kind: Kind::Audio }
             }
         );
         assert_eq!(
             parse_server_message(r#"{"type": "producer_removed", "producer_id": "p-22bb:1", "participant_id": "p-22bb"}"#).unwrap(),
-            ServerMessage::ProducerRemoved {
-                producer_id: "p-22bb:1".into(),
-                participant_id: "p-22bb".into()
-            }
+            ServerMessage::ProducerRemoved { producer_id: "p-22bb:1".into(), participant_id: "p-22bb".into() }
         );
         assert_eq!(
-            parse_server_message(r#"{"type": "error", "code": "bad_sdp", "message": "publish_offer: SDP did not parse: ...", "fatal": false}"#).unwrap(),
-            ServerMessage::Error {
-                code: "bad_sdp".into(),
-                message: "publish_offer: SDP did not parse: ...".into(),
-                fatal: false
-            }
+            parse_server_message(
+                r#"{"type": "error", "code": "bad_sdp", "message": "publish_offer: SDP did not parse: ...", "fatal": false}"#
+            )
+            .unwrap(),
+            ServerMessage::Error { code: "bad_sdp".into(), message: "publish_offer: SDP did not parse: ...".into(), fatal: false }
         );
     }
 
@@ -382,14 +352,8 @@ mod tests {
     #[test]
     fn serializes_documented_client_examples() {
         let cases = [
-            (
-                ClientMessage::PublishOffer { sdp: "v=0\r\n...".into() },
-                json!({"type": "publish_offer", "sdp": "v=0\r\n..."}),
-            ),
-            (
-                ClientMessage::SubscribeAnswer { sdp: "v=0\r\n...".into() },
-                json!({"type": "subscribe_answer", "sdp": "v=0\r\n..."}),
-            ),
+            (ClientMessage::PublishOffer { sdp: "v=0\r\n...".into() }, json!({"type": "publish_offer", "sdp": "v=0\r\n..."})),
+            (ClientMessage::SubscribeAnswer { sdp: "v=0\r\n...".into() }, json!({"type": "subscribe_answer", "sdp": "v=0\r\n..."})),
             (
                 ClientMessage::Candidate {
                     pc: Pc::Publish,
@@ -425,22 +389,10 @@ mod tests {
     #[test]
     fn ws_url_resolution() {
         let base = "http://127.0.0.1:8080";
-        assert_eq!(
-            resolve_ws_url(base, "/ws?token=abc", "abc").unwrap(),
-            "ws://127.0.0.1:8080/ws?token=abc"
-        );
-        assert_eq!(
-            resolve_ws_url("http://127.0.0.1:8080/prefix/", "/ws", "a b").unwrap(),
-            "ws://127.0.0.1:8080/ws?token=a%20b"
-        );
-        assert_eq!(
-            resolve_ws_url(base, "ws://gw.test:9/ws?x=1", "t").unwrap(),
-            "ws://gw.test:9/ws?x=1&token=t"
-        );
-        assert_eq!(
-            resolve_ws_url(base, "https://h/ws?token=t", "t").unwrap(),
-            "wss://h/ws?token=t"
-        );
+        assert_eq!(resolve_ws_url(base, "/ws?token=abc", "abc").unwrap(), "ws://127.0.0.1:8080/ws?token=abc");
+        assert_eq!(resolve_ws_url("http://127.0.0.1:8080/prefix/", "/ws", "a b").unwrap(), "ws://127.0.0.1:8080/ws?token=a%20b");
+        assert_eq!(resolve_ws_url(base, "ws://gw.test:9/ws?x=1", "t").unwrap(), "ws://gw.test:9/ws?x=1&token=t");
+        assert_eq!(resolve_ws_url(base, "https://h/ws?token=t", "t").unwrap(), "wss://h/ws?token=t");
         assert!(resolve_ws_url("ftp://x", "/ws", "t").is_err());
         assert!(resolve_ws_url(base, "ws", "t").is_err());
     }

@@ -82,11 +82,7 @@ pub fn parse_mlines(sdp: &str) -> Vec<Mline> {
 
 /// Mids of the media m-lines (audio/video) on which nothing flows.
 pub fn inactive_mids(sdp: &str) -> Vec<String> {
-    parse_mlines(sdp)
-        .into_iter()
-        .filter(|m| m.media != "application" && m.is_inactive())
-        .filter_map(|m| m.mid)
-        .collect()
+    parse_mlines(sdp).into_iter().filter(|m| m.media != "application" && m.is_inactive()).filter_map(|m| m.mid).collect()
 }
 
 /// The payload types an SDP maps (`a=rtpmap:PT codec/rate`), with their encoding names.
@@ -260,12 +256,7 @@ mod tests {
     use crate::synthetic::signaling::Kind;
 
     fn t(mid: &str, producer: &str, kind: Kind) -> TrackInfo {
-        TrackInfo {
-            mid: mid.into(),
-            producer_id: producer.into(),
-            participant_id: producer.split(':').next().unwrap_or("").into(),
-            kind,
-        }
+        TrackInfo { mid: mid.into(), producer_id: producer.into(), participant_id: producer.split(':').next().unwrap_or("").into(), kind }
     }
 
     #[test]
