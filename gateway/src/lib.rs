@@ -4,7 +4,9 @@
 pub mod api;
 pub mod auth;
 pub mod broadcast;
+pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod limits;
 pub mod metrics;
 pub mod rooms;

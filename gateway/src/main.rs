@@ -2,7 +2,8 @@
 //! `ops` lists, restarts and drains a running gateway's pipelines over its ops API.
 
 use clap::{Parser, Subcommand};
-use roomcast::auth::token::{Role, TokenKeys};
+use roomcast::auth::role::Role;
+use roomcast::auth::token::TokenKeys;
 use roomcast::Config;
 
 #[derive(Parser)]

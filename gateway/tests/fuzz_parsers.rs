@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use roomcast::auth::token::{Role, TokenKeys};
+use roomcast::auth::role::Role;
+use roomcast::auth::token::TokenKeys;
 use roomcast::signaling::messages::{parse_client_msg, ClientMsg, ServerMsg};
 
 static SIGNALING_INPUTS: AtomicU64 = AtomicU64::new(0);

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use roomcast::auth::invite::{Invite, InviteKeys};
-use roomcast::auth::token::{unix_now, Role};
+use roomcast::auth::role::Role;
+use roomcast::clock::unix_now;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 

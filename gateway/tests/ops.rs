@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use roomcast::auth::token::{Role, TokenKeys};
+use roomcast::auth::role::Role;
+
+use roomcast::auth::token::TokenKeys;
 use serde_json::{json, Value};
 
 const SECRET: &str = "ops-test-secret-0123456789abcdef-xyz";

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use roomcast::auth::hls_url::HlsUrls;
-use roomcast::auth::token::{unix_now, Role, TokenKeys};
+use roomcast::auth::role::Role;
+use roomcast::auth::token::TokenKeys;
+use roomcast::clock::unix_now;
 use serde_json::{json, Value};
 
 const KEY: &str = "private-rooms-test-api-key";

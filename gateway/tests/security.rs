@@ -165,7 +165,7 @@ async fn message_rate_turn_and_token_refresh() {
     let username = ice["username"].as_str().unwrap();
     let (expiry, who) = username.split_once(':').unwrap();
     assert_eq!(who, join["participant_id"].as_str().unwrap());
-    assert!(expiry.parse::<u64>().unwrap() > roomcast::auth::token::unix_now());
+    assert!(expiry.parse::<u64>().unwrap() > roomcast::clock::unix_now());
     let expected = roomcast::auth::turn::turn_credentials(b"turn-secret", &[], who, Duration::ZERO, expiry.parse().unwrap());
     assert_eq!(ice["credential"].as_str(), expected.credential.as_deref(), "coturn can verify it");
 
@@ -327,10 +327,10 @@ async fn roles_decide_who_joins_the_call_and_who_publishes() {
     assert_eq!(s, 200, "{viewer}");
     assert_eq!(e.ws(viewer["token"].as_str().unwrap(), None).await.err(), Some(403));
     let keys = roomcast::auth::token::TokenKeys::from_secret(SECRET.as_bytes());
-    let ops = keys.mint(id, "p-ops", "ops", roomcast::auth::token::Role::Ops, Duration::from_secs(60));
+    let ops = keys.mint(id, "p-ops", "ops", roomcast::auth::role::Role::Ops, Duration::from_secs(60));
     assert_eq!(e.ws(&ops, None).await.err(), Some(403));
     // The same secret really signs this server's tokens: a publisher token minted with it opens a session.
-    let own = keys.mint(id, "p-minted", "Minted", roomcast::auth::token::Role::Publisher, Duration::from_secs(60));
+    let own = keys.mint(id, "p-minted", "Minted", roomcast::auth::role::Role::Publisher, Duration::from_secs(60));
     assert!(e.ws(&own, None).await.is_ok());
 
     // A subscriber joins and may chat, but its publish_offer is refused.

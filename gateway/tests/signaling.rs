@@ -116,7 +116,7 @@ async fn tokens_are_checked_before_upgrade() {
     let other_room = e.room().await;
     assert_eq!(e.connect("garbage").await.err(), Some(401));
 
-    let now = roomcast::auth::token::unix_now();
+    let now = roomcast::clock::unix_now();
     let claims = |room: &str, nbf: u64, exp: u64| json!({"iss":"roomcast","sub":"p-x","room":room,"name":"X","role":"publisher","iat":now,"nbf":nbf,"exp":exp,"jti":"j"});
     let sign = |c: &Value, secret: &str| encode(&Header::default(), c, &EncodingKey::from_secret(secret.as_bytes())).unwrap();
     assert_eq!(e.connect(&sign(&claims(&room, now - 700, now - 100), SECRET)).await.err(), Some(401), "expired");

@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use roomcast::auth::token::Role;
+use roomcast::auth::role::Role;
 use roomcast_e2e::compositor_bin;
 use roomcast_e2e::hls::grid::Hls;
 use roomcast_e2e::synthetic::signaling::{self, ServerMessage};

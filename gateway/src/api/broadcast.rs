@@ -9,8 +9,8 @@ use super::error::ApiError;
 use super::rooms::{authorization, known_room, live_room};
 use super::AppState;
 use crate::auth::access;
-use crate::auth::token::unix_now;
 use crate::broadcast::BroadcastError;
+use crate::clock::unix_now;
 use crate::store::Write;
 
 /// Starts the broadcast; an ended room is brought back for it (and its idle clock starts).

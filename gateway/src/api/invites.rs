@@ -24,7 +24,8 @@ use super::rooms::authorization;
 use super::AppState;
 use crate::auth::access::{self, Denied};
 use crate::auth::invite::{self, Invite, InviteError};
-use crate::auth::token::{unix_now, Role};
+use crate::auth::role::Role;
+use crate::clock::unix_now;
 use crate::store::StoreError;
 
 #[derive(Deserialize, Default)]

@@ -17,9 +17,9 @@ use tokio::sync::oneshot;
 use super::error::ApiError;
 use super::AppState;
 use crate::auth::ops::{OpsAuthError, OpsCaller};
-use crate::auth::token::unix_now;
 use crate::broadcast::policy::BroadcastState;
 use crate::broadcast::{Broadcasts, Status};
+use crate::clock::unix_now;
 use crate::sfu::Command;
 use crate::store::Write;
 

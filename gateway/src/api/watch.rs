@@ -20,8 +20,10 @@ use super::rooms::{authorization, known_room};
 use super::AppState;
 use crate::auth::access::{self, Denied};
 use crate::auth::hls_url::{playlist_path, url_expiry};
-use crate::auth::ops::constant_time_eq;
-use crate::auth::token::{unix_now, Role, TokenError, TokenKeys};
+use crate::auth::role::Role;
+use crate::auth::token::{TokenError, TokenKeys};
+use crate::clock::unix_now;
+use crate::crypto::constant_time_eq;
 use crate::rooms::registry::new_id;
 
 pub const VIEWER_TOKEN_TTL_DEFAULT: Duration = Duration::from_secs(60 * 60);

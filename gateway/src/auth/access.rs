@@ -3,9 +3,9 @@
 //! control and invites need the key or a host token of that room. Without a key the node is
 //! an open demo: anyone may do all of it (but invite hosts).
 
-use super::ops::constant_time_eq;
-use super::token::{Role, TokenKeys};
-
+use super::role::Role;
+use super::token::TokenKeys;
+use crate::crypto::constant_time_eq;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Denied {
     /// No or wrong credentials (401).

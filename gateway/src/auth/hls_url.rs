@@ -14,7 +14,7 @@ use std::time::Duration;
 use hls_out::signed::{SigError, UrlKey};
 use hls_out::Denied;
 
-use super::token::unix_now;
+use crate::clock::unix_now;
 use crate::rooms::Rooms;
 
 /// Label of the key derivation (HMAC-SHA256(token secret, label)).

@@ -13,8 +13,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::token::Role;
-
+use super::role::Role;
 /// Prefix of the text form (the format version).
 const PREFIX: &str = "inv1.";
 /// Label of the key derivation: HMAC-SHA256(token secret, label).

@@ -3,6 +3,7 @@ pub mod access;
 pub mod hls_url;
 pub mod invite;
 pub mod ops;
+pub mod role;
 pub mod secret;
 pub mod token;
 pub mod turn;

@@ -2,8 +2,10 @@
 //! (`roomcast token --role ops --room '*'`), or the configured API key (`--api-key`), sent as
 //! `Authorization: Bearer …`. Pure: a header value in, a decision out.
 
-use super::token::{Claims, Role, TokenError, TokenKeys};
+use super::role::Role;
 
+use super::token::{Claims, TokenError, TokenKeys};
+use crate::crypto::constant_time_eq;
 /// The room an ops token names: the whole node.
 pub const OPS_ROOM: &str = "*";
 
@@ -64,18 +66,10 @@ pub fn authorize(claims: &Claims) -> Result<OpsCaller, OpsAuthError> {
     }
 }
 
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::auth::token::JOIN_TOKEN_TTL;
-
     fn keys() -> TokenKeys {
         TokenKeys::from_secret(b"ops-test-secret-ops-test-secret-xx")
     }

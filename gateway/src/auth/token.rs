@@ -1,22 +1,16 @@
 //! Join tokens: short-lived HS256 JWTs scoped to one room and one participant.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use super::role::Role;
+use crate::clock::unix_now;
+use crate::crypto::constant_time_eq;
+
 pub const JOIN_TOKEN_TTL: Duration = Duration::from_secs(10 * 60);
 const ISSUER: &str = "roomcast";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Host,
-    Publisher,
-    Subscriber,
-    Viewer,
-    Ops,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -69,7 +63,7 @@ impl TokenKeys {
     }
 
     pub fn is_host_key(&self, room: &str, key: &str) -> bool {
-        super::ops::constant_time_eq(self.host_key(room).as_bytes(), key.as_bytes())
+        constant_time_eq(self.host_key(room).as_bytes(), key.as_bytes())
     }
 
     /// The invite-link keys, derived from the same secret (under their own label).
@@ -122,10 +116,6 @@ impl TokenKeys {
     fn sign_claims(&self, claims: &Claims) -> String {
         encode(&Header::new(Algorithm::HS256), claims, &self.encoding).unwrap()
     }
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use self::compositor::OutputFormat;
 use self::figures::PipelineFigures;
 use self::policy::{BroadcastState, RestartPolicy};
 use self::ports::PortAllocator;
-use crate::auth::token::unix_now;
+use crate::clock::unix_now;
 use crate::sfu::WorkerHandle;
 use crate::store::BroadcastEnd;
 

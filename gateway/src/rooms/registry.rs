@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::auth::token::{unix_now, JOIN_TOKEN_TTL};
+use crate::clock::unix_now;
+
+use crate::auth::token::JOIN_TOKEN_TTL;
 use crate::store::{RoomRecord, RoomSettings, Store, StoreError, Write, Writer};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -567,7 +567,7 @@ impl Room {
                     participant_id: participant.to_owned(),
                     name: p.info.name.clone(),
                     text: text.clone(),
-                    ts: crate::auth::token::unix_now(),
+                    ts: crate::clock::unix_now(),
                 },
                 true,
             ),
