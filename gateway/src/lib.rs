@@ -1,7 +1,9 @@
 //! Roomcast gateway: HTTP API, WebSocket signaling, rooms, and the SFU (str0m) workers.
-//! The `roomcast` binary is a thin CLI over [`start`].
+//! The `roomcast` binary is a thin CLI over [`start`]. `app` wires the parts together (the
+//! application root: nothing below it imports the HTTP layer); `state` is what they share.
 
 pub mod api;
+pub mod app;
 pub mod auth;
 pub mod broadcast;
 pub mod clock;
@@ -9,167 +11,14 @@ pub mod config;
 pub mod crypto;
 pub mod limits;
 pub mod metrics;
+pub mod node;
+pub mod protocol;
 pub mod rooms;
 pub mod sfu;
 pub mod signaling;
+pub mod state;
 pub mod store;
 pub mod web;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
+pub use app::{start, RunningServer};
 pub use config::Config;
-
-/// A running gateway; dropping it stops the HTTP server (the workers end with it).
-pub struct RunningServer {
-    pub http_addr: SocketAddr,
-    pub state: api::AppState,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-/// How long shutdown waits for signaling sessions to send 1012 and hear the client's close.
-const SESSION_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
-/// How long shutdown waits for in-flight HTTP requests before it cuts them off.
-const HTTP_SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-impl RunningServer {
-    /// Graceful shutdown (SIGTERM): refuse new rooms, joins and broadcasts; stop every
-    /// broadcast (compositors are asked to exit, playlists get EXT-X-ENDLIST, waiting viewers
-    /// are answered); then stop the HTTP server, giving in-flight requests a few seconds.
-    pub async fn shutdown(mut self) {
-        tracing::info!("shutdown: draining (no new rooms, joins or broadcasts)");
-        let report = api::ops::drain_node(&self.state).await;
-        tracing::info!(stopped = ?report.stopped, still_running = ?report.still_running, "shutdown: broadcasts stopped");
-        // Participants hear it before the HTTP server stops (their sockets are upgraded
-        // connections, which graceful shutdown does not wait for).
-        self.state.ops.close_sessions();
-        let still_open = self.state.ops.sessions_closed(SESSION_CLOSE_WAIT).await;
-        if still_open > 0 {
-            tracing::warn!(still_open, wait = ?SESSION_CLOSE_WAIT, "shutdown: some signaling sessions did not close in time; their clients see a dropped connection and re-join");
-        }
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        match tokio::time::timeout(HTTP_SHUTDOWN_WAIT, &mut self.task).await {
-            Ok(_) => tracing::info!("shutdown: HTTP server stopped"),
-            Err(_) => {
-                tracing::warn!(wait = ?HTTP_SHUTDOWN_WAIT, "shutdown: HTTP requests still open; closing them");
-                self.task.abort();
-            }
-        }
-        // Sessions said `leave` to their workers on the way out; now the media threads end.
-        for w in self.state.workers.iter() {
-            w.stop();
-        }
-        self.state.rooms.flush().await;
-    }
-
-    pub async fn wait(mut self) {
-        let _ = (&mut self.task).await;
-    }
-}
-
-impl Drop for RunningServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-/// Replaces SFU worker threads that died (a panic in one room must not end the others' calls).
-/// Holds the list weakly: when the gateway is dropped, the monitor and the workers end.
-fn spawn_worker_monitor(workers: std::sync::Weak<Vec<sfu::WorkerHandle>>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
-        loop {
-            tick.tick().await;
-            let Some(workers) = workers.upgrade() else { return };
-            for w in workers.iter() {
-                w.respawn_if_dead();
-            }
-        }
-    });
-}
-
-/// Starts the SFU workers and the HTTP server.
-pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
-    let secret = auth::secret::load_or_create(&config.data_dir, config.jwt_secret.as_deref())?;
-    let store_location = store::Location::from_config(config.store.as_deref(), &config.data_dir);
-    let store = store::open(&store_location).await?;
-    let worker_count = config.worker_count();
-    let mut workers = Vec::with_capacity(worker_count);
-    // The rooms (and the store's writer) first: workers queue call-quality samples to it.
-    let rooms = Arc::new(rooms::Rooms::with_store(worker_count, store.clone()));
-    let sample_sink: sfu::worker::SampleSink = {
-        let rooms = Arc::downgrade(&rooms);
-        Arc::new(move |batch| {
-            if let Some(rooms) = rooms.upgrade() {
-                rooms.record(store::Write::Stats(batch));
-            }
-        })
-    };
-    for i in 0..worker_count {
-        let port = if config.udp_port == 0 {
-            0
-        } else {
-            config.udp_port.checked_add(i as u16).ok_or_else(|| anyhow::anyhow!("--udp-port too high for {worker_count} workers"))?
-        };
-        workers.push(sfu::worker::spawn(
-            i,
-            sfu::WorkerConfig {
-                bind: SocketAddr::new(config.media_ip(), port),
-                announce_ip: config.announce_ip(),
-                ice_disconnect_timeout: config.ice_disconnect_timeout(),
-                samples: Some(sample_sink.clone()),
-                bwe: config.bwe,
-            },
-        )?);
-    }
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}; pick another --listen", config.listen))?;
-    let http_addr = listener.local_addr()?;
-    let hls = hls_out::HlsStore::new();
-    let broadcasts = Arc::new(broadcast::Broadcasts::new(
-        hls.clone(),
-        broadcast::compositor::locate(config.compositor_bin.as_deref()),
-        config.output_format(),
-        config.rtp_port_min..config.rtp_port_max,
-        broadcast::policy::RestartPolicy {
-            max_restarts: config.max_compositor_restarts,
-            stall_parts: config.stall_parts.max(1),
-            ..Default::default()
-        },
-    ));
-    let loaded = rooms.load().await?;
-    tracing::info!(store = store.kind(), at = %store_location.display(), rooms = loaded, "store open");
-    let config_joins_per_minute = config.joins_per_minute;
-    let state = api::AppState {
-        broadcasts,
-        rooms,
-        workers: Arc::new(workers),
-        tokens: auth::token::TokenKeys::from_secret(&secret),
-        config: Arc::new(config),
-        ops: Arc::new(api::ops::OpsState::default()),
-        metrics: metrics::Metrics::new(),
-        joins: Arc::new(limits::JoinLimiter::new(config_joins_per_minute)),
-    };
-    auth::hls_url::install(&state, &secret);
-    spawn_worker_monitor(Arc::downgrade(&state.workers));
-    rooms::lifecycle::spawn(&state);
-    let app = api::router(state.clone());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        // Connect info: joins are limited per client IP.
-        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(async {
-            let _ = rx.await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
-    });
-    tracing::info!(%http_addr, workers = worker_count, "roomcast gateway listening");
-    Ok(RunningServer { http_addr, state, shutdown: Some(tx), task })
-}

@@ -2,16 +2,13 @@
 //!
 //! Nothing in the SFU or the broadcast code is hooked: at scrape time a collector reads the
 //! workers' atomics (`WorkerStats`), the broadcasts' statuses, the port allocator and the HLS
-//! store. The only metric kept here is the HTTP request counter, fed by a middleware.
+//! store. The only metric kept here is the HTTP request counter, fed by a middleware
+//! (`api::metrics`, which also serves the page).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -20,7 +17,6 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::api::AppState;
 use crate::broadcast::policy::BroadcastState;
 use crate::broadcast::Status;
 use crate::sfu::stats::WorkerStats;
@@ -67,67 +63,32 @@ pub fn route_group(path: &str) -> &'static str {
     }
 }
 
-/// Middleware: counts every request by route group, method and status.
-pub async fn count_requests(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    let route = route_group(req.uri().path());
-    let method = req.method().as_str().to_owned();
-    let response = next.run(req).await;
-    app.metrics.count_request(route, &method, response.status().as_u16());
-    response
-}
-
-/// `GET /metrics`
-pub async fn handler(State(app): State<AppState>) -> Response {
-    match render(&app) {
-        Ok(body) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "metrics could not be encoded");
-            (StatusCode::INTERNAL_SERVER_ERROR, "metrics could not be encoded; see the gateway log").into_response()
-        }
-    }
-}
-
-/// The whole exposition, as of now.
-pub fn render(app: &AppState) -> Result<String, fmt::Error> {
-    app.metrics.scrapes.fetch_add(1, Ordering::Relaxed);
+/// The whole exposition, as of now: the counters kept here and a snapshot of the rest.
+pub fn render(metrics: &Metrics, snapshot: Snapshot) -> Result<String, fmt::Error> {
+    metrics.scrapes.fetch_add(1, Ordering::Relaxed);
     let mut registry = Registry::with_prefix("roomcast");
-    registry.register("http_requests", "HTTP requests answered, by route group, method and status", app.metrics.http_requests.clone());
-    registry.register_collector(Box::new(Snapshot::take(app)));
+    registry.register("http_requests", "HTTP requests answered, by route group, method and status", metrics.http_requests.clone());
+    registry.register_collector(Box::new(snapshot));
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)?;
     Ok(out)
 }
 
 /// What the collector reads, taken once per scrape.
-struct Snapshot {
-    workers: Vec<(usize, bool, Arc<WorkerStats>)>,
-    pipelines: Vec<(String, Status)>,
-    hls: Vec<(String, hls_out::StreamStats)>,
-    ports_in_use: usize,
-    port_pairs: usize,
-    rooms: usize,
-    draining: bool,
+pub struct Snapshot {
+    /// Each SFU worker: index, alive, its counters.
+    pub workers: Vec<(usize, bool, Arc<WorkerStats>)>,
+    pub pipelines: Vec<(String, Status)>,
+    pub hls: Vec<(String, hls_out::StreamStats)>,
+    pub ports_in_use: usize,
+    pub port_pairs: usize,
+    pub rooms: usize,
+    pub draining: bool,
 }
 
 impl fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Snapshot").field("workers", &self.workers.len()).field("pipelines", &self.pipelines.len()).finish()
-    }
-}
-
-impl Snapshot {
-    fn take(app: &AppState) -> Self {
-        let pipelines = crate::api::ops::pipeline_statuses(app);
-        let hls = app.broadcasts.hls.rooms().into_iter().filter_map(|r| app.broadcasts.hls.stats(&r).map(|s| (r, s))).collect();
-        Snapshot {
-            workers: app.workers.iter().map(|w| (w.index, w.is_alive(), w.stats.clone())).collect(),
-            pipelines,
-            hls,
-            ports_in_use: app.broadcasts.ports_in_use(),
-            port_pairs: port_pairs(app.config.rtp_port_min, app.config.rtp_port_max),
-            rooms: app.rooms.len(),
-            draining: app.ops.is_draining(),
-        }
     }
 }
 

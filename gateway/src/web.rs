@@ -6,7 +6,7 @@ use std::path::Path;
 use axum::Router;
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::api::AppState;
+use crate::state::AppState;
 
 pub fn routes(web_dir: &Path) -> Router<AppState> {
     let index = ServeFile::new(web_dir.join("index.html"));

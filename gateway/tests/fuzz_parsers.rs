@@ -9,7 +9,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use roomcast::auth::role::Role;
 use roomcast::auth::token::TokenKeys;
-use roomcast::signaling::messages::{parse_client_msg, ClientMsg, ServerMsg};
+use roomcast::protocol::{parse_client_msg, ClientMsg, ServerMsg};
 
 static SIGNALING_INPUTS: AtomicU64 = AtomicU64::new(0);
 static TOKEN_INPUTS: AtomicU64 = AtomicU64::new(0);

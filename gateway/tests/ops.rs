@@ -432,14 +432,14 @@ async fn shutdown_tells_participants_stops_broadcasts_workers_and_ends_playlists
     let began = Instant::now();
     tokio::time::timeout(Duration::from_secs(20), server.shutdown()).await.expect("shutdown finishes");
     // Shutdown returned only after the session had closed, so the process may exit now.
-    assert_eq!(state.ops.open_sessions(), 0, "signaling sessions still open after shutdown");
+    assert_eq!(state.node.open_sessions(), 0, "signaling sessions still open after shutdown");
     // The participant was told (1012: service restart, so clients re-join), not cut off; and
     // the open socket did not hold shutdown up for the 10 s grace period.
     let close = tokio::time::timeout(Duration::from_secs(5), reader).await.expect("a close frame").unwrap().expect("a close code");
     assert_eq!(close.code, CloseCode::Restart, "{close:?}");
     assert!(close.reason.contains("restarting"), "{close:?}");
     assert!(began.elapsed() < Duration::from_secs(8), "shutdown took {:?}", began.elapsed());
-    assert!(state.ops.is_draining());
+    assert!(state.node.is_draining());
     assert!(state.broadcasts.rooms().is_empty());
     assert_eq!(state.broadcasts.hls.stats(&room).map(|s| s.ended), Some(true));
     assert!(env.http.get(format!("{}/healthz", env.base)).send().await.is_err(), "the HTTP server is down");

@@ -6,11 +6,11 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::rooms::{authorization, known_room, live_room};
-use super::AppState;
+use super::extract::{authorization, known_room, live_room};
 use crate::auth::access;
 use crate::broadcast::BroadcastError;
 use crate::clock::unix_now;
+use crate::state::AppState;
 use crate::store::Write;
 
 /// Starts the broadcast; an ended room is brought back for it (and its idle clock starts).

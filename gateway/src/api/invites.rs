@@ -20,12 +20,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::rooms::authorization;
-use super::AppState;
+use super::extract::authorization;
 use crate::auth::access::{self, Denied};
 use crate::auth::invite::{self, Invite, InviteError};
 use crate::auth::role::Role;
 use crate::clock::unix_now;
+use crate::state::AppState;
 use crate::store::StoreError;
 
 #[derive(Deserialize, Default)]

@@ -1,45 +1,27 @@
-//! The HTTP surface: router, shared state, health.
+//! The HTTP surface: router and health; the shared state is `crate::state::AppState`.
 
 pub mod broadcast;
 pub mod error;
+pub mod extract;
 pub mod invites;
+pub mod metrics;
 pub mod ops;
 pub mod rooms;
 pub mod security;
+pub mod signaling;
 pub mod watch;
-
-use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::handler::Handler;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 
-use crate::broadcast::Broadcasts;
 use axum::Router;
 
-use crate::auth::token::TokenKeys;
-use crate::config::Config;
-use crate::rooms::Rooms;
-use crate::sfu::WorkerHandle;
+use crate::state::AppState;
 
 /// Request bodies of the JSON API are small; anything larger is a 413.
 const MAX_BODY_BYTES: usize = 16 * 1024;
-
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub rooms: Arc<Rooms>,
-    pub workers: Arc<Vec<WorkerHandle>>,
-    pub tokens: TokenKeys,
-    pub broadcasts: Arc<Broadcasts>,
-    /// Draining flag and what the ops API remembers.
-    pub ops: Arc<ops::OpsState>,
-    /// Counters kept as things happen (the rest of /metrics is read at scrape time).
-    pub metrics: Arc<crate::metrics::Metrics>,
-    /// Joins per client IP.
-    pub joins: Arc<crate::limits::JoinLimiter>,
-}
 
 pub fn router(state: AppState) -> Router {
     // A draining node takes no new rooms, joins or broadcasts (503).
@@ -67,13 +49,13 @@ pub fn router(state: AppState) -> Router {
     };
     let router = Router::new()
         .nest("/api", api)
-        .route("/ws", get(crate::signaling::session::upgrade))
+        .route("/ws", get(signaling::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(crate::metrics::handler))
+        .route("/metrics", get(metrics::handler))
         .merge(hls_out::routes(state.broadcasts.hls.clone()))
         .merge(crate::web::routes(&state.config.web_dir))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::count_requests))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_requests))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span));
     security::with_security_headers(router).with_state(state)
 }
@@ -105,7 +87,7 @@ const STORE_PROBE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// the store answers a read.
 async fn readyz(State(app): State<AppState>) -> (StatusCode, String) {
     let mut problems = Vec::new();
-    if app.ops.is_draining() {
+    if app.node.is_draining() {
         problems.push("draining: this node takes no new rooms (DELETE /api/ops/drain to resume)".to_owned());
     }
     let dead: Vec<usize> = app.workers.iter().filter(|w| !w.is_alive()).map(|w| w.index).collect();

@@ -2,7 +2,6 @@
 //! Every endpoint needs an ops-role token for room `*` or the API key (see `auth::ops`):
 //! nothing sent or a bad token → 401, a valid token of another role or room → 403.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Request, State};
@@ -15,91 +14,18 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 use super::error::ApiError;
-use super::AppState;
 use crate::auth::ops::{OpsAuthError, OpsCaller};
 use crate::broadcast::policy::BroadcastState;
 use crate::broadcast::{Broadcasts, Status};
 use crate::clock::unix_now;
 use crate::sfu::Command;
+use crate::state::AppState;
 use crate::store::Write;
 
 /// How long `drain` (and shutdown) waits for stopped compositors to exit.
 const COMPOSITOR_EXIT_WAIT: Duration = Duration::from_secs(5);
 /// How long a pipeline listing waits for a worker's room snapshot.
 const SNAPSHOT_WAIT: Duration = Duration::from_millis(500);
-
-/// Node-wide ops state.
-#[derive(Debug)]
-pub struct OpsState {
-    draining: AtomicBool,
-    /// Set once when the process shuts down: every signaling session closes (1012).
-    closing: tokio::sync::watch::Sender<bool>,
-    /// Signaling sessions still open; shutdown waits for them to have said 1012.
-    open_sessions: tokio::sync::watch::Sender<usize>,
-}
-
-impl Default for OpsState {
-    fn default() -> Self {
-        Self {
-            draining: AtomicBool::new(false),
-            closing: tokio::sync::watch::Sender::new(false),
-            open_sessions: tokio::sync::watch::Sender::new(0),
-        }
-    }
-}
-
-/// Counts one open signaling session for as long as it lives.
-#[derive(Debug)]
-pub struct OpenSession(tokio::sync::watch::Sender<usize>);
-
-impl Drop for OpenSession {
-    fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
-    }
-}
-
-impl OpsState {
-    /// Tells every signaling session that the server is going down.
-    pub fn close_sessions(&self) {
-        self.closing.send_replace(true);
-    }
-
-    /// Call when a signaling session opens; keep the guard until it has closed.
-    pub fn session_opened(&self) -> OpenSession {
-        self.open_sessions.send_modify(|n| *n += 1);
-        OpenSession(self.open_sessions.clone())
-    }
-
-    pub fn open_sessions(&self) -> usize {
-        *self.open_sessions.borrow()
-    }
-
-    /// Waits (at most `wait`) until every signaling session has closed; returns how many are
-    /// still open. Without this wait the process could exit before a busy runtime had run the
-    /// sessions, and clients would see a dropped connection (1006) instead of 1012.
-    pub async fn sessions_closed(&self, wait: Duration) -> usize {
-        let mut rx = self.open_sessions.subscribe();
-        let _ = tokio::time::timeout(wait, rx.wait_for(|n| *n == 0)).await;
-        self.open_sessions()
-    }
-
-    /// Resolves once the server is going down (at once if it already is).
-    pub fn closing(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let mut rx = self.closing.subscribe();
-        async move {
-            let _ = rx.wait_for(|closing| *closing).await;
-        }
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
-    }
-
-    /// Returns whether the node was already draining.
-    pub fn set_draining(&self, on: bool) -> bool {
-        self.draining.swap(on, Ordering::Relaxed)
-    }
-}
 
 /// One pipeline (a room's broadcast), as `GET /api/ops/pipelines` shows it: the broadcast's
 /// status (state, restarts, parts, legs, pid, fps, last error) plus where it lives.
@@ -173,7 +99,7 @@ pub fn require_ops(app: &AppState, headers: &HeaderMap) -> Result<OpsCaller, Api
 pub async fn list(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     require_ops(&app, &headers)?;
     let pipelines = pipelines_now(&app).await;
-    Ok(Json(json!({"draining": app.ops.is_draining(), "pipelines": pipelines})))
+    Ok(Json(json!({"draining": app.node.is_draining(), "pipelines": pipelines})))
 }
 
 /// `POST /api/ops/pipelines/{room}/restart`: a new compositor for the room; the room and its
@@ -189,7 +115,7 @@ pub async fn restart(State(app): State<AppState>, headers: HeaderMap, Path(room)
         // A failed broadcast has no compositor left to replace: start it again (the HLS
         // stream continues if it is still in its grace period).
         let worker = app.rooms.get(&room).and_then(|r| app.workers.get(r.worker).cloned()).ok_or_else(ApiError::room_not_found)?;
-        if app.ops.is_draining() {
+        if app.node.is_draining() {
             return Err(ApiError::unavailable("this node is draining; a failed broadcast is not started again here"));
         }
         if let Ok(end) = app.broadcasts.stop(&room) {
@@ -219,7 +145,7 @@ pub struct DrainReport {
 /// Stops taking new rooms, joins and broadcasts, stops every broadcast (compositors are asked
 /// to shut down; playlists get EXT-X-ENDLIST) and waits a little for the compositors to exit.
 pub async fn drain_node(app: &AppState) -> DrainReport {
-    let already_draining = app.ops.set_draining(true);
+    let already_draining = app.node.set_draining(true);
     let mut report = DrainReport { already_draining, ..Default::default() };
     let mut pids = Vec::new();
     for (room, status) in pipeline_statuses(app) {
@@ -273,7 +199,7 @@ pub async fn drain(State(app): State<AppState>, headers: HeaderMap) -> Result<Js
 /// `DELETE /api/ops/drain`: take new rooms again (stopped broadcasts stay stopped).
 pub async fn undrain(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let caller = require_ops(&app, &headers)?;
-    let was = app.ops.set_draining(false);
+    let was = app.node.set_draining(false);
     tracing::info!(%caller, was_draining = was, "ops: drain cancelled; new rooms are accepted again");
     Ok(Json(json!({"draining": false, "was_draining": was})))
 }
@@ -281,7 +207,7 @@ pub async fn undrain(State(app): State<AppState>, headers: HeaderMap) -> Result<
 /// Middleware for the endpoints that bring new load (create a room, join, start a broadcast):
 /// a draining node answers 503 so clients go to another node.
 pub async fn refuse_when_draining(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    if app.ops.is_draining() {
+    if app.node.is_draining() {
         tracing::debug!(path = req.uri().path(), "refused: node draining");
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

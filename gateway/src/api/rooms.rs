@@ -11,16 +11,16 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 use super::error::ApiError;
-use super::AppState;
+use super::extract::{authorization, known_room, live_room};
 use crate::auth::access;
 use crate::auth::role::Role;
 use crate::auth::token::JOIN_TOKEN_TTL;
 use crate::auth::turn::{turn_credentials, IceServer};
 use crate::clock::unix_now;
 use crate::rooms::registry::new_id;
-use crate::rooms::RoomEntry;
 use crate::sfu::{Command, RoomSnapshot};
-use crate::store::{RoomRecord, RoomSettings, StoreError};
+use crate::state::AppState;
+use crate::store::RoomSettings;
 
 const MAX_NAME_CHARS: usize = 64;
 
@@ -56,25 +56,6 @@ fn requested_role(role: Option<&str>) -> Result<Role, ApiError> {
 
 /// TURN credentials outlive the join token a little, so a call set up late still relays.
 const TURN_TTL: std::time::Duration = std::time::Duration::from_secs(12 * 60 * 60);
-
-pub fn authorization(headers: &HeaderMap) -> Option<&str> {
-    headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok())
-}
-
-/// The room, live or ended (from the store, not brought back), or 404.
-pub async fn known_room(app: &AppState, id: &str) -> Result<RoomRecord, ApiError> {
-    app.rooms.find(id).await.map_err(store_unavailable)?.ok_or_else(ApiError::room_not_found)
-}
-
-/// The room in memory: an ended room is brought back (someone joins it again), or 404.
-pub async fn live_room(app: &AppState, id: &str) -> Result<RoomEntry, ApiError> {
-    app.rooms.reopen(id).await.map_err(store_unavailable)?.ok_or_else(ApiError::room_not_found)
-}
-
-fn store_unavailable(e: StoreError) -> ApiError {
-    tracing::error!(error = %e, "cannot read a room from the store");
-    ApiError::unavailable(format!("the room could not be read: {e}"))
-}
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]

@@ -16,8 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::rooms::{authorization, known_room};
-use super::AppState;
+use super::extract::{authorization, known_room};
 use crate::auth::access::{self, Denied};
 use crate::auth::hls_url::{playlist_path, url_expiry};
 use crate::auth::role::Role;
@@ -25,6 +24,7 @@ use crate::auth::token::{TokenError, TokenKeys};
 use crate::clock::unix_now;
 use crate::crypto::constant_time_eq;
 use crate::rooms::registry::new_id;
+use crate::state::AppState;
 
 pub const VIEWER_TOKEN_TTL_DEFAULT: Duration = Duration::from_secs(60 * 60);
 pub const VIEWER_TOKEN_TTL_MIN: Duration = Duration::from_secs(60);

@@ -8,14 +8,10 @@
 //! same `exp` goes on every URI of the playlist: a leaked URL dies at `exp`, and the watch
 //! page fetches a fresh one before then. Public rooms are served as always.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use hls_out::signed::{SigError, UrlKey};
 use hls_out::Denied;
-
-use crate::clock::unix_now;
-use crate::rooms::Rooms;
 
 /// Label of the key derivation (HMAC-SHA256(token secret, label)).
 const KEY_LABEL: &str = "roomcast hls-url key v1";
@@ -78,45 +74,9 @@ impl HlsUrls {
     }
 }
 
-/// The hls-out access hook: rooms with `private: true` need a signed URL; all else is public
-/// (unknown rooms too: they have no stream, hls-out answers 404).
-pub struct PrivateRooms {
-    rooms: Arc<Rooms>,
-    urls: HlsUrls,
-}
-
-impl PrivateRooms {
-    pub fn new(rooms: Arc<Rooms>, urls: HlsUrls) -> Self {
-        Self { rooms, urls }
-    }
-}
-
-impl hls_out::AccessCheck for PrivateRooms {
-    fn check(&self, room: &str, query: &[(String, String)]) -> Result<Option<String>, Denied> {
-        // An ended room's final playlist may still be served: it stays private.
-        match self.rooms.settings_for_access(room) {
-            Some(settings) if settings.private => self.urls.check(room, query, unix_now()).map(Some),
-            _ => Ok(None),
-        }
-    }
-}
-
-/// Wires private rooms up at start: the URL signer (for `GET /api/rooms/{id}/hls-url`) and
-/// the hook on the HLS store.
-pub fn install(state: &crate::api::AppState, token_secret: &[u8]) {
-    let urls = HlsUrls::from_token_secret(token_secret);
-    if state.broadcasts.hls_urls.set(urls.clone()).is_err() {
-        tracing::warn!("HLS URL signer installed twice; keeping the first");
-        return;
-    }
-    state.broadcasts.hls.set_access(Arc::new(PrivateRooms::new(state.rooms.clone(), urls)));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::RoomSettings;
-    use hls_out::AccessCheck;
 
     const NOW: u64 = 1_800_000_000;
 
@@ -148,22 +108,5 @@ mod tests {
         let other = HlsUrls::from_token_secret(b"another-secret-another-secret-xxx");
         assert!(matches!(other.check("r-1", &pairs(&url), NOW), Err(Denied::Forbidden(_))));
         assert_eq!(format!("{u:?}"), "HlsUrls(..)");
-    }
-
-    #[tokio::test]
-    async fn the_hook_guards_private_rooms_only() {
-        let rooms = Arc::new(Rooms::new(1));
-        let public = rooms.create("Open".into(), RoomSettings::default());
-        let private = rooms.create("Closed".into(), RoomSettings { private: true, ..Default::default() });
-        let hook = PrivateRooms::new(rooms.clone(), urls());
-        assert_eq!(hook.check(&public.id, &[]), Ok(None));
-        assert_eq!(hook.check("r-unknown", &[]), Ok(None));
-        assert!(matches!(hook.check(&private.id, &[]), Err(Denied::Unauthenticated(_))));
-        let exp = unix_now() + 60;
-        let ok = hook.check(&private.id, &pairs(&urls().playlist_url(&private.id, exp))).unwrap();
-        assert_eq!(ok, Some(urls().query(&private.id, exp)));
-        // An ended room's final playlist is served a while longer: still private.
-        assert!(rooms.end_if_empty(&private.id).is_some());
-        assert!(matches!(hook.check(&private.id, &[]), Err(Denied::Unauthenticated(_))));
     }
 }

@@ -138,13 +138,8 @@ fn end_room(rooms: &Rooms, broadcasts: &Broadcasts, room: &str, empty: Duration)
     tracing::info!(room, name = %entry.name, worker = entry.worker, "room ended: nobody in it for {secs} s; its state is released (joining it again brings it back)");
 }
 
-/// Wires the task to a running gateway's state.
-pub fn spawn(state: &crate::api::AppState) {
-    Lifecycle {
-        rooms: Arc::downgrade(&state.rooms),
-        broadcasts: Arc::downgrade(&state.broadcasts),
-        workers: Arc::downgrade(&state.workers),
-        limits: state.config.idle_limits(),
-    }
-    .spawn();
+/// Starts the task over a running gateway's rooms, broadcasts and workers (held weakly: the
+/// task ends with the gateway).
+pub fn spawn(rooms: &Arc<Rooms>, broadcasts: &Arc<Broadcasts>, workers: &Arc<Vec<WorkerHandle>>, limits: IdleLimits) {
+    Lifecycle { rooms: Arc::downgrade(rooms), broadcasts: Arc::downgrade(broadcasts), workers: Arc::downgrade(workers), limits }.spawn();
 }

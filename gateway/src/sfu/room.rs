@@ -24,7 +24,7 @@ use super::peer::Peer;
 use super::quality::{QualityMeter, QualitySample};
 use super::simulcast::{allocate, choose_layer, BudgetGate, Layer, LayerDecision, LayerFollower, TimestampRewriter};
 use super::stats::WorkerStats;
-use crate::signaling::messages::{ErrorCode, MediaKindName, ParticipantInfo, PcRole, ProducerInfo, ServerMsg, TrackInfo};
+use crate::protocol::{ErrorCode, MediaKindName, ParticipantInfo, PcRole, ProducerInfo, ServerMsg, TrackInfo};
 
 pub struct Producer {
     pub id: String,
@@ -383,7 +383,7 @@ impl Room {
     pub fn join(&mut self, info: ParticipantInfo, out: UnboundedSender<ServerMsg>, subscribe: Rtc, now: Instant) {
         let (participants, producers) = self.snapshot();
         let _ = out.send(ServerMsg::Welcome {
-            protocol: crate::signaling::messages::PROTOCOL_VERSION,
+            protocol: crate::protocol::PROTOCOL_VERSION,
             room_id: self.id.clone(),
             participant_id: info.id.clone(),
             participants,
@@ -461,7 +461,7 @@ impl Room {
                 // str0m tells `MediaAdded` only once DTLS is up (up to seconds later on a busy
                 // host); the negotiation already says what will come, so the producers (and
                 // the broadcast's inputs for them) are made now.
-                let incoming: Vec<(Mid, MediaKind, Vec<Rid>)> = crate::signaling::messages::media_mids(sdp)
+                let incoming: Vec<(Mid, MediaKind, Vec<Rid>)> = crate::protocol::media_mids(sdp)
                     .iter()
                     .filter_map(|m| peer.rtc.media(Mid::from(m.as_str())))
                     .filter(|m| m.direction().is_receiving())
@@ -558,8 +558,8 @@ impl Room {
     }
 
     /// Chat, reactions and mute state: relayed to the room as they are (already validated).
-    pub fn relay(&mut self, participant: &str, msg: &crate::signaling::messages::ClientMsg) {
-        use crate::signaling::messages::ClientMsg;
+    pub fn relay(&mut self, participant: &str, msg: &crate::protocol::ClientMsg) {
+        use crate::protocol::ClientMsg;
         let Some(p) = self.get_mut(participant) else { return };
         let (out, include_sender) = match msg {
             ClientMsg::Chat { text } => (
@@ -1152,6 +1152,6 @@ pub fn kind_name(kind: MediaKind) -> MediaKindName {
 /// Our one candidate serves the whole bundle: it names the first m-line of the connection's
 /// SDP `sdp` (the publisher's offer, or our subscribe offer), as `addIceCandidate` needs.
 fn candidate_msg(pc: PcRole, c: &Candidate, sdp: &str) -> ServerMsg {
-    let sdp_mid = crate::signaling::messages::first_mid(sdp);
+    let sdp_mid = crate::protocol::first_mid(sdp);
     ServerMsg::Candidate { pc, candidate: c.to_sdp_string(), sdp_mid, sdp_mline_index: 0 }
 }

@@ -19,7 +19,7 @@ use super::netfault::{NetFault, Way};
 use super::quality::QualitySample;
 use super::room::{LegEvent, Room};
 use super::stats::WorkerStats;
-use crate::signaling::messages::{ClientMsg, ParticipantInfo, PcRole, ProducerInfo, ServerMsg};
+use crate::protocol::{ClientMsg, ParticipantInfo, PcRole, ProducerInfo, ServerMsg};
 use crate::store::StatsSample;
 
 /// Longest wait for a datagram before commands are looked at again.

@@ -1,3 +1,2 @@
-//! WebSocket signaling: message types (pure) and the per-connection session task.
-pub mod messages;
+//! WebSocket signaling: the per-connection session task (its messages are `crate::protocol`).
 pub mod session;

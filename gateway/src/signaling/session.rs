@@ -1,101 +1,25 @@
-//! One participant's signaling session: a WebSocket authenticated by its join token.
+//! One participant's signaling session on its WebSocket (opened by `api::signaling` once its
+//! join token checked out).
 //! It validates frames, relays requests to the room's SFU worker and relays the worker's
 //! messages back. A bad frame gets an `error` back and changes nothing else.
 
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
-use axum::http::header::USER_AGENT;
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::messages::{parse_client_msg, ClientMsg, ErrorCode, ParticipantInfo, ServerMsg, MAX_MESSAGE_BYTES};
-use crate::api::error::ApiError;
-use crate::api::AppState;
 use crate::auth::role::Role;
 use crate::auth::token::{Claims, JOIN_TOKEN_TTL};
 use crate::broadcast::policy::BroadcastState;
 use crate::clock::unix_now;
-use crate::rooms::SessionError;
+use crate::protocol::{parse_client_msg, ClientMsg, ErrorCode, ParticipantInfo, ServerMsg, MAX_MESSAGE_BYTES};
 use crate::sfu::{Command, WorkerHandle};
-use crate::store::{SessionRecord, Write};
+use crate::state::AppState;
+use crate::store::Write;
 
-/// Frames above this close the socket (protocol error); frames between MAX_MESSAGE_BYTES and
-/// this get a `too_large` error and the session continues.
-const MAX_FRAME_BYTES: usize = 1024 * 1024;
-
-/// User agents are stored for the call log; longer ones are cut.
-const MAX_USER_AGENT_CHARS: usize = 256;
 /// How long a closing session (shutdown) waits for the client to answer its close frame.
 const CLOSE_HANDSHAKE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
-#[derive(Deserialize)]
-pub struct WsQuery {
-    token: Option<String>,
-}
-
-/// Checks the token and the room before upgrading, so a bad token is a plain 401/404/409.
-pub async fn upgrade(
-    State(app): State<AppState>,
-    Query(q): Query<WsQuery>,
-    headers: HeaderMap,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Response {
-    let Some(token) = q.token else {
-        return ApiError::unauthorized("missing ?token=; get one from POST /api/rooms/{id}/join").into_response();
-    };
-    let claims = match app.tokens.verify(&token) {
-        Ok(c) => c,
-        Err(e) => return ApiError::unauthorized(e.to_string()).into_response(),
-    };
-    if let Err(denied) = crate::auth::access::may_join_call(claims.role) {
-        return ApiError::from(denied).into_response();
-    }
-    let mut session = app.rooms.begin_session(&claims.room, &claims.sub);
-    if matches!(session, Err(SessionError::UnknownRoom)) {
-        // The room ended (it was empty for a while) after this token was minted: bring it back.
-        match app.rooms.reopen(&claims.room).await {
-            Ok(Some(_)) => session = app.rooms.begin_session(&claims.room, &claims.sub),
-            Ok(None) => {}
-            Err(e) => return ApiError::unavailable(format!("the room could not be read: {e}")).into_response(),
-        }
-    }
-    let room = match session {
-        Ok(r) => r,
-        Err(SessionError::UnknownRoom) => return ApiError::room_not_found().into_response(),
-        Err(e) => return ApiError::conflict(e.to_string()).into_response(),
-    };
-    let origin = headers.get(axum::http::header::ORIGIN).and_then(|v| v.to_str().ok());
-    let host = headers.get(axum::http::header::HOST).and_then(|v| v.to_str().ok());
-    if !crate::api::security::origin_allowed(origin, host, &app.config.allowed_origins) {
-        app.rooms.release_session(&claims.room, &claims.sub);
-        return ApiError::forbidden("this page's origin may not open signaling sockets; add it to --allowed-origins").into_response();
-    }
-    let ws = match ws {
-        Ok(ws) => ws,
-        Err(rejection) => {
-            app.rooms.release_session(&claims.room, &claims.sub);
-            return ApiError::bad_request(format!("{}; connect with a WebSocket client", rejection.body_text())).into_response();
-        }
-    };
-    let worker = app.workers[room.worker].clone();
-    let user_agent = headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect());
-    // Counted from here, not from the upgrade: shutdown waits for upgrades in flight too (a
-    // failed upgrade drops the closure, and the count with it).
-    let open = app.ops.session_opened();
-    ws.max_message_size(MAX_FRAME_BYTES).max_frame_size(MAX_FRAME_BYTES).on_upgrade(move |socket| async move {
-        let _open = open;
-        app.rooms.record(Write::SessionJoined(Box::new(session_record(&claims, user_agent))));
-        run(socket, claims.clone(), worker, app.clone()).await;
-        app.rooms.end_session(&claims.room, &claims.sub);
-        app.rooms.record(Write::SessionLeft { room: claims.room.clone(), participant: claims.sub.clone(), at: unix_now() });
-    })
-}
-
-async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: AppState) {
+pub async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: AppState) {
     let room = claims.room.clone();
     let participant = claims.sub.clone();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ServerMsg>();
@@ -111,7 +35,7 @@ async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: AppSt
     let per_second = f64::from(app.config.messages_per_second.max(1));
     let mut rate = crate::limits::TokenBucket::new(per_second, per_second * 2.0, std::time::Instant::now());
     let mut watchdog = tokio::time::interval(std::time::Duration::from_millis(100));
-    let closing = app.ops.closing();
+    let closing = app.node.closing();
     tokio::pin!(closing);
     loop {
         tokio::select! {
@@ -238,7 +162,7 @@ pub async fn remove_participant(worker: &WorkerHandle, room: &str, participant: 
 /// Rooms created with `auto_broadcast` go live when someone first publishes.
 fn auto_broadcast(app: &AppState, room: &str, worker: &WorkerHandle) {
     // A draining node starts nothing new.
-    let wanted = app.rooms.get(room).is_some_and(|r| r.settings.auto_broadcast && !r.settings.e2ee) && !app.ops.is_draining();
+    let wanted = app.rooms.get(room).is_some_and(|r| r.settings.auto_broadcast && !r.settings.e2ee) && !app.node.is_draining();
     if wanted && app.broadcasts.state(room) == BroadcastState::Stopped && app.broadcasts.start(room, worker.clone()).is_ok() {
         tracing::info!(%room, "broadcast started automatically: first producer");
         app.rooms.record(Write::BroadcastStarted { room: room.to_owned(), at: unix_now() });
@@ -246,20 +170,6 @@ fn auto_broadcast(app: &AppState, room: &str, worker: &WorkerHandle) {
 }
 
 /// What the store keeps of this session when it opens.
-fn session_record(claims: &Claims, user_agent: Option<String>) -> SessionRecord {
-    let role = serde_json::to_value(claims.role).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-    SessionRecord {
-        room: claims.room.clone(),
-        participant: claims.sub.clone(),
-        name: claims.name.clone(),
-        role,
-        user_agent,
-        joined_at: unix_now(),
-        left_at: None,
-        stats: None,
-    }
-}
-
 fn to_json(msg: &ServerMsg) -> String {
     serde_json::to_string(msg).expect("server messages serialize")
 }

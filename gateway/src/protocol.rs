@@ -1,4 +1,6 @@
-//! Signaling messages (protocol v1, see docs/protocol.md) and their validation.
+//! The signaling protocol (v1, see docs/protocol.md): every message a client and the server
+//! exchange on the WebSocket, and their validation. Below the SFU and the session, which both
+//! speak it.
 //!
 //! Parsing is a plain function over text so every bad-input case is unit-tested without sockets.
 
