@@ -2,15 +2,15 @@
 //! background tasks, and serves the HTTP router over them. Everything else sits below this
 //! module and shares `state::AppState`; nothing below imports the HTTP layer (`api`).
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use crate::auth::hls_url::HlsUrls;
 use crate::config::Config;
 use crate::node::NodeState;
 use crate::rooms::private_hls::PrivateRooms;
 use crate::state::AppState;
 use crate::{api, auth, broadcast, limits, metrics, rooms, sfu, store};
-
-use std::net::SocketAddr;
-use std::sync::Arc;
 
 /// A running gateway; dropping it stops the HTTP server (the workers end with it).
 pub struct RunningServer {
