@@ -15,7 +15,9 @@ async function publisher(browser, base, roomId, i, preset) {
   const joinedAt = async () => {
     await p.page.goto(`${base}/room/${encodeURIComponent(roomId)}?name=${label}&autojoin=1&preset=${preset}`);
     await p.page.waitForFunction(() => window.__roomcast?.state.phase === 'joined', null, { timeout: 30000 });
-    return Date.now();
+    // The page's own clock (same machine): on a loaded host Playwright hears of the join up to
+    // a second late, which would make a late join look that much faster.
+    return p.page.evaluate(() => window.__roomcast.welcomedAtMs);
   };
   p.joinedAt = await joinedAt();
   p.colour = COLOURS[i].name;
@@ -72,7 +74,7 @@ export async function onAirRun(o) {
       result.lateJoinMs = seen.at - late.joinedAt;
       log(`late join (joined → its tile): ${result.lateJoinMs} ms`);
       if (process.env.ROOMCAST_ONAIR_VERBOSE) {
-        console.log(`  seen: ${history(seen)}`);
+        console.log(`  seen: ${history(seen)} (one look every ${seen.pollMs} ms)`);
         // Where the joiner's own time goes: its signaling, relative to the page reaching joined.
         const kind = (t) => (t.startsWith('{') ? JSON.parse(t).type : t);
         console.log(`  late joiner: ${late.wsFrames.map((f) => `${f.dir} ${kind(f.text)} ${f.at - late.joinedAt}`).join(' | ')}`);

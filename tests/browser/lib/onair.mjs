@@ -105,7 +105,13 @@ function lastFrame(mp4, w, h) {
   const file = join(dir, 'part.mp4');
   writeFileSync(file, mp4);
   return new Promise((ok, fail) => {
-    const ff = spawn('ffmpeg', ['-v', 'error', '-i', file, '-an', '-vf', `scale=${w}:${h}`, '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The cheapest decode that still gives each tile's colour (one thread, no deblocking,
+    // nearest-pixel scaling): these looks run beside the browsers on the same two cores.
+    const ff = spawn(
+      'ffmpeg',
+      ['-v', 'error', '-threads', '1', '-skip_loop_filter', 'all', '-i', file, '-an', '-vf', `scale=${w}:${h}:flags=neighbor`, '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     const out = [];
     let err = '';
     ff.stdout.on('data', (d) => out.push(d));
@@ -186,7 +192,10 @@ export function tilesMatch(tiles, expected) {
 export async function waitTiles(base, roomId, expected, { timeoutMs = 30000, intervalMs = 250, minDisc = 0 } = {}) {
   const deadline = Date.now() + timeoutMs;
   const seen = [];
+  const started = Date.now();
+  let polls = 0;
   for (;;) {
+    polls += 1;
     let got;
     try {
       got = await servedTiles(base, roomId, expected.length);
@@ -197,7 +206,8 @@ export async function waitTiles(base, roomId, expected, { timeoutMs = 30000, int
     const key = JSON.stringify(got.tiles) + (got.error ?? '');
     if (!last || last.key !== key) seen.push({ key, at: got.at, tiles: got.tiles, error: got.error });
     // `minDisc`: only a picture from after that many discontinuities (a restarted compositor's).
-    if ((got.disc ?? 0) >= minDisc && tilesMatch(got.tiles, expected)) return { at: got.at, seen, disc: got.disc };
+    // `pollMs`: the mean time between two looks at the served picture (how coarse `at` is).
+    if ((got.disc ?? 0) >= minDisc && tilesMatch(got.tiles, expected)) return { at: got.at, seen, disc: got.disc, pollMs: Math.round((Date.now() - started) / polls) };
     if (Date.now() > deadline) {
       const err = new Error(`the served picture never showed ${JSON.stringify(expected)} within ${timeoutMs} ms; seen: ${seen.map((s) => `${new Date(s.at).toISOString().slice(11, 23)} ${s.error ?? JSON.stringify(s.tiles)}`).join(' | ')}`);
       err.seen = seen;

@@ -82,6 +82,8 @@ export interface RoomDebugHandle {
   setLayerPreference(producerId: string, maxHeight: number | null): void;
   /** ICE restarts: per connection how many were started, and the recoveries they brought. */
   readonly iceRestarts: IceRestartStats;
+  /** Wall-clock ms (`Date.now()`) of the last `welcome`: tests time a join from the page's own clock. */
+  readonly welcomedAtMs: number | null;
 }
 
 export interface IceRestartStats {
@@ -160,6 +162,7 @@ export class RoomSession {
   /** Bumped on every (re)connect: events of older sockets and PeerConnections are ignored. */
   private epoch = 0;
   private welcomedEpoch = -1;
+  private welcomedAtMs: number | null = null;
   private awaitingWelcome = false;
   private attempt = 0;
   private retryTimer: number | null = null;
@@ -249,6 +252,9 @@ export class RoomSession {
       },
       get log() {
         return session.signalingLog;
+      },
+      get welcomedAtMs() {
+        return session.welcomedAtMs;
       },
       get e2ee() {
         const e = session.e2ee;
@@ -621,6 +627,7 @@ export class RoomSession {
           return;
         }
         this.welcomedEpoch = epoch;
+        this.welcomedAtMs = Date.now();
         this.awaitingWelcome = false;
         this.clearWelcomeTimer();
         this.dispatch({ type: 'server', message: msg });
@@ -1132,7 +1139,7 @@ export class RoomSession {
 
   private async addRemoteCandidate(name: PcName, pc: RTCPeerConnection | null, c: RemoteCandidate): Promise<void> {
     const currentPc = name === 'publish' ? this.publishPc : this.subscribePc;
-    if (!pc || pc !== currentPc || this.ended || !c.candidate) return; // empty = end of candidates (ICE-lite server)
+    if (!pc || pc !== currentPc || this.ended || !c.candidate) return; // empty = end of candidates
     if (!pc.remoteDescription) {
       this.pending[name].push(c);
       return;
