@@ -87,6 +87,11 @@ fn spawn_worker_monitor(workers: std::sync::Weak<Vec<sfu::WorkerHandle>>) {
 
 /// Starts the SFU workers and the HTTP server.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    if config.fault_injection && !cfg!(feature = "fault-injection") {
+        anyhow::bail!(
+            "--fault-injection: this build has no fault injection (a test-only feature: cargo build --features roomcast/fault-injection)"
+        );
+    }
     let secret = auth::secret::load_or_create(&config.data_dir, config.jwt_secret.as_deref())?;
     let store_location = store::Location::from_config(config.store.as_deref(), &config.data_dir);
     let store = store::open(&store_location).await?;
@@ -116,6 +121,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 ice_disconnect_timeout: config.ice_disconnect_timeout(),
                 samples: Some(sample_sink.clone()),
                 bwe: config.bwe,
+                ice_lite: config.ice_lite,
             },
         )?);
     }

@@ -72,8 +72,15 @@ pub struct Config {
     /// forwarding benchmark); turn it off where links are known to be ample.
     #[arg(long, env = "ROOMCAST_BWE", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub bwe: bool,
+    /// Answer as an ICE-lite agent (no connectivity checks of our own), as mediasoup does. Off by
+    /// default: Chrome nominates a pair to an ICE-lite answerer only on its next scheduled check
+    /// of the selected pair (0.9–2.5 s later), and str0m sends nothing, DTLS included, before
+    /// that nomination; as a full agent the gateway's own check completes it in a round trip.
+    #[arg(long, env = "ROOMCAST_ICE_LITE", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub ice_lite: bool,
     /// Tests only, never in production: enables `POST /api/ops/faults/blackhole` (drop a
-    /// participant's media for a while) without authentication.
+    /// participant's media for a while) without authentication. Needs a build with the
+    /// `fault-injection` feature (the test suite's); a release build refuses it.
     #[arg(long, env = "ROOMCAST_FAULT_INJECTION", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
     pub fault_injection: bool,
     /// Consecutive compositor restarts before a broadcast is marked failed.
@@ -136,6 +143,7 @@ impl Config {
             hls_url_ttl_secs: 300,
             fault_injection: false,
             bwe: true,
+            ice_lite: false,
             compositor_bin: None,
             rtp_port_min: 20000,
             rtp_port_max: 30000,

@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod limits;
 pub mod metrics;
 pub mod node;
+pub mod outbox;
 pub mod protocol;
 pub mod rooms;
 pub mod sfu;

@@ -181,7 +181,8 @@ async fn bad_messages_get_errors_and_nobody_else_notices() {
     ws.send(Message::Text(json!({"type":"publish_offer","sdp":offer}).to_string().into())).await.unwrap();
     let answer = next_json(&mut ws).await;
     assert_eq!(answer["type"], "publish_answer", "{answer}");
-    assert!(answer["sdp"].as_str().unwrap().contains("a=ice-lite"));
+    // A full ICE agent by default (`--ice-lite` is an option): Chrome nominates at once.
+    assert!(!answer["sdp"].as_str().unwrap().contains("a=ice-lite"));
     // The server's candidate names a real m-line (the offer's first mid), so addIceCandidate takes it.
     let candidate = next_json(&mut ws).await;
     let offer_mid = offer.lines().find_map(|l| l.strip_prefix("a=mid:")).expect("the offer has mids");
@@ -263,4 +264,80 @@ async fn chat_reactions_and_mute_state_reach_the_room() {
     assert!(two.iter().any(|v| v["type"] == "participant_joined"), "{two:?}");
     let err = two.iter().find(|v| v["type"] == "error").unwrap_or_else(|| panic!("no error in {two:?}"));
     assert_eq!((err["code"].as_str(), err["fatal"].as_bool()), (Some("malformed"), Some(false)), "{err}");
+}
+
+/// A client that stops reading (a frozen tab, a stuck proxy) must not make the server hold its
+/// messages without end: its session is closed, and the room goes on for everyone else.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_disconnected_and_the_room_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = roomcast::Config::for_tests(dir.path());
+    config.jwt_secret = Some(SECRET.into());
+    config.messages_per_second = 1_000_000; // the sender below is fast on purpose
+    let server = roomcast::start(config).await.unwrap();
+    let e = Env { base: format!("http://{}", server.http_addr), _server: server, http: reqwest::Client::new(), _dir: dir };
+    let room = e.room().await;
+
+    let a_token = e.join(&room, "Ada").await["token"].as_str().unwrap().to_owned();
+    let mut a = e.connect(&a_token).await.unwrap();
+    assert_eq!(next_json(&mut a).await["type"], "welcome");
+    // Bob's socket has a small receive window, and after his welcome he reads nothing.
+    let b_token = e.join(&room, "Bob").await["token"].as_str().unwrap().to_owned();
+    let addr: std::net::SocketAddr = e.base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(addr).await.unwrap();
+    let (mut b, _) = tokio_tungstenite::client_async(e.ws_url(&b_token), tokio_tungstenite::MaybeTlsStream::Plain(tcp)).await.unwrap();
+    let b_welcome = next_json(&mut b).await;
+    assert_eq!(b_welcome["type"], "welcome");
+    let bob = b_welcome["participant_id"].as_str().unwrap().to_owned();
+    assert_eq!(next_json(&mut a).await["type"], "participant_joined");
+
+    // Ada chats as fast as she can (and reads everything); Bob's copies pile up unread.
+    let text = "x".repeat(2000);
+    let chat = json!({"type": "chat", "text": text}).to_string();
+    let started = std::time::Instant::now();
+    let mut sent = 0u32;
+    let left = 'outer: loop {
+        assert!(started.elapsed() < Duration::from_secs(60), "Bob's session was never closed ({sent} chats sent)");
+        for _ in 0..50 {
+            a.send(Message::Text(chat.clone().into())).await.unwrap();
+            sent += 1;
+        }
+        // Drain what Ada got so far; stop when the room tells her Bob is gone.
+        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(20), a.next()).await {
+            if let Message::Text(t) = m {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "participant_left" {
+                    break 'outer v;
+                }
+            }
+        }
+    };
+    assert_eq!(left["participant_id"].as_str(), Some(bob.as_str()), "{left}");
+    // Bob, reading at last, finds his socket closed after what was already on its way to him.
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match b.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    })
+    .await
+    .expect("Bob's socket ends");
+    // A close frame, if one got through, asks him to come back later (1013).
+    assert!(ended.is_none_or(|code| code == 1013), "close code {ended:?}");
+    // Ada's session is unharmed: her chat still comes back.
+    a.send(Message::Text(r#"{"type":"chat","text":"still here"}"#.into())).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "Ada's chat did not come back");
+        let v = next_json(&mut a).await;
+        if v["type"] == "chat" && v["text"] == "still here" {
+            break;
+        }
+    }
+    eprintln!("Bob's session closed after {sent} chats ({:.1} s)", started.elapsed().as_secs_f64());
 }

@@ -3,6 +3,8 @@
 pub mod broadcast;
 pub mod error;
 pub mod extract;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 pub mod invites;
 pub mod metrics;
 pub mod ops;
@@ -39,8 +41,10 @@ pub fn router(state: AppState) -> Router {
         .route("/config", get(invites::config))
         .route("/ops/pipelines", get(ops::list))
         .route("/ops/pipelines/{room}/restart", post(ops::restart))
-        .route("/ops/drain", post(ops::drain).delete(ops::undrain))
-        .route("/ops/faults/blackhole", post(ops::blackhole))
+        .route("/ops/drain", post(ops::drain).delete(ops::undrain));
+    #[cfg(feature = "fault-injection")]
+    let api = api.route("/ops/faults/blackhole", post(faults::blackhole));
+    let api = api
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .fallback(|| async { error::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API endpoint; see docs/protocol.md") });
     let api = match security::cors(&state.config.allowed_origins) {

@@ -5,6 +5,7 @@ pub mod frame_size;
 pub mod keyframe;
 pub mod leg;
 pub mod negotiation;
+#[cfg(feature = "fault-injection")]
 pub mod netfault;
 pub mod peer;
 pub mod quality;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use str0m::{Event, Input, Output, Rtc};
 
+#[cfg(feature = "fault-injection")]
 use super::netfault::{NetFault, Way};
 
 pub struct Peer {
@@ -15,17 +16,45 @@ pub struct Peer {
     /// Input was handled or RTP queued since the last drive.
     dirty: bool,
     /// Fault injection (tests): datagrams to and from this peer are dropped, all or some.
+    #[cfg(feature = "fault-injection")]
     pub fault: Option<NetFault>,
+    /// When the first datagram (the browser's first ICE check) arrived: the log says how long
+    /// ICE and DTLS took from there, the part of a join the browser's pacing decides.
+    first_datagram_at: Option<Instant>,
 }
 
 impl Peer {
     pub fn new(rtc: Rtc, now: Instant) -> Self {
-        Self { rtc, deadline: now, dirty: true, fault: None }
+        Self {
+            rtc,
+            deadline: now,
+            dirty: true,
+            #[cfg(feature = "fault-injection")]
+            fault: None,
+            first_datagram_at: None,
+        }
     }
 
     /// Whether an injected fault loses this datagram from the peer.
+    #[cfg(feature = "fault-injection")]
     pub fn fault_drops_incoming(&mut self, now: Instant) -> bool {
         self.fault.as_mut().is_some_and(|f| f.drops(now, Way::FromParticipant))
+    }
+
+    #[cfg(not(feature = "fault-injection"))]
+    pub fn fault_drops_incoming(&mut self, _now: Instant) -> bool {
+        false
+    }
+
+    /// Whether an injected fault loses this datagram to the peer.
+    #[cfg(feature = "fault-injection")]
+    fn fault_drops_outgoing(&mut self, now: Instant) -> bool {
+        self.fault.as_mut().is_some_and(|f| f.drops(now, Way::ToParticipant))
+    }
+
+    #[cfg(not(feature = "fault-injection"))]
+    fn fault_drops_outgoing(&mut self, _now: Instant) -> bool {
+        false
     }
 
     pub fn mark_dirty(&mut self) {
@@ -40,7 +69,15 @@ impl Peer {
         self.rtc.is_alive() && (self.dirty || self.deadline <= now)
     }
 
+    /// Time since the first datagram from the participant, if one came.
+    pub fn since_first_datagram(&self, now: Instant) -> Option<Duration> {
+        self.first_datagram_at.map(|t| now.saturating_duration_since(t))
+    }
+
     pub fn handle_datagram(&mut self, input: Input) {
+        if let Input::Receive(at, _) = &input {
+            self.first_datagram_at.get_or_insert(*at);
+        }
         if let Err(e) = self.rtc.handle_input(input) {
             tracing::warn!(error = %e, "peer rejected input; disconnecting it");
             self.rtc.disconnect();
@@ -62,7 +99,7 @@ impl Peer {
         loop {
             match self.rtc.poll_output() {
                 Ok(Output::Transmit(t)) => {
-                    if !self.fault.as_mut().is_some_and(|f| f.drops(now, Way::ToParticipant)) {
+                    if !self.fault_drops_outgoing(now) {
                         send(socket, &t.contents, t.destination);
                     }
                 }

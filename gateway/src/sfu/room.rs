@@ -24,6 +24,7 @@ use super::peer::Peer;
 use super::quality::{QualityMeter, QualitySample};
 use super::simulcast::{allocate, choose_layer, BudgetGate, Layer, LayerDecision, LayerFollower, TimestampRewriter};
 use super::stats::WorkerStats;
+use crate::outbox::Outbox;
 use crate::protocol::{ErrorCode, MediaKindName, ParticipantInfo, PcRole, ProducerInfo, ServerMsg, TrackInfo};
 
 pub struct Producer {
@@ -75,7 +76,7 @@ pub struct Consumer {
 
 pub struct Participant {
     pub info: ParticipantInfo,
-    out: UnboundedSender<ServerMsg>,
+    out: Outbox,
     pub publish: Option<Peer>,
     pub subscribe: Peer,
     pub producers: Vec<Producer>,
@@ -100,7 +101,8 @@ pub struct Participant {
 
 impl Participant {
     pub fn send(&self, msg: ServerMsg) {
-        // A closed channel means the session is ending; the worker hears `Leave` next.
+        // A closed outbox means the session is ending (the worker hears `Leave` next); a full
+        // one, that its client stopped reading (the session closes itself).
         let _ = self.out.send(msg);
     }
 
@@ -380,7 +382,7 @@ impl Room {
         (self.participants.iter().map(|p| p.info.clone()).collect(), self.participants.iter().flat_map(|p| p.producer_infos()).collect())
     }
 
-    pub fn join(&mut self, info: ParticipantInfo, out: UnboundedSender<ServerMsg>, subscribe: Rtc, now: Instant) {
+    pub fn join(&mut self, info: ParticipantInfo, out: Outbox, subscribe: Rtc, now: Instant) {
         let (participants, producers) = self.snapshot();
         let _ = out.send(ServerMsg::Welcome {
             protocol: crate::protocol::PROTOCOL_VERSION,
@@ -613,6 +615,11 @@ impl Room {
         }
     }
 
+    /// Milliseconds since a peer's first datagram (its first ICE check), for the join timeline in the log.
+    fn since_first_datagram(&mut self, participant: &str, role: PcRole, now: Instant) -> Option<u128> {
+        self.get_mut(participant)?.peer_mut(role)?.since_first_datagram(now).map(|d| d.as_millis())
+    }
+
     /// Handles one str0m event from a participant's peer.
     pub fn on_event(&mut self, participant: &str, role: PcRole, event: Event, now: Instant, stats: &WorkerStats) {
         match event {
@@ -687,9 +694,13 @@ impl Room {
                     p.bwe_bps = Some(estimate.as_u64());
                 }
             }
-            Event::Connected => tracing::debug!(participant, ?role, "DTLS connected: media can flow"),
+            Event::Connected => {
+                let after_first_check_ms = self.since_first_datagram(participant, role, now);
+                tracing::debug!(participant, ?role, ?after_first_check_ms, "DTLS connected: media can flow");
+            }
             Event::IceConnectionStateChange(state) => {
-                tracing::debug!(participant, ?role, ?state, "ICE state");
+                let after_first_check_ms = self.since_first_datagram(participant, role, now);
+                tracing::debug!(participant, ?role, ?state, ?after_first_check_ms, "ICE state");
                 let mut recovered = Vec::new();
                 if let Some(p) = self.get_mut(participant) {
                     let slot = &mut p.ice_up[role as usize];
@@ -698,13 +709,20 @@ impl Room {
                     // decoders on the far side lost references, so ask for keyframes now rather
                     // than waiting for their own requests.
                     let reconnected = up && *slot == Some(false);
+                    let was_up = *slot == Some(true);
                     if up || slot.is_some() {
                         *slot = Some(up);
                     }
                     match state {
                         IceConnectionState::Disconnected => {
                             p.ice_lost_since.get_or_insert(now);
-                            tracing::info!(participant, ?role, "ICE disconnected; removing the participant if it does not come back");
+                            if was_up {
+                                tracing::info!(participant, ?role, "ICE disconnected; removing the participant if it does not come back");
+                            } else {
+                                // Before the first connection this only means no pair works yet,
+                                // e.g. a browser trickled its TCP candidate before its UDP ones.
+                                tracing::debug!(participant, ?role, "no ICE candidate pair works yet; waiting for more candidates");
+                            }
                         }
                         _ => p.ice_lost_since = None,
                     }

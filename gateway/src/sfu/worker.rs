@@ -15,10 +15,12 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Input, Rtc, RtcConfig};
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
 
+#[cfg(feature = "fault-injection")]
 use super::netfault::{NetFault, Way};
 use super::quality::QualitySample;
 use super::room::{LegEvent, Room};
 use super::stats::WorkerStats;
+use crate::outbox::Outbox;
 use crate::protocol::{ClientMsg, ParticipantInfo, PcRole, ProducerInfo, ServerMsg};
 use crate::store::StatsSample;
 
@@ -32,7 +34,7 @@ pub enum Command {
     Join {
         room: String,
         info: ParticipantInfo,
-        out: UnboundedSender<ServerMsg>,
+        out: Outbox,
     },
     Signal {
         room: String,
@@ -88,12 +90,14 @@ pub enum Command {
         height: u32,
     },
     /// Fault injection: the worker thread panics (tests of worker recovery).
+    #[cfg(feature = "fault-injection")]
     Panic,
     /// Shutdown: the thread ends (see `WorkerHandle::stop`).
     Stop,
     /// Fault injection: drop a participant's UDP (both connections) until `until`, as if its
     /// network broke while signaling stays up. `reply`: whether it was found.
     /// `loss_per_mille` 1000 is a blackhole; less drops that share of the datagrams (NACK/RTX).
+    #[cfg(feature = "fault-injection")]
     NetFault {
         room: String,
         participant: String,
@@ -119,8 +123,10 @@ impl Command {
             Command::AttachLeg { .. } => "attach_leg",
             Command::LegNeedsKeyframe { .. } => "leg_needs_keyframe",
             Command::LegTile { .. } => "leg_tile",
+            #[cfg(feature = "fault-injection")]
             Command::Panic => "panic",
             Command::Stop => "stop",
+            #[cfg(feature = "fault-injection")]
             Command::NetFault { .. } => "net_fault",
         }
     }
@@ -202,6 +208,7 @@ impl WorkerHandle {
     }
 
     /// Fault injection for tests: makes the worker thread panic.
+    #[cfg(feature = "fault-injection")]
     pub fn inject_panic(&self) {
         self.send(Command::Panic);
     }
@@ -218,6 +225,8 @@ pub struct WorkerConfig {
     pub samples: Option<SampleSink>,
     /// Bandwidth estimation on subscribe connections (`--bwe`).
     pub bwe: bool,
+    /// Answer as an ICE-lite agent (`--ice-lite`); otherwise a full, controlled ICE agent.
+    pub ice_lite: bool,
 }
 
 pub fn spawn(index: usize, config: WorkerConfig) -> anyhow::Result<WorkerHandle> {
@@ -318,10 +327,10 @@ struct Worker {
     housekeeping_turns: u64,
 }
 
-pub fn rtc_config() -> RtcConfig {
+pub fn rtc_config(ice_lite: bool) -> RtcConfig {
     Rtc::builder()
         .set_rtp_mode(true)
-        .set_ice_lite(true)
+        .set_ice_lite(ice_lite)
         .clear_codecs()
         .enable_opus(true, false)
         .enable_vp8(true)
@@ -394,7 +403,7 @@ impl Worker {
             Command::Join { room, info, out } => {
                 // The subscribe connection estimates its bandwidth (TWCC), so simulcast layers
                 // can be chosen to fit; it starts at 1 Mbit/s and probes upward.
-                let mut config = rtc_config();
+                let mut config = rtc_config(self.config.ice_lite);
                 if self.config.bwe {
                     config = config.enable_bwe(Some(str0m::bwe::Bitrate::kbps(1000)));
                 }
@@ -410,11 +419,12 @@ impl Worker {
                 match msg {
                     ClientMsg::PublishOffer { sdp } => {
                         let candidate = self.candidate.clone();
+                        let ice_lite = self.config.ice_lite;
                         r.publish_offer(
                             &participant,
                             &sdp,
                             || {
-                                let mut rtc = rtc_config().build(now);
+                                let mut rtc = rtc_config(ice_lite).build(now);
                                 rtc.add_local_candidate(candidate);
                                 rtc
                             },
@@ -485,9 +495,11 @@ impl Worker {
                     r.set_leg_tile(&producer_id, height);
                 }
             }
+            #[cfg(feature = "fault-injection")]
             Command::Panic => panic!("SFU worker {}: fault injected", self.index),
             // Handled by the run loop before dispatch.
             Command::Stop => {}
+            #[cfg(feature = "fault-injection")]
             Command::NetFault { room, participant, until, loss_per_mille, only, reply } => {
                 let p = self.rooms.get_mut(&room).and_then(|r| r.get_mut(&participant));
                 let found = p.is_some();

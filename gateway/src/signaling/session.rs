@@ -5,12 +5,12 @@
 
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
 
 use crate::auth::role::Role;
 use crate::auth::token::{Claims, JOIN_TOKEN_TTL};
 use crate::broadcast::policy::BroadcastState;
 use crate::clock::unix_now;
+use crate::outbox;
 use crate::protocol::{parse_client_msg, ClientMsg, ErrorCode, ParticipantInfo, ServerMsg, MAX_MESSAGE_BYTES};
 use crate::sfu::{Command, WorkerHandle};
 use crate::state::AppState;
@@ -18,11 +18,15 @@ use crate::store::Write;
 
 /// How long a closing session (shutdown) waits for the client to answer its close frame.
 const CLOSE_HANDSHAKE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+/// A socket that takes no message for this long has a client that stopped reading (its TCP
+/// window stayed shut): the session ends rather than holding its messages.
+const SEND_STALL: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: AppState) {
     let room = claims.room.clone();
     let participant = claims.sub.clone();
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ServerMsg>();
+    let (out_tx, mut out_rx) = outbox::outbox(outbox::CAPACITY);
+    let overflowed = out_rx.overflow_signal();
     let (mut sink, mut stream) = socket.split();
     let info = ParticipantInfo::new(participant.clone(), claims.name.clone());
     if !worker.send(Command::Join { room: room.clone(), info, out: out_tx.clone() }) {
@@ -73,6 +77,13 @@ pub async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: A
                     worker.send(Command::Join { room: room.clone(), info, out: out_tx.clone() });
                 }
             }
+            () = overflowed.raised() => {
+                // The client stopped reading: its messages would pile up here without end.
+                tracing::warn!(%room, %participant, queued = out_rx.len(), "signaling client is not reading its messages; closing its session (it may reconnect)");
+                let close = CloseFrame { code: close_code::AGAIN, reason: "too many messages waiting for this client; reconnect".into() };
+                let _ = tokio::time::timeout(CLOSE_HANDSHAKE_WAIT, sink.send(Message::Close(Some(close)))).await;
+                break;
+            }
             out = out_rx.recv() => {
                 let Some(msg) = out else { break };
                 let fatal = matches!(msg, ServerMsg::Error { fatal: true, .. } | ServerMsg::Removed { .. });
@@ -81,8 +92,18 @@ pub async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: A
                         auto_broadcast(&app, &room, &worker);
                     }
                 }
-                if sink.send(Message::Text(to_json(&msg).into())).await.is_err() {
-                    break;
+                // A client that stopped reading blocks this send (its TCP window is shut): the
+                // session ends when its queue overflows meanwhile, or after SEND_STALL.
+                tokio::select! {
+                    sent = sink.send(Message::Text(to_json(&msg).into())) => if sent.is_err() { break },
+                    () = overflowed.raised() => {
+                        tracing::warn!(%room, %participant, queued = out_rx.len(), "signaling client is not reading its messages; closing its session (it may reconnect)");
+                        break;
+                    }
+                    () = tokio::time::sleep(SEND_STALL) => {
+                        tracing::warn!(%room, %participant, stalled_secs = SEND_STALL.as_secs(), "signaling client took no message for a while; closing its session (it may reconnect)");
+                        break;
+                    }
                 }
                 if fatal {
                     let _ = sink.send(Message::Close(Some(CloseFrame { code: close_code::POLICY, reason: "session ended by the server".into() }))).await;
@@ -92,7 +113,7 @@ pub async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: A
             frame = stream.next() => {
                 let counts = matches!(frame, Some(Ok(Message::Text(_) | Message::Binary(_))));
                 if counts && !rate.try_take(std::time::Instant::now()) {
-                    let _ = out_tx.send(ServerMsg::error(ErrorCode::RateLimited, format!("more than {} messages a second; this one was dropped, slow down", app.config.messages_per_second)));
+                    out_tx.send(ServerMsg::error(ErrorCode::RateLimited, format!("more than {} messages a second; this one was dropped, slow down", app.config.messages_per_second)));
                     continue;
                 }
                 let reply = match frame {
@@ -124,7 +145,7 @@ pub async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: A
                 };
                 if let Some(err) = reply {
                     tracing::debug!(%room, %participant, ?err, "rejected a signaling message");
-                    let _ = out_tx.send(err);
+                    out_tx.send(err);
                 }
             }
         }
