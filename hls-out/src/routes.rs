@@ -71,22 +71,69 @@ pub fn routes<S: Clone + Send + Sync + 'static>(store: Arc<HlsStore>) -> Router<
         .with_state(store)
 }
 
-fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> Response {
-    let mut r = (status, Json(serde_json::json!({"error": code, "message": message.into()}))).into_response();
+/// Every error code of the `/hls` routes, in the API's shape (`{"error", "message"}`); each has
+/// one status. `docs/protocol.md` lists them (a test keeps the two in step).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HlsErrorCode {
+    /// 400: a malformed path or LL-HLS directive.
+    BadRequest,
+    /// 401: a private room's playlist or media without a signed URL.
+    Unauthorized,
+    /// 403: a signed URL that has expired, was tampered with, or is another room's.
+    Forbidden,
+    /// 404: no such file (or a path outside `/hls/{room}/{file}`).
+    NotFound,
+    /// 404: the room is not broadcasting.
+    StreamNotFound,
+    /// 503: the broadcast is starting and has no media yet (retry shortly).
+    StreamStarting,
+    /// 503: a blocking request's part or segment did not appear in time (reload the playlist).
+    Timeout,
+}
+
+impl HlsErrorCode {
+    pub const ALL: [HlsErrorCode; 7] =
+        [Self::BadRequest, Self::Unauthorized, Self::Forbidden, Self::NotFound, Self::StreamNotFound, Self::StreamStarting, Self::Timeout];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::StreamNotFound => "stream_not_found",
+            Self::StreamStarting => "stream_starting",
+            Self::Timeout => "timeout",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::BadRequest => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound | Self::StreamNotFound => StatusCode::NOT_FOUND,
+            Self::StreamStarting | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+fn error(code: HlsErrorCode, message: impl Into<String>) -> Response {
+    let mut r = (code.status(), Json(serde_json::json!({"error": code.as_str(), "message": message.into()}))).into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
 fn bad_request(message: impl Into<String>) -> Response {
-    error(StatusCode::BAD_REQUEST, "bad_request", message)
+    error(HlsErrorCode::BadRequest, message)
 }
 
 fn not_found(message: impl Into<String>) -> Response {
-    error(StatusCode::NOT_FOUND, "not_found", message)
+    error(HlsErrorCode::NotFound, message)
 }
 
 fn timeout(what: &str) -> Response {
-    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "timeout", format!("{what} did not become available in time; reload the playlist"));
+    let mut r = error(HlsErrorCode::Timeout, format!("{what} did not become available in time; reload the playlist"));
     r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     r
 }
@@ -154,11 +201,11 @@ fn denied(room: &str, d: Denied) -> Response {
     match d {
         Denied::Unauthenticated(m) => {
             debug!(room, "hls: request without credentials refused");
-            error(StatusCode::UNAUTHORIZED, "unauthorized", m)
+            error(HlsErrorCode::Unauthorized, m)
         }
         Denied::Forbidden(m) => {
             debug!(room, reason = %m, "hls: request refused");
-            error(StatusCode::FORBIDDEN, "forbidden", m)
+            error(HlsErrorCode::Forbidden, m)
         }
     }
 }
@@ -192,7 +239,7 @@ async fn serve(
         None => None,
     };
     let Some(stream) = store.get(&room) else {
-        return error(StatusCode::NOT_FOUND, "stream_not_found", "this room is not broadcasting");
+        return error(HlsErrorCode::StreamNotFound, "this room is not broadcasting");
     };
     let private = signed.is_some();
     match file {
@@ -313,7 +360,7 @@ async fn playlist(stream: &Stream, d: Directives, signed: Option<&str>) -> Respo
         None => {
             let (body, starting) = stream.with(|p| (p.playlist(delivery), !p.has_media() && !p.is_ended()));
             if starting {
-                let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "stream_starting", "the broadcast is starting; no media yet");
+                let mut r = error(HlsErrorCode::StreamStarting, "the broadcast is starting; no media yet");
                 r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 return r;
             }
@@ -344,6 +391,17 @@ async fn playlist(stream: &Stream, d: Directives, signed: Option<&str>) -> Respo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_codes_are_distinct_and_in_the_protocol_document() {
+        let doc = include_str!("../../docs/protocol.md");
+        let mut seen = std::collections::HashSet::new();
+        for code in HlsErrorCode::ALL {
+            assert!(seen.insert(code.as_str()), "{code:?} twice");
+            let row = format!("| `{}` | {} |", code.as_str(), code.status().as_u16());
+            assert!(doc.contains(&row), "docs/protocol.md has no row {row:?} in its HLS error table");
+        }
+    }
 
     fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::error::ApiError;
+use super::error::{ApiError, ApiErrorCode};
 use super::extract::{authorization, known_room, live_room};
 use crate::auth::access;
 use crate::broadcast::BroadcastError;
@@ -20,8 +20,7 @@ pub async fn start(State(app): State<AppState>, Path(id): Path<String>, headers:
     let room = live_room(&app, &id).await?;
     if room.settings.e2ee {
         return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "e2ee_room",
+            ApiErrorCode::E2eeRoom,
             "this room is end-to-end encrypted: the gateway cannot see its media, so it cannot be broadcast; create a room without e2ee to broadcast",
         ));
     }

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 
-use super::error::ApiError;
+use super::error::{ApiError, ApiErrorCode};
 use crate::state::AppState;
 
 #[derive(serde::Deserialize)]
@@ -33,11 +33,7 @@ pub async fn blackhole(
     body: Result<Json<BlackholeBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     if !app.config.fault_injection {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "fault injection is off (tests start the gateway with --fault-injection)",
-        ));
+        return Err(ApiError::new(ApiErrorCode::NotFound, "fault injection is off (tests start the gateway with --fault-injection)"));
     }
     let Json(body) = body?;
     if body.ms == 0 || body.ms > 60_000 {
@@ -62,10 +58,6 @@ pub async fn blackhole(
         tracing::warn!(room = %body.room, participant = %body.participant_id, ms = body.ms, loss_percent, "fault injected: the participant's media is dropped");
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "participant_not_found",
-            format!("nobody with id {:?} is in room {}", body.participant_id, body.room),
-        ))
+        Err(ApiError::new(ApiErrorCode::ParticipantNotFound, format!("nobody with id {:?} is in room {}", body.participant_id, body.room)))
     }
 }

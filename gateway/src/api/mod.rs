@@ -46,7 +46,7 @@ pub fn router(state: AppState) -> Router {
     let api = api.route("/ops/faults/blackhole", post(faults::blackhole));
     let api = api
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .fallback(|| async { error::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API endpoint; see docs/protocol.md") });
+        .fallback(|| async { error::ApiError::new(error::ApiErrorCode::NotFound, "no such API endpoint; see docs/protocol.md") });
     let api = match security::cors(&state.config.allowed_origins) {
         Some(cors) => api.layer(cors),
         None => api,

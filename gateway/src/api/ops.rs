@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use super::error::ApiError;
+use super::error::{ApiError, ApiErrorCode};
 use crate::auth::ops::{OpsAuthError, OpsCaller};
 use crate::broadcast::policy::BroadcastState;
 use crate::broadcast::{Broadcasts, Status};
@@ -89,7 +89,7 @@ pub fn require_ops(app: &AppState, headers: &HeaderMap) -> Result<OpsCaller, Api
     crate::auth::ops::check(auth, &app.tokens, app.config.api_key.as_deref()).map_err(|e| {
         tracing::warn!(error = %e, "ops API call refused");
         match e {
-            OpsAuthError::Forbidden { .. } => ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string()),
+            OpsAuthError::Forbidden { .. } => ApiError::forbidden(e.to_string()),
             _ => ApiError::unauthorized(e.to_string()),
         }
     })
@@ -210,8 +210,7 @@ pub async fn refuse_when_draining(State(app): State<AppState>, req: Request, nex
     if app.node.is_draining() {
         tracing::debug!(path = req.uri().path(), "refused: node draining");
         return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "draining",
+            ApiErrorCode::Draining,
             "this node is draining (shutting down or being deployed) and takes no new rooms, joins or broadcasts; use another node or try again later",
         )
         .into_response();

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use super::error::ApiError;
+use super::error::{ApiError, ApiErrorCode};
 use super::extract::{authorization, known_room, live_room};
 use crate::auth::access;
 use crate::auth::role::Role;
@@ -148,7 +148,7 @@ pub async fn remove_participant(
     if crate::signaling::session::remove_participant(worker, &id, &pid, "the host removed you from the room").await {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::new(StatusCode::NOT_FOUND, "participant_not_found", format!("nobody with id {pid:?} is in room {id}")))
+        Err(ApiError::new(ApiErrorCode::ParticipantNotFound, format!("nobody with id {pid:?} is in room {id}")))
     }
 }
 

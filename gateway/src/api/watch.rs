@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -126,11 +126,7 @@ pub async fn hls_url(State(app): State<AppState>, Path(id): Path<String>, header
     let now = unix_now();
     let exp = url_expiry(now, app.config.hls_url_ttl(), token_exp);
     if exp <= now {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "the viewer token has expired; ask the host for a new viewer link",
-        ));
+        return Err(ApiError::unauthorized("the viewer token has expired; ask the host for a new viewer link"));
     }
     Ok(Json(json!({"hls_url": urls.playlist_url(&id, exp), "expires_at": exp, "expires_in": exp - now, "private": true})))
 }
@@ -180,7 +176,7 @@ mod tests {
             assert!(exp > unix_now() + 590, "{role:?}");
         }
         assert_eq!(watch_rights(Some("Bearer k"), Some("k"), &k, "r-1").unwrap(), None);
-        let status = |r: Result<Option<u64>, ApiError>| r.unwrap_err().status.as_u16();
+        let status = |r: Result<Option<u64>, ApiError>| r.unwrap_err().status().as_u16();
         assert_eq!(status(watch_rights(None, None, &k, "r-1")), 401);
         assert_eq!(status(watch_rights(Some("Bearer k"), None, &k, "r-1")), 401, "no key configured: just a bad token");
         assert_eq!(status(watch_rights(Some("Bearer garbage"), None, &k, "r-1")), 401);
