@@ -18,7 +18,7 @@ import { Store } from '../store';
 import { E2eeClient, e2eeApi, type E2eeApi } from '../e2ee/client';
 import { deriveRoomKey } from '../e2ee/frame';
 import { NO_COUNTERS, addCounters, type DecryptCounters } from '../e2ee/status';
-import { MAX_RECONNECT_ATTEMPTS, backoffDelay } from './backoff';
+import { RECONNECT_IDLE, type ReconnectEvent, type ReconnectState, reconnectStep } from './reconnect';
 import { ICE_OK, nextIceCheck, stepIceRecovery, type IceEffect, type IceEvent, type IceRecoveryState, type IceState } from './iceRecovery';
 import {
   DEFAULT_SETTINGS,
@@ -164,7 +164,8 @@ export class RoomSession {
   private welcomedEpoch = -1;
   private welcomedAtMs: number | null = null;
   private awaitingWelcome = false;
-  private attempt = 0;
+  /** Re-joining after the connection was lost (reconnect.ts). */
+  private reconnect: ReconnectState = RECONNECT_IDLE;
   private retryTimer: number | null = null;
   private welcomeTimer: number | null = null;
   /** Lets the subscribe queue go on once the first publish offer is answered (PUBLISH_FIRST_MAX_MS). */
@@ -374,8 +375,8 @@ export class RoomSession {
             : `${e.message} (${e.code})`
           : String(e);
       const retryable = !gone && !(e instanceof ApiError && e.status >= 400 && e.status < 500 && e.status !== 429);
-      if (this.state.get().wasJoined && retryable) this.scheduleReconnect(`Cannot get back into the room: ${reason}`);
-      else this.end('failed', reason);
+      const wasJoined = this.state.get().wasJoined;
+      this.onReconnect({ type: 'lost', reason: wasJoined ? `Cannot get back into the room: ${reason}` : reason, wasJoined, retryable });
       return;
     }
     if (this.ended || epoch !== this.epoch) return;
@@ -428,45 +429,60 @@ export class RoomSession {
   private onSocketClosed(ev: { code: number; reason: string }): void {
     if (this.ended) return;
     const detail = `code ${ev.code}${ev.reason ? `: ${ev.reason}` : ''}`;
-    if (!this.state.get().wasJoined) {
-      this.end('failed', `Could not open the signaling connection (${detail}).`);
-      return;
-    }
-    this.scheduleReconnect(`The connection to the server was lost (${detail}).`);
+    const wasJoined = this.state.get().wasJoined;
+    const reason = wasJoined ? `The connection to the server was lost (${detail}).` : `Could not open the signaling connection (${detail}).`;
+    this.onReconnect({ type: 'lost', reason, wasJoined });
   }
 
   /** Drops the current connection (socket and media) and re-joins after a backoff delay. */
   private scheduleReconnect(reason: string): void {
-    if (this.ended || this.retryTimer !== null) return;
-    this.epoch++; // everything of the old connection is now stale
-    this.clearWelcomeTimer();
-    this.awaitingWelcome = false;
-    if (this.signaling) {
-      this.signaling.send({ type: 'leave' }); // the server frees our old seat at once
-      this.signaling.close(1000, 'reconnecting');
-      this.signaling = null;
+    this.onReconnect({ type: 'lost', reason, wasJoined: true }); // only after a welcome: media, DTLS and the server's restart
+  }
+
+  /** Feeds the reconnect reducer and carries out what it decides. */
+  private onReconnect(event: ReconnectEvent): void {
+    if (this.ended) return;
+    const { state, effects } = reconnectStep(this.reconnect, event);
+    this.reconnect = state;
+    for (const effect of effects) {
+      switch (effect.type) {
+        case 'teardown':
+          this.epoch++; // everything of the old connection is now stale
+          this.clearWelcomeTimer();
+          this.awaitingWelcome = false;
+          if (this.signaling) {
+            this.signaling.send({ type: 'leave' }); // the server frees our old seat at once
+            this.signaling.close(1000, 'reconnecting');
+            this.signaling = null;
+          }
+          this.teardownPeers();
+          break;
+        case 'schedule':
+          log(`reconnecting in ${effect.delayMs} ms (attempt ${effect.attempt}): ${effect.reason}`);
+          this.dispatch({ type: 'reconnecting', attempt: effect.attempt, reason: effect.reason, retryAt: Date.now() + effect.delayMs });
+          if (this.retryTimer !== null) window.clearTimeout(this.retryTimer);
+          this.retryTimer = window.setTimeout(() => {
+            this.retryTimer = null;
+            this.onReconnect({ type: 'retry_due' });
+          }, effect.delayMs);
+          break;
+        case 'cancel_timer':
+          if (this.retryTimer !== null) window.clearTimeout(this.retryTimer);
+          this.retryTimer = null;
+          break;
+        case 'connect':
+          void this.connect();
+          break;
+        case 'end':
+          this.end(effect.kind, effect.message);
+          return;
+      }
     }
-    this.teardownPeers();
-    if (this.attempt >= MAX_RECONNECT_ATTEMPTS) {
-      this.end('disconnected', `${reason} Gave up after ${this.attempt} attempts.`);
-      return;
-    }
-    const delay = backoffDelay(this.attempt);
-    this.attempt++;
-    log(`reconnecting in ${delay} ms (attempt ${this.attempt}): ${reason}`);
-    this.dispatch({ type: 'reconnecting', attempt: this.attempt, reason, retryAt: Date.now() + delay });
-    this.retryTimer = window.setTimeout(() => {
-      this.retryTimer = null;
-      if (!this.ended) void this.connect();
-    }, delay);
   }
 
   /** Reconnects now (the "Retry now" button). */
   retryNow(): void {
-    if (this.ended || this.retryTimer === null) return;
-    window.clearTimeout(this.retryTimer);
-    this.retryTimer = null;
-    void this.connect();
+    this.onReconnect({ type: 'retry_now' });
   }
 
   /** Leaves the room: tells the server, closes everything, stops the camera. */
@@ -592,8 +608,8 @@ export class RoomSession {
       if (pc.connectionState === 'failed' && pc.iceConnectionState !== 'failed' && pc.iceConnectionState !== 'disconnected') {
         // DTLS failed over working ICE: an ICE restart would not help.
         this.scheduleReconnect(`The ${name === 'publish' ? 'sending' : 'receiving'} media connection failed (DTLS).`);
-      } else if (pc.connectionState === 'connected' && this.attempt > 0) {
-        this.attempt = 0; // media flows again: the next loss starts the backoff from the beginning
+      } else if (pc.connectionState === 'connected') {
+        this.onReconnect({ type: 'media_flowing' }); // the next loss starts the backoff from the beginning
       }
     };
     // ICE disconnected or failed: an ICE restart while the socket is open (iceRecovery.ts).
