@@ -204,18 +204,24 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
 mod tests {
     use super::*;
 
-    #[test]
-    fn codes_are_distinct_snake_case_and_in_the_protocol_document() {
+    /// One surface's codes: distinct, snake_case, error statuses, each a row of its table in
+    /// docs/protocol.md (`| \`code\` | status |`).
+    fn check_documented(surface: &str, codes: &[(&'static str, StatusCode)]) {
         let doc = include_str!("../../../docs/protocol.md");
         let mut seen = std::collections::HashSet::new();
-        for code in ApiErrorCode::ALL {
-            let s = code.as_str();
-            assert!(seen.insert(s), "{s} twice");
-            assert!(s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'), "{s}");
-            let row = format!("| `{s}` | {} |", code.status().as_u16());
-            assert!(doc.contains(&row), "docs/protocol.md has no row {row:?} in its API error table");
-            assert!(code.status().is_client_error() || code.status().is_server_error(), "{s}");
+        for (s, status) in codes {
+            assert!(seen.insert(s), "{surface}: {s} twice");
+            assert!(s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'), "{surface}: {s}");
+            assert!(status.is_client_error() || status.is_server_error(), "{surface}: {s}");
+            let row = format!("| `{s}` | {} |", status.as_u16());
+            assert!(doc.contains(&row), "docs/protocol.md has no row {row:?} in its {surface} error table");
         }
+    }
+
+    #[test]
+    fn api_and_hls_codes_are_distinct_snake_case_and_in_the_protocol_document() {
+        check_documented("API", &ApiErrorCode::ALL.map(|c| (c.as_str(), c.status())));
+        check_documented("HLS", &hls_out::routes::HlsErrorCode::ALL.map(|c| (c.as_str(), c.status())));
     }
 
     #[tokio::test]
