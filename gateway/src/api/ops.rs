@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Request, State};
-use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,7 +13,7 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 use super::error::{ApiError, ApiErrorCode};
-use crate::auth::ops::{OpsAuthError, OpsCaller};
+use super::extract::Ops;
 use crate::broadcast::policy::BroadcastState;
 use crate::broadcast::{Broadcasts, Status};
 use crate::clock::unix_now;
@@ -83,29 +82,15 @@ pub async fn pipelines_now(app: &AppState) -> Vec<Pipeline> {
     out
 }
 
-/// Ops access or the right 401/403.
-pub fn require_ops(app: &AppState, headers: &HeaderMap) -> Result<OpsCaller, ApiError> {
-    let auth = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    crate::auth::ops::check(auth, &app.tokens, app.config.api_key.as_deref()).map_err(|e| {
-        tracing::warn!(error = %e, "ops API call refused");
-        match e {
-            OpsAuthError::Forbidden { .. } => ApiError::forbidden(e.to_string()),
-            _ => ApiError::unauthorized(e.to_string()),
-        }
-    })
-}
-
 /// `GET /api/ops/pipelines`
-pub async fn list(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    require_ops(&app, &headers)?;
+pub async fn list(_: Ops, State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     let pipelines = pipelines_now(&app).await;
     Ok(Json(json!({"draining": app.node.is_draining(), "pipelines": pipelines})))
 }
 
 /// `POST /api/ops/pipelines/{room}/restart`: a new compositor for the room; the room and its
 /// viewers keep going (the HLS timeline continues after a discontinuity).
-pub async fn restart(State(app): State<AppState>, headers: HeaderMap, Path(room): Path<String>) -> Result<Json<Value>, ApiError> {
-    let caller = require_ops(&app, &headers)?;
+pub async fn restart(Ops(caller): Ops, State(app): State<AppState>, Path(room): Path<String>) -> Result<Json<Value>, ApiError> {
     app.rooms.get(&room).ok_or_else(ApiError::room_not_found)?;
     let Some(status) = app.broadcasts.status(&room) else {
         return Err(ApiError::conflict("this room has no broadcast; start one with POST /api/rooms/{id}/broadcast"));
@@ -186,8 +171,7 @@ fn process_exists(pid: u32) -> bool {
 }
 
 /// `POST /api/ops/drain`
-pub async fn drain(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    let caller = require_ops(&app, &headers)?;
+pub async fn drain(Ops(caller): Ops, State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     tracing::info!(%caller, "ops: drain requested; new rooms, joins and broadcasts are refused from now on");
     let report = drain_node(&app).await;
     tracing::info!(stopped = report.stopped.len(), still_running = report.still_running.len(), "ops: drain done");
@@ -197,8 +181,7 @@ pub async fn drain(State(app): State<AppState>, headers: HeaderMap) -> Result<Js
 }
 
 /// `DELETE /api/ops/drain`: take new rooms again (stopped broadcasts stay stopped).
-pub async fn undrain(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    let caller = require_ops(&app, &headers)?;
+pub async fn undrain(Ops(caller): Ops, State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     let was = app.node.set_draining(false);
     tracing::info!(%caller, was_draining = was, "ops: drain cancelled; new rooms are accepted again");
     Ok(Json(json!({"draining": false, "was_draining": was})))
