@@ -642,13 +642,15 @@ impl Worker {
     fn route_datagram(&mut self, bytes: &[u8], source: SocketAddr) {
         WorkerStats::add(&self.stats.datagrams_in, 1);
         let Ok(contents) = bytes.try_into() else { return };
-        let input = Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source, destination: self.local, contents });
+        // One clock read per datagram: str0m's input and the (test-only) fault check share it.
+        let now = Instant::now();
+        let input = Input::Receive(now, Receive { proto: Protocol::Udp, source, destination: self.local, contents });
 
         // Fast path: the transport that last received from this address.
         if let Some((room, participant, role)) = self.routes.get(&source).cloned() {
             if let Some(peer) = self.rooms.get_mut(&room).and_then(|r| r.get_mut(&participant)).and_then(|p| p.peer_mut(role)) {
                 if peer.rtc.accepts(&input) {
-                    if !peer.fault_drops_incoming(Instant::now()) {
+                    if !peer.fault_drops_incoming(now) {
                         peer.handle_datagram(input);
                     }
                     return;
@@ -661,7 +663,7 @@ impl Worker {
                 for role in [PcRole::Publish, PcRole::Subscribe] {
                     let Some(peer) = p.peer_mut(role) else { continue };
                     if peer.rtc.accepts(&input) {
-                        if !peer.fault_drops_incoming(Instant::now()) {
+                        if !peer.fault_drops_incoming(now) {
                             peer.handle_datagram(input);
                         }
                         self.routes.insert(source, (room_id.clone(), p.info.id.clone(), role));

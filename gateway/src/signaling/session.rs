@@ -79,7 +79,7 @@ pub async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: A
             }
             () = overflowed.raised() => {
                 // The client stopped reading: its messages would pile up here without end.
-                tracing::warn!(%room, %participant, queued = out_rx.len(), "signaling client is not reading its messages; closing its session (it may reconnect)");
+                not_reading(&room, &participant, out_rx.len());
                 let close = CloseFrame { code: close_code::AGAIN, reason: "too many messages waiting for this client; reconnect".into() };
                 let _ = tokio::time::timeout(CLOSE_HANDSHAKE_WAIT, sink.send(Message::Close(Some(close)))).await;
                 break;
@@ -97,7 +97,7 @@ pub async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: A
                 tokio::select! {
                     sent = sink.send(Message::Text(to_json(&msg).into())) => if sent.is_err() { break },
                     () = overflowed.raised() => {
-                        tracing::warn!(%room, %participant, queued = out_rx.len(), "signaling client is not reading its messages; closing its session (it may reconnect)");
+                        not_reading(&room, &participant, out_rx.len());
                         break;
                     }
                     () = tokio::time::sleep(SEND_STALL) => {
@@ -155,6 +155,11 @@ pub async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: A
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), gone).await;
     }
     tracing::info!(%room, %participant, "signaling session closed");
+}
+
+/// The log line of a session closed because its client stopped reading.
+fn not_reading(room: &str, participant: &str, queued: usize) {
+    tracing::warn!(%room, %participant, queued, "signaling client is not reading its messages; closing its session (it may reconnect)");
 }
 
 /// `remove_participant` from a signaling session: hosts only, never oneself. `None` when done
