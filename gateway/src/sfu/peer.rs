@@ -1,11 +1,14 @@
 //! One str0m `Rtc` (a WebRtcTransport in mediasoup's words) and the discipline of driving it:
 //! feed `Input::Timeout` as soon as its deadline passes or after we queued RTP on it,
-//! then drain its output until it asks for the next timeout.
+//! then drain its output until it asks for the next timeout. Its datagrams become the
+//! router's outputs; nothing here touches a socket.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use str0m::{Event, Input, Output, Rtc};
+
+use super::router::Output as RouterOutput;
 
 #[cfg(feature = "fault-injection")]
 use super::netfault::{NetFault, Way};
@@ -85,8 +88,8 @@ impl Peer {
         self.dirty = true;
     }
 
-    /// Drives the Rtc: transmits what it wants sent, collects its events.
-    pub fn drive(&mut self, now: Instant, socket: &UdpSocket, events: &mut Vec<Event>) {
+    /// Drives the Rtc: queues what it wants sent, collects its events.
+    pub fn drive(&mut self, now: Instant, out: &mut VecDeque<RouterOutput>, events: &mut Vec<Event>) {
         self.dirty = false;
         if !self.rtc.is_alive() {
             return;
@@ -100,7 +103,7 @@ impl Peer {
             match self.rtc.poll_output() {
                 Ok(Output::Transmit(t)) => {
                     if !self.fault_drops_outgoing(now) {
-                        send(socket, &t.contents, t.destination);
+                        out.push_back(RouterOutput::Transmit { to: t.destination, contents: t.contents.into() });
                     }
                 }
                 Ok(Output::Timeout(t)) => {
@@ -116,12 +119,5 @@ impl Peer {
                 }
             }
         }
-    }
-}
-
-fn send(socket: &UdpSocket, bytes: &[u8], to: SocketAddr) {
-    if let Err(e) = socket.send_to(bytes, to) {
-        // A full socket buffer drops this datagram; NACK/RTX and keyframe requests repair it.
-        tracing::debug!(error = %e, %to, "UDP send failed");
     }
 }

@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::router::Counters;
+
 #[derive(Debug, Default)]
 pub struct WorkerStats {
     // Gauges, refreshed by the worker's housekeeping.
@@ -44,5 +46,29 @@ impl WorkerStats {
 
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Adds a router's counters (and keeps the worst of its loss and RTT).
+    pub fn absorb(&self, c: &Counters) {
+        let adds = [
+            (&self.rtp_packets_in, c.rtp_packets_in),
+            (&self.rtp_bytes_in, c.rtp_bytes_in),
+            (&self.rtp_packets_out, c.rtp_packets_out),
+            (&self.rtp_bytes_out, c.rtp_bytes_out),
+            (&self.leg_packets_out, c.leg_packets_out),
+            (&self.keyframe_requests, c.keyframe_requests),
+            (&self.keyframe_requests_fir, c.keyframe_requests_fir),
+            (&self.nacks_sent, c.nacks_sent),
+            (&self.nacks_received, c.nacks_received),
+        ];
+        for (counter, n) in adds.into_iter().filter(|(_, n)| *n > 0) {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+        if c.ingress_loss_ppm > 0 {
+            self.ingress_loss_ppm.fetch_max(c.ingress_loss_ppm, Ordering::Relaxed);
+        }
+        if c.rtt_max_us > 0 {
+            self.rtt_max_us.fetch_max(c.rtt_max_us, Ordering::Relaxed);
+        }
     }
 }

@@ -1,8 +1,10 @@
-//! An SFU worker: one thread owning one UDP socket and the rooms pinned to it.
+//! An SFU worker: one thread owning one UDP socket and the rooms pinned to it, each a sans-IO
+//! `Router`. This is the I/O edge: it hands each router its commands, datagrams and time, and
+//! carries out what comes back (datagrams to the socket, messages to signaling sessions,
+//! events to the broadcast, samples to the store).
 //!
-//! The loop: apply commands from signaling, drive every peer that has work (forwarding the
-//! events they raise, which queues RTP on other peers, which are then driven in turn),
-//! then wait for the next datagram no longer than the earliest peer deadline.
+//! The loop: apply commands from signaling, wake the routers whose timers are due, then wait
+//! for the next datagram no longer than the earliest of them.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -11,22 +13,20 @@ use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Input, Rtc, RtcConfig};
+use str0m::Candidate;
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
 
 #[cfg(feature = "fault-injection")]
-use super::netfault::{NetFault, Way};
+use super::netfault::Way;
 use super::quality::QualitySample;
-use super::room::{LegEvent, Room};
+use super::router::{Input, LegEvent, Output, Router, RouterCommand, RouterConfig, HOUSEKEEPING_EVERY};
 use super::stats::WorkerStats;
 use crate::outbox::Outbox;
-use crate::protocol::{ClientMsg, ParticipantInfo, PcRole, ProducerInfo, ServerMsg};
+use crate::protocol::{ClientMsg, ParticipantInfo, ProducerInfo};
 use crate::store::StatsSample;
 
 /// Longest wait for a datagram before commands are looked at again.
 const COMMAND_LATENCY: Duration = Duration::from_millis(5);
-const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(500);
 /// A command that holds the worker this long is logged (media waits meanwhile).
 const SLOW_COMMAND: Duration = Duration::from_millis(20);
 
@@ -254,19 +254,8 @@ fn start_thread(
     let candidate = Candidate::host(announced, "udp")?;
     let (tx, rx) = mpsc::channel();
     let alive = Arc::new(AtomicBool::new(true));
-    let worker = Worker {
-        stats,
-        index,
-        socket,
-        local,
-        candidate,
-        rx,
-        rooms: HashMap::new(),
-        routes: HashMap::new(),
-        config,
-        events: Vec::new(),
-        housekeeping_turns: 0,
-    };
+    let worker =
+        Worker { stats, index, socket, local, candidate, rx, rooms: HashMap::new(), routes: HashMap::new(), config, housekeeping_turns: 0 };
     let flag = alive.clone();
     std::thread::Builder::new().name(format!("sfu-worker-{index}")).spawn(move || {
         let _alive = AliveGuard(flag);
@@ -310,8 +299,16 @@ impl Drop for AliveGuard {
     }
 }
 
-/// Where a datagram source was last seen: (room, participant, which transport).
-type Route = (String, String, PcRole);
+/// A room on this worker: its router, and where the router's outputs for the world go.
+struct Room {
+    router: Router,
+    /// When the router next wants `Input::Timeout`.
+    wake: Instant,
+    /// Each participant's signaling session.
+    sessions: HashMap<String, Outbox>,
+    /// The broadcast's supervisor, while the room is broadcast.
+    feed: Option<UnboundedSender<LegEvent>>,
+}
 
 struct Worker {
     index: usize,
@@ -320,29 +317,17 @@ struct Worker {
     candidate: Candidate,
     rx: Receiver<Command>,
     rooms: HashMap<String, Room>,
-    routes: HashMap<SocketAddr, Route>,
+    /// The room a datagram source was last routed to.
+    routes: HashMap<SocketAddr, String>,
     config: WorkerConfig,
-    events: Vec<str0m::Event>,
     stats: Arc<WorkerStats>,
     housekeeping_turns: u64,
-}
-
-pub fn rtc_config(ice_lite: bool) -> RtcConfig {
-    Rtc::builder()
-        .set_rtp_mode(true)
-        .set_ice_lite(ice_lite)
-        .clear_codecs()
-        .enable_opus(true, false)
-        .enable_vp8(true)
-        .enable_h264(true)
-        // Per-stream stats (loss, NACKs) once a second, for metrics.
-        .set_stats_interval(Some(Duration::from_secs(1)))
 }
 
 impl Worker {
     fn run(mut self) {
         let mut buf = vec![0u8; 2048];
-        let mut next_housekeeping = Instant::now() + HOUSEKEEPING_EVERY;
+        let mut next_gauges = Instant::now() + HOUSEKEEPING_EVERY;
         loop {
             WorkerStats::add(&self.stats.loop_turns, 1);
             loop {
@@ -373,19 +358,19 @@ impl Worker {
                 }
             }
             let now = Instant::now();
-            if now >= next_housekeeping {
-                self.housekeeping(now);
-                next_housekeeping = now + HOUSEKEEPING_EVERY;
+            self.wake_due(now);
+            if now >= next_gauges {
+                self.refresh_gauges();
+                next_gauges = now + HOUSEKEEPING_EVERY;
             }
-            self.drive_all(now);
 
-            let wake = self.earliest_deadline().min(now + COMMAND_LATENCY).min(next_housekeeping);
-            let wait = wake.saturating_duration_since(Instant::now()).max(Duration::from_micros(200));
+            let earliest = self.rooms.values().map(|r| r.wake).fold(now + COMMAND_LATENCY, Instant::min).min(next_gauges);
+            let wait = earliest.saturating_duration_since(Instant::now()).max(Duration::from_micros(200));
             let _ = self.socket.set_read_timeout(Some(wait));
             match self.socket.recv_from(&mut buf) {
                 Ok((n, source)) => {
                     let started = Instant::now();
-                    self.route_datagram(&buf[..n], source);
+                    self.route_datagram(&buf[..n], source, started);
                     let took = started.elapsed();
                     if took >= SLOW_COMMAND {
                         tracing::warn!(worker = self.index, took_ms = took.as_millis() as u64, %source, "SFU worker: one datagram took long to handle (a DTLS handshake on a starved host?); media waited meanwhile");
@@ -397,124 +382,90 @@ impl Worker {
         }
     }
 
+    fn new_router(&self, room: &str) -> Router {
+        Router::new(
+            room.to_owned(),
+            RouterConfig {
+                local: self.local,
+                candidate: self.candidate.clone(),
+                ice_lite: self.config.ice_lite,
+                bwe: self.config.bwe,
+                ice_disconnect_timeout: self.config.ice_disconnect_timeout,
+                seed: rand::random(),
+                unix_now: crate::clock::unix_now,
+            },
+        )
+    }
+
+    /// The room, made on first use.
+    fn room(&mut self, room: &str) -> &mut Room {
+        if !self.rooms.contains_key(room) {
+            let router = self.new_router(room);
+            self.rooms.insert(room.to_owned(), Room { router, wake: Instant::now(), sessions: HashMap::new(), feed: None });
+        }
+        self.rooms.get_mut(room).expect("just made")
+    }
+
+    /// Hands a command to the room's router and carries out what it says.
+    fn tell(&mut self, room: &str, now: Instant, command: RouterCommand) {
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.router.handle_input(Input::Command { at: now, command });
+        }
+        self.carry_out(room);
+    }
+
     fn handle_command(&mut self, cmd: Command) {
         let now = Instant::now();
         match cmd {
             Command::Join { room, info, out } => {
-                // The subscribe connection estimates its bandwidth (TWCC), so simulcast layers
-                // can be chosen to fit; it starts at 1 Mbit/s and probes upward.
-                let mut config = rtc_config(self.config.ice_lite);
-                if self.config.bwe {
-                    config = config.enable_bwe(Some(str0m::bwe::Bitrate::kbps(1000)));
-                }
-                let mut rtc = config.build(now);
-                rtc.add_local_candidate(self.candidate.clone());
-                tracing::info!(worker = self.index, room = %room, participant = %info.id, "participant joined");
-                let r = self.rooms.entry(room.clone()).or_insert_with(|| Room::new(room.clone()));
-                r.join(info, out, rtc, now);
-                r.negotiate(&self.candidate);
+                self.room(&room).sessions.insert(info.id.clone(), out);
+                self.tell(&room, now, RouterCommand::Join { info });
             }
-            Command::Signal { room, participant, msg } => {
-                let Some(r) = self.rooms.get_mut(&room) else { return };
-                match msg {
-                    ClientMsg::PublishOffer { sdp } => {
-                        let candidate = self.candidate.clone();
-                        let ice_lite = self.config.ice_lite;
-                        r.publish_offer(
-                            &participant,
-                            &sdp,
-                            || {
-                                let mut rtc = rtc_config(ice_lite).build(now);
-                                rtc.add_local_candidate(candidate);
-                                rtc
-                            },
-                            &self.candidate,
-                            now,
-                        )
-                    }
-                    ClientMsg::SubscribeAnswer { sdp } => r.subscribe_answer(&participant, &sdp, now),
-                    ClientMsg::Candidate { pc, candidate, .. } => r.add_remote_candidate(&participant, pc, &candidate),
-                    ClientMsg::Chat { .. } | ClientMsg::Reaction { .. } | ClientMsg::MediaState { .. } => r.relay(&participant, &msg),
-                    ClientMsg::LayerPreference { producer_id, max_height } => {
-                        r.set_layer_preference(&participant, &producer_id, max_height)
-                    }
-                    ClientMsg::IceRestart => r.restart_subscribe_ice(&participant),
-                    // Answered by the signaling session itself.
-                    ClientMsg::RefreshToken | ClientMsg::RemoveParticipant { .. } => {}
-                    ClientMsg::Leave => {
-                        self.remove_participant(&room, &participant);
-                        return;
-                    }
-                }
-                if let Some(r) = self.rooms.get_mut(&room) {
-                    r.negotiate(&self.candidate);
-                }
-            }
+            Command::Signal { room, participant, msg } => self.tell(&room, now, RouterCommand::Signal { participant, msg }),
             Command::Leave { room, participant, done } => {
-                self.remove_participant(&room, &participant);
+                self.tell(&room, now, RouterCommand::Leave { participant });
+                // Its last quality sample is queued by now.
                 if let Some(done) = done {
                     let _ = done.send(());
                 }
             }
             Command::Remove { room, participant, reason, reply } => {
-                let found = self.rooms.get(&room).and_then(|r| r.get(&participant)).map(|p| p.send(ServerMsg::Removed { reason }));
-                if found.is_some() {
-                    tracing::info!(worker = self.index, room = %room, participant = %participant, "participant removed by the host");
-                    self.remove_participant(&room, &participant);
-                }
-                let _ = reply.send(found.is_some());
+                let found = self.rooms.get(&room).is_some_and(|r| r.router.contains(&participant));
+                self.tell(&room, now, RouterCommand::Remove { participant, reason });
+                let _ = reply.send(found);
             }
             Command::StartBroadcast { room, events } => {
-                self.rooms.entry(room.clone()).or_insert_with(|| Room::new(room.clone())).start_broadcast(events);
+                self.room(&room).feed = Some(events);
+                self.tell(&room, now, RouterCommand::StartBroadcast);
             }
             Command::StopBroadcast { room } => {
+                self.tell(&room, now, RouterCommand::StopBroadcast);
                 if let Some(r) = self.rooms.get_mut(&room) {
-                    r.stop_broadcast();
-                    if r.participants.is_empty() {
-                        self.rooms.remove(&room);
-                    }
+                    r.feed = None;
                 }
+                self.drop_if_idle(&room);
             }
-            Command::BroadcastState { room, state } => {
-                if let Some(r) = self.rooms.get_mut(&room) {
-                    r.set_broadcast_state(state);
-                }
-            }
+            Command::BroadcastState { room, state } => self.tell(&room, now, RouterCommand::BroadcastState { state }),
             Command::AttachLeg { room, producer_id, rtp_to, rtcp_to } => {
-                if let Some(r) = self.rooms.get_mut(&room) {
-                    r.attach_leg(&producer_id, rtp_to, rtcp_to, now, &self.stats);
-                }
+                self.tell(&room, now, RouterCommand::AttachLeg { producer_id, rtp_to, rtcp_to })
             }
-            Command::LegNeedsKeyframe { room, producer_id } => {
-                if let Some(r) = self.rooms.get_mut(&room) {
-                    r.leg_needs_keyframe(&producer_id, now, &self.stats);
-                }
-            }
-            Command::LegTile { room, producer_id, height } => {
-                if let Some(r) = self.rooms.get_mut(&room) {
-                    r.set_leg_tile(&producer_id, height);
-                }
-            }
+            Command::LegNeedsKeyframe { room, producer_id } => self.tell(&room, now, RouterCommand::LegNeedsKeyframe { producer_id }),
+            Command::LegTile { room, producer_id, height } => self.tell(&room, now, RouterCommand::LegTile { producer_id, height }),
             #[cfg(feature = "fault-injection")]
             Command::Panic => panic!("SFU worker {}: fault injected", self.index),
             // Handled by the run loop before dispatch.
             Command::Stop => {}
             #[cfg(feature = "fault-injection")]
             Command::NetFault { room, participant, until, loss_per_mille, only, reply } => {
-                let p = self.rooms.get_mut(&room).and_then(|r| r.get_mut(&participant));
-                let found = p.is_some();
-                if let Some(p) = p {
+                let found = self.rooms.get_mut(&room).is_some_and(|r| r.router.inject_net_fault(&participant, until, loss_per_mille, only));
+                if found {
                     tracing::warn!(worker = self.index, room = %room, participant = %participant, loss_per_mille, "fault injection: dropping this participant's media");
-                    p.subscribe.fault = Some(NetFault::loss(until, loss_per_mille, 0x5eed_0001).only(only));
-                    if let Some(publish) = p.publish.as_mut() {
-                        publish.fault = Some(NetFault::loss(until, loss_per_mille, 0x5eed_0002).only(only));
-                    }
                 }
                 let _ = reply.send(found);
             }
             Command::Snapshot { room, reply } => {
                 let snap = self.rooms.get(&room).map(|r| {
-                    let (participants, producers) = r.snapshot();
+                    let (participants, producers) = r.router.snapshot();
                     RoomSnapshot { participants, producers }
                 });
                 let _ = reply.send(snap.unwrap_or_default());
@@ -522,83 +473,69 @@ impl Worker {
         }
     }
 
-    fn remove_participant(&mut self, room: &str, participant: &str) {
-        let Some(r) = self.rooms.get_mut(room) else { return };
-        let mut last_sample = None;
-        if let Some(mut gone) = r.remove(participant) {
-            tracing::info!(worker = self.index, room, participant, "participant left");
-            // The last partial interval, so short calls have a sample too.
-            last_sample = gone.quality.sample(Instant::now(), true);
+    /// Drains the room's router: datagrams to the socket, messages to sessions, events to the
+    /// broadcast, samples to the store; notes when it wants to be woken.
+    fn carry_out(&mut self, room_id: &str) {
+        let Some(room) = self.rooms.get_mut(room_id) else { return };
+        let mut samples = Vec::new();
+        loop {
+            match room.router.poll_output() {
+                Output::Transmit { to, contents } => {
+                    if let Err(e) = self.socket.send_to(&contents, to) {
+                        // A full socket buffer drops this datagram; NACK/RTX and keyframe requests repair it.
+                        tracing::debug!(error = %e, %to, "UDP send failed");
+                    }
+                }
+                Output::Signal { participant, msg } => {
+                    // A closed outbox means the session is ending (its `Leave` comes next); a
+                    // full one, that its client stopped reading (the session closes itself).
+                    if let Some(out) = room.sessions.get(&participant) {
+                        let _ = out.send(msg);
+                    }
+                }
+                Output::Feed(event) => {
+                    if let Some(feed) = &room.feed {
+                        let _ = feed.send(event);
+                    }
+                }
+                Output::Sample { participant, sample } => samples.push(stats_sample(room_id, &participant, sample)),
+                Output::Departed { participant, sample, .. } => {
+                    room.sessions.remove(&participant);
+                    samples.extend(sample.map(|s| stats_sample(room_id, &participant, s)));
+                }
+                Output::Timeout(at) => {
+                    room.wake = at;
+                    break;
+                }
+            }
         }
-        r.negotiate(&self.candidate);
-        if r.participants.is_empty() && !r.is_broadcasting() {
+        self.stats.absorb(&room.router.take_counters());
+        self.send_samples(samples);
+        self.drop_if_idle(room_id);
+    }
+
+    /// Drops a room with nobody in it and no broadcast.
+    fn drop_if_idle(&mut self, room: &str) {
+        if self.rooms.get(room).is_some_and(|r| r.router.is_idle()) {
             self.rooms.remove(room);
+            self.routes.retain(|_, r| r != room);
         }
-        self.routes.retain(|_, (rm, p, _)| !(rm == room && p == participant));
-        if let Some(s) = last_sample {
-            self.send_samples(vec![stats_sample(room, participant, s)]);
+    }
+
+    /// Gives time to every room whose router asked to be woken by now.
+    fn wake_due(&mut self, now: Instant) {
+        let due: Vec<String> = self.rooms.iter().filter(|(_, r)| r.wake <= now).map(|(id, _)| id.clone()).collect();
+        for id in due {
+            if let Some(r) = self.rooms.get_mut(&id) {
+                r.router.handle_input(Input::Timeout(now));
+            }
+            self.carry_out(&id);
         }
     }
 
     fn send_samples(&self, samples: Vec<StatsSample>) {
         if let (Some(sink), false) = (&self.config.samples, samples.is_empty()) {
             sink(samples);
-        }
-    }
-
-    fn housekeeping(&mut self, now: Instant) {
-        let timeout = self.config.ice_disconnect_timeout;
-        let mut removals = Vec::new();
-        let mut samples = Vec::new();
-        for (id, room) in &mut self.rooms {
-            let effects = room.housekeeping(now, timeout);
-            samples.extend(effects.samples.into_iter().map(|(p, s)| stats_sample(id, &p, s)));
-            for (participant, msg) in effects.remove {
-                if let Some(p) = room.get_mut(&participant) {
-                    p.send(msg);
-                }
-                removals.push((id.clone(), participant));
-            }
-        }
-        self.flush_outboxes();
-        self.refresh_gauges();
-        self.send_samples(samples);
-        for (room, participant) in removals {
-            tracing::warn!(worker = self.index, room = %room, participant = %participant, "removing participant: media connection lost");
-            self.remove_participant(&room, &participant);
-        }
-    }
-
-    /// Drives every peer with work until none raises events any more.
-    fn drive_all(&mut self, now: Instant) {
-        let mut pending: Vec<(String, String, PcRole, str0m::Event)> = Vec::new();
-        for _round in 0..64 {
-            for (room_id, room) in &mut self.rooms {
-                for p in &mut room.participants {
-                    for role in [PcRole::Publish, PcRole::Subscribe] {
-                        let Some(peer) = p.peer_mut(role) else { continue };
-                        if !peer.needs_drive(now) {
-                            continue;
-                        }
-                        peer.drive(now, &self.socket, &mut self.events);
-                        for e in self.events.drain(..) {
-                            pending.push((room_id.clone(), p.info.id.clone(), role, e));
-                        }
-                    }
-                }
-            }
-            if pending.is_empty() {
-                return;
-            }
-            for (room_id, participant, role, event) in pending.drain(..) {
-                if let Some(room) = self.rooms.get_mut(&room_id) {
-                    room.on_event(&participant, role, event, now, &self.stats);
-                }
-            }
-            for room in self.rooms.values_mut() {
-                room.negotiate(&self.candidate);
-            }
-            self.flush_outboxes();
         }
     }
 
@@ -610,70 +547,36 @@ impl Worker {
             WorkerStats::set(&self.stats.rtt_max_us, 0);
         }
         let s = &self.stats;
-        let participants = self.rooms.values().flat_map(|r| r.participants.iter());
+        let participants = self.rooms.values().flat_map(|r| r.router.participants().iter());
         WorkerStats::set(&s.rooms, self.rooms.len() as u64);
         WorkerStats::set(&s.participants, participants.clone().count() as u64);
         WorkerStats::set(&s.producers, participants.clone().map(|p| p.producers.len() as u64).sum());
         WorkerStats::set(&s.consumers, participants.map(|p| p.consumers.len() as u64).sum());
-        WorkerStats::set(&s.legs, self.rooms.values().map(|r| r.leg_count() as u64).sum());
+        WorkerStats::set(&s.legs, self.rooms.values().map(|r| r.router.leg_count() as u64).sum());
     }
 
-    fn flush_outboxes(&mut self) {
-        for room in self.rooms.values_mut() {
-            WorkerStats::add(&self.stats.leg_packets_out, room.outbox.len() as u64);
-            for (to, datagram) in room.outbox.drain(..) {
-                if let Err(e) = self.socket.send_to(&datagram, to) {
-                    tracing::debug!(error = %e, %to, "plain RTP send failed");
-                }
-            }
-        }
-    }
-
-    fn earliest_deadline(&self) -> Instant {
-        let far = Instant::now() + Duration::from_secs(1);
-        self.rooms
-            .values()
-            .flat_map(|r| r.participants.iter())
-            .flat_map(|p| p.publish.iter().chain(std::iter::once(&p.subscribe)))
-            .map(|peer| peer.deadline())
-            .fold(far, Instant::min)
-    }
-
-    fn route_datagram(&mut self, bytes: &[u8], source: SocketAddr) {
+    fn route_datagram(&mut self, bytes: &[u8], source: SocketAddr, now: Instant) {
         WorkerStats::add(&self.stats.datagrams_in, 1);
-        let Ok(contents) = bytes.try_into() else { return };
-        // One clock read per datagram: str0m's input and the (test-only) fault check share it.
-        let now = Instant::now();
-        let input = Input::Receive(now, Receive { proto: Protocol::Udp, source, destination: self.local, contents });
-
-        // Fast path: the transport that last received from this address.
-        if let Some((room, participant, role)) = self.routes.get(&source).cloned() {
-            if let Some(peer) = self.rooms.get_mut(&room).and_then(|r| r.get_mut(&participant)).and_then(|p| p.peer_mut(role)) {
-                if peer.rtc.accepts(&input) {
-                    if !peer.fault_drops_incoming(now) {
-                        peer.handle_datagram(input);
-                    }
-                    return;
-                }
+        let input = || Input::Datagram { at: now, source, contents: bytes };
+        // Fast path: the room that last took a datagram from this address.
+        if let Some(room) = self.routes.get(&source).cloned() {
+            if self.rooms.get_mut(&room).is_some_and(|r| r.router.handle_input(input())) {
+                self.carry_out(&room);
+                return;
             }
         }
-        // Slow path (new address, e.g. the first STUN binding request): ask every transport.
-        for (room_id, room) in &mut self.rooms {
-            for p in &mut room.participants {
-                for role in [PcRole::Publish, PcRole::Subscribe] {
-                    let Some(peer) = p.peer_mut(role) else { continue };
-                    if peer.rtc.accepts(&input) {
-                        if !peer.fault_drops_incoming(now) {
-                            peer.handle_datagram(input);
-                        }
-                        self.routes.insert(source, (room_id.clone(), p.info.id.clone(), role));
-                        return;
-                    }
-                }
+        // Slow path (a new address, e.g. the first STUN binding request): ask every room.
+        let found = self.rooms.iter_mut().find_map(|(id, r)| r.router.handle_input(input()).then(|| id.clone()));
+        match found {
+            Some(room) => {
+                self.routes.insert(source, room.clone());
+                self.carry_out(&room);
+            }
+            None => {
+                WorkerStats::add(&self.stats.datagrams_unrouted, 1);
+                tracing::trace!(worker = self.index, %source, "datagram for no known transport dropped");
             }
         }
-        WorkerStats::add(&self.stats.datagrams_unrouted, 1);
-        tracing::trace!(worker = self.index, %source, "datagram for no known transport dropped");
     }
 }
 
