@@ -3,12 +3,10 @@
 //! then drain its output until it asks for the next timeout. Its datagrams become the
 //! router's outputs; nothing here touches a socket.
 
-use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::{Event, Input, Output, Rtc};
-
-use super::router::Output as RouterOutput;
 
 #[cfg(feature = "fault-injection")]
 use super::netfault::{NetFault, Way};
@@ -88,8 +86,8 @@ impl Peer {
         self.dirty = true;
     }
 
-    /// Drives the Rtc: queues what it wants sent, collects its events.
-    pub fn drive(&mut self, now: Instant, out: &mut VecDeque<RouterOutput>, events: &mut Vec<Event>) {
+    /// Drives the Rtc: hands what it wants sent to `transmit`, collects its events.
+    pub fn drive(&mut self, now: Instant, transmit: &mut impl FnMut(SocketAddr, Vec<u8>), events: &mut Vec<Event>) {
         self.dirty = false;
         if !self.rtc.is_alive() {
             return;
@@ -103,7 +101,7 @@ impl Peer {
             match self.rtc.poll_output() {
                 Ok(Output::Transmit(t)) => {
                     if !self.fault_drops_outgoing(now) {
-                        out.push_back(RouterOutput::Transmit { to: t.destination, contents: t.contents.into() });
+                        transmit(t.destination, t.contents.into());
                     }
                 }
                 Ok(Output::Timeout(t)) => {

@@ -380,13 +380,15 @@ impl Router {
     fn drive(&mut self, now: Instant) {
         let mut events = std::mem::take(&mut self.events);
         for _round in 0..MAX_DRIVE_ROUNDS {
+            let out = &mut self.out;
+            let mut transmit = |to, contents| out.push_back(Output::Transmit { to, contents });
             for (i, p) in self.participants.iter_mut().enumerate() {
                 for role in [PcRole::Publish, PcRole::Subscribe] {
                     let Some(peer) = p.peer_mut(role) else { continue };
                     if !peer.needs_drive(now) {
                         continue;
                     }
-                    peer.drive(now, &mut self.out, &mut self.scratch);
+                    peer.drive(now, &mut transmit, &mut self.scratch);
                     events.extend(self.scratch.drain(..).map(|e| (i, role, e)));
                 }
             }
