@@ -11,15 +11,15 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use serde_json::json;
 use tracing::{debug, error, info, warn};
 
-use crate::control::{self, Command, Kind, TrackSpec};
 use crate::keyframes::KeyframeWatch;
 use crate::lipsync::{LipSync, Mapping, Update};
 use crate::output::{write_item, Item};
 use crate::pipeline::{Owner, Pipeline, Settings};
 use crate::room::{Effect, Room};
+use compositor_protocol::command::{self as control, Command, Kind, TrackSpec};
+use compositor_protocol::{Event, Stats, Tile};
 
 /// Longest control line accepted (bytes); longer ones are reported and skipped.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -85,7 +85,7 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
                 break;
             }
             // `stopped` is always the last item (the muxer may still hold a sender).
-            if matches!(&item, Item::Event(e) if e.get("event").and_then(|v| v.as_str()) == Some("stopped")) {
+            if matches!(&item, Item::Event(Event::Stopped { .. })) {
                 break;
             }
         }
@@ -95,7 +95,7 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
         Ok(p) => p,
         Err(e) => {
             error!("cannot build the pipeline: {e:#}");
-            let _ = item_tx.send(Item::event("fatal", json!({"message": format!("{e:#}")})));
+            let _ = item_tx.send(Item::Event(Event::Fatal { message: format!("{e:#}") }));
             drop(item_tx);
             let _ = writer.join();
             return Ok(1);
@@ -164,21 +164,22 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
     };
     if let Err(e) = c.pipeline.apply_scene(&c.room.scene()).and_then(|_| c.pipeline.play()) {
         error!("cannot start the pipeline: {e:#}");
-        c.emit(Item::event("fatal", json!({"message": format!("{e:#}")})));
+        c.emit(Item::Event(Event::Fatal { message: format!("{e:#}") }));
         c.pipeline.stop();
         drop(c);
         let _ = writer.join();
         return Ok(1);
     }
     info!(width = settings.width, height = settings.height, fps = settings.fps, "compositor started");
-    c.emit(Item::event(
-        "started",
-        json!({
-            "width": settings.width, "height": settings.height, "fps": settings.fps,
-            "part_ms": settings.part_ms, "segment_ms": settings.segment_ms,
-            "preset": settings.preset, "pid": std::process::id(),
-        }),
-    ));
+    c.emit(Item::Event(Event::Started {
+        width: settings.width,
+        height: settings.height,
+        fps: settings.fps,
+        part_ms: settings.part_ms,
+        segment_ms: settings.segment_ms,
+        preset: settings.preset.clone(),
+        pid: std::process::id(),
+    }));
 
     let mut code = 0;
     let mut last_stats = Instant::now();
@@ -231,7 +232,7 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
         }
     }
     c.pipeline.stop();
-    c.emit(Item::event("stopped", json!({"code": code})));
+    c.emit(Item::Event(Event::Stopped { code }));
     drop(c);
     let _ = writer.join();
     Ok(code)
@@ -248,19 +249,22 @@ impl Controller {
         let _ = self.items.send(item);
     }
 
-    fn report_error(&mut self, code: &str, message: String, extra: serde_json::Value) {
+    fn report_error(&mut self, code: &str, message: String, about: About) {
         self.errors += 1;
-        let mut fields = json!({"code": code, "message": message});
-        if let (Some(f), serde_json::Value::Object(extra)) = (fields.as_object_mut(), extra) {
-            f.extend(extra);
+        let (mut op, mut track_id, mut participant_id) = (None, None, None);
+        match about {
+            About::Nothing => {}
+            About::Op(o) => op = o,
+            About::Track(t) => track_id = Some(t),
+            About::Participant(p) => participant_id = Some(p),
         }
-        self.emit(Item::event("error", fields));
+        self.emit(Item::Event(Event::Error { code: code.to_owned(), message, op, track_id, participant_id }));
     }
 
     fn on_line(&mut self, raw: &[u8]) {
         if raw.len() > MAX_LINE {
             warn!(len = raw.len(), "control line too long");
-            self.report_error("too_long", format!("line of {} bytes (max {MAX_LINE})", raw.len()), json!({}));
+            self.report_error("too_long", format!("line of {} bytes (max {MAX_LINE})", raw.len()), About::Nothing);
             return;
         }
         let line = String::from_utf8_lossy(raw);
@@ -278,12 +282,12 @@ impl Controller {
                 debug!(?cmd, "control");
                 let ok = self.execute(effects);
                 if ok {
-                    self.emit(Item::event("applied", json!({"op": op, "id": target})));
+                    self.emit(Item::Event(Event::Applied { op: cmd.op().to_owned(), id: target }));
                 }
             }
             Err(e) => {
                 warn!(op = op.as_deref(), "bad control line: {e}");
-                self.report_error(e.code(), e.to_string(), json!({"op": op}));
+                self.report_error(e.code(), e.to_string(), About::Op(op));
             }
         }
     }
@@ -296,14 +300,14 @@ impl Controller {
                     if let Err(e) = self.pipeline.add_placeholder(&participant_id, &name) {
                         // The participant still gets a tile position; log and carry on.
                         error!("placeholder for {participant_id}: {e:#}");
-                        self.report_error("placeholder", format!("{e:#}"), json!({"participant_id": participant_id}));
+                        self.report_error("placeholder", format!("{e:#}"), About::Participant(participant_id.clone()));
                     }
                 }
                 Effect::RemovePlaceholder { participant_id } => self.pipeline.remove_placeholder(&participant_id),
                 Effect::AddInput(spec) => {
                     if let Err(e) = self.pipeline.add_track(&spec) {
                         error!(track_id = spec.track_id, "cannot add input: {e:#}");
-                        self.report_error("input_failed", format!("{e:#}"), json!({"track_id": spec.track_id}));
+                        self.report_error("input_failed", format!("{e:#}"), About::Track(spec.track_id.clone()));
                         // roll the room back so it matches the pipeline
                         if let Ok(more) = self.room.apply(Command::RemoveTrack { track_id: spec.track_id.clone() }) {
                             self.execute(more);
@@ -324,16 +328,16 @@ impl Controller {
                 Effect::Layout(scene) => {
                     if let Err(e) = self.pipeline.apply_scene(&scene) {
                         error!("layout: {e:#}");
-                        self.report_error("layout", format!("{e:#}"), json!({}));
+                        self.report_error("layout", format!("{e:#}"), About::Nothing);
                     }
                     // Each video's tile size: the gateway sends each leg the simulcast layer
                     // that fits it (decoding 720p for a 360p tile is wasted work).
-                    let tiles: serde_json::Map<String, serde_json::Value> = scene
+                    let tiles = scene
                         .videos
                         .iter()
-                        .map(|(id, rect, _)| (id.clone(), json!({"width": rect.width, "height": rect.height})))
+                        .map(|(id, rect, _)| (id.clone(), Tile { width: rect.width.max(0) as u32, height: rect.height.max(0) as u32 }))
                         .collect();
-                    self.emit(Item::event("layout", json!({"tiles": tiles})));
+                    self.emit(Item::Event(Event::Layout { tiles }));
                 }
                 Effect::Shutdown => self.begin_shutdown(),
             }
@@ -368,12 +372,12 @@ impl Controller {
                             return BusOutcome::Continue;
                         }
                         warn!(track_id, "input error: {text}");
-                        self.report_error("input_error", text, json!({"track_id": track_id}));
+                        self.report_error("input_error", text, About::Track(track_id.clone()));
                         self.restart_input(&track_id);
                     }
                     Owner::Placeholder(pid) => {
                         warn!(pid, "placeholder error: {text}");
-                        self.report_error("placeholder", text, json!({"participant_id": pid}));
+                        self.report_error("placeholder", text, About::Participant(pid.clone()));
                     }
                     Owner::Unknown => {
                         warn!("error from an element no longer in use: {text}");
@@ -385,7 +389,7 @@ impl Controller {
                         }
                         error!("fatal pipeline error: {text}");
                         self.errors += 1;
-                        self.emit(Item::event("fatal", json!({"message": text})));
+                        self.emit(Item::Event(Event::Fatal { message: text }));
                         return BusOutcome::Fatal;
                     }
                 }
@@ -431,7 +435,7 @@ impl Controller {
         h.packets_at_stall = packets;
         let pid = self.room.track(track_id).map(|t| t.participant_id.clone()).unwrap_or_default();
         warn!(track_id, "input stalled");
-        self.emit(Item::event("input_stalled", json!({"track_id": track_id, "participant_id": pid})));
+        self.emit(Item::Event(Event::InputStalled { track_id: track_id.to_owned(), participant_id: pid.to_owned() }));
     }
 
     fn check_resumed(&mut self) {
@@ -448,7 +452,7 @@ impl Controller {
         }
         for tid in resumed {
             info!(track_id = tid, "input resumed");
-            self.emit(Item::event("input_resumed", json!({"track_id": tid})));
+            self.emit(Item::Event(Event::InputResumed { track_id: tid.to_owned() }));
         }
     }
 
@@ -473,7 +477,7 @@ impl Controller {
             self.keyframe_requests += 1;
             let path = self.pipeline.video_path(&track_id).unwrap_or_default();
             info!(track_id, reason = reason.as_str(), path, "no picture from this input: asking the publisher for a keyframe");
-            self.emit(Item::event("keyframe_request", json!({"track_id": track_id, "reason": reason.as_str()})));
+            self.emit(Item::Event(Event::KeyframeRequest { track_id: track_id.to_owned(), reason: reason.as_str().to_owned() }));
         }
     }
 
@@ -488,7 +492,7 @@ impl Controller {
             if let Ok(effects) = self.room.apply(Command::RemoveTrack { track_id: track_id.to_string() }) {
                 self.execute(effects);
             }
-            self.emit(Item::event("input_removed", json!({"track_id": track_id, "reason": "failed"})));
+            self.emit(Item::Event(Event::InputRemoved { track_id: track_id.to_owned(), reason: "failed".into() }));
             return;
         }
         // The rebuilt input starts without a delay: sync it again from its next SR.
@@ -505,7 +509,7 @@ impl Controller {
                 info!(track_id, "input restarted");
             }
             Err(e) => {
-                self.report_error("input_failed", format!("{e:#}"), json!({"track_id": track_id}));
+                self.report_error("input_failed", format!("{e:#}"), About::Track(track_id.to_owned()));
                 if let Ok(effects) = self.room.apply(Command::RemoveTrack { track_id: track_id.to_string() }) {
                     self.execute(effects);
                 }
@@ -556,43 +560,44 @@ impl Controller {
         self.last_frames = frames;
         self.last_frames_in = frames_in;
         let stalled: Vec<&String> = self.health.iter().filter(|(_, h)| h.stalled).map(|(k, _)| k).collect();
-        let av_sync_ms: serde_json::Map<String, serde_json::Value> = self
+        let av_sync_ms = self
             .lipsync
             .report()
             .into_iter()
-            .map(|(pid, tracks)| {
-                let tracks: serde_json::Map<String, serde_json::Value> =
-                    tracks.into_iter().map(|(tid, ns)| (tid, json!((ns as f64 / 100_000.0).round() / 10.0))).collect();
-                (pid, serde_json::Value::Object(tracks))
-            })
+            .map(|(pid, tracks)| (pid, tracks.into_iter().map(|(tid, ns)| (tid, (ns as f64 / 100_000.0).round() / 10.0)).collect()))
             .collect();
-        let event = Item::event(
-            "stats",
-            json!({
-                "fps_out": fps,
-                "fps_in": fps_in,
-                "frames_out": frames,
-                "frames_dropped": self.pipeline.depay_drops()
-                    + self.decoder_drops.values().sum::<u64>(),
-                "packets_lost": self.pipeline.packets_lost(),
-                "encode_ms_avg": round(timing.encode_ms_avg()),
-                "encode_ms_max": round(timing.encode_ms_max()),
-                "part_age_ms_max": round(timing.part_age_ms_max()),
-                "parts_out": counters.parts_out.load(Ordering::Relaxed),
-                "bytes_out": counters.bytes_out.load(Ordering::Relaxed),
-                "participants": self.room.participants().len(),
-                "video_inputs": self.room.count(Kind::Video),
-                "audio_inputs": self.room.count(Kind::Audio),
-                "stalled": stalled,
-                "errors": self.errors,
-                "stray_buffers": counters.stray_buffers.load(Ordering::Relaxed),
-                "keyframe_requests": self.keyframe_requests,
-                "mixer_catchups": counters.mixer_catchups.load(Ordering::Relaxed),
-                "av_sync_ms": av_sync_ms,
-            }),
-        );
+        let event = Item::Event(Event::Stats(Stats {
+            fps_out: fps,
+            fps_in,
+            frames_out: frames,
+            frames_dropped: self.pipeline.depay_drops() + self.decoder_drops.values().sum::<u64>(),
+            packets_lost: self.pipeline.packets_lost(),
+            encode_ms_avg: round(timing.encode_ms_avg()),
+            encode_ms_max: round(timing.encode_ms_max()),
+            part_age_ms_max: round(timing.part_age_ms_max()),
+            parts_out: counters.parts_out.load(Ordering::Relaxed),
+            bytes_out: counters.bytes_out.load(Ordering::Relaxed),
+            participants: self.room.participants().len() as u64,
+            video_inputs: self.room.count(Kind::Video) as u64,
+            audio_inputs: self.room.count(Kind::Audio) as u64,
+            stalled: stalled.into_iter().cloned().collect(),
+            errors: self.errors,
+            stray_buffers: counters.stray_buffers.load(Ordering::Relaxed),
+            keyframe_requests: self.keyframe_requests,
+            mixer_catchups: counters.mixer_catchups.load(Ordering::Relaxed),
+            av_sync_ms,
+        }));
         self.emit(event);
     }
+}
+
+/// What an `error` event is about, beside its code and message.
+enum About {
+    Nothing,
+    /// A control line (its `op`, if it had one).
+    Op(Option<String>),
+    Track(String),
+    Participant(String),
 }
 
 /// The id a command is about, for the `applied` acknowledgement.

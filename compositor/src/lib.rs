@@ -1,13 +1,13 @@
 //! roomcast-compositor: one process per live broadcast. Composites a room's plain-RTP legs
 //! into one grid (GStreamer) and writes fMP4/CMAF init + parts, framed, to stdout.
 //!
-//! Decision logic is plain and unit-tested (`layout`, `control`, `room`, `output`, `cmaf`,
+//! Decision logic is plain and unit-tested (`layout`, `room`, `output`, `cmaf`,
 //! `timing`, `drops`, `lipsync`, `keyframes`); GStreamer sits at the edge (`pipeline`), and `controller`
-//! wires stdin, bus and stdout.
+//! wires stdin, bus and stdout. The control commands, the output framing and the events are the
+//! `compositor-protocol` crate, shared with the gateway.
 
 pub mod catchup;
 pub mod cmaf;
-pub mod control;
 pub mod controller;
 pub mod drops;
 pub mod keyframes;

@@ -2,15 +2,14 @@
 //! `u32 BE header length, JSON header, u32 BE body length, body` (see PROTOCOL.md).
 //!
 //! Item kinds: `init` (the CMAF init segment), `part` (one CMAF chunk) and `event`
-//! (status, empty body). This module writes and reads the framing; it knows no GStreamer.
+//! (status, empty body). The framing, its limits and the events are `compositor-protocol`'s;
+//! this module turns the compositor's items into frames. It knows no GStreamer.
 
 use std::io::{self, Read, Write};
 
-use serde_json::{json, Map, Value};
-
-/// Refuse to read headers or bodies larger than this (a corrupt stream, not real data).
-pub const MAX_HEADER_LEN: u32 = 1 << 20;
-pub const MAX_BODY_LEN: u32 = 256 << 20;
+use compositor_protocol::frame::{self, Header};
+use compositor_protocol::Event;
+use serde_json::Value;
 
 /// One CMAF chunk (an LL-HLS part).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,92 +34,47 @@ pub struct Part {
 pub enum Item {
     Init(Vec<u8>),
     Part(Part),
-    Event(Map<String, Value>),
+    Event(Event),
 }
 
 impl Item {
-    /// A status event: `{"kind":"event","event":name, ...fields}`.
-    pub fn event(name: &str, fields: Value) -> Item {
-        let mut map = Map::new();
-        map.insert("event".into(), Value::String(name.into()));
-        if let Value::Object(fields) = fields {
-            map.extend(fields);
-        }
-        Item::Event(map)
-    }
-
     /// The JSON header and the body of this item.
-    pub fn header_and_body(&self) -> (Value, &[u8]) {
+    pub fn header_and_body(&self) -> (Vec<u8>, &[u8]) {
         match self {
-            Item::Init(data) => (json!({"kind": "init"}), data),
+            Item::Init(data) => (serde_json::to_vec(&Header::Init).expect("headers serialize"), data),
             Item::Part(p) => {
-                let mut header = json!({
-                    "kind": "part",
-                    "independent": p.independent,
-                    "segment_start": p.segment_start,
-                    "pts_ns": p.pts_ns,
-                    "duration_ns": p.duration_ns,
-                });
-                if let Some(age_us) = p.age_us {
-                    header["age_us"] = age_us.into();
-                }
-                (header, &p.data)
+                let header = Header::Part {
+                    independent: p.independent,
+                    segment_start: p.segment_start,
+                    pts_ns: p.pts_ns,
+                    duration_ns: p.duration_ns,
+                    age_us: p.age_us,
+                };
+                (serde_json::to_vec(&header).expect("headers serialize"), &p.data)
             }
-            Item::Event(fields) => {
-                let mut map = Map::new();
-                map.insert("kind".into(), Value::String("event".into()));
-                map.extend(fields.clone());
-                (Value::Object(map), &[])
-            }
+            Item::Event(e) => (e.to_header(), &[]),
         }
     }
-}
-
-/// Write one framed item.
-pub fn write_frame(w: &mut impl Write, header: &Value, body: &[u8]) -> io::Result<()> {
-    let header = serde_json::to_vec(header)?;
-    let too_big = |what| io::Error::new(io::ErrorKind::InvalidInput, format!("{what} too large"));
-    let hlen = u32::try_from(header.len()).map_err(|_| too_big("header"))?;
-    let blen = u32::try_from(body.len()).map_err(|_| too_big("body"))?;
-    w.write_all(&hlen.to_be_bytes())?;
-    w.write_all(&header)?;
-    w.write_all(&blen.to_be_bytes())?;
-    w.write_all(body)?;
-    Ok(())
 }
 
 pub fn write_item(w: &mut impl Write, item: &Item) -> io::Result<()> {
     let (header, body) = item.header_and_body();
-    write_frame(w, &header, body)
+    frame::write_frame(w, &header, body)
 }
 
-/// Read one framed item: `Ok(None)` on a clean end of stream between items.
+/// Reads one framed item with its header as JSON (tests and the benchmark look inside):
+/// `Ok(None)` on a clean end of stream between items.
 pub fn read_frame(r: &mut impl Read) -> io::Result<Option<(Value, Vec<u8>)>> {
-    let mut len = [0u8; 4];
-    match r.read_exact(&mut len) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
+    match frame::read_frame(r)? {
+        Some((header, body)) => Ok(Some((serde_json::from_slice(&header)?, body))),
+        None => Ok(None),
     }
-    let hlen = u32::from_be_bytes(len);
-    if hlen > MAX_HEADER_LEN {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "header too large"));
-    }
-    let mut header = vec![0u8; hlen as usize];
-    r.read_exact(&mut header)?;
-    let header: Value = serde_json::from_slice(&header)?;
-    r.read_exact(&mut len)?;
-    let blen = u32::from_be_bytes(len);
-    if blen > MAX_BODY_LEN {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "body too large"));
-    }
-    let mut body = vec![0u8; blen as usize];
-    r.read_exact(&mut body)?;
-    Ok(Some((header, body)))
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -143,7 +97,7 @@ mod tests {
                 age_us: None,
                 data: vec![8; 10],
             }),
-            Item::event("stats", json!({"fps_out": 30.0})),
+            Item::Event(Event::Stats(compositor_protocol::Stats { fps_out: 30.0, ..Default::default() })),
         ];
         let mut buf = Vec::new();
         for item in &items {
@@ -168,7 +122,7 @@ mod tests {
         assert_eq!(h["kind"], "part");
         assert!(h.get("age_us").is_none(), "{h}");
         let (h, b) = read_frame(&mut r).unwrap().unwrap();
-        assert_eq!(h, json!({"kind":"event","event":"stats","fps_out":30.0}));
+        assert_eq!((&h["kind"], &h["event"], &h["fps_out"]), (&json!("event"), &json!("stats"), &json!(30.0)));
         assert!(b.is_empty());
         assert!(read_frame(&mut r).unwrap().is_none());
     }
@@ -179,7 +133,7 @@ mod tests {
         write_item(&mut buf, &Item::Init(vec![0; 10])).unwrap();
         buf.truncate(buf.len() - 1);
         assert!(read_frame(&mut buf.as_slice()).is_err());
-        let huge = (MAX_HEADER_LEN + 1).to_be_bytes();
+        let huge = (compositor_protocol::MAX_HEADER_LEN + 1).to_be_bytes();
         assert!(read_frame(&mut huge.as_slice()).is_err());
     }
 }

@@ -28,13 +28,13 @@ use gstreamer_app as gst_app;
 
 use crate::catchup;
 use crate::cmaf::{Assembler, Flags};
-use crate::control::{Codec, Kind, TrackSpec};
 use crate::drops::{rtp_ts_marker, DepayFrames};
 use crate::layout::Rect;
 use crate::lipsync::{ntp_to_ns, parse_sender_report, sr_running_time, Mapping, MAX_DELAY_NS};
 use crate::output::Item;
 use crate::room::{Scene, ZORDER_BACKGROUND, ZORDER_EMPTY_SLOT, ZORDER_PLACEHOLDER};
 use crate::timing::FrameTiming;
+use compositor_protocol::command::{Codec, Kind, TrackSpec};
 
 /// Output and tuning settings.
 #[derive(Debug, Clone)]

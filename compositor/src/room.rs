@@ -2,8 +2,8 @@
 //! which tile each one occupies. A plain state machine: `apply(command)` checks the command
 //! against the state and returns the effects the pipeline must carry out, in order.
 
-use crate::control::{Command, ControlError, Kind, TrackSpec};
 use crate::layout::{layout, Rect};
+use compositor_protocol::command::{Command, ControlError, Kind, TrackSpec};
 
 /// Stacking order on the compositor (higher is on top).
 pub const ZORDER_BACKGROUND: u32 = 0;
@@ -166,7 +166,7 @@ impl Room {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::Codec;
+    use compositor_protocol::command::Codec;
 
     fn join(room: &mut Room, id: &str) -> Vec<Effect> {
         room.apply(Command::AddParticipant { id: id.into(), name: format!("name {id}") }).unwrap()

@@ -7,13 +7,11 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use serde::Deserialize;
+use compositor_protocol::frame::{check_body_len, check_header_len, Header};
+use compositor_protocol::Event;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::mpsc;
-
-const MAX_HEADER: u32 = 1 << 20;
-const MAX_BODY: u32 = 64 << 20;
 
 #[derive(Debug, Clone)]
 pub struct OutputFormat {
@@ -37,30 +35,21 @@ pub enum Item {
         duration: Duration,
         composed_at: Option<Instant>,
     },
-    Event(serde_json::Value),
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum Header {
-    Init,
-    Part { independent: bool, segment_start: bool, duration_ns: u64, age_us: Option<u64> },
-    Event,
+    Event(Event),
 }
 
 /// Turns one framed header + body, read at `received`, into an item (pure; unit-tested).
 pub fn decode_item(header: &[u8], body: Bytes, received: Instant) -> Result<Item, String> {
-    let value: serde_json::Value = serde_json::from_slice(header).map_err(|e| format!("bad header JSON: {e}"))?;
-    match serde_json::from_value::<Header>(value.clone()).map_err(|e| format!("bad header: {e}"))? {
+    match serde_json::from_slice::<Header>(header).map_err(|e| format!("bad header: {e}"))? {
         Header::Init => Ok(Item::Init(body)),
-        Header::Part { independent, segment_start, duration_ns, age_us } => Ok(Item::Part {
+        Header::Part { independent, segment_start, duration_ns, age_us, .. } => Ok(Item::Part {
             data: body,
             independent,
             segment_start,
             duration: Duration::from_nanos(duration_ns),
             composed_at: age_us.and_then(|us| received.checked_sub(Duration::from_micros(us))),
         }),
-        Header::Event => Ok(Item::Event(value)),
+        Header::Event => Event::from_header(header).map(Item::Event).map_err(|e| format!("bad event: {e}")),
     }
 }
 
@@ -76,21 +65,19 @@ pub enum LegAction {
 }
 
 /// The leg actions in a compositor event, for tracks `known` to this run (pure; unit-tested).
-pub fn leg_actions(ev: &serde_json::Value, known: impl Fn(&str) -> bool) -> Vec<LegAction> {
-    let known_id = |v: &serde_json::Value| v.as_str().filter(|id| known(id)).map(str::to_owned);
-    match ev["event"].as_str() {
-        Some("applied") if ev["op"] == "add_track" => {
-            known_id(&ev["id"]).map(|producer_id| LegAction::Attach { producer_id }).into_iter().collect()
+pub fn leg_actions(ev: &Event, known: impl Fn(&str) -> bool) -> Vec<LegAction> {
+    let known_id = |id: &str| known(id).then(|| id.to_owned());
+    match ev {
+        Event::Applied { op, id: Some(id) } if op == "add_track" => {
+            known_id(id).map(|producer_id| LegAction::Attach { producer_id }).into_iter().collect()
         }
-        Some("keyframe_request") => known_id(&ev["track_id"]).map(|producer_id| LegAction::Keyframe { producer_id }).into_iter().collect(),
-        Some("layout") => ev["tiles"]
-            .as_object()
-            .into_iter()
-            .flatten()
+        Event::KeyframeRequest { track_id, .. } => {
+            known_id(track_id).map(|producer_id| LegAction::Keyframe { producer_id }).into_iter().collect()
+        }
+        Event::Layout { tiles } => tiles
+            .iter()
             .filter(|(id, _)| known(id))
-            .filter_map(|(id, tile)| {
-                Some(LegAction::Tile { producer_id: id.clone(), height: u32::try_from(tile["height"].as_u64()?).ok()? })
-            })
+            .map(|(id, tile)| LegAction::Tile { producer_id: id.clone(), height: tile.height })
             .collect(),
         _ => Vec::new(),
     }
@@ -138,8 +125,8 @@ impl Compositor {
         self.child.id()
     }
 
-    pub async fn send(&mut self, command: &serde_json::Value) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(command).expect("JSON serializes");
+    pub async fn send(&mut self, command: &compositor_protocol::Command) -> std::io::Result<()> {
+        let mut line = command.to_line().into_bytes();
         line.push(b'\n');
         self.stdin.write_all(&line).await?;
         self.stdin.flush().await
@@ -152,7 +139,7 @@ impl Compositor {
 
     /// Asks for a clean stop, then kills the process if it does not exit in time.
     pub async fn shutdown(mut self) {
-        let _ = self.send(&serde_json::json!({"op": "shutdown"})).await;
+        let _ = self.send(&compositor_protocol::Command::Shutdown).await;
         drop(self.stdin);
         if tokio::time::timeout(Duration::from_secs(3), self.child.wait()).await.is_err() {
             let _ = self.child.kill().await;
@@ -183,16 +170,10 @@ async fn read_item(stdout: &mut BufReader<ChildStdout>) -> std::io::Result<Optio
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e),
     };
-    if header_len > MAX_HEADER {
-        return Err(invalid(format!("header of {header_len} bytes")));
-    }
-    let mut header = vec![0u8; header_len as usize];
+    let mut header = vec![0u8; check_header_len(header_len).map_err(|e| invalid(e.to_string()))?];
     stdout.read_exact(&mut header).await?;
     let body_len = stdout.read_u32().await?;
-    if body_len > MAX_BODY {
-        return Err(invalid(format!("body of {body_len} bytes")));
-    }
-    let mut body = vec![0u8; body_len as usize];
+    let mut body = vec![0u8; check_body_len(body_len).map_err(|e| invalid(e.to_string()))?];
     stdout.read_exact(&mut body).await?;
     decode_item(&header, Bytes::from(body), Instant::now()).map(Some).map_err(invalid)
 }
@@ -251,32 +232,40 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(aged, Item::Part { composed_at: Some(at), .. } if now - at == Duration::from_millis(45)), "{aged:?}");
-        assert!(matches!(decode_item(br#"{"kind":"event","event":"stats","fps_out":30}"#, Bytes::new(), now).unwrap(), Item::Event(_)));
+        assert!(matches!(
+            decode_item(br#"{"kind":"event","event":"stats","fps_out":30}"#, Bytes::new(), now).unwrap(),
+            Item::Event(Event::Stats(_))
+        ));
+        assert!(
+            decode_item(br#"{"kind":"event","event":"layout","tiles":7}"#, Bytes::new(), now).is_err(),
+            "a known event with bad fields"
+        );
         assert!(decode_item(b"{", Bytes::new(), now).is_err());
         assert!(decode_item(br#"{"kind":"mystery"}"#, Bytes::new(), now).is_err());
     }
 
     #[test]
     fn leg_actions_name_only_this_runs_tracks() {
-        use serde_json::json;
         let known = |id: &str| id.starts_with("p-1:");
+        let ev = |json: &str| Event::from_header(json.as_bytes()).unwrap();
         assert_eq!(
-            leg_actions(&json!({"event": "applied", "op": "add_track", "id": "p-1:0"}), known),
+            leg_actions(&ev(r#"{"kind":"event","event":"applied","op":"add_track","id":"p-1:0"}"#), known),
             vec![LegAction::Attach { producer_id: "p-1:0".into() }]
         );
-        assert_eq!(leg_actions(&json!({"event": "applied", "op": "add_participant", "id": "p-1:0"}), known), vec![]);
+        assert_eq!(leg_actions(&ev(r#"{"kind":"event","event":"applied","op":"add_participant","id":"p-1:0"}"#), known), vec![]);
         assert_eq!(
-            leg_actions(&json!({"event": "keyframe_request", "track_id": "p-1:0", "reason": "no_picture"}), known),
+            leg_actions(&ev(r#"{"kind":"event","event":"keyframe_request","track_id":"p-1:0","reason":"no_picture"}"#), known),
             vec![LegAction::Keyframe { producer_id: "p-1:0".into() }]
         );
         assert_eq!(
-            leg_actions(&json!({"event": "keyframe_request", "track_id": "p-9:0"}), known),
+            leg_actions(&ev(r#"{"kind":"event","event":"keyframe_request","track_id":"p-9:0","reason":"decoder"}"#), known),
             vec![],
             "a track this run has no ports for"
         );
-        let layout = json!({"event": "layout", "tiles": {"p-1:0": {"width": 632, "height": 356}, "p-9:0": {"height": 356}, "p-1:2": {"height": -1}}});
+        let layout =
+            ev(r#"{"kind":"event","event":"layout","tiles":{"p-1:0":{"width":632,"height":356},"p-9:0":{"width":1,"height":356}}}"#);
         assert_eq!(leg_actions(&layout, known), vec![LegAction::Tile { producer_id: "p-1:0".into(), height: 356 }]);
-        assert_eq!(leg_actions(&json!({"event": "stats"}), known), vec![]);
+        assert_eq!(leg_actions(&Event::Stats(Default::default()), known), vec![]);
     }
 
     /// The supervisor polls `next_item` in a `select!` that other branches win all the time;
@@ -293,7 +282,7 @@ mod tests {
 import json, struct, sys, time
 out = sys.stdout.buffer
 for i in range(40):
-    h = json.dumps({"kind": "event", "event": "stats", "n": i}).encode()
+    h = json.dumps({"kind": "event", "event": "input_resumed", "track_id": str(i)}).encode()
     frame = struct.pack(">I", len(h)) + h + struct.pack(">I", 0)
     for k in range(0, len(frame), 3):
         out.write(frame[k:k + 3]); out.flush(); time.sleep(0.0005)
@@ -309,7 +298,7 @@ for i in range(40):
         loop {
             tokio::select! {
                 item = comp.next_item() => match item.expect("the framing stays intact") {
-                    Some(Item::Event(v)) => seen.push(v["n"].as_u64().unwrap()),
+                    Some(Item::Event(Event::InputResumed { track_id })) => seen.push(track_id.parse::<u64>().unwrap()),
                     Some(other) => panic!("unexpected {other:?}"),
                     None => break,
                 },

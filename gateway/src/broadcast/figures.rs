@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use compositor_protocol::Stats;
 use serde::Serialize;
-use serde_json::Value;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PipelineFigures {
@@ -44,16 +44,16 @@ impl PipelineFigures {
     }
 
     /// Takes one `stats` event.
-    pub fn apply_stats(&mut self, ev: &Value) {
-        self.fps_in = ev["fps_in"].as_f64();
-        self.fps_out = ev["fps_out"].as_f64();
-        self.stalled_inputs = ev["stalled"].as_array().map_or(0, Vec::len);
-        self.frames_dropped = self.dropped.report(ev["frames_dropped"].as_u64().unwrap_or(0));
-        self.packets_lost = self.lost.report(ev["packets_lost"].as_u64().unwrap_or(0));
-        self.mixer_catchups = self.catchups.report(ev["mixer_catchups"].as_u64().unwrap_or(0));
-        self.encode_ms = ev["encode_ms_avg"].as_f64();
-        self.encode_ms_max = ev["encode_ms_max"].as_f64();
-        self.av_sync_ms = serde_json::from_value(ev["av_sync_ms"].clone()).unwrap_or_default();
+    pub fn apply_stats(&mut self, s: &Stats) {
+        self.fps_in = Some(s.fps_in);
+        self.fps_out = Some(s.fps_out);
+        self.stalled_inputs = s.stalled.len();
+        self.frames_dropped = self.dropped.report(s.frames_dropped);
+        self.packets_lost = self.lost.report(s.packets_lost);
+        self.mixer_catchups = self.catchups.report(s.mixer_catchups);
+        self.encode_ms = s.encode_ms_avg;
+        self.encode_ms_max = s.encode_ms_max;
+        self.av_sync_ms = s.av_sync_ms.clone();
     }
 }
 
@@ -82,26 +82,32 @@ impl Total {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
+
+    use super::*;
+
+    /// A `stats` event's fields as the compositor writes them (missing ones take their defaults).
+    fn stats(fields: serde_json::Value) -> Stats {
+        serde_json::from_value(fields).unwrap()
+    }
 
     #[test]
     fn reads_a_stats_event() {
         let mut f = PipelineFigures::default();
-        f.apply_stats(&json!({"event": "stats", "fps_in": 58.5, "fps_out": 30.0, "stalled": ["p-1:0"], "frames_dropped": 3, "packets_lost": 7, "encode_ms_avg": 4.5, "encode_ms_max": 9.0, "av_sync_ms": {"p-1": {"p-1:0": 0.0, "p-1:1": 41.5}}}));
+        f.apply_stats(&stats(json!({"event": "stats", "fps_in": 58.5, "fps_out": 30.0, "stalled": ["p-1:0"], "frames_dropped": 3, "packets_lost": 7, "encode_ms_avg": 4.5, "encode_ms_max": 9.0, "av_sync_ms": {"p-1": {"p-1:0": 0.0, "p-1:1": 41.5}}})));
         assert_eq!((f.fps_in, f.fps_out, f.stalled_inputs), (Some(58.5), Some(30.0), 1));
         assert_eq!((f.frames_dropped, f.packets_lost), (3, 7));
         assert_eq!((f.encode_ms, f.encode_ms_max), (Some(4.5), Some(9.0)));
         assert_eq!(f.av_sync_ms["p-1"]["p-1:1"], 41.5);
-        f.apply_stats(&json!({"event": "stats", "mixer_catchups": 4}));
+        f.apply_stats(&stats(json!({"event": "stats", "mixer_catchups": 4})));
         assert_eq!(f.mixer_catchups, 4);
     }
 
     #[test]
     fn missing_fields_are_unknown_or_zero() {
         let mut f = PipelineFigures::default();
-        f.apply_stats(&json!({"event": "stats", "fps_out": 30.0, "encode_ms_avg": null}));
-        assert_eq!((f.fps_in, f.encode_ms, f.frames_dropped, f.stalled_inputs), (None, None, 0, 0));
+        f.apply_stats(&stats(json!({"event": "stats", "fps_out": 30.0, "encode_ms_avg": null})));
+        assert_eq!((f.fps_in, f.encode_ms, f.frames_dropped, f.stalled_inputs), (Some(0.0), None, 0, 0));
         assert!(f.av_sync_ms.is_empty());
     }
 
@@ -109,17 +115,17 @@ mod tests {
     fn drop_totals_survive_a_compositor_restart() {
         let mut f = PipelineFigures::default();
         for n in [2, 5] {
-            f.apply_stats(&json!({"frames_dropped": n, "packets_lost": n * 10}));
+            f.apply_stats(&stats(json!({"frames_dropped": n, "packets_lost": n * 10})));
         }
         assert_eq!((f.frames_dropped, f.packets_lost), (5, 50));
         // A new process counts from zero again.
-        f.apply_stats(&json!({"frames_dropped": 1, "packets_lost": 4}));
+        f.apply_stats(&stats(json!({"frames_dropped": 1, "packets_lost": 4})));
         assert_eq!((f.frames_dropped, f.packets_lost), (6, 54));
-        f.apply_stats(&json!({"frames_dropped": 3, "packets_lost": 4}));
+        f.apply_stats(&stats(json!({"frames_dropped": 3, "packets_lost": 4})));
         assert_eq!((f.frames_dropped, f.packets_lost), (8, 54));
         // Told explicitly: a new process whose first report is not lower still adds up.
         f.new_process();
-        f.apply_stats(&json!({"frames_dropped": 4, "packets_lost": 9}));
+        f.apply_stats(&stats(json!({"frames_dropped": 4, "packets_lost": 9})));
         assert_eq!((f.frames_dropped, f.packets_lost), (12, 63));
     }
 }

@@ -8,13 +8,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use compositor_protocol::{Codec, Command as Control, Event, Kind, TrackSpec};
 use tokio::sync::{mpsc, oneshot};
 
 use super::compositor::{leg_actions, Compositor, Item, LegAction, OutputFormat};
 use super::policy::{BroadcastState, CpuWindow, RestartPolicy};
 use super::ports::{PortAllocator, PortPair};
 use super::Status;
+use crate::protocol::MediaKindName;
 use crate::sfu::{Command, LegEvent, WorkerHandle};
 
 pub struct Supervisor {
@@ -177,9 +178,9 @@ impl Supervisor {
                         self.set(|s| { s.state = BroadcastState::Live; s.parts += 1; });
                     }
                     Ok(Some(Item::Event(ev))) => {
-                        tracing::debug!(room = %self.room, event = %ev, "compositor event");
-                        if ev["event"] == "stats" {
-                            self.set(|s| s.figures.apply_stats(&ev));
+                        tracing::debug!(room = %self.room, event = ?ev, "compositor event");
+                        if let Event::Stats(stats) = &ev {
+                            self.set(|s| s.figures.apply_stats(stats));
                         }
                         for action in leg_actions(&ev, |id| roster.tracks.contains_key(id)) {
                             self.worker.send(match action {
@@ -194,8 +195,8 @@ impl Supervisor {
                                 LegAction::Keyframe { producer_id } => Command::LegNeedsKeyframe { room: self.room.clone(), producer_id },
                             });
                         }
-                        if ev["event"] == "error" {
-                            self.set(|s| s.last_error = ev["message"].as_str().map(str::to_owned));
+                        if let Event::Error { message, .. } = ev {
+                            self.set(|s| s.last_error = Some(message));
                         }
                     }
                     Ok(None) => break Exit::Died("the compositor exited".into()),
@@ -227,11 +228,11 @@ impl Supervisor {
     async fn reattach(&self, comp: &mut Compositor, roster: &mut Roster) -> Result<mpsc::UnboundedReceiver<LegEvent>, String> {
         tracing::warn!(room = %self.room, "SFU worker lost; the broadcast shows placeholders until participants are back");
         for (producer_id, pair) in roster.tracks.drain() {
-            comp.send(&json!({"op": "remove_track", "track_id": producer_id})).await.map_err(|e| format!("control channel: {e}"))?;
+            comp.send(&Control::RemoveTrack { track_id: producer_id }).await.map_err(|e| format!("control channel: {e}"))?;
             self.ports.lock().expect("ports lock").release(pair);
         }
         for id in roster.participants.drain(..) {
-            comp.send(&json!({"op": "remove_participant", "id": id})).await.map_err(|e| format!("control channel: {e}"))?;
+            comp.send(&Control::RemoveParticipant { id }).await.map_err(|e| format!("control channel: {e}"))?;
         }
         self.set(|s| s.legs = 0);
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -257,14 +258,18 @@ impl Supervisor {
     async fn on_event(&self, comp: &mut Compositor, roster: &mut Roster, ev: LegEvent) -> std::io::Result<()> {
         match ev {
             LegEvent::ParticipantJoined { id, name } => {
-                comp.send(&json!({"op": "add_participant", "id": id, "name": name})).await?;
+                comp.send(&Control::AddParticipant { id: id.clone(), name }).await?;
                 roster.participants.push(id);
             }
             LegEvent::ParticipantLeft { id } => {
-                comp.send(&json!({"op": "remove_participant", "id": id})).await?;
                 roster.participants.retain(|p| *p != id);
+                comp.send(&Control::RemoveParticipant { id }).await?;
             }
             LegEvent::TrackAdded { producer_id, participant_id, kind, codec, payload_type, clock_rate } => {
+                let Some(codec) = Codec::parse(codec) else {
+                    tracing::warn!(room = %self.room, producer = %producer_id, codec, "a codec the compositor does not take; track left out of the broadcast");
+                    return Ok(());
+                };
                 let pair = match self.ports.lock().expect("ports lock").allocate_where(super::ports::pair_is_free) {
                     Ok(p) => p,
                     Err(e) => {
@@ -273,23 +278,35 @@ impl Supervisor {
                         return Ok(());
                     }
                 };
-                let cmd = json!({"op": "add_track", "track_id": producer_id, "participant_id": participant_id, "kind": kind,
-                    "codec": codec, "payload_type": payload_type, "clock_rate": clock_rate, "rtp_port": pair.rtp, "rtcp_port": pair.rtcp});
-                comp.send(&cmd).await?;
+                let kind = match kind {
+                    MediaKindName::Audio => Kind::Audio,
+                    MediaKindName::Video => Kind::Video,
+                };
+                let spec = TrackSpec {
+                    track_id: producer_id.clone(),
+                    participant_id,
+                    kind,
+                    codec,
+                    payload_type,
+                    clock_rate,
+                    rtp_port: pair.rtp,
+                    rtcp_port: Some(pair.rtcp),
+                };
+                comp.send(&Control::AddTrack(spec)).await?;
                 roster.tracks.insert(producer_id.clone(), pair);
                 self.set(|s| s.legs = roster.tracks.len());
                 // The leg starts when the compositor says `applied` (see run_once).
             }
             LegEvent::TrackRemoved { producer_id } => {
                 if let Some(pair) = roster.tracks.remove(&producer_id) {
-                    comp.send(&json!({"op": "remove_track", "track_id": producer_id})).await?;
+                    comp.send(&Control::RemoveTrack { track_id: producer_id }).await?;
                     self.ports.lock().expect("ports lock").release(pair);
                     self.set(|s| s.legs = roster.tracks.len());
                 }
             }
             LegEvent::VideoMuted { id, muted } => {
                 if roster.participants.contains(&id) {
-                    comp.send(&json!({"op": "set_video_muted", "id": id, "muted": muted})).await?;
+                    comp.send(&Control::SetVideoMuted { id, muted }).await?;
                 }
             }
         }

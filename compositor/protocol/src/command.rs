@@ -1,8 +1,10 @@
-//! The control channel: newline-delimited JSON commands on stdin (see PROTOCOL.md).
-//!
-//! Parsing and validation only; what a command does to the room is in `room.rs`.
+//! The control channel: newline-delimited JSON commands on the compositor's stdin (see
+//! compositor/PROTOCOL.md). Parsing with validation (the compositor's side) and serialization
+//! (the gateway's side), checked against each other; what a command does to the room is the
+//! compositor's `room.rs`.
 
 use serde::Deserialize;
+use serde_json::json;
 
 /// Longest accepted id (participant or track).
 pub const MAX_ID_LEN: usize = 128;
@@ -46,7 +48,8 @@ impl Codec {
             Codec::Opus => "OPUS",
         }
     }
-    fn parse(s: &str) -> Option<Codec> {
+    /// The codec of an `encoding-name` (any case).
+    pub fn parse(s: &str) -> Option<Codec> {
         match s.to_ascii_lowercase().as_str() {
             "vp8" => Some(Codec::Vp8),
             "h264" => Some(Codec::H264),
@@ -245,6 +248,44 @@ pub fn parse_line(line: &str) -> Result<Command, ControlError> {
     }
 }
 
+impl Command {
+    /// The command's name on the wire.
+    pub fn op(&self) -> &'static str {
+        match self {
+            Command::AddParticipant { .. } => "add_participant",
+            Command::RemoveParticipant { .. } => "remove_participant",
+            Command::AddTrack(_) => "add_track",
+            Command::RemoveTrack { .. } => "remove_track",
+            Command::SetVideoMuted { .. } => "set_video_muted",
+            Command::Shutdown => "shutdown",
+        }
+    }
+
+    /// The control line for this command (without the newline); `parse_line` gives it back.
+    pub fn to_line(&self) -> String {
+        let op = self.op();
+        let value = match self {
+            Command::AddParticipant { id, name } => json!({"op": op, "id": id, "name": name}),
+            Command::RemoveParticipant { id } => json!({"op": op, "id": id}),
+            Command::AddTrack(t) => {
+                let mut v = json!({
+                    "op": op, "track_id": t.track_id, "participant_id": t.participant_id,
+                    "kind": t.kind.as_str(), "codec": t.codec.encoding_name(), "payload_type": t.payload_type,
+                    "clock_rate": t.clock_rate, "rtp_port": t.rtp_port,
+                });
+                if let Some(p) = t.rtcp_port {
+                    v["rtcp_port"] = p.into();
+                }
+                v
+            }
+            Command::RemoveTrack { track_id } => json!({"op": op, "track_id": track_id}),
+            Command::SetVideoMuted { id, muted } => json!({"op": op, "id": id, "muted": muted}),
+            Command::Shutdown => json!({"op": op}),
+        };
+        value.to_string()
+    }
+}
+
 /// The `op` of a line, if it has one (for error reports on lines that fail validation).
 pub fn op_of(line: &str) -> Option<String> {
     serde_json::from_str::<serde_json::Value>(line).ok()?.get("op")?.as_str().map(str::to_owned)
@@ -329,6 +370,36 @@ mod tests {
         }
         let long = format!(r#"{{"op":"add_participant","id":"p","name":"{}"}}"#, "x".repeat(65));
         assert!(matches!(parse_line(&long), Err(ControlError::Invalid { field: "name", .. })));
+    }
+
+    #[test]
+    fn every_command_survives_its_own_line() {
+        let track = TrackSpec {
+            track_id: "p-1:0".into(),
+            participant_id: "p-1".into(),
+            kind: Kind::Video,
+            codec: Codec::H264,
+            payload_type: 102,
+            clock_rate: 90_000,
+            rtp_port: 40_000,
+            rtcp_port: Some(40_001),
+        };
+        let audio = TrackSpec { kind: Kind::Audio, codec: Codec::Opus, clock_rate: 48_000, rtcp_port: None, ..track.clone() };
+        let commands = [
+            Command::AddParticipant { id: "p-1".into(), name: "Ada \"the\" Lovelace ✓".into() },
+            Command::RemoveParticipant { id: "p-1".into() },
+            Command::AddTrack(track),
+            Command::AddTrack(audio),
+            Command::RemoveTrack { track_id: "p-1:0".into() },
+            Command::SetVideoMuted { id: "p-1".into(), muted: true },
+            Command::Shutdown,
+        ];
+        for c in commands {
+            let line = c.to_line();
+            assert!(!line.contains('\n'), "one line: {line}");
+            assert_eq!(parse_line(&line), Ok(c.clone()), "{line}");
+            assert_eq!(op_of(&line).as_deref(), Some(c.op()));
+        }
     }
 
     #[test]
