@@ -1,22 +1,43 @@
 //! Broadcast endpoints: start, stop, status of a room's broadcast.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::error::{ApiError, ApiErrorCode};
-use super::extract::{authorization, known_room, live_room};
-use crate::auth::access;
-use crate::broadcast::BroadcastError;
+use super::extract::{known_room, live_room, RoomHost};
+use crate::broadcast::policy::BroadcastState;
+use crate::broadcast::{BroadcastError, Status};
 use crate::clock::unix_now;
 use crate::state::AppState;
 use crate::store::Write;
 
+/// `202` to `POST /api/rooms/{id}/broadcast`.
+#[derive(Debug, Serialize)]
+pub struct Started {
+    pub state: BroadcastState,
+    pub hls_url: String,
+    pub watch_url: String,
+}
+
+/// `200` to `DELETE /api/rooms/{id}/broadcast`.
+#[derive(Debug, Serialize)]
+pub struct Stopped {
+    pub state: BroadcastState,
+}
+
+/// `GET /api/rooms/{id}/broadcast`: the live status, or the audience of a stopped one.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum View {
+    Running(Box<Status>),
+    Stopped { state: BroadcastState, viewers: usize, viewers_peak: usize },
+}
+
 /// Starts the broadcast; an ended room is brought back for it (and its idle clock starts).
-pub async fn start(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<(StatusCode, Json<Value>), ApiError> {
-    known_room(&app, &id).await?;
-    access::host_call(authorization(&headers), app.config.api_key.as_deref(), &app.tokens, &id)?;
+pub async fn start(RoomHost { room }: RoomHost, State(app): State<AppState>) -> Result<(StatusCode, Json<Started>), ApiError> {
+    let id = room.id;
     let room = live_room(&app, &id).await?;
     if room.settings.e2ee {
         return Err(ApiError::new(
@@ -32,28 +53,27 @@ pub async fn start(State(app): State<AppState>, Path(id): Path<String>, headers:
     app.rooms.record(Write::BroadcastStarted { room: id.clone(), at: unix_now() });
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"state": app.broadcasts.state(&id), "hls_url": format!("/hls/{id}/index.m3u8"), "watch_url": format!("/watch/{id}")})),
+        Json(Started { state: app.broadcasts.state(&id), hls_url: format!("/hls/{id}/index.m3u8"), watch_url: format!("/watch/{id}") }),
     ))
 }
 
-pub async fn stop(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    known_room(&app, &id).await?;
-    access::host_call(authorization(&headers), app.config.api_key.as_deref(), &app.tokens, &id)?;
+pub async fn stop(RoomHost { room }: RoomHost, State(app): State<AppState>) -> Result<Json<Stopped>, ApiError> {
+    let id = room.id;
     let end = app.broadcasts.stop(&id).map_err(|e| ApiError::conflict(e.to_string()))?;
     tracing::info!(room = %id, "broadcast stopped on request");
     app.rooms.record(Write::BroadcastStopped { room: id.clone(), end });
-    Ok(Json(json!({"state": "stopped"})))
+    Ok(Json(Stopped { state: BroadcastState::Stopped }))
 }
 
 /// The broadcast's state, compositor figures and audience (`viewers`, `viewers_peak`). A
 /// stopped broadcast still reports its audience while the stream's final playlist is served.
-pub async fn status(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn status(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<View>, ApiError> {
     known_room(&app, &id).await?;
     Ok(Json(match app.broadcasts.status(&id) {
-        Some(s) => json!(s),
+        Some(s) => View::Running(Box::new(s)),
         None => {
             let v = app.broadcasts.viewers(&id);
-            json!({"state": "stopped", "viewers": v.current, "viewers_peak": v.peak})
+            View::Stopped { state: BroadcastState::Stopped, viewers: v.current, viewers_peak: v.peak }
         }
     }))
 }

@@ -1,7 +1,10 @@
 //! What handlers take from a request besides its body: the `Authorization` header, the checked
-//! ops caller, and the room the path names (404 when there is none, 503 when the store cannot say).
+//! callers (ops, server-side, a room's host), and the room the path names (404 when there is
+//! none, 503 when the store cannot say).
 
-use axum::extract::FromRequestParts;
+use std::collections::HashMap;
+
+use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 
@@ -33,6 +36,42 @@ impl FromRequestParts<AppState> for Ops {
                 _ => ApiError::unauthorized(e.to_string()),
             }
         })
+    }
+}
+
+/// A server-side caller (creating rooms, minting join tokens): the API key when the node has
+/// one, anyone when it has none. Others get 401 before the handler runs.
+#[derive(Debug)]
+pub struct ServerCaller;
+
+impl FromRequestParts<AppState> for ServerCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+        crate::auth::access::server_call(authorization(&parts.headers), app.config.api_key.as_deref())?;
+        Ok(ServerCaller)
+    }
+}
+
+/// The host of the room the path's `{id}` names (a host token of that room, or the API key;
+/// anyone on a node without an API key). The room is looked up first, so an unknown room is a
+/// 404 whoever asks; then a caller without the rights gets 401 or 403.
+#[derive(Debug)]
+pub struct RoomHost {
+    pub room: RoomRecord,
+}
+
+impl FromRequestParts<AppState> for RoomHost {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, app)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("bad path: {e}")))?;
+        let id = params.get("id").ok_or_else(ApiError::room_not_found)?;
+        let room = known_room(app, id).await?;
+        crate::auth::access::host_call(authorization(&parts.headers), app.config.api_key.as_deref(), &app.tokens, id)?;
+        Ok(RoomHost { room })
     }
 }
 

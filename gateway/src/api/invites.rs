@@ -16,8 +16,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::extract::authorization;
@@ -54,8 +53,37 @@ pub fn invite_required(app: &AppState) -> bool {
 }
 
 /// `GET /api/config`: what the web app needs to know about this node before joining.
-pub async fn config(State(app): State<AppState>) -> Json<Value> {
-    Json(json!({"invite_required": invite_required(&app)}))
+#[derive(Debug, Serialize)]
+pub struct NodeConfig {
+    pub invite_required: bool,
+}
+
+/// `201` to `POST /api/rooms/{id}/invites`: the invite and the link that carries it.
+#[derive(Debug, Serialize)]
+pub struct Minted {
+    pub invite: String,
+    pub url: String,
+    pub room: String,
+    pub role: Role,
+    pub expires_at: u64,
+    pub expires_in: u64,
+    pub max_uses: Option<u32>,
+}
+
+/// `POST /api/rooms/{id}/invites/check`: what the invite gives now.
+#[derive(Debug, Serialize)]
+pub struct Checked {
+    pub room: String,
+    pub role: Role,
+    pub expires_at: u64,
+    pub expires_in: u64,
+    pub max_uses: Option<u32>,
+    pub uses: u32,
+    pub uses_left: Option<u32>,
+}
+
+pub async fn config(State(app): State<AppState>) -> Json<NodeConfig> {
+    Json(NodeConfig { invite_required: invite_required(&app) })
 }
 
 /// `POST /api/rooms/{id}/invites`
@@ -64,7 +92,7 @@ pub async fn mint(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Minted>), ApiError> {
     let room = known_room(&app, &id).await?;
     // The body is optional: none, empty, or JSON.
     let body: MintBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -87,21 +115,21 @@ pub async fn mint(
     tracing::info!(room = %room, invite_id = %inv.id, ?role, ttl_secs = ttl, ?max_uses, "invite minted");
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "invite": text,
-            "url": format!("/room/{room}?invite={text}"),
-            "room": room,
-            "role": role,
-            "expires_at": inv.exp,
-            "expires_in": ttl,
-            "max_uses": max_uses,
-        })),
+        Json(Minted {
+            url: format!("/room/{room}?invite={text}"),
+            invite: text,
+            room,
+            role,
+            expires_at: inv.exp,
+            expires_in: ttl,
+            max_uses,
+        }),
     ))
 }
 
 /// `POST /api/rooms/{id}/invites/check`: 200 with what the invite gives, or the error a join
 /// with it would get now. Uses nothing.
-pub async fn check(State(app): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
+pub async fn check(State(app): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Json<Checked>, ApiError> {
     let body: CheckBody =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("{e}; send {{\"invite\": \"inv1.…\"}}")))?;
     let room = known_room(&app, &id).await?;
@@ -109,15 +137,15 @@ pub async fn check(State(app): State<AppState>, Path(id): Path<String>, body: By
     let inv = app.tokens.invites().verify(&body.invite, &room, now)?;
     let uses = store(&app)?.invite_uses(&inv.id).await.map_err(store_failed)?;
     inv.check_uses(uses)?;
-    Ok(Json(json!({
-        "room": room,
-        "role": inv.role,
-        "expires_at": inv.exp,
-        "expires_in": inv.exp.saturating_sub(now),
-        "max_uses": inv.max_uses,
-        "uses": uses,
-        "uses_left": inv.uses_left(uses),
-    })))
+    Ok(Json(Checked {
+        room,
+        role: inv.role,
+        expires_at: inv.exp,
+        expires_in: inv.exp.saturating_sub(now),
+        max_uses: inv.max_uses,
+        uses,
+        uses_left: inv.uses_left(uses),
+    }))
 }
 
 /// A join with an invite: checks it for `room` and takes a seat of it for `participant`; the

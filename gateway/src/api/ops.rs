@@ -9,7 +9,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
-use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 use super::error::{ApiError, ApiErrorCode};
@@ -82,15 +81,45 @@ pub async fn pipelines_now(app: &AppState) -> Vec<Pipeline> {
     out
 }
 
-/// `GET /api/ops/pipelines`
-pub async fn list(_: Ops, State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// `GET /api/ops/pipelines`: every pipeline on this node, and whether the node is draining.
+#[derive(Debug, Serialize)]
+pub struct PipelineList {
+    pub draining: bool,
+    pub pipelines: Vec<Pipeline>,
+}
+
+/// `POST /api/ops/pipelines/{room}/restart`: what was done.
+#[derive(Debug, Serialize)]
+pub struct Restarted {
+    pub room: String,
+    pub restarted: bool,
+    pub how: &'static str,
+    pub state: BroadcastState,
+}
+
+/// `POST /api/ops/drain`.
+#[derive(Debug, Serialize)]
+pub struct Drained {
+    pub draining: bool,
+    #[serde(flatten)]
+    pub report: DrainReport,
+}
+
+/// `DELETE /api/ops/drain`.
+#[derive(Debug, Serialize)]
+pub struct Undrained {
+    pub draining: bool,
+    pub was_draining: bool,
+}
+
+pub async fn list(_: Ops, State(app): State<AppState>) -> Result<Json<PipelineList>, ApiError> {
     let pipelines = pipelines_now(&app).await;
-    Ok(Json(json!({"draining": app.node.is_draining(), "pipelines": pipelines})))
+    Ok(Json(PipelineList { draining: app.node.is_draining(), pipelines }))
 }
 
 /// `POST /api/ops/pipelines/{room}/restart`: a new compositor for the room; the room and its
 /// viewers keep going (the HLS timeline continues after a discontinuity).
-pub async fn restart(Ops(caller): Ops, State(app): State<AppState>, Path(room): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn restart(Ops(caller): Ops, State(app): State<AppState>, Path(room): Path<String>) -> Result<Json<Restarted>, ApiError> {
     app.rooms.get(&room).ok_or_else(ApiError::room_not_found)?;
     let Some(status) = app.broadcasts.status(&room) else {
         return Err(ApiError::conflict("this room has no broadcast; start one with POST /api/rooms/{id}/broadcast"));
@@ -114,7 +143,8 @@ pub async fn restart(Ops(caller): Ops, State(app): State<AppState>, Path(room): 
         "compositor replaced"
     };
     tracing::info!(%room, %caller, how, "ops: pipeline restarted");
-    Ok(Json(json!({"room": room, "restarted": true, "how": how, "state": app.broadcasts.state(&room)})))
+    let state = app.broadcasts.state(&room);
+    Ok(Json(Restarted { room, restarted: true, how, state }))
 }
 
 /// What a drain did.
@@ -171,20 +201,18 @@ fn process_exists(pid: u32) -> bool {
 }
 
 /// `POST /api/ops/drain`
-pub async fn drain(Ops(caller): Ops, State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn drain(Ops(caller): Ops, State(app): State<AppState>) -> Result<Json<Drained>, ApiError> {
     tracing::info!(%caller, "ops: drain requested; new rooms, joins and broadcasts are refused from now on");
     let report = drain_node(&app).await;
     tracing::info!(stopped = report.stopped.len(), still_running = report.still_running.len(), "ops: drain done");
-    Ok(Json(
-        json!({"draining": true, "already_draining": report.already_draining, "stopped": report.stopped, "still_running": report.still_running}),
-    ))
+    Ok(Json(Drained { draining: true, report }))
 }
 
 /// `DELETE /api/ops/drain`: take new rooms again (stopped broadcasts stay stopped).
-pub async fn undrain(Ops(caller): Ops, State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn undrain(Ops(caller): Ops, State(app): State<AppState>) -> Result<Json<Undrained>, ApiError> {
     let was = app.node.set_draining(false);
     tracing::info!(%caller, was_draining = was, "ops: drain cancelled; new rooms are accepted again");
-    Ok(Json(json!({"draining": false, "was_draining": was})))
+    Ok(Json(Undrained { draining: false, was_draining: was }))
 }
 
 /// Middleware for the endpoints that bring new load (create a room, join, start a broadcast):

@@ -6,17 +6,18 @@ use std::time::Instant;
 use axum::extract::{rejection::JsonRejection, ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use super::error::{ApiError, ApiErrorCode};
-use super::extract::{authorization, known_room, live_room};
+use super::extract::{authorization, known_room, live_room, RoomHost, ServerCaller};
 use crate::auth::access;
 use crate::auth::role::Role;
 use crate::auth::token::JOIN_TOKEN_TTL;
 use crate::auth::turn::{turn_credentials, IceServer};
+use crate::broadcast::policy::BroadcastState;
 use crate::clock::unix_now;
+use crate::protocol::{ParticipantInfo, ProducerInfo};
 use crate::rooms::registry::new_id;
 use crate::sfu::{Command, RoomSnapshot};
 use crate::state::AppState;
@@ -73,6 +74,45 @@ pub struct CreateBody {
     e2ee: bool,
 }
 
+/// `201` to `POST /api/rooms`: the room, and its host key (given to its creator only).
+#[derive(Debug, Serialize)]
+pub struct Created {
+    pub id: String,
+    pub name: String,
+    pub auto_broadcast: bool,
+    pub private: bool,
+    pub e2ee: bool,
+    pub host_key: String,
+}
+
+/// `GET /api/rooms/{id}`: the room, who is in it, what they publish, its broadcast's state.
+#[derive(Debug, Serialize)]
+pub struct RoomView {
+    pub id: String,
+    pub name: String,
+    pub created_at: u64,
+    pub auto_broadcast: bool,
+    pub private: bool,
+    pub e2ee: bool,
+    pub participants: Vec<ParticipantInfo>,
+    pub producers: Vec<ProducerInfo>,
+    pub broadcast: BroadcastState,
+    /// Set once nobody was in the room for `--room-idle-end-secs`; null while it lives.
+    pub ended_at: Option<u64>,
+}
+
+/// `POST /api/rooms/{id}/join`: the join token and where to use it.
+#[derive(Debug, Serialize)]
+pub struct Joined {
+    pub token: String,
+    pub participant_id: String,
+    pub ws_url: String,
+    pub ice_servers: Vec<IceServer>,
+    pub role: Role,
+    pub e2ee: bool,
+    pub expires_in: u64,
+}
+
 fn clean_name(name: Option<String>, default: &str) -> Result<String, ApiError> {
     let name = name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()).unwrap_or_else(|| default.to_owned());
     if name.chars().count() > MAX_NAME_CHARS {
@@ -85,11 +125,10 @@ fn clean_name(name: Option<String>, default: &str) -> Result<String, ApiError> {
 }
 
 pub async fn create(
+    _: ServerCaller,
     State(app): State<AppState>,
-    headers: HeaderMap,
     body: Result<Json<CreateBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    access::server_call(authorization(&headers), app.config.api_key.as_deref())?;
+) -> Result<(StatusCode, Json<Created>), ApiError> {
     let Json(body) = body?;
     let name = clean_name(body.name, "Room")?;
     if body.e2ee && body.auto_broadcast {
@@ -105,21 +144,34 @@ pub async fn create(
     let host_key = app.tokens.host_key(&room.id);
     Ok((
         StatusCode::CREATED,
-        Json(json!({"id": room.id, "name": room.name, "auto_broadcast": room.settings.auto_broadcast,
-        "private": room.settings.private, "e2ee": room.settings.e2ee, "host_key": host_key})),
+        Json(Created {
+            id: room.id,
+            name: room.name,
+            auto_broadcast: room.settings.auto_broadcast,
+            private: room.settings.private,
+            e2ee: room.settings.e2ee,
+            host_key,
+        }),
     ))
 }
 
 /// `GET /api/rooms/{id}`. An ended room (nobody in it for `--room-idle-end-secs`) is still
 /// described, with its `ended_at`; joining it brings it back.
-pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<RoomView>, ApiError> {
     let Some(room) = app.rooms.get(&id) else {
         let room = known_room(&app, &id).await?;
-        return Ok(Json(json!({
-            "id": room.id, "name": room.name, "created_at": room.created_at,
-            "auto_broadcast": room.settings.auto_broadcast, "private": room.settings.private, "e2ee": room.settings.e2ee,
-            "participants": [], "producers": [], "broadcast": app.broadcasts.state(&id), "ended_at": room.ended_at,
-        })));
+        return Ok(Json(RoomView {
+            broadcast: app.broadcasts.state(&id),
+            id: room.id,
+            name: room.name,
+            created_at: room.created_at,
+            auto_broadcast: room.settings.auto_broadcast,
+            private: room.settings.private,
+            e2ee: room.settings.e2ee,
+            participants: Vec::new(),
+            producers: Vec::new(),
+            ended_at: room.ended_at,
+        }));
     };
     let (reply, rx) = oneshot::channel();
     let snapshot = if app.workers[room.worker].send(Command::Snapshot { room: id.clone(), reply }) {
@@ -127,23 +179,28 @@ pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<
     } else {
         RoomSnapshot::default()
     };
-    Ok(Json(json!({
-        "id": room.id, "name": room.name, "created_at": room.created_at,
-        "auto_broadcast": room.settings.auto_broadcast, "private": room.settings.private, "e2ee": room.settings.e2ee,
-        "participants": snapshot.participants, "producers": snapshot.producers,
-        "broadcast": app.broadcasts.state(&id), "ended_at": null,
-    })))
+    Ok(Json(RoomView {
+        broadcast: app.broadcasts.state(&id),
+        id: room.id.clone(),
+        name: room.name.clone(),
+        created_at: room.created_at,
+        auto_broadcast: room.settings.auto_broadcast,
+        private: room.settings.private,
+        e2ee: room.settings.e2ee,
+        participants: snapshot.participants,
+        producers: snapshot.producers,
+        ended_at: None,
+    }))
 }
 
 /// `DELETE /api/rooms/{id}/participants/{pid}`: the host (or the API key) removes someone.
 /// They get `removed` on their socket, the others `participant_left`, and their token is used up.
 pub async fn remove_participant(
+    _: RoomHost,
     State(app): State<AppState>,
     Path((id, pid)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let room = app.rooms.get(&id).ok_or_else(ApiError::room_not_found)?;
-    access::host_call(authorization(&headers), app.config.api_key.as_deref(), &app.tokens, &id)?;
     let worker = &app.workers[room.worker];
     if crate::signaling::session::remove_participant(worker, &id, &pid, "the host removed you from the room").await {
         Ok(StatusCode::NO_CONTENT)
@@ -158,7 +215,7 @@ pub async fn join(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Json<JoinBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Joined>, ApiError> {
     // An invite is the browser's way in on a node with an API key.
     if !body.as_ref().is_ok_and(|Json(b)| b.invite.is_some()) {
         access::server_call(authorization(&headers), app.config.api_key.as_deref())?;
@@ -192,13 +249,13 @@ pub async fn join(
         _ => Vec::new(),
     };
     let host = headers.get("host").and_then(|h| h.to_str().ok()).map(str::to_owned).unwrap_or_else(|| app.config.listen.to_string());
-    Ok(Json(json!({
-        "token": token,
-        "participant_id": participant,
-        "ws_url": format!("ws://{host}/ws?token={token}"),
-        "ice_servers": ice_servers,
-        "role": role,
-        "e2ee": room.settings.e2ee,
-        "expires_in": JOIN_TOKEN_TTL.as_secs(),
-    })))
+    Ok(Json(Joined {
+        ws_url: format!("ws://{host}/ws?token={token}"),
+        token,
+        participant_id: participant,
+        ice_servers,
+        role,
+        e2ee: room.settings.e2ee,
+        expires_in: JOIN_TOKEN_TTL.as_secs(),
+    }))
 }

@@ -12,8 +12,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::extract::{authorization, known_room};
@@ -83,13 +82,33 @@ pub fn watch_rights(authorization: Option<&str>, api_key: Option<&str>, tokens: 
     }
 }
 
+/// `POST /api/rooms/{id}/viewer-token`: a viewer token and the watch link that carries it.
+#[derive(Debug, Serialize)]
+pub struct ViewerToken {
+    pub token: String,
+    pub expires_in: u64,
+    pub watch_url: String,
+    pub private: bool,
+}
+
+/// `GET /api/rooms/{id}/hls-url`: the playlist URL (signed, with its expiry, for a private room).
+#[derive(Debug, Serialize)]
+pub struct HlsUrl {
+    pub hls_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
+    pub private: bool,
+}
+
 /// `POST /api/rooms/{id}/viewer-token`
 pub async fn viewer_token(
     State(app): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ViewerToken>, ApiError> {
     let room = known_room(&app, &id).await?;
     mint_rights(authorization(&headers), app.config.api_key.as_deref(), &app.tokens, &id).map_err(|d| match d {
         Denied::Unauthenticated(_) => {
@@ -107,19 +126,19 @@ pub async fn viewer_token(
     let viewer = new_id("v");
     let token = app.tokens.mint(&room.id, &viewer, "viewer", Role::Viewer, ttl);
     tracing::info!(room = %room.id, viewer = %viewer, ttl_secs = ttl.as_secs(), private = room.settings.private, "viewer token minted");
-    Ok(Json(json!({
-        "token": token,
-        "expires_in": ttl.as_secs(),
-        "watch_url": format!("/watch/{}?token={token}", room.id),
-        "private": room.settings.private,
-    })))
+    Ok(Json(ViewerToken {
+        watch_url: format!("/watch/{}?token={token}", room.id),
+        token,
+        expires_in: ttl.as_secs(),
+        private: room.settings.private,
+    }))
 }
 
 /// `GET /api/rooms/{id}/hls-url`
-pub async fn hls_url(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+pub async fn hls_url(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Json<HlsUrl>, ApiError> {
     let room = known_room(&app, &id).await?;
     if !room.settings.private {
-        return Ok(Json(json!({"hls_url": playlist_path(&id), "private": false})));
+        return Ok(Json(HlsUrl { hls_url: playlist_path(&id), expires_at: None, expires_in: None, private: false }));
     }
     let token_exp = watch_rights(authorization(&headers), app.config.api_key.as_deref(), &app.tokens, &id)?;
     let urls = app.broadcasts.hls_urls.get().ok_or_else(|| ApiError::unavailable("HLS URL signing is not set up on this node"))?;
@@ -128,7 +147,7 @@ pub async fn hls_url(State(app): State<AppState>, Path(id): Path<String>, header
     if exp <= now {
         return Err(ApiError::unauthorized("the viewer token has expired; ask the host for a new viewer link"));
     }
-    Ok(Json(json!({"hls_url": urls.playlist_url(&id, exp), "expires_at": exp, "expires_in": exp - now, "private": true})))
+    Ok(Json(HlsUrl { hls_url: urls.playlist_url(&id, exp), expires_at: Some(exp), expires_in: Some(exp - now), private: true }))
 }
 
 #[cfg(test)]
