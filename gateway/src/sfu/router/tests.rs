@@ -89,6 +89,42 @@ struct World {
     to_router: Vec<RouterCommand>,
     /// Datagrams the clients sent, for the router.
     datagrams: Vec<(SocketAddr, Vec<u8>)>,
+    /// A bottleneck on the way to one client address: its link and the datagrams queued on it.
+    bottleneck: Option<Bottleneck>,
+}
+
+/// A link of `bytes_per_sec` with a drop-tail queue of `max_queue` (a home uplink's router):
+/// datagrams leave it at the link's pace, so a sender that sends more sees delay, then loss.
+struct Bottleneck {
+    to: SocketAddr,
+    bytes_per_sec: u64,
+    max_queue: Duration,
+    /// When the link is free again.
+    busy_until: Instant,
+    queue: std::collections::VecDeque<(Instant, Vec<u8>)>,
+}
+
+impl Bottleneck {
+    /// Queues a datagram; false if the queue is full (dropped).
+    fn offer(&mut self, now: Instant, contents: Vec<u8>) -> bool {
+        let start = self.busy_until.max(now);
+        if start.duration_since(now) > self.max_queue {
+            return false;
+        }
+        let leaves = start + Duration::from_nanos(contents.len() as u64 * 1_000_000_000 / self.bytes_per_sec);
+        self.busy_until = leaves;
+        self.queue.push_back((leaves, contents));
+        true
+    }
+
+    /// The datagrams that have left the link by `now`.
+    fn due(&mut self, now: Instant) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while self.queue.front().is_some_and(|(t, _)| *t <= now) {
+            out.push(self.queue.pop_front().unwrap().1);
+        }
+        out
+    }
 }
 
 fn config() -> RouterConfig {
@@ -141,6 +177,7 @@ impl World {
             departed: vec![],
             to_router: vec![],
             datagrams: vec![],
+            bottleneck: None,
         }
     }
 
@@ -213,28 +250,33 @@ impl World {
                         continue;
                     }
                     let now = self.now;
-                    for c in &mut self.clients {
-                        for role in [PcRole::Subscribe, PcRole::Publish] {
-                            let Some(side) = c.side(role).filter(|s| s.addr == to) else { continue };
-                            let input = RtcInput::Receive(
-                                now,
-                                Receive {
-                                    proto: Protocol::Udp,
-                                    source: SERVER,
-                                    destination: to,
-                                    contents: contents.as_slice().try_into().unwrap(),
-                                },
-                            );
-                            side.rtc.handle_input(input).unwrap();
-                            c.poll(role, &mut self.datagrams);
-                        }
+                    if let Some(b) = self.bottleneck.as_mut().filter(|b| b.to == to) {
+                        b.offer(now, contents);
+                        continue;
                     }
+                    self.deliver_to_client(to, &contents);
                 }
                 Output::Signal { participant, msg } => self.on_signal(&participant, msg),
                 Output::Feed(ev) => self.feed.push(ev),
                 Output::Sample { .. } => {}
                 Output::Departed { participant, why, .. } => self.departed.push((participant, why)),
                 Output::Timeout(_) => break,
+            }
+        }
+    }
+
+    /// A datagram from the router reaches the client connection at `to`, which runs at once.
+    fn deliver_to_client(&mut self, to: SocketAddr, contents: &[u8]) {
+        let now = self.now;
+        for c in &mut self.clients {
+            for role in [PcRole::Subscribe, PcRole::Publish] {
+                let Some(side) = c.side(role).filter(|s| s.addr == to) else { continue };
+                let input = RtcInput::Receive(
+                    now,
+                    Receive { proto: Protocol::Udp, source: SERVER, destination: to, contents: contents.try_into().unwrap() },
+                );
+                side.rtc.handle_input(input).unwrap();
+                c.poll(role, &mut self.datagrams);
             }
         }
     }
@@ -285,6 +327,12 @@ impl World {
             }
         }
         self.deliver_datagrams();
+        let through = self.bottleneck.as_mut().map(|b| (b.to, b.due(now)));
+        if let Some((to, datagrams)) = through {
+            for d in datagrams {
+                self.deliver_to_client(to, &d);
+            }
+        }
         self.router.handle_input(Input::Timeout(now));
         self.drain();
         for command in std::mem::take(&mut self.to_router) {
@@ -390,7 +438,10 @@ fn send_frame(c: &mut Client, now: Instant) {
         let key = first_frame || std::mem::take(&mut s.keyframe_wanted);
         let mut api = side.rtc.direct_api();
         let Some(tx) = api.stream_tx_by_mid(mid, s.rid) else { continue };
-        let packets = if key { 3 } else { 1 };
+        // Bigger layers cost more: 1, 2 or 4 packets per frame at 180p, 360p, 720p (about
+        // 0.2, 0.4 and 0.9 Mbit/s at 30 fps); a keyframe is 3 times a frame.
+        let per_frame = (s.height / 180).clamp(1, 4) as usize;
+        let packets = if key { 3 * per_frame } else { per_frame };
         if key {
             s.keyframes_at.push(ts);
         }
@@ -525,12 +576,13 @@ fn a_simulcast_consumer_switches_layers_at_a_keyframe_with_continuous_numbers() 
     w.join("pub");
     w.publish("pub", true);
     w.join("sub");
-    w.run(Duration::from_secs(2));
+    // Long enough for the bandwidth estimate to grow past what 720p needs (it starts at 1 Mbit/s).
+    w.run(Duration::from_secs(8));
     let mid = w.video_mids_of("sub")[0];
     let producer_id = format!("{}:0", "pub");
     // The subscriber shows the video small: 180p is enough.
     let big: Vec<u16> = w.received_by("sub").iter().filter(|g| g.mid == mid).map(|g| g.layer).collect();
-    assert_eq!(big.last(), Some(&720), "a tile of any size gets the top layer at first");
+    assert_eq!(big.last(), Some(&720), "a tile of any size gets the top layer once the bandwidth allows");
     w.command(RouterCommand::Signal {
         participant: "sub".into(),
         msg: ClientMsg::LayerPreference { producer_id: producer_id.clone(), max_height: 180 },
@@ -667,4 +719,70 @@ fn consumers_first_sequence_numbers_come_from_the_seed() {
     let (x, y) = (first_seq(), first_seq());
     assert!(x.is_some());
     assert_eq!(x.map(|s| s as u16), y.map(|s| s as u16));
+}
+
+#[test]
+fn a_publisher_that_stops_sending_its_camera_removes_the_producer() {
+    let mut w = World::new();
+    w.command(RouterCommand::StartBroadcast);
+    w.join("a");
+    w.join("b");
+    w.publish("a", false);
+    w.run(Duration::from_secs(1));
+    assert_eq!(w.video_mids_of("b").len(), 1);
+    // a renegotiates its camera m-line to inactive (a browser's removeTrack + new offer).
+    let c = w.client("a");
+    let side = c.publish.as_mut().unwrap();
+    let mut api = side.rtc.sdp_api();
+    api.set_direction(c.video_mid.unwrap(), Direction::Inactive);
+    let (offer, pending) = api.apply().expect("an offer");
+    side.pending = Some(pending);
+    w.command(RouterCommand::Signal { participant: "a".into(), msg: ClientMsg::PublishOffer { sdp: offer.to_sdp_string() } });
+    w.run(Duration::from_secs(1));
+    let b = &w.clients[1];
+    assert!(b.msgs.iter().any(|m| matches!(m, ServerMsg::ProducerRemoved { participant_id, .. } if participant_id == "a")));
+    assert!(w.feed.iter().any(|e| matches!(e, LegEvent::TrackRemoved { .. })), "the broadcast drops the track");
+    assert!(w.router.get("a").unwrap().producers.is_empty());
+    let last_offer = b.msgs.iter().rev().find_map(|m| match m {
+        ServerMsg::SubscribeOffer { sdp, .. } => Some(sdp.clone()),
+        _ => None,
+    });
+    assert!(last_offer.unwrap().contains("a=inactive"), "b's m-line of it is made inactive (kept, so the m-line order stays)");
+    assert!(w.router.contains("a") && w.router.contains("b"), "both stay in the room");
+}
+
+#[test]
+fn under_a_bandwidth_limit_a_subscriber_gets_the_simulcast_layer_that_fits() {
+    // The same room twice: without a limit, and with 600 kbit/s to the subscriber (the 720p
+    // layer needs about 0.9 Mbit/s, 360p 0.4). The estimate (TWCC) finds the limit and the
+    // router sends the layer that fits, switching at a keyframe.
+    let layer_after = |limit: Option<u64>| {
+        let mut w = World::new();
+        w.join("pub");
+        w.publish("pub", true);
+        w.join("sub");
+        w.run(Duration::from_millis(300));
+        if let Some(bps) = limit {
+            let to = w.client("sub").subscribe.addr;
+            w.bottleneck = Some(Bottleneck {
+                to,
+                bytes_per_sec: bps / 8,
+                max_queue: Duration::from_millis(300),
+                busy_until: w.now,
+                queue: Default::default(),
+            });
+        }
+        w.run(Duration::from_secs(15));
+        let mid = w.video_mids_of("sub")[0];
+        let from = w.received_by("sub").len();
+        w.run(Duration::from_secs(2));
+        let layers: Vec<u16> = w.received_by("sub")[from..].iter().filter(|g| g.mid == mid).map(|g| g.layer).collect();
+        let bwe = w.router.get("sub").and_then(|p| p.bwe_bps);
+        (layers.last().copied(), bwe)
+    };
+    let (free, free_bwe) = layer_after(None);
+    let (limited, limited_bwe) = layer_after(Some(600_000));
+    eprintln!("no limit: layer {free:?}, estimate {free_bwe:?}; 600 kbit/s: layer {limited:?}, estimate {limited_bwe:?}");
+    assert_eq!(free, Some(720), "without a limit the top layer");
+    assert!(matches!(limited, Some(180) | Some(360)), "with 600 kbit/s a lower layer: {limited:?} (estimate {limited_bwe:?})");
 }
