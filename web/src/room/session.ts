@@ -17,7 +17,6 @@ import { SignalingClient, resolveWsUrl, type ClientMessage, type PcName, type Se
 import { Store } from '../store';
 import { E2eeClient, e2eeApi, type E2eeApi } from '../e2ee/client';
 import { deriveRoomKey } from '../e2ee/frame';
-import { NO_COUNTERS, addCounters, type DecryptCounters } from '../e2ee/status';
 import { RECONNECT_IDLE, type ReconnectEvent, type ReconnectState, reconnectStep } from './reconnect';
 import { ICE_OK, nextIceCheck, stepIceRecovery, type IceEffect, type IceEvent, type IceRecoveryState, type IceState } from './iceRecovery';
 import {
@@ -35,27 +34,12 @@ import {
 import { LayerPreferences } from './layers';
 import { SCREEN_MAX_BITRATE, cameraNeedsRepublish, cameraSendEncodings, videoConstraints, videoSendParameters, type VideoSource } from './presets';
 import { SerialQueue } from './queue';
-import { NO_SPEAKER, nextActiveSpeaker, type SpeakerState } from './speaker';
-import { QualityTracker, readStats, type TileQuality } from './stats';
-import { initialRoomState, remoteTiles, roomReducer, type RoomAction, type RoomState, type TileModel } from './state';
+import { LiveStatsPoller, type LiveStats } from './liveStats';
+import { initialRoomState, remoteTiles, roomReducer, type RoomAction, type RoomState } from './state';
+
+export { SELF_KEY, type LiveStats } from './liveStats';
 
 type RemoteCandidate = { candidate: string; sdp_mid: string | null };
-
-/** The tile key of our own camera tile in `live.quality` and `live.speaker`. */
-export const SELF_KEY = 'self';
-
-export interface LiveStats {
-  /** Tile key (participant id, screen key, or SELF_KEY) → connection quality. */
-  quality: ReadonlyMap<string, TileQuality>;
-  /** Participant id (or SELF_KEY) of the active speaker. */
-  speaker: string | null;
-  /** Tile key → video frames decoded so far (remote tiles). */
-  framesDecoded: ReadonlyMap<string, number>;
-  /** E2EE rooms: tile key → frames decrypted / failed to decrypt (audio + video). */
-  decrypt: ReadonlyMap<string, DecryptCounters>;
-  /** E2EE rooms: frames we encrypted and sent. */
-  encryptedFrames: number;
-}
 
 export interface E2eeDebug {
   api: E2eeApi;
@@ -111,7 +95,6 @@ export interface JoinOptions {
 
 /** After `reconnect`, the server's new `welcome` should come quickly; else re-join. */
 const WELCOME_AFTER_RECONNECT_MS = 15000;
-const STATS_INTERVAL_MS = 1000;
 /**
  * A joiner's own media goes first: the receiving connection (an offer with every other
  * participant's tracks, a decoder each) waits until our publish offer is answered, at most this
@@ -142,7 +125,8 @@ export class RoomSession {
   readonly screenStream = new Store<MediaStream | null>(null);
   /** Tile key → the stream that tile plays (see remoteTiles). */
   readonly remoteStreams = new Store<ReadonlyMap<string, MediaStream>>(new Map());
-  readonly live = new Store<LiveStats>({ quality: new Map(), speaker: null, framesDecoded: new Map(), decrypt: new Map(), encryptedFrames: 0 });
+  /** Quality, active speaker and frame counters per tile (liveStats.ts), once a second. */
+  readonly live: Store<LiveStats>;
   readonly settings: Store<MediaSettings>;
 
   publishPc: RTCPeerConnection | null = null;
@@ -170,7 +154,6 @@ export class RoomSession {
   private welcomeTimer: number | null = null;
   /** Lets the subscribe queue go on once the first publish offer is answered (PUBLISH_FIRST_MAX_MS). */
   private publishAnswered: (() => void) | null = null;
-  private statsTimer: number | null = null;
   private refreshTimer: number | null = null;
   /** Seconds the current token lives, when the gateway refreshes tokens over signaling. */
   private tokenLifetime: number | null = null;
@@ -210,14 +193,23 @@ export class RoomSession {
       !this.ended && this.subscribePc !== null && this.state.get().tracks.some((t) => t.producer_id === producerId && t.kind === 'video'),
   });
 
-  private readonly qualityTracker = new QualityTracker();
-  private speakerState: SpeakerState = NO_SPEAKER;
-  private statsBusy = false;
+  /** Quality and active speaker per tile, read through a narrow view of this session. */
+  private readonly stats = new LiveStatsPoller({
+    ended: () => this.ended,
+    room: () => this.state.get(),
+    publishPc: () => this.publishPc,
+    subscribePc: () => this.subscribePc,
+    sendingVideo: () => !this.videoMuted && this.camTrack !== null,
+    sendingAudio: () => !this.audioMuted,
+    wantedHeight: (producerId) => this.layers.wantedFor(producerId),
+    e2ee: () => (this.e2ee ? { ...this.e2ee.stats.get(), generation: this.pcGeneration } : null),
+  });
 
   constructor(roomId: string, settings: MediaSettings = DEFAULT_SETTINGS) {
     this.roomId = roomId;
     this.state = new Store(initialRoomState(roomId));
     this.settings = new Store(settings);
+    this.live = this.stats.live;
   }
 
   get signalingLog(): LogEntry[] {
@@ -321,7 +313,7 @@ export class RoomSession {
     this.previousToken = options.previousToken ?? null;
     this.dispatch({ type: 'joining', name: options.name });
     this.media = this.takeMedia(options);
-    this.startStats();
+    this.stats.start();
     await this.connect();
   }
 
@@ -524,8 +516,7 @@ export class RoomSession {
     if (this.retryTimer !== null) window.clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.clearWelcomeTimer();
-    if (this.statsTimer !== null) window.clearInterval(this.statsTimer);
-    this.statsTimer = null;
+    this.stats.stop();
     if (this.refreshTimer !== null) window.clearTimeout(this.refreshTimer);
     this.refreshTimer = null;
     this.layers.cancel();
@@ -574,7 +565,7 @@ export class RoomSession {
     this.pending = { publish: [], subscribe: [] };
     this.publishQueue = this.newQueue('publish');
     this.subscribeQueue = this.newQueue('subscribe');
-    this.qualityTracker.reset();
+    this.stats.reset();
     this.layers.reset(); // the next connection's SFU knows no preferences: they go again
     if (this.remoteStreams.get().size) this.remoteStreams.set(new Map());
     this.dispatch({ type: 'pc_state', pc: 'publish', state: 'none' });
@@ -1177,71 +1168,6 @@ export class RoomSession {
     } catch (e) {
       // The server's candidates are also in its SDP, so a rejected duplicate is harmless.
       console.warn('[roomcast]', `${name}: could not add server candidate ${c.candidate}:`, e);
-    }
-  }
-
-  // ---- stats: quality and active speaker ----
-
-  private startStats(): void {
-    if (this.statsTimer !== null) return;
-    this.statsTimer = window.setInterval(() => void this.pollStats(), STATS_INTERVAL_MS);
-  }
-
-  /** The worker's decrypt counters per tile (all m-lines of the tile added up). */
-  private decryptByTile(tileOfMid: Map<string, { key: string }>): Pick<LiveStats, 'decrypt' | 'encryptedFrames'> {
-    const decrypt = new Map<string, DecryptCounters>();
-    if (!this.e2ee) return { decrypt, encryptedFrames: 0 };
-    const { receivers, senders } = this.e2ee.stats.get();
-    for (const [mid, tile] of tileOfMid) {
-      const c = receivers.get(`${this.pcGeneration}/subscribe/${mid}`);
-      if (c) decrypt.set(tile.key, addCounters(decrypt.get(tile.key) ?? NO_COUNTERS, c));
-    }
-    let encryptedFrames = 0;
-    for (const [id, n] of senders) if (id.startsWith(`${this.pcGeneration}/`)) encryptedFrames += n;
-    return { decrypt, encryptedFrames };
-  }
-
-  /** Video should flow to this tile: it has video, the camera is on, and we did not ask for none. */
-  private expectsVideo(tile: TileModel | undefined): boolean {
-    if (!tile || !tile.hasVideo || tile.videoMuted) return false;
-    return tile.videoProducerId === null || this.layers.wantedFor(tile.videoProducerId) !== 0;
-  }
-
-  private async pollStats(): Promise<void> {
-    if (this.ended || this.statsBusy || this.state.get().phase !== 'joined') return;
-    this.statsBusy = true;
-    try {
-      const state = this.state.get();
-      const tiles = remoteTiles(state);
-      const tileOfMid = new Map<string, { key: string; participantId: string; kind: 'audio' | 'video' }>();
-      for (const t of state.tracks) {
-        const tile = tiles.find((x) => x.mids.includes(t.mid));
-        if (tile) tileOfMid.set(t.mid, { key: tile.key, participantId: t.participant_id, kind: t.kind });
-      }
-      const now = Date.now();
-      const r = await readStats(this.publishPc, this.subscribePc, tileOfMid, now);
-      if (this.ended) return;
-      const counters = new Map(r.remote);
-      if (r.local) counters.set(SELF_KEY, r.local);
-      const byKey = new Map(tiles.map((t) => [t.key, t]));
-      const quality = this.qualityTracker.update(
-        counters,
-        (key) => (key === SELF_KEY ? r.localRttMs : r.subscribeRttMs),
-        (key) => (key === SELF_KEY ? !this.videoMuted && this.camTrack !== null : this.expectsVideo(byKey.get(key))),
-        now,
-      );
-      const levels = new Map(r.levels);
-      for (const t of tiles) if (t.audioMuted) levels.delete(t.participantId);
-      if (r.localLevel !== null && !this.audioMuted) levels.set(SELF_KEY, r.localLevel);
-      // Unmuted participants without a level yet count as present and silent; muted ones and
-      // those who left are absent, which clears their highlight at once.
-      for (const t of tiles) if (!levels.has(t.participantId) && t.kind === 'camera' && !t.audioMuted) levels.set(t.participantId, 0);
-      this.speakerState = nextActiveSpeaker(levels, this.speakerState, now);
-      this.live.set({ quality, speaker: this.speakerState.id, framesDecoded: r.framesDecoded, ...this.decryptByTile(tileOfMid) });
-    } catch (e) {
-      log(`getStats failed: ${errorText(e)}`);
-    } finally {
-      this.statsBusy = false;
     }
   }
 }
