@@ -35,6 +35,7 @@ import { LayerPreferences } from './layers';
 import { SCREEN_MAX_BITRATE, cameraNeedsRepublish, cameraSendEncodings, videoConstraints, videoSendParameters, type VideoSource } from './presets';
 import { SerialQueue } from './queue';
 import { LiveStatsPoller, type LiveStats } from './liveStats';
+import { tileStreams } from './subscriberStreams';
 import { initialRoomState, remoteTiles, roomReducer, type RoomAction, type RoomState } from './state';
 
 export { SELF_KEY, type LiveStats } from './liveStats';
@@ -1118,28 +1119,16 @@ export class RoomSession {
   private refreshRemoteStreams(): void {
     const pc = this.subscribePc;
     if (!pc) return;
-    const receivers = new Map<string, MediaStreamTrack>();
-    for (const tr of pc.getTransceivers()) {
-      if (!tr.mid || tr.currentDirection === 'inactive' || tr.currentDirection === 'stopped') continue;
-      receivers.set(tr.mid, tr.receiver.track);
-    }
-    const previous = this.remoteStreams.get();
-    const next = new Map<string, MediaStream>();
-    let changed = false;
-    for (const tile of remoteTiles(this.state.get())) {
-      const list = tile.mids.map((m) => receivers.get(m)).filter((t): t is MediaStreamTrack => t !== undefined);
-      if (list.length === 0) continue;
-      const old = previous.get(tile.key);
-      const oldIds = old ? old.getTracks().map((t) => t.id).sort().join(',') : '';
-      const newIds = list.map((t) => t.id).sort().join(',');
-      if (old && oldIds === newIds) {
-        next.set(tile.key, old);
-      } else {
-        next.set(tile.key, new MediaStream(list));
-        changed = true;
-      }
-    }
-    if (changed || next.size !== previous.size) this.remoteStreams.set(next);
+    const receivers = pc.getTransceivers().map((tr) => ({ mid: tr.mid, currentDirection: tr.currentDirection, track: tr.receiver.track }));
+    const next = tileStreams(
+      receivers,
+      remoteTiles(this.state.get()),
+      this.remoteStreams.get(),
+      (s) => s.getTracks(),
+      (t) => t.id,
+      (tracks) => new MediaStream(tracks),
+    );
+    if (next) this.remoteStreams.set(next);
   }
 
   // ---- candidates ----
