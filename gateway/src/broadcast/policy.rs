@@ -47,6 +47,72 @@ impl Default for RestartPolicy {
     }
 }
 
+/// How one compositor run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// The broadcast was stopped.
+    Stopped,
+    /// Ops asked for a new compositor: not a failure.
+    RestartRequested,
+    /// It died or stalled; `healthy`: it had published media for a while before.
+    Died { healthy: bool },
+}
+
+/// What the supervisor does after a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// The broadcast is over.
+    Finish,
+    /// Start a new compositor now (the stream gets a discontinuity).
+    StartNow,
+    /// Start a new compositor after `delay` (restart number `attempt` in a row).
+    RetryAfter { attempt: u32, delay: Duration },
+    /// Too many failures in a row: the broadcast is failed (`attempts` restarts were tried).
+    GiveUp { attempts: u32 },
+}
+
+/// The supervisor's restart decisions as a state machine: failures in a row back off (see
+/// [`RestartPolicy::delay`]) until the budget is spent; a run that was healthy makes its death a
+/// fresh first failure; a restart ops asked for never touches the budget.
+#[derive(Debug, Clone)]
+pub struct Restarts {
+    policy: RestartPolicy,
+    /// Failures in a row so far (0: the first start, or after a healthy run's restart).
+    attempt: u32,
+}
+
+impl Restarts {
+    pub fn new(policy: RestartPolicy) -> Self {
+        Self { policy, attempt: 0 }
+    }
+
+    /// The state to show while the next compositor starts.
+    pub fn starting_state(&self) -> BroadcastState {
+        if self.attempt == 0 {
+            BroadcastState::Starting
+        } else {
+            BroadcastState::Restarting
+        }
+    }
+
+    pub fn after(&mut self, end: RunEnd) -> Next {
+        match end {
+            RunEnd::Stopped => Next::Finish,
+            RunEnd::RestartRequested => Next::StartNow,
+            RunEnd::Died { healthy } => {
+                if healthy {
+                    self.attempt = 0;
+                }
+                self.attempt += 1;
+                match self.policy.delay(self.attempt) {
+                    Some(delay) => Next::RetryAfter { attempt: self.attempt, delay },
+                    None => Next::GiveUp { attempts: self.attempt - 1 },
+                }
+            }
+        }
+    }
+}
+
 /// A compositor that publishes nothing but keeps using CPU is behind (an overloaded host), not
 /// stuck: it gets this many times the stall time before it is restarted anyway. A restart
 /// costs more than waiting: every tile is a placeholder again until its next keyframe.
@@ -118,6 +184,28 @@ mod tests {
         assert_eq!(d, vec![0, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
         assert_eq!(p.delay(11), None);
         assert_eq!(p.delay(0), None);
+    }
+
+    #[test]
+    fn restarts_back_off_reset_after_a_healthy_run_and_give_up() {
+        let policy = RestartPolicy { max_restarts: 3, ..Default::default() };
+        let mut r = Restarts::new(policy);
+        let died = RunEnd::Died { healthy: false };
+        assert_eq!(r.starting_state(), BroadcastState::Starting);
+        assert_eq!(r.after(died), Next::RetryAfter { attempt: 1, delay: Duration::ZERO });
+        assert_eq!(r.starting_state(), BroadcastState::Restarting);
+        assert_eq!(r.after(died), Next::RetryAfter { attempt: 2, delay: Duration::from_millis(500) });
+        // Ops asks for a new compositor: no failure, the budget stays where it is.
+        assert_eq!(r.after(RunEnd::RestartRequested), Next::StartNow);
+        assert_eq!(r.after(died), Next::RetryAfter { attempt: 3, delay: Duration::from_secs(1) });
+        assert_eq!(r.after(died), Next::GiveUp { attempts: 3 });
+
+        // A run that published for a while dies: a fresh first failure, retried at once.
+        let mut r = Restarts::new(policy);
+        r.after(died);
+        r.after(died);
+        assert_eq!(r.after(RunEnd::Died { healthy: true }), Next::RetryAfter { attempt: 1, delay: Duration::ZERO });
+        assert_eq!(r.after(RunEnd::Stopped), Next::Finish);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use compositor_protocol::{Codec, Command as Control, Event, Kind, TrackSpec};
 use tokio::sync::{mpsc, oneshot};
 
 use super::compositor::{leg_actions, Compositor, Item, LegAction, OutputFormat};
-use super::policy::{BroadcastState, CpuWindow, RestartPolicy};
+use super::policy::{BroadcastState, CpuWindow, Next, RestartPolicy, Restarts, RunEnd};
 use super::ports::{PortAllocator, PortPair};
 use super::Status;
 use crate::protocol::MediaKindName;
@@ -52,40 +52,43 @@ const FIRST_PART_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl Supervisor {
     pub async fn run(self, mut stop: oneshot::Receiver<()>, mut restart: mpsc::UnboundedReceiver<()>) {
-        let mut attempt = 0u32;
+        let mut restarts = Restarts::new(self.policy);
         loop {
-            self.set(|s| s.state = if attempt == 0 { BroadcastState::Starting } else { BroadcastState::Restarting });
+            let starting = restarts.starting_state();
+            self.set(|s| s.state = starting);
             let (exit, healthy) = match Compositor::spawn(&self.bin, &self.format, &self.room) {
                 Ok(c) => self.run_once(c, &mut stop, &mut restart).await,
                 Err(e) => (Exit::Died(format!("cannot start {}: {e}", self.bin.display())), false),
             };
-            match exit {
-                Exit::Stopped => break,
-                Exit::Restart => {
+            let (end, why) = match exit {
+                Exit::Stopped => (RunEnd::Stopped, None),
+                Exit::Restart => (RunEnd::RestartRequested, None),
+                Exit::Died(why) => (RunEnd::Died { healthy }, Some(why)),
+            };
+            if let Some(why) = &why {
+                self.set(|s| {
+                    s.restarts += 1;
+                    s.last_error = Some(why.clone());
+                });
+            }
+            let why = why.unwrap_or_default();
+            match restarts.after(end) {
+                Next::Finish => break,
+                Next::StartNow => {
                     tracing::info!(room = %self.room, "compositor restarted on request");
                     self.set(|s| s.restarts += 1);
                     self.hls.discontinuity();
                 }
-                Exit::Died(why) => {
-                    // A compositor that published media for a while was healthy: its death is a
-                    // fresh failure (first retry at once). Only runs that never get going add up.
-                    if healthy {
-                        attempt = 0;
-                    }
-                    attempt += 1;
-                    self.set(|s| {
-                        s.restarts += 1;
-                        s.last_error = Some(why.clone());
-                    });
-                    let Some(delay) = self.policy.delay(attempt) else {
-                        tracing::error!(room = %self.room, error = %why, attempts = attempt - 1, "compositor keeps failing; broadcast marked failed. Check the compositor logs above, then stop and start the broadcast");
-                        self.set(|s| s.state = BroadcastState::Failed);
-                        self.worker.send(Command::StopBroadcast { room: self.room.clone() });
-                        // Viewers get an ended playlist rather than waiting on a dead stream.
-                        self.hls_store.close(&self.room);
-                        let _ = stop.await;
-                        break;
-                    };
+                Next::GiveUp { attempts } => {
+                    tracing::error!(room = %self.room, error = %why, attempts, "compositor keeps failing; broadcast marked failed. Check the compositor logs above, then stop and start the broadcast");
+                    self.set(|s| s.state = BroadcastState::Failed);
+                    self.worker.send(Command::StopBroadcast { room: self.room.clone() });
+                    // Viewers get an ended playlist rather than waiting on a dead stream.
+                    self.hls_store.close(&self.room);
+                    let _ = stop.await;
+                    break;
+                }
+                Next::RetryAfter { attempt, delay } => {
                     tracing::warn!(room = %self.room, error = %why, attempt, delay_ms = delay.as_millis() as u64, "compositor died; restarting it");
                     self.hls.discontinuity();
                     tokio::select! {
