@@ -44,17 +44,13 @@ pub enum LegEvent {
 
 impl Router {
     /// Tells everyone in the room (and later joiners) the broadcast's state.
-    pub fn set_broadcast_state(&mut self, state: String) {
+    pub(super) fn set_broadcast_state(&mut self, state: String) {
         if self.broadcast_state != state {
             for p in &mut self.participants {
                 p.send(ServerMsg::BroadcastState { state: state.clone() });
             }
             self.broadcast_state = state;
         }
-    }
-
-    pub fn is_broadcasting(&self) -> bool {
-        self.broadcasting
     }
 
     /// Queues an event for the broadcast, if one is fed.
@@ -66,7 +62,7 @@ impl Router {
 
     /// Starts (or restarts, after a compositor restart) the broadcast: the supervisor hears
     /// about everyone present and every track whose codec is known; old legs are dropped.
-    pub fn start_broadcast(&mut self) {
+    pub(super) fn start_broadcast(&mut self) {
         self.legs.clear();
         self.leg_tiles.clear();
         self.broadcasting = true;
@@ -83,14 +79,14 @@ impl Router {
         }
     }
 
-    pub fn stop_broadcast(&mut self) {
+    pub(super) fn stop_broadcast(&mut self) {
         self.broadcasting = false;
         self.legs.clear();
         self.leg_tiles.clear();
     }
 
     /// Sends this producer's packets to the compositor's ports from its next keyframe on.
-    pub fn attach_leg(&mut self, producer_id: &str, rtp_to: SocketAddr, rtcp_to: SocketAddr, now: Instant) {
+    pub(super) fn attach_leg(&mut self, producer_id: &str, rtp_to: SocketAddr, rtcp_to: SocketAddr, now: Instant) {
         let found = self.participants.iter().flat_map(|p| p.producers.iter()).find(|p| p.id == producer_id);
         let Some(prod) = found else { return };
         let Some(params) = &prod.params else { return };
@@ -109,7 +105,7 @@ impl Router {
 
     /// The compositor drew the producer's video in a tile `tile_height` pixels high: its leg
     /// follows the simulcast layer that fits (switching at that layer's next keyframe).
-    pub fn set_leg_tile(&mut self, producer_id: &str, tile_height: u32) {
+    pub(super) fn set_leg_tile(&mut self, producer_id: &str, tile_height: u32) {
         self.leg_tiles.insert(producer_id.to_owned(), tile_height);
         for leg in self.legs.iter_mut().filter(|l| l.producer_id == producer_id) {
             leg.max_height = layer_height_for_tile(tile_height);
@@ -119,7 +115,7 @@ impl Router {
     /// The compositor cannot decode the producer's leg (a keyframe was lost, or never came):
     /// asks the publisher for a keyframe of the layer the leg forwards. The compositor has no
     /// RTCP path back, so this is its PLI.
-    pub fn leg_needs_keyframe(&mut self, producer_id: &str, now: Instant) {
+    pub(super) fn leg_needs_keyframe(&mut self, producer_id: &str, now: Instant) {
         let Some(leg) = self.legs.iter().find(|l| l.producer_id == producer_id) else { return };
         let layer = leg.layer.current();
         tracing::debug!(room = %self.id, producer = producer_id, ?layer, "the compositor asks for a keyframe");

@@ -26,7 +26,7 @@ impl Router {
         self.participants.iter().find(|p| p.info.id == participant)
     }
 
-    pub fn get_mut(&mut self, participant: &str) -> Option<&mut Participant> {
+    pub(super) fn get_mut(&mut self, participant: &str) -> Option<&mut Participant> {
         self.participants.iter_mut().find(|p| p.info.id == participant)
     }
 
