@@ -382,7 +382,7 @@ impl Worker {
         }
     }
 
-    fn new_router(&self, room: &str) -> Router {
+    fn new_router(&self, room: &str, now: Instant) -> Router {
         Router::new(
             room.to_owned(),
             RouterConfig {
@@ -394,14 +394,16 @@ impl Worker {
                 seed: rand::random(),
                 unix_now: crate::clock::unix_now,
             },
+            now,
         )
     }
 
     /// The room, made on first use.
     fn room(&mut self, room: &str) -> &mut Room {
         if !self.rooms.contains_key(room) {
-            let router = self.new_router(room);
-            self.rooms.insert(room.to_owned(), Room { router, wake: Instant::now(), sessions: HashMap::new(), feed: None });
+            let now = Instant::now();
+            let router = self.new_router(room, now);
+            self.rooms.insert(room.to_owned(), Room { router, wake: now, sessions: HashMap::new(), feed: None });
         }
         self.rooms.get_mut(room).expect("just made")
     }

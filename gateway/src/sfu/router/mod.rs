@@ -202,14 +202,15 @@ pub struct Router {
     rng: Rng,
     /// Where a datagram source was last seen: which participant's which connection.
     routes: HashMap<SocketAddr, (String, PcRole)>,
-    next_housekeeping: Option<Instant>,
+    next_housekeeping: Instant,
     /// Reused per drive round: (participant, connection, event).
     events: Vec<(usize, PcRole, str0m::Event)>,
     scratch: Vec<str0m::Event>,
 }
 
 impl Router {
-    pub fn new(id: String, config: RouterConfig) -> Self {
+    /// A router made at `now` (its first housekeeping is due one interval later).
+    pub fn new(id: String, config: RouterConfig, now: Instant) -> Self {
         let rng = Rng(config.seed);
         Self {
             id,
@@ -223,7 +224,7 @@ impl Router {
             counters: Counters::default(),
             rng,
             routes: HashMap::new(),
-            next_housekeeping: None,
+            next_housekeeping: now + HOUSEKEEPING_EVERY,
             events: Vec::new(),
             scratch: Vec::new(),
         }
@@ -236,7 +237,6 @@ impl Router {
             Input::Datagram { at, .. } | Input::Command { at, .. } => *at,
             Input::Timeout(now) => *now,
         };
-        self.next_housekeeping.get_or_insert(now + HOUSEKEEPING_EVERY);
         let accepted = match input {
             Input::Datagram { at, source, contents } => self.receive(at, source, contents),
             Input::Command { at, command } => {
@@ -244,8 +244,8 @@ impl Router {
                 true
             }
             Input::Timeout(now) => {
-                if self.next_housekeeping.is_some_and(|t| now >= t) {
-                    self.next_housekeeping = Some(now + HOUSEKEEPING_EVERY);
+                if now >= self.next_housekeeping {
+                    self.next_housekeeping = now + HOUSEKEEPING_EVERY;
                     self.housekeeping(now);
                 }
                 true
@@ -294,11 +294,7 @@ impl Router {
 
     fn next_timeout(&self) -> Instant {
         let peers = self.participants.iter().flat_map(|p| p.publish.iter().chain(std::iter::once(&p.subscribe)));
-        let housekeeping = self.next_housekeeping;
-        peers.filter(|peer| peer.rtc.is_alive()).map(|peer| peer.deadline()).chain(housekeeping).min().unwrap_or_else(|| {
-            // Never looked at yet: the first input sets the housekeeping clock.
-            housekeeping.unwrap_or_else(Instant::now)
-        })
+        peers.filter(|peer| peer.rtc.is_alive()).map(|peer| peer.deadline()).fold(self.next_housekeeping, Instant::min)
     }
 
     fn command(&mut self, now: Instant, command: RouterCommand) {

@@ -170,7 +170,7 @@ impl World {
         let now = Instant::now();
         World {
             now,
-            router: Router::new("room".into(), config()),
+            router: Router::new("room".into(), config(), now),
             clients: vec![],
             feed: vec![],
             leg: vec![],
@@ -179,6 +179,19 @@ impl World {
             datagrams: vec![],
             bottleneck: None,
         }
+    }
+
+    /// "a" publishes a camera to "b" for a second (the broadcast fed from the start, or not).
+    fn a_publishing_to_b(broadcast: bool) -> Self {
+        let mut w = World::new();
+        if broadcast {
+            w.command(RouterCommand::StartBroadcast);
+        }
+        w.join("a");
+        w.join("b");
+        w.publish("a", false);
+        w.run(Duration::from_secs(1));
+        w
     }
 
     fn command(&mut self, command: RouterCommand) {
@@ -634,12 +647,7 @@ fn a_subscribe_answer_that_does_not_parse_gets_an_error_and_the_offer_waits_for_
 
 #[test]
 fn a_leaving_publisher_takes_its_producer_with_it() {
-    let mut w = World::new();
-    w.command(RouterCommand::StartBroadcast);
-    w.join("a");
-    w.join("b");
-    w.publish("a", false);
-    w.run(Duration::from_secs(1));
+    let mut w = World::a_publishing_to_b(true);
     w.command(RouterCommand::Leave { participant: "a".into() });
     w.run(Duration::from_millis(500));
     assert_eq!(w.departed, vec![("a".to_string(), Departure::Left)]);
@@ -656,11 +664,7 @@ fn a_leaving_publisher_takes_its_producer_with_it() {
 
 #[test]
 fn a_participant_whose_network_is_gone_is_removed_after_the_ice_timeout() {
-    let mut w = World::new();
-    w.join("a");
-    w.join("b");
-    w.publish("a", false);
-    w.run(Duration::from_secs(1));
+    let mut w = World::a_publishing_to_b(false);
     // b's datagrams stop reaching the router (and the router's stop reaching b).
     let b = w.clients.remove(1);
     let gone_at = w.now;
@@ -679,11 +683,7 @@ fn a_participant_whose_network_is_gone_is_removed_after_the_ice_timeout() {
 
 #[test]
 fn an_ice_restart_of_the_subscribe_connection_brings_a_keyframe() {
-    let mut w = World::new();
-    w.join("a");
-    w.join("b");
-    w.publish("a", false);
-    w.run(Duration::from_secs(1));
+    let mut w = World::a_publishing_to_b(false);
     let offers_before = w.clients[1].msgs.iter().filter(|m| matches!(m, ServerMsg::SubscribeOffer { .. })).count();
     w.command(RouterCommand::Signal { participant: "b".into(), msg: ClientMsg::IceRestart });
     w.run(Duration::from_secs(2));
@@ -723,12 +723,7 @@ fn consumers_first_sequence_numbers_come_from_the_seed() {
 
 #[test]
 fn a_publisher_that_stops_sending_its_camera_removes_the_producer() {
-    let mut w = World::new();
-    w.command(RouterCommand::StartBroadcast);
-    w.join("a");
-    w.join("b");
-    w.publish("a", false);
-    w.run(Duration::from_secs(1));
+    let mut w = World::a_publishing_to_b(true);
     assert_eq!(w.video_mids_of("b").len(), 1);
     // a renegotiates its camera m-line to inactive (a browser's removeTrack + new offer).
     let c = w.client("a");
