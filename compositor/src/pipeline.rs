@@ -717,19 +717,26 @@ impl Pipeline {
             // After a loss the depayloader waits for a keyframe and asks upstream for one
             // (`request-keyframe`), as the decoder does for a frame it cannot decode; those
             // requests are counted below and passed on to the gateway (`keyframes`).
+            // `qos=false`: the mixer picks the frame for each output time itself, and its
+            // catch-up QoS events (see `catchup`) reach every input; a decoder that obeyed
+            // them dropped every frame stamped before the mixer's late output time, which on
+            // a starved host was seconds of one participant's video (a placeholder tile
+            // until a keyframe request was answered).
             Codec::Vp8 => vec![
                 gst::ElementFactory::make("rtpvp8depay").property("wait-for-keyframe", true).property("request-keyframe", true).build()?,
                 gst::ElementFactory::make("avdec_vp8")
+                    .property("qos", false)
                     .property("max-threads", 1i32)
                     .property("output-corrupt", false)
                     .property("automatic-request-sync-points", true)
                     .build()
-                    .or_else(|_| make("vp8dec", None))?,
+                    .or_else(|_| gst::ElementFactory::make("vp8dec").property("qos", false).build())?,
             ],
             Codec::H264 => vec![
                 gst::ElementFactory::make("rtph264depay").property("wait-for-keyframe", true).property("request-keyframe", true).build()?,
                 make("h264parse", None)?,
                 gst::ElementFactory::make("avdec_h264")
+                    .property("qos", false)
                     .property("max-threads", 1i32)
                     .property("output-corrupt", false)
                     .property("automatic-request-sync-points", true)

@@ -48,6 +48,20 @@ fn h264_sender(argb: u32, port: u16) -> gst::Element {
     p
 }
 
+/// A VP8 sender that, like a browser nobody asks, sends a keyframe only every `key_every` s.
+fn rare_key_sender(argb: u32, port: u16, key_every: u32) -> gst::Element {
+    let desc = format!(
+        "videotestsrc is-live=true pattern=solid-color foreground-color={argb} \
+         ! video/x-raw,width=320,height=180,framerate={FPS}/1 \
+         ! vp8enc deadline=1 cpu-used=8 keyframe-max-dist={} target-bitrate=300000 \
+         ! rtpvp8pay pt=96 ! udpsink host=127.0.0.1 port={port} sync=false async=false",
+        FPS * key_every
+    );
+    let p = gst::parse::launch(&desc).unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    p
+}
+
 fn audio_sender(port: u16) -> gst::Element {
     let desc = format!(
         "audiotestsrc is-live=true freq=440 volume=0.5 ! audio/x-raw,rate=48000,channels=2 \
@@ -435,4 +449,54 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
         eprintln!("output kept in {}", dir.display());
     }
     eprintln!("broadcast test took {:?}", t_start.elapsed());
+}
+
+/// A starved host: for 8 s the compositor gets an eighth of the CPU time it asks for (it is
+/// frozen with SIGSTOP 700 ms out of every 800 ms) while its inputs keep sending, as happens
+/// when browsers and the compositor share two cores. The mixer falls seconds behind and
+/// skips frames to catch up; that must never make the decoders drop frames (which kept
+/// tiles on placeholders for seconds in the browser runs). Once it gets the CPU again,
+/// every tile shows its participant within a couple of seconds, without new keyframes (the
+/// senders send one every 20 s, as a browser nobody asks).
+#[test]
+fn every_tile_is_live_again_soon_after_the_host_was_starved() {
+    gst::init().unwrap();
+    let dir = temp_dir("starved");
+    use Tile::*;
+    let mut c = Compositor::start(&dir);
+    c.wait_for("the init segment", Duration::from_secs(20), |items| items.iter().any(|r| r.header["kind"] == "init"));
+    let since = c.count();
+    let mut senders = Vec::new();
+    for (i, (name, argb)) in [("Red", 0xffff_0000), ("Green", 0xff00_ff00), ("Blue", 0xff00_00ff)].into_iter().enumerate() {
+        c.send(&format!(r#"{{"op":"add_participant","id":"p{i}","name":"{name}"}}"#));
+        let port = add_track(&mut c, &format!("p{i}"), "video", "VP8", 96);
+        senders.push(rare_key_sender(argb, port, 20));
+    }
+    await_grid(&c, since, &[Red, Green, Blue, Placeholder], "three participants", &dir.join("before.mp4"));
+
+    let pid = c.pid().to_string();
+    let signal = |sig: &str| assert!(Command::new("kill").args([sig, &pid]).status().unwrap().success(), "kill {sig}");
+    for _ in 0..10 {
+        signal("-STOP");
+        thread::sleep(Duration::from_millis(700));
+        signal("-CONT");
+        thread::sleep(Duration::from_millis(100));
+    }
+    let since = c.count();
+    let resumed = Instant::now();
+    await_grid(&c, since, &[Red, Green, Blue, Placeholder], "after 8 s of a starved host", &dir.join("after.mp4"));
+    let took = resumed.elapsed();
+    let stats = c.wait_find("a stats event", Duration::from_secs(5), |items| {
+        events(&items[since..]).into_iter().rev().find(|e| e["event"] == "stats").cloned()
+    });
+    eprintln!("every tile live again {took:?} after the starvation; then: {stats}");
+    let (_, code) = c.finish();
+    for s in &senders {
+        let _ = s.set_state(gst::State::Null);
+    }
+    assert_eq!(code, 0);
+    assert!(stats["mixer_catchups"].as_u64().unwrap_or(0) > 0, "the mixer never fell behind: not the case under test: {stats}");
+    assert_eq!(stats["frames_dropped"], 0, "decoders dropped frames because the mixer was late: {stats}");
+    // await_grid also waited for the next segment (1 s) to still show the grid.
+    assert!(took < Duration::from_secs(5), "tiles came back {took:?} after the starvation");
 }

@@ -1,8 +1,85 @@
-//! Wall-clock time as the tokens, invites, signed URLs and the store count it.
+//! Wall-clock time as the tokens, invites, signed URLs and the store count it, and the
+//! calling thread's own CPU time (to tell a busy thread from a starved or blocked one).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds since 1970 (0 if the clock is before it).
 pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// What the calling thread has used so far: CPU time and context switches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThreadUsage {
+    pub cpu_us: u64,
+    /// Times it gave up the CPU to wait (a lock, I/O, a full pipe).
+    pub waits: u64,
+    /// Times the scheduler took the CPU away while it could run (a starved host).
+    pub preemptions: u64,
+}
+
+impl ThreadUsage {
+    /// The calling thread's usage (zero where the OS does not report it).
+    pub fn now() -> Self {
+        // SAFETY: getrusage only writes the struct we pass.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) } != 0 {
+            return Self::default();
+        }
+        let us = |t: libc::timeval| (t.tv_sec as u64) * 1_000_000 + t.tv_usec as u64;
+        Self { cpu_us: us(ru.ru_utime) + us(ru.ru_stime), waits: ru.ru_nvcsw as u64, preemptions: ru.ru_nivcsw as u64 }
+    }
+
+    /// What was used since `earlier`.
+    pub fn since(self, earlier: Self) -> Self {
+        Self {
+            cpu_us: self.cpu_us.saturating_sub(earlier.cpu_us),
+            waits: self.waits.saturating_sub(earlier.waits),
+            preemptions: self.preemptions.saturating_sub(earlier.preemptions),
+        }
+    }
+
+    /// In words, for a log line: where a slow step's wall time went.
+    pub fn verdict(self, wall: std::time::Duration) -> &'static str {
+        let wall_us = wall.as_micros() as u64;
+        if self.cpu_us * 2 >= wall_us {
+            "busy: the work itself took the time"
+        } else if self.waits > 0 && self.waits >= self.preemptions {
+            "blocked: the thread waited (a lock, a full pipe or disk)"
+        } else {
+            "starved: the thread could run but the host gave its CPU to others"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_spinning_thread_counts_cpu_and_a_sleeping_one_counts_a_wait() {
+        let start = ThreadUsage::now();
+        let until = std::time::Instant::now() + Duration::from_millis(30);
+        let mut x = 0u64;
+        while std::time::Instant::now() < until {
+            x = x.wrapping_add(1);
+        }
+        std::hint::black_box(x);
+        let spun = ThreadUsage::now().since(start);
+        assert!(spun.cpu_us >= 10_000, "{spun:?}");
+        let before = ThreadUsage::now();
+        std::thread::sleep(Duration::from_millis(20));
+        let slept = ThreadUsage::now().since(before);
+        assert!(slept.waits >= 1 && slept.cpu_us < 10_000, "{slept:?}");
+    }
+
+    #[test]
+    fn verdicts_name_where_the_time_went() {
+        let wall = Duration::from_millis(100);
+        assert!(ThreadUsage { cpu_us: 80_000, waits: 0, preemptions: 3 }.verdict(wall).starts_with("busy"));
+        assert!(ThreadUsage { cpu_us: 1_000, waits: 2, preemptions: 1 }.verdict(wall).starts_with("blocked"));
+        assert!(ThreadUsage { cpu_us: 1_000, waits: 0, preemptions: 5 }.verdict(wall).starts_with("starved"));
+        assert!(ThreadUsage { cpu_us: 1_000, waits: 0, preemptions: 0 }.verdict(wall).starts_with("starved"));
+    }
 }

@@ -77,6 +77,11 @@ impl Compositor {
         Compositor { child, stdin, items, reader: Some(reader), log }
     }
 
+    /// The compositor's process id (to freeze it, as a starved host does).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn send(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().unwrap();
         stdin.write_all(line.as_bytes()).unwrap();

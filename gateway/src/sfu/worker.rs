@@ -21,6 +21,7 @@ use super::netfault::Way;
 use super::quality::QualitySample;
 use super::router::{Input, LegEvent, Output, Router, RouterCommand, RouterConfig, HOUSEKEEPING_EVERY};
 use super::stats::WorkerStats;
+use crate::clock::ThreadUsage;
 use crate::outbox::Outbox;
 use crate::protocol::{ClientMsg, ParticipantInfo, ProducerInfo};
 use crate::store::StatsSample;
@@ -338,14 +339,19 @@ impl Worker {
                     }
                     Ok(cmd) => {
                         // Media stops while a command runs: make slow ones visible.
-                        let (kind, started) = (cmd.kind(), Instant::now());
+                        let (kind, started, usage) = (cmd.kind(), Instant::now(), ThreadUsage::now());
                         self.handle_command(cmd);
                         let took = started.elapsed();
                         if took >= SLOW_COMMAND {
+                            let used = ThreadUsage::now().since(usage);
                             tracing::warn!(
                                 worker = self.index,
                                 command = kind,
                                 took_ms = took.as_millis() as u64,
+                                cpu_ms = used.cpu_us / 1000,
+                                waits = used.waits,
+                                preemptions = used.preemptions,
+                                why = used.verdict(took),
                                 "SFU worker command was slow: no media was forwarded meanwhile"
                             );
                         }
@@ -369,11 +375,21 @@ impl Worker {
             let _ = self.socket.set_read_timeout(Some(wait));
             match self.socket.recv_from(&mut buf) {
                 Ok((n, source)) => {
-                    let started = Instant::now();
+                    let (started, usage) = (Instant::now(), ThreadUsage::now());
                     self.route_datagram(&buf[..n], source, started);
                     let took = started.elapsed();
                     if took >= SLOW_COMMAND {
-                        tracing::warn!(worker = self.index, took_ms = took.as_millis() as u64, %source, "SFU worker: one datagram took long to handle (a DTLS handshake on a starved host?); media waited meanwhile");
+                        let used = ThreadUsage::now().since(usage);
+                        tracing::warn!(
+                            worker = self.index,
+                            took_ms = took.as_millis() as u64,
+                            cpu_ms = used.cpu_us / 1000,
+                            waits = used.waits,
+                            preemptions = used.preemptions,
+                            why = used.verdict(took),
+                            %source,
+                            "SFU worker: one datagram took long to handle; media waited meanwhile"
+                        );
                     }
                 }
                 Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
