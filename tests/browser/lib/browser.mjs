@@ -1,7 +1,13 @@
 // Debian's Chromium through playwright-core (never `playwright install`).
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
-export const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
+// As root, Chromium would raise its own threads' priority above the gateway's (see
+// chromium-unprivileged.sh); it runs without that privilege, as in a user's session.
+const UNPRIVILEGED = fileURLToPath(new URL('./chromium-unprivileged.sh', import.meta.url));
+const asRoot = process.getuid?.() === 0 && existsSync('/usr/bin/setpriv');
+export const CHROMIUM = process.env.CHROMIUM_BIN ?? (asRoot ? UNPRIVILEGED : '/usr/bin/chromium');
 
 // --allow-loopback-in-peer-connection: without it Chromium gathers no ICE candidates on 127.0.0.1.
 export const CHROMIUM_ARGS = [
