@@ -1,6 +1,6 @@
 // When media breaks but signaling works: ICE restart first, full re-join only as a fallback.
-// A plain state machine over (state, event, now) → (state, effects); session.ts feeds it the
-// PeerConnections' iceConnectionState changes and timer ticks, and carries out the effects.
+// A plain state machine over (state, event, now) → (state, effects); iceRecoveryLoop.ts feeds it
+// the PeerConnections' iceConnectionState changes and timer ticks, and carries out the effects.
 //
 // Per PeerConnection:
 //   ok ──disconnected──▶ grace ──graceMs──▶ restarting ──connected──▶ ok

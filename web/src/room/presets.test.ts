@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PRESETS, SCREEN_MAX_BITRATE, SIMULCAST_LAYERS, audioConstraints, browserLayerLimit, cameraLayers, cameraNeedsRepublish, cameraSendEncodings, parsePreset, videoConstraints, videoSendParameters } from './presets';
+import { PRESETS, SCREEN_MAX_BITRATE, SIMULCAST_LAYERS, audioConstraints, browserLayerLimit, cameraEncodingChoices, cameraLayers, cameraNeedsRepublish, cameraSendEncodings, parsePreset, videoConstraints, videoSendParameters } from './presets';
 
 describe('presets', () => {
   it('maps each preset to getUserMedia constraints', () => {
@@ -137,5 +137,13 @@ describe('presets', () => {
     // A screen share on, or simulcast already refused: keep the camera as it is.
     expect(cameraNeedsRepublish(1, 'hd', hd, { ...free, screenSharing: true })).toBe(false);
     expect(cameraNeedsRepublish(1, 'hd', hd, { ...free, simulcastRefused: true })).toBe(false);
+  });
+
+  it('the camera tries its simulcast layers first, one encoding as the fallback; one layer needs no fallback', () => {
+    expect(cameraEncodingChoices('hd')).toEqual([cameraSendEncodings('hd'), [{ maxBitrate: PRESETS.hd.maxBitrate }]]);
+    expect(cameraEncodingChoices('hd')[0].map((e) => e.rid)).toEqual(['q', 'h', 'f']);
+    expect(cameraEncodingChoices('low')).toEqual([[{ maxBitrate: PRESETS.low.maxBitrate }]]);
+    // A camera too small for two layers: one encoding, nothing to refuse.
+    expect(cameraEncodingChoices('hd', { width: 320, height: 180 })).toEqual([[{ maxBitrate: PRESETS.hd.maxBitrate }]]);
   });
 });

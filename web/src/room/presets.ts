@@ -126,6 +126,17 @@ export function cameraSendEncodings(preset: PresetId, simulcast = true, size?: F
 }
 
 /**
+ * The camera's `sendEncodings` to try, in order: the preset's simulcast layers (SIMULCAST_LAYERS:
+ * rids q/h/f, lowest first), then one encoding should the browser refuse them.
+ * Only the single encoding when the preset or the picture size has one layer.
+ */
+export function cameraEncodingChoices(preset: PresetId, size?: FrameSize | null): RTCRtpEncodingParameters[][] {
+  const single = cameraSendEncodings(preset, false, size);
+  const layers = cameraSendEncodings(preset, true, size);
+  return layers.length > 1 ? [layers, single] : [single];
+}
+
+/**
  * Whether a preset change mid-call needs the camera published again: its encodings are fixed
  * when its m-line is negotiated, so going up from fewer layers (Low's single encoding, or SD's
  * two) to a preset that wants more takes a new camera m-line. Not while a screen share is on

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_RECONNECT_ATTEMPTS } from './backoff';
-import { RECONNECT_IDLE, type ReconnectEvent, type ReconnectState, reconnectStep } from './reconnect';
+import { ApiError } from '../api';
+import { RECONNECT_IDLE, joinFailure, type ReconnectEvent, type ReconnectState, reconnectStep } from './reconnect';
 
 const delay = (attempt: number) => 100 * 2 ** attempt;
 const step = (s: ReconnectState, e: ReconnectEvent) => reconnectStep(s, e, delay);
@@ -61,5 +62,31 @@ describe('reconnect', () => {
     const gone = step(RECONNECT_IDLE, { type: 'lost', reason: 'This room does not exist', wasJoined: true, retryable: false });
     expect(gone.state.phase).toBe('given_up');
     expect(gone.effects).toContainEqual({ type: 'end', kind: 'failed', message: 'This room does not exist' });
+  });
+});
+
+describe('join failures', () => {
+  it('a missing room is final; server trouble and rate limits are retried; a network error is retried', () => {
+    expect(joinFailure(new ApiError(404, 'room_not_found', 'no such room'), false, false)).toEqual({
+      lost: { type: 'lost', reason: 'This room does not exist (or was closed).', wasJoined: false, retryable: false },
+      inviteFailure: null,
+    });
+    expect(joinFailure(new ApiError(503, 'unavailable', 'try later'), false, true).lost).toEqual({
+      type: 'lost',
+      reason: 'Cannot get back into the room: try later (unavailable)',
+      wasJoined: true,
+      retryable: true,
+    });
+    expect(joinFailure(new ApiError(429, 'rate_limited', 'slow down'), false, true).lost).toMatchObject({ retryable: true });
+    expect(joinFailure(new ApiError(403, 'forbidden', 'no'), false, true).lost).toMatchObject({ retryable: false });
+    expect(joinFailure(new TypeError('Failed to fetch'), false, false).lost).toMatchObject({ reason: 'TypeError: Failed to fetch', retryable: true });
+  });
+
+  it('with an invite link, the invite problem is explained (and only then)', () => {
+    const expired = new ApiError(410, 'invite_expired', 'expired');
+    const r = joinFailure(expired, true, false);
+    expect(r.inviteFailure?.code).toBe('invite_expired');
+    expect(r.lost).toMatchObject({ reason: `${r.inviteFailure!.title}. ${r.inviteFailure!.detail}`, retryable: false });
+    expect(joinFailure(expired, false, false)).toMatchObject({ inviteFailure: null, lost: { reason: 'expired (invite_expired)' } });
   });
 });

@@ -10,7 +10,9 @@
 //   any ──lost, MAX_RECONNECT_ATTEMPTS used──▶ given_up (the page offers a manual re-join)
 //   before the first join: a closed socket or a failed join ends the session (nothing to get back to)
 
+import { ApiError } from '../api';
 import { MAX_RECONNECT_ATTEMPTS, backoffDelay } from './backoff';
+import { inviteProblem, type InviteProblem } from './invite';
 
 export type ReconnectPhase = 'idle' | 'waiting' | 'connecting' | 'given_up';
 
@@ -77,4 +79,23 @@ export function reconnectStep(state: ReconnectState, event: ReconnectEvent, dela
     case 'media_flowing':
       return state.attempt > 0 || state.phase === 'connecting' ? { state: RECONNECT_IDLE, effects: [] } : same;
   }
+}
+
+/**
+ * A join request failed: the `lost` event (a 404 or another 4xx other than 429 will not change
+ * on retry) and, with an invite link, the problem the page explains.
+ */
+export function joinFailure(e: unknown, withInvite: boolean, wasJoined: boolean): { lost: ReconnectEvent; inviteFailure: InviteProblem | null } {
+  const api = e instanceof ApiError ? e : null;
+  const gone = api !== null && api.status === 404;
+  const problem = withInvite && api ? inviteProblem(api.code) : null;
+  const reason = problem
+    ? `${problem.title}. ${problem.detail}`
+    : api
+      ? gone
+        ? 'This room does not exist (or was closed).'
+        : `${api.message} (${api.code})`
+      : String(e);
+  const retryable = !gone && !(api && api.status >= 400 && api.status < 500 && api.status !== 429);
+  return { lost: { type: 'lost', reason: wasJoined ? `Cannot get back into the room: ${reason}` : reason, wasJoined, retryable }, inviteFailure: problem };
 }

@@ -1,6 +1,8 @@
-// One participant's session in a room: the join request, the signaling socket, the two
-// PeerConnections (publish: we offer; subscribe: the server offers), local media and the
-// reconnect logic. The plain state lives in state.ts; this file is the I/O shell around it.
+// One participant's session in a room: the join request, the signaling socket, the welcome,
+// token refresh and the reconnect logic. The two PeerConnections are publisher.ts (publish: we
+// offer; our camera, microphone and screen) and subscriber.ts (subscribe: the server offers),
+// each reached through its own side; the plain state lives in state.ts. This file is the I/O
+// shell around them.
 //
 // Connection loss:
 // - the server sends `reconnect` (its media worker restarted): close both PeerConnections and
@@ -11,73 +13,26 @@
 //   if media is not back within 10 s, a full re-join as below;
 // - the socket closes, or DTLS fails: "reconnecting…", then a full re-join (new POST join,
 //   new socket) with exponential backoff and jitter (backoff.ts).
-import { joinRoom, redeemInvite, ApiError } from '../api';
-import { inviteProblem, type InviteProblem } from './invite';
-import { SignalingClient, resolveWsUrl, type ClientMessage, type PcName, type ServerMessage, type TrackInfo, type LogEntry } from '../signaling';
+import { joinRoom, redeemInvite } from '../api';
+import type { InviteProblem } from './invite';
+import { SignalingClient, resolveWsUrl, type ClientMessage, type PcName, type ServerMessage, type LogEntry } from '../signaling';
 import { Store } from '../store';
-import { E2eeClient, e2eeApi, type E2eeApi } from '../e2ee/client';
+import { E2eeClient, e2eeApi } from '../e2ee/client';
 import { deriveRoomKey } from '../e2ee/frame';
-import { RECONNECT_IDLE, type ReconnectEvent, type ReconnectState, reconnectStep } from './reconnect';
-import { ICE_OK, nextIceCheck, stepIceRecovery, type IceEffect, type IceEvent, type IceRecoveryState, type IceState } from './iceRecovery';
-import {
-  DEFAULT_SETTINGS,
-  acquireLocalMedia,
-  describeMediaError,
-  openCamera,
-  openMicrophone,
-  openScreen,
-  preferVp8,
-  saveSettings,
-  type LocalMedia,
-  type MediaSettings,
-} from './media';
+import { RECONNECT_IDLE, joinFailure, type ReconnectEvent, type ReconnectState, reconnectStep } from './reconnect';
+import type { IceState } from './iceRecovery';
+import { IceRecoveryLoop } from './iceRecoveryLoop';
+import { roomDebugHandle, type RoomDebugHandle } from './debug';
+import { DEFAULT_SETTINGS, saveSettings, type LocalMedia, type MediaSettings } from './media';
 import { LayerPreferences } from './layers';
-import { SCREEN_MAX_BITRATE, cameraNeedsRepublish, cameraSendEncodings, videoConstraints, videoSendParameters, type VideoSource } from './presets';
-import { SerialQueue } from './queue';
 import { LiveStatsPoller, type LiveStats } from './liveStats';
-import { tileStreams } from './subscriberStreams';
-import { initialRoomState, remoteTiles, roomReducer, type RoomAction, type RoomState } from './state';
+import { errorText, log, type PeerHost } from './peer';
+import { Publisher } from './publisher';
+import { Subscriber } from './subscriber';
+import { initialRoomState, roomReducer, type RoomAction, type RoomState } from './state';
 
 export { SELF_KEY, type LiveStats } from './liveStats';
-
-type RemoteCandidate = { candidate: string; sdp_mid: string | null };
-
-export interface E2eeDebug {
-  api: E2eeApi;
-  /** Frames that failed to decrypt, all tiles together. */
-  decryptFailures: number;
-  decrypted: number;
-  encrypted: number;
-}
-
-export interface RoomDebugHandle {
-  readonly participantId: string | null;
-  readonly publishPc: RTCPeerConnection | null;
-  readonly subscribePc: RTCPeerConnection | null;
-  readonly state: RoomState;
-  readonly live: LiveStats;
-  /** The last signaling frames (in, out, info). */
-  readonly log: LogEntry[];
-  /** Null outside e2ee rooms. */
-  readonly e2ee: E2eeDebug | null;
-  readonly session: RoomSession;
-  /** Simulcast: what the SFU was last told per remote video producer (producer id → max_height). */
-  readonly layerPreferences: Record<string, number>;
-  /** Test hook: pins a producer's `layer_preference` (null: back to its tile's size). */
-  setLayerPreference(producerId: string, maxHeight: number | null): void;
-  /** ICE restarts: per connection how many were started, and the recoveries they brought. */
-  readonly iceRestarts: IceRestartStats;
-  /** Wall-clock ms (`Date.now()`) of the last `welcome`: tests time a join from the page's own clock. */
-  readonly welcomedAtMs: number | null;
-}
-
-export interface IceRestartStats {
-  started: Record<PcName, number>;
-  /** Recoveries (media back without a re-join) and how long each took from the first restart (ms). */
-  recoveredMs: number[];
-  /** Recoveries that gave up and re-joined. */
-  fellBack: number;
-}
+export type { E2eeDebug, IceRestartStats, RoomDebugHandle } from './debug';
 
 export interface JoinOptions {
   name: string;
@@ -96,42 +51,20 @@ export interface JoinOptions {
 
 /** After `reconnect`, the server's new `welcome` should come quickly; else re-join. */
 const WELCOME_AFTER_RECONNECT_MS = 15000;
-/**
- * A joiner's own media goes first: the receiving connection (an offer with every other
- * participant's tracks, a decoder each) waits until our publish offer is answered, at most this
- * long. A browser has one signaling thread per page; on a busy machine, answering a big
- * subscribe offer first delayed our publish offer and its ICE by up to a second, and with it
- * our tile in the broadcast and in everyone else's view.
- */
-const PUBLISH_FIRST_MAX_MS = 1500;
-
-function log(...args: unknown[]): void {
-  console.info('[roomcast]', ...args);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => window.setTimeout(resolve, ms));
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-}
 
 export class RoomSession {
   readonly roomId: string;
   readonly state: Store<RoomState>;
   /** Our camera + microphone tracks (the local preview). */
-  readonly localStream = new Store<MediaStream | null>(null);
+  readonly localStream: Store<MediaStream | null>;
   /** Our screen share, while sharing. */
-  readonly screenStream = new Store<MediaStream | null>(null);
+  readonly screenStream: Store<MediaStream | null>;
   /** Tile key → the stream that tile plays (see remoteTiles). */
-  readonly remoteStreams = new Store<ReadonlyMap<string, MediaStream>>(new Map());
+  readonly remoteStreams: Store<ReadonlyMap<string, MediaStream>>;
   /** Quality, active speaker and frame counters per tile (liveStats.ts), once a second. */
   readonly live: Store<LiveStats>;
   readonly settings: Store<MediaSettings>;
 
-  publishPc: RTCPeerConnection | null = null;
-  subscribePc: RTCPeerConnection | null = null;
   /** Our current join token and role (for host calls such as the broadcast controls). */
   token: string | null = null;
   role: string | null = null;
@@ -141,7 +74,6 @@ export class RoomSession {
   private previousToken: string | null = null;
   private signaling: SignalingClient | null = null;
   private name = '';
-  private media: Promise<void> | null = null;
   private iceServers: RTCIceServer[] = [];
   private ended = false;
   /** Bumped on every (re)connect: events of older sockets and PeerConnections are ignored. */
@@ -153,33 +85,9 @@ export class RoomSession {
   private reconnect: ReconnectState = RECONNECT_IDLE;
   private retryTimer: number | null = null;
   private welcomeTimer: number | null = null;
-  /** Lets the subscribe queue go on once the first publish offer is answered (PUBLISH_FIRST_MAX_MS). */
-  private publishAnswered: (() => void) | null = null;
   private refreshTimer: number | null = null;
   /** Seconds the current token lives, when the gateway refreshes tokens over signaling. */
   private tokenLifetime: number | null = null;
-  /** ICE restarts when media breaks and signaling works (iceRecovery.ts). */
-  private iceRecovery: IceRecoveryState = ICE_OK;
-  private iceTimer: number | null = null;
-  /** The publish connection needs an ICE restart offer once its outstanding offer is answered. */
-  private publishRestartPending = false;
-  private readonly iceStats: IceRestartStats = { started: { publish: 0, subscribe: 0 }, recoveredMs: [], fellBack: 0 };
-  private pending: Record<PcName, RemoteCandidate[]> = { publish: [], subscribe: [] };
-  private publishQueue = this.newQueue('publish');
-  private subscribeQueue = this.newQueue('subscribe');
-
-  private camTrack: MediaStreamTrack | null = null;
-  private micTrack: MediaStreamTrack | null = null;
-  private screenTrack: MediaStreamTrack | null = null;
-  private cameraTx: RTCRtpTransceiver | null = null;
-  /** The browser would not set up simulcast layers for the camera: don't try again. */
-  private simulcastRefused = false;
-  private micTx: RTCRtpTransceiver | null = null;
-  private screenTx: RTCRtpTransceiver | null = null;
-  private audioMuted = false;
-  private videoMuted = false;
-  private hasCamera = true;
-  private hasMic = true;
 
   private passphrase: string | null = null;
   /** Set once the join response says e2ee and the key is derived; kept across reconnects. */
@@ -187,21 +95,45 @@ export class RoomSession {
   /** Bumped per pair of PeerConnections: names the E2EE transforms (`<gen>/<pc>/<mid>`). */
   private pcGeneration = 0;
 
+  /** The publish side: our tracks and the connection that sends them. */
+  private readonly publisher = new Publisher({
+    ...this.peerHost(),
+    notice: (code, message) => this.notice(code, message),
+    settings: () => this.settings.get(),
+    generation: () => this.pcGeneration,
+  });
+
+  /** The subscribe side: the server's offers and the remote tiles' streams. */
+  private readonly subscriber = new Subscriber({
+    ...this.peerHost(),
+    room: () => this.state.get(),
+    subscribed: () => this.layers.flush(), // preferences for producers we just subscribed to (or all, after a reconnect)
+  });
+
+  /** ICE restarts when media breaks and signaling works (iceRecovery.ts). */
+  private readonly ice = new IceRecoveryLoop({
+    ended: () => this.ended,
+    signalingOpen: () => this.signalingOpen(),
+    dispatch: (action) => this.dispatch(action),
+    restart: (pc) => (pc === 'publish' ? (this.publisher.restartIce(), true) : this.send({ type: 'ice_restart' })),
+    rejoin: (reason) => this.scheduleReconnect(reason),
+  });
+
   /** Simulcast: how tall we show each remote video, told to the SFU (layers.ts). */
   private readonly layers = new LayerPreferences({
     send: (producerId, maxHeight) => this.send({ type: 'layer_preference', producer_id: producerId, max_height: maxHeight }),
     canSend: (producerId) =>
-      !this.ended && this.subscribePc !== null && this.state.get().tracks.some((t) => t.producer_id === producerId && t.kind === 'video'),
+      !this.ended && this.subscriber.pc !== null && this.state.get().tracks.some((t) => t.producer_id === producerId && t.kind === 'video'),
   });
 
   /** Quality and active speaker per tile, read through a narrow view of this session. */
   private readonly stats = new LiveStatsPoller({
     ended: () => this.ended,
     room: () => this.state.get(),
-    publishPc: () => this.publishPc,
-    subscribePc: () => this.subscribePc,
-    sendingVideo: () => !this.videoMuted && this.camTrack !== null,
-    sendingAudio: () => !this.audioMuted,
+    publishPc: () => this.publisher.pc,
+    subscribePc: () => this.subscriber.pc,
+    sendingVideo: () => this.publisher.sendingVideo,
+    sendingAudio: () => !this.publisher.isAudioMuted,
     wantedHeight: (producerId) => this.layers.wantedFor(producerId),
     e2ee: () => (this.e2ee ? { ...this.e2ee.stats.get(), generation: this.pcGeneration } : null),
   });
@@ -211,6 +143,32 @@ export class RoomSession {
     this.state = new Store(initialRoomState(roomId));
     this.settings = new Store(settings);
     this.live = this.stats.live;
+    this.localStream = this.publisher.localStream;
+    this.screenStream = this.publisher.screenStream;
+    this.remoteStreams = this.subscriber.streams;
+  }
+
+  /** What both sides see of the session. */
+  private peerHost(): PeerHost {
+    return {
+      ended: () => this.ended,
+      send: (msg) => this.send(msg),
+      dispatch: (action) => this.dispatch(action),
+      fail: (pc, label, e) => this.fail(pc, label, e),
+      iceServers: () => this.iceServers,
+      e2ee: () => this.e2ee,
+      connectionChanged: (name, pc) => this.onConnectionState(name, pc),
+      iceChanged: (name, pc) => this.ice.event({ type: 'ice', pc: name, state: pc.iceConnectionState as IceState, signalingOpen: this.signalingOpen() }),
+    };
+  }
+
+  /** The live publish connection (null between connections). */
+  get publishPc(): RTCPeerConnection | null {
+    return this.publisher.pc;
+  }
+
+  get subscribePc(): RTCPeerConnection | null {
+    return this.subscriber.pc;
   }
 
   get signalingLog(): LogEntry[] {
@@ -218,64 +176,21 @@ export class RoomSession {
   }
 
   get isAudioMuted(): boolean {
-    return this.audioMuted;
+    return this.publisher.isAudioMuted;
   }
 
   get isVideoMuted(): boolean {
-    return this.videoMuted;
+    return this.publisher.isVideoMuted;
   }
 
   debugHandle(): RoomDebugHandle {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const session = this;
-    return {
-      get participantId() {
-        return session.state.get().selfId;
-      },
-      get publishPc() {
-        return session.publishPc;
-      },
-      get subscribePc() {
-        return session.subscribePc;
-      },
-      get state() {
-        return session.state.get();
-      },
-      get live() {
-        return session.live.get();
-      },
-      get log() {
-        return session.signalingLog;
-      },
-      get welcomedAtMs() {
-        return session.welcomedAtMs;
-      },
-      get e2ee() {
-        const e = session.e2ee;
-        if (!e) return null;
-        const { receivers, senders } = e.stats.get();
-        let decryptFailures = 0;
-        let decrypted = 0;
-        for (const c of receivers.values()) {
-          decryptFailures += c.failed;
-          decrypted += c.ok;
-        }
-        let encrypted = 0;
-        for (const n of senders.values()) encrypted += n;
-        return { api: e.api, decryptFailures, decrypted, encrypted };
-      },
-      session,
-      get layerPreferences() {
-        return Object.fromEntries(session.layers.current);
-      },
-      setLayerPreference(producerId: string, maxHeight: number | null) {
-        session.layers.pin(producerId, maxHeight);
-      },
-      get iceRestarts() {
-        const s = session.iceStats;
-        return { started: { ...s.started }, recoveredMs: [...s.recoveredMs], fellBack: s.fellBack };
-      },
-    };
+    return roomDebugHandle(this, {
+      welcomedAtMs: () => this.welcomedAtMs,
+      e2ee: () => this.e2ee,
+      layerPreferences: () => this.layers.current,
+      pinLayer: (producerId, maxHeight) => this.layers.pin(producerId, maxHeight),
+      iceRestarts: () => this.ice.stats,
+    });
   }
 
   private dispatch(action: RoomAction): void {
@@ -285,10 +200,6 @@ export class RoomSession {
   private notice(code: string, message: string): void {
     log(`notice ${code}: ${message}`);
     this.dispatch({ type: 'notice', code, message });
-  }
-
-  private newQueue(pc: PcName): SerialQueue {
-    return new SerialQueue((e, label) => this.fail(pc, label, e));
   }
 
   private fail(pc: PcName, label: string, e: unknown): void {
@@ -307,44 +218,13 @@ export class RoomSession {
   async join(options: JoinOptions): Promise<void> {
     this.name = options.name;
     if (options.settings) this.settings.set(options.settings);
-    this.audioMuted = options.audioMuted ?? false;
-    this.videoMuted = options.videoMuted ?? false;
     this.passphrase = options.passphrase ?? null;
     this.invite = options.invite ?? null;
     this.previousToken = options.previousToken ?? null;
     this.dispatch({ type: 'joining', name: options.name });
-    this.media = this.takeMedia(options);
+    this.publisher.start(options);
     this.stats.start();
     await this.connect();
-  }
-
-  private async takeMedia(options: JoinOptions): Promise<void> {
-    const m =
-      options.media ??
-      (await acquireLocalMedia(this.settings.get(), { video: !this.videoMuted, audio: true }));
-    if (this.ended) {
-      m.stream?.getTracks().forEach((t) => t.stop());
-      return;
-    }
-    this.camTrack = m.stream?.getVideoTracks()[0] ?? null;
-    this.micTrack = m.stream?.getAudioTracks()[0] ?? null;
-    this.hasCamera = m.camera !== 'unavailable';
-    this.hasMic = m.mic !== 'unavailable';
-    if (!this.camTrack) this.videoMuted = true;
-    if (!this.micTrack) this.audioMuted = true;
-    if (this.micTrack) this.micTrack.enabled = !this.audioMuted;
-    this.publishLocalStream();
-    this.dispatch({
-      type: 'media',
-      camera: this.camTrack ? (this.videoMuted ? 'off' : 'ok') : m.camera === 'unavailable' ? 'unavailable' : 'off',
-      mic: this.micTrack ? (this.audioMuted ? 'off' : 'ok') : m.mic === 'unavailable' ? 'unavailable' : 'off',
-    });
-    if (m.problem) this.notice('media', m.problem);
-  }
-
-  private publishLocalStream(): void {
-    const tracks = [this.camTrack, this.micTrack].filter((t): t is MediaStreamTrack => t !== null);
-    this.localStream.set(tracks.length ? new MediaStream(tracks) : null);
   }
 
   private async connect(): Promise<void> {
@@ -357,19 +237,9 @@ export class RoomSession {
         : await joinRoom(this.roomId, this.name);
     } catch (e) {
       if (this.ended || epoch !== this.epoch) return;
-      const gone = e instanceof ApiError && e.status === 404;
-      const problem = this.invite && e instanceof ApiError ? inviteProblem(e.code) : null;
-      this.inviteFailure = problem;
-      const reason = problem
-        ? `${problem.title}. ${problem.detail}`
-        : e instanceof ApiError
-          ? gone
-            ? 'This room does not exist (or was closed).'
-            : `${e.message} (${e.code})`
-          : String(e);
-      const retryable = !gone && !(e instanceof ApiError && e.status >= 400 && e.status < 500 && e.status !== 429);
-      const wasJoined = this.state.get().wasJoined;
-      this.onReconnect({ type: 'lost', reason: wasJoined ? `Cannot get back into the room: ${reason}` : reason, wasJoined, retryable });
+      const failure = joinFailure(e, Boolean(this.invite), this.state.get().wasJoined);
+      this.inviteFailure = failure.inviteFailure;
+      this.onReconnect(failure.lost);
       return;
     }
     if (this.ended || epoch !== this.epoch) return;
@@ -524,13 +394,7 @@ export class RoomSession {
     this.signaling?.close();
     this.teardownPeers();
     this.e2ee?.close();
-    for (const t of [this.camTrack, this.micTrack, this.screenTrack]) t?.stop();
-    this.camTrack = this.micTrack = this.screenTrack = null;
-    void this.media?.then(() => {
-      for (const t of [this.camTrack, this.micTrack]) t?.stop();
-    });
-    this.localStream.set(null);
-    this.screenStream.set(null);
+    this.publisher.stopMedia();
     this.dispatch({ type: 'media', screen: 'off' });
     this.dispatch({ type: 'ended', phase, reason });
   }
@@ -554,75 +418,27 @@ export class RoomSession {
 
   /** Closes both PeerConnections (our local tracks stay: they are published again). */
   private teardownPeers(): void {
-    for (const pc of [this.publishPc, this.subscribePc]) {
-      if (!pc) continue;
-      pc.onicecandidate = pc.onconnectionstatechange = pc.oniceconnectionstatechange = pc.ontrack = null;
-      pc.close();
-    }
-    this.resetIceRecovery();
-    if (this.e2ee && (this.publishPc || this.subscribePc)) this.e2ee.forget(`${this.pcGeneration}/`);
-    this.publishPc = this.subscribePc = null;
-    this.cameraTx = this.micTx = this.screenTx = null;
-    this.pending = { publish: [], subscribe: [] };
-    this.publishQueue = this.newQueue('publish');
-    this.subscribeQueue = this.newQueue('subscribe');
+    const had = this.publisher.pc !== null || this.subscriber.pc !== null;
+    this.publisher.close();
+    this.subscriber.close();
+    this.ice.reset();
+    if (this.e2ee && had) this.e2ee.forget(`${this.pcGeneration}/`);
     this.stats.reset();
     this.layers.reset(); // the next connection's SFU knows no preferences: they go again
-    if (this.remoteStreams.get().size) this.remoteStreams.set(new Map());
+    this.subscriber.clearStreams();
     this.dispatch({ type: 'pc_state', pc: 'publish', state: 'none' });
     this.dispatch({ type: 'pc_state', pc: 'subscribe', state: 'none' });
   }
 
-  private createPc(name: PcName): RTCPeerConnection {
-    // publish: we offer, so max-bundle (one transport). subscribe: the server offers and decides
-    // the bundling; 'balanced' also accepts offers without a BUNDLE group (e.g. every m-line
-    // rejected after the last remote participant left), which max-bundle refuses.
-    const pc = new RTCPeerConnection({
-      iceServers: this.iceServers,
-      bundlePolicy: name === 'publish' ? 'max-bundle' : 'balanced',
-      rtcpMuxPolicy: 'require',
-      ...this.e2ee?.pcConfig(),
-    });
-    const current = () => !this.ended && (name === 'publish' ? this.publishPc : this.subscribePc) === pc;
-    pc.onicecandidate = (e) => {
-      if (!current()) return;
-      if (e.candidate) {
-        if (!e.candidate.candidate) return; // Chrome's per-generation end marker; we send our own below
-        this.send({ type: 'candidate', pc: name, candidate: e.candidate.candidate, sdp_mid: e.candidate.sdpMid ?? this.firstMid(pc) });
-      } else {
-        this.send({ type: 'candidate', pc: name, candidate: '', sdp_mid: this.firstMid(pc) });
-      }
-    };
-    pc.onconnectionstatechange = () => {
-      log(`${name} pc connection: ${pc.connectionState}`);
-      if (!current()) return;
-      this.dispatch({ type: 'pc_state', pc: name, state: pc.connectionState });
-      if (pc.connectionState === 'failed' && pc.iceConnectionState !== 'failed' && pc.iceConnectionState !== 'disconnected') {
-        // DTLS failed over working ICE: an ICE restart would not help.
-        this.scheduleReconnect(`The ${name === 'publish' ? 'sending' : 'receiving'} media connection failed (DTLS).`);
-      } else if (pc.connectionState === 'connected') {
-        this.onReconnect({ type: 'media_flowing' }); // the next loss starts the backoff from the beginning
-      }
-    };
-    // ICE disconnected or failed: an ICE restart while the socket is open (iceRecovery.ts).
-    pc.oniceconnectionstatechange = () => {
-      log(`${name} pc ice: ${pc.iceConnectionState}`);
-      if (!current()) return;
-      this.iceEvent({ type: 'ice', pc: name, state: pc.iceConnectionState as IceState, signalingOpen: this.signalingOpen() });
-    };
-    if (name === 'subscribe') {
-      const gen = this.pcGeneration;
-      pc.ontrack = (e) => {
-        log(`subscribe track: mid=${e.transceiver.mid} kind=${e.track.kind}`);
-        // Before the first frame arrives: every received frame goes through decryption.
-        this.e2ee?.attachReceiver(e.receiver, e.track.kind === 'audio' ? 'audio' : 'video', `${gen}/subscribe/${e.transceiver.mid}`);
-      };
+  /** A live PeerConnection's connectionState changed. */
+  private onConnectionState(name: PcName, pc: RTCPeerConnection): void {
+    this.dispatch({ type: 'pc_state', pc: name, state: pc.connectionState });
+    if (pc.connectionState === 'failed' && pc.iceConnectionState !== 'failed' && pc.iceConnectionState !== 'disconnected') {
+      // DTLS failed over working ICE: an ICE restart would not help.
+      this.scheduleReconnect(`The ${name === 'publish' ? 'sending' : 'receiving'} media connection failed (DTLS).`);
+    } else if (pc.connectionState === 'connected') {
+      this.onReconnect({ type: 'media_flowing' }); // the next loss starts the backoff from the beginning
     }
-    return pc;
-  }
-
-  private firstMid(pc: RTCPeerConnection): string {
-    return pc.getTransceivers().find((t) => t.mid !== null)?.mid ?? '0';
   }
 
   private onMessage(msg: ServerMessage, epoch: number): void {
@@ -667,27 +483,20 @@ export class RoomSession {
           if (this.awaitingWelcome) this.scheduleReconnect('The server did not take us back after its restart.');
         }, WELCOME_AFTER_RECONNECT_MS);
         return;
-      case 'publish_answer': {
-        const pc = this.publishPc;
-        this.publishQueue.push('publish_answer', () => this.applyPublishAnswer(pc, msg.sdp));
+      case 'publish_answer':
+        this.publisher.onAnswer(msg.sdp);
         return;
-      }
-      case 'subscribe_offer': {
-        const pc = this.subscribePc;
-        this.subscribeQueue.push('subscribe_offer', () => this.answerSubscribeOffer(pc, msg.sdp, msg.tracks));
+      case 'subscribe_offer':
+        this.subscriber.onOffer(msg.sdp, msg.tracks);
         return;
-      }
-      case 'candidate': {
-        const pc = msg.pc === 'publish' ? this.publishPc : this.subscribePc;
-        const queue = msg.pc === 'publish' ? this.publishQueue : this.subscribeQueue;
-        queue.push(`${msg.pc} candidate`, () => this.addRemoteCandidate(msg.pc, pc, msg));
+      case 'candidate':
+        (msg.pc === 'publish' ? this.publisher : this.subscriber).onCandidate(msg);
         return;
-      }
       case 'error':
         log(`server error ${msg.code}: ${msg.message}${msg.fatal ? ' (fatal)' : ''}`);
         if (msg.code === 'unknown_type' && msg.message.includes('`ice_restart`')) {
           // A gateway without ICE restarts: fall back to re-joining.
-          this.iceEvent({ type: 'refused', reason: 'The server cannot restart the media connection.' });
+          this.ice.event({ type: 'refused', reason: 'The server cannot restart the media connection.' });
           return;
         }
         // (The message lists the known types, so look for the refused one in backquotes.)
@@ -701,7 +510,7 @@ export class RoomSession {
         return;
       default:
         this.dispatch({ type: 'server', message: msg });
-        if (msg.type === 'participant_left' || msg.type === 'producer_removed') this.refreshRemoteStreams();
+        if (msg.type === 'participant_left' || msg.type === 'producer_removed') this.subscriber.refreshStreams();
     }
   }
 
@@ -709,245 +518,24 @@ export class RoomSession {
   private setupPeers(): void {
     this.teardownPeers();
     this.pcGeneration++;
-    this.publishPc = this.createPc('publish');
-    this.subscribePc = this.createPc('subscribe');
-    const pc = this.publishPc;
-    const welcomedAt = performance.now();
-    const published = new Promise<void>((resolve) => (this.publishAnswered = resolve));
-    this.subscribeQueue.push('publish first', () => Promise.race([published, sleep(PUBLISH_FIRST_MAX_MS)]));
-    this.publishQueue.push('publish_offer', async () => {
-      await this.media;
-      if (this.ended || pc !== this.publishPc) return;
-      const mediaMs = Math.round(performance.now() - welcomedAt);
-      if (this.audioMuted || this.videoMuted) this.sendMediaState();
-      if (!this.hasCamera && !this.hasMic && !this.screenTrack) {
-        this.notice('not_publishing', 'Nobody can see or hear you: no camera or microphone.');
-        this.releaseSubscribe();
-        return;
-      }
-      const stream = this.localStream.get() ?? new MediaStream();
-      // The camera m-line comes first (others tell camera from screen by producer order) and
-      // stays even while the camera is off, so turning it on again needs no renegotiation.
-      if (this.hasCamera) {
-        this.cameraTx = this.addCameraTransceiver(pc, stream);
-        preferVp8(this.cameraTx);
-        this.encryptSender(this.cameraTx, 'video');
-      }
-      if (this.hasMic) {
-        this.micTx = pc.addTransceiver(this.micTrack ?? 'audio', { direction: 'sendonly', streams: [stream] });
-        this.encryptSender(this.micTx, 'audio');
-      }
-      if (this.screenTrack) this.addScreenTransceiver(pc, this.screenTrack);
-      await this.sendPublishOffer(pc);
-      // Where a join's time goes before the server hears of our media (camera, then the offer).
-      log(`publish offer sent ${Math.round(performance.now() - welcomedAt)} ms after welcome (media ready after ${mediaMs} ms)`);
-    });
+    const published = this.publisher.open();
+    this.subscriber.open(this.pcGeneration, published); // its work waits for our first answer
+    this.publisher.publish();
   }
-
-  /**
-   * The camera's sendonly transceiver, with simulcast layers for the preset (presets.ts
-   * SIMULCAST_LAYERS: rids q/h/f, lowest first); a single encoding if the browser refuses them.
-   * The encodings are fixed until the next publish: a preset or camera change re-maps the layers
-   * onto them (applySendParameters).
-   */
-  private addCameraTransceiver(pc: RTCPeerConnection, stream: MediaStream): RTCRtpTransceiver {
-    const preset = this.settings.get().preset;
-    const init = (simulcast: boolean): RTCRtpTransceiverInit => ({
-      direction: 'sendonly',
-      streams: [stream],
-      sendEncodings: cameraSendEncodings(preset, simulcast, this.camTrack?.getSettings()),
-    });
-    const encodings = init(true).sendEncodings ?? [];
-    if (encodings.length > 1) {
-      try {
-        const tx = pc.addTransceiver(this.camTrack ?? 'video', init(true));
-        log(`camera simulcast: ${encodings.map((e) => e.rid).join(', ')}`);
-        return tx;
-      } catch (e) {
-        this.simulcastRefused = true;
-        log(`simulcast refused (${errorText(e)}): one encoding`);
-      }
-    }
-    return pc.addTransceiver(this.camTrack ?? 'video', init(false));
-  }
-
-  private sendMediaState(): void {
-    this.send({ type: 'media_state', audio_muted: this.audioMuted, video_muted: this.videoMuted });
-  }
-
-  // ---- ICE restarts ----
 
   private signalingOpen(): boolean {
     return this.signaling !== null && this.signaling.readyState === WebSocket.OPEN;
   }
 
-  private iceEvent(ev: IceEvent): void {
-    if (this.ended) return;
-    const step = stepIceRecovery(this.iceRecovery, ev, Date.now());
-    this.iceRecovery = step.state;
-    this.scheduleIceCheck();
-    for (const effect of step.effects) this.applyIceEffect(effect);
-  }
-
-  private applyIceEffect(effect: IceEffect): void {
-    switch (effect.type) {
-      case 'recovering':
-        log(`ICE restart: ${effect.reason}`);
-        this.dispatch({ type: 'ice_restarting', reason: effect.reason });
-        return;
-      case 'restart':
-        this.iceStats.started[effect.pc]++;
-        log(`ICE restart of the ${effect.pc} connection (attempt ${effect.attempt})`);
-        if (effect.pc === 'publish') this.restartPublishIce();
-        else if (!this.send({ type: 'ice_restart' })) this.iceEvent({ type: 'refused', reason: 'The connection to the server was lost.' });
-        return;
-      case 'recovered':
-        log(`ICE restart: media is back after ${effect.ms} ms`);
-        this.iceStats.recoveredMs.push(effect.ms);
-        this.dispatch({ type: 'ice_recovered' });
-        return;
-      case 'rejoin':
-        this.iceStats.fellBack++;
-        this.scheduleReconnect(effect.reason);
-        return;
-    }
-  }
-
-  private scheduleIceCheck(): void {
-    if (this.iceTimer !== null) window.clearTimeout(this.iceTimer);
-    this.iceTimer = null;
-    const at = nextIceCheck(this.iceRecovery);
-    if (at === null || this.ended) return;
-    this.iceTimer = window.setTimeout(() => {
-      this.iceTimer = null;
-      this.iceEvent({ type: 'tick', signalingOpen: this.signalingOpen() });
-    }, Math.max(0, at - Date.now()) + 5);
-  }
-
-  private resetIceRecovery(): void {
-    if (this.iceTimer !== null) window.clearTimeout(this.iceTimer);
-    this.iceTimer = null;
-    this.iceRecovery = ICE_OK;
-    this.publishRestartPending = false;
-  }
-
-  /** restartIce and a new publish_offer, the way a screen share renegotiates (after an offer in flight is answered). */
-  private restartPublishIce(): void {
-    const pc = this.publishPc;
-    if (!pc) return;
-    this.publishQueue.push('ice restart', async () => {
-      if (pc !== this.publishPc || this.ended) return;
-      if (pc.signalingState !== 'stable') {
-        this.publishRestartPending = true; // applyPublishAnswer sends it
-        return;
-      }
-      pc.restartIce();
-      await this.sendPublishOffer(pc);
-    });
-  }
-
-  // ---- publish ----
-
-  private async sendPublishOffer(pc: RTCPeerConnection): Promise<void> {
-    const offer = await pc.createOffer();
-    if (pc !== this.publishPc) return;
-    await pc.setLocalDescription(offer);
-    const sdp = pc.localDescription?.sdp ?? offer.sdp ?? '';
-    this.send({ type: 'publish_offer', sdp });
-  }
-
-  /** The publish offer is answered (or there is nothing to publish): subscribe work may run. */
-  private releaseSubscribe(): void {
-    this.publishAnswered?.();
-    this.publishAnswered = null;
-  }
-
-  private async applyPublishAnswer(pc: RTCPeerConnection | null, sdp: string): Promise<void> {
-    if (!pc || this.ended || pc !== this.publishPc) return;
-    if (pc.signalingState !== 'have-local-offer') {
-      this.notice('bad_state', `Ignored a publish_answer: no offer outstanding (state ${pc.signalingState}).`);
-      return;
-    }
-    await pc.setRemoteDescription({ type: 'answer', sdp });
-    this.releaseSubscribe();
-    await this.flushCandidates('publish', pc);
-    await this.applySendParameters();
-    if (this.publishRestartPending && pc === this.publishPc && !this.ended) {
-      // An ICE restart was asked for while this offer was out: its offer goes now.
-      this.publishRestartPending = false;
-      pc.restartIce();
-      await this.sendPublishOffer(pc);
-    }
-  }
-
-  /** Bitrate caps per preset and degradation preference (camera balanced, screen keeps resolution). */
-  private async applySendParameters(): Promise<void> {
-    const preset = this.settings.get().preset;
-    const apply = async (tx: RTCRtpTransceiver | null, source: VideoSource) => {
-      if (!tx || tx.currentDirection === 'stopped') return;
-      // The camera's picture size decides how many layers the browser will encode.
-      const size = source === 'camera' ? this.camTrack?.getSettings() : undefined;
-      try {
-        await tx.sender.setParameters(videoSendParameters(tx.sender.getParameters(), source, preset, size));
-      } catch (e) {
-        // Older browsers refuse degradationPreference: keep the bitrate cap at least.
-        try {
-          const p = tx.sender.getParameters();
-          const fixed = videoSendParameters(p, source, preset, size);
-          delete (fixed as { degradationPreference?: unknown }).degradationPreference;
-          await tx.sender.setParameters(fixed);
-        } catch {
-          log(`setParameters(${source}) failed: ${errorText(e)}`);
-        }
-      }
-    };
-    await apply(this.cameraTx, 'camera');
-    await apply(this.screenTx, 'screen');
-  }
-
-  // ---- local media controls ----
+  // ---- local media controls (publisher.ts) ----
 
   setMicEnabled(enabled: boolean): void {
-    if (!this.micTrack || this.ended) return;
-    this.audioMuted = !enabled;
-    this.micTrack.enabled = enabled;
-    this.dispatch({ type: 'media', mic: enabled ? 'ok' : 'off' });
-    this.sendMediaState();
+    this.publisher.setMicEnabled(enabled);
   }
 
   /** Camera off stops the camera (its light goes off); on opens it again. No renegotiation. */
-  async setCameraEnabled(enabled: boolean): Promise<void> {
-    if (this.ended || !this.hasCamera) return;
-    if (!enabled) {
-      this.videoMuted = true;
-      this.dispatch({ type: 'media', camera: 'off' });
-      this.sendMediaState();
-      const old = this.camTrack;
-      this.camTrack = null;
-      this.publishLocalStream();
-      await this.cameraTx?.sender.replaceTrack(null).catch(() => undefined);
-      old?.stop();
-      return;
-    }
-    this.dispatch({ type: 'media', camera: 'pending' });
-    try {
-      const track = await openCamera(this.settings.get());
-      if (this.ended) {
-        track.stop();
-        return;
-      }
-      this.camTrack?.stop();
-      this.camTrack = track;
-      this.videoMuted = false;
-      this.publishLocalStream();
-      await this.cameraTx?.sender.replaceTrack(track);
-      this.dispatch({ type: 'media', camera: 'ok' });
-      this.sendMediaState();
-      await this.applySendParameters(); // this camera may give another size: re-map the layers
-    } catch (e) {
-      this.dispatch({ type: 'media', camera: 'off' });
-      this.notice('media', `Could not start the camera: ${describeMediaError(e)}.`);
-    }
+  setCameraEnabled(enabled: boolean): Promise<void> {
+    return this.publisher.setCameraEnabled(enabled);
   }
 
   /** Switches camera, microphone, speaker or preset mid-call (replaceTrack: no renegotiation). */
@@ -957,126 +545,16 @@ export class RoomSession {
     this.settings.set(after);
     saveSettings(after);
     if (this.ended) return;
-    let cameraChanged = false;
-    try {
-      if (after.cameraId !== before.cameraId && this.camTrack && !this.videoMuted) {
-        const track = await openCamera(after);
-        const old = this.camTrack;
-        this.camTrack = track;
-        await this.cameraTx?.sender.replaceTrack(track);
-        old.stop();
-        this.publishLocalStream();
-        cameraChanged = true;
-      } else if (after.preset !== before.preset && this.camTrack) {
-        await this.camTrack.applyConstraints(videoConstraints(after.preset));
-      }
-      if (after.micId !== before.micId && this.micTrack) {
-        const track = await openMicrophone(after);
-        track.enabled = !this.audioMuted;
-        const old = this.micTrack;
-        this.micTrack = track;
-        await this.micTx?.sender.replaceTrack(track);
-        old.stop();
-        this.publishLocalStream();
-      }
-      if (after.preset !== before.preset || cameraChanged) await this.applySendParameters();
-      if (after.preset !== before.preset) await this.republishCameraIfNeeded();
-    } catch (e) {
-      this.notice('media', `Could not switch the device: ${describeMediaError(e)}.`);
-    }
+    await this.publisher.changeSettings(before, after);
   }
 
-  /**
-   * A preset that wants more simulcast layers than the camera's m-line was negotiated with
-   * (Low → HD): the camera is published again on a new m-line with the new layers, and the
-   * old one goes inactive (others see its producer replaced). See cameraNeedsRepublish.
-   */
-  private async republishCameraIfNeeded(): Promise<void> {
-    const pc = this.publishPc;
-    const old = this.cameraTx;
-    if (!pc || !old || this.ended) return;
-    const negotiated = old.sender.getParameters().encodings?.length || 1;
-    const opts = { screenSharing: this.screenTrack !== null, simulcastRefused: this.simulcastRefused };
-    if (!cameraNeedsRepublish(negotiated, this.settings.get().preset, this.camTrack?.getSettings(), opts)) return;
-    await this.publishQueue.push('camera layers', async () => {
-      if (pc !== this.publishPc || old !== this.cameraTx || this.ended) return;
-      await old.sender.replaceTrack(null);
-      old.direction = 'inactive';
-      const tx = this.addCameraTransceiver(pc, this.localStream.get() ?? new MediaStream());
-      preferVp8(tx);
-      this.encryptSender(tx, 'video');
-      this.cameraTx = tx;
-      log(`camera published again for the ${this.settings.get().preset} preset (${tx.sender.getParameters().encodings?.length ?? 1} encodings)`);
-      await this.sendPublishOffer(pc);
-    });
+  /** A screen share is a separate producer: its own m-line, added and removed with a new offer. */
+  startScreenShare(): Promise<void> {
+    return this.publisher.startScreenShare();
   }
 
-  /** Starts a screen share: a separate producer (a new sendonly m-line and a new publish_offer). */
-  async startScreenShare(): Promise<void> {
-    if (this.ended || this.screenTrack) return;
-    this.dispatch({ type: 'media', screen: 'starting' });
-    let track: MediaStreamTrack;
-    try {
-      track = await openScreen();
-    } catch (e) {
-      this.dispatch({ type: 'media', screen: 'off' });
-      if (!(e instanceof DOMException && e.name === 'NotAllowedError')) {
-        this.notice('screen', `Could not share the screen: ${describeMediaError(e)}.`);
-      }
-      return;
-    }
-    if (this.ended) {
-      track.stop();
-      return;
-    }
-    this.screenTrack = track;
-    track.addEventListener('ended', () => void this.stopScreenShare()); // "Stop sharing" in the browser
-    this.screenStream.set(new MediaStream([track]));
-    this.dispatch({ type: 'media', screen: 'on' });
-    const pc = this.publishPc;
-    if (!pc) return; // published with the next welcome
-    this.publishQueue.push('screen share', async () => {
-      if (pc !== this.publishPc || this.screenTrack !== track) return;
-      this.addScreenTransceiver(pc, track);
-      await this.sendPublishOffer(pc);
-    });
-  }
-
-  private addScreenTransceiver(pc: RTCPeerConnection, track: MediaStreamTrack): void {
-    this.screenTx = pc.addTransceiver(track, {
-      direction: 'sendonly',
-      streams: [new MediaStream([track])],
-      sendEncodings: [{ maxBitrate: SCREEN_MAX_BITRATE }],
-    });
-    preferVp8(this.screenTx);
-    this.encryptSender(this.screenTx, 'video');
-  }
-
-  private senderCount = 0;
-
-  /** E2EE rooms: every frame of this sender is encrypted before it leaves (before the first one). */
-  private encryptSender(tx: RTCRtpTransceiver, kind: 'audio' | 'video'): void {
-    this.e2ee?.attachSender(tx.sender, kind, `${this.pcGeneration}/publish/${this.senderCount++}`);
-  }
-
-  /** Stops the screen share: its m-line goes inactive (the producer is removed) with a new offer. */
-  async stopScreenShare(): Promise<void> {
-    const track = this.screenTrack;
-    if (!track) return;
-    this.screenTrack = null;
-    track.stop();
-    this.screenStream.set(null);
-    this.dispatch({ type: 'media', screen: 'off' });
-    const pc = this.publishPc;
-    const tx = this.screenTx;
-    this.screenTx = null;
-    if (!pc || !tx || this.ended) return;
-    await this.publishQueue.push('stop screen share', async () => {
-      if (pc !== this.publishPc) return;
-      await tx.sender.replaceTrack(null);
-      tx.direction = 'inactive';
-      await this.sendPublishOffer(pc);
-    });
+  stopScreenShare(): Promise<void> {
+    return this.publisher.stopScreenShare();
   }
 
   // ---- chat, reactions ----
@@ -1098,65 +576,5 @@ export class RoomSession {
 
   setBroadcastState(state: RoomState['broadcast']): void {
     this.dispatch({ type: 'broadcast', state });
-  }
-
-  // ---- subscribe ----
-
-  private async answerSubscribeOffer(pc: RTCPeerConnection | null, sdp: string, tracks: TrackInfo[]): Promise<void> {
-    if (!pc || this.ended || pc !== this.subscribePc) return;
-    await pc.setRemoteDescription({ type: 'offer', sdp });
-    const answer = await pc.createAnswer();
-    await pc.setLocalDescription(answer);
-    if (this.ended || pc !== this.subscribePc) return;
-    this.send({ type: 'subscribe_answer', sdp: pc.localDescription?.sdp ?? answer.sdp ?? '' });
-    await this.flushCandidates('subscribe', pc);
-    this.dispatch({ type: 'tracks_applied', tracks });
-    this.refreshRemoteStreams();
-    this.layers.flush(); // preferences for producers we just subscribed to (or all, after a reconnect)
-  }
-
-  /** Rebuilds tile key → stream from the transceivers the latest offer maps to producers. */
-  private refreshRemoteStreams(): void {
-    const pc = this.subscribePc;
-    if (!pc) return;
-    const receivers = pc.getTransceivers().map((tr) => ({ mid: tr.mid, currentDirection: tr.currentDirection, track: tr.receiver.track }));
-    const next = tileStreams(
-      receivers,
-      remoteTiles(this.state.get()),
-      this.remoteStreams.get(),
-      (s) => s.getTracks(),
-      (t) => t.id,
-      (tracks) => new MediaStream(tracks),
-    );
-    if (next) this.remoteStreams.set(next);
-  }
-
-  // ---- candidates ----
-
-  private async addRemoteCandidate(name: PcName, pc: RTCPeerConnection | null, c: RemoteCandidate): Promise<void> {
-    const currentPc = name === 'publish' ? this.publishPc : this.subscribePc;
-    if (!pc || pc !== currentPc || this.ended || !c.candidate) return; // empty = end of candidates
-    if (!pc.remoteDescription) {
-      this.pending[name].push(c);
-      return;
-    }
-    await this.addCandidate(name, pc, c);
-  }
-
-  private async flushCandidates(name: PcName, pc: RTCPeerConnection): Promise<void> {
-    const list = this.pending[name].splice(0);
-    for (const c of list) await this.addCandidate(name, pc, c);
-  }
-
-  private async addCandidate(name: PcName, pc: RTCPeerConnection, c: RemoteCandidate): Promise<void> {
-    const init: RTCIceCandidateInit = { candidate: c.candidate };
-    if (c.sdp_mid !== null) init.sdpMid = c.sdp_mid;
-    else init.sdpMLineIndex = 0;
-    try {
-      await pc.addIceCandidate(init);
-    } catch (e) {
-      // The server's candidates are also in its SDP, so a rejected duplicate is harmless.
-      console.warn('[roomcast]', `${name}: could not add server candidate ${c.candidate}:`, e);
-    }
   }
 }

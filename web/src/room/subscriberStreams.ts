@@ -1,6 +1,6 @@
 // Which stream each remote tile plays: the receive tracks of the subscribe connection's live
 // m-lines, grouped per tile (a participant's camera and microphone, or a screen share). Pure:
-// the session hands in its transceivers and tiles, and keeps the previous map so that a tile
+// subscriber.ts hands in its transceivers and tiles, and keeps the previous map so that a tile
 // whose tracks did not change keeps its MediaStream (its <video> does not restart).
 
 /** What this needs of an RTCRtpTransceiver. */
