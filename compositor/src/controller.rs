@@ -13,7 +13,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use tracing::{debug, error, info, warn};
 
-use crate::keyframes::KeyframeWatch;
+use crate::health::{InputHealth, Rebuild};
 use crate::lipsync::{LipSync, Mapping, Update};
 use crate::output::{write_item, Item};
 use crate::pipeline::{Owner, Pipeline, Settings};
@@ -23,8 +23,6 @@ use compositor_protocol::{Event, Stats, Tile};
 
 /// Longest control line accepted (bytes); longer ones are reported and skipped.
 pub const MAX_LINE: usize = 64 * 1024;
-/// An input that fails is rebuilt this many times at most.
-const MAX_RESTARTS: u32 = 5;
 /// How long a shutdown waits for cmafmux to drain before giving up.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -38,22 +36,11 @@ enum Msg {
     Sync(String, Mapping),
 }
 
-#[derive(Default)]
-struct TrackHealth {
-    stalled: bool,
-    packets_at_stall: u64,
-    restarts: u32,
-    /// Video: whether the decoder waits for a keyframe nobody asked for (from the first tick).
-    keyframes: Option<KeyframeWatch>,
-    /// Video: when the input was added, until its first decoded frame is logged.
-    waiting_since: Option<Instant>,
-}
-
 struct Controller {
     room: Room,
     pipeline: Pipeline,
     items: mpsc::SyncSender<Item>,
-    health: HashMap<String, TrackHealth>,
+    health: HashMap<String, InputHealth>,
     errors: u64,
     last_tick: Instant,
     last_frames: u64,
@@ -314,7 +301,7 @@ impl Controller {
                         }
                         return false;
                     }
-                    self.health.insert(spec.track_id.clone(), TrackHealth { waiting_since: Some(Instant::now()), ..Default::default() });
+                    self.health.insert(spec.track_id.clone(), InputHealth::new(Instant::now(), 0));
                     self.lipsync.add_track(&spec.track_id, &spec.participant_id);
                     info!(track_id = spec.track_id, port = spec.rtp_port, codec = ?spec.codec, "input added");
                 }
@@ -423,16 +410,9 @@ impl Controller {
 
     fn on_stall(&mut self, track_id: &str) {
         let packets = self.pipeline.packets(track_id).unwrap_or(0);
-        let Some(h) = self.health.get_mut(track_id) else {
-            return;
-        };
-        // Inputs are made at negotiation, before the publisher's media flows: one that never
-        // had a packet is still starting, not stalled.
-        if h.stalled || packets == 0 {
+        if !self.health.get_mut(track_id).is_some_and(|h| h.silent(packets)) {
             return;
         }
-        h.stalled = true;
-        h.packets_at_stall = packets;
         let pid = self.room.track(track_id).map(|t| t.participant_id.clone()).unwrap_or_default();
         warn!(track_id, "input stalled");
         self.emit(Item::Event(Event::InputStalled { track_id: track_id.to_owned(), participant_id: pid.to_owned() }));
@@ -441,13 +421,8 @@ impl Controller {
     fn check_resumed(&mut self) {
         let mut resumed = Vec::new();
         for (tid, h) in self.health.iter_mut() {
-            if h.stalled {
-                if let Some(p) = self.pipeline.packets(tid) {
-                    if p > h.packets_at_stall {
-                        h.stalled = false;
-                        resumed.push(tid.clone());
-                    }
-                }
+            if self.pipeline.packets(tid).is_some_and(|p| h.packets(p)) {
+                resumed.push(tid.clone());
             }
         }
         for tid in resumed {
@@ -462,14 +437,12 @@ impl Controller {
         let mut asks = Vec::new();
         for (track_id, h) in self.health.iter_mut() {
             let Some((packets, frames, upstream)) = self.pipeline.video_counters(track_id) else { continue };
-            if frames > 0 {
-                if let Some(since) = h.waiting_since.take() {
-                    let path = self.pipeline.video_path(track_id).unwrap_or_default();
-                    info!(track_id, after_ms = since.elapsed().as_millis() as u64, path, "first picture from this input");
-                }
+            let (first_picture, ask) = h.video(now, packets, frames, upstream);
+            if let Some(waited) = first_picture {
+                let path = self.pipeline.video_path(track_id).unwrap_or_default();
+                info!(track_id, after_ms = waited.as_millis() as u64, path, "first picture from this input");
             }
-            let watch = h.keyframes.get_or_insert_with(|| KeyframeWatch::new(now));
-            if let Some(reason) = watch.observe(now, packets, frames, upstream) {
+            if let Some(reason) = ask {
                 asks.push((track_id.clone(), reason));
             }
         }
@@ -485,26 +458,26 @@ impl Controller {
         let Some(spec): Option<TrackSpec> = self.room.track(track_id).cloned() else {
             return;
         };
-        let restarts = self.health.get(track_id).map(|h| h.restarts).unwrap_or(0);
+        let rebuild = self.health.get(track_id).map(|h| h.failed()).unwrap_or(Rebuild::Again { attempt: 1 });
         self.pipeline.remove_track(track_id);
-        if restarts >= MAX_RESTARTS {
-            warn!(track_id, "input failed {restarts} times: leaving it out");
-            if let Ok(effects) = self.room.apply(Command::RemoveTrack { track_id: track_id.to_string() }) {
-                self.execute(effects);
+        let attempt = match rebuild {
+            Rebuild::Again { attempt } => attempt,
+            Rebuild::GiveUp { restarts } => {
+                warn!(track_id, "input failed {restarts} times: leaving it out");
+                if let Ok(effects) = self.room.apply(Command::RemoveTrack { track_id: track_id.to_string() }) {
+                    self.execute(effects);
+                }
+                self.emit(Item::Event(Event::InputRemoved { track_id: track_id.to_owned(), reason: "failed".into() }));
+                return;
             }
-            self.emit(Item::Event(Event::InputRemoved { track_id: track_id.to_owned(), reason: "failed".into() }));
-            return;
-        }
+        };
         // The rebuilt input starts without a delay: sync it again from its next SR.
         let update = self.lipsync.remove_track(track_id);
         self.apply_sync(track_id, update);
         match self.pipeline.add_track(&spec) {
             Ok(()) => {
                 self.lipsync.add_track(track_id, &spec.participant_id);
-                self.health.insert(
-                    track_id.to_string(),
-                    TrackHealth { restarts: restarts + 1, waiting_since: Some(Instant::now()), ..Default::default() },
-                );
+                self.health.insert(track_id.to_string(), InputHealth::new(Instant::now(), attempt));
                 let _ = self.pipeline.apply_scene(&self.room.scene());
                 info!(track_id, "input restarted");
             }
@@ -559,7 +532,7 @@ impl Controller {
         self.last_tick = Instant::now();
         self.last_frames = frames;
         self.last_frames_in = frames_in;
-        let stalled: Vec<&String> = self.health.iter().filter(|(_, h)| h.stalled).map(|(k, _)| k).collect();
+        let stalled: Vec<&String> = self.health.iter().filter(|(_, h)| h.is_stalled()).map(|(k, _)| k).collect();
         let av_sync_ms = self
             .lipsync
             .report()

@@ -2,7 +2,7 @@
 //! into one grid (GStreamer) and writes fMP4/CMAF init + parts, framed, to stdout.
 //!
 //! Decision logic is plain and unit-tested (`layout`, `room`, `output`, `cmaf`,
-//! `timing`, `drops`, `lipsync`, `keyframes`); GStreamer sits at the edge (`pipeline`), and `controller`
+//! `timing`, `drops`, `lipsync`, `keyframes`, `health`); GStreamer sits at the edge (`pipeline`), and `controller`
 //! wires stdin, bus and stdout. The control commands, the output framing and the events are the
 //! `compositor-protocol` crate, shared with the gateway.
 
@@ -10,6 +10,7 @@ pub mod catchup;
 pub mod cmaf;
 pub mod controller;
 pub mod drops;
+pub mod health;
 pub mod keyframes;
 pub mod layout;
 pub mod lipsync;

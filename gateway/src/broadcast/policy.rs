@@ -147,6 +147,55 @@ impl CpuWindow {
     }
 }
 
+/// Publishing parts for this long makes a run healthy (its death then resets the retry budget).
+pub const HEALTHY_RUN: Duration = Duration::from_secs(1);
+/// A compositor that produces nothing this long after starting is stuck too.
+pub const FIRST_PART_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// One compositor run as its watchdog sees it: when it started, when parts came, whether it
+/// used CPU. The supervisor's loop tells it what happened and asks it at each look whether the
+/// run is stuck; nothing here reads a clock or a process.
+#[derive(Debug, Clone)]
+pub struct RunWatch {
+    policy: RestartPolicy,
+    part: Duration,
+    spawned: Instant,
+    first_part: Option<Instant>,
+    last_part: Option<Instant>,
+    cpu: CpuWindow,
+}
+
+impl RunWatch {
+    /// A run started at `spawned` that should publish a part every `part`.
+    pub fn new(policy: RestartPolicy, part: Duration, spawned: Instant) -> Self {
+        Self { policy, part, spawned, first_part: None, last_part: None, cpu: CpuWindow::default() }
+    }
+
+    /// A part was published at `now`.
+    pub fn part(&mut self, now: Instant) {
+        self.first_part.get_or_insert(now);
+        self.last_part = Some(now);
+    }
+
+    /// The watchdog looks at `now` (`cpu`: the process's CPU time, if readable). `Some(silent)`:
+    /// the run is stuck, silent that long, and must be replaced; `None`: let it run.
+    pub fn look(&mut self, now: Instant, cpu: Option<u64>) -> Option<Duration> {
+        let busy = self.cpu.observe(now, cpu);
+        let silent = now.saturating_duration_since(self.last_part.unwrap_or(self.spawned));
+        let stuck = match self.last_part {
+            Some(_) => self.policy.is_stalled(silent, self.part, busy),
+            None => silent > FIRST_PART_TIMEOUT,
+        };
+        stuck.then_some(silent)
+    }
+
+    /// How the run ended when it died: healthy if it published for at least [`HEALTHY_RUN`].
+    pub fn died(&self) -> RunEnd {
+        let healthy = matches!((self.first_part, self.last_part), (Some(a), Some(b)) if b.duration_since(a) >= HEALTHY_RUN);
+        RunEnd::Died { healthy }
+    }
+}
+
 impl RestartPolicy {
     /// The watchdog's verdict on a compositor that published no part for `silent`: is it
     /// stuck? `busy`: it used CPU since the watchdog last looked (a stopped or deadlocked
@@ -240,5 +289,48 @@ mod tests {
         assert!(!p.is_stalled(ms(1100), part, true));
         assert!(!p.is_stalled(ms(5900), part, true));
         assert!(p.is_stalled(ms(6100), part, true));
+    }
+    #[test]
+    fn a_run_is_stuck_when_it_never_publishes_or_falls_silent_and_healthy_after_a_second_of_parts() {
+        let policy = RestartPolicy::default();
+        let part = Duration::from_millis(333);
+        let ms = Duration::from_millis;
+        let t0 = Instant::now();
+
+        // Never publishes: given FIRST_PART_TIMEOUT (startup, first keyframes), busy or not.
+        let mut w = RunWatch::new(policy, part, t0);
+        assert_eq!(w.look(t0 + ms(14_000), Some(1)), None);
+        assert_eq!(w.look(t0 + ms(15_100), Some(2)), Some(ms(15_100)));
+        assert_eq!(w.died(), RunEnd::Died { healthy: false });
+
+        // Publishes, then goes silent without using CPU (stopped, deadlocked): 3 parts.
+        let mut w = RunWatch::new(policy, part, t0);
+        w.part(t0 + ms(2_000));
+        assert_eq!(w.look(t0 + ms(2_500), Some(10)), None);
+        assert_eq!(w.look(t0 + ms(2_900), Some(10)), None);
+        assert_eq!(w.look(t0 + ms(3_100), Some(10)), Some(ms(1_100)));
+
+        // Silent but working (a starved host): 6 × as long, then replaced all the same.
+        let mut w = RunWatch::new(policy, part, t0);
+        w.part(t0 + ms(2_000));
+        let mut cpu = 10;
+        let mut verdict = None;
+        for look in (2_166..=8_500).step_by(166) {
+            cpu += 1;
+            verdict = w.look(t0 + ms(look), Some(cpu));
+            if verdict.is_some() {
+                assert!(look > 8_000, "replaced after only {look} ms");
+                break;
+            }
+        }
+        assert!(verdict.is_some(), "a compositor silent for 6.5 s is replaced even while busy");
+
+        // Healthy: parts for a second or more before dying.
+        let mut w = RunWatch::new(policy, part, t0);
+        w.part(t0 + ms(1_000));
+        w.part(t0 + ms(1_900));
+        assert_eq!(w.died(), RunEnd::Died { healthy: false });
+        w.part(t0 + ms(2_000));
+        assert_eq!(w.died(), RunEnd::Died { healthy: true });
     }
 }

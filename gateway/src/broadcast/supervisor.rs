@@ -12,7 +12,7 @@ use compositor_protocol::{Codec, Command as Control, Event, Kind, TrackSpec};
 use tokio::sync::{mpsc, oneshot};
 
 use super::compositor::{leg_actions, Compositor, Item, LegAction, OutputFormat};
-use super::policy::{BroadcastState, CpuWindow, Next, RestartPolicy, Restarts, RunEnd};
+use super::policy::{BroadcastState, Next, RestartPolicy, Restarts, RunEnd, RunWatch};
 use super::ports::{PortAllocator, PortPair};
 use super::Status;
 use crate::protocol::MediaKindName;
@@ -38,32 +38,15 @@ struct Roster {
     tracks: HashMap<String, PortPair>,
 }
 
-enum Exit {
-    Stopped,
-    Died(String),
-    /// Ops asked for a restart: not a failure, the retry budget is untouched.
-    Restart,
-}
-
-/// Publishing parts for this long makes a run healthy (it resets the retry budget).
-const HEALTHY_RUN: Duration = Duration::from_secs(1);
-/// A compositor that produces nothing this long after starting is stuck too.
-const FIRST_PART_TIMEOUT: Duration = Duration::from_secs(15);
-
 impl Supervisor {
     pub async fn run(self, mut stop: oneshot::Receiver<()>, mut restart: mpsc::UnboundedReceiver<()>) {
         let mut restarts = Restarts::new(self.policy);
         loop {
             let starting = restarts.starting_state();
             self.set(|s| s.state = starting);
-            let (exit, healthy) = match Compositor::spawn(&self.bin, &self.format, &self.room) {
+            let (end, why) = match Compositor::spawn(&self.bin, &self.format, &self.room) {
                 Ok(c) => self.run_once(c, &mut stop, &mut restart).await,
-                Err(e) => (Exit::Died(format!("cannot start {}: {e}", self.bin.display())), false),
-            };
-            let (end, why) = match exit {
-                Exit::Stopped => (RunEnd::Stopped, None),
-                Exit::Restart => (RunEnd::RestartRequested, None),
-                Exit::Died(why) => (RunEnd::Died { healthy }, Some(why)),
+                Err(e) => (RunEnd::Died { healthy: false }, Some(format!("cannot start {}: {e}", self.bin.display()))),
             };
             if let Some(why) = &why {
                 self.set(|s| {
@@ -123,13 +106,13 @@ impl Supervisor {
         }
     }
 
-    /// Runs one compositor process until it ends; says how it ended and whether it was healthy.
+    /// Runs one compositor process until it ends; says how it ended and, if it died, why.
     async fn run_once(
         &self,
         mut comp: Compositor,
         stop: &mut oneshot::Receiver<()>,
         restart: &mut mpsc::UnboundedReceiver<()>,
-    ) -> (Exit, bool) {
+    ) -> (RunEnd, Option<String>) {
         self.set(|s| {
             s.pid = comp.pid();
             s.figures.new_process();
@@ -138,26 +121,24 @@ impl Supervisor {
         // The worker replays everyone present and every known track, and drops old legs.
         if !self.worker.send(Command::StartBroadcast { room: self.room.clone(), events: events_tx }) {
             comp.kill().await;
-            return (Exit::Died("the room's SFU worker is down".into()), false);
+            return (RunEnd::Died { healthy: false }, Some("the room's SFU worker is down".into()));
         }
         let mut roster = Roster::default();
-        let spawned = Instant::now();
-        let mut last_part: Option<Instant> = None;
-        let mut first_part: Option<Instant> = None;
-        let mut cpu_seen = CpuWindow::default();
+        let mut watch = RunWatch::new(self.policy, self.format.part, Instant::now());
         let mut watchdog = tokio::time::interval(self.format.part / 2);
-        let exit = loop {
+        let died = |why: String| Err::<RunEnd, _>(why);
+        let ended = loop {
             tokio::select! {
                 // Biased: output already waiting is taken before the watchdog looks, so a gateway
                 // that was itself descheduled does not mistake its backlog for a stall.
                 biased;
                 _ = &mut *stop => {
                     comp.shutdown().await;
-                    break Exit::Stopped;
+                    break Ok(RunEnd::Stopped);
                 }
                 Some(()) = restart.recv() => {
                     comp.kill().await;
-                    break Exit::Restart;
+                    break Ok(RunEnd::RestartRequested);
                 }
                 ev = events.recv() => {
                     let Some(ev) = ev else {
@@ -165,18 +146,17 @@ impl Supervisor {
                         // forget the old legs, and attach to the replacement worker.
                         match self.reattach(&mut comp, &mut roster).await {
                             Ok(new_events) => { events = new_events; continue; }
-                            Err(why) => break Exit::Died(why),
+                            Err(why) => break died(why),
                         }
                     };
                     if let Err(e) = self.on_event(&mut comp, &mut roster, ev).await {
-                        break Exit::Died(format!("control channel: {e}"));
+                        break died(format!("control channel: {e}"));
                     }
                 }
                 item = comp.next_item() => match item {
                     Ok(Some(Item::Init(data))) => self.hls.init(data),
                     Ok(Some(Item::Part { data, independent, segment_start, duration, composed_at })) => {
-                        last_part = Some(Instant::now());
-                        first_part.get_or_insert_with(Instant::now);
+                        watch.part(Instant::now());
                         self.hls.push_part_composed_at(hls_out::Part { data, duration, independent, segment_start }, composed_at);
                         self.set(|s| { s.state = BroadcastState::Live; s.parts += 1; });
                     }
@@ -202,19 +182,13 @@ impl Supervisor {
                             self.set(|s| s.last_error = Some(message));
                         }
                     }
-                    Ok(None) => break Exit::Died("the compositor exited".into()),
-                    Err(e) => break Exit::Died(e.to_string()),
+                    Ok(None) => break died("the compositor exited".into()),
+                    Err(e) => break died(e.to_string()),
                 },
                 _ = watchdog.tick() => {
-                    let busy = cpu_seen.observe(Instant::now(), comp.pid().and_then(process_cpu_ticks));
-                    let stalled = match last_part {
-                        Some(t) => self.policy.is_stalled(t.elapsed(), self.format.part, busy),
-                        None => spawned.elapsed() > FIRST_PART_TIMEOUT,
-                    };
-                    if stalled {
-                        let since = last_part.unwrap_or(spawned).elapsed();
+                    if let Some(silent) = watch.look(Instant::now(), comp.pid().and_then(process_cpu_ticks)) {
                         comp.kill().await;
-                        break Exit::Died(format!("stalled: no part for {} ms", since.as_millis()));
+                        break died(format!("stalled: no part for {} ms", silent.as_millis()));
                     }
                 }
             }
@@ -224,8 +198,10 @@ impl Supervisor {
             ports.release(pair);
         }
         self.set(|s| s.legs = 0);
-        let healthy = matches!((first_part, last_part), (Some(a), Some(b)) if b.duration_since(a) >= HEALTHY_RUN);
-        (exit, healthy)
+        match ended {
+            Ok(end) => (end, None),
+            Err(why) => (watch.died(), Some(why)),
+        }
     }
 
     async fn reattach(&self, comp: &mut Compositor, roster: &mut Roster) -> Result<mpsc::UnboundedReceiver<LegEvent>, String> {

@@ -13,6 +13,7 @@ pub mod peer;
 pub mod quality;
 pub mod router;
 pub mod simulcast;
+pub mod slow_steps;
 pub mod stats;
 pub mod worker;
 

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc::UnboundedSender, oneshot};
 use super::netfault::Way;
 use super::quality::QualitySample;
 use super::router::{Input, LegEvent, Output, Router, RouterCommand, RouterConfig, HOUSEKEEPING_EVERY};
+use super::slow_steps::SlowSteps;
 use super::stats::WorkerStats;
 use crate::clock::ThreadUsage;
 use crate::outbox::Outbox;
@@ -329,6 +330,7 @@ impl Worker {
     fn run(mut self) {
         let mut buf = vec![0u8; 2048];
         let mut next_gauges = Instant::now() + HOUSEKEEPING_EVERY;
+        let mut slow = SlowSteps::new(Instant::now(), ThreadUsage::now());
         loop {
             WorkerStats::add(&self.stats.loop_turns, 1);
             loop {
@@ -368,6 +370,20 @@ impl Worker {
             if now >= next_gauges {
                 self.refresh_gauges();
                 next_gauges = now + HOUSEKEEPING_EVERY;
+                if let Some(s) = slow.report(now, ThreadUsage::now) {
+                    tracing::warn!(
+                        worker = self.index,
+                        datagrams = s.count,
+                        worst_ms = s.worst.as_millis() as u64,
+                        waited_ms = s.total.as_millis() as u64,
+                        window_ms = s.window.as_millis() as u64,
+                        cpu_ms = s.used.cpu_us / 1000,
+                        waits = s.used.waits,
+                        preemptions = s.used.preemptions,
+                        why = s.verdict(),
+                        "SFU worker: datagrams took long to handle, media waited meanwhile; if starved, give the gateway more CPU (fewer processes on this host, or a higher priority)"
+                    );
+                }
             }
 
             let earliest = self.rooms.values().map(|r| r.wake).fold(now + COMMAND_LATENCY, Instant::min).min(next_gauges);
@@ -375,22 +391,9 @@ impl Worker {
             let _ = self.socket.set_read_timeout(Some(wait));
             match self.socket.recv_from(&mut buf) {
                 Ok((n, source)) => {
-                    let (started, usage) = (Instant::now(), ThreadUsage::now());
+                    let started = Instant::now();
                     self.route_datagram(&buf[..n], source, started);
-                    let took = started.elapsed();
-                    if took >= SLOW_COMMAND {
-                        let used = ThreadUsage::now().since(usage);
-                        tracing::warn!(
-                            worker = self.index,
-                            took_ms = took.as_millis() as u64,
-                            cpu_ms = used.cpu_us / 1000,
-                            waits = used.waits,
-                            preemptions = used.preemptions,
-                            why = used.verdict(took),
-                            %source,
-                            "SFU worker: one datagram took long to handle; media waited meanwhile"
-                        );
-                    }
+                    slow.step(started.elapsed());
                 }
                 Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
                 Err(e) => tracing::debug!(worker = self.index, error = %e, "UDP receive failed"),

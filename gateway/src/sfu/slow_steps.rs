@@ -1,0 +1,105 @@
+//! Datagrams the SFU worker took long to handle, summed up over a window instead of one log
+//! line each: on a starved host hundreds of datagrams a second wait, and a warning per
+//! datagram was itself a load. The summary says where the worker's time went (its own CPU
+//! time against the wall clock, from [`ThreadUsage`]), so an operator knows whether the SFU
+//! is busy (more workers), blocked (a lock or a full pipe) or starved (the host's CPU).
+
+use std::time::{Duration, Instant};
+
+use crate::clock::ThreadUsage;
+
+/// A step (one datagram) that holds the worker this long is counted.
+pub const SLOW_STEP: Duration = Duration::from_millis(20);
+/// At most one summary per this long.
+pub const WINDOW: Duration = Duration::from_secs(5);
+
+/// The slow steps of the current window.
+#[derive(Debug, Clone)]
+pub struct SlowSteps {
+    since: Instant,
+    usage_at_start: ThreadUsage,
+    count: u64,
+    worst: Duration,
+    total: Duration,
+}
+
+/// One window's slow steps, for the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub count: u64,
+    pub worst: Duration,
+    /// Wall time the slow steps took together.
+    pub total: Duration,
+    pub window: Duration,
+    /// What the worker thread used over the window.
+    pub used: ThreadUsage,
+}
+
+impl Summary {
+    /// Where the window's time went (see [`ThreadUsage::verdict`]), judged over the slow steps'
+    /// wall time: a worker that waited while it used little CPU was starved or blocked.
+    pub fn verdict(&self) -> &'static str {
+        self.used.verdict(self.total.min(self.window))
+    }
+}
+
+impl SlowSteps {
+    pub fn new(now: Instant, usage: ThreadUsage) -> Self {
+        Self { since: now, usage_at_start: usage, count: 0, worst: Duration::ZERO, total: Duration::ZERO }
+    }
+
+    /// A step took `took`; counted if that is slow.
+    pub fn step(&mut self, took: Duration) {
+        if took >= SLOW_STEP {
+            self.count += 1;
+            self.total += took;
+            self.worst = self.worst.max(took);
+        }
+    }
+
+    /// At `now`, once the window is over: its summary if any step was slow, and a new window
+    /// (`usage`: the thread's usage now; asked only then).
+    pub fn report(&mut self, now: Instant, usage: impl FnOnce() -> ThreadUsage) -> Option<Summary> {
+        let window = now.saturating_duration_since(self.since);
+        if window < WINDOW {
+            return None;
+        }
+        let usage = usage();
+        let summary = (self.count > 0).then(|| Summary {
+            count: self.count,
+            worst: self.worst,
+            total: self.total,
+            window,
+            used: usage.since(self.usage_at_start),
+        });
+        *self = Self::new(now, usage);
+        summary
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn slow_steps_are_summed_once_per_window_and_fast_ones_ignored() {
+        let t0 = Instant::now();
+        let mut s = SlowSteps::new(t0, ThreadUsage { cpu_us: 1_000, waits: 0, preemptions: 0 });
+        s.step(MS * 3);
+        s.step(MS * 40);
+        s.step(MS * 700);
+        assert_eq!(s.report(t0 + MS * 4_000, || panic!("not asked before the window ends")), None);
+        let summary = s.report(t0 + MS * 5_000, || ThreadUsage { cpu_us: 21_000, waits: 1, preemptions: 40 }).unwrap();
+        assert_eq!((summary.count, summary.worst, summary.total), (2, MS * 700, MS * 740));
+        assert_eq!(summary.used, ThreadUsage { cpu_us: 20_000, waits: 1, preemptions: 40 });
+        assert!(summary.verdict().starts_with("starved"), "{}", summary.verdict());
+        // A quiet window says nothing, and counts from the last report.
+        assert_eq!(s.report(t0 + MS * 10_000, || ThreadUsage { cpu_us: 22_000, waits: 1, preemptions: 40 }), None);
+        s.step(MS * 30);
+        let busy = s.report(t0 + MS * 15_000, || ThreadUsage { cpu_us: 52_000, waits: 1, preemptions: 41 }).unwrap();
+        assert_eq!(busy.used.cpu_us, 30_000);
+        assert!(busy.verdict().starts_with("busy"), "{}", busy.verdict());
+    }
+}
