@@ -36,10 +36,18 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Where the window's time went (see [`ThreadUsage::verdict`]), judged over the slow steps'
-    /// wall time: a worker that waited while it used little CPU was starved or blocked.
+    /// Where the slow steps' time went, judged from the whole window (per-step CPU times would
+    /// cost two system calls per datagram): a worker thread that used over half a core was
+    /// busy; one that used less can only have waited, preempted (starved) or on a lock or pipe
+    /// (blocked). Its voluntary waits say nothing here: it waits for datagrams all the time.
     pub fn verdict(&self) -> &'static str {
-        self.used.verdict(self.total.min(self.window))
+        if self.used.cpu_us * 2 >= self.window.as_micros() as u64 {
+            "busy: the worker thread used over half a core; spread the rooms over more workers"
+        } else if self.used.preemptions >= self.count {
+            "starved: the worker could run but the host gave its CPU to others"
+        } else {
+            "blocked: the worker waited (a lock, a full pipe or disk)"
+        }
     }
 }
 
@@ -98,8 +106,12 @@ mod tests {
         // A quiet window says nothing, and counts from the last report.
         assert_eq!(s.report(t0 + MS * 10_000, || ThreadUsage { cpu_us: 22_000, waits: 1, preemptions: 40 }), None);
         s.step(MS * 30);
-        let busy = s.report(t0 + MS * 15_000, || ThreadUsage { cpu_us: 52_000, waits: 1, preemptions: 41 }).unwrap();
-        assert_eq!(busy.used.cpu_us, 30_000);
+        let busy = s.report(t0 + MS * 15_000, || ThreadUsage { cpu_us: 3_022_000, waits: 9, preemptions: 41 }).unwrap();
+        assert_eq!(busy.used.cpu_us, 3_000_000);
         assert!(busy.verdict().starts_with("busy"), "{}", busy.verdict());
+        s.step(MS * 90);
+        s.step(MS * 90);
+        let blocked = s.report(t0 + MS * 20_000, || ThreadUsage { cpu_us: 3_100_000, waits: 500, preemptions: 42 }).unwrap();
+        assert!(blocked.verdict().starts_with("blocked"), "{}", blocked.verdict());
     }
 }
