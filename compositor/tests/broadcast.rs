@@ -106,6 +106,22 @@ fn add_track(c: &mut Compositor, pid: &str, kind: &str, codec: &str, pt: u8) -> 
     unreachable!()
 }
 
+/// Starts the compositor (once its init segment is out) and red, green and blue participants,
+/// each with a VP8 track from `sender(argb, port)`. Returns it, the item count before they
+/// joined, and the senders.
+fn start_red_green_blue(dir: &Path, sender: impl Fn(u32, u16) -> gst::Element) -> (Compositor, usize, Vec<gst::Element>) {
+    let mut c = Compositor::start(dir);
+    c.wait_for("the init segment", Duration::from_secs(20), |items| items.iter().any(|r| r.header["kind"] == "init"));
+    let since = c.count();
+    let mut senders = Vec::new();
+    for (i, (name, argb)) in [("Red", 0xffff_0000), ("Green", 0xff00_ff00), ("Blue", 0xff00_00ff)].into_iter().enumerate() {
+        c.send(&format!(r#"{{"op":"add_participant","id":"p{i}","name":"{name}"}}"#));
+        let port = add_track(&mut c, &format!("p{i}"), "video", "VP8", 96);
+        senders.push(sender(argb, port));
+    }
+    (c, since, senders)
+}
+
 /// Index of the newest part at or after item `since` that starts a segment (a keyframe).
 fn last_segment_start(items: &[Received], since: usize) -> Option<usize> {
     (since..items.len()).rev().find(|&i| items[i].header["kind"] == "part" && items[i].header["segment_start"] == true)
@@ -253,16 +269,7 @@ fn composites_a_changing_room_into_regular_cmaf_parts() {
 
     // Each phase waits for the change to show in the output (not for a fixed time, which a
     // busy CI machine can overrun), with a generous timeout; see `await_grid`.
-    let mut c = Compositor::start(&dir);
-    c.wait_for("the init segment", Duration::from_secs(20), |items| items.iter().any(|r| r.header["kind"] == "init"));
-
-    let since = c.count();
-    let mut senders = Vec::new();
-    for (i, (name, argb)) in [("Red", 0xffff_0000), ("Green", 0xff00_ff00), ("Blue", 0xff00_00ff)].into_iter().enumerate() {
-        c.send(&format!(r#"{{"op":"add_participant","id":"p{i}","name":"{name}"}}"#));
-        let port = add_track(&mut c, &format!("p{i}"), "video", "VP8", 96);
-        senders.push(video_sender(argb, port));
-    }
+    let (mut c, since, mut senders) = start_red_green_blue(&dir, video_sender);
     let port = add_track(&mut c, "p0", "audio", "opus", 111);
     senders.push(audio_sender(port));
     c.send("this is not json"); // must be reported, not fatal
@@ -463,15 +470,7 @@ fn every_tile_is_live_again_soon_after_the_host_was_starved() {
     gst::init().unwrap();
     let dir = temp_dir("starved");
     use Tile::*;
-    let mut c = Compositor::start(&dir);
-    c.wait_for("the init segment", Duration::from_secs(20), |items| items.iter().any(|r| r.header["kind"] == "init"));
-    let since = c.count();
-    let mut senders = Vec::new();
-    for (i, (name, argb)) in [("Red", 0xffff_0000), ("Green", 0xff00_ff00), ("Blue", 0xff00_00ff)].into_iter().enumerate() {
-        c.send(&format!(r#"{{"op":"add_participant","id":"p{i}","name":"{name}"}}"#));
-        let port = add_track(&mut c, &format!("p{i}"), "video", "VP8", 96);
-        senders.push(rare_key_sender(argb, port, 20));
-    }
+    let (mut c, since, senders) = start_red_green_blue(&dir, |argb, port| rare_key_sender(argb, port, 20));
     await_grid(&c, since, &[Red, Green, Blue, Placeholder], "three participants", &dir.join("before.mp4"));
 
     let pid = c.pid().to_string();
