@@ -470,7 +470,7 @@ fn every_tile_is_live_again_soon_after_the_host_was_starved() {
     gst::init().unwrap();
     let dir = temp_dir("starved");
     use Tile::*;
-    let (mut c, since, senders) = start_red_green_blue(&dir, |argb, port| rare_key_sender(argb, port, 20));
+    let (c, since, senders) = start_red_green_blue(&dir, |argb, port| rare_key_sender(argb, port, 20));
     await_grid(&c, since, &[Red, Green, Blue, Placeholder], "three participants", &dir.join("before.mp4"));
 
     let pid = c.pid().to_string();
