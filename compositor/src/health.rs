@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::keyframes::KeyframeWatch;
+use crate::keyframes::{KeyframeWatch, Reason};
 
 /// An input that fails is rebuilt this many times at most, then left out.
 pub const MAX_RESTARTS: u32 = 5;
@@ -65,13 +65,7 @@ impl InputHealth {
     /// A look at a video input's counters: `Some(waited)` the first time a decoded frame is
     /// seen (how long the first picture took), and whether to ask the publisher for a keyframe
     /// (see [`KeyframeWatch`]).
-    pub fn video(
-        &mut self,
-        now: Instant,
-        packets: u64,
-        frames: u64,
-        upstream: u64,
-    ) -> (Option<Duration>, Option<crate::keyframes::Reason>) {
+    pub fn video(&mut self, now: Instant, packets: u64, frames: u64, upstream: u64) -> (Option<Duration>, Option<Reason>) {
         let first = if frames > 0 { self.waiting_since.take().map(|since| now.saturating_duration_since(since)) } else { None };
         let watch = self.keyframes.get_or_insert_with(|| KeyframeWatch::new(now));
         (first, watch.observe(now, packets, frames, upstream))

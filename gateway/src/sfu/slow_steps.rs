@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::clock::ThreadUsage;
 
-/// A step (one datagram) that holds the worker this long is counted.
+/// A step (a datagram, or a command from signaling) that holds the worker this long is slow:
+/// datagrams are counted here, commands logged one by one (they are rare).
 pub const SLOW_STEP: Duration = Duration::from_millis(20);
 /// At most one summary per this long.
 pub const WINDOW: Duration = Duration::from_secs(5);

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc::UnboundedSender, oneshot};
 use super::netfault::Way;
 use super::quality::QualitySample;
 use super::router::{Input, LegEvent, Output, Router, RouterCommand, RouterConfig, HOUSEKEEPING_EVERY};
-use super::slow_steps::SlowSteps;
+use super::slow_steps::{SlowSteps, SLOW_STEP};
 use super::stats::WorkerStats;
 use crate::clock::ThreadUsage;
 use crate::outbox::Outbox;
@@ -29,8 +29,6 @@ use crate::store::StatsSample;
 
 /// Longest wait for a datagram before commands are looked at again.
 const COMMAND_LATENCY: Duration = Duration::from_millis(5);
-/// A command that holds the worker this long is logged (media waits meanwhile).
-const SLOW_COMMAND: Duration = Duration::from_millis(20);
 
 pub enum Command {
     Join {
@@ -344,7 +342,7 @@ impl Worker {
                         let (kind, started, usage) = (cmd.kind(), Instant::now(), ThreadUsage::now());
                         self.handle_command(cmd);
                         let took = started.elapsed();
-                        if took >= SLOW_COMMAND {
+                        if took >= SLOW_STEP {
                             let used = ThreadUsage::now().since(usage);
                             tracing::warn!(
                                 worker = self.index,
