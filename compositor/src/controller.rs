@@ -53,10 +53,22 @@ struct Controller {
     /// Keyframe requests passed on to the gateway since the start.
     keyframe_requests: u64,
     shutting_down: Option<Instant>,
+    /// The start-up's milestones; None once the first part's timeline has been logged.
+    startup: Option<Startup>,
+}
+
+/// When the run began, GStreamer was loaded, the pipeline was built and reached PLAYING.
+#[derive(Clone, Copy)]
+struct Startup {
+    began: Instant,
+    gst_ready: Instant,
+    built: Instant,
+    playing: Option<Instant>,
 }
 
 /// Run one broadcast until shutdown. Returns the process exit code.
 pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
+    let began = Instant::now();
     let (ctl_tx, ctl_rx) = mpsc::channel::<Msg>();
     let (item_tx, item_rx) = mpsc::sync_channel::<Item>(1024);
 
@@ -78,6 +90,10 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
         }
     })?;
 
+    // Timed apart from building the pipeline: on a loaded host loading GStreamer and its
+    // plugins is a visible part of a broadcast's start.
+    gst::init()?;
+    let gst_ready = Instant::now();
     let mut pipeline = match Pipeline::new(settings.clone(), item_tx.clone()) {
         Ok(p) => p,
         Err(e) => {
@@ -88,6 +104,8 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
             return Ok(1);
         }
     };
+
+    let built = Instant::now();
 
     // SR mappings arrive on streaming threads; the lip sync state lives here.
     let tx = Mutex::new(ctl_tx.clone());
@@ -148,6 +166,7 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
         lipsync: LipSync::new(),
         keyframe_requests: 0,
         shutting_down: None,
+        startup: Some(Startup { began, gst_ready, built, playing: None }),
     };
     if let Err(e) = c.pipeline.apply_scene(&c.room.scene()).and_then(|_| c.pipeline.play()) {
         error!("cannot start the pipeline: {e:#}");
@@ -194,6 +213,7 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
                 }
             },
             Some(Msg::Tick) => {
+                c.check_first_part();
                 c.check_resumed();
                 c.check_keyframes();
                 if last_stats.elapsed() >= stats_interval {
@@ -402,6 +422,11 @@ impl Controller {
             }
             MessageView::StateChanged(s) if msg.src() == Some(self.pipeline.pipeline().upcast_ref::<gst::Object>()) => {
                 debug!("pipeline {:?} → {:?}", s.old(), s.current());
+                if let Some(Startup { playing: playing @ None, .. }) = &mut self.startup {
+                    if s.current() == gst::State::Playing {
+                        *playing = Some(Instant::now());
+                    }
+                }
             }
             _ => {}
         }
@@ -416,6 +441,16 @@ impl Controller {
         let pid = self.room.track(track_id).map(|t| t.participant_id.clone()).unwrap_or_default();
         warn!(track_id, "input stalled");
         self.emit(Item::Event(Event::InputStalled { track_id: track_id.to_owned(), participant_id: pid.to_owned() }));
+    }
+
+    /// Once: where the time from start to the first part went (a slow go-live is seen here).
+    fn check_first_part(&mut self) {
+        let Some(s) = self.startup else { return };
+        let Some(stages) = self.pipeline.first_frame().describe(s.began) else { return };
+        self.startup = None;
+        let at = |t: Instant| format!("+{} ms", t.saturating_duration_since(s.began).as_millis());
+        let playing = s.playing.map_or("never".to_string(), at);
+        info!("first part out: GStreamer loaded {}, pipeline built {}, playing {playing}, {stages}", at(s.gst_ready), at(s.built));
     }
 
     fn check_resumed(&mut self) {

@@ -411,10 +411,14 @@ impl Pipeline {
             gst::PadProbeType::BUFFER,
             move |pad, info| {
                 let now = Instant::now();
-                c.frames_out.fetch_add(1, Ordering::Relaxed);
+                let first = c.frames_out.fetch_add(1, Ordering::Relaxed) == 0;
                 if let Some(rt) = info.buffer().and_then(|b| running_time_ns(pad, b)) {
                     c.timing.lock().unwrap().composed(rt, now);
                     let now_rt = pad.parent_element().and_then(|e| e.current_running_time());
+                    if first {
+                        let behind = now_rt.map_or(0, |n| n.nseconds().saturating_sub(rt));
+                        c.timing.lock().unwrap().first_composed_late(behind);
+                    }
                     if let Some(late) = now_rt.and_then(|n| catchup::lateness(rt, n.nseconds(), mixer_latency)) {
                         c.mixer_catchups.fetch_add(1, Ordering::Relaxed);
                         let qos = gst::event::Qos::new(gst::QOSType::Underflow, 1.0, late as i64, gst::ClockTime::from_nseconds(rt));
@@ -489,6 +493,11 @@ impl Pipeline {
 
     pub fn stop(&self) {
         let _ = self.pipeline.set_state(gst::State::Null);
+    }
+
+    /// When the output's first frame was composed, encoded and sent in a part.
+    pub fn first_frame(&self) -> crate::timing::FirstFrame {
+        self.counters.timing.lock().unwrap().first_frame()
     }
 
     pub fn recalculate_latency(&self) {

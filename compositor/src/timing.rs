@@ -61,6 +61,35 @@ impl Interval {
     }
 }
 
+/// When the output's first frame passed each stage: where a slow start (the time from
+/// "compositor started" to the first part the viewers can get) went.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FirstFrame {
+    pub composed: Option<Instant>,
+    /// How far the first composed frame's running time was behind the pipeline clock's
+    /// running time when it left the mixer (ns; 0 when ahead). The mixer's own latency is
+    /// part of it: a live mixer outputs time t once the clock reaches t + its latency.
+    pub composed_late_ns: u64,
+    pub encoded: Option<Instant>,
+    pub part: Option<Instant>,
+}
+
+impl FirstFrame {
+    /// "composed +a ms (b ms late), encoded +c ms, first part +d ms", relative to `since`;
+    /// None until the first part is out.
+    pub fn describe(&self, since: Instant) -> Option<String> {
+        let at = |t: Option<Instant>| t.map(|t| t.saturating_duration_since(since).as_millis());
+        let part = at(self.part)?;
+        let fmt = |t: Option<u128>| t.map_or("never".to_string(), |ms| format!("+{ms} ms"));
+        Some(format!(
+            "composed {} ({} ms behind the clock), encoded {}, first part +{part} ms",
+            fmt(at(self.composed)),
+            self.composed_late_ns / 1_000_000,
+            fmt(at(self.encoded)),
+        ))
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct FrameTiming {
     /// Composed, not yet out of the encoder; in running-time order.
@@ -68,6 +97,7 @@ pub struct FrameTiming {
     /// Out of the encoder, not yet in a written part: (running time, composed).
     encoded: VecDeque<(u64, Instant)>,
     interval: Interval,
+    first: FirstFrame,
 }
 
 impl FrameTiming {
@@ -77,6 +107,7 @@ impl FrameTiming {
 
     /// A frame with running time `rt_ns` left the compositor.
     pub fn composed(&mut self, rt_ns: u64, now: Instant) {
+        self.first.composed.get_or_insert(now);
         if self.in_flight.len() >= MAX_IN_FLIGHT {
             self.in_flight.pop_front();
         }
@@ -107,6 +138,7 @@ impl FrameTiming {
             self.encoded.pop_front();
         }
         self.encoded.push_back((rt_ns, f.composed));
+        self.first.encoded.get_or_insert(now);
         let took = now.saturating_duration_since(f.encode_start?);
         let iv = &mut self.interval;
         iv.frames_encoded += 1;
@@ -120,6 +152,7 @@ impl FrameTiming {
     /// range) left the compositor; None if no encoded frame falls in the range. Frames before
     /// `end_ns` are forgotten (they belong to this part or to earlier ones).
     pub fn part_written(&mut self, start_ns: u64, end_ns: u64, now: Instant) -> Option<Duration> {
+        self.first.part.get_or_insert(now);
         let last = self.encoded.iter().rposition(|(rt, _)| *rt < end_ns)?;
         let (rt, composed) = self.encoded[last];
         self.encoded.drain(..=last);
@@ -130,6 +163,15 @@ impl FrameTiming {
         let max = &mut self.interval.part_age_max;
         *max = Some(max.map_or(age, |m| m.max(age)));
         Some(age)
+    }
+
+    /// The first composed frame was `late_ns` behind the clock.
+    pub fn first_composed_late(&mut self, late_ns: u64) {
+        self.first.composed_late_ns = late_ns;
+    }
+
+    pub fn first_frame(&self) -> FirstFrame {
+        self.first
     }
 
     /// The interval's figures; starts a new interval.
@@ -186,6 +228,21 @@ mod tests {
         // a new interval starts empty
         let iv = t.take_interval();
         assert_eq!((iv.frames_encoded, iv.encode_ms_avg(), iv.encode_ms_max()), (0, None, None));
+    }
+
+    #[test]
+    fn the_first_frame_is_followed_to_its_part() {
+        let t0 = Instant::now();
+        let mut t = FrameTiming::new();
+        assert_eq!(t.first_frame().describe(t0), None);
+        t.composed(0, t0 + 100 * MS);
+        t.first_composed_late(40_000_000);
+        t.encode_started(0, t0 + 101 * MS);
+        t.encoded(0, t0 + 150 * MS);
+        assert_eq!(t.first_frame().describe(t0), None, "no part yet");
+        run_frames(&mut t, t0 + 200 * MS, 1..10);
+        t.part_written(0, 10 * FRAME, t0 + 900 * MS);
+        assert_eq!(t.first_frame().describe(t0).unwrap(), "composed +100 ms (40 ms behind the clock), encoded +150 ms, first part +900 ms");
     }
 
     #[test]

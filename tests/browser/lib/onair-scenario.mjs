@@ -45,7 +45,8 @@ async function encoding(p) {
  * @param {{ browser: import('playwright-core').Browser, gw: { url: string }, publishers: number, preset: 'hd'|'sd'|'low',
  *   lateJoin?: boolean, leave?: boolean, camera?: boolean, compositorRestart?: boolean, iceRestart?: boolean, timeoutMs?: number,
  *   log?: (s: string) => void }} o
- * @returns {Promise<{ goLiveMs: number, lateJoinMs?: number, leaveMs?: number, iceRestartMs?: number, cameraOffMs?: number, cameraOnMs?: number }>}
+ * `…Ms`: until the first part showing it was listed; `…SeenMs`: until a look saw it.
+ * @returns {Promise<{ goLiveMs: number, goLiveSeenMs: number, lateJoinMs?: number, lateJoinSeenMs?: number, leaveMs?: number, iceRestartMs?: number, cameraOffMs?: number, cameraOnMs?: number }>}
  */
 export async function onAirRun(o) {
   const { browser, gw, publishers: n, preset } = o;
@@ -63,6 +64,7 @@ export async function onAirRun(o) {
     await api(gw.url, 'POST', `/api/rooms/${encodeURIComponent(roomId)}/broadcast`, {});
     const live = await waitTiles(gw.url, roomId, pages.map((p) => p.colour), { timeoutMs });
     result.goLiveMs = live.at - t0;
+    result.goLiveSeenMs = live.seenAt - t0;
     const history = (w) => w.seen.map((x) => `+${x.at - t0}ms ${x.error ?? x.tiles.join(',')}`).join(' | ');
     log(`go-live → all ${n} tiles: ${result.goLiveMs} ms`);
     if (process.env.ROOMCAST_ONAIR_VERBOSE) console.log(`  seen: ${history(live)}`);
@@ -72,6 +74,7 @@ export async function onAirRun(o) {
       pages.push(late);
       const seen = await waitTiles(gw.url, roomId, pages.map((p) => p.colour), { timeoutMs });
       result.lateJoinMs = seen.at - late.joinedAt;
+      result.lateJoinSeenMs = seen.seenAt - late.joinedAt;
       log(`late join (joined → its tile): ${result.lateJoinMs} ms`);
       if (process.env.ROOMCAST_ONAIR_VERBOSE) {
         console.log(`  seen: ${history(seen)} (one look every ${seen.pollMs} ms)`);

@@ -86,11 +86,17 @@ function parsePlaylist(text, base) {
   const lines = text.split('\n').map((l) => l.trim());
   const map = lines.find((l) => l.startsWith('#EXT-X-MAP:'));
   const uri = (l) => /URI="([^"]+)"/.exec(l)?.[1];
-  const parts = lines.filter((l) => l.startsWith('#EXT-X-PART:')).map((l) => ({ url: new URL(uri(l), base).href, independent: /INDEPENDENT=YES/.test(l) }));
-  // Discontinuities so far (one per compositor restart): the sequence plus the tags listed.
+  // Discontinuities so far (one per compositor restart): the sequence plus the tags listed;
+  // each part knows how many came before it.
   const discSeq = Number(lines.find((l) => l.startsWith('#EXT-X-DISCONTINUITY-SEQUENCE:'))?.split(':')[1] ?? 0);
-  const disc = discSeq + lines.filter((l) => l === '#EXT-X-DISCONTINUITY').length;
-  return { init: map ? new URL(uri(map), base).href : null, parts, ended: lines.includes('#EXT-X-ENDLIST'), disc };
+  let disc = discSeq;
+  const parts = [];
+  for (const l of lines) {
+    if (l === '#EXT-X-DISCONTINUITY') disc += 1;
+    if (l.startsWith('#EXT-X-PART:')) parts.push({ url: new URL(uri(l), base).href, independent: /INDEPENDENT=YES/.test(l), disc });
+  }
+  const hint = lines.find((l) => l.startsWith('#EXT-X-PRELOAD-HINT:'));
+  return { init: map ? new URL(uri(map), base).href : null, parts, ended: lines.includes('#EXT-X-ENDLIST'), disc, next: hint ? uri(hint) : null };
 }
 
 async function bytes(url) {
@@ -153,9 +159,58 @@ export function nameOf(rgb) {
 }
 
 /**
+ * When each part was first listed in the playlist, as an LL-HLS player learns it: a blocking
+ * playlist reload (`_HLS_msn`/`_HLS_part`) for the part after the newest one, answered as soon
+ * as that part is published. A look at the picture is much slower than a part (an ffmpeg
+ * decode beside the browsers on two cores: 0.4–2.7 s), so it tells what is served, and these
+ * times tell when it was first served. Stop with `stop()`.
+ */
+export function partArrivals(base, roomId) {
+  const playlistUrl = `${base}/hls/${encodeURIComponent(roomId)}/index.m3u8`;
+  const firstListed = new Map();
+  let running = true;
+  const loop = (async () => {
+    let next = null;
+    while (running) {
+      const m = next && /part-(\d+)\.(\d+)\.m4s/.exec(next);
+      const url = m ? `${playlistUrl}?_HLS_msn=${m[1]}&_HLS_part=${m[2]}` : playlistUrl;
+      try {
+        const res = await fetch(url, { signal: AbortSignal.timeout(10000) });
+        const at = Date.now();
+        if (!res.ok) throw new Error(`playlist → ${res.status}`);
+        const pl = parsePlaylist(await res.text(), playlistUrl);
+        for (const p of pl.parts) if (!firstListed.has(p.url)) firstListed.set(p.url, at);
+        if (pl.ended) break;
+        next = pl.next;
+      } catch {
+        next = null;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  })();
+  return {
+    at: (url) => firstListed.get(url),
+    stop: async () => {
+      running = false;
+      await loop;
+    },
+  };
+}
+
+/** The tiles of the last picture of `init` + `parts`. */
+async function tilesOf(init, parts, n) {
+  const body = Buffer.concat([await bytes(init), ...(await Promise.all(parts.map((p) => bytes(p.url))))]);
+  const W = 256;
+  const H = 144;
+  const frame = await lastFrame(body, W, H);
+  return gridSlots(n).map((slot) => nameOf(sample(frame, W, 1280 / W, slot)));
+}
+
+/**
  * The newest picture the gateway serves for `roomId` (from the last independent part to the
- * newest part), as the colour name of each of the `n` grid tiles, in slot order.
- * @returns {Promise<{ at: number, tiles: string[], parts: number, ended: boolean, disc: number }>}
+ * newest part), as the colour name of each of the `n` grid tiles, in slot order; with the
+ * playlist it came from (`pl`) and the index of the newest part in it.
+ * @returns {Promise<{ at: number, tiles: string[], parts: number, ended: boolean, disc: number, pl?: object, newest?: number }>}
  */
 export async function servedTiles(base, roomId, n) {
   const playlistUrl = `${base}/hls/${encodeURIComponent(roomId)}/index.m3u8`;
@@ -169,12 +224,31 @@ export async function servedTiles(base, roomId, n) {
   });
   if (!pl.init || start < 0) return { at, tiles: [], parts: 0, ended: pl.ended, disc: pl.disc };
   const chosen = pl.parts.slice(start);
-  const body = Buffer.concat([await bytes(pl.init), ...(await Promise.all(chosen.map((p) => bytes(p.url))))]);
-  const W = 256;
-  const H = 144;
-  const frame = await lastFrame(body, W, H);
-  const tiles = gridSlots(n).map((slot) => nameOf(sample(frame, W, 1280 / W, slot)));
-  return { at, tiles, parts: chosen.length, ended: pl.ended, disc: pl.disc };
+  const tiles = await tilesOf(pl.init, chosen, n);
+  return { at, tiles, parts: chosen.length, ended: pl.ended, disc: pl.disc, pl, newest: pl.parts.length - 1 };
+}
+
+/**
+ * The first part of `pl` whose picture shows `expected`, among the parts of discontinuity
+ * `minDisc` or later listed after `after` (a part URL; when it is not listed, all of them) up to
+ * the newest, which does: a binary search, each look decoding from that part's last independent
+ * part. Assumes that once shown, it stays.
+ */
+async function firstPartShowing(pl, n, expected, after, minDisc) {
+  let lo = Math.max(pl.parts.findIndex((p) => p.url === after) + 1, pl.parts.findIndex((p) => p.disc >= minDisc), 0);
+  let hi = pl.parts.length - 1;
+  const shows = async (k) => {
+    let start = k;
+    while (start > 0 && !pl.parts[start].independent && pl.parts[start - 1].disc === pl.parts[k].disc) start -= 1;
+    if (!pl.parts[start].independent) return false;
+    return tilesMatch(await tilesOf(pl.init, pl.parts.slice(start, k + 1), n), expected);
+  };
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (await shows(mid)) hi = mid;
+    else lo = mid + 1;
+  }
+  return pl.parts[hi];
 }
 
 /** Do the served tiles show exactly these colour names (any order)? */
@@ -188,32 +262,53 @@ export function tilesMatch(tiles, expected) {
 /**
  * Polls the served picture until its tiles show `expected` (colour names and 'placeholder',
  * any order); returns when that was first seen and the history of what was seen before.
+ * `at`: when the first part showing it was first listed in the playlist (what a player
+ * following the live edge could have had; see `partArrivals`), or, when that is not known,
+ * the look that saw it. `seenAt`: the look that saw it (later by up to one look, `pollMs`).
  */
 export async function waitTiles(base, roomId, expected, { timeoutMs = 30000, intervalMs = 250, minDisc = 0 } = {}) {
   const deadline = Date.now() + timeoutMs;
   const seen = [];
   const started = Date.now();
+  const arrivals = partArrivals(base, roomId);
   let polls = 0;
-  for (;;) {
-    polls += 1;
-    let got;
-    try {
-      got = await servedTiles(base, roomId, expected.length);
-    } catch (e) {
-      got = { at: Date.now(), tiles: [], error: String(e.message ?? e) };
+  let lastNewest = null;
+  try {
+    for (;;) {
+      polls += 1;
+      let got;
+      try {
+        got = await servedTiles(base, roomId, expected.length);
+      } catch (e) {
+        got = { at: Date.now(), tiles: [], error: String(e.message ?? e) };
+      }
+      const last = seen[seen.length - 1];
+      const key = JSON.stringify(got.tiles) + (got.error ?? '');
+      if (!last || last.key !== key) seen.push({ key, at: got.at, tiles: got.tiles, error: got.error });
+      // `minDisc`: only a picture from after that many discontinuities (a restarted compositor's).
+      // `pollMs`: the mean time between two looks at the served picture (how coarse `seenAt` is).
+      if ((got.disc ?? 0) >= minDisc && tilesMatch(got.tiles, expected)) {
+        // The earliest part that shows it, among those listed since the previous look (a part
+        // of an earlier discontinuity never counts).
+        let at = got.at;
+        try {
+          const first = await firstPartShowing(got.pl, expected.length, expected, lastNewest, minDisc);
+          at = Math.min(arrivals.at(first.url) ?? got.at, got.at);
+        } catch {
+          // the look's time stands
+        }
+        return { at, seenAt: got.at, seen, disc: got.disc, pollMs: Math.round((Date.now() - started) / polls) };
+      }
+      if (got.pl && got.newest !== undefined) lastNewest = got.pl.parts[got.newest]?.url ?? lastNewest;
+      if (Date.now() > deadline) {
+        const err = new Error(`the served picture never showed ${JSON.stringify(expected)} within ${timeoutMs} ms; seen: ${seen.map((s) => `${new Date(s.at).toISOString().slice(11, 23)} ${s.error ?? JSON.stringify(s.tiles)}`).join(' | ')}`);
+        err.seen = seen;
+        throw err;
+      }
+      await new Promise((r) => setTimeout(r, intervalMs));
     }
-    const last = seen[seen.length - 1];
-    const key = JSON.stringify(got.tiles) + (got.error ?? '');
-    if (!last || last.key !== key) seen.push({ key, at: got.at, tiles: got.tiles, error: got.error });
-    // `minDisc`: only a picture from after that many discontinuities (a restarted compositor's).
-    // `pollMs`: the mean time between two looks at the served picture (how coarse `at` is).
-    if ((got.disc ?? 0) >= minDisc && tilesMatch(got.tiles, expected)) return { at: got.at, seen, disc: got.disc, pollMs: Math.round((Date.now() - started) / polls) };
-    if (Date.now() > deadline) {
-      const err = new Error(`the served picture never showed ${JSON.stringify(expected)} within ${timeoutMs} ms; seen: ${seen.map((s) => `${new Date(s.at).toISOString().slice(11, 23)} ${s.error ?? JSON.stringify(s.tiles)}`).join(' | ')}`);
-      err.seen = seen;
-      throw err;
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
+  } finally {
+    await arrivals.stop();
   }
 }
 
