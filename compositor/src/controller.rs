@@ -222,6 +222,7 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
                 }
             }
             Some(Msg::Sync(track_id, mapping)) => {
+                debug!(track_id, ntp_ms = mapping.ntp_ns / 1_000_000, running_ms = mapping.running_ns / 1_000_000, "sender report");
                 let update = c.lipsync.observe(&track_id, mapping);
                 c.apply_sync(&track_id, update);
             }

@@ -88,7 +88,7 @@ pub struct Config {
     pub max_compositor_restarts: u32,
     /// Watchdog: a compositor that publishes no part for this many part durations while it
     /// used no CPU for 2 s is restarted (3 × 333 ms by default); one that is busy but behind gets
-    /// 6 × as long.
+    /// 6 × as long, one still composing frames 20 s.
     #[arg(long, env = "ROOMCAST_STALL_PARTS", default_value_t = 3)]
     pub stall_parts: u32,
     /// A broadcast stops by itself once its room has had no publisher (nobody sending a track)

@@ -152,9 +152,18 @@ pub const HEALTHY_RUN: Duration = Duration::from_secs(1);
 /// A compositor that produces nothing this long after starting is stuck too.
 pub const FIRST_PART_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// A compositor whose frame count (its `stats`) grew within this long is composing.
+pub const COMPOSING_WINDOW: Duration = Duration::from_secs(5);
+/// A compositor that keeps composing frames but publishes no part is replaced only after this
+/// long. Seen with three Chromium publishers and a late joiner on 2 cores: 7 frames a second
+/// composed and encoded, no part for 6 s, then a restart that blanked every tile for 15 s
+/// more (a new process to start on the starved host, and a keyframe per tile). Waiting shows
+/// every tile again as soon as the host lets the compositor catch up.
+pub const COMPOSING_STALL: Duration = Duration::from_secs(20);
+
 /// One compositor run as its watchdog sees it: when it started, when parts came, whether it
-/// used CPU. The supervisor's loop tells it what happened and asks it at each look whether the
-/// run is stuck; nothing here reads a clock or a process.
+/// used CPU and composed frames. The supervisor's loop tells it what happened and asks it at
+/// each look whether the run is stuck; nothing here reads a clock or a process.
 #[derive(Debug, Clone)]
 pub struct RunWatch {
     policy: RestartPolicy,
@@ -163,12 +172,28 @@ pub struct RunWatch {
     first_part: Option<Instant>,
     last_part: Option<Instant>,
     cpu: CpuWindow,
+    /// The newest frame count and when it last grew.
+    frames: Option<(u64, Instant)>,
 }
 
 impl RunWatch {
     /// A run started at `spawned` that should publish a part every `part`.
     pub fn new(policy: RestartPolicy, part: Duration, spawned: Instant) -> Self {
-        Self { policy, part, spawned, first_part: None, last_part: None, cpu: CpuWindow::default() }
+        Self { policy, part, spawned, first_part: None, last_part: None, cpu: CpuWindow::default(), frames: None }
+    }
+
+    /// The compositor's stats at `now` say it has composed `frames_out` frames so far.
+    pub fn frames(&mut self, frames_out: u64, now: Instant) {
+        match self.frames {
+            Some((n, _)) if frames_out <= n => {}
+            _ => self.frames = Some((frames_out, now)),
+        }
+    }
+
+    /// Did the frame count grow within [`COMPOSING_WINDOW`] of `now`? (The first count only
+    /// says it started composing.)
+    fn composing(&self, now: Instant) -> bool {
+        self.frames.is_some_and(|(_, at)| now.saturating_duration_since(at) < COMPOSING_WINDOW)
     }
 
     /// A part was published at `now`.
@@ -183,6 +208,8 @@ impl RunWatch {
         let busy = self.cpu.observe(now, cpu);
         let silent = now.saturating_duration_since(self.last_part.unwrap_or(self.spawned));
         let stuck = match self.last_part {
+            // A stopped or deadlocked process uses no CPU: its last frames do not save it.
+            Some(_) if busy && self.composing(now) => silent > COMPOSING_STALL,
             Some(_) => self.policy.is_stalled(silent, self.part, busy),
             None => silent > FIRST_PART_TIMEOUT,
         };
@@ -324,6 +351,38 @@ mod tests {
             }
         }
         assert!(verdict.is_some(), "a compositor silent for 6.5 s is replaced even while busy");
+
+        // Silent but still composing frames (its stats say so): 20 s, whatever the CPU time says.
+        let mut w = RunWatch::new(policy, part, t0);
+        w.part(t0 + ms(2_000));
+        w.frames(100, t0 + ms(2_000));
+        let mut replaced_at = None;
+        for look in (2_166..=30_000).step_by(166) {
+            if look % 2_000 < 166 {
+                w.frames(100 + look / 150, t0 + ms(look)); // ~7 frames a second
+            }
+            if w.look(t0 + ms(look), Some(10 + look / 100)).is_some() {
+                replaced_at = Some(look);
+                break;
+            }
+        }
+        let at = replaced_at.expect("a compositor silent for 28 s is replaced even while it composes");
+        assert!(at > 22_000, "replaced after {at} ms while composing");
+        // Its frames stop while it keeps using CPU: back to the busy rule (6 s of silence).
+        let mut w = RunWatch::new(policy, part, t0);
+        w.part(t0 + ms(2_000));
+        w.frames(100, t0 + ms(2_000));
+        assert_eq!(w.look(t0 + ms(2_100), Some(5)), None);
+        w.frames(100, t0 + ms(4_000)); // no growth
+        assert_eq!(w.look(t0 + ms(6_000), Some(10)), None, "composing: frames grew 4 s ago");
+        assert_eq!(w.look(t0 + ms(7_900), Some(20)), None, "busy, silent under 6 s");
+        assert_eq!(w.look(t0 + ms(8_100), Some(30)), Some(ms(6_100)), "busy, no longer composing: 6 s");
+        // Stopped (no CPU) right after its last frames: replaced after 3 parts as before.
+        let mut w = RunWatch::new(policy, part, t0);
+        w.part(t0 + ms(2_000));
+        w.frames(100, t0 + ms(2_000));
+        assert_eq!(w.look(t0 + ms(2_500), Some(10)), None);
+        assert_eq!(w.look(t0 + ms(3_100), Some(10)), Some(ms(1_100)));
 
         // Healthy: parts for a second or more before dying.
         let mut w = RunWatch::new(policy, part, t0);

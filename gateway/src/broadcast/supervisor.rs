@@ -163,6 +163,7 @@ impl Supervisor {
                     Ok(Some(Item::Event(ev))) => {
                         tracing::debug!(room = %self.room, event = ?ev, "compositor event");
                         if let Event::Stats(stats) = &ev {
+                            watch.frames(stats.frames_out, Instant::now());
                             self.set(|s| s.figures.apply_stats(stats));
                         }
                         for action in leg_actions(&ev, |id| roster.tracks.contains_key(id)) {
