@@ -18,6 +18,7 @@ use crate::lipsync::{LipSync, Mapping, Update};
 use crate::output::{write_item, Item};
 use crate::pipeline::{Owner, Pipeline, Settings};
 use crate::room::{Effect, Room};
+use crate::timing::PartSilence;
 use compositor_protocol::command::{self as control, Command, Kind, TrackSpec};
 use compositor_protocol::{Event, Stats, Tile};
 
@@ -55,6 +56,7 @@ struct Controller {
     shutting_down: Option<Instant>,
     /// The start-up's milestones; None once the first part's timeline has been logged.
     startup: Option<Startup>,
+    part_silence: PartSilence,
 }
 
 /// When the run began, GStreamer was loaded, the pipeline was built and reached PLAYING.
@@ -167,6 +169,7 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
         keyframe_requests: 0,
         shutting_down: None,
         startup: Some(Startup { began, gst_ready, built, playing: None }),
+        part_silence: PartSilence::default(),
     };
     if let Err(e) = c.pipeline.apply_scene(&c.room.scene()).and_then(|_| c.pipeline.play()) {
         error!("cannot start the pipeline: {e:#}");
@@ -214,6 +217,7 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
             },
             Some(Msg::Tick) => {
                 c.check_first_part();
+                c.check_part_silence();
                 c.check_resumed();
                 c.check_keyframes();
                 if last_stats.elapsed() >= stats_interval {
@@ -452,6 +456,15 @@ impl Controller {
         let at = |t: Instant| format!("+{} ms", t.saturating_duration_since(s.began).as_millis());
         let playing = s.playing.map_or("never".to_string(), at);
         info!("first part out: GStreamer loaded {}, pipeline built {}, playing {playing}, {stages}", at(s.gst_ready), at(s.built));
+    }
+
+    /// No part for a while (the muxer or something before it stopped): where the output
+    /// chain stands, so the log shows which stage is behind.
+    fn check_part_silence(&mut self) {
+        let parts = self.pipeline.counters.parts_out.load(Ordering::Relaxed);
+        if let Some(silent) = self.part_silence.observe(parts, Instant::now()) {
+            warn!(silent_ms = silent.as_millis() as u64, path = self.pipeline.output_path(), "no part out for a while");
+        }
     }
 
     fn check_resumed(&mut self) {

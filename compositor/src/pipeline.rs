@@ -33,6 +33,7 @@ use crate::layout::Rect;
 use crate::lipsync::{ntp_to_ns, parse_sender_report, sr_running_time, Mapping, MAX_DELAY_NS};
 use crate::output::Item;
 use crate::room::{Scene, ZORDER_BACKGROUND, ZORDER_EMPTY_SLOT, ZORDER_PLACEHOLDER};
+use crate::segments::SegmentKeyframes;
 use crate::timing::FrameTiming;
 use compositor_protocol::command::{Codec, Kind, TrackSpec};
 
@@ -81,6 +82,63 @@ pub struct Counters {
     pub video_frames_in: AtomicU64,
     /// Compositor → encoder → part timing (encode times, part ages).
     pub timing: Mutex<FrameTiming>,
+    /// The running time (ns) of the newest buffer at each stage of the output, to say where
+    /// it stands when no part comes (see `Pipeline::output_path`).
+    pub reached: [AtomicU64; Stage::COUNT],
+}
+
+/// The stages of the output chain whose progress is followed (`Counters::reached`).
+#[derive(Debug, Clone, Copy)]
+pub enum Stage {
+    Composed,
+    Encoded,
+    /// The newest keyframe out of the encoder (every segment starts with one).
+    Keyframe,
+    AudioMixed,
+    AudioEncoded,
+    MuxVideoIn,
+    MuxAudioIn,
+}
+
+impl Stage {
+    pub const COUNT: usize = 7;
+    const ALL: [Stage; Stage::COUNT] =
+        [Stage::Composed, Stage::Encoded, Stage::Keyframe, Stage::AudioMixed, Stage::AudioEncoded, Stage::MuxVideoIn, Stage::MuxAudioIn];
+
+    fn label(self) -> &'static str {
+        match self {
+            Stage::Composed => "composed",
+            Stage::Encoded => "encoded",
+            Stage::Keyframe => "keyframe",
+            Stage::AudioMixed => "audio mixed",
+            Stage::AudioEncoded => "AAC",
+            Stage::MuxVideoIn => "muxer got video",
+            Stage::MuxAudioIn => "muxer got audio",
+        }
+    }
+}
+
+/// Notes the running time of every buffer leaving `element`'s `pad` as `stage` reached.
+fn stage_probe(element: &gst::Element, pad: &str, counters: &Arc<Counters>, stage: Stage) -> Result<()> {
+    let c = counters.clone();
+    element.static_pad(pad).ok_or_else(|| anyhow!("{} has no {pad} pad", element.name()))?.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+        move |pad, info| {
+            let buf = match &info.data {
+                Some(gst::PadProbeData::Buffer(b)) => Some(b.as_ref()),
+                Some(gst::PadProbeData::BufferList(l)) => l.get(l.len().saturating_sub(1)),
+                _ => None,
+            };
+            if let Some((rt, b)) = buf.and_then(|b| Some((running_time_ns(pad, b)?, b))) {
+                c.reached[stage as usize].fetch_max(rt, Ordering::Relaxed);
+                if matches!(stage, Stage::Encoded) && !b.flags().contains(gst::BufferFlags::DELTA_UNIT) {
+                    c.reached[Stage::Keyframe as usize].fetch_max(rt, Ordering::Relaxed);
+                }
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    Ok(())
 }
 
 /// The running time of `buf`, from the segment last seen on `pad` (where it is being pushed).
@@ -271,7 +329,9 @@ impl Pipeline {
             .property_from_str("speed-preset", &s.preset)
             .property_from_str("tune", "zerolatency")
             .property("bitrate", s.bitrate_kbps)
-            .property("key-int-max", segment_frames)
+            // Keyframes come at each segment's first frame by running time (`segments`);
+            // the encoder's own count is only a backstop.
+            .property("key-int-max", segment_frames * 2)
             .property("threads", s.x264_threads)
             // no scene-cut keyframes: every segment starts on a keyframe, nothing else does
             .property("option-string", "scenecut=0")
@@ -281,6 +341,7 @@ impl Pipeline {
             .property("caps", gst::Caps::builder("video/x-h264").field("profile", "high").build())
             .build()?;
         let vmuxq = gst::ElementFactory::make("queue")
+            .name("vmux-queue")
             .property("max-size-buffers", 0u32)
             .property("max-size-bytes", 0u32)
             .property("max-size-time", 2_000_000_000u64)
@@ -300,7 +361,14 @@ impl Pipeline {
             .build();
         let acapsf = gst::ElementFactory::make("capsfilter").property("caps", &acaps).build()?;
         let aconv = make("audioconvert", None)?;
-        let aac = match gst::ElementFactory::make("avenc_aac").name("aac").property("bitrate", 128_000i32).build() {
+        // The fast coder: two thirds of the default (twoloop) one's CPU (1.1 s against 1.8 s
+        // for 60 s of stereo), and audio is what a starved compositor cannot skip.
+        let aac = match gst::ElementFactory::make("avenc_aac")
+            .name("aac")
+            .property("bitrate", 128_000i32)
+            .property_from_str("aac-coder", "fast")
+            .build()
+        {
             Ok(e) => e,
             Err(_) => gst::ElementFactory::make("voaacenc")
                 .name("aac")
@@ -308,7 +376,17 @@ impl Pipeline {
                 .build()
                 .context("creating an AAC encoder (avenc_aac or voaacenc)")?,
         };
+        // The AAC encoder in a thread of its own: audio cannot skip like video (see `catchup`),
+        // and on a starved host one thread mixing and encoding got too little CPU (runnable but
+        // waiting 45–100 % of the time, audio 2–6 s behind the clock, which held every part back).
+        let aencq = gst::ElementFactory::make("queue")
+            .name("aenc-queue")
+            .property("max-size-buffers", 0u32)
+            .property("max-size-bytes", 0u32)
+            .property("max-size-time", 1_000_000_000u64)
+            .build()?;
         let amuxq = gst::ElementFactory::make("queue")
+            .name("amux-queue")
             .property("max-size-buffers", 0u32)
             .property("max-size-bytes", 0u32)
             .property("max-size-time", 2_000_000_000u64)
@@ -391,10 +469,10 @@ impl Pipeline {
                 .build(),
         );
 
-        pipeline.add_many([&vmix, &vcapsf, &vqueue, &x264, &hcaps, &vmuxq, &amix, &acapsf, &aconv, &aac, &amuxq, &mux])?;
+        pipeline.add_many([&vmix, &vcapsf, &vqueue, &x264, &hcaps, &vmuxq, &amix, &acapsf, &aconv, &aencq, &aac, &amuxq, &mux])?;
         pipeline.add(appsink.upcast_ref::<gst::Element>())?;
         gst::Element::link_many([&vmix, &vcapsf, &vqueue, &x264, &hcaps, &vmuxq])?;
-        gst::Element::link_many([&amix, &acapsf, &aconv, &aac, &amuxq])?;
+        gst::Element::link_many([&amix, &acapsf, &aconv, &aencq, &aac, &amuxq])?;
         vmuxq.link(&mux)?;
         amuxq.link(&mux)?;
         mux.link(&appsink)?;
@@ -428,6 +506,25 @@ impl Pipeline {
                 gst::PadProbeReturn::Ok
             },
         );
+        // Every segment starts with a keyframe, however few frames the mixer made (`segments`).
+        let keyframes = Mutex::new(SegmentKeyframes::new(s.segment_ms * 1_000_000));
+        let encoder_sink = x264.static_pad("sink").ok_or_else(|| anyhow!("x264enc has no sink pad"))?;
+        vqueue.static_pad("src").ok_or_else(|| anyhow!("queue has no src pad"))?.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+            if let Some(boundary) = info.buffer().and_then(|b| running_time_ns(pad, b)).and_then(|rt| keyframes.lock().unwrap().frame(rt)) {
+                let ev = gstreamer_video::DownstreamForceKeyUnitEvent::builder()
+                    .running_time(gst::ClockTime::from_nseconds(boundary))
+                    .all_headers(true)
+                    .build();
+                encoder_sink.send_event(ev);
+            }
+            gst::PadProbeReturn::Ok
+        });
+        stage_probe(&vmix, "src", &counters, Stage::Composed)?;
+        stage_probe(&x264, "src", &counters, Stage::Encoded)?;
+        stage_probe(&amix, "src", &counters, Stage::AudioMixed)?;
+        stage_probe(&aac, "src", &counters, Stage::AudioEncoded)?;
+        stage_probe(&vmuxq, "src", &counters, Stage::MuxVideoIn)?;
+        stage_probe(&amuxq, "src", &counters, Stage::MuxAudioIn)?;
         timing_probe(&x264, "sink", &counters, FrameTiming::encode_started)?;
         timing_probe(&x264, "src", &counters, |t, rt, now| {
             t.encoded(rt, now);
@@ -926,6 +1023,50 @@ impl Pipeline {
             depay,
             v.frames.load(Ordering::Relaxed),
         ))
+    }
+
+    /// Where the output chain stands: each stage's newest running time relative to the
+    /// pipeline clock's, and the fill of the queues between them, e.g. "clock 12.300 s;
+    /// composed −0.25 s, encoded −0.27 s, …; queues: encoder 3 frames (100 ms), …".
+    pub fn output_path(&self) -> String {
+        let now = self.pipeline.current_running_time().map(|t| t.nseconds());
+        let stages: Vec<String> = Stage::ALL
+            .iter()
+            .map(|&st| match (self.counters.reached[st as usize].load(Ordering::Relaxed), now) {
+                (0, _) => format!("{} nothing", st.label()),
+                (rt, Some(now)) => format!("{} {:+.2} s", st.label(), (rt as f64 - now as f64) / 1e9),
+                (rt, None) => format!("{} {:.2} s", st.label(), rt as f64 / 1e9),
+            })
+            .collect();
+        let queues: Vec<String> =
+            [("venc-queue", "encoder"), ("vmux-queue", "video mux"), ("aenc-queue", "AAC"), ("amux-queue", "audio mux")]
+                .iter()
+                .filter_map(|(name, label)| {
+                    let q = self.pipeline.by_name(name)?;
+                    Some(format!(
+                        "{label} {} ({} ms)",
+                        q.property::<u32>("current-level-buffers"),
+                        q.property::<u64>("current-level-time") / 1_000_000
+                    ))
+                })
+                .collect();
+        // The latency each mixer works with (upstream latency as its src pad answers it).
+        let latency = |e: &gst::Element| {
+            let mut q = gst::query::Latency::new();
+            e.query(&mut q).then_some(()).map_or("?".to_string(), |_| {
+                let (live, min, _) = q.result();
+                format!("{}{} ms", if live { "" } else { "not live, " }, min.mseconds())
+            })
+        };
+        format!(
+            "clock {:.2} s; {}; queues: {}; latency: pipeline {} ms, video mixer {}, audio mixer {}",
+            now.unwrap_or(0) as f64 / 1e9,
+            stages.join(", "),
+            queues.join(", "),
+            self.pipeline.latency().map_or(0, |l| l.mseconds()),
+            latency(&self.vmix),
+            latency(&self.amix),
+        )
     }
 
     /// RTP packets received so far on a track.

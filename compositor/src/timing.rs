@@ -190,6 +190,45 @@ impl FrameTiming {
     }
 }
 
+/// No part for this long is worth a line in the log saying where the output chain stands
+/// (three parts; the gateway's watchdog acts later).
+pub const SILENCE_REPORT_AFTER: Duration = Duration::from_secs(1);
+/// Then once every this long while it lasts.
+pub const SILENCE_REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// Watches the count of parts written for a silence worth reporting.
+#[derive(Debug, Default)]
+pub struct PartSilence {
+    /// The count last seen and since when it has not moved.
+    last: Option<(u64, Instant)>,
+    reported: Option<Instant>,
+}
+
+impl PartSilence {
+    /// The part count at `now`. Some(silent) when a report is due: no new part for `silent`
+    /// (at least [`SILENCE_REPORT_AFTER`]; then again every [`SILENCE_REPORT_EVERY`]). Nothing
+    /// before the first part (start-up is reported on its own).
+    pub fn observe(&mut self, parts: u64, now: Instant) -> Option<Duration> {
+        match self.last {
+            Some((n, since)) if n == parts => {
+                let silent = now.saturating_duration_since(since);
+                let due = silent >= SILENCE_REPORT_AFTER
+                    && self.reported.is_none_or(|r| now.saturating_duration_since(r) >= SILENCE_REPORT_EVERY);
+                if parts > 0 && due {
+                    self.reported = Some(now);
+                    return Some(silent);
+                }
+                None
+            }
+            _ => {
+                self.last = Some((parts, now));
+                self.reported = None;
+                None
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,6 +267,21 @@ mod tests {
         // a new interval starts empty
         let iv = t.take_interval();
         assert_eq!((iv.frames_encoded, iv.encode_ms_avg(), iv.encode_ms_max()), (0, None, None));
+    }
+
+    #[test]
+    fn a_part_silence_is_reported_after_a_second_then_every_five() {
+        let t0 = Instant::now();
+        let mut s = PartSilence::default();
+        assert_eq!(s.observe(0, t0), None);
+        assert_eq!(s.observe(0, t0 + 3000 * MS), None, "nothing before the first part");
+        assert_eq!(s.observe(4, t0 + 3100 * MS), None);
+        assert_eq!(s.observe(4, t0 + 4000 * MS), None);
+        assert_eq!(s.observe(4, t0 + 4100 * MS), Some(1000 * MS));
+        assert_eq!(s.observe(4, t0 + 6000 * MS), None);
+        assert_eq!(s.observe(4, t0 + 9100 * MS), Some(6000 * MS));
+        assert_eq!(s.observe(5, t0 + 9200 * MS), None, "parts again");
+        assert_eq!(s.observe(5, t0 + 10_200 * MS), Some(1000 * MS), "a new silence is reported at once");
     }
 
     #[test]

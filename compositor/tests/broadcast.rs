@@ -481,14 +481,18 @@ fn every_tile_is_live_again_soon_after_the_host_was_starved() {
         signal("-CONT");
         thread::sleep(Duration::from_millis(100));
     }
-    let since = c.count();
+    let during = c.count();
     let resumed = Instant::now();
-    await_grid(&c, since, &[Red, Green, Blue, Placeholder], "after 8 s of a starved host", &dir.join("after.mp4"));
+    await_grid(&c, during, &[Red, Green, Blue, Placeholder], "after 8 s of a starved host", &dir.join("after.mp4"));
     let took = resumed.elapsed();
     let stats = c.wait_find("a stats event", Duration::from_secs(5), |items| {
-        events(&items[since..]).into_iter().rev().find(|e| e["event"] == "stats").cloned()
+        events(&items[during..]).into_iter().rev().find(|e| e["event"] == "stats").cloned()
     });
     eprintln!("every tile live again {took:?} after the starvation; then: {stats}");
+    // Segments from the starvation on: each one segment long (a keyframe at each segment's
+    // first frame), not as long as the encoder took to see a segment's worth of frames.
+    let segments = c.with_items(|items| segment_durations(parts(&items[since..])));
+    eprintln!("segments from the starvation on (ms): {segments:?}");
     let (_, code) = c.finish();
     for s in &senders {
         let _ = s.set_state(gst::State::Null);
@@ -498,4 +502,26 @@ fn every_tile_is_live_again_soon_after_the_host_was_starved() {
     assert_eq!(stats["frames_dropped"], 0, "decoders dropped frames because the mixer was late: {stats}");
     // await_grid also waited for the next segment (1 s) to still show the grid.
     assert!(took < Duration::from_secs(5), "tiles came back {took:?} after the starvation");
+    // A segment may span one of the 700 ms holes; without a keyframe at each segment's first
+    // frame one spanned 5.1-5.3 s (30 frames took that long to come).
+    let longest = segments.iter().copied().max().unwrap_or(0);
+    assert!(longest <= 2_500, "a segment of {longest} ms (target 1 000): {segments:?}");
+}
+
+/// The duration (ms) of each whole segment among `parts` (from one segment start to the next).
+fn segment_durations<'a>(parts: impl Iterator<Item = &'a Received>) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut current: Option<u64> = None;
+    for p in parts {
+        if p.header["segment_start"] == true {
+            if let Some(ns) = current.take() {
+                out.push(ns / 1_000_000);
+            }
+            current = Some(0);
+        }
+        if let Some(ns) = current.as_mut() {
+            *ns += p.header["duration_ns"].as_u64().unwrap_or(0);
+        }
+    }
+    out
 }
