@@ -14,6 +14,13 @@
 //! mappings are inconsistent (a bogus SR, clocks that are not shared): the update is ignored.
 //! A track's delay only moves when the wanted one differs by `HYSTERESIS_NS` or more, so SR
 //! jitter does not make the output jitter.
+//!
+//! A track's offset moves only when three SRs in a row say it moved (by `HYSTERESIS_NS` or
+//! more, the same way); it then takes their median. On a starved host the jitter buffer's own
+//! timing jumps (its skew estimate follows packets read late) by 150–800 ms for one or two SRs
+//! and comes back: followed SR by SR, a participant's delays changed about twice a second, each
+//! change held back or dropped frames, and the gradual `ts-offset` adjustment never even
+//! reached a delay before it reversed.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -21,6 +28,8 @@ use std::collections::{BTreeMap, HashMap};
 pub const MAX_DELAY_NS: u64 = 1_000_000_000;
 /// A track's delay changes only when the wanted delay differs by at least this much.
 pub const HYSTERESIS_NS: u64 = 15_000_000;
+/// SRs in a row that must agree before a track's offset moves.
+pub const CONFIRMING_SRS: usize = 3;
 
 /// The fields of an RTCP sender report that matter here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +108,33 @@ pub struct Update {
 struct Track {
     participant_id: String,
     offset: Option<i128>,
+    /// The SRs since the last that agreed with `offset`, all off it the same way.
+    moved: Vec<i128>,
     delay_ns: u64,
+}
+
+impl Track {
+    /// An SR's offset: the first sets the track's offset; later ones move it once
+    /// [`CONFIRMING_SRS`] in a row are off it the same way, to their median.
+    fn observe(&mut self, o: i128) {
+        let Some(current) = self.offset else {
+            self.offset = Some(o);
+            return;
+        };
+        if o.abs_diff(current) < HYSTERESIS_NS as u128 {
+            self.moved.clear();
+            return;
+        }
+        if self.moved.first().is_some_and(|m| (*m > current) != (o > current)) {
+            self.moved.clear();
+        }
+        self.moved.push(o);
+        if self.moved.len() >= CONFIRMING_SRS {
+            self.moved.sort_unstable();
+            self.offset = Some(self.moved[self.moved.len() / 2]);
+            self.moved.clear();
+        }
+    }
 }
 
 /// The lip sync state of all participants.
@@ -130,7 +165,7 @@ impl LipSync {
         let Some(t) = self.tracks.get_mut(track_id) else {
             return Update::default();
         };
-        t.offset = Some(mapping.offset());
+        t.observe(mapping.offset());
         let pid = t.participant_id.clone();
         self.align(&pid)
     }
@@ -262,11 +297,15 @@ mod tests {
         assert_eq!(report["p"]["v"], 0);
         // later SRs describe other instants: only offsets matter
         assert!(ls.observe("a", m(6000, 10_050)).changes.is_empty());
-        // video gets faster: audio waits less
-        let u = ls.observe("v", m(7000, 11_150));
+        // video gets faster (three SRs say so): audio waits less
+        assert!(ls.observe("v", m(7000, 11_150)).changes.is_empty());
+        assert!(ls.observe("v", m(7500, 11_650)).changes.is_empty());
+        let u = ls.observe("v", m(8000, 12_150));
         assert_eq!(u.changes[0].delay_ns, 100 * MS);
-        // audio becomes the later one: video waits, audio's delay goes
-        let u = ls.observe("a", m(8000, 12_250));
+        // audio becomes the later one (in three SRs): video waits, audio's delay goes
+        ls.observe("a", m(8000, 12_250));
+        ls.observe("a", m(9000, 13_250));
+        let u = ls.observe("a", m(10_000, 14_250));
         assert_eq!(delays(&ls, &["a", "v"]), [0, 100]);
         assert_eq!(u.changes.len(), 2);
     }
@@ -284,8 +323,31 @@ mod tests {
             assert!(u.changes.is_empty(), "jitter {jitter}: {u:?}");
         }
         assert_eq!(delays(&ls, &["a", "v"]), [200, 0]);
-        let u = ls.observe("v", m(9000, 10_216));
-        assert_eq!(u.changes[0].delay_ns, 216 * MS);
+        assert!(ls.observe("v", m(9000, 10_216)).changes.is_empty());
+        assert!(ls.observe("v", m(10_000, 11_216)).changes.is_empty());
+        let u = ls.observe("v", m(11_000, 12_216));
+        assert_eq!(u.changes[0].delay_ns, 216 * MS, "16 ms more in three SRs in a row");
+    }
+
+    #[test]
+    fn a_jump_of_one_or_two_srs_is_not_followed_a_lasting_one_is() {
+        // What a starved jitter buffer does: video's timing jumps 600 ms for two SRs.
+        let mut ls = LipSync::new();
+        ls.add_track("a", "p");
+        ls.add_track("v", "p");
+        ls.observe("a", m(0, 1000));
+        ls.observe("v", m(0, 1050));
+        assert_eq!(delays(&ls, &["a", "v"]), [50, 0]);
+        for i in 1..=2 {
+            let u = ls.observe("v", m(i * 1000, i * 1000 + 1650));
+            assert!(u.changes.is_empty(), "SR {i} of the jump: {u:?}");
+        }
+        assert!(ls.observe("v", m(3000, 4050)).changes.is_empty(), "back");
+        // A lasting change: followed at its third SR.
+        assert!(ls.observe("v", m(4000, 5350)).changes.is_empty());
+        assert!(ls.observe("v", m(5000, 6350)).changes.is_empty());
+        let u = ls.observe("v", m(6000, 7350));
+        assert_eq!(u.changes, vec![DelayChange { track_id: "a".into(), delay_ns: 350 * MS }]);
     }
 
     #[test]
@@ -296,12 +358,19 @@ mod tests {
         ls.observe("a", m(0, 1000));
         ls.observe("v", m(0, 1100));
         assert_eq!(delays(&ls, &["a", "v"]), [100, 0]);
-        // a video SR 5 s off: left as it was
+        // one video SR 5 s off: filtered out
+        let u = ls.observe("v", m(0, 6000));
+        assert_eq!(u, Update::default());
+        // three: reported as bogus, the delays left as they were
+        ls.observe("v", m(0, 6000));
         let u = ls.observe("v", m(0, 6000));
         assert_eq!(u.changes, vec![]);
         assert_eq!(u.bogus, Some(5000 * MS));
         assert_eq!(delays(&ls, &["a", "v"]), [100, 0]);
-        // a sane one again
+        // sane ones again
+        for _ in 0..3 {
+            ls.observe("v", m(0, 1150));
+        }
         let u = ls.observe("v", m(0, 1150));
         assert_eq!(u.bogus, None);
         assert_eq!(delays(&ls, &["a", "v"]), [150, 0]);
