@@ -261,6 +261,16 @@ fn make(factory: &str, name: Option<&str>) -> Result<gst::Element> {
     b.build().with_context(|| format!("creating element {factory} (is its plugin installed?)"))
 }
 
+/// A queue (a thread boundary) bounded by time only: `max_ns` of buffers.
+fn time_queue(name: &str, max_ns: u64) -> Result<gst::Element> {
+    Ok(gst::ElementFactory::make("queue")
+        .name(name)
+        .property("max-size-buffers", 0u32)
+        .property("max-size-bytes", 0u32)
+        .property("max-size-time", max_ns)
+        .build()?)
+}
+
 /// Latency the mixers plan for from the start, so RTP inputs (jitterbuffer + decoder) that
 /// join later do not raise the pipeline latency (which would hiccup the output).
 fn input_latency_ns(s: &Settings) -> u64 {
@@ -317,12 +327,7 @@ impl Pipeline {
             .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
             .build();
         let vcapsf = gst::ElementFactory::make("capsfilter").property("caps", &vcaps).build()?;
-        let vqueue = gst::ElementFactory::make("queue")
-            .name("venc-queue")
-            .property("max-size-buffers", 0u32)
-            .property("max-size-bytes", 0u32)
-            .property("max-size-time", 1_000_000_000u64)
-            .build()?;
+        let vqueue = time_queue("venc-queue", 1_000_000_000u64)?;
         let segment_frames = ((s.segment_ms * s.fps as u64) / 1000).max(1) as u32;
         let x264 = gst::ElementFactory::make("x264enc")
             .name("x264")
@@ -340,12 +345,7 @@ impl Pipeline {
         let hcaps = gst::ElementFactory::make("capsfilter")
             .property("caps", gst::Caps::builder("video/x-h264").field("profile", "high").build())
             .build()?;
-        let vmuxq = gst::ElementFactory::make("queue")
-            .name("vmux-queue")
-            .property("max-size-buffers", 0u32)
-            .property("max-size-bytes", 0u32)
-            .property("max-size-time", 2_000_000_000u64)
-            .build()?;
+        let vmuxq = time_queue("vmux-queue", 2_000_000_000u64)?;
 
         // ---- audio: silence (keeps audio running), mixer, AAC
         let amix = gst::ElementFactory::make("audiomixer")
@@ -379,18 +379,8 @@ impl Pipeline {
         // The AAC encoder in a thread of its own: audio cannot skip like video (see `catchup`),
         // and on a starved host one thread mixing and encoding got too little CPU (runnable but
         // waiting 45–100 % of the time, audio 2–6 s behind the clock, which held every part back).
-        let aencq = gst::ElementFactory::make("queue")
-            .name("aenc-queue")
-            .property("max-size-buffers", 0u32)
-            .property("max-size-bytes", 0u32)
-            .property("max-size-time", 1_000_000_000u64)
-            .build()?;
-        let amuxq = gst::ElementFactory::make("queue")
-            .name("amux-queue")
-            .property("max-size-buffers", 0u32)
-            .property("max-size-bytes", 0u32)
-            .property("max-size-time", 2_000_000_000u64)
-            .build()?;
+        let aencq = time_queue("aenc-queue", 1_000_000_000u64)?;
+        let amuxq = time_queue("amux-queue", 2_000_000_000u64)?;
 
         // ---- mux + sink
         let mux = gst::ElementFactory::make("isofmp4mux")
@@ -784,12 +774,7 @@ impl Pipeline {
             .property("max-ts-offset-adjustment", 2_000_000u64)
             .build()?;
         // Holds what the mixer pad is not ready for while lip sync delays this track.
-        let syncq = gst::ElementFactory::make("queue")
-            .name(format!("{bin_name}-syncqueue"))
-            .property("max-size-buffers", 0u32)
-            .property("max-size-bytes", 0u32)
-            .property("max-size-time", MAX_DELAY_NS + 1_000_000_000)
-            .build()?;
+        let syncq = time_queue(&format!("{bin_name}-syncqueue"), MAX_DELAY_NS + 1_000_000_000)?;
         bin.add_many([&udpsrc, &jb, &syncq])?;
         udpsrc.link(&jb)?;
         jb.link(&syncq)?;
