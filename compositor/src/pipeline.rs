@@ -87,7 +87,8 @@ pub struct Counters {
     pub reached: [AtomicU64; Stage::COUNT],
 }
 
-/// The stages of the output chain whose progress is followed (`Counters::reached`).
+/// The stages of the output chain whose progress is followed (`Counters::reached`). The
+/// mixer's own probe notes `Composed`; `stage_probe` the others.
 #[derive(Debug, Clone, Copy)]
 pub enum Stage {
     Composed,
@@ -101,9 +102,9 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const COUNT: usize = 7;
-    const ALL: [Stage; Stage::COUNT] =
+    const ALL: [Stage; 7] =
         [Stage::Composed, Stage::Encoded, Stage::Keyframe, Stage::AudioMixed, Stage::AudioEncoded, Stage::MuxVideoIn, Stage::MuxAudioIn];
+    pub const COUNT: usize = Stage::ALL.len();
 
     fn label(self) -> &'static str {
         match self {
@@ -481,13 +482,16 @@ impl Pipeline {
                 let now = Instant::now();
                 let first = c.frames_out.fetch_add(1, Ordering::Relaxed) == 0;
                 if let Some(rt) = info.buffer().and_then(|b| running_time_ns(pad, b)) {
-                    c.timing.lock().unwrap().composed(rt, now);
-                    let now_rt = pad.parent_element().and_then(|e| e.current_running_time());
-                    if first {
-                        let behind = now_rt.map_or(0, |n| n.nseconds().saturating_sub(rt));
-                        c.timing.lock().unwrap().first_composed_late(behind);
+                    let now_rt = pad.parent_element().and_then(|e| e.current_running_time()).map(|n| n.nseconds());
+                    c.reached[Stage::Composed as usize].fetch_max(rt, Ordering::Relaxed);
+                    {
+                        let mut timing = c.timing.lock().unwrap();
+                        timing.composed(rt, now);
+                        if first {
+                            timing.first_composed_late(now_rt.map_or(0, |n| n.saturating_sub(rt)));
+                        }
                     }
-                    if let Some(late) = now_rt.and_then(|n| catchup::lateness(rt, n.nseconds(), mixer_latency)) {
+                    if let Some(late) = now_rt.and_then(|n| catchup::lateness(rt, n, mixer_latency)) {
                         c.mixer_catchups.fetch_add(1, Ordering::Relaxed);
                         let qos = gst::event::Qos::new(gst::QOSType::Underflow, 1.0, late as i64, gst::ClockTime::from_nseconds(rt));
                         pad.send_event(qos);
@@ -509,7 +513,6 @@ impl Pipeline {
             }
             gst::PadProbeReturn::Ok
         });
-        stage_probe(&vmix, "src", &counters, Stage::Composed)?;
         stage_probe(&x264, "src", &counters, Stage::Encoded)?;
         stage_probe(&amix, "src", &counters, Stage::AudioMixed)?;
         stage_probe(&aac, "src", &counters, Stage::AudioEncoded)?;

@@ -209,8 +209,8 @@ async function tilesOf(init, parts, n) {
 /**
  * The newest picture the gateway serves for `roomId` (from the last independent part to the
  * newest part), as the colour name of each of the `n` grid tiles, in slot order; with the
- * playlist it came from (`pl`) and the index of the newest part in it.
- * @returns {Promise<{ at: number, tiles: string[], parts: number, ended: boolean, disc: number, pl?: object, newest?: number }>}
+ * playlist it came from (`pl`).
+ * @returns {Promise<{ at: number, tiles: string[], parts: number, ended: boolean, disc: number, pl?: object }>}
  */
 export async function servedTiles(base, roomId, n) {
   const playlistUrl = `${base}/hls/${encodeURIComponent(roomId)}/index.m3u8`;
@@ -225,7 +225,7 @@ export async function servedTiles(base, roomId, n) {
   if (!pl.init || start < 0) return { at, tiles: [], parts: 0, ended: pl.ended, disc: pl.disc };
   const chosen = pl.parts.slice(start);
   const tiles = await tilesOf(pl.init, chosen, n);
-  return { at, tiles, parts: chosen.length, ended: pl.ended, disc: pl.disc, pl, newest: pl.parts.length - 1 };
+  return { at, tiles, parts: chosen.length, ended: pl.ended, disc: pl.disc, pl };
 }
 
 /**
@@ -299,7 +299,7 @@ export async function waitTiles(base, roomId, expected, { timeoutMs = 30000, int
         }
         return { at, seenAt: got.at, seen, disc: got.disc, pollMs: Math.round((Date.now() - started) / polls) };
       }
-      if (got.pl && got.newest !== undefined) lastNewest = got.pl.parts[got.newest]?.url ?? lastNewest;
+      lastNewest = got.pl?.parts.at(-1)?.url ?? lastNewest;
       if (Date.now() > deadline) {
         const err = new Error(`the served picture never showed ${JSON.stringify(expected)} within ${timeoutMs} ms; seen: ${seen.map((s) => `${new Date(s.at).toISOString().slice(11, 23)} ${s.error ?? JSON.stringify(s.tiles)}`).join(' | ')}`);
         err.seen = seen;
