@@ -43,11 +43,32 @@ impl ThreadUsage {
     pub fn verdict(self, wall: std::time::Duration) -> &'static str {
         let wall_us = wall.as_micros() as u64;
         if self.cpu_us * 2 >= wall_us {
-            "busy: the work itself took the time"
+            Verdict::Busy.text()
         } else if self.waits > 0 && self.waits >= self.preemptions {
-            "blocked: the thread waited (a lock, a full pipe or disk)"
+            Verdict::Blocked.text()
         } else {
-            "starved: the thread could run but the host gave its CPU to others"
+            Verdict::Starved.text()
+        }
+    }
+}
+
+/// Where a thread's slow time went; one wording for every log line that says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// It used the CPU itself (over half of the time).
+    Busy,
+    /// It waited for something: a lock, a full pipe, the disk.
+    Blocked,
+    /// It could run, but the host gave the CPU to others.
+    Starved,
+}
+
+impl Verdict {
+    pub fn text(self) -> &'static str {
+        match self {
+            Verdict::Busy => "busy: the thread itself used the CPU; if it lasts, spread the rooms over more workers",
+            Verdict::Blocked => "blocked: the thread waited (a lock, a full pipe or disk)",
+            Verdict::Starved => "starved: the thread could run but the host gave its CPU to others",
         }
     }
 }

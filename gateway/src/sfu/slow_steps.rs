@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::clock::ThreadUsage;
+use crate::clock::{ThreadUsage, Verdict};
 
 /// A step (a datagram, or a command from signaling) that holds the worker this long is slow:
 /// datagrams are counted here, commands logged one by one (they are rare).
@@ -43,11 +43,11 @@ impl Summary {
     /// (blocked). Its voluntary waits say nothing here: it waits for datagrams all the time.
     pub fn verdict(&self) -> &'static str {
         if self.used.cpu_us * 2 >= self.window.as_micros() as u64 {
-            "busy: the worker thread used over half a core; spread the rooms over more workers"
+            Verdict::Busy.text()
         } else if self.used.preemptions >= self.count {
-            "starved: the worker could run but the host gave its CPU to others"
+            Verdict::Starved.text()
         } else {
-            "blocked: the worker waited (a lock, a full pipe or disk)"
+            Verdict::Blocked.text()
         }
     }
 }
