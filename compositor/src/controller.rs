@@ -18,6 +18,7 @@ use crate::lipsync::{LipSync, Mapping, Update};
 use crate::output::{write_item, Item};
 use crate::pipeline::{Owner, Pipeline, Settings};
 use crate::room::{Effect, Room};
+use crate::standby::{wake, Wake};
 use crate::timing::PartSilence;
 use compositor_protocol::command::{self as control, Command, Kind, TrackSpec};
 use compositor_protocol::{Event, Stats, Tile};
@@ -60,17 +61,21 @@ struct Controller {
 }
 
 /// When the run began, GStreamer was loaded, the pipeline was built and reached PLAYING.
+/// A standby's run begins at its `start`, after GStreamer and the pipeline were ready.
 #[derive(Clone, Copy)]
 struct Startup {
     began: Instant,
     gst_ready: Instant,
     built: Instant,
     playing: Option<Instant>,
+    /// How long the process waited in standby, ready, before its `start`.
+    standby: Option<Duration>,
 }
 
-/// Run one broadcast until shutdown. Returns the process exit code.
-pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
-    let began = Instant::now();
+/// Run one broadcast until shutdown. Returns the process exit code. With `standby`, the
+/// pipeline is built and made ready first, then the process waits for `start` (see `standby`).
+pub fn run(settings: Settings, stats_interval: Duration, standby: bool) -> Result<i32> {
+    let mut began = Instant::now();
     let (ctl_tx, ctl_rx) = mpsc::channel::<Msg>();
     let (item_tx, item_rx) = mpsc::sync_channel::<Item>(1024);
 
@@ -108,6 +113,34 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
     };
 
     let built = Instant::now();
+
+    // A spare: ready ahead of need, it waits here for its room (or to be let go).
+    let mut first_line = None;
+    let mut waited = None;
+    if standby {
+        crate::pipeline::preload_input_elements();
+        if let Err(e) = pipeline.ready() {
+            error!("cannot make the pipeline ready: {e:#}");
+            let _ = item_tx.send(Item::Event(Event::Fatal { message: format!("{e:#}") }));
+            drop(item_tx);
+            let _ = writer.join();
+            return Ok(1);
+        }
+        info!(ready_ms = built.duration_since(began).as_millis() as u64, "compositor ready in standby");
+        match wait_in_standby() {
+            Wake::Quit => {
+                // Nothing was written; the writer thread (the pipeline holds a sender to it)
+                // ends with the process.
+                info!("standby ended without a start");
+                pipeline.stop();
+                return Ok(0);
+            }
+            Wake::Start { room } => info!(room, "starting from standby"),
+            Wake::StartWith(line) => first_line = Some(line),
+        }
+        waited = Some(built.elapsed());
+        began = Instant::now();
+    }
 
     // SR mappings arrive on streaming threads; the lip sync state lives here.
     let tx = Mutex::new(ctl_tx.clone());
@@ -168,7 +201,7 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
         lipsync: LipSync::new(),
         keyframe_requests: 0,
         shutting_down: None,
-        startup: Some(Startup { began, gst_ready, built, playing: None }),
+        startup: Some(Startup { began, gst_ready, built, playing: None, standby: waited }),
         part_silence: PartSilence::default(),
     };
     if let Err(e) = c.pipeline.apply_scene(&c.room.scene()).and_then(|_| c.pipeline.play()) {
@@ -189,6 +222,10 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
         preset: settings.preset.clone(),
         pid: std::process::id(),
     }));
+
+    if let Some(line) = first_line {
+        c.on_line(&line);
+    }
 
     let mut code = 0;
     let mut last_stats = Instant::now();
@@ -248,6 +285,26 @@ pub fn run(settings: Settings, stats_interval: Duration) -> Result<i32> {
     drop(c);
     let _ = writer.join();
     Ok(code)
+}
+
+/// Reads stdin until a line wakes the standby (see `standby::wake`).
+fn wait_in_standby() -> Wake {
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    loop {
+        let mut line = Vec::new();
+        let read = match input.read_until(b'\n', &mut line) {
+            Ok(0) => None,
+            Ok(_) => Some(line.as_slice()),
+            Err(e) => {
+                warn!("stdin: {e}");
+                None
+            }
+        };
+        if let Some(wake) = wake(read) {
+            return wake;
+        }
+    }
 }
 
 enum BusOutcome {
@@ -455,7 +512,14 @@ impl Controller {
         self.startup = None;
         let at = |t: Instant| format!("+{} ms", t.saturating_duration_since(s.began).as_millis());
         let playing = s.playing.map_or("never".to_string(), at);
-        info!("first part out: GStreamer loaded {}, pipeline built {}, playing {playing}, {stages}", at(s.gst_ready), at(s.built));
+        match s.standby {
+            Some(waited) => {
+                info!("first part out: from standby (ready {} ms before the start), playing {playing}, {stages}", waited.as_millis())
+            }
+            None => {
+                info!("first part out: GStreamer loaded {}, pipeline built {}, playing {playing}, {stages}", at(s.gst_ready), at(s.built))
+            }
+        }
     }
 
     /// No part for a while (the muxer or something before it stopped): where the output
@@ -629,6 +693,6 @@ fn target_of(cmd: &Command) -> Option<String> {
         Command::AddTrack(t) => Some(t.track_id.clone()),
         Command::RemoveTrack { track_id } => Some(track_id.clone()),
         Command::SetVideoMuted { id, .. } => Some(id.clone()),
-        Command::Shutdown => None,
+        Command::Shutdown | Command::Start { .. } => None,
     }
 }

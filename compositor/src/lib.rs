@@ -2,7 +2,7 @@
 //! into one grid (GStreamer) and writes fMP4/CMAF init + parts, framed, to stdout.
 //!
 //! Decision logic is plain and unit-tested (`layout`, `room`, `output`, `cmaf`,
-//! `timing`, `drops`, `lipsync`, `keyframes`, `health`, `segments`); GStreamer sits at the edge (`pipeline`), and `controller`
+//! `timing`, `drops`, `lipsync`, `keyframes`, `health`, `segments`, `standby`); GStreamer sits at the edge (`pipeline`), and `controller`
 //! wires stdin, bus and stdout. The control commands, the output framing and the events are the
 //! `compositor-protocol` crate, shared with the gateway.
 
@@ -18,4 +18,5 @@ pub mod output;
 pub mod pipeline;
 pub mod room;
 pub mod segments;
+pub mod standby;
 pub mod timing;

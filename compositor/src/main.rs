@@ -42,6 +42,10 @@ struct Args {
     /// Interval of `stats` events.
     #[arg(long, default_value_t = 2000)]
     stats_interval_ms: u64,
+    /// Load GStreamer, build the pipeline, then wait for a `start` line (a spare the gateway
+    /// keeps ahead of need; see compositor/PROTOCOL.md).
+    #[arg(long)]
+    standby: bool,
 }
 
 fn main() {
@@ -78,7 +82,7 @@ fn main() {
         stall_ms: a.stall_ms,
         repeat_ms: a.repeat_ms,
     };
-    match controller::run(settings, Duration::from_millis(a.stats_interval_ms.max(100))) {
+    match controller::run(settings, Duration::from_millis(a.stats_interval_ms.max(100)), a.standby) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             tracing::error!("{e:#}");

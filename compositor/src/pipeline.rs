@@ -262,6 +262,30 @@ fn make(factory: &str, name: Option<&str>) -> Result<gst::Element> {
     b.build().with_context(|| format!("creating element {factory} (is its plugin installed?)"))
 }
 
+/// The elements an input is made of (see `add_track`): made once and dropped, so their
+/// plugins are loaded and their classes initialised before the first input needs them (a
+/// standby's preparation; on a loaded host the first input otherwise pays for it).
+pub fn preload_input_elements() {
+    const INPUT_ELEMENTS: [&str; 11] = [
+        "udpsrc",
+        "rtpjitterbuffer",
+        "rtpvp8depay",
+        "rtph264depay",
+        "h264parse",
+        "avdec_vp8",
+        "avdec_h264",
+        "rtpopusdepay",
+        "opusdec",
+        "audioconvert",
+        "audioresample",
+    ];
+    for factory in INPUT_ELEMENTS {
+        if let Err(e) = gst::ElementFactory::make(factory).build() {
+            tracing::debug!(factory, "not preloaded: {e}");
+        }
+    }
+}
+
 /// A queue (a thread boundary) bounded by time only: `max_ns` of buffers.
 fn time_queue(name: &str, max_ns: u64) -> Result<gst::Element> {
     Ok(gst::ElementFactory::make("queue")
@@ -563,6 +587,13 @@ impl Pipeline {
 
     pub fn pipeline(&self) -> &gst::Pipeline {
         &self.pipeline
+    }
+
+    /// Everything a state change can do before the clock runs (`standby`): elements open
+    /// and their threads start, so PLAYING at the start is quick.
+    pub fn ready(&self) -> Result<()> {
+        self.pipeline.set_state(gst::State::Paused).context("setting the pipeline to PAUSED")?;
+        Ok(())
     }
 
     pub fn play(&self) -> Result<()> {

@@ -159,6 +159,8 @@ impl Room {
                 Ok(vec![Effect::Layout(self.scene())])
             }
             Command::Shutdown => Ok(vec![Effect::Shutdown]),
+            // A standby ends before the room exists (`standby`); a running one is started.
+            Command::Start { .. } => Err(ControlError::AlreadyStarted),
         }
     }
 }
@@ -305,5 +307,6 @@ mod tests {
     fn shutdown_is_an_effect() {
         let mut room = Room::new(1280, 720);
         assert_eq!(room.apply(Command::Shutdown), Ok(vec![Effect::Shutdown]));
+        assert_eq!(room.apply(Command::Start { room: "r".into() }), Err(ControlError::AlreadyStarted));
     }
 }

@@ -83,3 +83,52 @@ fn bad_commands_are_reported_and_the_output_keeps_going() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Waits until the compositor's log says `what`.
+fn wait_log(c: &Compositor, what: &str, timeout: Duration) {
+    let t0 = std::time::Instant::now();
+    while !c.log_text().contains(what) {
+        assert!(t0.elapsed() < timeout, "no {what:?} in the log within {timeout:?}:\n{}", c.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A spare (`--standby`) writes nothing until `start`, then runs as any compositor; a second
+/// `start` is an error and the output goes on.
+#[test]
+fn a_standby_compositor_waits_for_start_then_runs() {
+    let dir = temp_dir("standby");
+    let mut c = Compositor::start_with(&dir, &["--standby"]);
+    wait_log(&c, "compositor ready in standby", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(c.count(), 0, "a spare writes nothing before its start");
+    c.send(r#"{"op":"start","room":"r-standby"}"#);
+    c.send(r#"{"op":"add_participant","id":"p1","name":"Ada"}"#);
+    c.wait_for("three parts", Duration::from_secs(20), |items| parts(items).count() >= 3);
+    c.send(r#"{"op":"start","room":"r-standby"}"#);
+    c.wait_for("the answer to the second start", Duration::from_secs(10), |items| {
+        events(items).iter().any(|e| e["event"] == "error" && e["code"] == "already_started")
+    });
+    let before = c.count();
+    c.wait_for("parts after the second start", Duration::from_secs(10), |items| parts(&items[before..]).count() >= 2);
+    wait_log(&c, "first part out: from standby", Duration::from_secs(10));
+    let log = c.log_text();
+    let (items, code) = c.finish();
+    assert_eq!(code, 0);
+    assert!(log.contains("starting from standby") && log.contains("r-standby"), "{log}");
+    let ev = events(&items);
+    assert_eq!(ev.first().map(|e| e["event"].clone()), Some("started".into()), "{ev:?}");
+    assert!(ev.iter().any(|e| e["event"] == "applied" && e["op"] == "add_participant"), "{ev:?}");
+    check_parts_continuous(&parts(&items).collect::<Vec<_>>());
+}
+
+/// A spare the gateway lets go (stdin closed, or `shutdown`) exits 0 without any output.
+#[test]
+fn a_standby_compositor_let_go_exits_quietly() {
+    let dir = temp_dir("standby-quit");
+    let c = Compositor::start_with(&dir, &["--standby"]);
+    wait_log(&c, "compositor ready in standby", Duration::from_secs(30));
+    let (items, code) = c.finish();
+    assert_eq!(code, 0);
+    assert_eq!(items.len(), 0, "no output from a spare never started");
+}

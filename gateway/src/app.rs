@@ -140,6 +140,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             stall_parts: config.stall_parts.max(1),
             ..Default::default()
         },
+        config.compositor_spares,
     ));
     let loaded = rooms.load().await?;
     tracing::info!(store = store.kind(), at = %store_location.display(), rooms = loaded, "store open");

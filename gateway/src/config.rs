@@ -47,6 +47,11 @@ pub struct Config {
     /// The compositor binary (default: `roomcast-compositor` next to this executable).
     #[arg(long, env = "ROOMCAST_COMPOSITOR_BIN")]
     pub compositor_bin: Option<PathBuf>,
+    /// Compositors kept started ahead of need (in standby: no CPU, about 60 MB each) once someone
+    /// publishes: a broadcast goes live, and a failed compositor is replaced, without waiting
+    /// for GStreamer to load and the pipeline to build. 0: start each one when needed.
+    #[arg(long, env = "ROOMCAST_COMPOSITOR_SPARES", default_value_t = 1)]
+    pub compositor_spares: usize,
     /// Local UDP ports for the RTP legs to compositors: first port of the range (below the
     /// kernel's ephemeral range, so no outgoing socket takes a port between check and bind).
     #[arg(long, env = "ROOMCAST_RTP_PORT_MIN", default_value_t = 20000)]
@@ -145,6 +150,7 @@ impl Config {
             bwe: true,
             ice_lite: false,
             compositor_bin: None,
+            compositor_spares: 1,
             rtp_port_min: 20000,
             rtp_port_max: 30000,
             broadcast_width: 1280,

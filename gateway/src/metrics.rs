@@ -82,6 +82,8 @@ pub struct Snapshot {
     pub hls: Vec<(String, hls_out::StreamStats)>,
     pub ports_in_use: usize,
     pub port_pairs: usize,
+    /// Compositors in standby, ready for the next broadcast (`broadcast::spares`).
+    pub compositor_spares: usize,
     pub rooms: usize,
     pub draining: bool,
 }
@@ -283,6 +285,12 @@ impl Collector for Snapshot {
         )?;
         plain_gauge(&mut e, "rtp_ports_in_use", "RTP port pairs allocated to compositor legs", self.ports_in_use as i64)?;
         plain_gauge(&mut e, "rtp_ports_capacity", "RTP port pairs in the configured range", self.port_pairs as i64)?;
+        plain_gauge(
+            &mut e,
+            "compositor_spares",
+            "Compositors started ahead of need, ready for the next broadcast",
+            self.compositor_spares as i64,
+        )?;
 
         // HLS streams.
         gauge(

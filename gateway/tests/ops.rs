@@ -376,6 +376,7 @@ async fn metrics_parse_as_prometheus_text_and_have_the_names() {
         "roomcast_hls_part_publish_delay_seconds_sum",
         "roomcast_rtp_ports_in_use",
         "roomcast_rtp_ports_capacity",
+        "roomcast_compositor_spares",
         "roomcast_hls_waiting_requests",
         "roomcast_hls_parts_published_total",
         "roomcast_http_requests_total",

@@ -78,6 +78,19 @@ impl Gateway {
         Ok((!values.is_empty()).then(|| values.iter().sum()))
     }
 
+    /// Waits until a metric (summed over its label sets) has this value.
+    async fn wait_metric(&self, name: &str, value: f64, timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            let now = self.metric(name).await?;
+            if now == Some(value) {
+                return Ok(());
+            }
+            ensure!(start.elapsed() < timeout, "{name} is {now:?}, not {value}, after {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn playlist_text(&self, room: &str) -> Result<String> {
         let r = self.http.get(format!("{}/hls/{room}/index.m3u8", self.base)).send().await?;
         ensure!(r.status().is_success(), "playlist: {}", r.status());
@@ -170,6 +183,23 @@ fn pid_alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// Clock ticks since boot now: the start time of a thread started for the purpose, in the
+/// unit of a process's start time (`/proc/.../stat`, field 22).
+fn uptime_ticks() -> Result<u64> {
+    std::thread::spawn(|| start_ticks(&std::fs::read_to_string("/proc/thread-self/stat")?)).join().expect("thread")
+}
+
+/// When a process started, in clock ticks since boot.
+fn process_start_ticks(pid: u32) -> Result<u64> {
+    start_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat"))?)
+}
+
+fn start_ticks(stat: &str) -> Result<u64> {
+    // Fields after the command name (which may contain spaces) in parentheses.
+    let rest = &stat[stat.rfind(')').context("stat")? + 2..];
+    Ok(rest.split(' ').nth(19).context("starttime")?.parse()?)
+}
+
 fn publisher(name: &str, colour: Colour, tone: f32) -> JoinOptions {
     JoinOptions::new(name, colour, tone).decode(false)
 }
@@ -186,12 +216,19 @@ async fn idle_broadcast_stops_and_empty_room_ends() -> Result<()> {
     // Someone who only watches stays in the room: no publisher, but not empty.
     let watcher = SyntheticParticipant::join_with(&gw.base, &room, JoinOptions::receive_only("watcher").decode(false)).await?;
 
+    // Red publishes: the node readies a spare compositor (`--compositor-spares 1`), and the
+    // broadcast takes it instead of starting one.
+    gw.wait_metric("roomcast_compositor_spares", 1.0, Duration::from_secs(30)).await?;
+    let asked = uptime_ticks()?;
     gw.start_broadcast(&room).await?;
     let hls = Hls { http: gw.http.clone(), base: gw.base.clone(), room: room.clone() };
     hls.wait_segment(0, Duration::from_secs(30)).await?;
     let live = gw.wait_live(&room, Duration::from_secs(20)).await?;
     let pid = live["pid"].as_u64().context("a live broadcast has a compositor pid")? as u32;
     ensure!(pid_alive(pid), "compositor {pid} runs");
+    let started = process_start_ticks(pid)?;
+    ensure!(started < asked, "the broadcast runs the spare, started before it was asked for ({started} vs {asked} ticks)");
+    ensure!(gw.metric("roomcast_compositor_spares").await? == Some(0.0), "the spare was taken (its replacement comes later)");
     ensure!(gw.ops_pipelines().await?.len() == 1, "one pipeline in the ops list");
     ensure!(gw.metric("roomcast_rtp_ports_in_use").await?.is_some_and(|n| n >= 2.0), "red's audio and video legs have ports");
     println!("live: compositor {pid}, {} parts", live["parts"]);
@@ -241,6 +278,9 @@ async fn idle_broadcast_stops_and_empty_room_ends() -> Result<()> {
     ensure!(store.room(&room).await?.context("the room's record stays")?.ended_at.is_some(), "the store records the end");
     // Viewers still get the final playlist for hls-out's grace period.
     ensure!(gw.playlist_text(&room).await?.contains("#EXT-X-ENDLIST"), "the ended playlist is still served");
+
+    // The taken spare was replaced 10 s after the broadcast took it.
+    gw.wait_metric("roomcast_compositor_spares", 1.0, Duration::from_secs(15)).await?;
 
     // The link still works: joining brings the room back.
     let back = SyntheticParticipant::join_with(&gw.base, &room, JoinOptions::receive_only("back").decode(false)).await?;

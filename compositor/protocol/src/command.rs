@@ -92,6 +92,11 @@ pub enum Command {
         muted: bool,
     },
     Shutdown,
+    /// Ends a standby (`--standby`): the pipeline, built ahead of need, starts for this room
+    /// (the name labels the process's logs). Once running, a second `start` is an error.
+    Start {
+        room: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,6 +115,8 @@ pub enum ControlError {
     DuplicateTrack(String),
     #[error("port {0} is already used by track {1:?}")]
     PortInUse(u16, String),
+    #[error("already started")]
+    AlreadyStarted,
 }
 
 impl ControlError {
@@ -123,6 +130,7 @@ impl ControlError {
             ControlError::UnknownTrack(_) => "unknown_track",
             ControlError::DuplicateTrack(_) => "duplicate_track",
             ControlError::PortInUse(..) => "port_in_use",
+            ControlError::AlreadyStarted => "already_started",
         }
     }
 }
@@ -159,6 +167,9 @@ enum Wire {
         muted: bool,
     },
     Shutdown,
+    Start {
+        room: String,
+    },
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> ControlError {
@@ -245,6 +256,10 @@ pub fn parse_line(line: &str) -> Result<Command, ControlError> {
             Ok(Command::SetVideoMuted { id, muted })
         }
         Wire::Shutdown => Ok(Command::Shutdown),
+        Wire::Start { room } => {
+            check_id("room", &room)?;
+            Ok(Command::Start { room })
+        }
     }
 }
 
@@ -258,6 +273,7 @@ impl Command {
             Command::RemoveTrack { .. } => "remove_track",
             Command::SetVideoMuted { .. } => "set_video_muted",
             Command::Shutdown => "shutdown",
+            Command::Start { .. } => "start",
         }
     }
 
@@ -281,6 +297,7 @@ impl Command {
             Command::RemoveTrack { track_id } => json!({"op": op, "track_id": track_id}),
             Command::SetVideoMuted { id, muted } => json!({"op": op, "id": id, "muted": muted}),
             Command::Shutdown => json!({"op": op}),
+            Command::Start { room } => json!({"op": op, "room": room}),
         };
         value.to_string()
     }
@@ -323,6 +340,7 @@ mod tests {
             Ok(Command::SetVideoMuted { id: "p-1".into(), muted: true })
         );
         assert_eq!(parse_line(r#"{"op":"shutdown"}"#), Ok(Command::Shutdown));
+        assert_eq!(parse_line(r#"{"op":"start","room":"r-1"}"#), Ok(Command::Start { room: "r-1".into() }));
     }
 
     #[test]
@@ -364,6 +382,8 @@ mod tests {
             &VIDEO.replace("40000", "80"),
             &VIDEO.replace("40001", "40000"),
             &VIDEO.replace("90000", "48000"),
+            r#"{"op":"start"}"#,
+            r#"{"op":"start","room":""}"#,
         ];
         for line in bad {
             assert!(parse_line(line).is_err(), "accepted {line}");
@@ -393,6 +413,7 @@ mod tests {
             Command::RemoveTrack { track_id: "p-1:0".into() },
             Command::SetVideoMuted { id: "p-1".into(), muted: true },
             Command::Shutdown,
+            Command::Start { room: "r-1".into() },
         ];
         for c in commands {
             let line = c.to_line();

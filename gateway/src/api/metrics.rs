@@ -39,6 +39,7 @@ fn snapshot(app: &AppState) -> Snapshot {
         hls,
         ports_in_use: app.broadcasts.ports_in_use(),
         port_pairs: port_pairs(app.config.rtp_port_min, app.config.rtp_port_max),
+        compositor_spares: app.broadcasts.spares_ready(),
         rooms: app.rooms.len(),
         draining: app.node.is_draining(),
     }

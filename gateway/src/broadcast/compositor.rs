@@ -96,8 +96,11 @@ pub struct Compositor {
 const ITEM_QUEUE: usize = 64;
 
 impl Compositor {
-    pub fn spawn(bin: &Path, format: &OutputFormat, room: &str) -> std::io::Result<Self> {
+    /// Starts a compositor in standby (`--standby`): GStreamer loaded and its pipeline built,
+    /// it waits for [`Compositor::start`] (see `spares`).
+    pub fn spawn(bin: &Path, format: &OutputFormat) -> std::io::Result<Self> {
         let mut child = Command::new(bin)
+            .arg("--standby")
             .arg("--width")
             .arg(format.width.to_string())
             .arg("--height")
@@ -108,7 +111,6 @@ impl Compositor {
             .arg(format.part.as_millis().to_string())
             .arg("--segment-ms")
             .arg(format.segment.as_millis().to_string())
-            .env("ROOMCAST_ROOM", room)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -119,6 +121,16 @@ impl Compositor {
         let (tx, items) = mpsc::channel(ITEM_QUEUE);
         tokio::spawn(read_items(stdout, tx));
         Ok(Self { child, stdin, items })
+    }
+
+    /// Ends the standby: the compositor runs for `room` from now on.
+    pub async fn start(&mut self, room: &str) -> std::io::Result<()> {
+        self.send(&compositor_protocol::Command::Start { room: room.to_owned() }).await
+    }
+
+    /// The process has not exited (a spare that died waiting is not handed out).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -291,7 +303,7 @@ for i in range(40):
         .unwrap();
         std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let format = OutputFormat { width: 64, height: 36, fps: 30, part: Duration::from_millis(333), segment: Duration::from_secs(1) };
-        let mut comp = Compositor::spawn(&fake, &format, "r-test").unwrap();
+        let mut comp = Compositor::spawn(&fake, &format).unwrap();
         let mut tick = tokio::time::interval(Duration::from_micros(200));
         let mut seen = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);

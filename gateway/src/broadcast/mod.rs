@@ -5,6 +5,7 @@ pub mod compositor;
 pub mod figures;
 pub mod policy;
 pub mod ports;
+pub mod spares;
 pub mod supervisor;
 
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ use self::compositor::OutputFormat;
 use self::figures::PipelineFigures;
 use self::policy::{BroadcastState, RestartPolicy};
 use self::ports::PortAllocator;
+use self::spares::Spares;
 use crate::clock::unix_now;
 use crate::sfu::WorkerHandle;
 use crate::store::BroadcastEnd;
@@ -74,6 +76,7 @@ pub struct Broadcasts {
     pub hls_urls: OnceLock<crate::auth::hls_url::HlsUrls>,
     bin: PathBuf,
     format: OutputFormat,
+    spares: Arc<Spares>,
     policy: RestartPolicy,
 }
 
@@ -84,8 +87,10 @@ impl Broadcasts {
         format: OutputFormat,
         ports: std::ops::Range<u16>,
         policy: RestartPolicy,
+        spares: usize,
     ) -> Self {
         Self {
+            spares: Spares::new(bin.clone(), format.clone(), spares, spares::REFILL_AFTER),
             inner: Mutex::new(HashMap::new()),
             stopping: Mutex::new(HashMap::new()),
             ports: Arc::new(Mutex::new(PortAllocator::new(ports))),
@@ -128,6 +133,7 @@ impl Broadcasts {
             status: status.clone(),
             bin: self.bin.clone(),
             format: self.format.clone(),
+            spares: self.spares.clone(),
             policy: self.policy,
         };
         let (restart_tx, restart_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -176,6 +182,16 @@ impl Broadcasts {
             return Err(BroadcastError::NotLive);
         }
         running.restart.send(()).map_err(|_| BroadcastError::NotLive)
+    }
+
+    /// Someone publishes, so a broadcast may follow: have the spare compositors ready.
+    pub fn prepare(&self) {
+        self.spares.fill_after(Duration::ZERO);
+    }
+
+    /// Spare compositors ready now (see `spares`).
+    pub fn spares_ready(&self) -> usize {
+        self.spares.ready()
     }
 
     /// Rooms with a broadcast (running or failed).

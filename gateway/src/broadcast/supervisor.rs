@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::compositor::{leg_actions, Compositor, Item, LegAction, OutputFormat};
 use super::policy::{BroadcastState, Next, RestartPolicy, Restarts, RunEnd, RunWatch};
 use super::ports::{PortAllocator, PortPair};
+use super::spares::Spares;
 use super::Status;
 use crate::protocol::MediaKindName;
 use crate::sfu::{Command, LegEvent, WorkerHandle};
@@ -27,6 +28,7 @@ pub struct Supervisor {
     pub status: Arc<Mutex<Status>>,
     pub bin: PathBuf,
     pub format: OutputFormat,
+    pub spares: Arc<Spares>,
     pub policy: RestartPolicy,
 }
 
@@ -44,7 +46,12 @@ impl Supervisor {
         loop {
             let starting = restarts.starting_state();
             self.set(|s| s.state = starting);
-            let (end, why) = match Compositor::spawn(&self.bin, &self.format, &self.room) {
+            // A spare (see `spares`) has GStreamer and its pipeline ready: seconds sooner on air.
+            let comp = match self.spares.take() {
+                Some(spare) => Ok(spare),
+                None => Compositor::spawn(&self.bin, &self.format),
+            };
+            let (end, why) = match comp {
                 Ok(c) => self.run_once(c, &mut stop, &mut restart).await,
                 Err(e) => (RunEnd::Died { healthy: false }, Some(format!("cannot start {}: {e}", self.bin.display()))),
             };
@@ -117,6 +124,10 @@ impl Supervisor {
             s.pid = comp.pid();
             s.figures.new_process();
         });
+        if let Err(e) = comp.start(&self.room).await {
+            comp.kill().await;
+            return (RunEnd::Died { healthy: false }, Some(format!("control channel: {e}")));
+        }
         let (events_tx, mut events) = mpsc::unbounded_channel();
         // The worker replays everyone present and every known track, and drops old legs.
         if !self.worker.send(Command::StartBroadcast { room: self.room.clone(), events: events_tx }) {

@@ -89,6 +89,10 @@ pub async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: A
                 let fatal = matches!(msg, ServerMsg::Error { fatal: true, .. } | ServerMsg::Removed { .. });
                 if let ServerMsg::ProducerAdded { producer } = &msg {
                     if producer.participant_id == participant {
+                        // A room that can be broadcast has a publisher: a broadcast may follow.
+                        if app.rooms.get(&room).is_some_and(|r| !r.settings.e2ee) {
+                            app.broadcasts.prepare();
+                        }
                         auto_broadcast(&app, &room, &worker);
                     }
                 }
