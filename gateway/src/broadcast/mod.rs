@@ -90,7 +90,7 @@ impl Broadcasts {
         spares: usize,
     ) -> Self {
         Self {
-            spares: Spares::new(bin.clone(), format.clone(), spares, spares::REFILL),
+            spares: Spares::new(bin.clone(), format.clone(), spares, spares::REFILL_AFTER),
             inner: Mutex::new(HashMap::new()),
             stopping: Mutex::new(HashMap::new()),
             ports: Arc::new(Mutex::new(PortAllocator::new(ports))),
@@ -186,7 +186,7 @@ impl Broadcasts {
 
     /// Someone publishes, so a broadcast may follow: have the spare compositors ready.
     pub fn prepare(&self) {
-        self.spares.prepare();
+        self.spares.fill_after(Duration::ZERO);
     }
 
     /// Spare compositors ready now (see `spares`).
