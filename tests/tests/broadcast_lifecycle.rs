@@ -279,7 +279,7 @@ async fn idle_broadcast_stops_and_empty_room_ends() -> Result<()> {
     // Viewers still get the final playlist for hls-out's grace period.
     ensure!(gw.playlist_text(&room).await?.contains("#EXT-X-ENDLIST"), "the ended playlist is still served");
 
-    // The taken spare was replaced 10 s after the broadcast took it.
+    // The taken spare was replaced 2 s after the broadcast took it.
     gw.wait_metric("roomcast_compositor_spares", 1.0, Duration::from_secs(15)).await?;
 
     // The link still works: joining brings the room back.
