@@ -29,7 +29,8 @@ pub const MAX_LINE: usize = 64 * 1024;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 enum Msg {
-    Line(Vec<u8>),
+    /// A control line and when the stdin thread read it.
+    Line(Vec<u8>, Instant),
     StdinEof,
     Bus(gst::Message),
     Tick,
@@ -58,6 +59,9 @@ struct Controller {
     /// The start-up's milestones; None once the first part's timeline has been logged.
     startup: Option<Startup>,
     part_silence: PartSilence,
+    /// When the line being handled was read from stdin (an input's log line says how long
+    /// it waited for this loop: a late tile's time is split between the processes).
+    line_read_at: Instant,
 }
 
 /// When the run began, GStreamer was loaded, the pipeline was built and reached PLAYING.
@@ -164,7 +168,7 @@ pub fn run(settings: Settings, stats_interval: Duration, standby: bool) -> Resul
             match input.read_until(b'\n', &mut line) {
                 Ok(0) => break,
                 Ok(_) => {
-                    if tx.send(Msg::Line(line)).is_err() {
+                    if tx.send(Msg::Line(line, Instant::now())).is_err() {
                         return;
                     }
                 }
@@ -203,6 +207,7 @@ pub fn run(settings: Settings, stats_interval: Duration, standby: bool) -> Resul
         shutting_down: None,
         startup: Some(Startup { began, gst_ready, built, playing: None, standby: waited }),
         part_silence: PartSilence::default(),
+        line_read_at: Instant::now(),
     };
     if let Err(e) = c.pipeline.apply_scene(&c.room.scene()).and_then(|_| c.pipeline.play()) {
         error!("cannot start the pipeline: {e:#}");
@@ -236,7 +241,10 @@ pub fn run(settings: Settings, stats_interval: Duration, standby: bool) -> Resul
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         };
         match msg {
-            Some(Msg::Line(line)) => c.on_line(&line),
+            Some(Msg::Line(line, read_at)) => {
+                c.line_read_at = read_at;
+                c.on_line(&line);
+            }
             Some(Msg::StdinEof) => {
                 info!("stdin closed: shutting down");
                 c.begin_shutdown();
@@ -374,6 +382,7 @@ impl Controller {
                 }
                 Effect::RemovePlaceholder { participant_id } => self.pipeline.remove_placeholder(&participant_id),
                 Effect::AddInput(spec) => {
+                    let building = Instant::now();
                     if let Err(e) = self.pipeline.add_track(&spec) {
                         error!(track_id = spec.track_id, "cannot add input: {e:#}");
                         self.report_error("input_failed", format!("{e:#}"), About::Track(spec.track_id.clone()));
@@ -385,7 +394,14 @@ impl Controller {
                     }
                     self.health.insert(spec.track_id.clone(), InputHealth::new(Instant::now(), 0));
                     self.lipsync.add_track(&spec.track_id, &spec.participant_id);
-                    info!(track_id = spec.track_id, port = spec.rtp_port, codec = ?spec.codec, "input added");
+                    info!(
+                        track_id = spec.track_id,
+                        port = spec.rtp_port,
+                        codec = ?spec.codec,
+                        waited_ms = building.saturating_duration_since(self.line_read_at).as_millis() as u64,
+                        build_ms = building.elapsed().as_millis() as u64,
+                        "input added"
+                    );
                 }
                 Effect::RemoveInput { track_id, kind } => {
                     self.pipeline.remove_track(&track_id);

@@ -317,8 +317,9 @@ struct Worker {
     candidate: Candidate,
     rx: Receiver<Command>,
     rooms: HashMap<String, Room>,
-    /// The room a datagram source was last routed to.
-    routes: HashMap<SocketAddr, String>,
+    /// The room a datagram source was last routed to (shared, so the per-datagram lookup
+    /// copies a pointer, not the room's id).
+    routes: HashMap<SocketAddr, Arc<str>>,
     config: WorkerConfig,
     stats: Arc<WorkerStats>,
     housekeeping_turns: u64,
@@ -537,7 +538,7 @@ impl Worker {
     fn drop_if_idle(&mut self, room: &str) {
         if self.rooms.get(room).is_some_and(|r| r.router.is_idle()) {
             self.rooms.remove(room);
-            self.routes.retain(|_, r| r != room);
+            self.routes.retain(|_, r| &**r != room);
         }
     }
 
@@ -579,7 +580,7 @@ impl Worker {
         let input = || Input::Datagram { at: now, source, contents: bytes };
         // Fast path: the room that last took a datagram from this address.
         if let Some(room) = self.routes.get(&source).cloned() {
-            if self.rooms.get_mut(&room).is_some_and(|r| r.router.handle_input(input())) {
+            if self.rooms.get_mut(&*room).is_some_and(|r| r.router.handle_input(input())) {
                 self.carry_out(&room);
                 return;
             }
@@ -588,8 +589,8 @@ impl Worker {
         let found = self.rooms.iter_mut().find_map(|(id, r)| r.router.handle_input(input()).then(|| id.clone()));
         match found {
             Some(room) => {
-                self.routes.insert(source, room.clone());
                 self.carry_out(&room);
+                self.routes.insert(source, room.into());
             }
             None => {
                 WorkerStats::add(&self.stats.datagrams_unrouted, 1);
