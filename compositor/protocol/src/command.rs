@@ -93,7 +93,7 @@ pub enum Command {
     },
     Shutdown,
     /// Ends a standby (`--standby`): the pipeline, built ahead of need, starts for this room
-    /// (the name labels the process's logs). Once running, a second `start` is an error.
+    /// (its id is logged with the start). Once running, a second `start` is an error.
     Start {
         room: String,
     },
