@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use compositor_protocol::frame::{check_body_len, check_header_len, Header};
 use compositor_protocol::Event;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::mpsc;
 
 #[derive(Debug, Clone)]
@@ -84,8 +84,9 @@ pub fn leg_actions(ev: &Event, known: impl Fn(&str) -> bool) -> Vec<LegAction> {
 }
 
 pub struct Compositor {
-    child: Child,
-    stdin: ChildStdin,
+    /// None: an in-memory compositor, whose other end is a test's ([`Compositor::in_memory`]).
+    child: Option<Child>,
+    stdin: Box<dyn AsyncWrite + Send + Unpin>,
     /// Items read by a task of their own: the supervisor waits on this in a `select!` next to
     /// other work, and a channel receive is cancel-safe where a half-read frame is not (a
     /// dropped read would lose bytes and desync the framing).
@@ -120,7 +121,17 @@ impl Compositor {
         let stdout = BufReader::with_capacity(256 * 1024, child.stdout.take().expect("piped stdout"));
         let (tx, items) = mpsc::channel(ITEM_QUEUE);
         tokio::spawn(read_items(stdout, tx));
-        Ok(Self { child, stdin, items })
+        Ok(Self { child: Some(child), stdin: Box::new(stdin), items })
+    }
+
+    /// A compositor without a process: the test on the other end reads its control lines
+    /// and writes its items (the supervisor's loop driven in simulated time).
+    #[cfg(test)]
+    pub fn in_memory() -> (Self, Remote) {
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let (items_tx, items) = mpsc::channel(ITEM_QUEUE);
+        let remote = Remote { lines: tokio::io::AsyncBufReadExt::lines(BufReader::new(theirs)), items: items_tx };
+        (Self { child: None, stdin: Box::new(ours), items }, remote)
     }
 
     /// Ends the standby: the compositor runs for `room` from now on.
@@ -130,11 +141,11 @@ impl Compositor {
 
     /// The process has not exited (a spare that died waiting is not handed out).
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.child.as_mut().is_none_or(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.child.id()
+        self.child.as_ref()?.id()
     }
 
     pub async fn send(&mut self, command: &compositor_protocol::Command) -> std::io::Result<()> {
@@ -153,14 +164,25 @@ impl Compositor {
     pub async fn shutdown(mut self) {
         let _ = self.send(&compositor_protocol::Command::Shutdown).await;
         drop(self.stdin);
-        if tokio::time::timeout(Duration::from_secs(3), self.child.wait()).await.is_err() {
-            let _ = self.child.kill().await;
+        let Some(mut child) = self.child else { return };
+        if tokio::time::timeout(Duration::from_secs(3), child.wait()).await.is_err() {
+            let _ = child.kill().await;
         }
     }
 
     pub async fn kill(mut self) {
-        let _ = self.child.kill().await;
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill().await;
+        }
     }
+}
+
+/// The test's end of an in-memory compositor: the control lines it was sent (ending when the
+/// supervisor lets it go), and where its output items go.
+#[cfg(test)]
+pub struct Remote {
+    pub lines: tokio::io::Lines<BufReader<tokio::io::DuplexStream>>,
+    pub items: mpsc::Sender<std::io::Result<Option<Item>>>,
 }
 
 /// Reads items until the output ends or fails (the last thing sent says which), or until

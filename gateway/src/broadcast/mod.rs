@@ -49,6 +49,25 @@ pub struct Status {
     pub viewers_peak: usize,
 }
 
+impl Status {
+    /// A broadcast's status before its first compositor runs.
+    pub fn starting() -> Self {
+        Status {
+            state: BroadcastState::Starting,
+            since: Instant::now(),
+            restarts: 0,
+            parts: 0,
+            legs: 0,
+            pid: None,
+            last_error: None,
+            figures: PipelineFigures::default(),
+            part_publish_delay_ms: None,
+            viewers: 0,
+            viewers_peak: 0,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BroadcastError {
     #[error("the broadcast is already running; stop it first with DELETE")]
@@ -107,19 +126,7 @@ impl Broadcasts {
         if inner.get(room).is_some_and(|r| r.status.lock().expect("status").state.is_running()) {
             return Err(BroadcastError::AlreadyLive);
         }
-        let status = Arc::new(Mutex::new(Status {
-            state: BroadcastState::Starting,
-            since: Instant::now(),
-            restarts: 0,
-            parts: 0,
-            legs: 0,
-            pid: None,
-            last_error: None,
-            figures: PipelineFigures::default(),
-            part_publish_delay_ms: None,
-            viewers: 0,
-            viewers_peak: 0,
-        }));
+        let status = Arc::new(Mutex::new(Status::starting()));
         let (stop_tx, stop_rx) = oneshot::channel();
         let part = self.format.part;
         let sup = supervisor::Supervisor {

@@ -46,6 +46,12 @@ impl Spares {
         taken
     }
 
+    /// Hands this compositor out at the next take (tests: in-memory compositors).
+    #[cfg(test)]
+    pub fn offer(&self, compositor: Compositor) {
+        self.ready.lock().expect("spares lock").insert(0, compositor);
+    }
+
     /// Spares ready now (ops and metrics).
     pub fn ready(&self) -> usize {
         let mut ready = self.ready.lock().expect("spares lock");

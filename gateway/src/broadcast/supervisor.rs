@@ -135,7 +135,7 @@ impl Supervisor {
             return (RunEnd::Died { healthy: false }, Some("the room's SFU worker is down".into()));
         }
         let mut roster = Roster::default();
-        let mut watch = RunWatch::new(self.policy, self.format.part, Instant::now());
+        let mut watch = RunWatch::new(self.policy, self.format.part, now());
         let mut watchdog = tokio::time::interval(self.format.part / 2);
         let died = |why: String| Err::<RunEnd, _>(why);
         let ended = loop {
@@ -167,14 +167,14 @@ impl Supervisor {
                 item = comp.next_item() => match item {
                     Ok(Some(Item::Init(data))) => self.hls.init(data),
                     Ok(Some(Item::Part { data, independent, segment_start, duration, composed_at })) => {
-                        watch.part(Instant::now());
+                        watch.part(now());
                         self.hls.push_part_composed_at(hls_out::Part { data, duration, independent, segment_start }, composed_at);
                         self.set(|s| { s.state = BroadcastState::Live; s.parts += 1; });
                     }
                     Ok(Some(Item::Event(ev))) => {
                         tracing::debug!(room = %self.room, event = ?ev, "compositor event");
                         if let Event::Stats(stats) = &ev {
-                            watch.frames(stats.frames_out, Instant::now());
+                            watch.frames(stats.frames_out, now());
                             self.set(|s| s.figures.apply_stats(stats));
                         }
                         for action in leg_actions(&ev, |id| roster.tracks.contains_key(id)) {
@@ -198,7 +198,7 @@ impl Supervisor {
                     Err(e) => break died(e.to_string()),
                 },
                 _ = watchdog.tick() => {
-                    if let Some(silent) = watch.look(Instant::now(), comp.pid().and_then(process_cpu_ticks)) {
+                    if let Some(silent) = watch.look(now(), comp.pid().and_then(process_cpu_ticks)) {
                         comp.kill().await;
                         break died(format!("stalled: no part for {} ms", silent.as_millis()));
                     }
@@ -226,7 +226,7 @@ impl Supervisor {
             comp.send(&Control::RemoveParticipant { id }).await.map_err(|e| format!("control channel: {e}"))?;
         }
         self.set(|s| s.legs = 0);
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = now() + Duration::from_secs(10);
         loop {
             if self.worker.is_alive() {
                 let (tx, rx) = mpsc::unbounded_channel();
@@ -239,7 +239,7 @@ impl Supervisor {
                     return Ok(rx);
                 }
             }
-            if Instant::now() > deadline {
+            if now() > deadline {
                 return Err("the SFU worker did not come back within 10 s".into());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -305,6 +305,11 @@ impl Supervisor {
     }
 }
 
+/// The supervisor's clock: tokio's, so its tests run it in simulated time (`start_paused`).
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 /// CPU time (user + system, in clock ticks) a process has used, from `/proc/PID/stat`.
 fn process_cpu_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -314,4 +319,177 @@ fn process_cpu_ticks(pid: u32) -> Option<u64> {
     let utime: u64 = fields.nth(11)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
     Some(utime + stime)
+}
+
+/// The supervisor's loop in simulated time: in-memory compositors (the test writes their
+/// output and reads their control lines), a real SFU worker with an empty room, real hls-out.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broadcast::compositor::Remote;
+    use crate::broadcast::spares::{Spares, REFILL_AFTER};
+    use crate::broadcast::Status;
+    use bytes::Bytes;
+
+    const PART: Duration = Duration::from_millis(333);
+
+    struct Harness {
+        status: Arc<Mutex<Status>>,
+        hls: Arc<hls_out::HlsStore>,
+        worker: WorkerHandle,
+        stop: oneshot::Sender<()>,
+        restart: mpsc::UnboundedSender<()>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    /// A supervisor whose compositors are `n` in-memory ones, handed out in order (then the
+    /// binary is missing: a start fails).
+    fn start(n: usize, max_restarts: u32) -> (Harness, Vec<Remote>) {
+        let format = OutputFormat { width: 64, height: 36, fps: 30, part: PART, segment: Duration::from_secs(1) };
+        let missing = PathBuf::from("/nonexistent/roomcast-compositor");
+        let spares = Spares::new(missing.clone(), format.clone(), 0, REFILL_AFTER);
+        let mut remotes = Vec::new();
+        for _ in 0..n {
+            let (comp, remote) = Compositor::in_memory();
+            spares.offer(comp);
+            remotes.push(remote);
+        }
+        let worker = crate::sfu::worker::spawn(
+            0,
+            crate::sfu::WorkerConfig {
+                bind: "127.0.0.1:0".parse().unwrap(),
+                announce_ip: Ipv4Addr::LOCALHOST.into(),
+                ice_disconnect_timeout: Duration::from_secs(30),
+                samples: None,
+                bwe: false,
+                ice_lite: false,
+            },
+        )
+        .unwrap();
+        let hls = hls_out::HlsStore::new();
+        let status = Arc::new(Mutex::new(Status::starting()));
+        let sup = Supervisor {
+            room: "r-sim".into(),
+            worker: worker.clone(),
+            hls: hls.open("r-sim", hls_out::PackagerConfig { part_target: PART, segment_target: format.segment, window_segments: 12 }),
+            hls_store: hls.clone(),
+            ports: Arc::new(Mutex::new(PortAllocator::new(40_000..40_100))),
+            status: status.clone(),
+            bin: missing,
+            format,
+            spares,
+            policy: RestartPolicy { max_restarts, stall_parts: 3, ..Default::default() },
+        };
+        let (stop, stop_rx) = oneshot::channel();
+        let (restart, restart_rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(sup.run(stop_rx, restart_rx));
+        (Harness { status, hls, worker, stop, restart, task }, remotes)
+    }
+
+    impl Harness {
+        fn state(&self) -> (BroadcastState, u32) {
+            let s = self.status.lock().unwrap();
+            (s.state, s.restarts)
+        }
+        fn parts_published(&self) -> u64 {
+            self.hls.stats("r-sim").map_or(0, |s| s.parts_published)
+        }
+        /// Stops the broadcast, waits for its supervisor to end; its final state.
+        async fn finish(self) -> (BroadcastState, u32) {
+            let Harness { status, worker, stop, task, .. } = self;
+            let _ = stop.send(());
+            task.await.unwrap();
+            worker.send(crate::sfu::Command::Stop);
+            let s = status.lock().unwrap();
+            (s.state, s.restarts)
+        }
+    }
+
+    fn part() -> Item {
+        Item::Part { data: Bytes::from_static(b"moof"), independent: true, segment_start: true, duration: PART, composed_at: None }
+    }
+
+    /// Reads control lines until `op`; panics if the supervisor lets the compositor go first.
+    async fn expect_op(remote: &mut Remote, op: &str) -> String {
+        while let Some(line) = remote.lines.next_line().await.unwrap() {
+            if line.contains(&format!("\"op\":\"{op}\"")) {
+                return line;
+            }
+        }
+        panic!("the supervisor let the compositor go before sending {op}");
+    }
+
+    /// Waits until the supervisor lets the compositor go (its control channel closes).
+    async fn let_go(remote: &mut Remote) {
+        while remote.lines.next_line().await.unwrap().is_some() {}
+    }
+
+    /// Publishes `n` parts, one per part duration.
+    async fn publish(remote: &Remote, n: usize) {
+        for _ in 0..n {
+            remote.items.send(Ok(Some(part()))).await.unwrap();
+            tokio::time::sleep(PART).await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_compositor_is_replaced_after_three_part_durations() {
+        let (h, mut remotes) = start(2, 5);
+        let mut second = remotes.pop().unwrap();
+        let mut first = remotes.pop().unwrap();
+        assert!(expect_op(&mut first, "start").await.contains("r-sim"));
+        first.items.send(Ok(Some(Item::Init(Bytes::from_static(b"ftyp"))))).await.unwrap();
+        publish(&first, 6).await;
+        assert_eq!(h.state(), (BroadcastState::Live, 0));
+        // Silence (a process that uses no CPU: an in-memory one has no pid to read).
+        let last_part = tokio::time::Instant::now() - PART;
+        let_go(&mut first).await;
+        let silent = last_part.elapsed();
+        assert!(silent > PART * 3 && silent <= PART * 3 + PART, "replaced after {silent:?} of silence");
+        // The first restart is at once, with the next compositor.
+        let restarted = tokio::time::Instant::now();
+        expect_op(&mut second, "start").await;
+        assert!(restarted.elapsed() < Duration::from_millis(50), "restarted after {:?}", restarted.elapsed());
+        second.items.send(Ok(Some(Item::Init(Bytes::from_static(b"ftyp"))))).await.unwrap();
+        publish(&second, 3).await;
+        assert_eq!(h.state(), (BroadcastState::Live, 1));
+        assert_eq!(h.parts_published(), 9, "one timeline across the two runs");
+        // A stop asks the compositor to shut down, then lets it go.
+        let stopping = tokio::spawn(h.finish());
+        expect_op(&mut second, "shutdown").await;
+        let_go(&mut second).await;
+        assert_eq!(stopping.await.unwrap(), (BroadcastState::Stopped, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ops_restart_is_immediate_and_repeated_deaths_fail_the_broadcast() {
+        let (h, mut remotes) = start(3, 2);
+        let mut third = remotes.pop().unwrap();
+        let mut second = remotes.pop().unwrap();
+        let mut first = remotes.pop().unwrap();
+        expect_op(&mut first, "start").await;
+        publish(&first, 3).await;
+        // Ops asks for a restart: at once, not counted against the budget.
+        h.restart.send(()).unwrap();
+        let_go(&mut first).await;
+        expect_op(&mut second, "start").await;
+        // It dies (its output ends) before publishing: the first retry is at once...
+        second.items.send(Ok(None)).await.unwrap();
+        let died = tokio::time::Instant::now();
+        expect_op(&mut third, "start").await;
+        assert!(died.elapsed() < Duration::from_millis(50));
+        // ... and the next one dies too: the budget of 2 is spent on a start that fails
+        // (no more compositors: the binary is missing), then the broadcast fails.
+        third.items.send(Ok(None)).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while h.state().0 != BroadcastState::Failed {
+            assert!(tokio::time::Instant::now() < deadline, "still {:?}", h.state());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let error = h.status.lock().unwrap().last_error.clone().unwrap_or_default();
+        assert!(error.contains("cannot start"), "{error}");
+        assert!(h.hls.stats("r-sim").is_some(), "the ended stream is still served for its grace period");
+        let (state, _) = h.finish().await;
+        assert_eq!(state, BroadcastState::Stopped);
+    }
 }
