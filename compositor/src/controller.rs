@@ -123,8 +123,8 @@ pub fn run(settings: Settings, stats_interval: Duration, standby: bool) -> Resul
     let mut waited = None;
     if standby {
         crate::pipeline::preload_input_elements();
-        if let Err(e) = pipeline.ready() {
-            error!("cannot make the pipeline ready: {e:#}");
+        if let Err(e) = pipeline.pause() {
+            error!("cannot pause the pipeline ahead of its start: {e:#}");
             let _ = item_tx.send(Item::Event(Event::Fatal { message: format!("{e:#}") }));
             drop(item_tx);
             let _ = writer.join();

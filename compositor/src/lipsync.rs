@@ -248,6 +248,17 @@ mod tests {
         ids.iter().map(|t| ls.delay_ns(t).unwrap() / MS).collect()
     }
 
+    /// Participant "p" with audio "a" and video "v", each with a first SR at NTP 0 mapped to
+    /// these running times.
+    fn audio_and_video(audio_running_ms: u64, video_running_ms: u64) -> LipSync {
+        let mut ls = LipSync::new();
+        ls.add_track("a", "p");
+        ls.add_track("v", "p");
+        ls.observe("a", m(0, audio_running_ms));
+        ls.observe("v", m(0, video_running_ms));
+        ls
+    }
+
     #[test]
     fn parses_a_plain_sender_report_and_a_compound_one() {
         let ntp = (3_900_000_000u64 << 32) | 0x8000_0000;
@@ -312,11 +323,7 @@ mod tests {
 
     #[test]
     fn small_changes_are_ignored() {
-        let mut ls = LipSync::new();
-        ls.add_track("a", "p");
-        ls.add_track("v", "p");
-        ls.observe("a", m(0, 1000));
-        ls.observe("v", m(0, 1200));
+        let mut ls = audio_and_video(1000, 1200);
         assert_eq!(delays(&ls, &["a", "v"]), [200, 0]);
         for (i, jitter) in [10u64, 0, 14, 3, 9].into_iter().enumerate() {
             let u = ls.observe("v", m(i as u64 * 1000, i as u64 * 1000 + 1200 + jitter));
@@ -332,11 +339,7 @@ mod tests {
     #[test]
     fn a_jump_of_one_or_two_srs_is_not_followed_a_lasting_one_is() {
         // What a starved jitter buffer does: video's timing jumps 600 ms for two SRs.
-        let mut ls = LipSync::new();
-        ls.add_track("a", "p");
-        ls.add_track("v", "p");
-        ls.observe("a", m(0, 1000));
-        ls.observe("v", m(0, 1050));
+        let mut ls = audio_and_video(1000, 1050);
         assert_eq!(delays(&ls, &["a", "v"]), [50, 0]);
         for i in 1..=2 {
             let u = ls.observe("v", m(i * 1000, i * 1000 + 1650));
@@ -352,11 +355,7 @@ mod tests {
 
     #[test]
     fn bogus_delays_are_ignored() {
-        let mut ls = LipSync::new();
-        ls.add_track("a", "p");
-        ls.add_track("v", "p");
-        ls.observe("a", m(0, 1000));
-        ls.observe("v", m(0, 1100));
+        let mut ls = audio_and_video(1000, 1100);
         assert_eq!(delays(&ls, &["a", "v"]), [100, 0]);
         // one video SR 5 s off: filtered out
         let u = ls.observe("v", m(0, 6000));

@@ -591,7 +591,7 @@ impl Pipeline {
 
     /// Everything a state change can do before the clock runs (`standby`): elements open
     /// and their threads start, so PLAYING at the start is quick.
-    pub fn ready(&self) -> Result<()> {
+    pub fn pause(&self) -> Result<()> {
         self.pipeline.set_state(gst::State::Paused).context("setting the pipeline to PAUSED")?;
         Ok(())
     }

@@ -89,11 +89,7 @@ pub async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: A
                 let fatal = matches!(msg, ServerMsg::Error { fatal: true, .. } | ServerMsg::Removed { .. });
                 if let ServerMsg::ProducerAdded { producer } = &msg {
                     if producer.participant_id == participant {
-                        // A room that can be broadcast has a publisher: a broadcast may follow.
-                        if app.rooms.get(&room).is_some_and(|r| !r.settings.e2ee) {
-                            app.broadcasts.prepare();
-                        }
-                        auto_broadcast(&app, &room, &worker);
+                        publisher_appeared(&app, &room, &worker);
                     }
                 }
                 // A client that stopped reading blocks this send (its TCP window is shut): the
@@ -189,11 +185,16 @@ pub async fn remove_participant(worker: &WorkerHandle, room: &str, participant: 
         && rx.await.unwrap_or(false)
 }
 
-/// Rooms created with `auto_broadcast` go live when someone first publishes.
-fn auto_broadcast(app: &AppState, room: &str, worker: &WorkerHandle) {
-    // A draining node starts nothing new.
-    let wanted = app.rooms.get(room).is_some_and(|r| r.settings.auto_broadcast && !r.settings.e2ee) && !app.node.is_draining();
-    if wanted && app.broadcasts.state(room) == BroadcastState::Stopped && app.broadcasts.start(room, worker.clone()).is_ok() {
+/// Someone publishes in a room that can be broadcast: the node readies a spare compositor (a
+/// broadcast may follow), and a room created with `auto_broadcast` goes live. A draining node
+/// starts nothing new.
+fn publisher_appeared(app: &AppState, room: &str, worker: &WorkerHandle) {
+    let Some(auto) = app.rooms.get(room).filter(|r| !r.settings.e2ee).map(|r| r.settings.auto_broadcast) else { return };
+    if app.node.is_draining() {
+        return;
+    }
+    app.broadcasts.prepare();
+    if auto && app.broadcasts.state(room) == BroadcastState::Stopped && app.broadcasts.start(room, worker.clone()).is_ok() {
         tracing::info!(%room, "broadcast started automatically: first producer");
         app.rooms.record(Write::BroadcastStarted { room: room.to_owned(), at: unix_now() });
     }
