@@ -6,6 +6,7 @@
 import Hls, { ErrorTypes, Events, type ErrorData } from 'hls.js';
 import { Store } from '../store';
 import { signatureOf, withSignature } from './access';
+import { broadcastOver, bufferedEndAt, type Playback } from './ending';
 import { programDelay } from './readout';
 import { nextRecovery, type RecoveryAction, type RecoveryHistory } from './recovery';
 
@@ -52,6 +53,8 @@ export class WatchPlayer {
   private restartTimer: number | null = null;
   private stopped = false;
   private history: RecoveryHistory = { mediaRecoveries: [], networkRetries: [] };
+  /** Playback at the previous poll after the playlist ended (is it still advancing?). */
+  private lastLook: Playback | null = null;
   private readonly onVideoEvent = () => this.fromVideo();
 
   /**
@@ -136,41 +139,62 @@ export class WatchPlayer {
     this.pollTimer = window.setTimeout(() => void this.poll(), ms);
   }
 
-  /** 'live' when the playlist is there, 'offline' on 404, 'unknown' on other failures. */
-  private async checkPlaylist(): Promise<'live' | 'offline' | 'unknown'> {
+  /**
+   * 'live' when the playlist is there (`endlist`: it has EXT-X-ENDLIST, the broadcast
+   * stopped), 'offline' on 404, 'unknown' on other failures.
+   */
+  private async checkPlaylist(): Promise<{ found: 'live' | 'offline' | 'unknown'; endlist: boolean }> {
     try {
       const res = await fetch(this.source(), {
         cache: 'no-store',
         headers: this.viewerId ? { 'X-Roomcast-Viewer': this.viewerId } : {},
       });
-      if (res.status === 404 || res.status === 410) return 'offline';
-      if (!res.ok) return 'unknown';
+      if (res.status === 404 || res.status === 410) return { found: 'offline', endlist: false };
+      if (!res.ok) return { found: 'unknown', endlist: false };
       const text = await res.text();
       // Not a playlist at all (e.g. an HTML fallback page): nothing to play.
-      if (!text.trimStart().startsWith('#EXTM3U')) return 'offline';
+      if (!text.trimStart().startsWith('#EXTM3U')) return { found: 'offline', endlist: false };
+      const endlist = text.includes('#EXT-X-ENDLIST');
       // A finished broadcast with nothing after it is offline too.
-      if (text.includes('#EXT-X-ENDLIST') && !this.hls) return 'offline';
-      return 'live';
+      if (endlist && !this.hls) return { found: 'offline', endlist };
+      return { found: 'live', endlist };
     } catch {
-      return 'unknown';
+      return { found: 'unknown', endlist: false };
     }
+  }
+
+  /** What the video element shows of playback now. */
+  private look(): Playback {
+    const v = this.video;
+    const ranges = Array.from({ length: v.buffered.length }, (_, i) => ({
+      start: v.buffered.start(i),
+      end: v.buffered.end(i),
+    }));
+    return { ended: v.ended, currentTime: v.currentTime, bufferedEnd: bufferedEndAt(ranges, v.currentTime) };
   }
 
   private async poll(): Promise<void> {
     this.pollTimer = null;
     if (this.stopped) return;
-    const found = await this.checkPlaylist();
+    const { found, endlist } = await this.checkPlaylist();
     if (this.stopped) return;
     if (found === 'offline') {
       this.goOffline();
     } else if (found === 'live' && !this.hls && this.video.src === '') {
       this.load();
+    } else if (found === 'live' && endlist) {
+      // The broadcast stopped: offline once playback has played what it has.
+      const now = this.look();
+      if (broadcastOver(true, now, this.lastLook)) this.goOffline();
+      else this.lastLook = now;
     }
     const playing = this.hls !== null || this.video.src !== '';
-    this.schedulePoll(playing ? LIVE_POLL_MS : OFFLINE_POLL_MS);
+    // After the end, look again soon: the last parts take seconds, not minutes, to play.
+    this.schedulePoll(playing && !endlist ? LIVE_POLL_MS : OFFLINE_POLL_MS);
   }
 
   private goOffline(): void {
+    this.lastLook = null;
     this.teardown();
     this.patch({ status: 'offline', latency: null, delay: null, needsPlay: false });
   }
@@ -247,7 +271,7 @@ export class WatchPlayer {
         return;
       case 'check_then_restart_load':
         // The playlist may be gone (broadcast stopped): find out before retrying.
-        void this.checkPlaylist().then((found) => {
+        void this.checkPlaylist().then(({ found }) => {
           if (hls !== this.hls || this.stopped) return;
           if (found === 'offline') this.goOffline();
           else this.restartLater(() => hls.startLoad(-1), action.delayMs);
