@@ -13,10 +13,11 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use tracing::{debug, error, info, warn};
 
+use crate::errors::{on_element_error, ErrorAction, Owner};
 use crate::health::{InputHealth, Rebuild};
 use crate::lipsync::{LipSync, Mapping, Update};
 use crate::output::{write_item, Item};
-use crate::pipeline::{Owner, Pipeline, Settings};
+use crate::pipeline::{Pipeline, Settings};
 use crate::room::{Effect, Room};
 use crate::standby::{wake, Wake};
 use crate::timing::PartSilence;
@@ -450,28 +451,22 @@ impl Controller {
                     err.error(),
                     err.debug().unwrap_or_default()
                 );
-                match owner {
-                    Owner::Track(track_id) => {
-                        if self.room.track(&track_id).is_none() {
-                            debug!("error from a removed input: {text}");
-                            return BusOutcome::Continue;
-                        }
+                match on_element_error(owner, |t| self.room.track(t).is_some(), self.shutting_down.is_some()) {
+                    ErrorAction::Ignore { why } => debug!("error {why}: {text}"),
+                    ErrorAction::RebuildInput { track_id } => {
                         warn!(track_id, "input error: {text}");
                         self.report_error("input_error", text, About::Track(track_id.clone()));
                         self.restart_input(&track_id);
                     }
-                    Owner::Placeholder(pid) => {
-                        warn!(pid, "placeholder error: {text}");
-                        self.report_error("placeholder", text, About::Participant(pid.clone()));
+                    ErrorAction::ReportPlaceholder { participant_id } => {
+                        warn!(participant_id, "placeholder error: {text}");
+                        self.report_error("placeholder", text, About::Participant(participant_id));
                     }
-                    Owner::Unknown => {
-                        warn!("error from an element no longer in use: {text}");
+                    ErrorAction::EndOfStream => {
+                        warn!("error while shutting down: {text}");
+                        return BusOutcome::Eos;
                     }
-                    Owner::Output => {
-                        if self.shutting_down.is_some() {
-                            warn!("error while shutting down: {text}");
-                            return BusOutcome::Eos;
-                        }
+                    ErrorAction::Fatal => {
                         error!("fatal pipeline error: {text}");
                         self.errors += 1;
                         self.emit(Item::Event(Event::Fatal { message: text }));
