@@ -72,12 +72,13 @@ pub fn preload_input_elements() {
 
 /// Bilinear scaling without dithering for tiles: the default (cubic, generic C path) is the
 /// most expensive part of compositing; bilinear runs on ORC and looks the same at tile sizes.
-fn scaler_config() -> gst::Structure {
+pub(super) fn scaler_config() -> gst::Structure {
     use gstreamer_video::{VideoDitherMethod, VideoResamplerMethod};
     gst::Structure::builder("GstVideoConverter")
         .field("GstVideoConverter.resampler-method", VideoResamplerMethod::Linear)
         .field("GstVideoConverter.chroma-resampler-method", VideoResamplerMethod::Linear)
         .field("GstVideoConverter.dither-method", VideoDitherMethod::None)
+        .field("GstVideoConverter.resampler-taps", 2u32)
         .build()
 }
 

@@ -14,6 +14,10 @@ use crate::room::{Scene, ZORDER_BACKGROUND, ZORDER_EMPTY_SLOT, ZORDER_PLACEHOLDE
 /// Colours (ARGB) of the tiles.
 const PLACEHOLDER_ARGB: u32 = 0xff2b_2f3a;
 const EMPTY_SLOT_ARGB: u32 = 0xff1a_1c22;
+/// Frame rate of tiles that never change. A live source's latency is one frame: 100 ms stays
+/// below the 200 ms the mixers plan for their inputs (`input_latency_ns`), so a still tile
+/// adds no delay to the output.
+const STILL_FPS: u32 = 10;
 /// Resolution placeholders are drawn at (the compositor pad scales them to the tile).
 const PLACEHOLDER_W: i32 = 480;
 const PLACEHOLDER_H: i32 = 270;
@@ -35,25 +39,29 @@ pub fn markup_escape(s: &str) -> String {
 }
 
 impl Pipeline {
-    fn video_src_caps(&self, width: i32, height: i32) -> gst::Caps {
+    fn video_src_caps(&self, width: i32, height: i32, fps: u32) -> gst::Caps {
         gst::Caps::builder("video/x-raw")
             .field("format", "I420")
             .field("width", width)
             .field("height", height)
-            .field("framerate", gst::Fraction::new(self.settings.fps as i32, 1))
+            .field("framerate", gst::Fraction::new(fps as i32, 1))
             .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
             .build()
     }
 
-    /// A live solid-colour source at the output frame rate, optionally with a centred label.
-    fn solid_bin(&mut self, name: &str, argb: u32, w: i32, h: i32, label: Option<&str>) -> Result<gst::Bin> {
+    /// A live solid-colour source, optionally with a centred label. The background runs at
+    /// the output frame rate (it drives the mixer); `still` tiles (placeholders, empty slots)
+    /// at [`STILL_FPS`]: the mixer shows each frame until the next, and drawing and labelling
+    /// them at 30 fps cost about 0.006 of a core per tile for a picture that never changes.
+    fn solid_bin(&mut self, name: &str, argb: u32, w: i32, h: i32, label: Option<&str>, still: bool) -> Result<gst::Bin> {
         let bin = gst::Bin::with_name(name);
         let src = gst::ElementFactory::make("videotestsrc")
             .property("is-live", true)
             .property_from_str("pattern", "solid-color")
             .property("foreground-color", argb)
             .build()?;
-        let caps = gst::ElementFactory::make("capsfilter").property("caps", self.video_src_caps(w, h)).build()?;
+        let fps = if still { STILL_FPS.min(self.settings.fps) } else { self.settings.fps };
+        let caps = gst::ElementFactory::make("capsfilter").property("caps", self.video_src_caps(w, h, fps)).build()?;
         bin.add_many([&src, &caps])?;
         src.link(&caps)?;
         let mut last = caps;
@@ -77,7 +85,7 @@ impl Pipeline {
 
     pub(super) fn add_background(&mut self) -> Result<()> {
         // Transparent, tiny: it only guarantees the compositor always has a live input.
-        let bin = self.solid_bin("background", 0xff00_0000, 16, 16, None)?;
+        let bin = self.solid_bin("background", 0xff00_0000, 16, 16, None, false)?;
         let pad = self.attach(&bin, &self.vmix.clone(), &[("zorder", ZORDER_BACKGROUND.to_value()), ("alpha", 0.0f64.to_value())])?;
         let _ = pad;
         Ok(())
@@ -110,9 +118,11 @@ impl Pipeline {
 
     pub fn add_placeholder(&mut self, participant_id: &str, name: &str) -> Result<()> {
         let bin_name = self.fresh_name("ph");
-        let bin = self.solid_bin(&bin_name, PLACEHOLDER_ARGB, PLACEHOLDER_W, PLACEHOLDER_H, Some(name))?;
+        let bin = self.solid_bin(&bin_name, PLACEHOLDER_ARGB, PLACEHOLDER_W, PLACEHOLDER_H, Some(name), true)?;
         self.owners.insert(bin_name, Owner::Placeholder(participant_id.to_string()));
         let pad = self.attach(&bin, &self.vmix.clone(), &[("zorder", ZORDER_PLACEHOLDER.to_value()), ("alpha", 0.0f64.to_value())])?;
+        pad.set_property_from_str("sizing-policy", "keep-aspect-ratio");
+        pad.set_property("converter-config", super::inputs::scaler_config());
         self.placeholders.insert(
             participant_id.to_string(),
             Input {
@@ -149,7 +159,7 @@ impl Pipeline {
     pub fn apply_scene(&mut self, scene: &Scene) -> Result<()> {
         while self.empties.len() < scene.empty_slots.len() {
             let name = self.fresh_name("empty");
-            let bin = self.solid_bin(&name, EMPTY_SLOT_ARGB, 32, 18, None)?;
+            let bin = self.solid_bin(&name, EMPTY_SLOT_ARGB, 32, 18, None, true)?;
             let pad = self.attach(&bin, &self.vmix.clone(), &[("zorder", ZORDER_EMPTY_SLOT.to_value()), ("alpha", 0.0f64.to_value())])?;
             self.empties.push(Input {
                 bin,
