@@ -1,6 +1,6 @@
 //! Benchmark: the compositor vs ffmpeg doing the same grid composite.
 //!
-//! `cargo run --release -p roomcast-compositor --bin compositor-bench [-- --tiles 4,9 --seconds 20]`
+//! `cargo run --release -p roomcast-compositor --bin compositor-bench [-- --tiles 4,9,16 --seconds 20]`
 //!
 //! For each tile count N: N VP8 640x360@30 RTP inputs (a pre-encoded moving clip replayed
 //! in real time, so the senders cost almost nothing) + one Opus tone go into a release
@@ -28,7 +28,7 @@ use roomcast_compositor::output::read_frame;
 #[derive(Parser, Debug)]
 struct Args {
     /// Tile counts to run.
-    #[arg(long, value_delimiter = ',', default_value = "4,9")]
+    #[arg(long, value_delimiter = ',', default_value = "4,9,16")]
     tiles: Vec<usize>,
     /// Length of each run (the first `--warmup` seconds are not measured).
     #[arg(long, default_value_t = 20)]
