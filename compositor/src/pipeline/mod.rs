@@ -74,6 +74,13 @@ struct Input {
     video: Option<VideoCounters>,
 }
 
+impl Input {
+    /// A tile that is not a track (a placeholder, an empty slot): no counters, no jitter buffer.
+    fn tile(bin: gst::Bin, mixer: gst::Element, mixer_pad: gst::Pad) -> Self {
+        Input { bin, mixer, mixer_pad, packets: Arc::default(), video_jitterbuffer: None, jitterbuffer: None, depay: None, video: None }
+    }
+}
+
 #[derive(Clone, Default)]
 pub(super) struct VideoCounters {
     frames: Arc<AtomicU64>,

@@ -1,8 +1,6 @@
 //! The tiles that are not tracks: a participant's placeholder (a solid colour with the name),
 //! empty slots, and where every tile goes in a scene.
 
-use std::sync::Arc;
-
 use anyhow::{Context, Result};
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -123,19 +121,7 @@ impl Pipeline {
         let pad = self.attach(&bin, &self.vmix.clone(), &[("zorder", ZORDER_PLACEHOLDER.to_value()), ("alpha", 0.0f64.to_value())])?;
         pad.set_property_from_str("sizing-policy", "keep-aspect-ratio");
         pad.set_property("converter-config", super::inputs::scaler_config());
-        self.placeholders.insert(
-            participant_id.to_string(),
-            Input {
-                bin,
-                mixer: self.vmix.clone(),
-                mixer_pad: pad,
-                packets: Arc::default(),
-                video_jitterbuffer: None,
-                jitterbuffer: None,
-                depay: None,
-                video: None,
-            },
-        );
+        self.placeholders.insert(participant_id.to_string(), Input::tile(bin, self.vmix.clone(), pad));
         Ok(())
     }
 
@@ -161,16 +147,7 @@ impl Pipeline {
             let name = self.fresh_name("empty");
             let bin = self.solid_bin(&name, EMPTY_SLOT_ARGB, 32, 18, None, true)?;
             let pad = self.attach(&bin, &self.vmix.clone(), &[("zorder", ZORDER_EMPTY_SLOT.to_value()), ("alpha", 0.0f64.to_value())])?;
-            self.empties.push(Input {
-                bin,
-                mixer: self.vmix.clone(),
-                mixer_pad: pad,
-                packets: Arc::default(),
-                video_jitterbuffer: None,
-                jitterbuffer: None,
-                depay: None,
-                video: None,
-            });
+            self.empties.push(Input::tile(bin, self.vmix.clone(), pad));
         }
         for (i, input) in self.empties.iter().enumerate() {
             match scene.empty_slots.get(i) {
