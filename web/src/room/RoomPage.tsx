@@ -20,7 +20,7 @@ import { DecryptBanner, E2eeBadge, KeyPrompt } from './E2eeUi';
 
 declare global {
   interface Window {
-    __roomcast?: RoomDebugHandle;
+    __roomcast?: RoomDebugHandle<RoomSession>;
   }
 }
 

@@ -4,7 +4,6 @@
 import type { E2eeApi, E2eeStats } from '../e2ee/client';
 import type { LogEntry, PcName } from '../signaling';
 import type { LiveStats } from './liveStats';
-import type { RoomSession } from './session';
 import type { RoomState } from './state';
 
 export interface E2eeDebug {
@@ -15,7 +14,19 @@ export interface E2eeDebug {
   encrypted: number;
 }
 
-export interface RoomDebugHandle {
+/**
+ * What the handle reads of a session. The handle is generic over the session's type, so this
+ * file needs no import of the session that builds it (no import cycle).
+ */
+export interface DebuggedSession {
+  readonly state: { get(): RoomState };
+  readonly live: { get(): LiveStats };
+  readonly publishPc: RTCPeerConnection | null;
+  readonly subscribePc: RTCPeerConnection | null;
+  readonly signalingLog: LogEntry[];
+}
+
+export interface RoomDebugHandle<S extends DebuggedSession = DebuggedSession> {
   readonly participantId: string | null;
   readonly publishPc: RTCPeerConnection | null;
   readonly subscribePc: RTCPeerConnection | null;
@@ -25,7 +36,8 @@ export interface RoomDebugHandle {
   readonly log: LogEntry[];
   /** Null outside e2ee rooms. */
   readonly e2ee: E2eeDebug | null;
-  readonly session: RoomSession;
+  /** The session itself (tests call its methods). */
+  readonly session: S;
   /** Simulcast: what the SFU was last told per remote video producer (producer id → max_height). */
   readonly layerPreferences: Record<string, number>;
   /** Test hook: pins a producer's `layer_preference` (null: back to its tile's size). */
@@ -66,7 +78,7 @@ export interface DebugView {
   iceRestarts(): IceRestartStats;
 }
 
-export function roomDebugHandle(session: RoomSession, view: DebugView): RoomDebugHandle {
+export function roomDebugHandle<S extends DebuggedSession>(session: S, view: DebugView): RoomDebugHandle<S> {
   return {
     get participantId() {
       return session.state.get().selfId;

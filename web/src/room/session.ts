@@ -183,7 +183,7 @@ export class RoomSession {
     return this.publisher.isVideoMuted;
   }
 
-  debugHandle(): RoomDebugHandle {
+  debugHandle(): RoomDebugHandle<RoomSession> {
     return roomDebugHandle(this, {
       welcomedAtMs: () => this.welcomedAtMs,
       e2ee: () => this.e2ee,
