@@ -2,6 +2,7 @@
 //! from its stdout (`u32 BE header length, JSON header, u32 BE body length, body`; see
 //! compositor/PROTOCOL.md). Its stderr (logs) is passed through.
 
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -91,6 +92,8 @@ pub struct Compositor {
     /// other work, and a channel receive is cancel-safe where a half-read frame is not (a
     /// dropped read would lose bytes and desync the framing).
     items: mpsc::Receiver<std::io::Result<Option<Item>>>,
+    /// The process's stdout (read by the items task), to see whether output waits unread.
+    stdout_fd: Option<RawFd>,
 }
 
 /// How many items may wait unread (parts are ~1/3 s each; events are small).
@@ -118,10 +121,11 @@ impl Compositor {
             .kill_on_drop(true)
             .spawn()?;
         let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = BufReader::with_capacity(256 * 1024, child.stdout.take().expect("piped stdout"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stdout_fd = Some(stdout.as_raw_fd());
         let (tx, items) = mpsc::channel(ITEM_QUEUE);
-        tokio::spawn(read_items(stdout, tx));
-        Ok(Self { child: Some(child), stdin: Box::new(stdin), items })
+        tokio::spawn(read_items(BufReader::with_capacity(256 * 1024, stdout), tx));
+        Ok(Self { child: Some(child), stdin: Box::new(stdin), items, stdout_fd })
     }
 
     /// A compositor without a process: the test on the other end reads its control lines
@@ -131,7 +135,7 @@ impl Compositor {
         let (ours, theirs) = tokio::io::duplex(64 * 1024);
         let (items_tx, items) = mpsc::channel(ITEM_QUEUE);
         let remote = Remote { lines: tokio::io::AsyncBufReadExt::lines(BufReader::new(theirs)), items: items_tx };
-        (Self { child: None, stdin: Box::new(ours), items }, remote)
+        (Self { child: None, stdin: Box::new(ours), items, stdout_fd: None }, remote)
     }
 
     /// Ends the standby: the compositor runs for `room` from now on.
@@ -153,6 +157,19 @@ impl Compositor {
         line.push(b'\n');
         self.stdin.write_all(&line).await?;
         self.stdin.flush().await
+    }
+
+    /// Whether output the process wrote waits unread in its stdout pipe: then it is blocked on
+    /// us (the gateway was itself descheduled, so the items task has not read it yet), not
+    /// stuck, whatever its CPU time says. False for an in-memory compositor, or once the
+    /// items task has ended (the pipe is closed then, and its number may have been reused).
+    pub fn output_waiting(&self) -> bool {
+        let Some(fd) = self.stdout_fd.filter(|_| !self.items.is_closed()) else { return false };
+        let mut unread: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one c_int through a pointer to a live local; the fd is the
+        // child's stdout, open while the items task holds it (checked just above).
+        let ok = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut unread as *mut libc::c_int) } == 0;
+        ok && unread > 0
     }
 
     /// The next output item; `Ok(None)` when the process closed its output. Cancel-safe.
@@ -300,6 +317,28 @@ mod tests {
             ev(r#"{"kind":"event","event":"layout","tiles":{"p-1:0":{"width":632,"height":356},"p-9:0":{"width":1,"height":356}}}"#);
         assert_eq!(leg_actions(&layout, known), vec![LegAction::Tile { producer_id: "p-1:0".into(), height: 356 }]);
         assert_eq!(leg_actions(&Event::Stats(Default::default()), known), vec![]);
+    }
+
+    /// Output written but not yet read (the gateway's items task has not run) is seen as
+    /// waiting; a process that wrote nothing is not.
+    #[tokio::test(flavor = "current_thread")]
+    async fn output_left_in_the_pipe_is_seen_as_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let format = OutputFormat { width: 64, height: 36, fps: 30, part: Duration::from_millis(333), segment: Duration::from_secs(1) };
+        let script = |name: &str, body: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+            path
+        };
+        let writer = Compositor::spawn(&script("writer", "printf 'abcd'; sleep 5"), &format).unwrap();
+        let silent = Compositor::spawn(&script("silent", "sleep 5"), &format).unwrap();
+        // Blocking this (only) runtime thread: the items tasks cannot read meanwhile.
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(writer.output_waiting(), "4 bytes wait in the pipe");
+        assert!(!silent.output_waiting());
+        let (mem, _remote) = Compositor::in_memory();
+        assert!(!mem.output_waiting());
     }
 
     /// The supervisor polls `next_item` in a `select!` that other branches win all the time;
