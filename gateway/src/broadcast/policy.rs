@@ -216,6 +216,14 @@ impl RunWatch {
         stuck.then_some(silent)
     }
 
+    /// [`RunWatch::look`] at a process whose output may wait unread in its pipe: if it does
+    /// (`output_waiting`, asked only when the run looks stuck), the process is blocked on the
+    /// gateway, not stuck. On a starved host the gateway's reader may not run for seconds, and
+    /// a compositor blocked on a full pipe uses no CPU, so by CPU alone it looked dead.
+    pub fn look_unless_blocked(&mut self, now: Instant, cpu: Option<u64>, output_waiting: impl FnOnce() -> bool) -> Option<Duration> {
+        self.look(now, cpu).filter(|_| !output_waiting())
+    }
+
     /// How the run ended when it died: healthy if it published for at least [`HEALTHY_RUN`].
     pub fn died(&self) -> RunEnd {
         let healthy = matches!((self.first_part, self.last_part), (Some(a), Some(b)) if b.duration_since(a) >= HEALTHY_RUN);
@@ -391,5 +399,21 @@ mod tests {
         assert_eq!(w.died(), RunEnd::Died { healthy: false });
         w.part(t0 + ms(2_000));
         assert_eq!(w.died(), RunEnd::Died { healthy: true });
+    }
+
+    #[test]
+    fn a_run_whose_output_waits_unread_is_blocked_on_us_not_stuck() {
+        let ms = Duration::from_millis;
+        let t0 = Instant::now();
+        let mut w = RunWatch::new(RestartPolicy::default(), ms(333), t0);
+        w.part(t0 + ms(2_000));
+        assert_eq!(w.look_unless_blocked(t0 + ms(2_500), Some(10), || true), None);
+        // Silent and idle for 1.1 s: stuck, unless its output waits in the pipe.
+        assert_eq!(w.look_unless_blocked(t0 + ms(3_100), Some(10), || true), None);
+        assert_eq!(w.look_unless_blocked(t0 + ms(3_150), Some(10), || false), Some(ms(1_150)));
+        // Not asked while the run looks fine.
+        let mut fine = RunWatch::new(RestartPolicy::default(), ms(333), t0);
+        fine.part(t0 + ms(2_000));
+        assert_eq!(fine.look_unless_blocked(t0 + ms(2_100), Some(10), || panic!("asked")), None);
     }
 }

@@ -198,13 +198,8 @@ impl Supervisor {
                     Err(e) => break died(e.to_string()),
                 },
                 _ = watchdog.tick() => {
-                    // Parts waiting in the pipe: the compositor is blocked on us, not stuck (on a
-                    // starved host the gateway's reader may not have run for seconds, and a
-                    // compositor blocked on a full pipe uses no CPU, so it looked dead).
-                    if comp.output_waiting() {
-                        continue;
-                    }
-                    if let Some(silent) = watch.look(now(), comp.pid().and_then(process_cpu_ticks)) {
+                    let cpu = comp.pid().and_then(process_cpu_ticks);
+                    if let Some(silent) = watch.look_unless_blocked(now(), cpu, || comp.output_waiting()) {
                         comp.kill().await;
                         break died(format!("stalled: no part for {} ms", silent.as_millis()));
                     }
