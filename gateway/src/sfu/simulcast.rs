@@ -67,6 +67,19 @@ pub fn choose_layer(layers: &[Layer], max_height: u32, now: Instant) -> Option<u
     (0..layers.len()).filter(active).min_by_key(|&i| (layers[i].height.unwrap_or(u32::MAX), i))
 }
 
+/// Whether `layer` is no taller than `target` (both heights known from their keyframes), so a
+/// consumer that shows nothing yet may start on it ([`LayerFollower::on_packet`]).
+pub fn starts_below_target(layers: &[Layer], layer: usize, target: Option<usize>) -> bool {
+    let Some(t) = target else { return false };
+    if layer == t {
+        return true;
+    }
+    match (layers.get(layer).and_then(|l| l.height), layers.get(t).and_then(|l| l.height)) {
+        (Some(h), Some(ht)) => h <= ht,
+        _ => false,
+    }
+}
+
 /// Like [`choose_layer`], within a bandwidth budget: the tallest fitting layer whose measured
 /// bitrate fits `budget_bps`, else the lowest active layer (a subscriber always gets some video
 /// while it shows the tile; the lowest layer is the floor).
@@ -174,8 +187,19 @@ impl LayerFollower {
         self.target.filter(|t| Some(*t) != self.current)
     }
 
-    pub fn on_packet(&mut self, layer: usize, starts_keyframe: bool) -> LayerDecision {
-        if self.target == Some(layer) && self.current != Some(layer) && starts_keyframe {
+    pub fn target(&self) -> Option<usize> {
+        self.target
+    }
+
+    /// `fits`: the packet's layer is no taller than the target ([`starts_below_target`]). One
+    /// that shows nothing yet (a new leg or consumer, or one resuming) starts at the first
+    /// keyframe of any such layer, then moves up at the target's own keyframe: under load,
+    /// browsers keep the lowest layer flowing and send the upper ones at a few frames per
+    /// second, so waiting for the target's keyframe left a tile empty for seconds after the
+    /// lowest layer's keyframe had come.
+    pub fn on_packet(&mut self, layer: usize, starts_keyframe: bool, fits: bool) -> LayerDecision {
+        let starts_here = self.target == Some(layer) || (self.current.is_none() && self.target.is_some() && fits);
+        if starts_keyframe && self.current != Some(layer) && starts_here {
             self.current = Some(layer);
             return LayerDecision::Switch;
         }
@@ -306,21 +330,47 @@ mod tests {
         let mut f = LayerFollower::default();
         f.set_target(Some(2));
         assert_eq!(f.wants_keyframe(), Some(2));
-        assert_eq!(f.on_packet(2, false), LayerDecision::Drop);
-        assert_eq!(f.on_packet(0, true), LayerDecision::Drop, "not the target");
-        assert_eq!(f.on_packet(2, true), LayerDecision::Switch);
-        assert_eq!(f.on_packet(2, false), LayerDecision::Forward);
+        assert_eq!(f.on_packet(2, false, true), LayerDecision::Drop);
+        assert_eq!(f.on_packet(0, true, false), LayerDecision::Drop, "not the target, and taller than it");
+        assert_eq!(f.on_packet(2, true, true), LayerDecision::Switch);
+        assert_eq!(f.on_packet(2, false, true), LayerDecision::Forward);
         assert_eq!(f.wants_keyframe(), None);
         // Down to layer 0: layer 2 keeps flowing until layer 0's keyframe.
         f.set_target(Some(0));
-        assert_eq!(f.on_packet(2, false), LayerDecision::Forward);
-        assert_eq!(f.on_packet(0, false), LayerDecision::Drop);
-        assert_eq!(f.on_packet(0, true), LayerDecision::Switch);
-        assert_eq!(f.on_packet(2, false), LayerDecision::Drop);
+        assert_eq!(f.on_packet(2, false, true), LayerDecision::Forward);
+        assert_eq!(f.on_packet(0, false, true), LayerDecision::Drop);
+        assert_eq!(f.on_packet(0, true, true), LayerDecision::Switch);
+        assert_eq!(f.on_packet(2, false, true), LayerDecision::Drop);
         // Paused: nothing, at once.
         f.set_target(None);
-        assert_eq!(f.on_packet(0, false), LayerDecision::Drop);
+        assert_eq!(f.on_packet(0, false, true), LayerDecision::Drop);
         assert_eq!(f.current(), None);
+    }
+
+    #[test]
+    fn a_consumer_showing_nothing_starts_at_any_keyframe_no_taller_than_its_target() {
+        let now = Instant::now();
+        let l = layers(now, &[Some(180), Some(360), Some(720)]);
+        let fits = |layer| starts_below_target(&l, layer, Some(1));
+        assert!(fits(0) && fits(1) && !fits(2));
+        let mut f = LayerFollower::default();
+        f.set_target(Some(1));
+        // 360p wanted; 180p's keyframe comes first (the browser is starved): start there...
+        assert_eq!(f.on_packet(2, true, fits(2)), LayerDecision::Drop, "never taller than the target");
+        assert_eq!(f.on_packet(0, true, fits(0)), LayerDecision::Switch);
+        assert_eq!(f.on_packet(0, false, fits(0)), LayerDecision::Forward);
+        // ...keep asking for the target...
+        assert_eq!(f.wants_keyframe(), Some(1));
+        assert_eq!(f.on_packet(1, false, fits(1)), LayerDecision::Drop);
+        // ...and move up at its keyframe; a later lower keyframe does not pull it back down.
+        assert_eq!(f.on_packet(1, true, fits(1)), LayerDecision::Switch);
+        assert_eq!(f.on_packet(0, true, fits(0)), LayerDecision::Drop);
+        assert_eq!(f.wants_keyframe(), None);
+        // Unknown heights: only the target itself.
+        let unknown = layers(now, &[None, Some(360), None]);
+        assert!(!starts_below_target(&unknown, 0, Some(1)));
+        assert!(starts_below_target(&unknown, 1, Some(1)));
+        assert!(!starts_below_target(&l, 0, None), "paused");
     }
 
     #[test]

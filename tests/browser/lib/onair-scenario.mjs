@@ -42,6 +42,62 @@ async function encoding(p) {
 }
 
 /**
+ * Verbose runs only: what each publisher's browser did from go-live on, from its own stats
+ * (polled every 500 ms): per simulcast layer, frames encoded per second, when the first PLI/FIR
+ * arrived and when the next keyframe was encoded after it, and why the encoder was limited.
+ * It tells a starved publisher (a few frames per second, a keyframe seconds after the PLI)
+ * from a gateway that never asked.
+ */
+function watchPublishers(pages, t0) {
+  const snap = (p) =>
+    p.page
+      .evaluate(async () => {
+        const pc = window.__roomcast?.publishPc;
+        const out = [];
+        if (pc) (await pc.getStats()).forEach((r) => {
+          if (r.type === 'outbound-rtp' && r.kind === 'video') out.push({ rid: r.rid ?? '-', frames: r.framesEncoded ?? 0, keys: r.keyFramesEncoded ?? 0, pli: r.pliCount ?? 0, fir: r.firCount ?? 0, why: r.qualityLimitationReason, h: r.frameHeight });
+        });
+        return out;
+      })
+      .catch(() => []);
+  const state = pages.map(() => ({ first: null, last: null, asked: new Map(), keyAfterAsk: new Map(), whys: new Set() }));
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const at = Date.now() - t0;
+      const snaps = await Promise.all(pages.map(snap));
+      snaps.forEach((layers, i) => {
+        const s = state[i];
+        if (!s.first) s.first = { at, layers };
+        for (const l of layers) {
+          const prev = s.last?.layers.find((x) => x.rid === l.rid);
+          if (prev && (l.pli > prev.pli || l.fir > prev.fir) && !s.asked.has(l.rid)) s.asked.set(l.rid, at);
+          if (prev && l.keys > prev.keys && s.asked.has(l.rid) && !s.keyAfterAsk.has(l.rid)) s.keyAfterAsk.set(l.rid, at);
+          if (l.why) s.whys.add(l.why);
+        }
+        s.last = { at, layers };
+      });
+      await sleep(500);
+    }
+  })();
+  return async () => {
+    running = false;
+    await loop;
+    return state.map((s, i) => {
+      if (!s.first || !s.last || s.last.at === s.first.at) return `${pages[i].colour}: no stats`;
+      const secs = (s.last.at - s.first.at) / 1000;
+      const layers = s.last.layers.map((l) => {
+        const f = s.first.layers.find((x) => x.rid === l.rid);
+        const fps = f ? ((l.frames - f.frames) / secs).toFixed(1) : '?';
+        const ask = s.asked.has(l.rid) ? `asked +${s.asked.get(l.rid)} ms, key +${s.keyAfterAsk.get(l.rid) ?? 'none'} ms` : 'not asked';
+        return `${l.rid} ${l.h ?? '?'}p ${fps} fps (${ask})`;
+      });
+      return `${pages[i].colour}: ${layers.join('; ')}; limited by ${[...s.whys].join('/') || '-'}`;
+    });
+  };
+}
+
+/**
  * @param {{ browser: import('playwright-core').Browser, gw: { url: string }, publishers: number, preset: 'hd'|'sd'|'low',
  *   lateJoin?: boolean, leave?: boolean, camera?: boolean, compositorRestart?: boolean, iceRestart?: boolean, timeoutMs?: number,
  *   log?: (s: string) => void }} o
@@ -55,14 +111,22 @@ export async function onAirRun(o) {
   const roomId = (await api(gw.url, 'POST', '/api/rooms', { name: `on air ${preset} ${n}` })).id;
   const pages = [];
   const result = {};
+  let publishersDid = null;
   try {
     for (let i = 0; i < n; i += 1) pages.push(await publisher(browser, gw.url, roomId, i, preset));
     await Promise.all(pages.map(encoding));
     // Let the publishers settle as a user would (simulcast layers ramp up, CPU adaptation starts).
     await sleep(1000);
     const t0 = Date.now();
+    publishersDid = process.env.ROOMCAST_ONAIR_VERBOSE ? watchPublishers(pages, t0) : null;
     await api(gw.url, 'POST', `/api/rooms/${encodeURIComponent(roomId)}/broadcast`, {});
     const live = await waitTiles(gw.url, roomId, pages.map((p) => p.colour), { timeoutMs });
+    if (publishersDid) console.log(`  publishers from go-live to every tile:\n    ${(await publishersDid()).join('\n    ')}`);
+    publishersDid = null;
+    if (process.env.ROOMCAST_ONAIR_VERBOSE) {
+      const m = await fetch(`${gw.url}/metrics`).then((r) => r.text()).catch(() => '');
+      console.log(`  gateway after go-live: ${m.split('\n').filter((l) => !l.startsWith('#') && /nack|loss|lost|keyframe|rtx/.test(l)).join(' | ')}`);
+    }
     result.goLiveMs = live.at - t0;
     result.goLiveSeenMs = live.seenAt - t0;
     const history = (w) => w.seen.map((x) => `+${x.at - t0}ms ${x.error ?? x.tiles.join(',')}`).join(' | ');
@@ -142,6 +206,7 @@ export async function onAirRun(o) {
     e.partial = result;
     throw e;
   } finally {
+    if (publishersDid) console.log(`  publishers from go-live on:\n    ${(await publishersDid()).join('\n    ')}`);
     await fetch(`${gw.url}/api/rooms/${encodeURIComponent(roomId)}/broadcast`, { method: 'DELETE' }).catch(() => undefined);
     for (const p of pages) await p.context.close().catch(() => undefined);
   }

@@ -11,7 +11,7 @@ use super::super::forward::Decision;
 use super::super::frame_size::keyframe_size;
 use super::super::keyframe::{can_start_at, starts_keyframe};
 use super::super::negotiation::ConsumerState;
-use super::super::simulcast::{choose_layer, LayerDecision};
+use super::super::simulcast::{choose_layer, starts_below_target, LayerDecision};
 use super::feed::{track_added, LegEvent};
 use super::participant::{stream_slot, MAX_STREAMS};
 use super::{Output, Router};
@@ -155,7 +155,8 @@ impl Router {
                 let mut timestamp = pkt.header.timestamp;
                 if let Some(layer) = layer {
                     c.layer.set_target(c.allocated.unwrap_or_else(|| choose_layer(layers, c.max_height, now)));
-                    match c.layer.on_packet(layer, keyframe) {
+                    let fits = keyframe && starts_below_target(layers, layer, c.layer.target());
+                    match c.layer.on_packet(layer, keyframe, fits) {
                         LayerDecision::Drop => {
                             if let Some(t) = c.layer.wants_keyframe() {
                                 wanted_layers |= 1 << stream_slot(Some(t));
@@ -196,7 +197,8 @@ impl Router {
             let mut timestamp = pkt.header.timestamp;
             if let Some(layer) = layer {
                 leg.layer.set_target(choose_layer(layers, leg.max_height, now));
-                match leg.layer.on_packet(layer, keyframe) {
+                let fits = keyframe && starts_below_target(layers, layer, leg.layer.target());
+                match leg.layer.on_packet(layer, keyframe, fits) {
                     LayerDecision::Drop => {
                         if let Some(t) = leg.layer.wants_keyframe() {
                             wanted_layers |= 1 << stream_slot(Some(t));
