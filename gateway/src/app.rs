@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::node::NodeState;
 use crate::rooms::private_hls::PrivateRooms;
 use crate::state::AppState;
-use crate::{api, auth, broadcast, limits, metrics, rooms, sfu, store};
+use crate::{api, auth, broadcast, cluster, limits, metrics, rooms, sfu, store};
 
 /// A running gateway; dropping it stops the HTTP server (the workers end with it).
 pub struct RunningServer {
@@ -39,6 +39,14 @@ impl RunningServer {
         let still_open = self.state.node.sessions_closed(SESSION_CLOSE_WAIT).await;
         if still_open > 0 {
             tracing::warn!(still_open, wait = ?SESSION_CLOSE_WAIT, "shutdown: some signaling sessions did not close in time; their clients see a dropped connection and re-join");
+        }
+        if let Some(cluster) = &self.state.cluster {
+            match cluster.leave().await {
+                Ok(()) => tracing::info!("shutdown: left the cluster (its other nodes take this node's rooms as people re-join)"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "shutdown: could not tell the cluster; the other nodes take this node's rooms once its heartbeats run out")
+                }
+            }
         }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -142,7 +150,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         },
         config.compositor_spares,
     ));
-    let loaded = rooms.load().await?;
+    let cluster = match &store_location {
+        store::Location::Mongo(_) => Some(Arc::new(join_cluster(&config, http_addr, store.clone())?)),
+        store::Location::Sqlite(_) => None,
+    };
+    // In a cluster a node holds only the rooms it owns, brought in as requests for them come.
+    let loaded = if cluster.is_some() { 0 } else { rooms.load().await? };
     tracing::info!(store = store.kind(), at = %store_location.display(), rooms = loaded, "store open");
     let config_joins_per_minute = config.joins_per_minute;
     let state = AppState {
@@ -154,10 +167,20 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         node: Arc::new(NodeState::default()),
         metrics: metrics::Metrics::new(),
         joins: Arc::new(limits::JoinLimiter::new(config_joins_per_minute)),
+        cluster,
     };
     install_private_hls(&state, &secret);
     spawn_worker_monitor(Arc::downgrade(&state.workers));
     rooms::lifecycle::spawn(&state.rooms, &state.broadcasts, &state.workers, state.config.idle_limits());
+    if let Some(cluster) = &state.cluster {
+        // The first heartbeat before serving: the others see this node, and it sees them.
+        let load = cluster_load(&state.rooms, &state.broadcasts, &mut cluster::cpu::NodeCpu::default());
+        if let Err(e) = cluster.heartbeat(load, false).await {
+            anyhow::bail!("cannot join the cluster: {e}");
+        }
+        tracing::info!(node = %cluster.id(), public_url = %cluster.me().public_url, nodes = cluster.nodes().len(), "joined the cluster");
+        spawn_heartbeat(&state);
+    }
     let app = api::router(state.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -171,6 +194,81 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     });
     tracing::info!(%http_addr, workers = worker_count, "roomcast gateway listening");
     Ok(RunningServer { http_addr, state, shutdown: Some(tx), task })
+}
+
+/// This node's record in the cluster, from the flags (`--node-id`, `--public-url`,
+/// `--capacity-cores`) and what it bound.
+fn join_cluster(config: &Config, http_addr: SocketAddr, store: Arc<dyn store::Store>) -> anyhow::Result<cluster::Cluster> {
+    let id = cluster::node_id(&config.data_dir, config.node_id.as_deref())
+        .map_err(|e| anyhow::anyhow!("cannot keep this node's id in {}: {e}; check --data-dir", config.data_dir.display()))?;
+    let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
+    if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+        anyhow::bail!("--public-url must start with http:// or https:// (got {public_url:?})");
+    }
+    if config.jwt_secret.is_none() {
+        tracing::warn!("cluster: without --jwt-secret each node signs with its own secret, and a join token or invite from one node fails on another; give every node the same --jwt-secret");
+    }
+    let capacity_cores = config.capacity_cores.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()) as f64);
+    let me = store::NodeRecord {
+        id,
+        public_url: public_url.trim_end_matches('/').to_owned(),
+        media_ip: config.announce_ip().to_string(),
+        capacity_cores,
+        load: store::NodeLoad::default(),
+        heartbeat_at_ms: 0,
+        draining: false,
+    };
+    Ok(cluster::Cluster::new(me, store))
+}
+
+/// What this node carries now, for its heartbeat: its rooms, broadcasts and participants, and
+/// the cores it (with its compositors) used since the last one.
+fn cluster_load(rooms: &rooms::Rooms, broadcasts: &broadcast::Broadcasts, cpu: &mut cluster::cpu::NodeCpu) -> store::NodeLoad {
+    let ids = rooms.ids();
+    let live = broadcasts.rooms();
+    let pids: Vec<u32> = std::iter::once(std::process::id()).chain(live.iter().filter_map(|r| broadcasts.status(r)?.pid)).collect();
+    store::NodeLoad {
+        rooms: ids.len() as u32,
+        broadcasts: live.len() as u32,
+        participants: ids.iter().map(|r| rooms.connected(r)).sum::<usize>() as u32,
+        cpu_cores: cpu.sample(&pids, std::time::Instant::now()),
+    }
+}
+
+/// Heartbeats every [`cluster::HEARTBEAT_EVERY`] until the gateway is dropped (it holds the
+/// gateway's parts weakly). A failed heartbeat is logged when the store stops or starts
+/// answering, not every time.
+fn spawn_heartbeat(state: &AppState) {
+    let Some(cluster) = state.cluster.clone() else { return };
+    let (rooms, broadcasts, node) = (Arc::downgrade(&state.rooms), Arc::downgrade(&state.broadcasts), Arc::downgrade(&state.node));
+    tokio::spawn(async move {
+        let mut cpu = cluster::cpu::NodeCpu::default();
+        let mut failing = false;
+        let mut tick = tokio::time::interval(cluster::HEARTBEAT_EVERY);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let (Some(rooms), Some(broadcasts), Some(node)) = (rooms.upgrade(), broadcasts.upgrade(), node.upgrade()) else { return };
+            if cluster.has_left() {
+                return;
+            }
+            let load = cluster_load(&rooms, &broadcasts, &mut cpu);
+            let draining = node.is_draining();
+            drop((rooms, broadcasts, node));
+            match cluster.heartbeat(load, draining).await {
+                Ok(()) if failing => {
+                    failing = false;
+                    tracing::info!("cluster heartbeat: the store answers again");
+                }
+                Ok(()) => {}
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::error!(error = %e, "cluster heartbeat failed: if it lasts, the other nodes take this node's rooms; check --store");
+                }
+                Err(_) => {}
+            }
+        }
+    });
 }
 
 /// Private rooms at start: the URL signer (for `GET /api/rooms/{id}/hls-url`) and the access

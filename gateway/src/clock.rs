@@ -8,6 +8,11 @@ pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// Milliseconds since 1970 (0 if the clock is before it): cluster heartbeats.
+pub fn unix_now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
 /// What the calling thread has used so far: CPU time and context switches.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ThreadUsage {
@@ -73,6 +78,32 @@ impl Verdict {
     }
 }
 
+/// CPU time (user + system, in clock ticks: [`clock_ticks_per_second`]) a process has used,
+/// from `/proc/PID/stat`.
+pub fn process_cpu_ticks(pid: u32) -> Option<u64> {
+    parse_process_cpu_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn parse_process_cpu_ticks(stat: &str) -> Option<u64> {
+    // Fields after the command name (which may contain spaces) in parentheses.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let mut fields = rest.split(' ');
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The kernel's clock ticks per second (`USER_HZ`), the unit of `/proc/PID/stat` times.
+pub fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf only reads a constant of the running system.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 {
+        hz as u64
+    } else {
+        100
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +140,13 @@ mod tests {
         assert!(ThreadUsage { cpu_us: 1_000, waits: 2, preemptions: 1 }.verdict(wall).starts_with("blocked"));
         assert!(ThreadUsage { cpu_us: 1_000, waits: 0, preemptions: 5 }.verdict(wall).starts_with("starved"));
         assert!(ThreadUsage { cpu_us: 1_000, waits: 0, preemptions: 0 }.verdict(wall).starts_with("starved"));
+    }
+
+    #[test]
+    fn process_cpu_is_user_plus_system_ticks_after_the_command_name() {
+        let stat = "42 (my (odd) name) S 1 42 42 0 -1 4194560 100 0 0 0 25 7 0 0 20 0 1 0 100 1000 10";
+        assert_eq!(parse_process_cpu_ticks(stat), Some(32));
+        assert_eq!(parse_process_cpu_ticks("42 (x) S 1"), None);
+        assert!(process_cpu_ticks(std::process::id()).is_some(), "this process");
     }
 }

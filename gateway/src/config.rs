@@ -19,6 +19,17 @@ pub struct Config {
     /// Store: a path (embedded) or a mongodb:// URI.
     #[arg(long, env = "ROOMCAST_STORE")]
     pub store: Option<String>,
+    /// Cluster (a mongodb:// store): where browsers and the other nodes reach this node
+    /// (scheme, host, port). Default: http:// and the --listen address.
+    #[arg(long, env = "ROOMCAST_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Cluster: this node's id. Default: one made at first start, kept in the data directory.
+    #[arg(long, env = "ROOMCAST_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Cluster: the cores this node may use for rooms (placement compares headroom). Default:
+    /// the machine's.
+    #[arg(long, env = "ROOMCAST_CAPACITY_CORES")]
+    pub capacity_cores: Option<f64>,
     /// First UDP media port; SFU worker i binds port+i. 0 = any free port.
     #[arg(long, env = "ROOMCAST_UDP_PORT", default_value_t = 40000)]
     pub udp_port: u16,
@@ -138,6 +149,9 @@ impl Config {
             data_dir: data_dir.into(),
             api_key: None,
             store: None,
+            public_url: None,
+            node_id: None,
+            capacity_cores: None,
             udp_port: 0,
             media_ip: None,
             announce_ip: None,

@@ -7,6 +7,7 @@ pub mod app;
 pub mod auth;
 pub mod broadcast;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod crypto;
 pub mod limits;

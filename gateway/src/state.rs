@@ -22,4 +22,7 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Joins per client IP.
     pub joins: Arc<crate::limits::JoinLimiter>,
+    /// With a MongoDB store: this node's cluster (placement, room owners). `None`: this node
+    /// owns every room.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }

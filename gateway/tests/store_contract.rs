@@ -8,47 +8,16 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use roomcast::store::{
-    self, summarize, BroadcastEnd, BroadcastRecord, Location, RoomRecord, RoomSettings, Sample, SessionRecord, StatsSample, Store,
+    self, summarize, BroadcastEnd, BroadcastRecord, Location, NodeLoad, NodeRecord, RoomRecord, RoomSettings, Sample, SessionRecord,
+    StatsSample, Store,
 };
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-const MONGODB_URI_VAR: &str = "ROOMCAST_TEST_MONGODB_URI";
-
-/// The MongoDB server to test against, on a database of its own; `None` (skip) only off CI.
-fn mongodb_location() -> Option<Location> {
-    let uri = std::env::var(MONGODB_URI_VAR).ok().filter(|u| !u.trim().is_empty());
-    let on_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-    match uri {
-        Some(uri) => Some(Location::Mongo(with_database(&uri, &format!("roomcast_test_{:016x}", rand_u64())))),
-        None if on_ci => {
-            panic!("{MONGODB_URI_VAR} is not set, and CI is: run the tests through tests/run.sh, which starts SecantusDB and sets it")
-        }
-        None => {
-            eprintln!("skipped: the MongoDB half needs {MONGODB_URI_VAR}=mongodb://127.0.0.1:PORT (tests/run.sh sets it)");
-            None
-        }
-    }
-}
-
-/// `mongodb://h:p` or `mongodb://h:p/?opts` → `mongodb://h:p/DB[?opts]`.
-fn with_database(uri: &str, db: &str) -> String {
-    let (base, query) = uri.split_once('?').map_or((uri, None), |(b, q)| (b, Some(q)));
-    let (scheme, rest) = base.split_once("://").expect("a mongodb:// URI");
-    let authority = rest.split('/').next().unwrap_or(rest);
-    match query {
-        Some(q) => format!("{scheme}://{authority}/{db}?{q}"),
-        None => format!("{scheme}://{authority}/{db}"),
-    }
-}
-
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
-    h.finish()
-}
+#[path = "support/mongo.rs"]
+mod mongo;
+use mongo::{mongodb_location, rand_u64};
 
 fn sqlite_location(dir: &tempfile::TempDir) -> Location {
     Location::Sqlite(dir.path().join(store::SQLITE_FILE))
@@ -210,7 +179,50 @@ async fn contract(store: Arc<dyn Store>) -> Written {
     let admitted = futures_util::future::join_all(tries).await.into_iter().filter(|r| r.as_ref().unwrap().is_some()).count();
     assert_eq!((admitted, store.invite_uses(&racing).await.unwrap()), (3, 3), "concurrent uses never exceed max_uses");
 
+    cluster_contract(&*store, &run).await;
+    // Two nodes saw the same owner die and both claim its room at once: exactly one gets it.
+    let contested = format!("r-contested{run}");
+    assert!(store.claim_room(&contested, None, "n-dead").await.unwrap());
+    let tries = (0..6).map(|i| {
+        let (store, room) = (store.clone(), contested.clone());
+        tokio::spawn(async move { store.claim_room(&room, Some("n-dead"), &format!("n-{i}")).await.unwrap() })
+    });
+    let winners = futures_util::future::join_all(tries).await.into_iter().filter(|r| *r.as_ref().unwrap()).count();
+    assert_eq!(winners, 1, "one claim of a dead node's room succeeds");
+
     Written { open_room: a, ended_room: b, sessions, broadcasts, invite: (limited, 2) }
+}
+
+fn node(id: &str, heartbeat_at_ms: u64, broadcasts: u32) -> NodeRecord {
+    NodeRecord {
+        id: id.into(),
+        public_url: format!("http://{id}.example:8080"),
+        media_ip: "10.1.2.3".into(),
+        capacity_cores: 2.5,
+        load: NodeLoad { rooms: 3, broadcasts, participants: 7, cpu_cores: 0.75 },
+        heartbeat_at_ms,
+        draining: broadcasts > 1,
+    }
+}
+
+/// Nodes heartbeat (a later heartbeat replaces the record), and a room has at most one owner,
+/// changed only by a claim that names the owner it saw.
+async fn cluster_contract(store: &dyn Store, run: &str) {
+    let (a, b) = (format!("n-a{run}"), format!("n-b{run}"));
+    store.node_heartbeat(&node(&a, 1_000, 0)).await.unwrap();
+    store.node_heartbeat(&node(&b, 1_500, 1)).await.unwrap();
+    store.node_heartbeat(&node(&a, 3_000, 2)).await.unwrap();
+    let mine: Vec<NodeRecord> = store.nodes().await.unwrap().into_iter().filter(|n| n.id.ends_with(run)).collect();
+    assert_eq!(mine, vec![node(&a, 3_000, 2), node(&b, 1_500, 1)], "one record per node, the latest, by id");
+
+    let room = format!("r-owned{run}");
+    assert_eq!(store.room_owner(&room).await.unwrap(), None);
+    assert!(store.claim_room(&room, None, &a).await.unwrap(), "an unowned room is claimed");
+    assert!(!store.claim_room(&room, None, &b).await.unwrap(), "an owned room is not claimed as unowned");
+    assert!(!store.claim_room(&room, Some(&b), &b).await.unwrap(), "nor by naming the wrong owner");
+    assert_eq!(store.room_owner(&room).await.unwrap(), Some(a.clone()));
+    assert!(store.claim_room(&room, Some(&a), &b).await.unwrap(), "taken over from the owner seen");
+    assert_eq!(store.room_owner(&room).await.unwrap(), Some(b.clone()));
 }
 
 /// A reopened store (same file or database) has everything [`contract`] wrote.

@@ -46,11 +46,14 @@ pub enum ApiErrorCode {
     Unavailable,
     /// 503: the node is draining (a deploy) and takes no new rooms, joins or broadcasts.
     Draining,
+    /// 421: in a cluster, the room lives on another node (the message names it); join again
+    /// through any node to be sent there.
+    WrongNode,
 }
 
 impl ApiErrorCode {
     /// Every code, for the documentation test.
-    pub const ALL: [ApiErrorCode; 18] = [
+    pub const ALL: [ApiErrorCode; 19] = [
         Self::BadRequest,
         Self::Unauthorized,
         Self::Forbidden,
@@ -69,6 +72,7 @@ impl ApiErrorCode {
         Self::RateLimited,
         Self::Unavailable,
         Self::Draining,
+        Self::WrongNode,
     ];
 
     /// The code as it goes on the wire.
@@ -92,6 +96,7 @@ impl ApiErrorCode {
             Self::RateLimited => "rate_limited",
             Self::Unavailable => "unavailable",
             Self::Draining => "draining",
+            Self::WrongNode => "wrong_node",
         }
     }
 
@@ -107,6 +112,7 @@ impl ApiErrorCode {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable | Self::Draining => StatusCode::SERVICE_UNAVAILABLE,
+            Self::WrongNode => StatusCode::MISDIRECTED_REQUEST,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP surface: router and health; the shared state is `crate::state::AppState`.
 
 pub mod broadcast;
+pub mod cluster;
 pub mod error;
 pub mod extract;
 #[cfg(feature = "fault-injection")]
@@ -28,19 +29,25 @@ const MAX_BODY_BYTES: usize = 16 * 1024;
 pub fn router(state: AppState) -> Router {
     // A draining node takes no new rooms, joins or broadcasts (503).
     let draining = axum::middleware::from_fn_with_state(state.clone(), ops::refuse_when_draining);
+    // In a cluster, what only the room's own node can answer is sent there (joins, invites,
+    // viewer tokens and HLS URLs are answered by any node, pointing at it).
+    let follow_owner = axum::middleware::from_fn_with_state(state.clone(), cluster::follow_owner);
+    let on_owner = Router::new()
+        .route("/rooms/{id}", get(rooms::get))
+        .route("/rooms/{id}/participants/{pid}", axum::routing::delete(rooms::remove_participant))
+        .route("/rooms/{id}/broadcast", post(broadcast::start.layer(draining.clone())).delete(broadcast::stop).get(broadcast::status))
+        .route("/ops/pipelines/{room}/restart", post(ops::restart))
+        .layer(follow_owner.clone());
     let api = Router::new()
         .route("/rooms", post(rooms::create.layer(draining.clone())))
-        .route("/rooms/{id}", get(rooms::get))
-        .route("/rooms/{id}/join", post(rooms::join.layer(draining.clone())))
+        .route("/rooms/{id}/join", post(rooms::join.layer(draining)))
         .route("/rooms/{id}/invites", post(invites::mint))
         .route("/rooms/{id}/invites/check", post(invites::check))
-        .route("/rooms/{id}/participants/{pid}", axum::routing::delete(rooms::remove_participant))
-        .route("/rooms/{id}/broadcast", post(broadcast::start.layer(draining)).delete(broadcast::stop).get(broadcast::status))
         .route("/rooms/{id}/viewer-token", post(watch::viewer_token))
         .route("/rooms/{id}/hls-url", get(watch::hls_url))
         .route("/config", get(invites::config))
         .route("/ops/pipelines", get(ops::list))
-        .route("/ops/pipelines/{room}/restart", post(ops::restart))
+        .merge(on_owner)
         .route("/ops/drain", post(ops::drain).delete(ops::undrain));
     #[cfg(feature = "fault-injection")]
     let api = api.route("/ops/faults/blackhole", post(faults::blackhole));
@@ -57,7 +64,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::handler))
-        .merge(hls_out::routes(state.broadcasts.hls.clone()))
+        .merge(hls_out::routes(state.broadcasts.hls.clone()).layer(follow_owner))
         .merge(crate::web::routes(&state.config.web_dir))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_requests))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span));
@@ -75,7 +82,7 @@ fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
 }
 
 /// The room id a request path names, if any.
-fn room_of_path(path: &str) -> Option<&str> {
+pub(crate) fn room_of_path(path: &str) -> Option<&str> {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let room = match parts.as_slice() {
         ["api", "rooms", id, ..] | ["api", "ops", "pipelines", id, ..] | ["hls", id, ..] | ["room", id] | ["watch", id] => *id,
@@ -112,8 +119,9 @@ async fn readyz(State(app): State<AppState>) -> (StatusCode, String) {
             Err(_) => problems.push(format!("store ({}) did not answer within {STORE_PROBE_WAIT:?}; check --store", store.kind())),
         }
     }
+    let cluster = app.cluster.as_ref().map_or(String::new(), |c| format!(", cluster node {} of {} live", c.id(), c.live_nodes()));
     if problems.is_empty() {
-        (StatusCode::OK, format!("ready: {} SFU workers, {in_use}/{capacity} RTP port pairs in use", app.workers.len()))
+        (StatusCode::OK, format!("ready: {} SFU workers, {in_use}/{capacity} RTP port pairs in use{cluster}", app.workers.len()))
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}", problems.join("; ")))
     }

@@ -83,6 +83,10 @@ pub struct Created {
     pub private: bool,
     pub e2ee: bool,
     pub host_key: String,
+    /// In a cluster: the public URL of the node that holds the room (its API, pages,
+    /// signaling and HLS); any node answers for it too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_url: Option<String>,
 }
 
 /// `GET /api/rooms/{id}`: the room, who is in it, what they publish, its broadcast's state.
@@ -135,11 +139,23 @@ pub async fn create(
         return Err(ApiError::bad_request("an end-to-end encrypted room cannot be broadcast, so it cannot have auto_broadcast"));
     }
     let settings = RoomSettings { auto_broadcast: body.auto_broadcast, private: body.private, e2ee: body.e2ee };
-    let room = app.rooms.create_stored(name, settings).await.map_err(|e| {
+    let unsaved = |e: crate::store::StoreError| {
         tracing::error!(error = %e, "cannot store a new room");
         ApiError::unavailable(format!("the room could not be saved: {e}"))
-    })?;
-    tracing::info!(room = %room.id, worker = room.worker, "room created");
+    };
+    // In a cluster the room goes to the node with the most headroom; that node takes it into
+    // memory when the first request for it arrives.
+    let home = app.cluster.as_ref().map(|c| (c.place(), c.id()));
+    let room = match &home {
+        Some((node, me)) if node.id != *me => app.rooms.create_record(name, settings).await.map_err(unsaved)?,
+        _ => crate::rooms::registry::room_record(&app.rooms.create_stored(name, settings).await.map_err(unsaved)?),
+    };
+    if let (Some(cluster), Some((node, _))) = (&app.cluster, &home) {
+        cluster.assign(&room.id, &node.id).await.map_err(unsaved)?;
+        tracing::info!(room = %room.id, node = %node.id, "room created and placed");
+    } else {
+        tracing::info!(room = %room.id, "room created");
+    }
     // The host key goes to the creator only: joining with it makes a host.
     let host_key = app.tokens.host_key(&room.id);
     Ok((
@@ -151,6 +167,7 @@ pub async fn create(
             private: room.settings.private,
             e2ee: room.settings.e2ee,
             host_key,
+            node_url: home.map(|(node, _)| node.public_url),
         }),
     ))
 }
@@ -224,10 +241,19 @@ pub async fn join(
         return Err(ApiError::rate_limited("too many joins from this address; wait a minute and try again"));
     }
     let Json(body) = body?;
-    let room = live_room(&app, &id).await?;
-    if app.rooms.connected(&id) >= app.config.max_participants {
-        return Err(ApiError::room_full(app.config.max_participants));
-    }
+    // In a cluster the room may live on another node: the token is good there too (the nodes
+    // share the signing secret), and the answer points the client at that node's signaling.
+    let elsewhere = super::cluster::owner_elsewhere(&app, &id).await?;
+    let settings = match &elsewhere {
+        Some(_) => known_room(&app, &id).await?.settings,
+        None => {
+            let room = live_room(&app, &id).await?;
+            if app.rooms.connected(&id) >= app.config.max_participants {
+                return Err(ApiError::room_full(app.config.max_participants));
+            }
+            room.settings
+        }
+    };
     let participant = new_id("p");
     let name = clean_name(body.name, &format!("Guest {}", &participant[2..6]))?;
     let role = match body.host_key.as_deref() {
@@ -235,27 +261,34 @@ pub async fn join(
             return Err(ApiError::bad_request("an invite sets the role: send it without host_key and role"));
         }
         _ if body.invite.is_some() => {
-            super::invites::redeem(&app, &room.id, body.invite.as_deref().unwrap_or_default(), body.rejoin.as_deref(), &participant).await?
+            super::invites::redeem(&app, &id, body.invite.as_deref().unwrap_or_default(), body.rejoin.as_deref(), &participant).await?
         }
-        Some(key) if app.tokens.is_host_key(&room.id, key) => Role::Host,
+        Some(key) if app.tokens.is_host_key(&id, key) => Role::Host,
         Some(_) => return Err(ApiError::forbidden("that host key is not this room's")),
         None => requested_role(body.role.as_deref())?,
     };
-    let token = app.tokens.mint(&room.id, &participant, &name, role, JOIN_TOKEN_TTL);
+    let token = app.tokens.mint(&id, &participant, &name, role, JOIN_TOKEN_TTL);
     let ice_servers: Vec<IceServer> = match &app.config.turn_secret {
         Some(secret) if !app.config.turn_urls.is_empty() => {
             vec![turn_credentials(secret.as_bytes(), &app.config.turn_urls, &participant, TURN_TTL, unix_now())]
         }
         _ => Vec::new(),
     };
-    let host = headers.get("host").and_then(|h| h.to_str().ok()).map(str::to_owned).unwrap_or_else(|| app.config.listen.to_string());
+    let ws_url = match &elsewhere {
+        Some(node) => node.ws_url(&format!("/ws?token={token}")),
+        None => {
+            let host =
+                headers.get("host").and_then(|h| h.to_str().ok()).map(str::to_owned).unwrap_or_else(|| app.config.listen.to_string());
+            format!("ws://{host}/ws?token={token}")
+        }
+    };
     Ok(Json(Joined {
-        ws_url: format!("ws://{host}/ws?token={token}"),
+        ws_url,
         token,
         participant_id: participant,
         ice_servers,
         role,
-        e2ee: room.settings.e2ee,
+        e2ee: settings.e2ee,
         expires_in: JOIN_TOKEN_TTL.as_secs(),
     }))
 }

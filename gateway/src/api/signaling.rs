@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::error::ApiError;
+use super::error::{ApiError, ApiErrorCode};
 use crate::auth::token::Claims;
 use crate::clock::unix_now;
 use crate::rooms::SessionError;
@@ -48,6 +48,16 @@ pub async fn upgrade(
     if let Err(denied) = crate::auth::access::may_join_call(claims.role) {
         return ApiError::from(denied).into_response();
     }
+    // In a cluster the socket belongs on the room's node; a client that came here (its node
+    // changed since it joined) joins again and is pointed there.
+    match super::cluster::owner_elsewhere(&app, &claims.room).await {
+        Ok(None) => {}
+        Ok(Some(node)) => {
+            let msg = format!("room {} lives on node {} ({}): join again to be sent there", claims.room, node.id, node.public_url);
+            return ApiError::new(ApiErrorCode::WrongNode, msg).into_response();
+        }
+        Err(e) => return e.into_response(),
+    }
     let mut session = app.rooms.begin_session(&claims.room, &claims.sub);
     if matches!(session, Err(SessionError::UnknownRoom)) {
         // The room ended (it was empty for a while) after this token was minted: bring it back.
@@ -64,7 +74,8 @@ pub async fn upgrade(
     };
     let origin = headers.get(axum::http::header::ORIGIN).and_then(|v| v.to_str().ok());
     let host = headers.get(axum::http::header::HOST).and_then(|v| v.to_str().ok());
-    if !super::security::origin_allowed(origin, host, &app.config.allowed_origins) {
+    let from_a_node = origin.zip(app.cluster.as_ref()).is_some_and(|(o, c)| c.is_node_origin(o));
+    if !from_a_node && !super::security::origin_allowed(origin, host, &app.config.allowed_origins) {
         app.rooms.release_session(&claims.room, &claims.sub);
         return ApiError::forbidden("this page's origin may not open signaling sockets; add it to --allowed-origins").into_response();
     }

@@ -198,7 +198,7 @@ impl Supervisor {
                     Err(e) => break died(e.to_string()),
                 },
                 _ = watchdog.tick() => {
-                    let cpu = comp.pid().and_then(process_cpu_ticks);
+                    let cpu = comp.pid().and_then(crate::clock::process_cpu_ticks);
                     if let Some(silent) = watch.look_unless_blocked(now(), cpu, || comp.output_waiting()) {
                         comp.kill().await;
                         break died(format!("stalled: no part for {} ms", silent.as_millis()));
@@ -309,17 +309,6 @@ impl Supervisor {
 /// The supervisor's clock: tokio's, so its tests run it in simulated time (`start_paused`).
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
-}
-
-/// CPU time (user + system, in clock ticks) a process has used, from `/proc/PID/stat`.
-fn process_cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may contain spaces) in parentheses.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let mut fields = rest.split(' ');
-    let utime: u64 = fields.nth(11)?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
 }
 
 /// The supervisor's loop in simulated time: in-memory compositors (the test writes their

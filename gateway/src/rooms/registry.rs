@@ -119,6 +119,15 @@ impl Rooms {
         Ok(entry)
     }
 
+    /// A room another node of the cluster will hold: its record, in the store only.
+    pub async fn create_record(&self, name: String, settings: RoomSettings) -> Result<RoomRecord, StoreError> {
+        let record = RoomRecord { id: new_id("r"), name, settings, created_at: unix_now(), ended_at: None };
+        if let Some(p) = &self.persistence {
+            p.store.create_room(&record).await?;
+        }
+        Ok(record)
+    }
+
     /// The store, if there is one (for reads and awaited writes).
     pub fn store(&self) -> Option<&Arc<dyn Store>> {
         self.persistence.as_ref().map(|p| &p.store)
@@ -281,7 +290,7 @@ fn least_loaded_worker(rooms: &HashMap<String, RoomState>, workers: usize) -> us
     (0..workers).min_by_key(|&w| load[w]).unwrap_or(0)
 }
 
-fn room_record(entry: &RoomEntry) -> RoomRecord {
+pub fn room_record(entry: &RoomEntry) -> RoomRecord {
     RoomRecord {
         id: entry.id.clone(),
         name: entry.name.clone(),

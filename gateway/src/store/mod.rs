@@ -1,11 +1,13 @@
 //! The store: what Roomcast remembers across restarts — rooms, participant sessions, call stats,
-//! broadcasts and the uses of invite links. One contract ([`Store`]), two implementations:
-//! [`sqlite`] (the embedded default, in the data directory) and [`mongo`] (chosen by a
+//! broadcasts, the uses of invite links, and (in a cluster) its nodes and who owns each room.
+//! One contract ([`Store`]), two implementations: [`sqlite`] (the embedded default, in the data
+//! directory) and [`mongo`] (chosen by a
 //! `mongodb://` URI).
 //!
 //! Timestamps are Unix seconds (`*_at`), except stats samples, which carry milliseconds (`at_ms`).
 
 pub mod mongo;
+pub mod node;
 pub mod sqlite;
 pub mod writer;
 
@@ -14,6 +16,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use node::{NodeLoad, NodeRecord};
 pub use writer::{Write, Writer};
 
 /// The embedded store's file name inside the data directory.
@@ -123,6 +126,8 @@ pub enum StoreError {
     Malformed(String),
     #[error("a store task failed: {0}")]
     Task(String),
+    #[error("room {0}'s owner kept changing while this node looked it up (nodes claiming it at once); retry")]
+    OwnerChanging(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -167,6 +172,18 @@ pub trait Store: Send + Sync {
     async fn invite_rejoin(&self, invite: &str, previous: &str, participant: &str, at: u64) -> Result<bool>;
     /// How many seats of the invite are taken (0 for an invite never used).
     async fn invite_uses(&self, invite: &str) -> Result<u32>;
+
+    /// Cluster: a node's heartbeat, its record as it is now (inserted or replaced).
+    async fn node_heartbeat(&self, node: &NodeRecord) -> Result<()>;
+    /// Every node that has heartbeated, by id (liveness is the caller's judgement, from
+    /// `heartbeat_at_ms`).
+    async fn nodes(&self) -> Result<Vec<NodeRecord>>;
+    /// The node that owns a room, if one has claimed it.
+    async fn room_owner(&self, room: &str) -> Result<Option<String>>;
+    /// Makes `node` the room's owner if its owner is still `expected` (`None`: nobody), as one
+    /// atomic step: two nodes that both saw the same owner die cannot both take its room.
+    /// True if this call made the claim.
+    async fn claim_room(&self, room: &str, expected: Option<&str>, node: &str) -> Result<bool>;
 }
 
 /// Where the store lives, from `--store` and `--data-dir`.

@@ -1,7 +1,8 @@
 //! The MongoDB store (the official `mongodb` driver), chosen by a `mongodb://` URI in `--store`.
 //! The database is the URI's default database, else `roomcast`. Collections: `rooms` (`_id` is
 //! the room id), `sessions` (unique on room + participant), `stats_samples`, `broadcasts`,
-//! `invites` (`_id` is the invite id: its use count and who holds its seats).
+//! `invites` (`_id` is the invite id: its use count and who holds its seats); in a cluster,
+//! `nodes` (`_id` is the node id: its last heartbeat) and `room_owners` (`_id` is the room id).
 
 use std::time::Duration;
 
@@ -11,8 +12,8 @@ use mongodb::options::{ClientOptions, IndexOptions, ReturnDocument};
 use mongodb::{Client, Collection, Database, IndexModel};
 
 use super::{
-    redact, summarize, to_i64, to_u64, BroadcastEnd, BroadcastRecord, Result, RoomRecord, RoomSettings, Sample, SessionRecord, StatsSample,
-    StatsSummary, Store, StoreError,
+    redact, summarize, to_i64, to_u64, BroadcastEnd, BroadcastRecord, NodeLoad, NodeRecord, Result, RoomRecord, RoomSettings, Sample,
+    SessionRecord, StatsSample, StatsSummary, Store, StoreError,
 };
 
 const DEFAULT_DATABASE: &str = "roomcast";
@@ -25,6 +26,8 @@ pub struct MongoStore {
     samples: Collection<Document>,
     broadcasts: Collection<Document>,
     invites: Collection<Document>,
+    nodes: Collection<Document>,
+    owners: Collection<Document>,
 }
 
 impl MongoStore {
@@ -44,6 +47,8 @@ impl MongoStore {
             samples: db.collection("stats_samples"),
             broadcasts: db.collection("broadcasts"),
             invites: db.collection("invites"),
+            nodes: db.collection("nodes"),
+            owners: db.collection("room_owners"),
         })
     }
 
@@ -315,4 +320,59 @@ impl Store for MongoStore {
             None => Ok(0),
         }
     }
+
+    async fn node_heartbeat(&self, node: &NodeRecord) -> Result<()> {
+        self.nodes.replace_one(doc! { "_id": &node.id }, node_doc(node)).upsert(true).await?;
+        Ok(())
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeRecord>> {
+        let docs: Vec<Document> = self.nodes.find(doc! {}).sort(doc! { "_id": 1 }).await?.try_collect().await?;
+        docs.iter().map(node_from_doc).collect()
+    }
+
+    async fn room_owner(&self, room: &str) -> Result<Option<String>> {
+        self.owners.find_one(doc! { "_id": room }).await?.map(|d| get_string(&d, "owner")).transpose()
+    }
+
+    async fn claim_room(&self, room: &str, expected: Option<&str>, node: &str) -> Result<bool> {
+        // Either way one document operation: an insert that a duplicate `_id` refuses, or an
+        // update whose filter holds the owner seen.
+        match expected {
+            None => match self.owners.insert_one(doc! { "_id": room, "owner": node }).await {
+                Ok(_) => Ok(true),
+                Err(e) if is_duplicate_key(&e) => Ok(false),
+                Err(e) => Err(e.into()),
+            },
+            Some(old) => {
+                let done = self.owners.update_one(doc! { "_id": room, "owner": old }, doc! { "$set": { "owner": node } }).await?;
+                Ok(done.modified_count == 1)
+            }
+        }
+    }
+}
+
+fn node_doc(n: &NodeRecord) -> Document {
+    doc! {
+        "_id": &n.id, "public_url": &n.public_url, "media_ip": &n.media_ip, "capacity_cores": n.capacity_cores,
+        "rooms": i64::from(n.load.rooms), "broadcasts": i64::from(n.load.broadcasts), "participants": i64::from(n.load.participants), "cpu_cores": n.load.cpu_cores,
+        "heartbeat_at_ms": to_i64(n.heartbeat_at_ms), "draining": n.draining,
+    }
+}
+
+fn node_from_doc(d: &Document) -> Result<NodeRecord> {
+    Ok(NodeRecord {
+        id: get_string(d, "_id")?,
+        public_url: get_string(d, "public_url")?,
+        media_ip: get_string(d, "media_ip")?,
+        capacity_cores: get_f64(d, "capacity_cores")?,
+        load: NodeLoad {
+            rooms: get_u32(d, "rooms")?,
+            broadcasts: get_u32(d, "broadcasts")?,
+            participants: get_u32(d, "participants")?,
+            cpu_cores: get_f64(d, "cpu_cores")?,
+        },
+        heartbeat_at_ms: get_u64(d, "heartbeat_at_ms")?,
+        draining: d.get_bool("draining").map_err(|_| malformed("draining", d.get("draining")))?,
+    })
 }

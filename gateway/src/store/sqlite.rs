@@ -9,12 +9,12 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{
-    summarize, BroadcastEnd, BroadcastRecord, Result, RoomRecord, RoomSettings, Sample, SessionRecord, StatsSample, StatsSummary, Store,
-    StoreError,
+    summarize, BroadcastEnd, BroadcastRecord, NodeRecord, Result, RoomRecord, RoomSettings, Sample, SessionRecord, StatsSample,
+    StatsSummary, Store, StoreError,
 };
 
 /// Bumped when the schema changes; `PRAGMA user_version` holds it.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS rooms (
@@ -55,6 +55,14 @@ CREATE TABLE IF NOT EXISTS broadcasts (
     viewers_peak INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS broadcasts_room ON broadcasts (room, started_at);
+CREATE TABLE IF NOT EXISTS nodes (
+    id TEXT PRIMARY KEY,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS room_owners (
+    room TEXT PRIMARY KEY,
+    owner TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS invite_seats (
     invite TEXT NOT NULL,
     participant TEXT NOT NULL,
@@ -344,5 +352,37 @@ impl Store for SqliteStore {
     async fn invite_uses(&self, invite: &str) -> Result<u32> {
         let invite = invite.to_owned();
         self.call(move |c| seats_of(c, &invite)).await
+    }
+
+    async fn node_heartbeat(&self, node: &NodeRecord) -> Result<()> {
+        let (id, record) = (node.id.clone(), to_json(node)?);
+        self.call(move |c| c.execute("INSERT OR REPLACE INTO nodes (id, record) VALUES (?1, ?2)", params![id, record]).map(|_| ())).await
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeRecord>> {
+        self.call(|c| {
+            let mut stmt = c.prepare("SELECT record FROM nodes ORDER BY id")?;
+            let rows = stmt.query_map([], |r| from_json(r, 0))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn room_owner(&self, room: &str) -> Result<Option<String>> {
+        let room = room.to_owned();
+        self.call(move |c| c.query_row("SELECT owner FROM room_owners WHERE room = ?1", params![room], |r| r.get(0)).optional()).await
+    }
+
+    async fn claim_room(&self, room: &str, expected: Option<&str>, node: &str) -> Result<bool> {
+        let (room, expected, node) = (room.to_owned(), expected.map(str::to_owned), node.to_owned());
+        self.call(move |c| {
+            // One statement each way, so the check and the write are one step.
+            let changed = match expected {
+                None => c.execute("INSERT OR IGNORE INTO room_owners (room, owner) VALUES (?1, ?2)", params![room, node])?,
+                Some(old) => c.execute("UPDATE room_owners SET owner = ?2 WHERE room = ?1 AND owner = ?3", params![room, node, old])?,
+            };
+            Ok(changed == 1)
+        })
+        .await
     }
 }

@@ -1,0 +1,163 @@
+//! A cluster on loopback: two `roomcast serve` processes on one MongoDB-wire server (SecantusDB,
+//! started by tests/run.sh). Rooms created through one node spread over both; either node
+//! answers for any room (a `307` to the room's node, or a join whose `ws_url` names it); a
+//! socket opened on the wrong node is refused with `wrong_node`; and when a node is killed
+//! (SIGKILL, no goodbye), its room comes back on the other as its participant re-joins.
+
+#[path = "support/mongo.rs"]
+mod mongo;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use roomcast::store::Location;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::{self, Message};
+
+/// Shared by the nodes: tokens minted by one are good on the other.
+const SECRET: &str = "cluster-test-secret-0123456789abcdef";
+
+struct Node {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts a node and waits until it answers `/readyz`.
+async fn node(id: &str, store: &str) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--udp-port", "0", "--node-id", id, "--compositor-spares", "0"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--web-dir")
+        .arg(dir.path())
+        .env("ROOMCAST_STORE", store)
+        .env("ROOMCAST_JWT_SECRET", SECRET)
+        .env("RUST_LOG", "info")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("the roomcast binary runs");
+    let base = format!("http://127.0.0.1:{port}");
+    let node = Node { child, base, _dir: dir };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = reqwest::get(format!("{}/readyz", node.base)).await {
+            if r.status().is_success() {
+                return node;
+            }
+        }
+        assert!(Instant::now() < deadline, "node {id} did not get ready; its log: {}", node.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl Node {
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("gateway.log")).unwrap_or_default()
+    }
+
+    async fn readyz(&self) -> String {
+        reqwest::get(format!("{}/readyz", self.base)).await.unwrap().text().await.unwrap()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = reqwest::Client::new().post(format!("{}{path}", self.base)).json(&body).send().await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// The first message on a signaling socket at `url`, or the refusal's status and body.
+async fn first_message(url: &str) -> Result<String, (u16, String)> {
+    match tokio_tungstenite::connect_async(url).await {
+        Ok((mut ws, _)) => {
+            let msg = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("a first message").unwrap().unwrap();
+            let Message::Text(text) = msg else { panic!("not text: {msg:?}") };
+            let v: Value = serde_json::from_str(&text).unwrap();
+            Ok(v["type"].as_str().unwrap_or_default().to_owned())
+        }
+        Err(tungstenite::Error::Http(resp)) => {
+            Err((resp.status().as_u16(), String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned()))
+        }
+        Err(e) => panic!("cannot connect to {url}: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn rooms_spread_any_node_answers_and_a_dead_nodes_room_comes_back() {
+    let Some(Location::Mongo(store)) = mongo::mongodb_location() else { return };
+    let a = node("n-a", &store).await;
+    let mut b = node("n-b", &store).await;
+    // Each node learns of the other at its next heartbeat (every 2 s).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(a.readyz().await.contains("of 2 live") && b.readyz().await.contains("of 2 live")) {
+        assert!(Instant::now() < deadline, "the nodes never saw each other: {} / {}", a.readyz().await, b.readyz().await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Rooms created through one node spread over both.
+    let mut homes = Vec::new();
+    for i in 0..4 {
+        let (status, v) = a.post("/api/rooms", json!({ "name": format!("R{i}") })).await;
+        assert_eq!(status, 201, "{v}");
+        homes.push((v["id"].as_str().unwrap().to_owned(), v["node_url"].as_str().unwrap().to_owned()));
+    }
+    let on_b: Vec<&String> = homes.iter().filter(|(_, n)| *n == b.base).map(|(r, _)| r).collect();
+    assert_eq!(on_b.len(), 2, "two of four rooms on each node: {homes:?}");
+    let room = on_b[0].clone();
+
+    // Node A answers for B's room: a 307 to B for what only B knows...
+    let no_follow = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = no_follow.get(format!("{}/api/rooms/{room}", a.base)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 307);
+    assert_eq!(r.headers()["location"].to_str().unwrap(), format!("{}/api/rooms/{room}", b.base));
+    let view: Value = reqwest::get(format!("{}/api/rooms/{room}", a.base)).await.unwrap().json().await.unwrap();
+    assert_eq!(view["id"].as_str(), Some(room.as_str()), "a client that follows redirects gets the room: {view}");
+    // ...and a join through A names B's signaling.
+    let (status, join) = a.post(&format!("/api/rooms/{room}/join"), json!({ "name": "Ada" })).await;
+    assert_eq!(status, 200, "{join}");
+    let ws_url = join["ws_url"].as_str().unwrap().to_owned();
+    assert!(ws_url.starts_with(&b.base.replace("http://", "ws://")), "{ws_url}");
+    let token = join["token"].as_str().unwrap();
+    let wrong = first_message(&format!("{}/ws?token={token}", a.base.replace("http://", "ws://"))).await;
+    assert!(matches!(&wrong, Err((421, body)) if body.contains("wrong_node") && body.contains("n-b")), "{wrong:?}");
+    assert_eq!(first_message(&ws_url).await, Ok("welcome".to_owned()));
+
+    // B dies without a word: once its heartbeats run out, a re-join through A brings the room
+    // back on A.
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    let killed = Instant::now();
+    let back = loop {
+        let (status, join) = a.post(&format!("/api/rooms/{room}/join"), json!({ "name": "Ada" })).await;
+        assert_eq!(status, 200, "{join}");
+        let url = join["ws_url"].as_str().unwrap().to_owned();
+        if url.starts_with(&a.base.replace("http://", "ws://")) {
+            assert_eq!(first_message(&url).await, Ok("welcome".to_owned()), "the room lives on A now");
+            break killed.elapsed();
+        }
+        assert!(killed.elapsed() < Duration::from_secs(30), "the room never came back on A; A's log:\n{}", a.log());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    println!("node killed → its room joinable on the other node after {back:?}");
+    assert!(back >= Duration::from_secs(5), "not before B's heartbeats ran out ({back:?})");
+    let r = no_follow.get(format!("{}/api/rooms/{room}", a.base)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "A serves the room itself now");
+    assert!(a.readyz().await.contains("of 1 live"), "{}", a.readyz().await);
+}
