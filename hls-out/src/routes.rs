@@ -22,7 +22,7 @@ use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use tower_http::cors::{Any, CorsLayer};
@@ -54,12 +54,13 @@ pub const VIEWER_HEADER: &str = "x-roomcast-viewer";
 pub fn routes<S: Clone + Send + Sync + 'static>(store: Arc<HlsStore>) -> Router<S> {
     let cors = CorsLayer::new()
         .allow_origin(Any)
-        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+        .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::OPTIONS])
         .allow_headers(Any)
         .expose_headers([header::AGE, header::CONTENT_LENGTH, header::DATE])
         .max_age(Duration::from_secs(86_400));
     Router::new()
         .route("/hls/{room}/{file}", get(serve))
+        .route("/hls/{room}/watching", post(watching))
         // Everything else under /hls answers here too (JSON 400/404), not the gateway's
         // fallback. (A `/hls/{*rest}` catch-all would conflict with the route above.)
         .route("/hls", any(not_ours))
@@ -262,6 +263,32 @@ async fn serve(
         FileName::Segment(msn) => wait_for_media(&stream, file, private, |p| p.segment_data(msn)).await,
         FileName::Part(msn, i) => wait_for_media(&stream, file, private, |p| p.part_data(msn, i)).await,
     }
+}
+
+/// `POST /hls/{room}/watching` (with the playlist URL's query in a private room): a viewer
+/// says it is watching. The watch page sends one every [`crate::viewers::BEACON_EVERY`]. A
+/// POST is never answered by a cache, so viewers behind an edge cache or a CDN, whose
+/// playlist requests the cache answers, still count. `204`, never cached.
+async fn watching(
+    State(store): State<Arc<HlsStore>>,
+    Path(room): Path<String>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    viewer: ViewerIdentity,
+) -> Response {
+    if !uri::valid_room(&room) {
+        return bad_request("malformed room id");
+    }
+    if let Some(hook) = store.access() {
+        let pairs = query.as_ref().map_or(&[][..], |Query(p)| p.as_slice());
+        if let Err(d) = hook.check(&room, pairs) {
+            return denied(&room, d);
+        }
+    }
+    let Some(stream) = store.get(&room) else {
+        return error(HlsErrorCode::StreamNotFound, "this room is not broadcasting");
+    };
+    stream.viewer_beacon(store.viewer_key(&viewer.key()));
+    (StatusCode::NO_CONTENT, [(header::CACHE_CONTROL, "no-store")]).into_response()
 }
 
 fn deadline(stream: &Stream) -> tokio::time::Instant {

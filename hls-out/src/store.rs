@@ -253,6 +253,11 @@ impl Stream {
         self.counter().seen(key, Instant::now());
     }
 
+    /// A "watching" beacon from the viewer with this key.
+    pub(crate) fn viewer_beacon(&self, key: u64) {
+        self.counter().beacon(key, Instant::now());
+    }
+
     fn viewer_stats(&self) -> ViewerStats {
         self.counter().stats(Instant::now())
     }

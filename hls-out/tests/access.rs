@@ -1,7 +1,7 @@
 //! The access-check hook and viewer counting through the router: a private room's requests
 //! need a signature (401 without, 403 expired/tampered/foreign), the signed playlist signs
 //! every URI it lists, LL-HLS directives keep working next to the signature, public rooms are
-//! untouched; distinct viewers are counted on playlist requests.
+//! untouched; distinct viewers are counted on playlist requests and "watching" beacons.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -165,4 +165,34 @@ async fn distinct_viewers_are_counted_on_playlist_requests() {
     get(&app, &format!("/hls/private-1/index.m3u8?{q}"), None).await;
     assert_eq!(store.viewers("private-1").unwrap().current, 1);
     assert_eq!(store.stats("public-1").unwrap().viewers, 2);
+}
+
+async fn beacon(app: &Router, uri: &str, viewer: &str) -> (StatusCode, String) {
+    let req = Request::post(uri).header("x-roomcast-viewer", viewer).body(Body::empty()).unwrap();
+    let r = app.clone().oneshot(req).await.unwrap();
+    let cache = r.headers().get(header::CACHE_CONTROL).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    (r.status(), cache)
+}
+
+#[tokio::test]
+async fn watching_beacons_count_viewers_under_the_same_access_rules() {
+    let (store, app) = setup();
+    // Public room: each distinct viewer's beacon counts; never cacheable.
+    assert_eq!(beacon(&app, "/hls/public-1/watching", "viewer-aaaaaaaa").await, (StatusCode::NO_CONTENT, "no-store".to_owned()));
+    beacon(&app, "/hls/public-1/watching", "viewer-bbbbbbbb").await;
+    beacon(&app, "/hls/public-1/watching", "viewer-aaaaaaaa").await;
+    assert_eq!(store.viewers("public-1").unwrap().current, 2);
+    // A private room's beacon needs the playlist URL's signature, like its playlist.
+    assert_eq!(beacon(&app, "/hls/private-1/watching", "viewer-cccccccc").await.0, StatusCode::UNAUTHORIZED);
+    let other = key().sign("private-2", now() + 60);
+    assert_eq!(beacon(&app, &format!("/hls/private-1/watching?{other}"), "viewer-cccccccc").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(store.viewers("private-1").unwrap().current, 0, "refused beacons are not viewers");
+    let q = key().sign("private-1", now() + 60);
+    assert_eq!(beacon(&app, &format!("/hls/private-1/watching?{q}"), "viewer-cccccccc").await.0, StatusCode::NO_CONTENT);
+    assert_eq!(store.viewers("private-1").unwrap().current, 1);
+    // Unknown and malformed rooms.
+    assert_eq!(beacon(&app, "/hls/nobody-here/watching", "viewer-dddddddd").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(beacon(&app, "/hls/bad%20room/watching", "viewer-dddddddd").await.0, StatusCode::BAD_REQUEST);
+    // A GET of it is no stream file.
+    assert_eq!(get(&app, "/hls/public-1/watching", None).await.0, StatusCode::METHOD_NOT_ALLOWED);
 }
