@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs what Roomcast needs on Debian 12 (idempotent; skips apt when everything is present).
 #   deploy/install-deps.sh          runtime + build: GStreamer 1.22, Rust build deps, Node (npm) for the web app
-#   deploy/install-deps.sh --test   also Chromium and ffmpeg for the browser/media tests
+#   deploy/install-deps.sh --test   also Chromium, ffmpeg and nginx (the LL-HLS edge) for the browser/media tests
 set -euo pipefail
 packages=(pkg-config build-essential ca-certificates curl
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-x fonts-dejavu-core)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(chromium ffmpeg)
+  packages+=(chromium ffmpeg nginx systemd)
 fi
 missing=()
 for p in "${packages[@]}"; do

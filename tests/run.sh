@@ -53,6 +53,9 @@ done
 export ROOMCAST_TEST_MONGODB_URI="mongodb://127.0.0.1:$(cat "$MONGO_DIR/port")"
 echo "SecantusDB (pid $MONGO_PID) at $ROOMCAST_TEST_MONGODB_URI"
 
+echo "== deploy files: systemd units (systemd-analyze verify)"
+deploy/systemd/verify.sh
+
 echo "== Rust: format and lint (rustfmt.toml; clippy with warnings as errors)"
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
   command -v rustup >/dev/null || { echo "rustfmt and clippy are required (rustup component add rustfmt clippy)" >&2; exit 1; }

@@ -1,6 +1,6 @@
 //! A cluster on loopback: two `roomcast serve` processes on one MongoDB-wire server (SecantusDB,
 //! started by tests/run.sh). Rooms created through one node spread over both; either node
-//! answers for any room (a `307` to the room's node, or a join whose `ws_url` names it); a
+//! answers for any room (the room's node answers through it, or a join's `ws_url` names it); a
 //! socket opened on the wrong node is refused with `wrong_node`; and when a node is killed
 //! (SIGKILL, no goodbye), its room comes back on the other as its participant re-joins.
 
@@ -122,13 +122,22 @@ async fn rooms_spread_any_node_answers_and_a_dead_nodes_room_comes_back() {
     assert_eq!(on_b.len(), 2, "two of four rooms on each node: {homes:?}");
     let room = on_b[0].clone();
 
-    // Node A answers for B's room: a 307 to B for what only B knows...
+    // Node A answers for B's room: what only B knows, B answers through A...
     let no_follow = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let r = no_follow.get(format!("{}/api/rooms/{room}", a.base)).send().await.unwrap();
-    assert_eq!(r.status().as_u16(), 307);
-    assert_eq!(r.headers()["location"].to_str().unwrap(), format!("{}/api/rooms/{room}", b.base));
-    let view: Value = reqwest::get(format!("{}/api/rooms/{room}", a.base)).await.unwrap().json().await.unwrap();
-    assert_eq!(view["id"].as_str(), Some(room.as_str()), "a client that follows redirects gets the room: {view}");
+    assert_eq!(r.status().as_u16(), 200, "no redirect: a page's same-origin request gets its answer");
+    assert_eq!(r.headers()["x-roomcast-node"].to_str().unwrap(), "n-b");
+    let view: Value = r.json().await.unwrap();
+    assert_eq!(view["id"].as_str(), Some(room.as_str()), "{view}");
+    // A bad request about it gets B's own error, passed on.
+    let r = no_follow
+        .post(format!("{}/api/rooms/{room}/broadcast", a.base))
+        .body("{not json")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers().get("x-roomcast-node").map(|v| v.to_str().unwrap()), Some("n-b"));
     // ...and a join through A names B's signaling.
     let (status, join) = a.post(&format!("/api/rooms/{room}/join"), json!({ "name": "Ada" })).await;
     assert_eq!(status, 200, "{join}");
@@ -158,6 +167,7 @@ async fn rooms_spread_any_node_answers_and_a_dead_nodes_room_comes_back() {
     println!("node killed → its room joinable on the other node after {back:?}");
     assert!(back >= Duration::from_secs(5), "not before B's heartbeats ran out ({back:?})");
     let r = no_follow.get(format!("{}/api/rooms/{room}", a.base)).send().await.unwrap();
-    assert_eq!(r.status().as_u16(), 200, "A serves the room itself now");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers().get("x-roomcast-node").is_none(), "A serves the room itself now");
     assert!(a.readyz().await.contains("of 1 live"), "{}", a.readyz().await);
 }

@@ -1,9 +1,16 @@
-//! The HTTP side of a cluster: a request about a room that another live node owns is sent
-//! there (`307`, method and body kept), and joins name the owner's signaling URL. A room this
-//! node owns, or claims because nobody (alive) does, is served here as on a single node.
+//! The HTTP side of a cluster: a request about a room that another live node holds is
+//! answered by that node, through this one (one hop), and joins name the holder's signaling
+//! URL. Proxying rather than redirecting keeps every browser request same-origin (the pages'
+//! Content-Security-Policy allows `connect-src 'self'` only, and a cross-origin redirect would
+//! need CORS on every node) and lets any load balancer, edge cache or CDN sit in front of any
+//! node. A room this node holds, or claims because nobody (alive) does, is served here as on
+//! a single node.
 
+use std::time::Duration;
+
+use axum::body::{to_bytes, Body};
 use axum::extract::{OriginalUri, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -13,16 +20,31 @@ use crate::cluster::Owner;
 use crate::state::AppState;
 use crate::store::{NodeRecord, Write};
 
-/// The live node that owns `room`, if it is not this one. `None` also without a cluster, for a
-/// room held here, and for an unknown room (whose handler answers 404: no claim is made for
+/// Set on a request one node sends another, so it is never sent on again (two nodes that
+/// briefly disagree about a room's holder cannot bounce a request between them).
+pub const VIA_HEADER: &str = "x-roomcast-via";
+/// Set on a proxied answer: the node that answered.
+pub const NODE_HEADER: &str = "x-roomcast-node";
+/// Longer than the longest blocking playlist reload (3 target durations).
+const PROXY_TIMEOUT: Duration = Duration::from_secs(30);
+/// API bodies are small (16 KB); HLS requests have none.
+const MAX_PROXIED_BODY: usize = 64 * 1024;
+/// Parts and segments of a few seconds at broadcast bitrates, with room to spare.
+const MAX_PROXIED_ANSWER: usize = 32 * 1024 * 1024;
+
+/// The live node that holds `room`, if it is not this one. `None` also without a cluster, for
+/// a room held here, and for an unknown room (whose handler answers 404: no claim is made for
 /// ids nobody created).
 pub async fn owner_elsewhere(app: &AppState, room: &str) -> Result<Option<NodeRecord>, ApiError> {
     let Some(cluster) = &app.cluster else { return Ok(None) };
     if app.rooms.get(room).is_some() {
         return Ok(None);
     }
+    if let Some(node) = cluster.recently_elsewhere(room) {
+        return Ok(Some(node));
+    }
     let unavailable = |e: crate::store::StoreError| {
-        tracing::error!(room, error = %e, "cannot find which node owns a room");
+        tracing::error!(room, error = %e, "cannot find which node holds a room");
         ApiError::unavailable(format!("the room's node could not be looked up: {e}"))
     };
     if app.rooms.find(room).await.map_err(unavailable)?.is_none() {
@@ -73,22 +95,102 @@ async fn resume_broadcast(app: &AppState, room: &str, dead: &str) {
 }
 
 /// Middleware for routes about one room (`/api/rooms/{id}/…`, `/api/ops/pipelines/{id}/…`,
-/// `/hls/{id}/…`): sends the request to the room's node when that is another one.
+/// `/hls/{id}/…`): a room held by another node is answered by it, through this one.
 pub async fn follow_owner(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    if app.cluster.is_none() {
+    if app.cluster.is_none() || req.headers().contains_key(VIA_HEADER) {
         return next.run(req).await;
     }
-    // Inside `/api` the router sees the path without its prefix; the redirect needs all of it.
+    // Inside `/api` the router sees the path without its prefix; the other node needs all of it.
     let uri = req.extensions().get::<OriginalUri>().map_or_else(|| req.uri().clone(), |o| o.0.clone());
     let Some(room) = super::room_of_path(uri.path()).map(str::to_owned) else { return next.run(req).await };
     match owner_elsewhere(&app, &room).await {
         Ok(None) => next.run(req).await,
         Ok(Some(node)) => {
-            let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-            tracing::debug!(room, node = %node.id, "request sent to the room's node");
-            (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, node.url(path)), (header::CACHE_CONTROL, "no-store".to_owned())])
-                .into_response()
+            let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str()).to_owned();
+            proxy(&app, &node, &path, req).await
         }
         Err(e) => e.into_response(),
+    }
+}
+
+/// Headers that describe one connection, not the request or answer (RFC 9110 7.6.1), and the
+/// ones the HTTP stack sets itself.
+fn end_to_end(name: &HeaderName) -> bool {
+    !matches!(
+        name.as_str(),
+        "connection" | "keep-alive" | "proxy-connection" | "te" | "trailer" | "transfer-encoding" | "upgrade" | "host" | "content-length"
+    )
+}
+
+async fn proxy(app: &AppState, node: &NodeRecord, path: &str, req: Request) -> Response {
+    let room_node = || format!("the room's node {} ({})", node.id, node.public_url);
+    let (parts, body) = req.into_parts();
+    let Ok(body) = to_bytes(body, MAX_PROXIED_BODY).await else {
+        return ApiError::new(super::error::ApiErrorCode::TooLarge, "the request body is too large").into_response();
+    };
+    let mut headers = HeaderMap::new();
+    for (name, value) in parts.headers.iter().filter(|(n, _)| end_to_end(n)) {
+        headers.append(name.clone(), value.clone());
+    }
+    let me = app.cluster.as_ref().map(|c| c.id()).unwrap_or_default();
+    if let Ok(v) = HeaderValue::from_str(&me) {
+        headers.insert(HeaderName::from_static(VIA_HEADER), v);
+    }
+    let sent = proxy_client().request(parts.method.clone(), node.url(path)).headers(headers).body(body).send().await;
+    let answer = match sent {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(node = %node.id, error = %e, "a room's node did not answer a request sent on to it");
+            return ApiError::unavailable(format!(
+                "{} does not answer; retry in a few seconds (if it is down, this node takes the room over)",
+                room_node()
+            ))
+            .into_response();
+        }
+    };
+    let status = answer.status();
+    let mut out = HeaderMap::new();
+    for (name, value) in answer.headers().iter().filter(|(n, _)| end_to_end(n)) {
+        out.append(name.clone(), value.clone());
+    }
+    if let Ok(v) = HeaderValue::from_str(&node.id) {
+        out.insert(HeaderName::from_static(NODE_HEADER), v);
+    }
+    match answer.bytes().await {
+        Ok(bytes) if bytes.len() <= MAX_PROXIED_ANSWER => {
+            let mut r = Response::new(Body::from(bytes));
+            *r.status_mut() = status;
+            *r.headers_mut() = out;
+            r
+        }
+        Ok(_) => ApiError::unavailable(format!("{} sent an answer too large to pass on", room_node())).into_response(),
+        Err(e) => ApiError::unavailable(format!("{} broke off its answer ({e}); retry", room_node())).into_response(),
+    }
+}
+
+/// One client for every request sent on (it keeps connections to the other nodes open).
+fn proxy_client() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(PROXY_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client with default TLS-less settings")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_headers_stay_behind() {
+        for h in ["connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length", "te"] {
+            assert!(!end_to_end(&HeaderName::from_static(h)), "{h}");
+        }
+        for h in ["authorization", "content-type", "cache-control", "x-roomcast-viewer", "retry-after", "location"] {
+            assert!(end_to_end(&HeaderName::from_static(h)), "{h}");
+        }
     }
 }

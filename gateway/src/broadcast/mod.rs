@@ -43,7 +43,8 @@ pub struct Status {
     /// in by [`Broadcasts::status`] from hls-out.
     pub part_publish_delay_ms: Option<f64>,
     /// Distinct viewers of the room's HLS now (seen on a playlist request within 3 target
-    /// durations), and the most at once since the broadcast started. Filled in by
+    /// durations, or on a "watching" beacon within 25 s), and the most at once since the
+    /// broadcast started. Filled in by
     /// [`Broadcasts::status`] from hls-out.
     pub viewers: usize,
     pub viewers_peak: usize,

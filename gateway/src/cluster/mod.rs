@@ -8,9 +8,10 @@
 pub mod cpu;
 pub mod placement;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::clock::unix_now_ms;
 use crate::store::{NodeLoad, NodeRecord, Store, StoreError};
@@ -27,12 +28,26 @@ pub struct Cluster {
     model: CostModel,
     /// Set once the node has left (a graceful shutdown): no more heartbeats.
     left: AtomicBool,
+    /// Rooms recently found on another node, so that the stream of HLS requests an edge or a
+    /// player sends for them costs no store round trip each.
+    elsewhere: Mutex<HashMap<String, (String, Instant)>>,
 }
+
+/// How long a room found on another live node is sent there without asking the store again:
+/// one heartbeat, the time in which the node list itself may be stale.
+const OWNER_CACHE_FOR: Duration = HEARTBEAT_EVERY;
 
 impl Cluster {
     /// `me`: this node's id, URLs and capacity (its load and heartbeat are filled in as it runs).
     pub fn new(me: NodeRecord, store: Arc<dyn Store>) -> Self {
-        Self { nodes: RwLock::new(vec![me.clone()]), me: Mutex::new(me), store, model: CostModel::default(), left: AtomicBool::new(false) }
+        Self {
+            nodes: RwLock::new(vec![me.clone()]),
+            me: Mutex::new(me),
+            store,
+            model: CostModel::default(),
+            left: AtomicBool::new(false),
+            elsewhere: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn id(&self) -> String {
@@ -47,6 +62,10 @@ impl Cluster {
     /// Every node as of the last heartbeat (this one included).
     pub fn nodes(&self) -> Vec<NodeRecord> {
         self.nodes.read().expect("nodes lock").clone()
+    }
+
+    fn node(&self, id: &str) -> Option<NodeRecord> {
+        self.nodes.read().expect("nodes lock").iter().find(|n| n.id == id).cloned()
     }
 
     /// Whether a page's `Origin` is one of the nodes (a page served by one node opens its
@@ -117,6 +136,32 @@ impl Cluster {
     /// Where `room` lives: here, or on another live node. A room nobody owns, or whose owner
     /// is dead, is claimed for this node first; a lost race follows the winner.
     pub async fn locate(&self, room: &str) -> Result<Owner, StoreError> {
+        let owner = self.locate_in_store(room).await?;
+        let mut cache = self.elsewhere.lock().expect("owner cache lock");
+        match &owner {
+            Owner::There(node) => {
+                if cache.len() > 10_000 {
+                    cache.clear();
+                }
+                cache.insert(room.to_owned(), (node.id.clone(), Instant::now()));
+            }
+            _ => {
+                cache.remove(room);
+            }
+        }
+        Ok(owner)
+    }
+
+    /// The live node found holding `room` within the last [`OWNER_CACHE_FOR`], if any.
+    pub fn recently_elsewhere(&self, room: &str) -> Option<NodeRecord> {
+        let (id, at) = self.elsewhere.lock().expect("owner cache lock").get(room).cloned()?;
+        if at.elapsed() >= OWNER_CACHE_FOR {
+            return None;
+        }
+        self.node(&id).filter(|n| placement::is_alive(n, unix_now_ms()))
+    }
+
+    async fn locate_in_store(&self, room: &str) -> Result<Owner, StoreError> {
         let me = self.id();
         for _ in 0..3 {
             let owner = self.store.room_owner(room).await?;

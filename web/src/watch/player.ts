@@ -6,9 +6,10 @@
 import Hls, { ErrorTypes, Events, type ErrorData } from 'hls.js';
 import { Store } from '../store';
 import { signatureOf, withSignature } from './access';
+import { beaconDue, beaconUrl } from './beacon';
 import { broadcastOver, bufferedEndAt, type Playback } from './ending';
 import { programDelay } from './readout';
-import { nextRecovery, type RecoveryAction, type RecoveryHistory } from './recovery';
+import { nextRecovery, shouldResync, type RecoveryAction, type RecoveryHistory } from './recovery';
 
 export type WatchStatus =
   | 'connecting' // checking the playlist / loading
@@ -53,6 +54,10 @@ export class WatchPlayer {
   private restartTimer: number | null = null;
   private stopped = false;
   private history: RecoveryHistory = { mediaRecoveries: [], networkRetries: [] };
+  /** When the player last started over at the live edge (recovery.ts `shouldResync`). */
+  private lastResync: number | null = null;
+  /** When the last "watching" beacon went (beacon.ts). */
+  private lastBeacon: number | null = null;
   /** Playback at the previous poll after the playlist ended (is it still advancing?). */
   private lastLook: Playback | null = null;
   private readonly onVideoEvent = () => this.fromVideo();
@@ -189,8 +194,23 @@ export class WatchPlayer {
       else this.lastLook = now;
     }
     const playing = this.hls !== null || this.video.src !== '';
+    if (playing && !endlist) this.beacon();
     // After the end, look again soon: the last parts take seconds, not minutes, to play.
     this.schedulePoll(playing && !endlist ? LIVE_POLL_MS : OFFLINE_POLL_MS);
+  }
+
+  /** Says "watching" (at most once per interval): counted even behind a cache. */
+  private beacon(): void {
+    const now = Date.now();
+    const url = beaconUrl(this.source());
+    if (!url || !beaconDue(this.lastBeacon, now)) return;
+    this.lastBeacon = now;
+    void fetch(url, {
+      method: 'POST',
+      cache: 'no-store',
+      keepalive: true,
+      headers: this.viewerId ? { 'X-Roomcast-Viewer': this.viewerId } : {},
+    }).catch(() => undefined);
   }
 
   private goOffline(): void {
@@ -303,6 +323,15 @@ export class WatchPlayer {
       latency: latency != null && Number.isFinite(latency) && latency > 0 ? latency : null,
       delay: programDelay(playing ? playing.getTime() : null, Date.now()),
     };
+    if (this.hls && shouldResync(p.latency ?? null, this.lastResync, Date.now())) {
+      // Far behind the edge: a new stream under this URL (the room moved node) or a long stall.
+      console.warn(`[watch] ${p.latency?.toFixed(1)} s behind the live edge: starting over at the edge`);
+      this.lastResync = Date.now();
+      this.teardown();
+      this.patch({ ...p, status: 'connecting', latency: null });
+      this.restartLater(() => void this.poll(), 0);
+      return;
+    }
     if (s.status !== 'offline' && s.status !== 'unsupported') {
       if (v.ended) {
         // The playlist ended (EXT-X-ENDLIST): offline until a new broadcast shows up.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_NETWORK_RETRIES, nextRecovery, type RecoveryHistory } from './recovery';
+import { MAX_NETWORK_RETRIES, nextRecovery, RESYNC_BEHIND_S, RESYNC_EVERY_MS, shouldResync, type RecoveryHistory } from './recovery';
 
 const empty: RecoveryHistory = { mediaRecoveries: [], networkRetries: [] };
 
@@ -36,5 +36,16 @@ describe('nextRecovery', () => {
 
   it('rebuilds on other fatal errors', () => {
     expect(nextRecovery(empty, 'other', 0).do).toBe('rebuild');
+  });
+});
+
+describe('resync to the live edge', () => {
+  it('starts over when far behind the edge, at most once per interval', () => {
+    expect(shouldResync(null, null, 0)).toBe(false);
+    expect(shouldResync(1.4, null, 0)).toBe(false);
+    expect(shouldResync(RESYNC_BEHIND_S, null, 0)).toBe(false);
+    expect(shouldResync(101.7, null, 0)).toBe(true);
+    expect(shouldResync(101.7, 0, RESYNC_EVERY_MS - 1)).toBe(false);
+    expect(shouldResync(101.7, 0, RESYNC_EVERY_MS)).toBe(true);
   });
 });

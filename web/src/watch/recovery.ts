@@ -48,3 +48,18 @@ export function nextRecovery(history: RecoveryHistory, kind: ErrorKind, now: num
   }
   return { do: 'rebuild', delayMs: 1000, history: EMPTY };
 }
+
+/**
+ * Seconds behind the live edge past which the player starts over at the live edge. It happens
+ * when a new stream appears under the same URL (the room moved to another node of a cluster,
+ * whose broadcast has its own timeline) or after a long stall; either way a live viewer wants
+ * the live picture, not minutes of waiting.
+ */
+export const RESYNC_BEHIND_S = 15;
+/** At most one such restart per this long (a stream that keeps jumping is not chased). */
+export const RESYNC_EVERY_MS = 30_000;
+
+export function shouldResync(latency: number | null, lastResyncAt: number | null, now: number): boolean {
+  if (latency === null || latency <= RESYNC_BEHIND_S) return false;
+  return lastResyncAt === null || now - lastResyncAt >= RESYNC_EVERY_MS;
+}

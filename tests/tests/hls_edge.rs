@@ -1,0 +1,261 @@
+//! The LL-HLS edge (`deploy/nginx/roomcast-edge.conf`, run by Debian's nginx) in front of a
+//! two-node cluster on SecantusDB: the edge's only origin is node A, the room lives on node B
+//! (a real broadcast: the compositor's grid of an empty room), which answers through A.
+//! Twenty viewers asking at once for the next blocking playlist reload and for one part cost
+//! node B one request each (`proxy_cache_lock`), a repeat is a cache hit, and viewers still
+//! count through their "watching" beacons.
+//!
+//! Needs nginx (`deploy/install-deps.sh --test`), the compositor binary and
+//! ROOMCAST_TEST_MONGODB_URI (tests/run.sh sets both up). Off CI it skips without them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use roomcast_e2e::compositor_bin;
+use serde_json::{json, Value};
+
+const SECRET: &str = "edge-test-secret-0123456789abcdef0123";
+const NGINX: &str = "/usr/sbin/nginx";
+
+fn on_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// A MongoDB URI on a database of its own, or `None` (skip) off CI.
+fn mongodb_uri() -> Option<String> {
+    let Some(uri) = std::env::var("ROOMCAST_TEST_MONGODB_URI").ok().filter(|u| !u.trim().is_empty()) else {
+        assert!(!on_ci(), "ROOMCAST_TEST_MONGODB_URI is not set, and CI is: run the tests through tests/run.sh");
+        eprintln!("skipped: needs ROOMCAST_TEST_MONGODB_URI (tests/run.sh sets it)");
+        return None;
+    };
+    let base = uri.split('?').next().unwrap_or(&uri);
+    let authority = base.split_once("://").map_or(base, |(_, r)| r).split('/').next().unwrap_or_default().to_owned();
+    Some(format!("mongodb://{authority}/roomcast_edge_{}", std::process::id()))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn node(id: &str, store: &str, dir: &Path) -> Result<roomcast::RunningServer> {
+    let mut config = roomcast::Config::for_tests(dir.join(id));
+    config.store = Some(store.to_owned());
+    config.node_id = Some(id.to_owned());
+    config.jwt_secret = Some(SECRET.to_owned());
+    config.compositor_bin = Some(compositor_bin()?);
+    config.compositor_spares = 0;
+    // A small picture: this test is about caching, not pixels.
+    (config.broadcast_width, config.broadcast_height, config.broadcast_fps) = (320, 180, 15);
+    roomcast::start(config).await
+}
+
+/// nginx with the shipped edge config: its origin list is node A only, its listen port and
+/// cache directory the test's; an access log line per request says what the cache did and
+/// which upstreams answered.
+struct Edge {
+    child: Child,
+    base: String,
+    log: PathBuf,
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn edge(dir: &Path, origin: &str) -> Result<Edge> {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nginx/roomcast-edge.conf");
+    let port = free_port();
+    let conf = std::fs::read_to_string(&shipped)?;
+    for needle in ["/var/cache/nginx/roomcast", "server 127.0.0.1:8080", "listen 8090;"] {
+        ensure!(conf.contains(needle), "{} no longer has {needle:?}; update this test", shipped.display());
+    }
+    let conf = conf
+        .replace("/var/cache/nginx/roomcast", &dir.join("cache").display().to_string())
+        .replace("server 127.0.0.1:8080", &format!("server {origin}"))
+        .replace("listen 8090;", &format!("listen 127.0.0.1:{port};"));
+    std::fs::write(dir.join("roomcast-edge.conf"), conf)?;
+    let d = dir.display();
+    let log = dir.join("access.log");
+    std::fs::write(
+        dir.join("nginx.conf"),
+        format!(
+            "daemon off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log info;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n  log_format edge '$request_uri $status cache=$upstream_cache_status upstream=$upstream_addr';\n\
+               access_log {d}/access.log edge;\n\
+               client_body_temp_path {d}/cb; proxy_temp_path {d}/pt; fastcgi_temp_path {d}/ft; uwsgi_temp_path {d}/ut; scgi_temp_path {d}/st;\n\
+               include {d}/roomcast-edge.conf;\n}}\n"
+        ),
+    )?;
+    let child = Command::new(NGINX)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("start nginx")?;
+    let e = Edge { child, base: format!("http://127.0.0.1:{port}"), log };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while reqwest::get(format!("{}/healthz", e.base)).await.map(|r| r.status().is_success()).ok() != Some(true) {
+        ensure!(Instant::now() < deadline, "nginx did not answer; {}", std::fs::read_to_string(dir.join("error.log")).unwrap_or_default());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(e)
+}
+
+impl Edge {
+    /// The access log lines for `uri`.
+    fn lines_for(&self, uri: &str) -> Vec<String> {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        log.lines().filter(|l| l.split(' ').next() == Some(uri)).map(str::to_owned).collect()
+    }
+}
+
+/// The in-progress segment's msn and how many of its parts are out, and the last part's URI.
+fn next_part(playlist: &str) -> Option<(u64, usize, String)> {
+    let mut msn: u64 = playlist.lines().find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))?.trim().parse().ok()?;
+    let mut parts = 0;
+    let mut last_part = None;
+    for l in playlist.lines() {
+        if l.starts_with("#EXTINF") {
+            msn += 1;
+            parts = 0;
+        } else if let Some(attrs) = l.strip_prefix("#EXT-X-PART:") {
+            parts += 1;
+            last_part = attrs.split("URI=\"").nth(1).and_then(|r| r.split('"').next()).map(str::to_owned);
+        }
+    }
+    Some((msn, parts, last_part?))
+}
+
+/// HLS requests a node has answered so far (its `/metrics`).
+async fn hls_requests(http: &reqwest::Client, node: &str) -> Result<u64> {
+    let text = http.get(format!("http://{node}/metrics")).send().await?.text().await?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("roomcast_http_requests_total{") && l.contains("route=\"hls\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64)
+}
+
+/// `n` viewers GET `url` at the same moment: every answer's status and body.
+async fn together(url: &str, n: usize) -> Vec<(u16, Vec<u8>)> {
+    let tries = (0..n).map(|_| {
+        let url = url.to_owned();
+        tokio::spawn(async move {
+            let r = reqwest::get(&url).await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.bytes().await.unwrap().to_vec())
+        })
+    });
+    futures_util::future::join_all(tries).await.into_iter().map(Result::unwrap).collect()
+}
+
+#[tokio::test]
+async fn the_edge_serves_a_room_on_another_node_with_one_origin_request_per_object() -> Result<()> {
+    let Some(store) = mongodb_uri() else { return Ok(()) };
+    if !Path::new(NGINX).exists() {
+        ensure!(!on_ci(), "{NGINX} is missing: deploy/install-deps.sh --test installs it");
+        eprintln!("skipped: needs nginx");
+        return Ok(());
+    }
+    roomcast_e2e::init_test_logs();
+    let dir = roomcast_e2e::scratch_dir("hls-edge")?;
+    let a = node("n-edge-a", &store, &dir).await?;
+    let b = node("n-edge-b", &store, &dir).await?;
+    let (a_url, b_addr) = (format!("http://{}", a.http_addr), b.http_addr.to_string());
+    let http = reqwest::Client::new();
+    // A room that lives on B (placement alternates once the nodes see each other).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let room = loop {
+        let v: Value = http.post(format!("{a_url}/api/rooms")).json(&json!({"name": "Edge"})).send().await?.json().await?;
+        if v["node_url"].as_str() == Some(&format!("http://{b_addr}")) {
+            break v["id"].as_str().context("room id")?.to_owned();
+        }
+        ensure!(Instant::now() < deadline, "no room was placed on node B: {v}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    // Started through A (a 307 to B, the body kept), as an operator's script would.
+    let r = http.post(format!("{a_url}/api/rooms/{room}/broadcast")).json(&json!({})).send().await?;
+    ensure!(r.status().as_u16() == 202, "broadcast start through A: {} {}", r.status(), r.text().await?);
+
+    let edge = edge(&dir, &a.http_addr.to_string()).await?;
+    let playlist_url = format!("{}/hls/{room}/index.m3u8", edge.base);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let (msn, parts, part_uri) = loop {
+        let r = http.get(&playlist_url).send().await?;
+        let status = r.status().as_u16();
+        let text = r.text().await?;
+        ensure!(status != 307, "the viewer saw a redirect");
+        if status == 200 {
+            if let Some(next) = next_part(&text) {
+                break next;
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("no part through the edge in 40 s: {status} {text}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+
+    // Twenty viewers ask for the next part's blocking reload at once.
+    let b_before = hls_requests(&http, &b_addr).await?;
+    let blocking = format!("/hls/{room}/index.m3u8?_HLS_msn={msn}&_HLS_part={parts}");
+    let answers = together(&format!("{}{blocking}", edge.base), 20).await;
+    ensure!(answers.iter().all(|(s, _)| *s == 200), "statuses: {:?}", answers.iter().map(|a| a.0).collect::<Vec<_>>());
+    ensure!(answers.iter().all(|(_, b)| *b == answers[0].1), "every viewer got the same playlist");
+    let b_after_playlists = hls_requests(&http, &b_addr).await?;
+    // And twenty ask for one part at once, then one more asks again.
+    let part = format!("/hls/{room}/{part_uri}");
+    let answers = together(&format!("{}{part}", edge.base), 20).await;
+    ensure!(answers.iter().all(|(s, b)| *s == 200 && !b.is_empty() && *b == answers[0].1), "every viewer got the part");
+    let again = http.get(format!("{}{part}", edge.base)).send().await?;
+    ensure!(
+        again.headers().get("x-cache-status").and_then(|v| v.to_str().ok()) == Some("HIT"),
+        "a repeat is a cache hit: {:?}",
+        again.headers()
+    );
+    let b_after_parts = hls_requests(&http, &b_addr).await?;
+
+    tokio::time::sleep(Duration::from_millis(300)).await; // the log line of the last request
+    let reached_b = [b_after_playlists - b_before, b_after_parts - b_after_playlists];
+    for (uri, at_b) in [(&blocking, reached_b[0]), (&part, reached_b[1])] {
+        let lines = edge.lines_for(uri);
+        let misses = lines.iter().filter(|l| l.contains("cache=MISS")).count();
+        println!(
+            "{uri}: {} viewer requests, {misses} cache misses, {at_b} reached node B; {:?}",
+            lines.len(),
+            lines.iter().take(3).collect::<Vec<_>>()
+        );
+        ensure!(lines.len() >= 20, "{lines:?}");
+        ensure!(
+            misses == 1 && at_b == 1,
+            "one request for {uri} reached the origins, and the room's node; not {misses} / {at_b}: {lines:#?}"
+        );
+    }
+
+    // Viewer counts behind the cache: the origin saw one request per object, so it cannot
+    // count viewers from them; each viewer's "watching" beacon (a POST, never cached) can.
+    for i in 0..12 {
+        let r = http
+            .post(format!("{}/hls/{room}/watching", edge.base))
+            .header("x-roomcast-viewer", format!("edge-viewer-{i:04}"))
+            .send()
+            .await?;
+        ensure!(r.status().as_u16() == 204, "beacon through the edge: {}", r.status());
+    }
+    let status: Value = http.get(format!("{a_url}/api/rooms/{room}/broadcast")).send().await?.json().await?;
+    let viewers = status["viewers"].as_u64().unwrap_or(0);
+    println!("viewers counted behind the edge: {viewers} (12 beacons, plus the test's own playlist requests)");
+    ensure!(viewers >= 12, "each beacon counts a viewer: {status}");
+
+    drop(edge);
+    a.shutdown().await;
+    b.shutdown().await;
+    Ok(())
+}
