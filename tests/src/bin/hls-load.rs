@@ -18,10 +18,16 @@
 //! Clients and servers share one machine (2 cores here): past a point the client is what
 //! saturates; the client's own CPU is printed so that shows.
 //!
+//! 4. **live, through the edge** (`--edge`): the same viewers follow the stream through
+//!    Debian's nginx running the shipped edge config (`deploy/nginx/roomcast-edge.conf`, one
+//!    worker), in front of the gateway. Reported as in 1 (the gateway is now the origin), plus
+//!    the requests that reached the origin per part published (from the edge's log: a cache
+//!    miss or a pass-through) and the edge's CPU.
+//!
 //! ```sh
 //! cargo build --release -p roomcast-compositor -p roomcast-e2e --bins
 //! /var/tmp/roomcast-target/release/hls-load [--viewers 1000,5000,10000] [--seconds 20]
-//!     [--throughput-seconds 8] [--no-nginx] [--json FILE]
+//!     [--throughput-seconds 8] [--no-nginx] [--edge] [--json FILE]
 //! ```
 //! nginx is installed with apt-get when it is missing (root only).
 
@@ -53,11 +59,13 @@ struct Args {
     seconds: u64,
     throughput_seconds: u64,
     nginx: bool,
+    /// Also follow the stream through an nginx edge (deploy/nginx/roomcast-edge.conf).
+    edge: bool,
     json: Option<PathBuf>,
 }
 
 fn args() -> Result<Args> {
-    let mut a = Args { viewers: vec![1000, 5000, 10000], seconds: 20, throughput_seconds: 8, nginx: true, json: None };
+    let mut a = Args { viewers: vec![1000, 5000, 10000], seconds: 20, throughput_seconds: 8, nginx: true, edge: false, json: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
@@ -66,9 +74,12 @@ fn args() -> Result<Args> {
             "--seconds" => a.seconds = value()?.parse()?,
             "--throughput-seconds" => a.throughput_seconds = value()?.parse()?,
             "--no-nginx" => a.nginx = false,
+            "--edge" => a.edge = true,
             "--json" => a.json = Some(value()?.into()),
             "-h" | "--help" => {
-                println!("hls-load [--viewers 1000,5000,10000] [--seconds 20] [--throughput-seconds 8] [--no-nginx] [--json FILE]");
+                println!(
+                    "hls-load [--viewers 1000,5000,10000] [--seconds 20] [--throughput-seconds 8] [--no-nginx] [--edge] [--json FILE]"
+                );
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other} (try --help)"),
@@ -475,12 +486,22 @@ struct ThroughputResult {
     errors: u64,
 }
 
+#[derive(Debug, Clone, Serialize)]
+struct EdgeResult {
+    live: LiveResult,
+    edge: ServerUse,
+    /// HLS requests the edge sent to the origin during the run, and the parts published then.
+    origin_requests: u64,
+    parts: usize,
+}
+
 #[derive(Serialize)]
 struct Report {
     load_average_1m_start: Option<f64>,
     load_average_1m_end: Option<f64>,
     open_file_limit: u64,
     live: Vec<LiveResult>,
+    edge: Vec<EdgeResult>,
     throughput: Vec<ThroughputResult>,
 }
 
@@ -849,6 +870,65 @@ http {{
     bail!("nginx did not listen on {addr}; see {}/logs/error.log", dir.display())
 }
 
+/// nginx with the shipped edge config in front of `origin`: one worker, its cache and logs in
+/// a scratch directory, an access log line per request with what reached the origin.
+fn start_edge(origin: SocketAddr) -> Result<(Nginx, PathBuf)> {
+    let bin = ensure_nginx()?;
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nginx/roomcast-edge.conf");
+    let conf = std::fs::read_to_string(&shipped).with_context(|| format!("reading {}", shipped.display()))?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let dir = std::env::temp_dir().join(format!("hls-load-edge-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("logs"))?;
+    for needle in ["/var/cache/nginx/roomcast", "server 127.0.0.1:8080", "listen 8090;"] {
+        ensure!(conf.contains(needle), "{} no longer has {needle:?}; update hls-load", shipped.display());
+    }
+    let edge = conf
+        .replace("/var/cache/nginx/roomcast", &dir.join("cache").to_string_lossy())
+        .replace("server 127.0.0.1:8080", &format!("server {origin}"))
+        .replace("listen 8090;", &format!("listen 127.0.0.1:{port} backlog=4096;"));
+    std::fs::write(dir.join("roomcast-edge.conf"), edge)?;
+    let log = dir.join("logs/access.log");
+    let top = format!(
+        "daemon off;
+worker_processes 1;
+worker_rlimit_nofile 200000;
+pid {d}/nginx.pid;
+error_log {d}/logs/error.log warn;
+events {{ worker_connections 40000; multi_accept on; }}
+http {{
+  log_format edge '$upstream_cache_status $upstream_addr';
+  access_log {log} edge buffer=256k flush=1s;
+  keepalive_timeout 120s; keepalive_requests 10000000;
+  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+  include {d}/roomcast-edge.conf;
+}}
+",
+        d = dir.display(),
+        log = log.display(),
+    );
+    let conf_path = dir.join("nginx.conf");
+    std::fs::write(&conf_path, top)?;
+    let child = std::process::Command::new(bin)
+        .args(["-p", &dir.to_string_lossy(), "-c", &conf_path.to_string_lossy()])
+        .stdin(Stdio::null())
+        .spawn()
+        .context("starting the nginx edge")?;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return Ok((Nginx { child, addr, _dir: dir }, log));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("the nginx edge did not listen on {addr}; see {}/logs/error.log", dir.display())
+}
+
+/// Requests in the edge's access log that went to the origin (everything but cache hits).
+fn origin_requests_logged(log: &Path) -> u64 {
+    std::fs::read_to_string(log).unwrap_or_default().lines().filter(|l| l.split(' ').nth(1).is_some_and(|a| a != "-")).count() as u64
+}
+
 // ---------------------------------------------------------------------------------------
 
 fn main() -> Result<()> {
@@ -924,14 +1004,36 @@ async fn bench_main() -> Result<()> {
         load_average_1m_end: None,
         open_file_limit: open_file_limit(),
         live: vec![],
+        edge: vec![],
         throughput: vec![],
     };
+    let edge = if args.edge { Some(start_edge(addr)?) } else { None };
+    let edge_pids = edge.as_ref().map(|(n, _)| {
+        let mut p = vec![n.child.id()];
+        p.extend(children_of(n.child.id()));
+        p
+    });
     for &n in &args.viewers {
         eprintln!("--- {n} viewers: live LL-HLS ({} s)", args.seconds);
         let live = live_run(addr, gw_pid, &room, n, args.seconds, &monitor).await?;
         print_live(&live);
         report.live.push(live);
         tokio::time::sleep(Duration::from_secs(2)).await;
+        if let (Some((ng, log)), Some(pids)) = (&edge, &edge_pids) {
+            eprintln!("--- {n} viewers: live LL-HLS through the nginx edge ({} s)", args.seconds);
+            let before = origin_requests_logged(log);
+            let t_before = Instant::now();
+            let edge_use = Usage::start(pids.clone());
+            let live = live_run(ng.addr, gw_pid, &room, n, args.seconds, &monitor).await?;
+            let edge_cpu = edge_use.finish();
+            tokio::time::sleep(Duration::from_millis(1500)).await; // the log's flush
+            let origin_requests = origin_requests_logged(log) - before;
+            let parts = monitor.lock().unwrap().first_seen.values().filter(|t| **t >= t_before).count();
+            print_live(&live);
+            eprintln!("    edge: {:.0}% CPU; {origin_requests} requests reached the origin for {parts} parts", edge_cpu.cpu_percent);
+            report.edge.push(EdgeResult { live, edge: edge_cpu, origin_requests, parts });
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
         eprintln!("--- {n} connections: throughput, gateway ({} s)", args.throughput_seconds);
         let t = throughput_run("gateway", addr, vec![gw_pid], &room, n, args.throughput_seconds, &monitor).await?;
         print_throughput(&t);
@@ -967,6 +1069,25 @@ async fn bench_main() -> Result<()> {
             l.resyncs
         );
     }
+    if !report.edge.is_empty() {
+        println!("\n== live LL-HLS viewers through the nginx edge (deploy/nginx/roomcast-edge.conf, 1 worker) ==");
+        println!("viewers  origin CPU%  edge CPU%  origin requests / part  missed  delay p50 / p99 / max (ms)  errors  timeouts");
+        for e in &report.edge {
+            let l = &e.live;
+            let d = l.delay.map(|d| format!("{:>6.0} / {:>6.0} / {:>6.0}", d.p50_ms, d.p99_ms, d.max_ms)).unwrap_or_else(|| "-".into());
+            println!(
+                "{:>7}  {:>11.0}  {:>9.0}  {:>22.2}  {:>5.1}%  {:>26}  {:>6}  {:>8}",
+                l.viewers,
+                l.gateway.cpu_percent,
+                e.edge.cpu_percent,
+                e.origin_requests as f64 / e.parts.max(1) as f64,
+                l.missed_fraction * 100.0,
+                d,
+                l.errors,
+                l.timeouts
+            );
+        }
+    }
     println!("\n== closed-loop throughput (playlist + one of the newest parts, repeated) ==");
     println!("server    conns    req/s     MB/s  server CPU%  CPU µs/req  server RSS MB  client CPU%  machine busy  latency p50 / p99 (ms)  errors");
     for t in &report.throughput {
@@ -996,6 +1117,7 @@ async fn bench_main() -> Result<()> {
     }
 
     drop(nginx);
+    drop(edge);
     let _ = http.delete(format!("{base}/api/rooms/{room}/broadcast")).send().await;
     drop(publishers.stdin.take());
     if tokio::time::timeout(Duration::from_secs(10), publishers.wait()).await.is_err() {
