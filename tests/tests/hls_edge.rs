@@ -62,6 +62,16 @@ struct Edge {
 
 impl Drop for Edge {
     fn drop(&mut self) {
+        // SIGTERM to the master: it stops its workers and cache manager (a SIGKILL would leave
+        // them running, orphaned).
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
