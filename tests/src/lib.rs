@@ -1,10 +1,12 @@
 //! Synthetic participants: clients that join a Roomcast room exactly as a browser does
 //! (HTTP join, WebSocket signaling, two WebRTC PeerConnections), publish real encoded media
 //! and decode what they receive, so tests and benchmarks can check what arrives; an LL-HLS
-//! viewer that follows a live playlist part by part ([`hls`]); benchmark helpers ([`bench`]).
+//! viewer that follows a live playlist part by part ([`hls`]); benchmark helpers ([`bench`]);
+//! a throwaway nginx and the shipped LL-HLS edge config ([`nginx`]).
 
 pub mod bench;
 pub mod hls;
+pub mod nginx;
 pub mod synthetic;
 
 /// The `roomcast-compositor` binary of this build (tests give it to the in-process gateway).

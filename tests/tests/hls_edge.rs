@@ -8,16 +8,15 @@
 //! Needs nginx (`deploy/install-deps.sh --test`), the compositor binary and
 //! ROOMCAST_TEST_MONGODB_URI (tests/run.sh sets both up). Off CI it skips without them.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use roomcast_e2e::compositor_bin;
+use roomcast_e2e::{compositor_bin, nginx};
 use serde_json::{json, Value};
 
 const SECRET: &str = "edge-test-secret-0123456789abcdef0123";
-const NGINX: &str = "/usr/sbin/nginx";
 
 fn on_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
@@ -35,10 +34,6 @@ fn mongodb_uri() -> Option<String> {
     Some(format!("mongodb://{authority}/roomcast_edge_{}", std::process::id()))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 async fn node(id: &str, store: &str, dir: &Path) -> Result<roomcast::RunningServer> {
     let mut config = roomcast::Config::for_tests(dir.join(id));
     config.store = Some(store.to_owned());
@@ -51,68 +46,29 @@ async fn node(id: &str, store: &str, dir: &Path) -> Result<roomcast::RunningServ
     roomcast::start(config).await
 }
 
-/// nginx with the shipped edge config: its origin list is node A only, its listen port and
-/// cache directory the test's; an access log line per request says what the cache did and
-/// which upstreams answered.
+/// nginx with the shipped edge config: its origin list is node A only, its cache in the
+/// test's directory; an access log line per request says what the cache did and which
+/// upstream answered.
 struct Edge {
-    child: Child,
+    _nginx: nginx::Nginx,
     base: String,
     log: PathBuf,
 }
 
-impl Drop for Edge {
-    fn drop(&mut self) {
-        // SIGTERM to the master: it stops its workers and cache manager (a SIGKILL would leave
-        // them running, orphaned).
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn edge(dir: &Path, origin: &str) -> Result<Edge> {
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nginx/roomcast-edge.conf");
-    let port = free_port();
-    let conf = std::fs::read_to_string(&shipped)?;
-    for needle in ["/var/cache/nginx/roomcast", "server 127.0.0.1:8080", "listen 8090;"] {
-        ensure!(conf.contains(needle), "{} no longer has {needle:?}; update this test", shipped.display());
-    }
-    let conf = conf
-        .replace("/var/cache/nginx/roomcast", &dir.join("cache").display().to_string())
-        .replace("server 127.0.0.1:8080", &format!("server {origin}"))
-        .replace("listen 8090;", &format!("listen 127.0.0.1:{port};"));
-    std::fs::write(dir.join("roomcast-edge.conf"), conf)?;
-    let d = dir.display();
-    let log = dir.join("access.log");
-    std::fs::write(
-        dir.join("nginx.conf"),
-        format!(
-            "daemon off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log info;\n\
-             events {{ worker_connections 1024; }}\n\
-             http {{\n  log_format edge '$request_uri $status cache=$upstream_cache_status upstream=$upstream_addr';\n\
-               access_log {d}/access.log edge;\n\
-               client_body_temp_path {d}/cb; proxy_temp_path {d}/pt; fastcgi_temp_path {d}/ft; uwsgi_temp_path {d}/ut; scgi_temp_path {d}/st;\n\
-               include {d}/roomcast-edge.conf;\n}}\n"
-        ),
-    )?;
-    let child = Command::new(NGINX)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("start nginx")?;
-    let e = Edge { child, base: format!("http://127.0.0.1:{port}"), log };
+async fn edge(dir: &Path, origin: SocketAddr) -> Result<Edge> {
+    let http = format!(
+        "  log_format edge '$request_uri $status cache=$upstream_cache_status upstream=$upstream_addr';\n  access_log {{dir}}/logs/access.log edge;\n{}",
+        nginx::edge_config(origin, &dir.join("cache"))?
+    );
+    let nginx = nginx::start(dir, "worker_processes 1;\nevents { worker_connections 1024; }", &http)?;
+    let e = Edge { base: format!("http://{}", nginx.addr), log: dir.join("logs/access.log"), _nginx: nginx };
     let deadline = Instant::now() + Duration::from_secs(10);
     while reqwest::get(format!("{}/healthz", e.base)).await.map(|r| r.status().is_success()).ok() != Some(true) {
-        ensure!(Instant::now() < deadline, "nginx did not answer; {}", std::fs::read_to_string(dir.join("error.log")).unwrap_or_default());
+        ensure!(
+            Instant::now() < deadline,
+            "the edge does not reach node A; {}",
+            std::fs::read_to_string(dir.join("logs/error.log")).unwrap_or_default()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(e)
@@ -169,8 +125,8 @@ async fn together(url: &str, n: usize) -> Vec<(u16, Vec<u8>)> {
 #[tokio::test]
 async fn the_edge_serves_a_room_on_another_node_with_one_origin_request_per_object() -> Result<()> {
     let Some(store) = mongodb_uri() else { return Ok(()) };
-    if !Path::new(NGINX).exists() {
-        ensure!(!on_ci(), "{NGINX} is missing: deploy/install-deps.sh --test installs it");
+    if nginx::binary().is_none() {
+        ensure!(!on_ci(), "nginx is missing: deploy/install-deps.sh --test installs it");
         eprintln!("skipped: needs nginx");
         return Ok(());
     }
@@ -194,7 +150,7 @@ async fn the_edge_serves_a_room_on_another_node_with_one_origin_request_per_obje
     let r = http.post(format!("{a_url}/api/rooms/{room}/broadcast")).json(&json!({})).send().await?;
     ensure!(r.status().as_u16() == 202, "broadcast start through A: {} {}", r.status(), r.text().await?);
 
-    let edge = edge(&dir, &a.http_addr.to_string()).await?;
+    let edge = edge(&dir.join("edge"), a.http_addr).await?;
     let playlist_url = format!("{}/hls/{room}/index.m3u8", edge.base);
     let deadline = Instant::now() + Duration::from_secs(40);
     let (msn, parts, part_uri) = loop {

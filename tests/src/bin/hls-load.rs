@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use roomcast_e2e::bench::{self, ProcSample, Summary};
 use roomcast_e2e::hls::{Follower, HlsEvent, PartId};
+use roomcast_e2e::nginx::{self, Nginx};
 use roomcast_e2e::synthetic::{signaling, Colour, JoinOptions, SyntheticParticipant};
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -795,133 +796,56 @@ async fn throughput_run(
 // ---------------------------------------------------------------------------------------
 // nginx.
 
-struct Nginx {
-    child: std::process::Child,
-    addr: SocketAddr,
-    _dir: PathBuf,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SIGQUIT: graceful stop of the master and its workers.
-        let _ = std::process::Command::new("kill").args(["-QUIT", &self.child.id().to_string()]).status();
-        let _ = self.child.wait();
-    }
-}
-
+/// nginx's path; installed with apt-get when missing (root only).
 fn ensure_nginx() -> Result<PathBuf> {
-    for p in ["/usr/sbin/nginx", "/usr/bin/nginx"] {
-        if Path::new(p).is_file() {
-            return Ok(p.into());
-        }
+    if let Some(p) = nginx::binary() {
+        return Ok(p);
     }
     eprintln!("nginx is missing: apt-get install -y nginx-light || nginx");
     let ok = std::process::Command::new("sh")
         .args(["-c", "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx-light || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx)"])
         .status()?
         .success();
-    ensure!(ok && Path::new("/usr/sbin/nginx").is_file(), "could not install nginx (run as root, or install it)");
-    Ok("/usr/sbin/nginx".into())
+    ensure!(ok, "could not install nginx (run as root, or install it)");
+    nginx::binary().context("nginx is still missing after apt-get")
 }
 
+/// Big enough for tens of thousands of client connections.
+const NGINX_MAIN: &str = "worker_rlimit_nofile 200000;\nevents { worker_connections 40000; multi_accept on; }";
+
+/// nginx serving the monitor's mirror of the stream from disk (the throughput baseline).
 fn start_nginx(root: &Path, workers: usize) -> Result<Nginx> {
-    let bin = ensure_nginx()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    ensure_nginx()?;
     let dir = std::env::temp_dir().join(format!("hls-load-nginx-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("logs"))?;
-    let conf = format!(
-        "daemon off;
-worker_processes {workers};
-worker_rlimit_nofile 200000;
-pid {dir}/nginx.pid;
-error_log {dir}/logs/error.log warn;
-events {{ worker_connections 40000; multi_accept on; }}
-http {{
-  access_log off;
+    let http = format!(
+        "  access_log off;
   sendfile on; tcp_nopush on; tcp_nodelay on;
   keepalive_timeout 120s; keepalive_requests 10000000;
-  client_body_temp_path {dir}/body; proxy_temp_path {dir}/proxy; fastcgi_temp_path {dir}/fastcgi;
-  uwsgi_temp_path {dir}/uwsgi; scgi_temp_path {dir}/scgi;
   types {{ application/vnd.apple.mpegurl m3u8; video/mp4 mp4; video/iso.segment m4s; }}
   server {{
-    listen 127.0.0.1:{port} backlog=4096;
+    listen {{listen}} backlog=4096;
     root {root};
     location ~ \\.m3u8$ {{ add_header Cache-Control no-cache; }}
-  }}
-}}
-",
-        dir = dir.display(),
+  }}",
         root = root.display(),
     );
-    let conf_path = dir.join("nginx.conf");
-    std::fs::write(&conf_path, conf)?;
-    let child = std::process::Command::new(bin)
-        .args(["-p", &dir.to_string_lossy(), "-c", &conf_path.to_string_lossy()])
-        .stdin(Stdio::null())
-        .spawn()
-        .context("starting nginx")?;
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-    for _ in 0..50 {
-        if std::net::TcpStream::connect(addr).is_ok() {
-            return Ok(Nginx { child, addr, _dir: dir });
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    bail!("nginx did not listen on {addr}; see {}/logs/error.log", dir.display())
+    nginx::start(&dir, &format!("worker_processes {workers};\n{NGINX_MAIN}"), &http)
 }
 
 /// nginx with the shipped edge config in front of `origin`: one worker, its cache and logs in
 /// a scratch directory, an access log line per request with what reached the origin.
 fn start_edge(origin: SocketAddr) -> Result<(Nginx, PathBuf)> {
-    let bin = ensure_nginx()?;
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nginx/roomcast-edge.conf");
-    let conf = std::fs::read_to_string(&shipped).with_context(|| format!("reading {}", shipped.display()))?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    ensure_nginx()?;
     let dir = std::env::temp_dir().join(format!("hls-load-edge-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("logs"))?;
-    for needle in ["/var/cache/nginx/roomcast", "server 127.0.0.1:8080", "listen 8090;"] {
-        ensure!(conf.contains(needle), "{} no longer has {needle:?}; update hls-load", shipped.display());
-    }
-    let edge = conf
-        .replace("/var/cache/nginx/roomcast", &dir.join("cache").to_string_lossy())
-        .replace("server 127.0.0.1:8080", &format!("server {origin}"))
-        .replace("listen 8090;", &format!("listen 127.0.0.1:{port} backlog=4096;"));
-    std::fs::write(dir.join("roomcast-edge.conf"), edge)?;
-    let log = dir.join("logs/access.log");
-    let top = format!(
-        "daemon off;
-worker_processes 1;
-worker_rlimit_nofile 200000;
-pid {d}/nginx.pid;
-error_log {d}/logs/error.log warn;
-events {{ worker_connections 40000; multi_accept on; }}
-http {{
-  log_format edge '$upstream_cache_status $upstream_addr';
-  access_log {log} edge buffer=256k flush=1s;
+    let http = format!(
+        "  log_format edge '$upstream_cache_status $upstream_addr';
+  access_log {{dir}}/logs/access.log edge buffer=256k flush=1s;
   keepalive_timeout 120s; keepalive_requests 10000000;
-  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
-  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-  include {d}/roomcast-edge.conf;
-}}
-",
-        d = dir.display(),
-        log = log.display(),
+{}",
+        nginx::edge_config(origin, &dir.join("cache"))?
     );
-    let conf_path = dir.join("nginx.conf");
-    std::fs::write(&conf_path, top)?;
-    let child = std::process::Command::new(bin)
-        .args(["-p", &dir.to_string_lossy(), "-c", &conf_path.to_string_lossy()])
-        .stdin(Stdio::null())
-        .spawn()
-        .context("starting the nginx edge")?;
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-    for _ in 0..50 {
-        if std::net::TcpStream::connect(addr).is_ok() {
-            return Ok((Nginx { child, addr, _dir: dir }, log));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    bail!("the nginx edge did not listen on {addr}; see {}/logs/error.log", dir.display())
+    let edge = nginx::start(&dir, &format!("worker_processes 1;\n{NGINX_MAIN}"), &http)?;
+    Ok((edge, dir.join("logs/access.log")))
 }
 
 /// Requests in the edge's access log that went to the origin (everything but cache hits).
