@@ -174,12 +174,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     rooms::lifecycle::spawn(&state.rooms, &state.broadcasts, &state.workers, state.config.idle_limits());
     if let Some(cluster) = &state.cluster {
         // The first heartbeat before serving: the others see this node, and it sees them.
-        let load = cluster_load(&state.rooms, &state.broadcasts, &mut cluster::cpu::NodeCpu::default());
-        if let Err(e) = cluster.heartbeat(load, false).await {
+        if let Err(e) = cluster::heartbeat::first(cluster, &state.rooms, &state.broadcasts).await {
             anyhow::bail!("cannot join the cluster: {e}");
         }
         tracing::info!(node = %cluster.id(), public_url = %cluster.me().public_url, nodes = cluster.nodes().len(), "joined the cluster");
-        spawn_heartbeat(&state);
+        cluster::heartbeat::spawn(cluster, &state.rooms, &state.broadcasts, &state.node);
     }
     let app = api::router(state.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -219,56 +218,6 @@ fn join_cluster(config: &Config, http_addr: SocketAddr, store: Arc<dyn store::St
         draining: false,
     };
     Ok(cluster::Cluster::new(me, store))
-}
-
-/// What this node carries now, for its heartbeat: its rooms, broadcasts and participants, and
-/// the cores it (with its compositors) used since the last one.
-fn cluster_load(rooms: &rooms::Rooms, broadcasts: &broadcast::Broadcasts, cpu: &mut cluster::cpu::NodeCpu) -> store::NodeLoad {
-    let ids = rooms.ids();
-    let live = broadcasts.rooms();
-    let pids: Vec<u32> = std::iter::once(std::process::id()).chain(live.iter().filter_map(|r| broadcasts.status(r)?.pid)).collect();
-    store::NodeLoad {
-        rooms: ids.len() as u32,
-        broadcasts: live.len() as u32,
-        participants: ids.iter().map(|r| rooms.connected(r)).sum::<usize>() as u32,
-        cpu_cores: cpu.sample(&pids, std::time::Instant::now()),
-    }
-}
-
-/// Heartbeats every [`cluster::HEARTBEAT_EVERY`] until the gateway is dropped (it holds the
-/// gateway's parts weakly). A failed heartbeat is logged when the store stops or starts
-/// answering, not every time.
-fn spawn_heartbeat(state: &AppState) {
-    let Some(cluster) = state.cluster.clone() else { return };
-    let (rooms, broadcasts, node) = (Arc::downgrade(&state.rooms), Arc::downgrade(&state.broadcasts), Arc::downgrade(&state.node));
-    tokio::spawn(async move {
-        let mut cpu = cluster::cpu::NodeCpu::default();
-        let mut failing = false;
-        let mut tick = tokio::time::interval(cluster::HEARTBEAT_EVERY);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let (Some(rooms), Some(broadcasts), Some(node)) = (rooms.upgrade(), broadcasts.upgrade(), node.upgrade()) else { return };
-            if cluster.has_left() {
-                return;
-            }
-            let load = cluster_load(&rooms, &broadcasts, &mut cpu);
-            let draining = node.is_draining();
-            drop((rooms, broadcasts, node));
-            match cluster.heartbeat(load, draining).await {
-                Ok(()) if failing => {
-                    failing = false;
-                    tracing::info!("cluster heartbeat: the store answers again");
-                }
-                Ok(()) => {}
-                Err(e) if !failing => {
-                    failing = true;
-                    tracing::error!(error = %e, "cluster heartbeat failed: if it lasts, the other nodes take this node's rooms; check --store");
-                }
-                Err(_) => {}
-            }
-        }
-    });
 }
 
 /// Private rooms at start: the URL signer (for `GET /api/rooms/{id}/hls-url`) and the access

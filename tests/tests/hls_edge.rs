@@ -22,17 +22,10 @@ fn on_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
-/// A MongoDB URI on a database of its own, or `None` (skip) off CI.
-fn mongodb_uri() -> Option<String> {
-    let Some(uri) = std::env::var("ROOMCAST_TEST_MONGODB_URI").ok().filter(|u| !u.trim().is_empty()) else {
-        assert!(!on_ci(), "ROOMCAST_TEST_MONGODB_URI is not set, and CI is: run the tests through tests/run.sh");
-        eprintln!("skipped: needs ROOMCAST_TEST_MONGODB_URI (tests/run.sh sets it)");
-        return None;
-    };
-    let base = uri.split('?').next().unwrap_or(&uri);
-    let authority = base.split_once("://").map_or(base, |(_, r)| r).split('/').next().unwrap_or_default().to_owned();
-    Some(format!("mongodb://{authority}/roomcast_edge_{}", std::process::id()))
-}
+/// The gateway tests' MongoDB helper (SecantusDB from tests/run.sh): a database of this run's
+/// own, or `None` (skip) off CI.
+#[path = "../../gateway/tests/support/mongo.rs"]
+mod mongo;
 
 async fn node(id: &str, store: &str, dir: &Path) -> Result<roomcast::RunningServer> {
     let mut config = roomcast::Config::for_tests(dir.join(id));
@@ -124,7 +117,7 @@ async fn together(url: &str, n: usize) -> Vec<(u16, Vec<u8>)> {
 
 #[tokio::test]
 async fn the_edge_serves_a_room_on_another_node_with_one_origin_request_per_object() -> Result<()> {
-    let Some(store) = mongodb_uri() else { return Ok(()) };
+    let Some(roomcast::store::Location::Mongo(store)) = mongo::mongodb_location() else { return Ok(()) };
     if nginx::binary().is_none() {
         ensure!(!on_ci(), "nginx is missing: deploy/install-deps.sh --test installs it");
         eprintln!("skipped: needs nginx");

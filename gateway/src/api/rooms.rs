@@ -145,16 +145,17 @@ pub async fn create(
     };
     // In a cluster the room goes to the node with the most headroom; that node takes it into
     // memory when the first request for it arrives.
-    let home = app.cluster.as_ref().map(|c| (c.place(), c.id()));
-    let room = match &home {
-        Some((node, me)) if node.id != *me => app.rooms.create_record(name, settings).await.map_err(unsaved)?,
+    let placed = app.cluster.as_ref().map(|c| (c, c.place()));
+    let room = match &placed {
+        Some((cluster, node)) if node.id != cluster.id() => app.rooms.create_record(name, settings).await.map_err(unsaved)?,
         _ => crate::rooms::registry::room_record(&app.rooms.create_stored(name, settings).await.map_err(unsaved)?),
     };
-    if let (Some(cluster), Some((node, _))) = (&app.cluster, &home) {
-        cluster.assign(&room.id, &node.id).await.map_err(unsaved)?;
-        tracing::info!(room = %room.id, node = %node.id, "room created and placed");
-    } else {
-        tracing::info!(room = %room.id, "room created");
+    match &placed {
+        Some((cluster, node)) => {
+            cluster.assign(&room.id, &node.id).await.map_err(unsaved)?;
+            tracing::info!(room = %room.id, node = %node.id, "room created and placed");
+        }
+        None => tracing::info!(room = %room.id, "room created"),
     }
     // The host key goes to the creator only: joining with it makes a host.
     let host_key = app.tokens.host_key(&room.id);
@@ -167,7 +168,7 @@ pub async fn create(
             private: room.settings.private,
             e2ee: room.settings.e2ee,
             host_key,
-            node_url: home.map(|(node, _)| node.public_url),
+            node_url: placed.map(|(_, node)| node.public_url),
         }),
     ))
 }

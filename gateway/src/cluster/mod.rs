@@ -6,6 +6,7 @@
 //! With the embedded SQLite store there is no cluster: this node owns every room.
 
 pub mod cpu;
+pub mod heartbeat;
 pub mod placement;
 
 use std::collections::HashMap;
