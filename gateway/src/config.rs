@@ -139,6 +139,11 @@ pub struct Config {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "ROOMCAST_LOG_JSON", default_value_t = false)]
     pub log_json: bool,
+    /// CPU priority of the gateway and its compositors (a nice value, -20..=0): media goes
+    /// before other work on the host. Needs CAP_SYS_NICE (root, or the systemd unit); 0 leaves
+    /// the priority as started (see `priority`).
+    #[arg(long, env = "ROOMCAST_NICE", default_value_t = -5, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-20..=0))]
+    pub nice: i32,
 }
 
 impl Config {
@@ -183,6 +188,7 @@ impl Config {
             turn_secret: None,
             turn_urls: Vec::new(),
             log_json: false,
+            nice: 0,
         }
     }
 

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod outbox;
+pub mod priority;
 pub mod protocol;
 pub mod rooms;
 pub mod sfu;

@@ -104,12 +104,19 @@ fn init_logs(json: bool) {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Cmd::Serve(config) = &cli.command {
+        init_logs(config.log_json);
+        // Before the runtime's threads exist: they, and the compositors they spawn, inherit it.
+        roomcast::priority::log(&roomcast::priority::raise(config.nice));
+    }
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Cmd::Serve(config) => {
-            init_logs(config.log_json);
             let server = roomcast::start(*config).await?;
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),

@@ -22,6 +22,8 @@ use crate::timing::FrameTiming;
 
 /// Extra aggregator latency of the muxer.
 const MUX_LATENCY_MS: u64 = 200;
+/// Most composed video waiting for the encoder (six frames at 30 fps).
+const ENCODER_QUEUE_NS: u64 = 200_000_000;
 
 impl Pipeline {
     /// Build the pipeline (not yet playing). `items` receives init/part items from cmafmux.
@@ -46,7 +48,11 @@ impl Pipeline {
             .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
             .build();
         let vcapsf = gst::ElementFactory::make("capsfilter").property("caps", &vcaps).build()?;
-        let vqueue = time_queue("venc-queue", 1_000_000_000u64)?;
+        // Short: a frame waiting here is a picture the audience sees that much later. When x264
+        // cannot keep up (a starved host), a full queue holds the mixer back, which then skips
+        // the frames it is late for (`catchup`) instead of feeding an encoder a second behind:
+        // with 1 s here a late joiner's first frames waited up to 1 s before being encoded.
+        let vqueue = time_queue("venc-queue", ENCODER_QUEUE_NS)?;
         let segment_frames = ((s.segment_ms * s.fps as u64) / 1000).max(1) as u32;
         let x264 = gst::ElementFactory::make("x264enc")
             .name("x264")

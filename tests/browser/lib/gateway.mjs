@@ -63,7 +63,11 @@ export async function startGateway(opts = {}) {
     for (const l of parts) if (l) lines.push(l);
     if (lines.length > 2000) lines.splice(0, lines.length - 2000);
   };
+  // Its own session, as a service manager starts it (systemd: its own cgroup), so the priority
+  // it gives its media work (`--nice`, gateway/src/priority.rs) counts against the browsers'
+  // session too, not only within the test runner's.
   const child = spawn(bin, args, {
+    detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info', NO_COLOR: '1' },
   });
