@@ -83,6 +83,25 @@ impl Node {
     }
 }
 
+/// Two heartbeats (every 2 s) and a margin: every node has read the others' latest records.
+const HEARTBEATS_SEEN: Duration = Duration::from_millis(4500);
+
+/// `roomcast ops <action>` against a node, as an operator runs it (a token minted from the
+/// cluster's secret).
+fn ops_cli(node: &Node, action: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .args(["ops", action, "--url", &node.base])
+        .env("ROOMCAST_JWT_SECRET", SECRET)
+        .output()
+        .expect("roomcast ops runs");
+    assert!(
+        out.status.success(),
+        "roomcast ops {action}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The first message on a signaling socket at `url`, or the refusal's status and body.
 async fn first_message(url: &str) -> Result<String, (u16, String)> {
     match tokio_tungstenite::connect_async(url).await {
@@ -147,6 +166,20 @@ async fn rooms_spread_any_node_answers_and_a_dead_nodes_room_comes_back() {
     let wrong = first_message(&format!("{}/ws?token={token}", a.base.replace("http://", "ws://"))).await;
     assert!(matches!(&wrong, Err((421, body)) if body.contains("wrong_node") && body.contains("n-b")), "{wrong:?}");
     assert_eq!(first_message(&ws_url).await, Ok("welcome".to_owned()));
+
+    // `roomcast ops drain` on A: once A's next heartbeat says so, new rooms go to B, also when
+    // created through A; `undrain` takes A back.
+    ops_cli(&a, "drain");
+    tokio::time::sleep(HEARTBEATS_SEEN).await;
+    for i in 0..3 {
+        let (status, v) = a.post("/api/rooms", json!({ "name": format!("D{i}") })).await;
+        assert_eq!(status, 201, "{v}");
+        assert_eq!(v["node_url"].as_str(), Some(b.base.as_str()), "a draining node takes no new rooms: {v}");
+    }
+    ops_cli(&a, "undrain");
+    tokio::time::sleep(HEARTBEATS_SEEN).await;
+    let (_, v) = b.post("/api/rooms", json!({ "name": "after undrain" })).await;
+    assert_eq!(v["node_url"].as_str(), Some(a.base.as_str()), "A takes rooms again (it has the fewest now): {v}");
 
     // B dies without a word: once its heartbeats run out, a re-join through A brings the room
     // back on A.

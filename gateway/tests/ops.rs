@@ -195,7 +195,8 @@ async fn drain_refuses_new_rooms_stops_broadcasts_and_undrain_resumes() {
     assert_eq!(records.len(), 1, "{records:?}");
     assert!(records[0].stopped_at.is_some() && records[0].restarts == 2, "{records:?}");
 
-    let (s, v) = env.call(reqwest::Method::POST, "/api/rooms", None).await;
+    // (The caller is checked first: without the key a draining node says 401, like any other.)
+    let (s, v) = env.call(reqwest::Method::POST, "/api/rooms", Some(API_KEY)).await;
     assert_eq!(s, 503, "{v}");
     assert_eq!(v["error"], "draining");
     assert!(v["message"].as_str().unwrap().contains("draining"), "{v}");
@@ -518,6 +519,6 @@ async fn cli_ops_list_restart_drain() {
     let stdout = String::from_utf8_lossy(&drain.stdout);
     assert!(drain.status.success(), "{stdout}{}", String::from_utf8_lossy(&drain.stderr));
     assert!(stdout.contains("draining") && stdout.contains(&room), "{stdout}");
-    let (s, _) = env.call(reqwest::Method::POST, "/api/rooms", None).await;
+    let (s, _) = env.call(reqwest::Method::POST, "/api/rooms", Some(API_KEY)).await;
     assert_eq!(s, 503);
 }

@@ -115,6 +115,76 @@ async fn together(url: &str, n: usize) -> Vec<(u16, Vec<u8>)> {
     futures_util::future::join_all(tries).await.into_iter().map(Result::unwrap).collect()
 }
 
+/// A private room on node B through the same edge: without a signed URL the viewer is
+/// refused (the origin's 401, passed on), with one it plays, and nothing of it is kept in the
+/// shared cache (`Cache-Control: private`): each viewer's request reaches B, so a URL that
+/// expires or is revoked stops working at once, also behind the edge.
+async fn private_room_through_the_edge(http: &reqwest::Client, a_url: &str, b_addr: &str, edge: &Edge) -> Result<()> {
+    let b_url = format!("http://{b_addr}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (room, host_key) = loop {
+        let v: Value =
+            http.post(format!("{a_url}/api/rooms")).json(&json!({"name": "Private", "private": true})).send().await?.json().await?;
+        if v["node_url"].as_str() == Some(b_url.as_str()) {
+            break (v["id"].as_str().context("room id")?.to_owned(), v["host_key"].as_str().context("host key")?.to_owned());
+        }
+        ensure!(Instant::now() < deadline, "no private room was placed on node B: {v}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let r = http.post(format!("{a_url}/api/rooms/{room}/broadcast")).json(&json!({})).send().await?;
+    ensure!(r.status().as_u16() == 202, "private broadcast start: {} {}", r.status(), r.text().await?);
+    // The host's token (joined through A) is a token of the room: it gets a signed URL.
+    let joined: Value = http
+        .post(format!("{a_url}/api/rooms/{room}/join"))
+        .json(&json!({"name": "Host", "host_key": host_key}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = joined["token"].as_str().with_context(|| format!("host join: {joined}"))?;
+    let signed: Value = http.get(format!("{a_url}/api/rooms/{room}/hls-url")).bearer_auth(token).send().await?.json().await?;
+    let playlist = signed["hls_url"].as_str().with_context(|| format!("hls-url: {signed}"))?.to_owned();
+    ensure!(playlist.contains("sig="), "a signed URL: {playlist}");
+
+    let unsigned = http.get(format!("{}/hls/{room}/index.m3u8", edge.base)).send().await?;
+    ensure!(unsigned.status().as_u16() == 401, "unsigned through the edge: {}", unsigned.status());
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let part_uri = loop {
+        let r = http.get(format!("{}{playlist}", edge.base)).send().await?;
+        let status = r.status().as_u16();
+        let cache = r.headers().get("cache-control").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let text = r.text().await?;
+        // 503 `stream_starting` until the compositor's first part, as at the origin.
+        ensure!(status == 200 || status == 503, "signed playlist through the edge: {status} {text}");
+        if let Some((_, _, uri)) = next_part(&text) {
+            ensure!(cache.starts_with("private"), "a private playlist says so to caches: {cache:?}");
+            break uri;
+        }
+        ensure!(Instant::now() < deadline, "no part of the private room through the edge in 40 s: {status} {text}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    ensure!(part_uri.contains("sig="), "the playlist signs its parts: {part_uri}");
+
+    let part = format!("{}/hls/{room}/{part_uri}", edge.base);
+    let before = hls_requests(http, b_addr).await?;
+    for _ in 0..3 {
+        let r = http.get(&part).send().await?;
+        let cache_status = r.headers().get("x-cache-status").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let cache = r.headers().get("cache-control").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        ensure!(r.status().as_u16() == 200 && !r.bytes().await?.is_empty(), "a signed part through the edge");
+        ensure!(cache_status != "HIT", "a private part is never answered from the shared cache");
+        ensure!(cache.starts_with("private"), "a private part says so to caches: {cache:?}");
+    }
+    let reached_b = hls_requests(http, b_addr).await? - before;
+    println!("private room: 3 requests for one signed part through the edge, {reached_b} reached node B");
+    ensure!(reached_b == 3, "each request for a private part reaches the room's node: {reached_b}");
+    // A tampered signature is refused through the edge, as at the origin.
+    let forged = part.replace("sig=", "sig=x");
+    let r = http.get(&forged).send().await?;
+    ensure!(r.status().as_u16() == 403, "a forged signature through the edge: {}", r.status());
+    Ok(())
+}
+
 #[tokio::test]
 async fn the_edge_serves_a_room_on_another_node_with_one_origin_request_per_object() -> Result<()> {
     let Some(roomcast::store::Location::Mongo(store)) = mongo::mongodb_location() else { return Ok(()) };
@@ -212,6 +282,8 @@ async fn the_edge_serves_a_room_on_another_node_with_one_origin_request_per_obje
     let viewers = status["viewers"].as_u64().unwrap_or(0);
     println!("viewers counted behind the edge: {viewers} (12 beacons, plus the test's own playlist requests)");
     ensure!(viewers >= 12, "each beacon counts a viewer: {status}");
+
+    private_room_through_the_edge(&http, &a_url, &b_addr, &edge).await?;
 
     drop(edge);
     a.shutdown().await;

@@ -220,11 +220,15 @@ pub async fn undrain(Ops(caller): Ops, State(app): State<AppState>) -> Result<Js
 pub async fn refuse_when_draining(State(app): State<AppState>, req: Request, next: Next) -> Response {
     if app.node.is_draining() {
         tracing::debug!(path = req.uri().path(), "refused: node draining");
-        return ApiError::new(
-            ApiErrorCode::Draining,
-            "this node is draining (shutting down or being deployed) and takes no new rooms, joins or broadcasts; use another node or try again later",
-        )
-        .into_response();
+        return draining().into_response();
     }
     next.run(req).await
+}
+
+/// The answer of a draining node to what would bring it new load.
+pub fn draining() -> ApiError {
+    ApiError::new(
+        ApiErrorCode::Draining,
+        "this node is draining (shutting down or being deployed) and takes no new rooms, joins or broadcasts; use another node or try again later",
+    )
 }

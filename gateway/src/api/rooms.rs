@@ -143,9 +143,15 @@ pub async fn create(
         tracing::error!(error = %e, "cannot store a new room");
         ApiError::unavailable(format!("the room could not be saved: {e}"))
     };
-    // In a cluster the room goes to the node with the most headroom; that node takes it into
-    // memory when the first request for it arrives.
-    let placed = app.cluster.as_ref().map(|c| (c, c.place()));
+    // In a cluster the room goes to the node with the most headroom (never a draining one:
+    // a draining node still takes the request and places the room elsewhere); that node takes
+    // it into memory when the first request for it arrives.
+    let draining = app.node.is_draining();
+    let placed = match app.cluster.as_ref() {
+        Some(c) => Some((c, c.place(draining).ok_or_else(super::ops::draining)?)),
+        None if draining => return Err(super::ops::draining()),
+        None => None,
+    };
     let room = match &placed {
         Some((cluster, node)) if node.id != cluster.id() => app.rooms.create_record(name, settings).await.map_err(unsaved)?,
         _ => crate::rooms::registry::room_record(&app.rooms.create_stored(name, settings).await.map_err(unsaved)?),

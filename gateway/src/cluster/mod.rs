@@ -115,17 +115,24 @@ impl Cluster {
         self.left.load(Ordering::SeqCst)
     }
 
-    /// The node a new room goes to (this one when no other can take it). The room is counted
+    /// The node a new room goes to (this one when no other can take it and it is not
+    /// draining). The room is counted
     /// on that node at once, so the next one placed before the next heartbeat goes elsewhere.
-    pub fn place(&self) -> NodeRecord {
+    /// `draining_here`: this node is draining now (its record may not say so yet): the room
+    /// goes to another node, or nowhere (`None`).
+    pub fn place(&self, draining_here: bool) -> Option<NodeRecord> {
+        let id = self.id();
         let mut nodes = self.nodes.write().expect("nodes lock");
+        if let Some(me) = nodes.iter_mut().find(|n| n.id == id) {
+            me.draining = draining_here;
+        }
         let chosen = placement::choose(&nodes, unix_now_ms(), &self.model).map(|n| n.id.clone());
         match chosen.and_then(|id| nodes.iter_mut().find(|n| n.id == id)) {
             Some(node) => {
                 node.load.rooms += 1;
-                node.clone()
+                Some(node.clone())
             }
-            None => self.me(),
+            None => (!draining_here).then(|| self.me()),
         }
     }
 
