@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod limits;
 pub mod metrics;
 pub mod node;
+pub mod open_files;
 pub mod outbox;
 pub mod priority;
 pub mod protocol;

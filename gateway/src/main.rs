@@ -110,6 +110,7 @@ fn main() -> anyhow::Result<()> {
         init_logs(config.log_json);
         // Before the runtime's threads exist: they, and the compositors they spawn, inherit it.
         roomcast::priority::log(&roomcast::priority::raise(config.nice));
+        roomcast::open_files::raise();
     }
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(cli))
 }

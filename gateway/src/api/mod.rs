@@ -121,8 +121,11 @@ async fn readyz(State(app): State<AppState>) -> (StatusCode, String) {
         }
     }
     let cluster = app.cluster.as_ref().map_or(String::new(), |c| format!(", cluster node {} of {} live", c.id(), c.live_nodes()));
+    let files = crate::open_files::current()
+        .and_then(|(soft, _)| crate::open_files::readiness_note(soft))
+        .map_or(String::new(), |n| format!("; {n}"));
     if problems.is_empty() {
-        (StatusCode::OK, format!("ready: {} SFU workers, {in_use}/{capacity} RTP port pairs in use{cluster}", app.workers.len()))
+        (StatusCode::OK, format!("ready: {} SFU workers, {in_use}/{capacity} RTP port pairs in use{cluster}{files}", app.workers.len()))
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}", problems.join("; ")))
     }

@@ -492,8 +492,34 @@ struct EdgeResult {
     live: LiveResult,
     edge: ServerUse,
     /// HLS requests the edge sent to the origin during the run, and the parts published then.
-    origin_requests: u64,
+    origin_requests: OriginRequests,
     parts: usize,
+}
+
+/// Requests that reached the origin through the edge, by what they asked for.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+struct OriginRequests {
+    parts: u64,
+    /// Blocking playlist reloads (`_HLS_msn`), one object per part published.
+    blocking_playlists: u64,
+    /// Playlists without `_HLS_msn` (a player's first load; `no-cache`, always passed on).
+    plain_playlists: u64,
+    other: u64,
+}
+
+impl OriginRequests {
+    fn total(&self) -> u64 {
+        self.parts + self.blocking_playlists + self.plain_playlists + self.other
+    }
+
+    fn minus(self, before: Self) -> Self {
+        Self {
+            parts: self.parts - before.parts,
+            blocking_playlists: self.blocking_playlists - before.blocking_playlists,
+            plain_playlists: self.plain_playlists - before.plain_playlists,
+            other: self.other - before.other,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -838,7 +864,7 @@ fn start_edge(origin: SocketAddr) -> Result<(Nginx, PathBuf)> {
     ensure_nginx()?;
     let dir = std::env::temp_dir().join(format!("hls-load-edge-{}", std::process::id()));
     let http = format!(
-        "  log_format edge '$upstream_cache_status $upstream_addr';
+        "  log_format edge '$upstream_cache_status $upstream_addr $request_uri';
   access_log {{dir}}/logs/access.log edge buffer=256k flush=1s;
   keepalive_timeout 120s; keepalive_requests 10000000;
 {}",
@@ -849,8 +875,25 @@ fn start_edge(origin: SocketAddr) -> Result<(Nginx, PathBuf)> {
 }
 
 /// Requests in the edge's access log that went to the origin (everything but cache hits).
-fn origin_requests_logged(log: &Path) -> u64 {
-    std::fs::read_to_string(log).unwrap_or_default().lines().filter(|l| l.split(' ').nth(1).is_some_and(|a| a != "-")).count() as u64
+fn origin_requests_logged(log: &Path) -> OriginRequests {
+    let mut r = OriginRequests::default();
+    for l in std::fs::read_to_string(log).unwrap_or_default().lines() {
+        let mut f = l.split(' ');
+        let (Some(upstream), Some(uri)) = (f.nth(1), f.next()) else { continue };
+        if upstream == "-" {
+            continue;
+        }
+        if uri.contains("/part-") {
+            r.parts += 1;
+        } else if uri.contains(".m3u8") && uri.contains("_HLS_msn=") {
+            r.blocking_playlists += 1;
+        } else if uri.contains(".m3u8") {
+            r.plain_playlists += 1;
+        } else {
+            r.other += 1;
+        }
+    }
+    r
 }
 
 // ---------------------------------------------------------------------------------------
@@ -951,10 +994,10 @@ async fn bench_main() -> Result<()> {
             let live = live_run(ng.addr, gw_pid, &room, n, args.seconds, &monitor).await?;
             let edge_cpu = edge_use.finish();
             tokio::time::sleep(Duration::from_millis(1500)).await; // the log's flush
-            let origin_requests = origin_requests_logged(log) - before;
+            let origin_requests = origin_requests_logged(log).minus(before);
             let parts = monitor.lock().unwrap().first_seen.values().filter(|t| **t >= t_before).count();
             print_live(&live);
-            eprintln!("    edge: {:.0}% CPU; {origin_requests} requests reached the origin for {parts} parts", edge_cpu.cpu_percent);
+            eprintln!("    edge: {:.0}% CPU; {origin_requests:?} reached the origin for {parts} parts", edge_cpu.cpu_percent);
             report.edge.push(EdgeResult { live, edge: edge_cpu, origin_requests, parts });
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
@@ -995,16 +1038,27 @@ async fn bench_main() -> Result<()> {
     }
     if !report.edge.is_empty() {
         println!("\n== live LL-HLS viewers through the nginx edge (deploy/nginx/roomcast-edge.conf, 1 worker) ==");
-        println!("viewers  origin CPU%  edge CPU%  origin requests / part  missed  delay p50 / p99 / max (ms)  errors  timeouts");
+        println!("viewers  origin CPU%  edge CPU%  origin requests / part (part + blocking reload + plain playlist + other)  missed  delay p50 / p99 / max (ms)  errors  timeouts");
         for e in &report.edge {
             let l = &e.live;
             let d = l.delay.map(|d| format!("{:>6.0} / {:>6.0} / {:>6.0}", d.p50_ms, d.p99_ms, d.max_ms)).unwrap_or_else(|| "-".into());
             println!(
-                "{:>7}  {:>11.0}  {:>9.0}  {:>22.2}  {:>5.1}%  {:>26}  {:>6}  {:>8}",
+                "{:>7}  {:>11.0}  {:>9.0}  {:>22}  {:>5.1}%  {:>26}  {:>6}  {:>8}",
                 l.viewers,
                 l.gateway.cpu_percent,
                 e.edge.cpu_percent,
-                e.origin_requests as f64 / e.parts.max(1) as f64,
+                {
+                    let per = |n: u64| n as f64 / e.parts.max(1) as f64;
+                    let o = e.origin_requests;
+                    format!(
+                        "{:.2} ({:.2} + {:.2} + {:.2} + {:.2})",
+                        per(o.total()),
+                        per(o.parts),
+                        per(o.blocking_playlists),
+                        per(o.plain_playlists),
+                        per(o.other)
+                    )
+                },
                 l.missed_fraction * 100.0,
                 d,
                 l.errors,
