@@ -115,11 +115,10 @@ impl Cluster {
         self.left.load(Ordering::SeqCst)
     }
 
-    /// The node a new room goes to (this one when no other can take it and it is not
-    /// draining). The room is counted
-    /// on that node at once, so the next one placed before the next heartbeat goes elsewhere.
-    /// `draining_here`: this node is draining now (its record may not say so yet): the room
-    /// goes to another node, or nowhere (`None`).
+    /// The node a new room goes to: this one when no other can take it, unless
+    /// `draining_here` (this node drains now, whatever its last record says): then another
+    /// node or none. The room is counted on that node at once, so the next one placed before
+    /// the next heartbeat goes elsewhere.
     pub fn place(&self, draining_here: bool) -> Option<NodeRecord> {
         let id = self.id();
         let mut nodes = self.nodes.write().expect("nodes lock");
