@@ -28,9 +28,9 @@ pub fn current() -> Option<(u64, u64)> {
     (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) } == 0).then_some((l.rlim_cur, l.rlim_max))
 }
 
-/// Raises the soft limit as far as allowed; returns the limit in force afterwards.
-pub fn raise() -> Option<u64> {
-    let (soft, hard) = current()?;
+/// Raises the soft limit as far as allowed (`/readyz` reads what is in force).
+pub fn raise() {
+    let Some((soft, hard)) = current() else { return };
     // The kernel refuses more than fs.nr_open.
     let ceiling = std::fs::read_to_string("/proc/sys/fs/nr_open").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(1 << 20);
     if let Some(target) = raised(soft, hard, ceiling) {
@@ -42,7 +42,6 @@ pub fn raise() -> Option<u64> {
             tracing::warn!(soft, hard, "could not raise the open-file limit; viewers beyond it are refused");
         }
     }
-    current().map(|(soft, _)| soft)
 }
 
 #[cfg(test)]

@@ -102,6 +102,11 @@ async fn hls_requests(http: &reqwest::Client, node: &str) -> Result<u64> {
         .sum::<f64>() as u64)
 }
 
+/// A response header as text ("" when absent).
+fn header(r: &reqwest::Response, name: &str) -> String {
+    r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
 /// `n` viewers GET `url` at the same moment: every answer's status and body.
 async fn together(url: &str, n: usize) -> Vec<(u16, Vec<u8>)> {
     let tries = (0..n).map(|_| {
@@ -152,7 +157,7 @@ async fn private_room_through_the_edge(http: &reqwest::Client, a_url: &str, b_ad
     let part_uri = loop {
         let r = http.get(format!("{}{playlist}", edge.base)).send().await?;
         let status = r.status().as_u16();
-        let cache = r.headers().get("cache-control").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let cache = header(&r, "cache-control");
         let text = r.text().await?;
         // 503 `stream_starting` until the compositor's first part, as at the origin.
         ensure!(status == 200 || status == 503, "signed playlist through the edge: {status} {text}");
@@ -169,8 +174,7 @@ async fn private_room_through_the_edge(http: &reqwest::Client, a_url: &str, b_ad
     let before = hls_requests(http, b_addr).await?;
     for _ in 0..3 {
         let r = http.get(&part).send().await?;
-        let cache_status = r.headers().get("x-cache-status").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-        let cache = r.headers().get("cache-control").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let (cache_status, cache) = (header(&r, "x-cache-status"), header(&r, "cache-control"));
         ensure!(r.status().as_u16() == 200 && !r.bytes().await?.is_empty(), "a signed part through the edge");
         ensure!(cache_status != "HIT", "a private part is never answered from the shared cache");
         ensure!(cache.starts_with("private"), "a private part says so to caches: {cache:?}");
@@ -244,11 +248,7 @@ async fn the_edge_serves_a_room_on_another_node_with_one_origin_request_per_obje
     let answers = together(&format!("{}{part}", edge.base), 20).await;
     ensure!(answers.iter().all(|(s, b)| *s == 200 && !b.is_empty() && *b == answers[0].1), "every viewer got the part");
     let again = http.get(format!("{}{part}", edge.base)).send().await?;
-    ensure!(
-        again.headers().get("x-cache-status").and_then(|v| v.to_str().ok()) == Some("HIT"),
-        "a repeat is a cache hit: {:?}",
-        again.headers()
-    );
+    ensure!(header(&again, "x-cache-status") == "HIT", "a repeat is a cache hit: {:?}", again.headers());
     let b_after_parts = hls_requests(&http, &b_addr).await?;
 
     tokio::time::sleep(Duration::from_millis(300)).await; // the log line of the last request

@@ -122,10 +122,8 @@ impl Cluster {
     pub fn place(&self, draining_here: bool) -> Option<NodeRecord> {
         let id = self.id();
         let mut nodes = self.nodes.write().expect("nodes lock");
-        if let Some(me) = nodes.iter_mut().find(|n| n.id == id) {
-            me.draining = draining_here;
-        }
-        let chosen = placement::choose(&nodes, unix_now_ms(), &self.model).map(|n| n.id.clone());
+        let candidates: Vec<NodeRecord> = nodes.iter().filter(|n| !(draining_here && n.id == id)).cloned().collect();
+        let chosen = placement::choose(&candidates, unix_now_ms(), &self.model).map(|n| n.id.clone());
         match chosen.and_then(|id| nodes.iter_mut().find(|n| n.id == id)) {
             Some(node) => {
                 node.load.rooms += 1;
