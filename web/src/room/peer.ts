@@ -105,7 +105,7 @@ export abstract class PeerSide<Host extends PeerHost> {
     pc.onicecandidate = (e) => {
       if (!current()) return;
       const msg = localCandidateMessage(name, e.candidate, () => firstMid(pc));
-      if (msg) this.host.send(msg);
+      if (msg) this.sendLocalCandidate(msg);
     };
     pc.onconnectionstatechange = () => {
       log(`${name} pc connection: ${pc.connectionState}`);
@@ -117,6 +117,11 @@ export abstract class PeerSide<Host extends PeerHost> {
       if (current()) this.host.iceChanged(name, pc);
     };
     return pc;
+  }
+
+  /** One of our ICE candidates for the server. */
+  protected sendLocalCandidate(msg: ClientMessage): void {
+    this.host.send(msg);
   }
 
   /**

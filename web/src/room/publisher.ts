@@ -6,6 +6,7 @@ import { Store } from '../store';
 import { acquireLocalMedia, describeMediaError, openCamera, openMicrophone, openScreen, preferVp8, type LocalMedia, type MediaSettings } from './media';
 import { PeerSide, errorText, log, type PeerHost } from './peer';
 import { SCREEN_MAX_BITRATE, cameraEncodingChoices, cameraNeedsRepublish, videoConstraints, videoSendParameters, type VideoSource } from './presets';
+import type { ClientMessage } from '../signaling';
 import type { MediaStatus } from './state';
 
 export interface PublisherHost extends PeerHost {
@@ -69,6 +70,14 @@ export class Publisher extends PeerSide<PublisherHost> {
   /** Lets the subscribe side go on once this connection's first offer is answered. */
   private answered: (() => void) | null = null;
   private senderCount = 0;
+  /**
+   * The connection's first offer until `publish` sends it: its SDP (the latest made: a screen
+   * share started meanwhile renegotiates it), nothing to publish, our candidates so far.
+   */
+  private unsent: { sdp: string | null; nothing: boolean; candidates: ClientMessage[] } | null = null;
+  /** The connection `prepare` made before the welcome, until the welcome takes it. */
+  private prepared: RTCPeerConnection | null = null;
+  private opened: Promise<void> | null = null;
 
   constructor(host: PublisherHost) {
     super('publish', host);
@@ -132,31 +141,49 @@ export class Publisher extends PeerSide<PublisherHost> {
     this.screenStream.set(null);
   }
 
-  /** A new connection after a welcome; resolves once its first offer is answered (or there is nothing to send). */
+  /** A new connection; resolves once its first offer is answered (or there is nothing to send). */
   open(): Promise<void> {
     this.pc = this.createPc();
-    return new Promise<void>((resolve) => (this.answered = resolve));
+    this.unsent = { sdp: null, nothing: false, candidates: [] };
+    this.opened = new Promise<void>((resolve) => (this.answered = resolve));
+    return this.opened;
   }
 
   override close(): void {
     super.close();
     this.cameraTx = this.micTx = this.screenTx = null;
     this.restartPending = false;
+    this.unsent = null;
+    this.prepared = null;
+    this.opened = null;
   }
 
-  /** Queues the first offer of the connection `open` made: our tracks once the media is there, and our mute state. */
-  publish(): void {
+  /**
+   * Opens the connection and makes its first offer before the welcome (right after the HTTP
+   * join, while the socket opens): on a loaded browser the camera, the transceivers and the offer
+   * take hundreds of milliseconds, which then no longer come after the welcome. `publish` sends it.
+   */
+  prepare(): void {
+    this.close();
+    void this.open();
+    this.prepared = this.pc;
+    this.queueFirstOffer();
+  }
+
+  /** After a welcome: the connection `prepare` made (resolves once answered), or null if there is none. */
+  takePrepared(): Promise<void> | null {
+    return this.prepared !== null && this.prepared === this.pc ? this.opened : null;
+  }
+
+  /** Our tracks on the new connection and its first offer, held in `unsent` until `publish`. */
+  private queueFirstOffer(): void {
     const pc = this.pc;
-    const welcomedAt = performance.now();
-    this.queue.push('publish_offer', async () => {
+    this.queue.push('first offer', async () => {
       await this.media;
-      if (this.host.ended() || pc !== this.pc || !pc) return;
-      const mediaMs = Math.round(performance.now() - welcomedAt);
-      if (this.audioMuted || this.videoMuted) this.sendMediaState();
+      if (this.host.ended() || pc !== this.pc || !pc || !this.unsent) return;
       const slots = publishSlots(this.hasCamera, this.hasMic, this.screenTrack !== null);
       if (slots.length === 0) {
-        this.host.notice('not_publishing', 'Nobody can see or hear you: no camera or microphone.');
-        this.releaseSubscribe();
+        this.unsent.nothing = true;
         return;
       }
       const stream = this.localStream.get() ?? new MediaStream();
@@ -171,9 +198,36 @@ export class Publisher extends PeerSide<PublisherHost> {
         }
       }
       await this.sendOffer(pc);
-      // Where a join's time goes before the server hears of our media (camera, then the offer).
-      log(`publish offer sent ${Math.round(performance.now() - welcomedAt)} ms after welcome (media ready after ${mediaMs} ms)`);
     });
+  }
+
+  /** Sends the first offer of the connection `open` (or `prepare`) made, and our mute state. */
+  publish(): void {
+    const pc = this.pc;
+    const welcomedAt = performance.now();
+    if (this.prepared !== pc || pc === null) this.queueFirstOffer();
+    this.prepared = null;
+    this.queue.push('publish_offer', () => {
+      const unsent = this.unsent;
+      if (this.host.ended() || pc !== this.pc || !pc || !unsent) return;
+      this.unsent = null;
+      if (this.audioMuted || this.videoMuted) this.sendMediaState();
+      if (unsent.nothing) {
+        this.host.notice('not_publishing', 'Nobody can see or hear you: no camera or microphone.');
+        this.releaseSubscribe();
+        return;
+      }
+      if (unsent.sdp === null) return; // making the offer failed: already reported
+      this.host.send({ type: 'publish_offer', sdp: unsent.sdp });
+      for (const c of unsent.candidates) this.host.send(c);
+      log(`publish offer sent ${Math.round(performance.now() - welcomedAt)} ms after welcome`);
+    });
+  }
+
+  /** Our candidates wait while the first offer does: the server learns of the connection from it. */
+  protected override sendLocalCandidate(msg: ClientMessage): void {
+    if (this.unsent) this.unsent.candidates.push(msg);
+    else this.host.send(msg);
   }
 
   /**
@@ -221,7 +275,8 @@ export class Publisher extends PeerSide<PublisherHost> {
     if (pc !== this.pc) return;
     await pc.setLocalDescription(offer);
     const sdp = pc.localDescription?.sdp ?? offer.sdp ?? '';
-    this.host.send({ type: 'publish_offer', sdp });
+    if (this.unsent) this.unsent.sdp = sdp; // the first offer: `publish` sends the latest one
+    else this.host.send({ type: 'publish_offer', sdp });
   }
 
   /** The first offer is answered (or there is nothing to publish): subscribe work may run. */
@@ -418,7 +473,7 @@ export class Publisher extends PeerSide<PublisherHost> {
     const pc = this.pc;
     if (!pc) return; // published with the next welcome
     this.queue.push('screen share', async () => {
-      if (pc !== this.pc || this.screenTrack !== track) return;
+      if (pc !== this.pc || this.screenTrack !== track || this.screenTx) return; // (or in the first offer)
       this.addScreenTransceiver(pc, track);
       await this.sendOffer(pc);
     });

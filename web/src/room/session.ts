@@ -249,6 +249,9 @@ export class RoomSession {
     this.role = join.role;
     this.tokenLifetime = join.expires_in;
     this.dispatch({ type: 'joined_http', participantId: join.participant_id, role: join.role, e2ee: join.e2ee });
+    // The first offer is made while the socket opens (not in e2ee rooms: their transforms are
+    // named after the connection the welcome starts).
+    if (!join.e2ee) this.publisher.prepare();
     if (join.e2ee && !(await this.startE2ee())) return;
     if (this.ended || epoch !== this.epoch) return;
     const url = resolveWsUrl(join.ws_url, join.token, window.location.href);
@@ -416,17 +419,20 @@ export class RoomSession {
     this.welcomeTimer = null;
   }
 
-  /** Closes both PeerConnections (our local tracks stay: they are published again). */
-  private teardownPeers(): void {
+  /**
+   * Closes both PeerConnections (our local tracks stay: they are published again), or only the
+   * subscribe one when the publish one is a fresh one made before the welcome.
+   */
+  private teardownPeers(keepPublish = false): void {
     const had = this.publisher.pc !== null || this.subscriber.pc !== null;
-    this.publisher.close();
+    if (!keepPublish) this.publisher.close();
     this.subscriber.close();
     this.ice.reset();
     if (this.e2ee && had) this.e2ee.forget(`${this.pcGeneration}/`);
     this.stats.reset();
     this.layers.reset(); // the next connection's SFU knows no preferences: they go again
     this.subscriber.clearStreams();
-    this.dispatch({ type: 'pc_state', pc: 'publish', state: 'none' });
+    if (!keepPublish) this.dispatch({ type: 'pc_state', pc: 'publish', state: 'none' });
     this.dispatch({ type: 'pc_state', pc: 'subscribe', state: 'none' });
   }
 
@@ -516,9 +522,10 @@ export class RoomSession {
 
   /** After a welcome: fresh PeerConnections, publish our tracks, tell our mute state. */
   private setupPeers(): void {
-    this.teardownPeers();
+    const prepared = this.publisher.takePrepared(); // made while the socket opened (connect)
+    this.teardownPeers(prepared !== null);
     this.pcGeneration++;
-    const published = this.publisher.open();
+    const published = prepared ?? this.publisher.open();
     this.subscriber.open(this.pcGeneration, published); // its work waits for our first answer
     this.publisher.publish();
   }
