@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, ensure, Context, Result};
 use roomcast_e2e::bench::{self, ProcSample, Summary};
@@ -408,7 +408,14 @@ async fn live_viewer(addr: SocketAddr, i: usize, room: Arc<str>, start: PartId, 
             }
         }
         let text = String::from_utf8_lossy(&body);
-        let name = format!("part-{}.{}.m4s", want.msn, want.index);
+        let part_name = |p: PartId| format!("part-{}.{}.m4s", p.msn, p.index);
+        let moved_on = !text.contains(&part_name(want)) && text.contains(&format!("seg-{}.m4s", want.msn));
+        if moved_on {
+            // The segment closed without this part: the next segment's first part, which this
+            // playlist may list already (hls.js then fetches it without another reload).
+            want = PartId { msn: want.msn + 1, index: 0 };
+        }
+        let name = part_name(want);
         if text.contains(&name) {
             let part_path = format!("/hls/{room}/{name}");
             let res = tokio::select! {
@@ -424,9 +431,8 @@ async fn live_viewer(addr: SocketAddr, i: usize, room: Arc<str>, start: PartId, 
                 }
                 _ => r.errors += 1,
             }
-        } else if text.contains(&format!("seg-{}.m4s", want.msn)) {
-            // The segment closed without this part: the next segment's first part.
-            want = PartId { msn: want.msn + 1, index: 0 };
+        } else if moved_on {
+            // Not out yet: the next reload waits for it.
         } else {
             // Fell out of the playlist's window: jump to the live edge.
             r.resyncs += 1;
@@ -470,6 +476,9 @@ struct LiveResult {
     timeouts: u64,
     resyncs: u64,
     connected_fraction: f64,
+    /// The measured window in UNIX seconds (to match the edge's log).
+    #[serde(skip)]
+    window_unix: (f64, f64),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -510,15 +519,6 @@ struct OriginRequests {
 impl OriginRequests {
     fn total(&self) -> u64 {
         self.parts + self.blocking_playlists + self.plain_playlists + self.other
-    }
-
-    fn minus(self, before: Self) -> Self {
-        Self {
-            parts: self.parts - before.parts,
-            blocking_playlists: self.blocking_playlists - before.blocking_playlists,
-            plain_playlists: self.plain_playlists - before.plain_playlists,
-            other: self.other - before.other,
-        }
     }
 }
 
@@ -621,6 +621,8 @@ async fn live_run(gw: SocketAddr, gw_pid: u32, room: &str, n: usize, seconds: u6
     let client_start = ProcSample::read(std::process::id())?;
     let machine_start = machine_jiffies();
     let window_start = Instant::now();
+    let unix_now = || SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let window_unix_start = unix_now();
     let window_end = window_start + Duration::from_secs(seconds);
     while Instant::now() < window_end {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -703,6 +705,7 @@ async fn live_run(gw: SocketAddr, gw_pid: u32, room: &str, n: usize, seconds: u6
         timeouts: results.iter().map(|r| r.timeouts).sum(),
         resyncs: results.iter().map(|r| r.resyncs).sum(),
         connected_fraction: connected as f64 / n as f64,
+        window_unix: (window_unix_start, window_unix_start + seconds as f64),
     })
 }
 
@@ -864,7 +867,7 @@ fn start_edge(origin: SocketAddr) -> Result<(Nginx, PathBuf)> {
     ensure_nginx()?;
     let dir = std::env::temp_dir().join(format!("hls-load-edge-{}", std::process::id()));
     let http = format!(
-        "  log_format edge '$upstream_cache_status $upstream_addr $request_uri';
+        "  log_format edge '$msec $upstream_cache_status $upstream_addr $request_uri';
   access_log {{dir}}/logs/access.log edge buffer=256k flush=1s;
   keepalive_timeout 120s; keepalive_requests 10000000;
 {}",
@@ -874,13 +877,15 @@ fn start_edge(origin: SocketAddr) -> Result<(Nginx, PathBuf)> {
     Ok((edge, dir.join("logs/access.log")))
 }
 
-/// Requests in the edge's access log that went to the origin (everything but cache hits).
-fn origin_requests_logged(log: &Path) -> OriginRequests {
+/// Requests in the edge's access log that went to the origin (everything but cache hits) and
+/// ended inside `window` (UNIX seconds). Not after it: when the viewers hang up, nginx gives up
+/// the origin requests they waited on, and each waiter in turn asks the origin again.
+fn origin_requests_logged(log: &Path, window: (f64, f64)) -> OriginRequests {
     let mut r = OriginRequests::default();
     for l in std::fs::read_to_string(log).unwrap_or_default().lines() {
         let mut f = l.split(' ');
-        let (Some(upstream), Some(uri)) = (f.nth(1), f.next()) else { continue };
-        if upstream == "-" {
+        let (Some(at), Some(upstream), Some(uri)) = (f.next().and_then(|t| t.parse::<f64>().ok()), f.nth(1), f.next()) else { continue };
+        if upstream == "-" || at < window.0 || at > window.1 {
             continue;
         }
         if uri.contains("/part-") {
@@ -988,14 +993,12 @@ async fn bench_main() -> Result<()> {
         tokio::time::sleep(Duration::from_secs(2)).await;
         if let (Some((ng, log)), Some(pids)) = (&edge, &edge_pids) {
             eprintln!("--- {n} viewers: live LL-HLS through the nginx edge ({} s)", args.seconds);
-            let before = origin_requests_logged(log);
-            let t_before = Instant::now();
             let edge_use = Usage::start(pids.clone());
             let live = live_run(ng.addr, gw_pid, &room, n, args.seconds, &monitor).await?;
             let edge_cpu = edge_use.finish();
             tokio::time::sleep(Duration::from_millis(1500)).await; // the log's flush
-            let origin_requests = origin_requests_logged(log).minus(before);
-            let parts = monitor.lock().unwrap().first_seen.values().filter(|t| **t >= t_before).count();
+            let origin_requests = origin_requests_logged(log, live.window_unix);
+            let parts = live.parts_published;
             print_live(&live);
             eprintln!("    edge: {:.0}% CPU; {origin_requests:?} reached the origin for {parts} parts", edge_cpu.cpu_percent);
             report.edge.push(EdgeResult { live, edge: edge_cpu, origin_requests, parts });
