@@ -28,6 +28,9 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 pub struct Metrics {
     /// Labels: route (a coarse group, never a room id), method, status.
     http_requests: Family<Vec<(&'static str, String)>, Counter>,
+    /// The counters of `http_requests` met so far, by their labels: counting a request then
+    /// takes no allocation (it runs for every HLS part and playlist).
+    request_counters: std::sync::RwLock<std::collections::HashMap<(&'static str, &'static str, u16), Counter>>,
     scrapes: AtomicU64,
 }
 
@@ -36,9 +39,32 @@ impl Metrics {
         Arc::new(Self::default())
     }
 
-    pub fn count_request(&self, route: &'static str, method: &str, status: u16) {
-        let labels = vec![("route", route.to_owned()), ("method", method.to_owned()), ("status", status.to_string())];
-        self.http_requests.get_or_create(&labels).inc();
+    pub fn count_request(&self, route: &'static str, method: &axum::http::Method, status: u16) {
+        let key = (route, method_label(method), status);
+        if let Some(c) = self.request_counters.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            c.inc();
+            return;
+        }
+        let labels = vec![("route", route.to_owned()), ("method", key.1.to_owned()), ("status", status.to_string())];
+        let counter = self.http_requests.get_or_create(&labels).clone();
+        counter.inc();
+        self.request_counters.write().unwrap_or_else(|e| e.into_inner()).insert(key, counter);
+    }
+}
+
+/// The method as a label value: the standard ones by name, any other as `other` (the label's
+/// values stay bounded whatever clients send).
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
     }
 }
 
@@ -371,6 +397,30 @@ mod tests {
         assert_eq!(route_group("/readyz"), "health");
         assert_eq!(route_group("/metrics"), "metrics");
         assert_eq!(route_group("/room/r-1"), "web");
+    }
+
+    #[test]
+    fn requests_are_counted_per_route_method_and_status() {
+        let m = Metrics::default();
+        m.count_request("hls", &axum::http::Method::GET, 200);
+        m.count_request("hls", &axum::http::Method::GET, 200);
+        m.count_request("hls", &axum::http::Method::GET, 404);
+        m.count_request("web", &axum::http::Method::from_bytes(b"BREW").unwrap(), 405);
+        let snapshot = Snapshot {
+            workers: vec![],
+            pipelines: vec![],
+            hls: vec![],
+            ports_in_use: 0,
+            port_pairs: 0,
+            compositor_spares: 0,
+            rooms: 0,
+            draining: false,
+        };
+        let text = render(&m, snapshot).unwrap();
+        let line = |l: &str| text.lines().any(|x| x == l);
+        assert!(line(r#"roomcast_http_requests_total{route="hls",method="GET",status="200"} 2"#), "{text}");
+        assert!(line(r#"roomcast_http_requests_total{route="hls",method="GET",status="404"} 1"#), "{text}");
+        assert!(line(r#"roomcast_http_requests_total{route="web",method="other",status="405"} 1"#), "any other method is `other`: {text}");
     }
 
     #[test]

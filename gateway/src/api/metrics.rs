@@ -12,7 +12,7 @@ use crate::state::AppState;
 /// Middleware: counts every request by route group, method and status.
 pub async fn count_requests(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let route = route_group(req.uri().path());
-    let method = req.method().as_str().to_owned();
+    let method = req.method().clone();
     let response = next.run(req).await;
     app.metrics.count_request(route, &method, response.status().as_u16());
     response

@@ -2,9 +2,8 @@
 //! response.
 
 use axum::http::{header, HeaderName, HeaderValue, Method};
-use axum::Router;
+use axum::response::Response;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 /// May a page from `origin` open a signaling socket? Non-browser clients send no Origin.
 /// Without an allow list, only pages served by this host (same origin) may.
@@ -31,18 +30,28 @@ pub fn cors(allowed: &[String]) -> Option<CorsLayer> {
     )
 }
 
-/// Headers every response carries (pages, API, HLS).
-pub fn with_security_headers<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
-    let set = |name: HeaderName, value: &'static str| SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value));
-    router
-        .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .layer(set(header::REFERRER_POLICY, "no-referrer"))
-        .layer(set(header::X_FRAME_OPTIONS, "SAMEORIGIN"))
-        .layer(set(HeaderName::from_static("permissions-policy"), "camera=(self), microphone=(self), display-capture=(self)"))
-        .layer(set(
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self' ws: wss:; worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; frame-ancestors 'self'",
-        ))
+/// Headers every response carries (pages, API, HLS), unless the response set its own.
+const SECURITY_HEADERS: [(HeaderName, &str); 5] = [
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::REFERRER_POLICY, "no-referrer"),
+    (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
+    (HeaderName::from_static("permissions-policy"), "camera=(self), microphone=(self), display-capture=(self)"),
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self' ws: wss:; worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; frame-ancestors 'self'",
+    ),
+];
+
+/// Adds the security headers a response does not have (one middleware for all of them: each
+/// layer of a router is cloned for every request).
+pub async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in SECURITY_HEADERS {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    response
 }
 
 #[cfg(test)]

@@ -41,14 +41,15 @@ pub enum TokenError {
 
 #[derive(Clone)]
 pub struct TokenKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
+    // Shared: the application state (and so these keys) is cloned for every HTTP request.
+    encoding: std::sync::Arc<EncodingKey>,
+    decoding: std::sync::Arc<DecodingKey>,
     secret: std::sync::Arc<[u8]>,
 }
 
 impl TokenKeys {
     pub fn from_secret(secret: &[u8]) -> Self {
-        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), secret: secret.into() }
+        Self { encoding: EncodingKey::from_secret(secret).into(), decoding: DecodingKey::from_secret(secret).into(), secret: secret.into() }
     }
 
     /// The room's host key: whoever holds it joins as host. Derived from the server secret
