@@ -15,7 +15,7 @@ struct Args {
     #[arg(long, default_value_t = 30)]
     fps: u32,
     /// CMAF chunk (LL-HLS part) duration.
-    #[arg(long, default_value_t = 333)]
+    #[arg(long, default_value_t = 200)]
     part_ms: u64,
     /// CMAF fragment (HLS segment) duration; every segment starts with a keyframe.
     #[arg(long, default_value_t = 1000)]

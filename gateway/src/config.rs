@@ -77,8 +77,10 @@ pub struct Config {
     pub broadcast_height: u32,
     #[arg(long, env = "ROOMCAST_BROADCAST_FPS", default_value_t = 30)]
     pub broadcast_fps: u32,
-    /// LL-HLS part duration (200–1000 ms).
-    #[arg(long, env = "ROOMCAST_PART_MS", default_value_t = 333, value_parser = clap::value_parser!(u64).range(200..=1000))]
+    /// LL-HLS part duration (200–1000 ms). Players stay PART-HOLD-BACK (3 parts) behind the
+    /// live edge: 200 ms parts put the picture about 0.75 s behind the camera in hls.js, 333 ms
+    /// about 1.15 s, at 5/3 the requests per viewer (see the README's benchmarks).
+    #[arg(long, env = "ROOMCAST_PART_MS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(200..=1000))]
     pub part_ms: u64,
     /// HLS segment duration (a whole number of parts is best).
     #[arg(long, env = "ROOMCAST_SEGMENT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(500..=6000))]
@@ -103,9 +105,9 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_MAX_COMPOSITOR_RESTARTS", default_value_t = 5)]
     pub max_compositor_restarts: u32,
     /// Watchdog: a compositor that publishes no part for this many part durations while it
-    /// used no CPU for 2 s is restarted (3 × 333 ms by default); one that is busy but behind gets
+    /// used no CPU for 2 s is restarted (5 × 200 ms by default); one that is busy but behind gets
     /// 6 × as long, one still composing frames 20 s.
-    #[arg(long, env = "ROOMCAST_STALL_PARTS", default_value_t = 3)]
+    #[arg(long, env = "ROOMCAST_STALL_PARTS", default_value_t = 5)]
     pub stall_parts: u32,
     /// A broadcast stops by itself once its room has had no publisher (nobody sending a track)
     /// for this many seconds; its playlist ends and its compositor and ports are released.
@@ -175,10 +177,10 @@ impl Config {
             broadcast_width: 1280,
             broadcast_height: 720,
             broadcast_fps: 30,
-            part_ms: 333,
+            part_ms: 200,
             segment_ms: 1000,
             max_compositor_restarts: 5,
-            stall_parts: 3,
+            stall_parts: 5,
             broadcast_idle_stop_secs: 60,
             room_idle_end_secs: 300,
             allowed_origins: Vec::new(),

@@ -5,12 +5,18 @@
 //   {"event":"colour","wall":<Date.now() in the callback>,"display_wall":<wall clock of the
 //    frame's expectedDisplayTime>,"rgb":[r,g,b],"media_time":s,"latency":s,"rate":x}
 // plus {"event":"playing"} once frames come, {"event":"stats",...} every second (hls.js's own
-// latency estimate, target latency, playback rate, buffer) and {"event":"error"|"log"}.
+// latency estimate, target latency, playback rate, buffer, stalls since playing and their total
+// time) and {"event":"error"|"log"}.
 // It runs until stdin closes (the bench ends) or --seconds pass.
 //
 //   node latency.mjs --url http://127.0.0.1:PORT/watch/ROOM --patch X,Y,W,H [--seconds 600]
+//       [--player hlsjs|shaka]
 //
+// `--player shaka`: instead of the watch page, a bare page with Shaka Player (npm
+// `shaka-player`, low-latency mode) plays the same room's playlist: a second player we did not
+// write. The page and the library are served by Playwright at the gateway's origin.
 // Not a test (no *.test.mjs): `npm test` does not run it.
+import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { CHROMIUM, CHROMIUM_ARGS } from './lib/browser.mjs';
 
@@ -22,6 +28,7 @@ const opt = (name, dflt) => {
 const url = opt('url');
 const patch = (opt('patch') ?? '0,0,32,32').split(',').map(Number);
 const seconds = Number(opt('seconds', '900'));
+const player = opt('player', 'hlsjs');
 if (!url) {
   console.error('usage: node latency.mjs --url URL --patch X,Y,W,H [--seconds N]');
   process.exit(2);
@@ -54,7 +61,8 @@ try {
     if (m.type() === 'error' || m.type() === 'warning') emit({ event: 'log', message: `[${m.type()}] ${m.text()}` });
   });
   await page.exposeFunction('__latencyReport', (ev) => emit(ev));
-  await page.goto(url);
+  if (player === 'shaka') await openShaka(page, url);
+  else await page.goto(url);
   await page.waitForFunction(() => window.__watch?.video, null, { timeout: 30000 });
   await page.evaluate(([px, py, pw, ph]) => {
     const video = window.__watch.video;
@@ -65,8 +73,27 @@ try {
     const ctx = canvas.getContext('2d', { willReadFrequently: true });
     let last = null;
     let playing = false;
+    // Stalls once playing: each `waiting` event, and the time until the next `playing`.
+    let stalls = 0;
+    let stalledMs = 0;
+    let waitingSince = null;
+    video.addEventListener('waiting', () => {
+      if (!playing || waitingSince !== null) return;
+      stalls += 1;
+      waitingSince = performance.now();
+    });
+    video.addEventListener('playing', () => {
+      if (waitingSince !== null) stalledMs += performance.now() - waitingSince;
+      waitingSince = null;
+    });
     const hlsInfo = () => {
       const hls = window.__watch?.hls;
+      const shaka = window.__watch?.shaka;
+      if (shaka) {
+        // Shaka: the distance from the end of the seekable range (its live edge).
+        const edge = shaka.seekRange?.().end;
+        return { latency: Number.isFinite(edge) ? edge - video.currentTime : null, target_latency: null, rate: video.playbackRate };
+      }
       return {
         latency: hls && Number.isFinite(hls.latency) ? hls.latency : null,
         target_latency: hls && Number.isFinite(hls.targetLatency) ? hls.targetLatency : null,
@@ -118,12 +145,48 @@ try {
         buffered_end: b.length ? b.end(b.length - 1) : null,
         dropped: video.getVideoPlaybackQuality?.().droppedVideoFrames ?? null,
         status: window.__watch?.state?.status ?? null,
+        stalls,
+        stalled_ms: Math.round(stalledMs + (waitingSince === null ? 0 : performance.now() - waitingSince)),
         ...hlsInfo(),
       });
     }, 1000);
   }, patch);
-  emit({ event: 'ready' });
+  emit({ event: 'ready', player });
 } catch (e) {
   emit({ event: 'error', message: String(e?.stack ?? e) });
   await finish(1);
+}
+
+/**
+ * A page at the gateway's origin (so the playlist and parts are same-origin) with a video and
+ * Shaka Player in low-latency mode playing the room of `watchUrl`; sets `window.__watch` as the
+ * watch page does (`video`, and `shaka` for its live edge).
+ */
+async function openShaka(page, watchUrl) {
+  const u = new URL(watchUrl);
+  const room = decodeURIComponent(u.pathname.split('/').pop());
+  const lib = fileURLToPath(new URL('./node_modules/shaka-player/dist/shaka-player.compiled.js', import.meta.url));
+  await page.route(`${u.origin}/__shaka/player.js`, (r) => r.fulfill({ path: lib, contentType: 'text/javascript' }));
+  await page.route(`${u.origin}/__shaka/`, (r) =>
+    r.fulfill({
+      contentType: 'text/html',
+      body: `<!doctype html><body style="margin:0;background:#000">
+<video id="v" muted autoplay playsinline style="width:1280px;height:720px"></video>
+<script src="/__shaka/player.js"></script>
+<script>
+  (async () => {
+    shaka.polyfill.installAll();
+    const video = document.getElementById('v');
+    const player = new shaka.Player();
+    await player.attach(video);
+    player.configure({ streaming: { lowLatencyMode: true } });
+    player.addEventListener('error', (e) => console.error('shaka error ' + e.detail?.code));
+    await player.load('/hls/${encodeURIComponent(room)}/index.m3u8');
+    window.__watch = { video, shaka: player };
+    video.play().catch(() => undefined);
+  })().catch((e) => console.error('shaka: ' + (e?.code ?? e)));
+</script>`,
+    }),
+  );
+  await page.goto(`${u.origin}/__shaka/`);
 }

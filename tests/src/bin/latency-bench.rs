@@ -8,7 +8,8 @@
 //!   hints, each part fetched as soon as it exists) and decodes the parts: **part** latency
 //!   is sent → the part carrying the first new-colour frame fully received; **decoded** adds
 //!   the decoder.
-//! - unless `--no-browser`: headless Chromium opens `/watch/{id}` (hls.js, low-latency mode)
+//! - unless `--no-browser`: headless Chromium opens `/watch/{id}` (hls.js, low-latency mode;
+//!   with `--player shaka`, Shaka Player in low-latency mode on a bare page instead)
 //!   and reads the tile colour from the video on every `requestVideoFrameCallback`
 //!   (`tests/browser/latency.mjs`): **screen** latency is sent → the frame's expected display
 //!   time.
@@ -16,7 +17,7 @@
 //! ```sh
 //! cargo build --release -p roomcast-compositor -p roomcast-e2e --bins   # the compositor binary too
 //! cargo run --release -p roomcast-e2e --bin latency-bench -- [--flips 24] [--interval-ms 2000]
-//!     [--participants 3] [--no-browser] [--json out.json] [--part-ms 333] [--segment-ms 1000]
+//!     [--participants 3] [--no-browser] [--json out.json] [--part-ms 200] [--segment-ms 1000]
 //! ```
 
 use std::path::PathBuf;
@@ -50,6 +51,8 @@ struct Args {
     part_ms: u64,
     segment_ms: u64,
     settle: Duration,
+    /// The browser's player: `hlsjs` (the watch page) or `shaka` (Shaka Player on a bare page).
+    player: String,
 }
 
 fn args() -> Result<Args> {
@@ -59,9 +62,10 @@ fn args() -> Result<Args> {
         participants: 3,
         browser: true,
         json: None,
-        part_ms: 333,
+        part_ms: 200,
         segment_ms: 1000,
         settle: Duration::from_secs(6),
+        player: "hlsjs".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -75,14 +79,16 @@ fn args() -> Result<Args> {
             "--part-ms" => a.part_ms = value()?.parse()?,
             "--segment-ms" => a.segment_ms = value()?.parse()?,
             "--settle-s" => a.settle = Duration::from_secs(value()?.parse()?),
+            "--player" => a.player = value()?,
             "-h" | "--help" => {
-                println!("latency-bench [--flips N] [--interval-ms MS] [--participants N] [--no-browser] [--json FILE] [--part-ms MS] [--segment-ms MS] [--settle-s S]");
+                println!("latency-bench [--flips N] [--interval-ms MS] [--participants N] [--no-browser] [--json FILE] [--part-ms MS] [--segment-ms MS] [--settle-s S] [--player hlsjs|shaka]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other} (try --help)"),
         }
     }
     ensure!(a.participants >= 1, "--participants must be at least 1");
+    ensure!(a.player == "hlsjs" || a.player == "shaka", "--player is hlsjs or shaka");
     Ok(a)
 }
 
@@ -106,6 +112,11 @@ struct BrowserEvent {
     target_latency: Option<f64>,
     #[serde(default)]
     rate: Option<f64>,
+    /// Stalls (`waiting` once playing) so far, and their total time.
+    #[serde(default)]
+    stalls: Option<u64>,
+    #[serde(default)]
+    stalled_ms: Option<f64>,
     #[serde(default)]
     message: Option<String>,
 }
@@ -136,6 +147,9 @@ struct Report {
     screen: Option<Summary>,
     hlsjs_latency_s_median: Option<f64>,
     hlsjs_target_latency_s: Option<f64>,
+    /// Stalls of the Chromium player once it played, and their total time.
+    stalls: Option<u64>,
+    stalled_ms: Option<f64>,
     load_average_1m: Option<f64>,
     results: Vec<FlipResult>,
 }
@@ -211,6 +225,7 @@ async fn main() -> Result<()> {
         let mut child = tokio::process::Command::new("node")
             .arg(&script)
             .args(["--url", &watch_url, "--patch", &format!("{},{},{},{}", patch.x, patch.y, patch.width, patch.height)])
+            .args(["--player", &args.player])
             .current_dir(script.parent().context("script dir")?)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -317,6 +332,8 @@ async fn main() -> Result<()> {
         screen: Summary::of(&collect(|r| r.screen_ms)),
         hlsjs_latency_s_median: bench::percentile(&lat, 50.0),
         hlsjs_target_latency_s: stats_browser.iter().rev().find_map(|e| e.target_latency),
+        stalls: stats_browser.iter().rev().find_map(|e| e.stalls),
+        stalled_ms: stats_browser.iter().rev().find_map(|e| e.stalled_ms),
         load_average_1m: bench::load_average(),
         results,
     };
@@ -341,10 +358,11 @@ async fn main() -> Result<()> {
     };
     line("flip sent → part with it received (Rust)", &report.part);
     line("flip sent → frame decoded (Rust)", &report.decoded);
-    line("flip sent → on screen (Chromium, hls.js)", &report.screen);
+    let player = if args.player == "shaka" { "Shaka Player" } else { "hls.js" };
+    line(&format!("flip sent → on screen (Chromium, {player})"), &report.screen);
     if let Some(l) = report.hlsjs_latency_s_median {
         println!(
-            "hls.js latency (its own estimate, median): {l:.2} s; target {:?} s; playback rate {:?}",
+            "{player} latency (its own estimate, median): {l:.2} s; target {:?} s; playback rate {:?}",
             report.hlsjs_target_latency_s,
             stats_browser.last().and_then(|e| e.rate)
         );
@@ -352,10 +370,13 @@ async fn main() -> Result<()> {
     let rates: Vec<f64> = stats_browser.iter().filter_map(|e| e.rate).collect();
     if !rates.is_empty() {
         println!(
-            "hls.js playback rate: min {:.2} max {:.2}",
+            "{player} playback rate: min {:.2} max {:.2}",
             rates.iter().copied().fold(f64::INFINITY, f64::min),
             rates.iter().copied().fold(0.0, f64::max)
         );
+    }
+    if let (Some(n), Some(ms)) = (report.stalls, report.stalled_ms) {
+        println!("stalls while playing (Chromium): {n}, {ms:.0} ms in all");
     }
     println!("load average (1 min): {:?}", report.load_average_1m);
     if let Some(path) = &args.json {

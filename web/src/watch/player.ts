@@ -7,6 +7,7 @@ import Hls, { ErrorTypes, Events, type ErrorData } from 'hls.js';
 import { Store } from '../store';
 import { signatureOf, withSignature } from './access';
 import { beaconDue, beaconUrl } from './beacon';
+import { catchUpRate } from './catchup';
 import { broadcastOver, bufferedEndAt, type Playback } from './ending';
 import { programDelay } from './readout';
 import { nextRecovery, shouldResync, type RecoveryAction, type RecoveryHistory } from './recovery';
@@ -239,9 +240,9 @@ export class WatchPlayer {
     }
     const hls = new Hls({
       lowLatencyMode: true,
-      // Catch up to the live edge (PART-HOLD-BACK) by playing slightly faster when behind;
-      // without this hls.js stays at 1.0x and drifts behind after every stall.
-      maxLiveSyncPlaybackRate: 1.5,
+      // The playback rate is ours (catchup.ts): hls.js only speeds up with over a second
+      // buffered, so at half a second behind the edge it never caught up to its target.
+      maxLiveSyncPlaybackRate: 1,
       backBufferLength: 30,
       // Every request: the current signature (the playlist lists URIs with the one it was
       // loaded with) and this tab's viewer id.
@@ -342,6 +343,17 @@ export class WatchPlayer {
       else if (s.status === 'live' && !v.paused) p.status = 'buffering';
     }
     if (!v.paused) p.needsPlay = false;
+    this.catchUp(p.latency ?? null);
     this.patch(p);
+  }
+
+  /** Plays slightly faster while behind the target latency (catchup.ts). */
+  private catchUp(latency: number | null): void {
+    const v = this.video;
+    if (!this.hls || v.paused) return;
+    const now = this.look();
+    const ahead = now.bufferedEnd === null ? 0 : now.bufferedEnd - now.currentTime;
+    const rate = catchUpRate(latency, this.hls.targetLatency, ahead, v.playbackRate);
+    if (rate !== v.playbackRate) v.playbackRate = rate;
   }
 }
