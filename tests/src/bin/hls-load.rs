@@ -369,6 +369,38 @@ struct ViewerResult {
     resyncs: u64,
 }
 
+/// What a viewer does with the playlist its blocking reload for `want` returned.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// The part is listed: fetch it, then reload for the one after.
+    Fetch(PartId),
+    /// Not listed yet: reload for it (the reload waits until it is).
+    Wait(PartId),
+    /// Neither it nor its segment is in the playlist (fell out of its window): start again at
+    /// the live edge.
+    Resync,
+}
+
+/// The viewer's rule, as hls.js's (`base-playlist-controller.ts`): when the playlist closed
+/// `want`'s segment without it, the next segment's first part, fetched at once if the same
+/// playlist lists it already, not after one more reload. Looked up in the text, not parsed:
+/// thousands of viewers share the client's two threads.
+fn next_step(playlist: &str, want: PartId) -> Step {
+    let listed = |p: PartId| playlist.contains(&format!("part-{}.{}.m4s", p.msn, p.index));
+    if listed(want) {
+        return Step::Fetch(want);
+    }
+    if !playlist.contains(&format!("seg-{}.m4s", want.msn)) {
+        return Step::Resync;
+    }
+    let next = PartId { msn: want.msn + 1, index: 0 };
+    if listed(next) {
+        Step::Fetch(next)
+    } else {
+        Step::Wait(next)
+    }
+}
+
 async fn live_viewer(addr: SocketAddr, i: usize, room: Arc<str>, start: PartId, mut stop: watch::Receiver<bool>) -> ViewerResult {
     let mut r = ViewerResult::default();
     let mut conn = Conn::new(addr, source_ip(i));
@@ -408,40 +440,34 @@ async fn live_viewer(addr: SocketAddr, i: usize, room: Arc<str>, start: PartId, 
             }
         }
         let text = String::from_utf8_lossy(&body);
-        let part_name = |p: PartId| format!("part-{}.{}.m4s", p.msn, p.index);
-        let moved_on = !text.contains(&part_name(want)) && text.contains(&format!("seg-{}.m4s", want.msn));
-        if moved_on {
-            // The segment closed without this part: the next segment's first part, which this
-            // playlist may list already (hls.js then fetches it without another reload).
-            want = PartId { msn: want.msn + 1, index: 0 };
-        }
-        let name = part_name(want);
-        if text.contains(&name) {
-            let part_path = format!("/hls/{room}/{name}");
-            let res = tokio::select! {
-                res = conn.get(&part_path, None) => res,
-                _ = stop.changed() => break,
-            };
-            r.requests += 1;
-            match res {
-                Ok(res) if res.status == 200 => {
-                    r.bytes += res.bytes as u64;
-                    r.parts.push((want, Instant::now()));
-                    want.index += 1;
+        match next_step(&text, want) {
+            Step::Fetch(part) => {
+                let part_path = format!("/hls/{room}/part-{}.{}.m4s", part.msn, part.index);
+                let res = tokio::select! {
+                    res = conn.get(&part_path, None) => res,
+                    _ = stop.changed() => break,
+                };
+                r.requests += 1;
+                want = part;
+                match res {
+                    Ok(res) if res.status == 200 => {
+                        r.bytes += res.bytes as u64;
+                        r.parts.push((part, Instant::now()));
+                        want.index += 1;
+                    }
+                    _ => r.errors += 1,
                 }
-                _ => r.errors += 1,
             }
-        } else if moved_on {
-            // Not out yet: the next reload waits for it.
-        } else {
-            // Fell out of the playlist's window: jump to the live edge.
-            r.resyncs += 1;
-            match roomcast_e2e::hls::playlist::parse(&text) {
-                Ok(pl) => match pl.last_part() {
-                    Some(p) => want = pl.successor(p.id()),
-                    None => tokio::time::sleep(Duration::from_millis(100)).await,
-                },
-                Err(_) => r.errors += 1,
+            Step::Wait(part) => want = part,
+            Step::Resync => {
+                r.resyncs += 1;
+                match roomcast_e2e::hls::playlist::parse(&text) {
+                    Ok(pl) => match pl.last_part() {
+                        Some(p) => want = pl.successor(p.id()),
+                        None => tokio::time::sleep(Duration::from_millis(100)).await,
+                    },
+                    Err(_) => r.errors += 1,
+                }
             }
         }
     }
@@ -1132,4 +1158,34 @@ fn print_throughput(t: &ThroughputResult) {
         "    {}: {:.0} req/s, {:.1} MB/s, server {:.0}% CPU, client {:.0}% CPU, errors {}",
         t.server, t.requests_per_s, t.mbytes_per_s, t.server_cpu_percent, t.client_cpu_percent, t.errors
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(msn: u64, index: u32) -> PartId {
+        PartId { msn, index }
+    }
+
+    #[test]
+    fn a_listed_part_is_fetched() {
+        let pl = "#EXTINF:1.0,\nseg-4.m4s\n#EXT-X-PART:DURATION=0.2,URI=\"part-5.0.m4s\"\n#EXT-X-PART:DURATION=0.2,URI=\"part-5.1.m4s\"\n";
+        assert_eq!(next_step(pl, id(5, 1)), Step::Fetch(id(5, 1)));
+    }
+
+    #[test]
+    fn past_a_closed_segment_the_next_segments_first_part_without_another_reload() {
+        // Asked for 4.5; segment 4 closed with 5 parts and 5.0 is out: fetch 5.0 now.
+        let pl = "#EXTINF:1.0,\nseg-4.m4s\n#EXT-X-PART:DURATION=0.2,URI=\"part-5.0.m4s\"\n";
+        assert_eq!(next_step(pl, id(4, 5)), Step::Fetch(id(5, 0)));
+        // Segment 4 closed, 5.0 not out yet: wait for it.
+        assert_eq!(next_step("#EXTINF:1.0,\nseg-4.m4s\n", id(4, 5)), Step::Wait(id(5, 0)));
+    }
+
+    #[test]
+    fn a_part_out_of_the_window_starts_again_at_the_live_edge() {
+        let pl = "#EXTINF:1.0,\nseg-9.m4s\n#EXT-X-PART:DURATION=0.2,URI=\"part-10.0.m4s\"\n";
+        assert_eq!(next_step(pl, id(2, 3)), Step::Resync);
+    }
 }
