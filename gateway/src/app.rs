@@ -181,10 +181,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         cluster::heartbeat::spawn(cluster, &state.rooms, &state.broadcasts, &state.node);
     }
     let app = api::router(state.clone());
+    let fast_path_state = state.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        // Connect info: joins are limited per client IP.
-        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(async {
+        // HLS files skip the router (see `hls_fast_path`); the router gets connect info (joins
+        // are limited per client IP).
+        let serve = axum::serve(listener, api::hls_fast_path::MakeFastPath::new(fast_path_state, app)).with_graceful_shutdown(async {
             let _ = rx.await;
         });
         if let Err(e) = serve.await {

@@ -56,7 +56,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(store: Arc<HlsStore>) -> Router<
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::OPTIONS])
         .allow_headers(Any)
-        .expose_headers([header::AGE, header::CONTENT_LENGTH, header::DATE])
+        .expose_headers(CORS_EXPOSED)
         .max_age(Duration::from_secs(86_400));
     Router::new()
         .route("/hls/{room}/{file}", get(serve))
@@ -70,6 +70,18 @@ pub fn routes<S: Clone + Send + Sync + 'static>(store: Arc<HlsStore>) -> Router<
         .route("/hls/{room}/{file}/{*rest}", any(not_ours))
         .layer(cors)
         .with_state(store)
+}
+
+/// Response headers a player's script may read (the edge's `Age` tells it how stale a copy is).
+const CORS_EXPOSED: [header::HeaderName; 3] = [header::AGE, header::CONTENT_LENGTH, header::DATE];
+
+/// The CORS headers `routes()`' layer adds to a GET's answer (any origin may play a stream),
+/// for answers made outside the router (the gateway's fast path; a test there keeps the two
+/// alike).
+pub fn add_cors_headers(headers: &mut axum::http::HeaderMap) {
+    headers.append(header::VARY, HeaderValue::from_static("origin, access-control-request-method, access-control-request-headers"));
+    headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("age,content-length,date"));
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
 }
 
 /// Every error code of the `/hls` routes, in the API's shape (`{"error", "message"}`); each has
@@ -220,10 +232,37 @@ async fn serve(
     let Ok(Path((room, file))) = path else {
         return bad_request("malformed path");
     };
-    if !uri::valid_room(&room) {
+    let query = query.map(|Query(pairs)| pairs).map_err(|_| MalformedQuery);
+    serve_file(&store, &room, &file, query, || viewer.key()).await
+}
+
+/// A query string that is not `k=v&…` form encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MalformedQuery;
+
+/// A raw query string as `serve_file` takes it: parsed as axum's `Query` does (so both ways in
+/// answer alike).
+pub fn parse_query(query: Option<&str>) -> Result<Vec<(String, String)>, MalformedQuery> {
+    match query {
+        None | Some("") => Ok(Vec::new()),
+        Some(q) => serde_urlencoded::from_str(q).map_err(|_| MalformedQuery),
+    }
+}
+
+/// `GET /hls/{room}/{file}` once the path is split and decoded: the whole answer, for the
+/// router's handler and for a server's fast path alike (see the gateway's `api::hls_fast_path`).
+/// `viewer_key` is only called for playlists (see [`ViewerIdentity::key`]).
+pub async fn serve_file(
+    store: &HlsStore,
+    room: &str,
+    file: &str,
+    query: Result<Vec<(String, String)>, MalformedQuery>,
+    viewer_key: impl FnOnce() -> String,
+) -> Response {
+    if !uri::valid_room(room) {
         return bad_request("malformed room id");
     }
-    let file = match FileName::parse(&file) {
+    let file = match FileName::parse(file) {
         Ok(f) => f,
         Err(NameError::BadNumber) => return bad_request(format!("malformed number in {file:?}")),
         Err(NameError::Unknown) => return not_found("no such file; a stream has index.m3u8 and the init, seg and part files it lists"),
@@ -231,26 +270,26 @@ async fn serve(
     // Access before anything about the stream is revealed.
     let signed = match store.access() {
         Some(hook) => {
-            let pairs = query.as_ref().map_or(&[][..], |Query(p)| p.as_slice());
-            match hook.check(&room, pairs) {
+            let pairs = query.as_ref().map_or(&[][..], |p| p.as_slice());
+            match hook.check(room, pairs) {
                 Ok(signed) => signed,
-                Err(d) => return denied(&room, d),
+                Err(d) => return denied(room, d),
             }
         }
         None => None,
     };
-    let Some(stream) = store.get(&room) else {
+    let Some(stream) = store.get(room) else {
         return error(HlsErrorCode::StreamNotFound, "this room is not broadcasting");
     };
     let private = signed.is_some();
     match file {
         FileName::Playlist => {
-            let Ok(Query(pairs)) = query else {
+            let Ok(pairs) = query else {
                 return bad_request("malformed query string");
             };
             match Directives::parse(&pairs) {
                 Ok(d) => {
-                    stream.viewer_seen(store.viewer_key(&viewer.key()));
+                    stream.viewer_seen(store.viewer_key(&viewer_key()));
                     playlist(&stream, d, signed.as_deref()).await
                 }
                 Err(msg) => bad_request(msg),

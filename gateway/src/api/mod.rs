@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
+pub mod hls_fast_path;
 pub mod invites;
 pub mod metrics;
 pub mod ops;

@@ -1,7 +1,7 @@
 //! Browser-facing protection: which origins may call us, and the security headers on every
 //! response.
 
-use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method};
 use axum::response::Response;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -45,13 +45,17 @@ const SECURITY_HEADERS: [(HeaderName, &str); 5] = [
 /// Adds the security headers a response does not have (one middleware for all of them: each
 /// layer of a router is cloned for every request).
 pub async fn security_headers(mut response: Response) -> Response {
-    let headers = response.headers_mut();
+    add_security_headers(response.headers_mut());
+    response
+}
+
+/// What `security_headers` does, for responses made outside the router (`hls_fast_path`).
+pub fn add_security_headers(headers: &mut HeaderMap) {
     for (name, value) in SECURITY_HEADERS {
         if !headers.contains_key(&name) {
             headers.insert(name, HeaderValue::from_static(value));
         }
     }
-    response
 }
 
 #[cfg(test)]
