@@ -60,6 +60,54 @@ pub async fn owner_elsewhere(app: &AppState, room: &str) -> Result<Option<NodeRe
     }
 }
 
+/// As [`owner_elsewhere`], for a join: a participant re-joins when its socket broke, so the
+/// holder is asked first whether it is there at all. If its port refuses connections (its
+/// process is gone), the room is claimed here now, not once its heartbeats have run out
+/// (`placement::DEAD_AFTER_MS`), which kept the room off the air that much longer.
+pub async fn owner_for_join(app: &AppState, room: &str) -> Result<Option<NodeRecord>, ApiError> {
+    let Some(node) = owner_elsewhere(app, room).await? else { return Ok(None) };
+    let Some(cluster) = &app.cluster else { return Ok(Some(node)) };
+    if !refuses_connections(&node).await {
+        return Ok(Some(node));
+    }
+    cluster.mark_refused(&node);
+    owner_elsewhere(app, room).await
+}
+
+/// How long a node has to accept a connection when asked whether it is there. Only a refusal
+/// counts: a node that does not answer in time may be cut off or busy.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Whether `node`'s HTTP port refuses connections (a fresh connection: a kept-alive one to a
+/// dead node fails otherwise).
+async fn refuses_connections(node: &NodeRecord) -> bool {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let client = CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(PROBE_TIMEOUT)
+            .pool_max_idle_per_host(0)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client with default TLS-less settings")
+    });
+    match client.get(node.url("/healthz")).send().await {
+        Ok(_) => false,
+        Err(e) => is_refused(&e),
+    }
+}
+
+/// A connection refused somewhere in an error's chain of causes.
+fn is_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused) {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 /// A room taken over from a dead node: if its broadcast was live there (its record is still
 /// open), it goes live here, with placeholders until the participants are back.
 async fn resume_broadcast(app: &AppState, room: &str, dead: &str) {
@@ -141,6 +189,12 @@ async fn proxy(app: &AppState, node: &NodeRecord, path: &str, req: Request) -> R
         Ok(a) => a,
         Err(e) => {
             tracing::warn!(node = %node.id, error = %e, "a room's node did not answer a request sent on to it");
+            if is_refused(&e) {
+                // Gone: the next request about its rooms claims them (see `owner_for_join`).
+                if let Some(cluster) = &app.cluster {
+                    cluster.mark_refused(node);
+                }
+            }
             return ApiError::unavailable(format!(
                 "{} does not answer; retry in a few seconds (if it is down, this node takes the room over)",
                 room_node()
@@ -183,6 +237,32 @@ fn proxy_client() -> &'static reqwest::Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn only_a_refused_connection_counts_as_gone() {
+        // A port nothing listens on: refused.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let record = |port: u16| NodeRecord {
+            id: "n".into(),
+            public_url: format!("http://127.0.0.1:{port}"),
+            media_ip: "127.0.0.1".into(),
+            capacity_cores: 1.0,
+            load: Default::default(),
+            heartbeat_at_ms: 0,
+            draining: false,
+        };
+        assert!(refuses_connections(&record(port)).await);
+        // A port that accepts but never answers (a busy or stuck node): not gone.
+        let stuck = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        assert!(!refuses_connections(&record(stuck.local_addr().unwrap().port())).await);
+        // One that answers, whatever it answers: not gone.
+        let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = live.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(live, axum::Router::new()).await });
+        assert!(!refuses_connections(&record(port)).await);
+    }
 
     #[test]
     fn connection_headers_stay_behind() {

@@ -250,7 +250,7 @@ pub async fn join(
     let Json(body) = body?;
     // In a cluster the room may live on another node: the token is good there too (the nodes
     // share the signing secret), and the answer points the client at that node's signaling.
-    let elsewhere = super::cluster::owner_elsewhere(&app, &id).await?;
+    let elsewhere = super::cluster::owner_for_join(&app, &id).await?;
     let settings = match &elsewhere {
         Some(_) => known_room(&app, &id).await?.settings,
         None => {

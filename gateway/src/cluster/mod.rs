@@ -32,6 +32,9 @@ pub struct Cluster {
     /// Rooms recently found on another node, so that the stream of HLS requests an edge or a
     /// player sends for them costs no store round trip each.
     elsewhere: Mutex<HashMap<String, (String, Instant)>>,
+    /// Nodes found refusing connections, with the heartbeat their record had then: dead to
+    /// this node until they heartbeat again (`placement::judged`).
+    refused: Mutex<HashMap<String, u64>>,
 }
 
 /// How long a room found on another live node is sent there without asking the store again:
@@ -48,6 +51,7 @@ impl Cluster {
             model: CostModel::default(),
             left: AtomicBool::new(false),
             elsewhere: Mutex::new(HashMap::new()),
+            refused: Mutex::new(HashMap::new()),
         }
     }
 
@@ -60,13 +64,28 @@ impl Cluster {
         self.me.lock().expect("node lock").clone()
     }
 
-    /// Every node as of the last heartbeat (this one included).
+    /// Every node as of the last heartbeat (this one included), as this node judges them
+    /// (`placement::judged`: one found refusing connections counts as dead).
     pub fn nodes(&self) -> Vec<NodeRecord> {
-        self.nodes.read().expect("nodes lock").clone()
+        let nodes = self.nodes.read().expect("nodes lock").clone();
+        placement::judged(nodes, &self.refused.lock().expect("refused lock"))
     }
 
     fn node(&self, id: &str) -> Option<NodeRecord> {
-        self.nodes.read().expect("nodes lock").iter().find(|n| n.id == id).cloned()
+        self.nodes().into_iter().find(|n| n.id == id)
+    }
+
+    /// `node` refused a connection: nothing listens where it served, so it is gone. Its rooms
+    /// may be claimed at once (by the participants' re-joins) instead of after its heartbeats
+    /// run out; it takes no new rooms; a heartbeat from it again undoes this.
+    pub fn mark_refused(&self, node: &NodeRecord) {
+        if node.id == self.id() {
+            return;
+        }
+        let mut refused = self.refused.lock().expect("refused lock");
+        if refused.insert(node.id.clone(), node.heartbeat_at_ms).is_none() {
+            tracing::warn!(node = %node.id, url = %node.public_url, "a node refuses connections: taken for dead until it heartbeats again; its rooms move as their participants re-join");
+        }
     }
 
     /// Whether a page's `Origin` is one of the nodes (a page served by one node opens its
@@ -79,7 +98,7 @@ impl Cluster {
     /// Live nodes as of the last heartbeat (this one included).
     pub fn live_nodes(&self) -> usize {
         let now = unix_now_ms();
-        self.nodes.read().expect("nodes lock").iter().filter(|n| placement::is_alive(n, now)).count()
+        self.nodes().iter().filter(|n| placement::is_alive(n, now)).count()
     }
 
     /// Writes this node's record with its load now, and reads everyone's. Nothing once the
@@ -97,6 +116,8 @@ impl Cluster {
         };
         self.store.node_heartbeat(&record).await?;
         let nodes = self.store.nodes().await?;
+        // A node that heartbeated since it refused a connection is back.
+        self.refused.lock().expect("refused lock").retain(|id, seen| nodes.iter().any(|n| &n.id == id && n.heartbeat_at_ms <= *seen));
         *self.nodes.write().expect("nodes lock") = nodes;
         Ok(())
     }
@@ -121,8 +142,10 @@ impl Cluster {
     /// the next heartbeat goes elsewhere.
     pub fn place(&self, draining_here: bool) -> Option<NodeRecord> {
         let id = self.id();
+        let refused = self.refused.lock().expect("refused lock").clone();
         let mut nodes = self.nodes.write().expect("nodes lock");
         let candidates: Vec<NodeRecord> = nodes.iter().filter(|n| !(draining_here && n.id == id)).cloned().collect();
+        let candidates = placement::judged(candidates, &refused);
         let chosen = placement::choose(&candidates, unix_now_ms(), &self.model).map(|n| n.id.clone());
         match chosen.and_then(|id| nodes.iter_mut().find(|n| n.id == id)) {
             Some(node) => {

@@ -1,6 +1,8 @@
 //! Which node a new room goes to, and which nodes count as alive: plain functions over the node
 //! records the store holds, so every node decides the same way from the same records.
 
+use std::collections::HashMap;
+
 use crate::store::{NodeLoad, NodeRecord};
 
 /// A node that has not heartbeated for this long is dead to the others: its rooms may be
@@ -45,6 +47,20 @@ impl CostModel {
 /// A node is alive while its last heartbeat is recent.
 pub fn is_alive(node: &NodeRecord, now_ms: u64) -> bool {
     now_ms.saturating_sub(node.heartbeat_at_ms) < DEAD_AFTER_MS
+}
+
+/// The records as this node judges them: a node found refusing connections (`refused`: its id
+/// and the heartbeat its record had then) is dead, its heartbeat taken as 0, until it
+/// heartbeats again. A refused connection is the host saying nothing listens on that port:
+/// the process is gone, whatever its last heartbeat says. (A node that does not answer at all
+/// may be cut off or busy: only its heartbeats decide.)
+pub fn judged(mut nodes: Vec<NodeRecord>, refused: &HashMap<String, u64>) -> Vec<NodeRecord> {
+    for n in &mut nodes {
+        if refused.get(&n.id).is_some_and(|&seen| n.heartbeat_at_ms <= seen) {
+            n.heartbeat_at_ms = 0;
+        }
+    }
+    nodes
 }
 
 /// The node a new room goes to: the live, non-draining node with the most headroom (ties by
@@ -111,6 +127,21 @@ mod tests {
         // Rooms just placed, not yet measured: the model counts them at once.
         let fresh = node("fresh", 2.0, 2, 10, 0.0, 0);
         assert!((m.headroom(&fresh) - (2.0 - 1.0 - 0.2)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_node_that_refused_a_connection_is_dead_until_it_heartbeats_again() {
+        let now = 100_000;
+        let nodes = vec![node("a", 2.0, 0, 0, 0.0, now - 500), node("b", 2.0, 0, 0, 0.0, now - 500)];
+        let refused = HashMap::from([("b".to_owned(), now - 500)]);
+        let seen = judged(nodes.clone(), &refused);
+        assert!(is_alive(&seen[0], now) && !is_alive(&seen[1], now));
+        assert_eq!(route(Some("b"), "a", &seen, now), Route::Claim { expected: Some("b".into()) }, "its rooms may be claimed");
+        assert_eq!(choose(&seen, now, &CostModel::default()).map(|n| n.id.as_str()), Some("a"), "it takes no new rooms");
+        // A newer heartbeat: it is back (a restart), and the refusal is forgotten.
+        let back = judged(vec![node("b", 2.0, 0, 0, 0.0, now - 100)], &refused);
+        assert!(is_alive(&back[0], now));
+        assert_eq!(route(Some("b"), "a", &back, now), Route::There("b".into()));
     }
 
     #[test]
