@@ -167,6 +167,35 @@ async fn rooms_spread_any_node_answers_and_a_dead_nodes_room_comes_back() {
     assert!(matches!(&wrong, Err((421, body)) if body.contains("wrong_node") && body.contains("n-b")), "{wrong:?}");
     assert_eq!(first_message(&ws_url).await, Ok("welcome".to_owned()));
 
+    // Two nodes never serve one room for long: a room B holds that A claimed meanwhile (what
+    // happens when B was taken for dead: cut off from the store, frozen) leaves B at B's next
+    // heartbeat. Its participant's socket is closed with 1012 (reconnect), and a join through
+    // B now names A.
+    let moved = on_b[1].clone();
+    let (_, join) = b.post(&format!("/api/rooms/{moved}/join"), json!({ "name": "Bea" })).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(join["ws_url"].as_str().unwrap()).await.unwrap();
+    let shared = roomcast::store::open(&Location::Mongo(store.clone())).await.unwrap();
+    assert!(shared.claim_room(&moved, Some("n-b"), "n-a").await.unwrap(), "A takes B's room in the store");
+    let claimed = Instant::now();
+    let close = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(msg)) = ws.next().await {
+            if let Message::Close(frame) = msg {
+                return frame;
+            }
+        }
+        None
+    })
+    .await
+    .expect("B closes the room's sockets within a few heartbeats")
+    .expect("with a close frame");
+    assert_eq!(u16::from(close.code), 1012, "{close:?}");
+    assert!(close.reason.contains("moved"), "{close:?}");
+    println!("room claimed elsewhere → its socket on the old node closed after {:?}", claimed.elapsed());
+    let (status, join) = b.post(&format!("/api/rooms/{moved}/join"), json!({ "name": "Bea" })).await;
+    assert_eq!(status, 200, "{join}");
+    assert!(join["ws_url"].as_str().unwrap().starts_with(&a.base.replace("http://", "ws://")), "the re-join goes to A: {join}");
+    assert!(b.log().contains("claimed by another node"), "B says why it let the room go");
+
     // `roomcast ops drain` on A: once A's next heartbeat says so, new rooms go to B, also when
     // created through A; `undrain` takes A back.
     ops_cli(&a, "drain");

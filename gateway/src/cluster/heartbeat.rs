@@ -31,6 +31,29 @@ pub async fn first(cluster: &Cluster, rooms: &Rooms, broadcasts: &Broadcasts) ->
     cluster.heartbeat(load(rooms, broadcasts, &mut NodeCpu::default()), false).await
 }
 
+/// Two nodes never serve one room for long: a room held here that another node claimed
+/// meanwhile (this node was taken for dead: cut off from the store, frozen, or it refused a
+/// connection) leaves this node. Its broadcast stops here without a word to the store (its
+/// records are the new owner's), and its participants are told to reconnect, which brings
+/// them to the owner.
+async fn give_up_rooms_claimed_elsewhere(cluster: &Cluster, rooms: &Weak<Rooms>, broadcasts: &Weak<Broadcasts>) {
+    let Some(here) = rooms.upgrade().map(|r| r.ids()) else { return };
+    let lost = match cluster.claimed_elsewhere(&here).await {
+        Ok(lost) => lost,
+        Err(e) => {
+            tracing::debug!(error = %e, "cluster: could not check who owns this node's rooms; next heartbeat");
+            return;
+        }
+    };
+    let (Some(rooms), Some(broadcasts)) = (rooms.upgrade(), broadcasts.upgrade()) else { return };
+    for (room, owner) in lost {
+        let was_live = broadcasts.stop(&room).is_ok();
+        if rooms.evict(&room) {
+            tracing::warn!(room, owner, was_live, "a room held here was claimed by another node while this one was taken for dead: it leaves this node, its participants reconnect to the owner");
+        }
+    }
+}
+
 pub fn spawn(cluster: &Arc<Cluster>, rooms: &Arc<Rooms>, broadcasts: &Arc<Broadcasts>, node: &Arc<NodeState>) {
     let cluster = cluster.clone();
     let (rooms, broadcasts, node): (Weak<Rooms>, Weak<Broadcasts>, Weak<NodeState>) =
@@ -42,20 +65,23 @@ pub fn spawn(cluster: &Arc<Cluster>, rooms: &Arc<Rooms>, broadcasts: &Arc<Broadc
         tick.tick().await;
         loop {
             tick.tick().await;
-            let (Some(rooms), Some(broadcasts), Some(node)) = (rooms.upgrade(), broadcasts.upgrade(), node.upgrade()) else { return };
+            let (Some(rooms_now), Some(broadcasts_now), Some(node_now)) = (rooms.upgrade(), broadcasts.upgrade(), node.upgrade()) else {
+                return;
+            };
             if cluster.has_left() {
                 return;
             }
-            let load = load(&rooms, &broadcasts, &mut cpu);
-            let draining = node.is_draining();
-            drop((rooms, broadcasts, node));
+            let load = load(&rooms_now, &broadcasts_now, &mut cpu);
+            let draining = node_now.is_draining();
+            drop((rooms_now, broadcasts_now, node_now));
             // Logged when the store stops or starts answering, not at every failed beat.
             match cluster.heartbeat(load, draining).await {
                 Ok(()) if failing => {
                     failing = false;
                     tracing::info!("cluster heartbeat: the store answers again");
+                    give_up_rooms_claimed_elsewhere(&cluster, &rooms, &broadcasts).await;
                 }
-                Ok(()) => {}
+                Ok(()) => give_up_rooms_claimed_elsewhere(&cluster, &rooms, &broadcasts).await,
                 Err(e) if !failing => {
                     failing = true;
                     tracing::error!(error = %e, "cluster heartbeat failed: if it lasts, the other nodes take this node's rooms; check --store");

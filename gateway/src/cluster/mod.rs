@@ -122,6 +122,21 @@ impl Cluster {
         Ok(())
     }
 
+    /// Rooms among `here` (held in this node's memory) that the store says another node owns
+    /// now, with that owner: claimed there while this node was taken for dead (it could not
+    /// heartbeat, or it refused a connection). Rooms nobody owns stay.
+    pub async fn claimed_elsewhere(&self, here: &[String]) -> Result<Vec<(String, String)>, StoreError> {
+        let me = self.id();
+        let mut lost = Vec::new();
+        for room in here {
+            match self.store.room_owner(room).await? {
+                Some(owner) if owner != me => lost.push((room.clone(), owner)),
+                _ => {}
+            }
+        }
+        Ok(lost)
+    }
+
     /// A graceful shutdown: the node's record says it is gone (its last heartbeat at 0), so
     /// the others take its rooms as soon as their participants re-join, without waiting for
     /// the heartbeats to run out.

@@ -29,11 +29,18 @@ pub struct RoomEntry {
     pub worker: usize,
 }
 
-#[derive(Default)]
 struct RoomState {
     entry: Option<RoomEntry>,
     connected: HashSet<String>,
     ended: HashSet<String>,
+    /// Set when the room leaves this node for another (`Rooms::evict`): its sessions close.
+    moved: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for RoomState {
+    fn default() -> Self {
+        Self { entry: None, connected: HashSet::new(), ended: HashSet::new(), moved: tokio::sync::watch::Sender::new(false) }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -93,7 +100,7 @@ impl Rooms {
                 settings: room.settings.clone(),
                 worker,
             };
-            inner.insert(room.id.clone(), RoomState { entry: Some(entry), connected: HashSet::new(), ended });
+            inner.insert(room.id.clone(), RoomState { entry: Some(entry), ended, ..Default::default() });
         }
         Ok(rooms.len())
     }
@@ -197,7 +204,7 @@ impl Rooms {
         }
         let worker = least_loaded_worker(&inner, self.workers);
         let entry = RoomEntry { id: record.id, name: record.name, created_at: record.created_at, settings: record.settings, worker };
-        inner.insert(id.to_owned(), RoomState { entry: Some(entry.clone()), connected: HashSet::new(), ended });
+        inner.insert(id.to_owned(), RoomState { entry: Some(entry.clone()), ended, ..Default::default() });
         drop(inner);
         self.recently_ended.lock().expect("ended rooms lock").remove(id);
         tracing::info!(room = id, worker, ended_at = ?was_ended_at, "room reopened: someone joins it again");
@@ -221,6 +228,29 @@ impl Rooms {
         drop(ended);
         self.record(Write::RoomEnded { room: id.to_owned(), at: unix_now() });
         Some(entry)
+    }
+
+    /// The room belongs to another node now (a cluster: it was claimed there while this node
+    /// could not heartbeat): it leaves memory without a word to the store, whose records are
+    /// the new owner's now, and its signaling sessions close (`moved`), so its participants
+    /// join again and reach the owner. Returns whether the room was here.
+    pub fn evict(&self, id: &str) -> bool {
+        let Some(state) = self.inner.lock().expect("rooms lock").remove(id) else { return false };
+        state.moved.send_replace(true);
+        true
+    }
+
+    /// Resolves when the room leaves this node (`evict`); never for a room not here.
+    pub fn moved(&self, id: &str) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let rx = self.inner.lock().expect("rooms lock").get(id).map(|s| s.moved.subscribe());
+        async move {
+            match rx {
+                Some(mut rx) => {
+                    let _ = rx.wait_for(|moved| *moved).await;
+                }
+                None => std::future::pending().await,
+            }
+        }
     }
 
     /// The room's settings for access checks: a room in memory, or one that ended lately
@@ -308,6 +338,23 @@ pub fn new_id(prefix: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_evicted_room_leaves_and_its_sessions_hear_of_it() {
+        let rooms = Rooms::new(1);
+        let r = rooms.create("Standup".into(), RoomSettings::default());
+        assert!(rooms.begin_session(&r.id, "p-1").is_ok());
+        let moved = rooms.moved(&r.id);
+        let other = rooms.create("Other".into(), RoomSettings::default());
+        let other_moved = rooms.moved(&other.id);
+        assert!(rooms.evict(&r.id));
+        tokio::time::timeout(Duration::from_secs(1), moved).await.expect("the session hears the room moved");
+        assert!(rooms.get(&r.id).is_none(), "it left memory");
+        assert!(!rooms.evict(&r.id), "only once");
+        assert!(rooms.get(&other.id).is_some(), "the other room stays");
+        assert!(tokio::time::timeout(Duration::from_millis(50), other_moved).await.is_err(), "and its sessions hear nothing");
+        assert!(tokio::time::timeout(Duration::from_millis(50), rooms.moved("r-nope")).await.is_err(), "a room not here never moves");
+    }
 
     #[test]
     fn one_session_per_participant_and_no_rejoin_after_leave() {

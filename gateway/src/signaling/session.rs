@@ -41,13 +41,21 @@ pub async fn run(socket: WebSocket, claims: Claims, worker: WorkerHandle, app: A
     let mut watchdog = tokio::time::interval(std::time::Duration::from_millis(100));
     let closing = app.node.closing();
     tokio::pin!(closing);
+    let moved = app.rooms.moved(&room);
+    tokio::pin!(moved);
     loop {
         tokio::select! {
-            () = &mut closing => {
-                // Shutdown (SIGTERM, a deploy): 1012 "service restart" tells the client to
-                // re-join with backoff, which reaches this node again or its replacement.
-                tracing::info!(%room, %participant, "server shutting down: closing the signaling session");
-                let close = CloseFrame { code: close_code::RESTART, reason: "the server is restarting; reconnect in a moment".into() };
+            why = async {
+                tokio::select! {
+                    () = &mut closing => "the server is restarting; reconnect in a moment",
+                    () = &mut moved => "the room moved to another node; reconnect in a moment",
+                }
+            } => {
+                // Shutdown (SIGTERM, a deploy), or the room is another node's now (a cluster):
+                // 1012 "service restart" tells the client to re-join with backoff, which
+                // reaches this node again, its replacement, or the room's node.
+                tracing::info!(%room, %participant, why, "closing the signaling session");
+                let close = CloseFrame { code: close_code::RESTART, reason: why.into() };
                 if sink.send(Message::Close(Some(close))).await.is_ok() {
                     // The closing handshake: wait for the client's close, so the socket is not
                     // reset (losing our close frame) when the process exits right after.
