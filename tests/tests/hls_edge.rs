@@ -3,7 +3,8 @@
 //! (a real broadcast: the compositor's grid of an empty room), which answers through A.
 //! Twenty viewers asking at once for the next blocking playlist reload and for one part cost
 //! node B one request each (`proxy_cache_lock`), a repeat is a cache hit, and viewers still
-//! count through their "watching" beacons.
+//! count through their "watching" beacons. Then a synthetic participant joins through A and
+//! publishes on B: its colour is on its tile, read through A.
 //!
 //! Needs nginx (`deploy/install-deps.sh --test`), the compositor binary and
 //! ROOMCAST_TEST_MONGODB_URI (tests/run.sh sets both up). Off CI it skips without them.
@@ -13,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use roomcast_e2e::hls::grid::{close, describe, Hls};
+use roomcast_e2e::synthetic::{Colour, JoinOptions, SyntheticParticipant};
 use roomcast_e2e::{compositor_bin, nginx};
 use serde_json::{json, Value};
 
@@ -189,7 +192,35 @@ async fn private_room_through_the_edge(http: &reqwest::Client, a_url: &str, b_ad
     Ok(())
 }
 
-#[tokio::test]
+/// A synthetic participant (VP8 + Opus over real WebRTC, a colour and a tone) joins through
+/// node A the room that lives on node B: the join through A names B's signaling, its media
+/// goes to B, and its colour is on its tile in the broadcast, read through A (B answers
+/// through A) like a player and decoded with ffmpeg.
+async fn a_participant_joins_through_a_and_publishes_on_b(http: &reqwest::Client, a_url: &str, room: &str, dir: &Path) -> Result<()> {
+    let opts = JoinOptions::new("red", Colour::RED, 440.0).decode(false);
+    let red = SyntheticParticipant::join_with(a_url, room, opts).await?;
+    let r = http.get(format!("{a_url}/api/rooms/{room}")).send().await?;
+    ensure!(header(&r, "x-roomcast-node") == "n-edge-b", "the room's node answers: {:?}", r.headers());
+    let view: Value = r.json().await?;
+    ensure!(view["participants"].as_array().is_some_and(|p| p.len() == 1), "the participant is in the room on B: {view}");
+    let hls = Hls { http: http.clone(), base: a_url.to_owned(), room: room.to_owned() };
+    let joined = Instant::now();
+    let mut msn = hls.wait_segment(0, Duration::from_secs(30)).await?.segments.last().context("a segment")?.0;
+    loop {
+        let pl = hls.wait_segment(msn, Duration::from_secs(20)).await?;
+        let tiles = hls.frames(&pl, msn, dir).await?.last().tiles(1);
+        if close(Colour::RED, tiles[0]) {
+            break;
+        }
+        ensure!(joined.elapsed() < Duration::from_secs(40), "the participant never showed on its tile: {}", describe(&tiles));
+        msn += 1;
+    }
+    println!("a participant joined through node A for a room on node B: on its tile (read through A) {:?} after joining", joined.elapsed());
+    drop(red);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_edge_serves_a_room_on_another_node_with_one_origin_request_per_object() -> Result<()> {
     let Some(roomcast::store::Location::Mongo(store)) = mongo::mongodb_location() else { return Ok(()) };
     if nginx::binary().is_none() {
@@ -284,6 +315,7 @@ async fn the_edge_serves_a_room_on_another_node_with_one_origin_request_per_obje
     ensure!(viewers >= 12, "each beacon counts a viewer: {status}");
 
     private_room_through_the_edge(&http, &a_url, &b_addr, &edge).await?;
+    a_participant_joins_through_a_and_publishes_on_b(&http, &a_url, &room, &dir).await?;
 
     drop(edge);
     a.shutdown().await;
