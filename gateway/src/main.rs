@@ -187,6 +187,10 @@ async fn ops(args: OpsArgs) -> anyhow::Result<()> {
             println!("{room}: {} (state {})", body["how"].as_str().unwrap_or("restarted"), body["state"].as_str().unwrap_or("?"))
         }
         OpsAction::Drain => {
+            let moved: Vec<&str> = body["moved"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
+            if !moved.is_empty() {
+                println!("{} room(s) moved to other nodes (their participants reconnect there): {}", moved.len(), moved.join(", "));
+            }
             let stopped: Vec<&str> = body["stopped"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
             println!(
                 "draining: new rooms, joins and broadcasts are refused; {} broadcast(s) stopped{}",

@@ -196,9 +196,29 @@ async fn rooms_spread_any_node_answers_and_a_dead_nodes_room_comes_back() {
     assert!(join["ws_url"].as_str().unwrap().starts_with(&a.base.replace("http://", "ws://")), "the re-join goes to A: {join}");
     assert!(b.log().contains("claimed by another node"), "B says why it let the room go");
 
-    // `roomcast ops drain` on A: once A's next heartbeat says so, new rooms go to B, also when
-    // created through A; `undrain` takes A back.
+    // A holds that room now (a socket open on A). `roomcast ops drain` on A hands it to B: the
+    // socket is closed with 1012 and a join through A names B. Once A's next heartbeat says it
+    // drains, new rooms go to B, also when created through A; `undrain` takes A back.
+    let (mut on_a, _) = tokio_tungstenite::connect_async(join["ws_url"].as_str().unwrap()).await.unwrap();
+    let welcome = tokio::time::timeout(Duration::from_secs(10), on_a.next()).await.expect("a welcome").unwrap().unwrap();
+    assert!(welcome.to_text().unwrap().contains("welcome"), "{welcome:?}");
     ops_cli(&a, "drain");
+    let close = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(msg)) = on_a.next().await {
+            if let Message::Close(frame) = msg {
+                return frame;
+            }
+        }
+        None
+    })
+    .await
+    .expect("the drain closes the room's sockets")
+    .expect("with a close frame");
+    assert_eq!(u16::from(close.code), 1012, "{close:?}");
+    let (status, join) = a.post(&format!("/api/rooms/{moved}/join"), json!({ "name": "Bea" })).await;
+    assert_eq!(status, 200, "{join}");
+    assert!(join["ws_url"].as_str().unwrap().starts_with(&b.base.replace("http://", "ws://")), "the drained room is on B: {join}");
+    assert_eq!(first_message(join["ws_url"].as_str().unwrap()).await, Ok("welcome".to_owned()));
     tokio::time::sleep(HEARTBEATS_SEEN).await;
     for i in 0..3 {
         let (status, v) = a.post("/api/rooms", json!({ "name": format!("D{i}") })).await;

@@ -200,8 +200,9 @@ async fn drain_refuses_new_rooms_stops_broadcasts_and_undrain_resumes() {
     assert_eq!(s, 503, "{v}");
     assert_eq!(v["error"], "draining");
     assert!(v["message"].as_str().unwrap().contains("draining"), "{v}");
-    let (s, _) = env.call(reqwest::Method::POST, &format!("/api/rooms/{room}/join"), None).await;
-    assert_eq!(s, 503);
+    let (s, v) = env.call(reqwest::Method::POST, &format!("/api/rooms/{room}/join"), Some(API_KEY)).await;
+    assert_eq!(s, 503, "{v}");
+    assert_eq!(v["error"], "draining");
     let (s, _) = env.call(reqwest::Method::POST, &format!("/api/rooms/{room}/broadcast"), None).await;
     assert_eq!(s, 503);
     // Reading still works.

@@ -35,13 +35,22 @@ const MAX_PROXIED_ANSWER: usize = 32 * 1024 * 1024;
 /// The live node that holds `room`, if it is not this one. `None` also without a cluster, for
 /// a room held here, and for an unknown room (whose handler answers 404: no claim is made for
 /// ids nobody created).
+/// Requests about a room (HLS above all) may take the holder found within the last heartbeat
+/// (`Cluster::recently_elsewhere`); see [`owner_now`] for signaling.
 pub async fn owner_elsewhere(app: &AppState, room: &str) -> Result<Option<NodeRecord>, ApiError> {
+    if let Some(node) = app.cluster.as_ref().filter(|_| app.rooms.get(room).is_none()).and_then(|c| c.recently_elsewhere(room)) {
+        return Ok(Some(node));
+    }
+    owner_now(app, room).await
+}
+
+/// As [`owner_elsewhere`], from the store now: for joins and signaling sockets, which follow a
+/// room that just moved (a drain hands rooms over; an answer a heartbeat old would send its
+/// participants back to the node they were just told to leave).
+pub async fn owner_now(app: &AppState, room: &str) -> Result<Option<NodeRecord>, ApiError> {
     let Some(cluster) = &app.cluster else { return Ok(None) };
     if app.rooms.get(room).is_some() {
         return Ok(None);
-    }
-    if let Some(node) = cluster.recently_elsewhere(room) {
-        return Ok(Some(node));
     }
     let unavailable = |e: crate::store::StoreError| {
         tracing::error!(room, error = %e, "cannot find which node holds a room");
@@ -51,27 +60,32 @@ pub async fn owner_elsewhere(app: &AppState, room: &str) -> Result<Option<NodeRe
         return Ok(None);
     }
     match cluster.locate(room).await.map_err(unavailable)? {
-        Owner::Here => Ok(None),
+        Owner::Here => {
+            // Not in memory, but ours: handed over by a draining node, or held here before a
+            // restart. A broadcast still live by its record goes on here.
+            resume_broadcast(app, room, "a node that handed it over").await;
+            Ok(None)
+        }
         Owner::TakenOver(dead) => {
-            resume_broadcast(app, room, &dead).await;
+            resume_broadcast(app, room, &format!("{dead}, which stopped heartbeating")).await;
             Ok(None)
         }
         Owner::There(node) => Ok(Some(node)),
     }
 }
 
-/// As [`owner_elsewhere`], for a join: a participant re-joins when its socket broke, so the
+/// As [`owner_now`], for a join: a participant re-joins when its socket broke, so the
 /// holder is asked first whether it is there at all. If its port refuses connections (its
 /// process is gone), the room is claimed here now, not once its heartbeats have run out
 /// (`placement::DEAD_AFTER_MS`), which kept the room off the air that much longer.
 pub async fn owner_for_join(app: &AppState, room: &str) -> Result<Option<NodeRecord>, ApiError> {
-    let Some(node) = owner_elsewhere(app, room).await? else { return Ok(None) };
+    let Some(node) = owner_now(app, room).await? else { return Ok(None) };
     let Some(cluster) = &app.cluster else { return Ok(Some(node)) };
     if !refuses_connections(&node).await {
         return Ok(Some(node));
     }
     cluster.mark_refused(&node);
-    owner_elsewhere(app, room).await
+    owner_now(app, room).await
 }
 
 /// How long a node has to accept a connection when asked whether it is there. Only a refusal
@@ -108,9 +122,10 @@ fn is_refused(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// A room taken over from a dead node: if its broadcast was live there (its record is still
-/// open), it goes live here, with placeholders until the participants are back.
-async fn resume_broadcast(app: &AppState, room: &str, dead: &str) {
+/// A room that came to this node (taken over from a dead node, handed over by a draining one):
+/// if its broadcast was live there (its record is still open), it goes live here, with
+/// placeholders until the participants are back. `from`: where it came from, for the log.
+async fn resume_broadcast(app: &AppState, room: &str, from: &str) {
     let Some(store) = app.rooms.store() else { return };
     let was_live = match store.broadcasts(room).await {
         Ok(b) => b.last().is_some_and(|b| b.stopped_at.is_none()),
@@ -136,7 +151,7 @@ async fn resume_broadcast(app: &AppState, room: &str, dead: &str) {
     match app.broadcasts.start(room, app.workers[entry.worker].clone()) {
         Ok(()) => {
             app.rooms.record(Write::BroadcastStarted { room: room.to_owned(), at: unix_now() });
-            tracing::warn!(room, dead_node = %dead, "broadcast restarted here: its node stopped heartbeating while it was live");
+            tracing::warn!(room, from, "broadcast restarted here: it was live on the room's previous node");
         }
         Err(e) => tracing::info!(room, error = %e, "broadcast of a room taken over not restarted"),
     }

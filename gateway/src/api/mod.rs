@@ -28,7 +28,7 @@ use crate::state::AppState;
 const MAX_BODY_BYTES: usize = 16 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    // A draining node takes no new rooms, joins or broadcasts (503).
+    // A draining node takes no new rooms, joins or broadcasts (503; joins: `rooms::join`).
     let draining = axum::middleware::from_fn_with_state(state.clone(), ops::refuse_when_draining);
     // In a cluster, what only the room's own node can answer is sent there (joins, invites,
     // viewer tokens and HLS URLs are answered by any node, pointing at it).
@@ -42,7 +42,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         // (Room creation checks for itself: in a cluster a draining node places rooms elsewhere.)
         .route("/rooms", post(rooms::create))
-        .route("/rooms/{id}/join", post(rooms::join.layer(draining)))
+        .route("/rooms/{id}/join", post(rooms::join))
         .route("/rooms/{id}/invites", post(invites::mint))
         .route("/rooms/{id}/invites/check", post(invites::check))
         .route("/rooms/{id}/viewer-token", post(watch::viewer_token))

@@ -97,6 +97,33 @@ pub struct Restarted {
     pub state: BroadcastState,
 }
 
+/// In a cluster, every room held here goes to the node `Cluster::place` picks (another one):
+/// its owner is handed over in the store, its broadcast stops here without a word to the store
+/// (the record stays open, so the new node starts it again when the room is next asked for),
+/// and its participants are told to reconnect, which brings them there. Rooms no other node
+/// can take stay (their broadcasts are stopped as on a single node).
+async fn move_rooms(app: &AppState) -> Vec<String> {
+    let Some(cluster) = &app.cluster else { return Vec::new() };
+    let mut moved = Vec::new();
+    for room in app.rooms.ids() {
+        let Some(node) = cluster.place(true).filter(|n| n.id != cluster.id()) else {
+            tracing::warn!(%room, "drain: no other node can take this room; it stays (its broadcast stops)");
+            continue;
+        };
+        match cluster.hand_over(&room, &node.id).await {
+            Ok(true) => {
+                let was_live = app.broadcasts.stop(&room).is_ok();
+                app.rooms.evict(&room);
+                tracing::info!(%room, node = %node.id, was_live, "drain: room moved; its participants reconnect there");
+                moved.push(room);
+            }
+            Ok(false) => tracing::warn!(%room, "drain: the room's owner changed meanwhile; left as it is"),
+            Err(e) => tracing::error!(%room, error = %e, "drain: the room could not be handed over (store); it stays"),
+        }
+    }
+    moved
+}
+
 /// `POST /api/ops/drain`.
 #[derive(Debug, Serialize)]
 pub struct Drained {
@@ -151,6 +178,9 @@ pub async fn restart(Ops(caller): Ops, State(app): State<AppState>, Path(room): 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DrainReport {
     pub already_draining: bool,
+    /// Rooms handed to another node of the cluster (their participants reconnect there, a
+    /// live broadcast starts there again).
+    pub moved: Vec<String>,
     /// Rooms whose broadcast was stopped.
     pub stopped: Vec<String>,
     /// Compositors still running when the wait ended (pids).
@@ -162,6 +192,7 @@ pub struct DrainReport {
 pub async fn drain_node(app: &AppState) -> DrainReport {
     let already_draining = app.node.set_draining(true);
     let mut report = DrainReport { already_draining, ..Default::default() };
+    report.moved = move_rooms(app).await;
     let mut pids = Vec::new();
     for (room, status) in pipeline_statuses(app) {
         match app.broadcasts.stop(&room) {

@@ -251,6 +251,12 @@ pub async fn join(
     // In a cluster the room may live on another node: the token is good there too (the nodes
     // share the signing secret), and the answer points the client at that node's signaling.
     let elsewhere = super::cluster::owner_for_join(&app, &id).await?;
+    // A draining node takes no joins for rooms of its own; for a room on another node it only
+    // names that node (the participants of a room it handed over re-join through the page
+    // this node served them).
+    if elsewhere.is_none() && app.node.is_draining() {
+        return Err(super::ops::draining());
+    }
     let settings = match &elsewhere {
         Some(_) => known_room(&app, &id).await?.settings,
         None => {

@@ -50,7 +50,7 @@ pub async fn upgrade(
     }
     // In a cluster the socket belongs on the room's node; a client that came here (its node
     // changed since it joined) joins again and is pointed there.
-    match super::cluster::owner_elsewhere(&app, &claims.room).await {
+    match super::cluster::owner_now(&app, &claims.room).await {
         Ok(None) => {}
         Ok(Some(node)) => {
             let msg = format!("room {} lives on node {} ({}): join again to be sent there", claims.room, node.id, node.public_url);

@@ -171,6 +171,12 @@ impl Cluster {
         }
     }
 
+    /// Hands a room this node owns to `node` (a drain), as one atomic step: false if its owner
+    /// is not this node any more.
+    pub async fn hand_over(&self, room: &str, node: &str) -> Result<bool, StoreError> {
+        self.store.claim_room(room, Some(&self.id()), node).await
+    }
+
     /// Makes `node` the owner of a room just created (nobody can have claimed it yet).
     pub async fn assign(&self, room: &str, node: &str) -> Result<(), StoreError> {
         self.store.claim_room(room, None, node).await.map(|_| ())
