@@ -118,6 +118,23 @@ async fn first_message(url: &str) -> Result<String, (u16, String)> {
     }
 }
 
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The close frame the server sends on `ws` within 10 s (what arrives before it is skipped).
+async fn closed(ws: &mut Socket) -> Option<tungstenite::protocol::CloseFrame> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(msg)) = ws.next().await {
+            if let Message::Close(frame) = msg {
+                return frame;
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
 #[tokio::test]
 async fn rooms_spread_any_node_answers_and_a_dead_nodes_room_comes_back() {
     let Some(Location::Mongo(store)) = mongo::mongodb_location() else { return };
@@ -177,17 +194,7 @@ async fn rooms_spread_any_node_answers_and_a_dead_nodes_room_comes_back() {
     let shared = roomcast::store::open(&Location::Mongo(store.clone())).await.unwrap();
     assert!(shared.claim_room(&moved, Some("n-b"), "n-a").await.unwrap(), "A takes B's room in the store");
     let claimed = Instant::now();
-    let close = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(Ok(msg)) = ws.next().await {
-            if let Message::Close(frame) = msg {
-                return frame;
-            }
-        }
-        None
-    })
-    .await
-    .expect("B closes the room's sockets within a few heartbeats")
-    .expect("with a close frame");
+    let close = closed(&mut ws).await.expect("B closes the room's sockets within a few heartbeats");
     assert_eq!(u16::from(close.code), 1012, "{close:?}");
     assert!(close.reason.contains("moved"), "{close:?}");
     println!("room claimed elsewhere → its socket on the old node closed after {:?}", claimed.elapsed());
@@ -203,17 +210,7 @@ async fn rooms_spread_any_node_answers_and_a_dead_nodes_room_comes_back() {
     let welcome = tokio::time::timeout(Duration::from_secs(10), on_a.next()).await.expect("a welcome").unwrap().unwrap();
     assert!(welcome.to_text().unwrap().contains("welcome"), "{welcome:?}");
     ops_cli(&a, "drain");
-    let close = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(Ok(msg)) = on_a.next().await {
-            if let Message::Close(frame) = msg {
-                return frame;
-            }
-        }
-        None
-    })
-    .await
-    .expect("the drain closes the room's sockets")
-    .expect("with a close frame");
+    let close = closed(&mut on_a).await.expect("the drain closes the room's sockets");
     assert_eq!(u16::from(close.code), 1012, "{close:?}");
     let (status, join) = a.post(&format!("/api/rooms/{moved}/join"), json!({ "name": "Bea" })).await;
     assert_eq!(status, 200, "{join}");
