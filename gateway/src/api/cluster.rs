@@ -35,6 +35,7 @@ const MAX_PROXIED_ANSWER: usize = 32 * 1024 * 1024;
 /// The live node that holds `room`, if it is not this one. `None` also without a cluster, for
 /// a room held here, and for an unknown room (whose handler answers 404: no claim is made for
 /// ids nobody created).
+///
 /// Requests about a room (HLS above all) may take the holder found within the last heartbeat
 /// (`Cluster::recently_elsewhere`); see [`owner_now`] for signaling.
 pub async fn owner_elsewhere(app: &AppState, room: &str) -> Result<Option<NodeRecord>, ApiError> {
@@ -127,6 +128,9 @@ fn is_refused(e: &(dyn std::error::Error + 'static)) -> bool {
 /// placeholders until the participants are back. `from`: where it came from, for the log.
 async fn resume_broadcast(app: &AppState, room: &str, from: &str) {
     let Some(store) = app.rooms.store() else { return };
+    // This node's own records first: a broadcast it stopped a moment ago (the room idle, or
+    // ended) may still have its stop queued, and would look live.
+    app.rooms.flush().await;
     let was_live = match store.broadcasts(room).await {
         Ok(b) => b.last().is_some_and(|b| b.stopped_at.is_none()),
         Err(e) => {
