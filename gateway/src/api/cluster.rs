@@ -97,14 +97,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 /// dead node fails otherwise).
 async fn refuses_connections(node: &NodeRecord) -> bool {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    let client = CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .timeout(PROBE_TIMEOUT)
-            .pool_max_idle_per_host(0)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("an HTTP client with default TLS-less settings")
-    });
+    let client = CLIENT.get_or_init(|| node_client(PROBE_TIMEOUT).pool_max_idle_per_host(0).build().expect("an HTTP client"));
     match client.get(node.url("/healthz")).send().await {
         Ok(_) => false,
         Err(e) => is_refused(&e),
@@ -244,13 +237,12 @@ async fn proxy(app: &AppState, node: &NodeRecord, path: &str, req: Request) -> R
 /// One client for every request sent on (it keeps connections to the other nodes open).
 fn proxy_client() -> &'static reqwest::Client {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .timeout(PROXY_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("an HTTP client with default TLS-less settings")
-    })
+    CLIENT.get_or_init(|| node_client(PROXY_TIMEOUT).build().expect("an HTTP client"))
+}
+
+/// How this node talks to the others: a timeout, never following redirects.
+fn node_client(timeout: Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder().timeout(timeout).redirect(reqwest::redirect::Policy::none())
 }
 
 #[cfg(test)]

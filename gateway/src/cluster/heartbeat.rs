@@ -76,12 +76,12 @@ pub fn spawn(cluster: &Arc<Cluster>, rooms: &Arc<Rooms>, broadcasts: &Arc<Broadc
             drop((rooms_now, broadcasts_now, node_now));
             // Logged when the store stops or starts answering, not at every failed beat.
             match cluster.heartbeat(load, draining).await {
-                Ok(()) if failing => {
-                    failing = false;
-                    tracing::info!("cluster heartbeat: the store answers again");
+                Ok(()) => {
+                    if std::mem::take(&mut failing) {
+                        tracing::info!("cluster heartbeat: the store answers again");
+                    }
                     give_up_rooms_claimed_elsewhere(&cluster, &rooms, &broadcasts).await;
                 }
-                Ok(()) => give_up_rooms_claimed_elsewhere(&cluster, &rooms, &broadcasts).await,
                 Err(e) if !failing => {
                     failing = true;
                     tracing::error!(error = %e, "cluster heartbeat failed: if it lasts, the other nodes take this node's rooms; check --store");
